@@ -1,0 +1,163 @@
+// Package store holds the session state that every Shoal node shares:
+// sessions, their receiver leases and outgoing queues, attributes and
+// channel registrations. Each method is one atomic transition, so two nodes
+// racing on the same session cannot both win.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations return them unwrapped or wrapped with %w.
+var (
+	// ErrNotFound: the session does not exist (never created, or expired).
+	ErrNotFound = errors.New("store: session not found")
+	// ErrClosed: the session is closed; nothing more may be queued for it.
+	ErrClosed = errors.New("store: session closed")
+	// ErrQueueFull: appending would exceed the session's queue bound.
+	ErrQueueFull = errors.New("store: session queue full")
+	// ErrNotHolder: the caller's lease token is not the session's current one.
+	ErrNotHolder = errors.New("store: receiver lease not held")
+)
+
+// State is where a session is in its life. A session is created open; a
+// close is one transition to closed that keeps the code and reason, so later
+// receivers can be told why until the session expires.
+type State uint8
+
+const (
+	StateOpen State = iota + 1
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateOpen:
+		return "open"
+	case StateClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// CreateOptions describe a session being created.
+type CreateOptions struct {
+	// DisconnectDelay is how long the session lives without a receiver
+	// before it is reaped (SockJS disconnect_delay). Required.
+	DisconnectDelay time.Duration
+	// Info is opaque data kept with the session (the sockjs package stores
+	// the connection info there, so handlers on any node can read it).
+	Info []byte
+}
+
+// Lease identifies one receiver (a poll, a stream, a websocket) holding a
+// session. Only one lease is live per session at a time.
+type Lease struct {
+	Node  string        // node holding the live socket
+	Token string        // unique per receiving request (a ULID)
+	TTL   time.Duration // lease expires unless renewed within TTL
+	// Sticky marks a receiver that cannot move to another node (a websocket):
+	// senders elsewhere address that node directly.
+	Sticky bool
+}
+
+// Session is a snapshot of a session's shared state.
+type Session struct {
+	ID     string
+	State  State
+	Code   int    // close code, when State is StateClosed
+	Reason string // close reason, when State is StateClosed
+	Info   []byte
+	// Receiver is the live lease, zero when no receiver is attached.
+	// Its Token is never exposed here.
+	ReceiverNode   string
+	ReceiverSticky bool
+}
+
+// AttachStatus tells what Attach found.
+type AttachStatus uint8
+
+const (
+	// Attached: the caller holds the lease now.
+	Attached AttachStatus = iota + 1
+	// Busy: another receiver holds a live lease (SockJS c[2010,...]).
+	Busy
+	// AttachClosed: the session is closed; Code and Reason say why.
+	AttachClosed
+	// Unknown: no such session.
+	Unknown
+)
+
+// AttachResult is what Attach returns. When Status is Attached, Messages
+// holds what was queued (drained in the same atomic step).
+type AttachResult struct {
+	Status   AttachStatus
+	Code     int
+	Reason   string
+	Messages []string
+}
+
+// DrainResult is what Drain returns: the queued messages, oldest first, and
+// the session state observed in the same atomic step.
+type DrainResult struct {
+	Messages []string
+	State    State
+	Code     int
+	Reason   string
+}
+
+// AppendResult tells a sender who should be woken up.
+type AppendResult struct {
+	// ReceiverNode holds the live lease at the time of the append; empty
+	// when no receiver is attached (the next one will drain the queue).
+	ReceiverNode string
+}
+
+// Store is the shared session state. All methods are safe for concurrent use
+// by any number of goroutines on any number of nodes; each is atomic.
+type Store interface {
+	// Create creates the session if it does not exist. created reports
+	// whether this call created it: exactly one caller cluster-wide gets
+	// true for a given id, and only that caller runs OnOpen.
+	Create(ctx context.Context, id string, opts CreateOptions) (created bool, err error)
+	// Get reads the session. ErrNotFound if it does not exist.
+	Get(ctx context.Context, id string) (Session, error)
+
+	// Attach takes the receiver lease and drains the queue, in one step.
+	// A live lease held by someone else yields Busy; a closed session
+	// AttachClosed; a missing one Unknown. A lease whose TTL passed
+	// counts as released.
+	Attach(ctx context.Context, id string, lease Lease) (AttachResult, error)
+	// Renew extends the lease by its TTL. ErrNotHolder if it was lost.
+	Renew(ctx context.Context, id string, lease Lease) error
+	// Detach releases the lease held with token and starts the session's
+	// disconnect deadline. ErrNotHolder if token does not hold it.
+	Detach(ctx context.Context, id, token string) error
+
+	// Append queues messages at the tail, all or nothing. ErrQueueFull when
+	// the queue would hold more than max messages (max <= 0: no bound),
+	// ErrClosed when the session is closed, ErrNotFound when it is gone.
+	Append(ctx context.Context, id string, msgs []string, max int) (AppendResult, error)
+	// Drain takes every queued message; only the holder of token may.
+	// ErrNotHolder otherwise. A closed session drains what is left and
+	// reports StateClosed with its code and reason.
+	Drain(ctx context.Context, id, token string) (DrainResult, error)
+
+	// Close moves an open session to closed with code and reason. won is
+	// true for exactly one caller cluster-wide, who runs OnClose. The closed
+	// session is kept for its disconnect delay (after its receiver detaches)
+	// so later receivers get the close frame, then deleted.
+	Close(ctx context.Context, id string, code int, reason string) (won bool, err error)
+	// Reap closes and deletes sessions whose disconnect deadline passed
+	// (no live lease, deadline < now), at most limit of them. Each id of a
+	// session that was open is returned to exactly one caller cluster-wide,
+	// who runs OnClose for it; closed sessions are deleted silently.
+	Reap(ctx context.Context, now time.Time, limit int) (ids []string, err error)
+
+	// SetAttr and Attr keep small per-session key/value attributes, deleted
+	// with the session. Attr reports ok=false for a missing key.
+	SetAttr(ctx context.Context, id, key, value string) error
+	Attr(ctx context.Context, id, key string) (value string, ok bool, err error)
+}

@@ -42,10 +42,17 @@ func (s State) String() string {
 	return "unknown"
 }
 
+// Defaults used when a duration is zero or negative.
+const (
+	DefaultDisconnectDelay = 5 * time.Second  // SockJS disconnect_delay
+	DefaultLeaseTTL        = 30 * time.Second // receiver lease TTL
+)
+
 // CreateOptions describe a session being created.
 type CreateOptions struct {
 	// DisconnectDelay is how long the session lives without a receiver
-	// before it is reaped (SockJS disconnect_delay). Required.
+	// before it is reaped (SockJS disconnect_delay). Zero means
+	// DefaultDisconnectDelay.
 	DisconnectDelay time.Duration
 	// Info is opaque data kept with the session (the sockjs package stores
 	// the connection info there, so handlers on any node can read it).
@@ -57,7 +64,7 @@ type CreateOptions struct {
 type Lease struct {
 	Node  string        // node holding the live socket
 	Token string        // unique per receiving request (a ULID)
-	TTL   time.Duration // lease expires unless renewed within TTL
+	TTL   time.Duration // lease expires unless renewed within TTL; zero: DefaultLeaseTTL
 	// Sticky marks a receiver that cannot move to another node (a websocket):
 	// senders elsewhere address that node directly.
 	Sticky bool
@@ -128,12 +135,17 @@ type Store interface {
 	// Attach takes the receiver lease and drains the queue, in one step.
 	// A live lease held by someone else yields Busy; a closed session
 	// AttachClosed; a missing one Unknown. A lease whose TTL passed
-	// counts as released.
+	// counts as released. Attaching again with the token that holds the
+	// live lease succeeds (it renews). An empty token is ErrNotHolder.
 	Attach(ctx context.Context, id string, lease Lease) (AttachResult, error)
-	// Renew extends the lease by its TTL. ErrNotHolder if it was lost.
+	// Renew extends the lease by its TTL. ErrNotHolder if it was lost
+	// (taken by another token, detached, or expired: an expired lease is
+	// released even if nobody took it since).
 	Renew(ctx context.Context, id string, lease Lease) error
 	// Detach releases the lease held with token and starts the session's
-	// disconnect deadline. ErrNotHolder if token does not hold it.
+	// disconnect deadline. ErrNotHolder if token does not hold a live
+	// lease; the deadline of an expired lease already started when it
+	// expired.
 	Detach(ctx context.Context, id, token string) error
 
 	// Append queues messages at the tail, all or nothing. ErrQueueFull when
@@ -148,16 +160,20 @@ type Store interface {
 	// Close moves an open session to closed with code and reason. won is
 	// true for exactly one caller cluster-wide, who runs OnClose. The closed
 	// session is kept for its disconnect delay (after its receiver detaches)
-	// so later receivers get the close frame, then deleted.
+	// so later receivers get the close frame, then deleted. Closing a
+	// closed session returns false; a missing one ErrNotFound.
 	Close(ctx context.Context, id string, code int, reason string) (won bool, err error)
 	// Reap closes and deletes sessions whose disconnect deadline passed
 	// (no live lease, deadline < now), at most limit of them. Each id of a
 	// session that was open is returned to exactly one caller cluster-wide,
-	// who runs OnClose for it; closed sessions are deleted silently.
+	// who runs OnClose for it; closed sessions are deleted silently and do
+	// not count towards limit. limit <= 0: no bound. Implementations may
+	// judge deadlines by their own clock (see store/redis).
 	Reap(ctx context.Context, now time.Time, limit int) (ids []string, err error)
 
 	// SetAttr and Attr keep small per-session key/value attributes, deleted
-	// with the session. Attr reports ok=false for a missing key.
+	// with the session. Attr reports ok=false for a missing key; both
+	// return ErrNotFound for a missing session.
 	SetAttr(ctx context.Context, id, key, value string) error
 	Attr(ctx context.Context, id, key string) (value string, ok bool, err error)
 }

@@ -1,0 +1,337 @@
+package store
+
+import (
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+)
+
+// Memory is the in-process Store of a single node (the embedded default).
+// Sessions are spread over shards by an FNV hash of the id, so unrelated
+// sessions never contend for one lock.
+type Memory struct {
+	shards [memoryShards]memoryShard
+}
+
+var _ Store = (*Memory)(nil)
+
+const memoryShards = 64
+
+type memoryShard struct {
+	mu       sync.Mutex // guards sessions and every memSession in it
+	sessions map[string]*memSession
+}
+
+type memSession struct {
+	state  State
+	code   int
+	reason string
+	info   []byte
+	delay  time.Duration // disconnect delay
+
+	// Receiver lease; live while leaseToken != "" and now < leaseUntil.
+	leaseNode   string
+	leaseToken  string
+	leaseSticky bool
+	leaseUntil  time.Time
+
+	// deadline is when the session may be reaped if no lease is live. It
+	// is kept at leaseUntil+delay while a lease is held, so a receiver
+	// that vanishes without detaching still lets the session expire.
+	deadline time.Time
+
+	queue []string
+	attrs map[string]string
+}
+
+// NewMemory returns an empty in-memory Store.
+func NewMemory() *Memory {
+	m := &Memory{}
+	for i := range m.shards {
+		m.shards[i].sessions = make(map[string]*memSession)
+	}
+	return m
+}
+
+func (m *Memory) shard(id string) *memoryShard {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &m.shards[h.Sum32()%memoryShards]
+}
+
+func (s *memSession) leaseLive(now time.Time) bool {
+	return s.leaseToken != "" && now.Before(s.leaseUntil)
+}
+
+func (s *memSession) holds(token string, now time.Time) bool {
+	return token != "" && s.leaseToken == token && now.Before(s.leaseUntil)
+}
+
+// Create implements Store.
+func (m *Memory) Create(ctx context.Context, id string, opts CreateOptions) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.sessions[id]; ok {
+		return false, nil
+	}
+	delay := opts.DisconnectDelay
+	if delay <= 0 {
+		delay = DefaultDisconnectDelay
+	}
+	sh.sessions[id] = &memSession{
+		state:    StateOpen,
+		info:     append([]byte(nil), opts.Info...),
+		delay:    delay,
+		deadline: time.Now().Add(delay),
+	}
+	return true, nil
+}
+
+// Get implements Store.
+func (m *Memory) Get(ctx context.Context, id string) (Session, error) {
+	if err := ctx.Err(); err != nil {
+		return Session{}, err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	out := Session{
+		ID:     id,
+		State:  s.state,
+		Code:   s.code,
+		Reason: s.reason,
+		Info:   append([]byte(nil), s.info...),
+	}
+	if s.leaseLive(time.Now()) {
+		out.ReceiverNode = s.leaseNode
+		out.ReceiverSticky = s.leaseSticky
+	}
+	return out, nil
+}
+
+// Attach implements Store.
+func (m *Memory) Attach(ctx context.Context, id string, lease Lease) (AttachResult, error) {
+	if err := ctx.Err(); err != nil {
+		return AttachResult{}, err
+	}
+	if lease.Token == "" {
+		return AttachResult{}, ErrNotHolder
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return AttachResult{Status: Unknown}, nil
+	}
+	if s.state == StateClosed {
+		return AttachResult{Status: AttachClosed, Code: s.code, Reason: s.reason}, nil
+	}
+	now := time.Now()
+	if s.leaseLive(now) && s.leaseToken != lease.Token {
+		return AttachResult{Status: Busy}, nil
+	}
+	s.takeLease(lease, now)
+	msgs := s.queue
+	s.queue = nil
+	return AttachResult{Status: Attached, Messages: msgs}, nil
+}
+
+// Lock should be held.
+func (s *memSession) takeLease(lease Lease, now time.Time) {
+	ttl := lease.TTL
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	s.leaseNode = lease.Node
+	s.leaseToken = lease.Token
+	s.leaseSticky = lease.Sticky
+	s.leaseUntil = now.Add(ttl)
+	s.deadline = s.leaseUntil.Add(s.delay)
+}
+
+// Renew implements Store.
+func (m *Memory) Renew(ctx context.Context, id string, lease Lease) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return ErrNotFound
+	}
+	now := time.Now()
+	if !s.holds(lease.Token, now) {
+		return ErrNotHolder
+	}
+	s.takeLease(lease, now)
+	return nil
+}
+
+// Detach implements Store.
+func (m *Memory) Detach(ctx context.Context, id, token string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return ErrNotFound
+	}
+	now := time.Now()
+	if !s.holds(token, now) {
+		return ErrNotHolder
+	}
+	s.leaseNode, s.leaseToken, s.leaseSticky = "", "", false
+	s.leaseUntil = time.Time{}
+	s.deadline = now.Add(s.delay)
+	return nil
+}
+
+// Append implements Store.
+func (m *Memory) Append(ctx context.Context, id string, msgs []string, max int) (AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return AppendResult{}, ErrNotFound
+	}
+	if s.state == StateClosed {
+		return AppendResult{}, ErrClosed
+	}
+	if max > 0 && len(s.queue)+len(msgs) > max {
+		return AppendResult{}, ErrQueueFull
+	}
+	s.queue = append(s.queue, msgs...)
+	var res AppendResult
+	if s.leaseLive(time.Now()) {
+		res.ReceiverNode = s.leaseNode
+	}
+	return res, nil
+}
+
+// Drain implements Store.
+func (m *Memory) Drain(ctx context.Context, id, token string) (DrainResult, error) {
+	if err := ctx.Err(); err != nil {
+		return DrainResult{}, err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return DrainResult{}, ErrNotFound
+	}
+	if !s.holds(token, time.Now()) {
+		return DrainResult{}, ErrNotHolder
+	}
+	res := DrainResult{Messages: s.queue, State: s.state, Code: s.code, Reason: s.reason}
+	s.queue = nil
+	return res, nil
+}
+
+// Close implements Store.
+func (m *Memory) Close(ctx context.Context, id string, code int, reason string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return false, ErrNotFound
+	}
+	if s.state == StateClosed {
+		return false, nil
+	}
+	s.state, s.code, s.reason = StateClosed, code, reason
+	// With no receiver, keep the close frame for one more disconnect
+	// delay; with one, its detach (or lease expiry) starts the delay.
+	if now := time.Now(); !s.leaseLive(now) {
+		s.deadline = now.Add(s.delay)
+	}
+	return true, nil
+}
+
+// Reap implements Store. The given now is the clock for deadlines and lease
+// expiry.
+func (m *Memory) Reap(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	var ids []string
+	for i := range m.shards {
+		if err := ctx.Err(); err != nil {
+			return ids, err
+		}
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for id, s := range sh.sessions {
+			if limit > 0 && len(ids) >= limit {
+				break
+			}
+			if s.leaseLive(now) || !s.deadline.Before(now) {
+				continue
+			}
+			delete(sh.sessions, id)
+			if s.state == StateOpen {
+				ids = append(ids, id)
+			}
+		}
+		sh.mu.Unlock()
+		if limit > 0 && len(ids) >= limit {
+			break
+		}
+	}
+	return ids, nil
+}
+
+// SetAttr implements Store.
+func (m *Memory) SetAttr(ctx context.Context, id, key, value string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return ErrNotFound
+	}
+	if s.attrs == nil {
+		s.attrs = make(map[string]string)
+	}
+	s.attrs[key] = value
+	return nil
+}
+
+// Attr implements Store.
+func (m *Memory) Attr(ctx context.Context, id, key string) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := sh.sessions[id]
+	if !ok {
+		return "", false, ErrNotFound
+	}
+	v, ok := s.attrs[key]
+	return v, ok, nil
+}

@@ -2,15 +2,9 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 )
-
-// ErrInvalidName is returned for an empty node or channel name. Every Bus
-// implementation rejects the same names, so code tested against Memory does
-// not fail later on NATS.
-var ErrInvalidName = errors.New("bus: empty node or channel name")
 
 // DefaultQueueSize is how many messages a Memory listener may have waiting
 // before further messages to it are dropped.
@@ -121,8 +115,8 @@ func (m *Memory) Close() error {
 }
 
 func (m *Memory) deliver(ctx context.Context, table map[string]map[*memListener]struct{}, name string, msg []byte) error {
-	if name == "" {
-		return ErrInvalidName
+	if err := CheckName(name); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -146,8 +140,8 @@ func (m *Memory) deliver(ctx context.Context, table map[string]map[*memListener]
 }
 
 func (m *Memory) listen(table map[string]map[*memListener]struct{}, name string, h Handler) (func(), error) {
-	if name == "" {
-		return nil, ErrInvalidName
+	if err := CheckName(name); err != nil {
+		return nil, err
 	}
 	l := &memListener{
 		h:     h,

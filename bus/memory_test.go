@@ -3,29 +3,39 @@ package bus_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/bus/bustest"
 )
 
-func TestMemorySmoke(t *testing.T) {
+func TestMemory(t *testing.T) {
+	bustest.Run(t, func(t *testing.T) []bus.Bus {
+		m := bus.NewMemory()
+		t.Cleanup(func() { m.Close() })
+		// One in-process bus serves every node of the process.
+		return []bus.Bus{m, m}
+	})
+}
+
+// A full listener queue drops and counts instead of blocking the sender.
+func TestMemoryDropsWhenFull(t *testing.T) {
 	m := bus.NewMemory()
 	defer m.Close()
-	got := make(chan []byte, 1)
-	cancel, err := m.ListenNode("n1", func(msg []byte) { got <- msg })
+	release := make(chan struct{})
+	cancel, err := m.ListenNode("slow", func([]byte) { <-release })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cancel()
-	if err := m.SendNode(context.Background(), "n1", []byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case msg := <-got:
-		if string(msg) != "hi" {
-			t.Fatalf("got %q", msg)
+	defer close(release)
+	n := bus.DefaultQueueSize + 10
+	for i := 0; i < n; i++ {
+		if err := m.SendNode(context.Background(), "slow", []byte("x")); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no delivery")
+	}
+	// At most one message is in the handler and DefaultQueueSize queued.
+	if d := m.Dropped(); d < uint64(n-bus.DefaultQueueSize-1) || d > uint64(n-bus.DefaultQueueSize) {
+		t.Fatalf("Dropped() = %d after %d sends to a stuck listener with queue %d", d, n, bus.DefaultQueueSize)
 	}
 }

@@ -1,0 +1,693 @@
+// Package storetest is the conformance suite every store.Store must pass:
+// the memory store and the Redis store run the same tests, including the
+// races that decide who runs OnOpen and OnClose.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/store"
+)
+
+// Run runs the suite. newStore must return an empty store (a fresh key
+// prefix for a shared server is enough); subtests run in parallel.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"CreateGet", testCreateGet},
+		{"CreateRace", testCreateRace},
+		{"AttachDrainsQueue", testAttachDrainsQueue},
+		{"AttachBusy", testAttachBusy},
+		{"AttachRace", testAttachRace},
+		{"LeaseExpiry", testLeaseExpiry},
+		{"Renew", testRenew},
+		{"Detach", testDetach},
+		{"AppendOrder", testAppendOrder},
+		{"AppendConcurrent", testAppendConcurrent},
+		{"AppendBound", testAppendBound},
+		{"Drain", testDrain},
+		{"Close", testClose},
+		{"CloseRace", testCloseRace},
+		{"ReapAfterDetach", testReapAfterDetach},
+		{"ReapSkipsLiveLease", testReapSkipsLiveLease},
+		{"ReapAfterLeaseExpiry", testReapAfterLeaseExpiry},
+		{"ReapClosedSilently", testReapClosedSilently},
+		{"ReapLimit", testReapLimit},
+		{"ReapRace", testReapRace},
+		{"Attrs", testAttrs},
+		{"AttrsDeletedWithSession", testAttrsDeletedWithSession},
+		{"CanceledContext", testCanceledContext},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, newStore(t))
+		})
+	}
+}
+
+const (
+	long  = time.Hour             // a lease or delay that never runs out in a test
+	short = 20 * time.Millisecond // one that runs out quickly
+	wait  = 10 * time.Second      // how long checkFor polls before failing
+)
+
+// checkFor polls fn until it returns nil or total passes.
+func checkFor(t *testing.T, total, step time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", total, err)
+		}
+		time.Sleep(step)
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return c
+}
+
+func lease(node, token string, ttl time.Duration) store.Lease {
+	return store.Lease{Node: node, Token: token, TTL: ttl}
+}
+
+func mustCreate(t *testing.T, s store.Store, id string, delay time.Duration) {
+	t.Helper()
+	created, err := s.Create(ctx(t), id, store.CreateOptions{DisconnectDelay: delay})
+	if err != nil || !created {
+		t.Fatalf("Create(%q) = %v, %v; want true, nil", id, created, err)
+	}
+}
+
+func mustAttach(t *testing.T, s store.Store, id string, l store.Lease) store.AttachResult {
+	t.Helper()
+	res, err := s.Attach(ctx(t), id, l)
+	if err != nil || res.Status != store.Attached {
+		t.Fatalf("Attach(%q, %q) = %+v, %v; want Attached", id, l.Token, res, err)
+	}
+	return res
+}
+
+func mustAppend(t *testing.T, s store.Store, id string, msgs ...string) store.AppendResult {
+	t.Helper()
+	res, err := s.Append(ctx(t), id, msgs, 0)
+	if err != nil {
+		t.Fatalf("Append(%q, %q) = %v", id, msgs, err)
+	}
+	return res
+}
+
+func wantErr(t *testing.T, what string, got, want error) {
+	t.Helper()
+	if !errors.Is(got, want) {
+		t.Fatalf("%s: err = %v, want %v", what, got, want)
+	}
+}
+
+// reapUntilGone reaps until id no longer exists and returns every id the
+// reaps returned on the way.
+func reapUntilGone(t *testing.T, s store.Store, id string) []string {
+	t.Helper()
+	var reaped []string
+	checkFor(t, wait, 5*time.Millisecond, func() error {
+		ids, err := s.Reap(ctx(t), time.Now(), 0)
+		if err != nil {
+			t.Fatalf("Reap: %v", err)
+		}
+		reaped = append(reaped, ids...)
+		if _, err := s.Get(ctx(t), id); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("session %q still there (Get err %v)", id, err)
+		}
+		return nil
+	})
+	return reaped
+}
+
+func testCreateGet(t *testing.T, s store.Store) {
+	info := []byte(`{"ip":"127.0.0.1"}`)
+	created, err := s.Create(ctx(t), "a", store.CreateOptions{DisconnectDelay: long, Info: info})
+	if err != nil || !created {
+		t.Fatalf("first Create = %v, %v; want true", created, err)
+	}
+	info[0] = 'X' // the store must have copied it
+	created, err = s.Create(ctx(t), "a", store.CreateOptions{DisconnectDelay: long, Info: []byte("other")})
+	if err != nil || created {
+		t.Fatalf("second Create = %v, %v; want false", created, err)
+	}
+	got, err := s.Get(ctx(t), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != "a" || got.State != store.StateOpen || string(got.Info) != `{"ip":"127.0.0.1"}` ||
+		got.ReceiverNode != "" || got.ReceiverSticky {
+		t.Fatalf("Get = %+v", got)
+	}
+	_, err = s.Get(ctx(t), "missing")
+	wantErr(t, "Get missing", err, store.ErrNotFound)
+}
+
+func testCreateRace(t *testing.T, s store.Store) {
+	const n = 16
+	var wg sync.WaitGroup
+	results := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			results[i], errs[i] = s.Create(ctx(t), "race", store.CreateOptions{DisconnectDelay: long})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Create: %v", errs[i])
+		}
+		if results[i] {
+			won++
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d callers created the session, want exactly 1", won)
+	}
+}
+
+func testAttachDrainsQueue(t *testing.T, s store.Store) {
+	mustCreate(t, s, "q", long)
+	res, err := s.Attach(ctx(t), "missing", lease("n1", "t0", long))
+	if err != nil || res.Status != store.Unknown {
+		t.Fatalf("Attach missing = %+v, %v; want Unknown", res, err)
+	}
+	if res := mustAppend(t, s, "q", "a", "b"); res.ReceiverNode != "" {
+		t.Fatalf("Append with no receiver: ReceiverNode = %q", res.ReceiverNode)
+	}
+	mustAppend(t, s, "q", "c")
+	got := mustAttach(t, s, "q", lease("n1", "t1", long))
+	if !slices.Equal(got.Messages, []string{"a", "b", "c"}) {
+		t.Fatalf("Attach drained %q, want [a b c]", got.Messages)
+	}
+	d, err := s.Drain(ctx(t), "q", "t1")
+	if err != nil || len(d.Messages) != 0 || d.State != store.StateOpen {
+		t.Fatalf("Drain after Attach = %+v, %v; want empty and open", d, err)
+	}
+	// Attaching again with the live token keeps the lease.
+	mustAppend(t, s, "q", "d")
+	if got := mustAttach(t, s, "q", lease("n1", "t1", long)); !slices.Equal(got.Messages, []string{"d"}) {
+		t.Fatalf("re-Attach drained %q, want [d]", got.Messages)
+	}
+	_, err = s.Attach(ctx(t), "q", lease("n1", "", long))
+	wantErr(t, "Attach with empty token", err, store.ErrNotHolder)
+}
+
+func testAttachBusy(t *testing.T, s store.Store) {
+	mustCreate(t, s, "b", long)
+	mustAttach(t, s, "b", store.Lease{Node: "n1", Token: "t1", TTL: long, Sticky: true})
+	mustAppend(t, s, "b", "kept")
+	res, err := s.Attach(ctx(t), "b", lease("n2", "t2", long))
+	if err != nil || res.Status != store.Busy || len(res.Messages) != 0 {
+		t.Fatalf("second Attach = %+v, %v; want Busy with no messages", res, err)
+	}
+	got, err := s.Get(ctx(t), "b")
+	if err != nil || got.ReceiverNode != "n1" || !got.ReceiverSticky {
+		t.Fatalf("Get = %+v, %v; want receiver n1, sticky", got, err)
+	}
+	// Busy must not have drained the holder's queue.
+	d, err := s.Drain(ctx(t), "b", "t1")
+	if err != nil || !slices.Equal(d.Messages, []string{"kept"}) {
+		t.Fatalf("Drain = %+v, %v; want [kept]", d, err)
+	}
+}
+
+func testAttachRace(t *testing.T, s store.Store) {
+	mustCreate(t, s, "r", long)
+	mustAppend(t, s, "r", "m1", "m2")
+	const n = 16
+	var wg sync.WaitGroup
+	results := make([]store.AttachResult, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			results[i], errs[i] = s.Attach(ctx(t), "r", lease(fmt.Sprintf("n%d", i), fmt.Sprintf("t%d", i), long))
+		})
+	}
+	wg.Wait()
+	attached, busy := 0, 0
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("Attach: %v", errs[i])
+		}
+		switch r.Status {
+		case store.Attached:
+			attached++
+			if !slices.Equal(r.Messages, []string{"m1", "m2"}) {
+				t.Fatalf("winner drained %q, want [m1 m2]", r.Messages)
+			}
+		case store.Busy:
+			busy++
+		default:
+			t.Fatalf("Attach status %v", r.Status)
+		}
+	}
+	if attached != 1 || busy != n-1 {
+		t.Fatalf("attached %d, busy %d; want 1 and %d", attached, busy, n-1)
+	}
+}
+
+func testLeaseExpiry(t *testing.T, s store.Store) {
+	mustCreate(t, s, "e", long)
+	mustAttach(t, s, "e", lease("n1", "t1", short))
+	checkFor(t, wait, 5*time.Millisecond, func() error {
+		res, err := s.Attach(ctx(t), "e", lease("n2", "t2", long))
+		if err != nil {
+			return err
+		}
+		if res.Status != store.Attached {
+			return fmt.Errorf("Attach status %v", res.Status)
+		}
+		return nil
+	})
+	wantErr(t, "Renew by expired holder", s.Renew(ctx(t), "e", lease("n1", "t1", long)), store.ErrNotHolder)
+	wantErr(t, "Detach by expired holder", s.Detach(ctx(t), "e", "t1"), store.ErrNotHolder)
+	_, err := s.Drain(ctx(t), "e", "t1")
+	wantErr(t, "Drain by expired holder", err, store.ErrNotHolder)
+	got, err := s.Get(ctx(t), "e")
+	if err != nil || got.ReceiverNode != "n2" {
+		t.Fatalf("Get = %+v, %v; want receiver n2", got, err)
+	}
+}
+
+func testRenew(t *testing.T, s store.Store) {
+	mustCreate(t, s, "rn", long)
+	mustAttach(t, s, "rn", lease("n1", "t1", long))
+	wantErr(t, "Renew missing", s.Renew(ctx(t), "missing", lease("n1", "t1", long)), store.ErrNotFound)
+	wantErr(t, "Renew by other token", s.Renew(ctx(t), "rn", lease("n2", "t2", long)), store.ErrNotHolder)
+	// Renew sets a new expiry from its own TTL: shortening it lets
+	// another receiver in, which proves the renewal took effect.
+	if err := s.Renew(ctx(t), "rn", lease("n1", "t1", short)); err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	checkFor(t, wait, 5*time.Millisecond, func() error {
+		res, err := s.Attach(ctx(t), "rn", lease("n2", "t2", long))
+		if err != nil {
+			return err
+		}
+		if res.Status != store.Attached {
+			return fmt.Errorf("Attach status %v", res.Status)
+		}
+		return nil
+	})
+}
+
+func testDetach(t *testing.T, s store.Store) {
+	mustCreate(t, s, "d", long)
+	wantErr(t, "Detach missing", s.Detach(ctx(t), "missing", "t1"), store.ErrNotFound)
+	wantErr(t, "Detach with no lease", s.Detach(ctx(t), "d", "t1"), store.ErrNotHolder)
+	mustAttach(t, s, "d", lease("n1", "t1", long))
+	wantErr(t, "Detach by other token", s.Detach(ctx(t), "d", "t2"), store.ErrNotHolder)
+	if err := s.Detach(ctx(t), "d", "t1"); err != nil {
+		t.Fatalf("Detach: %v", err)
+	}
+	wantErr(t, "second Detach", s.Detach(ctx(t), "d", "t1"), store.ErrNotHolder)
+	got, err := s.Get(ctx(t), "d")
+	if err != nil || got.ReceiverNode != "" || got.State != store.StateOpen {
+		t.Fatalf("Get after Detach = %+v, %v", got, err)
+	}
+	if res := mustAppend(t, s, "d", "x"); res.ReceiverNode != "" {
+		t.Fatalf("Append after Detach: ReceiverNode = %q", res.ReceiverNode)
+	}
+	if got := mustAttach(t, s, "d", lease("n2", "t2", long)); !slices.Equal(got.Messages, []string{"x"}) {
+		t.Fatalf("Attach after Detach drained %q", got.Messages)
+	}
+}
+
+func testAppendOrder(t *testing.T, s store.Store) {
+	mustCreate(t, s, "o", long)
+	_, err := s.Append(ctx(t), "missing", []string{"x"}, 0)
+	wantErr(t, "Append missing", err, store.ErrNotFound)
+	mustAttach(t, s, "o", lease("n1", "t1", long))
+	var want []string
+	for i := range 20 {
+		m := []string{fmt.Sprint(i), fmt.Sprintf("%d'", i)}
+		want = append(want, m...)
+		if res := mustAppend(t, s, "o", m...); res.ReceiverNode != "n1" {
+			t.Fatalf("Append: ReceiverNode = %q, want n1", res.ReceiverNode)
+		}
+	}
+	// Messages are opaque: empty strings, quotes, newlines, unicode
+	// survive unchanged.
+	odd := []string{"", `"q"`, "a\nb", "\x00", "ünï"}
+	want = append(want, odd...)
+	mustAppend(t, s, "o", odd...)
+	d, err := s.Drain(ctx(t), "o", "t1")
+	if err != nil || !slices.Equal(d.Messages, want) {
+		t.Fatalf("Drain = %q, %v; want %q", d.Messages, err, want)
+	}
+}
+
+func testAppendConcurrent(t *testing.T, s store.Store) {
+	mustCreate(t, s, "c", long)
+	const senders, each = 4, 25
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Go(func() {
+			for j := range each {
+				if _, err := s.Append(ctx(t), "c", []string{fmt.Sprintf("%d:%d", i, j)}, 0); err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got := mustAttach(t, s, "c", lease("n1", "t1", long)).Messages
+	if len(got) != senders*each {
+		t.Fatalf("drained %d messages, want %d", len(got), senders*each)
+	}
+	next := make([]int, senders)
+	for _, m := range got {
+		var i, j int
+		if _, err := fmt.Sscanf(m, "%d:%d", &i, &j); err != nil || i < 0 || i >= senders {
+			t.Fatalf("bad message %q", m)
+		}
+		if j != next[i] {
+			t.Fatalf("sender %d: got %d, want %d (order lost)", i, j, next[i])
+		}
+		next[i]++
+	}
+}
+
+func testAppendBound(t *testing.T, s store.Store) {
+	mustCreate(t, s, "f", long)
+	if _, err := s.Append(ctx(t), "f", []string{"1", "2"}, 3); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Append(ctx(t), "f", []string{"3", "4"}, 3)
+	wantErr(t, "Append past bound", err, store.ErrQueueFull)
+	if _, err := s.Append(ctx(t), "f", []string{"3"}, 3); err != nil {
+		t.Fatalf("Append up to bound: %v", err)
+	}
+	_, err = s.Append(ctx(t), "f", []string{"4"}, 3)
+	wantErr(t, "Append to full queue", err, store.ErrQueueFull)
+	// All or nothing: the rejected appends left no trace.
+	got := mustAttach(t, s, "f", lease("n1", "t1", long))
+	if !slices.Equal(got.Messages, []string{"1", "2", "3"}) {
+		t.Fatalf("drained %q, want [1 2 3]", got.Messages)
+	}
+	// Draining makes room again.
+	if _, err := s.Append(ctx(t), "f", []string{"a", "b", "c"}, 3); err != nil {
+		t.Fatalf("Append after drain: %v", err)
+	}
+}
+
+func testDrain(t *testing.T, s store.Store) {
+	mustCreate(t, s, "dr", long)
+	_, err := s.Drain(ctx(t), "missing", "t1")
+	wantErr(t, "Drain missing", err, store.ErrNotFound)
+	_, err = s.Drain(ctx(t), "dr", "t1")
+	wantErr(t, "Drain with no lease", err, store.ErrNotHolder)
+	mustAttach(t, s, "dr", lease("n1", "t1", long))
+	mustAppend(t, s, "dr", "a", "b")
+	_, err = s.Drain(ctx(t), "dr", "t2")
+	wantErr(t, "Drain by non-holder", err, store.ErrNotHolder)
+	_, err = s.Drain(ctx(t), "dr", "")
+	wantErr(t, "Drain with empty token", err, store.ErrNotHolder)
+	d, err := s.Drain(ctx(t), "dr", "t1")
+	if err != nil || !slices.Equal(d.Messages, []string{"a", "b"}) || d.State != store.StateOpen {
+		t.Fatalf("Drain = %+v, %v; want [a b], open", d, err)
+	}
+	// A closed session drains what is left and says why it closed.
+	mustAppend(t, s, "dr", "last")
+	if won, err := s.Close(ctx(t), "dr", 3000, "Go away!"); err != nil || !won {
+		t.Fatalf("Close = %v, %v", won, err)
+	}
+	d, err = s.Drain(ctx(t), "dr", "t1")
+	if err != nil || !slices.Equal(d.Messages, []string{"last"}) || d.State != store.StateClosed ||
+		d.Code != 3000 || d.Reason != "Go away!" {
+		t.Fatalf("Drain closed = %+v, %v", d, err)
+	}
+}
+
+func testClose(t *testing.T, s store.Store) {
+	_, err := s.Close(ctx(t), "missing", 3000, "x")
+	wantErr(t, "Close missing", err, store.ErrNotFound)
+	mustCreate(t, s, "cl", long)
+	if won, err := s.Close(ctx(t), "cl", 3000, "Go away!"); err != nil || !won {
+		t.Fatalf("Close = %v, %v; want true", won, err)
+	}
+	if won, err := s.Close(ctx(t), "cl", 1002, "other"); err != nil || won {
+		t.Fatalf("second Close = %v, %v; want false", won, err)
+	}
+	got, err := s.Get(ctx(t), "cl")
+	if err != nil || got.State != store.StateClosed || got.Code != 3000 || got.Reason != "Go away!" {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	res, err := s.Attach(ctx(t), "cl", lease("n1", "t1", long))
+	if err != nil || res.Status != store.AttachClosed || res.Code != 3000 || res.Reason != "Go away!" {
+		t.Fatalf("Attach closed = %+v, %v", res, err)
+	}
+	_, err = s.Append(ctx(t), "cl", []string{"x"}, 0)
+	wantErr(t, "Append closed", err, store.ErrClosed)
+}
+
+func testCloseRace(t *testing.T, s store.Store) {
+	mustCreate(t, s, "cr", long)
+	const n = 16
+	var wg sync.WaitGroup
+	won := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { won[i], errs[i] = s.Close(ctx(t), "cr", 3000+i, "closer") })
+	}
+	wg.Wait()
+	winners := 0
+	code := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Close: %v", errs[i])
+		}
+		if won[i] {
+			winners++
+			code = 3000 + i
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d callers won Close, want exactly 1", winners)
+	}
+	if got, err := s.Get(ctx(t), "cr"); err != nil || got.Code != code {
+		t.Fatalf("Get = %+v, %v; want the winner's code %d", got, err, code)
+	}
+}
+
+func testReapAfterDetach(t *testing.T, s store.Store) {
+	mustCreate(t, s, "rd", short)
+	mustAttach(t, s, "rd", lease("n1", "t1", long))
+	if err := s.Detach(ctx(t), "rd", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if reaped := reapUntilGone(t, s, "rd"); !slices.Equal(reaped, []string{"rd"}) {
+		t.Fatalf("reaped %q, want [rd]", reaped)
+	}
+	ids, err := s.Reap(ctx(t), time.Now(), 0)
+	if err != nil || len(ids) != 0 {
+		t.Fatalf("Reap after reap = %q, %v; want nothing", ids, err)
+	}
+}
+
+func testReapSkipsLiveLease(t *testing.T, s store.Store) {
+	mustCreate(t, s, "live", short)
+	mustCreate(t, s, "idle", short)
+	mustAttach(t, s, "live", lease("n1", "t1", long))
+	// Once "idle" is reaped, "live" would be due too but for its lease.
+	if reaped := reapUntilGone(t, s, "idle"); slices.Contains(reaped, "live") {
+		t.Fatalf("reaped a session with a live lease: %q", reaped)
+	}
+	if _, err := s.Get(ctx(t), "live"); err != nil {
+		t.Fatalf("Get live: %v", err)
+	}
+}
+
+func testReapAfterLeaseExpiry(t *testing.T, s store.Store) {
+	mustCreate(t, s, "le", short)
+	mustAttach(t, s, "le", lease("n1", "t1", short))
+	if reaped := reapUntilGone(t, s, "le"); !slices.Equal(reaped, []string{"le"}) {
+		t.Fatalf("reaped %q, want [le]", reaped)
+	}
+}
+
+func testReapClosedSilently(t *testing.T, s store.Store) {
+	mustCreate(t, s, "rc", short)
+	mustAttach(t, s, "rc", lease("n1", "t1", long))
+	if won, err := s.Close(ctx(t), "rc", 3000, "Go away!"); err != nil || !won {
+		t.Fatalf("Close = %v, %v", won, err)
+	}
+	if err := s.Detach(ctx(t), "rc", "t1"); err != nil {
+		t.Fatalf("Detach closed: %v", err)
+	}
+	// A later receiver still learns why until the session expires.
+	res, err := s.Attach(ctx(t), "rc", lease("n2", "t2", long))
+	if err != nil || res.Status != store.AttachClosed || res.Code != 3000 {
+		t.Fatalf("Attach closed = %+v, %v", res, err)
+	}
+	if reaped := reapUntilGone(t, s, "rc"); len(reaped) != 0 {
+		t.Fatalf("Reap returned closed session: %q", reaped)
+	}
+}
+
+func testReapLimit(t *testing.T, s store.Store) {
+	const n, limit = 7, 2
+	for i := range n {
+		mustCreate(t, s, fmt.Sprint(i), short)
+	}
+	seen := map[string]bool{}
+	checkFor(t, wait, 5*time.Millisecond, func() error {
+		ids, err := s.Reap(ctx(t), time.Now(), limit)
+		if err != nil {
+			t.Fatalf("Reap: %v", err)
+		}
+		if len(ids) > limit {
+			t.Fatalf("Reap returned %d ids, limit %d", len(ids), limit)
+		}
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("id %q reaped twice", id)
+			}
+			seen[id] = true
+		}
+		if len(seen) < n {
+			return fmt.Errorf("%d of %d reaped", len(seen), n)
+		}
+		return nil
+	})
+}
+
+func testReapRace(t *testing.T, s store.Store) {
+	const n, reapers = 30, 4
+	for i := range n {
+		mustCreate(t, s, fmt.Sprint(i), short)
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	for range reapers {
+		wg.Go(func() {
+			deadline := time.Now().Add(wait)
+			for time.Now().Before(deadline) {
+				ids, err := s.Reap(ctx(t), time.Now(), 3)
+				if err != nil {
+					t.Errorf("Reap: %v", err)
+					return
+				}
+				mu.Lock()
+				for _, id := range ids {
+					seen[id]++
+				}
+				done := len(seen) == n
+				mu.Unlock()
+				if done {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d of %d sessions reaped", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Fatalf("session %q reaped %d times", id, c)
+		}
+	}
+}
+
+func testAttrs(t *testing.T, s store.Store) {
+	wantErr(t, "SetAttr missing", s.SetAttr(ctx(t), "missing", "k", "v"), store.ErrNotFound)
+	_, _, err := s.Attr(ctx(t), "missing", "k")
+	wantErr(t, "Attr missing", err, store.ErrNotFound)
+	mustCreate(t, s, "at", long)
+	if v, ok, err := s.Attr(ctx(t), "at", "k"); err != nil || ok || v != "" {
+		t.Fatalf("Attr unset = %q, %v, %v", v, ok, err)
+	}
+	for _, v := range []string{"v1", "", "v2 \n ü"} {
+		if err := s.SetAttr(ctx(t), "at", "k", v); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := s.Attr(ctx(t), "at", "k"); err != nil || !ok || got != v {
+			t.Fatalf("Attr = %q, %v, %v; want %q", got, ok, err, v)
+		}
+	}
+	if err := s.SetAttr(ctx(t), "at", "other", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := s.Attr(ctx(t), "at", "k"); got != "v2 \n ü" {
+		t.Fatalf("Attr k = %q after setting another key", got)
+	}
+}
+
+func testAttrsDeletedWithSession(t *testing.T, s store.Store) {
+	mustCreate(t, s, "ad", short)
+	if err := s.SetAttr(ctx(t), "ad", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, "ad", "stale")
+	reapUntilGone(t, s, "ad")
+	_, _, err := s.Attr(ctx(t), "ad", "k")
+	wantErr(t, "Attr of reaped session", err, store.ErrNotFound)
+	// A new session under the same id starts empty.
+	mustCreate(t, s, "ad", long)
+	if _, ok, err := s.Attr(ctx(t), "ad", "k"); err != nil || ok {
+		t.Fatalf("Attr of recreated session: ok=%v, %v", ok, err)
+	}
+	if got := mustAttach(t, s, "ad", lease("n1", "t1", long)); len(got.Messages) != 0 {
+		t.Fatalf("recreated session drained %q", got.Messages)
+	}
+}
+
+func testCanceledContext(t *testing.T, s store.Store) {
+	mustCreate(t, s, "cx", long)
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	calls := map[string]func() error{
+		"Create":  func() error { _, err := s.Create(c, "cx2", store.CreateOptions{}); return err },
+		"Get":     func() error { _, err := s.Get(c, "cx"); return err },
+		"Attach":  func() error { _, err := s.Attach(c, "cx", lease("n", "t", long)); return err },
+		"Renew":   func() error { return s.Renew(c, "cx", lease("n", "t", long)) },
+		"Detach":  func() error { return s.Detach(c, "cx", "t") },
+		"Append":  func() error { _, err := s.Append(c, "cx", []string{"x"}, 0); return err },
+		"Drain":   func() error { _, err := s.Drain(c, "cx", "t"); return err },
+		"Close":   func() error { _, err := s.Close(c, "cx", 3000, "x"); return err },
+		"Reap":    func() error { _, err := s.Reap(c, time.Now(), 0); return err },
+		"SetAttr": func() error { return s.SetAttr(c, "cx", "k", "v") },
+		"Attr":    func() error { _, _, err := s.Attr(c, "cx", "k"); return err },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with canceled context: err = %v, want context.Canceled", name, err)
+		}
+	}
+	// Nothing changed.
+	got, err := s.Get(ctx(t), "cx")
+	if err != nil || got.State != store.StateOpen || got.ReceiverNode != "" {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	if _, err := s.Get(ctx(t), "cx2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Create with canceled context created the session (Get err %v)", err)
+	}
+}

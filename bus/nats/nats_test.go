@@ -1,0 +1,299 @@
+package natsbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/bus/bustest"
+	natsbus "github.com/shoal-rt/shoal/bus/nats"
+)
+
+// runServer starts an embedded NATS server on 127.0.0.1:port (-1: any free
+// port) and shuts it down when the test ends.
+func runServer(t *testing.T, port int) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatalf("nats server on port %d not ready", port)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func serverPort(t *testing.T, s *server.Server) int {
+	t.Helper()
+	addr, ok := s.Addr().(*net.TCPAddr)
+	if !ok {
+		t.Fatalf("nats server address %v is not TCP", s.Addr())
+	}
+	return addr.Port
+}
+
+var prefixSeq atomic.Uint64
+
+func uniquePrefix() string {
+	return fmt.Sprintf("shoaltest.%d.%d", time.Now().UnixNano(), prefixSeq.Add(1))
+}
+
+// connect dials with the package's settings, retrying fast so restarts in
+// tests are quick.
+func connect(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	opts = append([]nats.Option{nats.ReconnectWait(20 * time.Millisecond), nats.ReconnectJitter(0, 0)}, opts...)
+	nc, err := natsbus.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func newBus(t *testing.T, nc *nats.Conn, prefix string) *natsbus.Bus {
+	b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	s := runServer(t, -1)
+	bustest.Run(t, func(t *testing.T) []bus.Bus {
+		prefix := uniquePrefix()
+		var buses []bus.Bus
+		for i := 0; i < 3; i++ {
+			buses = append(buses, newBus(t, connect(t, s.ClientURL()), prefix))
+		}
+		return buses
+	})
+}
+
+// inbox collects messages of one listener.
+type inbox struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (in *inbox) handle(msg []byte) {
+	in.mu.Lock()
+	in.msgs = append(in.msgs, string(msg))
+	in.mu.Unlock()
+}
+
+func (in *inbox) has(msg string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, m := range in.msgs {
+		if m == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitDelivery sends msg through send until in has it.
+func awaitDelivery(t *testing.T, in *inbox, msg string, send func([]byte) error) {
+	t.Helper()
+	bustest.CheckFor(t, bustest.Timeout, 20*time.Millisecond, func() error {
+		if err := send([]byte(msg)); err != nil {
+			return err
+		}
+		if !in.has(msg) {
+			return fmt.Errorf("%q not delivered", msg)
+		}
+		return nil
+	})
+}
+
+func TestResubscribesAfterServerRestart(t *testing.T) {
+	s := runServer(t, -1)
+	port := serverPort(t, s)
+	url := s.ClientURL()
+	prefix := uniquePrefix()
+	listenerConn, senderConn := connect(t, url), connect(t, url)
+	listener, sender := newBus(t, listenerConn, prefix), newBus(t, senderConn, prefix)
+	ctx := context.Background()
+
+	var nodeIn, chIn inbox
+	if _, err := listener.ListenNode("n1", nodeIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listener.ListenChannel("room.1", chIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	sendNode := func(msg []byte) error { return sender.SendNode(ctx, "n1", msg) }
+	publish := func(msg []byte) error { return sender.Publish(ctx, "room.1", msg) }
+	awaitDelivery(t, &nodeIn, "before", sendNode)
+	awaitDelivery(t, &chIn, "before", publish)
+
+	s.Shutdown()
+	bustest.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
+		if listenerConn.IsConnected() || senderConn.IsConnected() {
+			return errors.New("clients still connected")
+		}
+		return nil
+	})
+	// While NATS is down a send neither blocks nor fails: it is buffered.
+	start := time.Now()
+	if err := sender.SendNode(ctx, "n1", []byte("while-down")); err != nil {
+		t.Errorf("SendNode while NATS is down: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("SendNode while NATS is down took %v", d)
+	}
+
+	restarted := time.Now()
+	runServer(t, port)
+	// No new Listen: the old subscriptions must come back by themselves.
+	awaitDelivery(t, &nodeIn, "after", sendNode)
+	awaitDelivery(t, &chIn, "after", publish)
+	t.Logf("delivery resumed %v after the server restarted", time.Since(restarted).Round(time.Millisecond))
+	if r := listenerConn.Stats().Reconnects; r < 1 {
+		t.Errorf("listener reconnects = %d, want at least 1", r)
+	}
+}
+
+func TestSendWhileNATSDown(t *testing.T) {
+	s := runServer(t, -1)
+	port := serverPort(t, s)
+	prefix := uniquePrefix()
+	const bufSize = 64 << 10
+	nc := connect(t, s.ClientURL(), nats.ReconnectBufSize(bufSize))
+	b := newBus(t, nc, prefix)
+	s.Shutdown()
+	bustest.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
+		if !nc.IsReconnecting() {
+			return fmt.Errorf("client status %v, want reconnecting", nc.Status())
+		}
+		return nil
+	})
+
+	// Sends fill the bounded reconnect buffer, then fail; none blocks.
+	ctx := context.Background()
+	msg := make([]byte, 1024)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 4*bufSize/len(msg); i++ {
+			if err := b.SendNode(ctx, "n1", msg); err != nil {
+				done <- err
+				return
+			}
+			if err := b.Publish(ctx, "c1", msg); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, nats.ErrReconnectBufExceeded) {
+			t.Fatalf("sending %d bytes into a %d byte reconnect buffer: %v, want ErrReconnectBufExceeded", 4*bufSize, bufSize, err)
+		}
+	case <-time.After(bustest.Timeout):
+		t.Fatal("SendNode blocked while NATS is down")
+	}
+
+	// Listening while down returns after SubscribeTimeout at most, and the
+	// listener works once NATS is back.
+	start := time.Now()
+	var in inbox
+	cancel, err := b.ListenNode("late", in.handle)
+	if err != nil {
+		t.Fatalf("ListenNode while NATS is down: %v", err)
+	}
+	defer cancel()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("ListenNode while NATS is down took %v", d)
+	}
+	runServer(t, port)
+	other := newBus(t, connect(t, "nats://127.0.0.1:"+strconv.Itoa(port)), prefix)
+	awaitDelivery(t, &in, "hello", func(msg []byte) error { return other.SendNode(ctx, "late", msg) })
+}
+
+// Nodes may start before NATS: Connect does not fail, and the bus works
+// once NATS comes up.
+func TestConnectBeforeServerStarts(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	prefix := uniquePrefix()
+	listener := newBus(t, connect(t, url), prefix)
+	sender := newBus(t, connect(t, url), prefix)
+	var in inbox
+	if _, err := listener.ListenChannel("c", in.handle); err != nil {
+		t.Fatalf("ListenChannel before NATS is up: %v", err)
+	}
+	runServer(t, port)
+	awaitDelivery(t, &in, "up", func(msg []byte) error { return sender.Publish(context.Background(), "c", msg) })
+}
+
+// A listener that falls behind loses messages (counted), not the sender's
+// time.
+func TestSlowListenerDropsAreCounted(t *testing.T) {
+	s := runServer(t, -1)
+	prefix := uniquePrefix()
+	listener := natsbus.New(connect(t, s.ClientURL()), natsbus.Config{Prefix: prefix, PendingMsgs: 10})
+	t.Cleanup(func() { listener.Close() })
+	sender := newBus(t, connect(t, s.ClientURL()), prefix)
+	release := make(chan struct{})
+	cancel, err := listener.ListenNode("slow", func([]byte) { <-release })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	defer close(release)
+	for i := 0; i < 1000; i++ {
+		if err := sender.SendNode(context.Background(), "slow", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bustest.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
+		if d := listener.Dropped(); d < 1000-10-1 {
+			return fmt.Errorf("Dropped() = %d, want at least %d", d, 1000-10-1)
+		}
+		return nil
+	})
+}
+
+func TestPrefixIsCleaned(t *testing.T) {
+	s := runServer(t, -1)
+	// A prefix with wildcards, spaces and empty tokens still gives valid,
+	// working subjects.
+	prefix := "bad *.> prefix.." + strconv.FormatInt(time.Now().UnixNano(), 10)
+	a := newBus(t, connect(t, s.ClientURL()), prefix)
+	b := newBus(t, connect(t, s.ClientURL()), prefix)
+	var in inbox
+	if _, err := a.ListenNode("n", in.handle); err != nil {
+		t.Fatal(err)
+	}
+	awaitDelivery(t, &in, "ok", func(msg []byte) error { return b.SendNode(context.Background(), "n", msg) })
+	// A bus with another prefix hears nothing of it.
+	c := newBus(t, connect(t, s.ClientURL()), uniquePrefix())
+	var otherIn inbox
+	if _, err := c.ListenNode("n", otherIn.handle); err != nil {
+		t.Fatal(err)
+	}
+	awaitDelivery(t, &in, "ok2", func(msg []byte) error { return b.SendNode(context.Background(), "n", msg) })
+	if otherIn.has("ok") || otherIn.has("ok2") {
+		t.Error("a bus with another prefix received the messages")
+	}
+}

@@ -1,0 +1,492 @@
+// Package redisstore is the Redis implementation of store.Store, shared by
+// every node of a Shoal cluster. Each state transition is one Lua script, so
+// it is atomic and costs one round trip; it works with a single Redis,
+// Sentinel and Redis Cluster through redis.UniversalClient.
+//
+// Keys. Sessions are spread over Config.Buckets buckets by an FNV hash of
+// their id. Every key of a bucket carries the hash tag {<prefix>:<bucket>},
+// so a session's hash, queue and attributes and its bucket's deadline index
+// live in one Cluster slot and one script can update them together. That
+// keeps the deadline index exact (not a hint that can drift) while Cluster
+// still spreads the buckets over its shards:
+//
+//	{p:b}:s:<id>  hash: state, close code/reason, info, lease, deadline
+//	{p:b}:q:<id>  list: the outgoing queue
+//	{p:b}:a:<id>  hash: attributes
+//	{p:b}:due     sorted set: session id -> deadline (ms), for Reap
+//
+// Clock. Lease and disconnect deadlines are judged by the Redis server's
+// clock (TIME inside the scripts), so the nodes' clocks do not matter. The
+// now given to Reap only picks candidates from the index; the per-session
+// script decides with the server's clock.
+//
+// Every key carries a TTL of the session's deadline plus Config.KeyTTLMargin,
+// refreshed by each transition that moves the deadline: if every node dies,
+// Redis forgets the sessions by itself.
+//
+// Calls honour their context only as far as the client does: create the
+// client with ContextTimeoutEnabled so a stuck server cannot hold a caller
+// past its deadline.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shoal-rt/shoal/store"
+)
+
+// Config configures a Store. The zero value is usable; all nodes of a
+// cluster must use the same Prefix and Buckets.
+type Config struct {
+	// Prefix starts every key (default "shoal"). It must not contain braces.
+	Prefix string
+	// Buckets is how many buckets (Cluster slots) sessions are spread over
+	// (default 128). Changing it orphans existing sessions.
+	Buckets int
+	// KeyTTLMargin is how long keys outlive a session's deadline, so a reap
+	// that runs late still finds the session (default 1 minute).
+	KeyTTLMargin time.Duration
+}
+
+// Store is a store.Store kept in Redis. It holds no session state itself;
+// any number of Stores, on any number of nodes, may share one Redis.
+type Store struct {
+	client  redis.UniversalClient
+	prefix  string
+	buckets int
+	margin  string // KeyTTLMargin in ms, as a script argument
+	next    atomic.Uint32
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store that keeps its state through client.
+func New(client redis.UniversalClient, c Config) *Store {
+	if c.Prefix == "" {
+		c.Prefix = "shoal"
+	}
+	if c.Buckets <= 0 {
+		c.Buckets = 128
+	}
+	if c.KeyTTLMargin <= 0 {
+		c.KeyTTLMargin = time.Minute
+	}
+	return &Store{
+		client:  client,
+		prefix:  c.Prefix,
+		buckets: c.Buckets,
+		margin:  strconv.FormatInt(c.KeyTTLMargin.Milliseconds(), 10),
+	}
+}
+
+// reapCandidates bounds how many due ids one Reap reads from each bucket.
+const reapCandidates = 1000
+
+func (s *Store) bucket(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(s.buckets))
+}
+
+func (s *Store) tag(bucket int) string {
+	return "{" + s.prefix + ":" + strconv.Itoa(bucket) + "}"
+}
+
+// keys returns the keys every session script takes, in the order the
+// scripts expect: session hash, queue, attributes, deadline index.
+func (s *Store) keys(id string) []string {
+	t := s.tag(s.bucket(id))
+	return []string{t + ":s:" + id, t + ":q:" + id, t + ":a:" + id, t + ":due"}
+}
+
+// run runs a session script: EVALSHA, falling back to EVAL when Redis does
+// not have it cached. ARGV[1] is always the id and ARGV[2] the key margin.
+func (s *Store) run(ctx context.Context, sc *redis.Script, id string, args ...any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return sc.Run(ctx, s.client, s.keys(id), append([]any{id, s.margin}, args...)...).Result()
+}
+
+func durationMs(d, def time.Duration) int64 {
+	if d <= 0 {
+		d = def
+	}
+	if ms := d.Milliseconds(); ms > 0 {
+		return ms
+	}
+	return 1
+}
+
+// Create implements store.Store.
+func (s *Store) Create(ctx context.Context, id string, opts store.CreateOptions) (created bool, err error) {
+	defer wrap(&err, "create")
+	delay := durationMs(opts.DisconnectDelay, store.DefaultDisconnectDelay)
+	r, err := s.run(ctx, createScript, id, delay, opts.Info)
+	if err != nil {
+		return false, err
+	}
+	n, err := toInt(r)
+	return n == 1, err
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, id string) (sess store.Session, err error) {
+	defer wrap(&err, "get")
+	r, err := s.run(ctx, getScript, id)
+	if err != nil {
+		return store.Session{}, err
+	}
+	d := decoder{r: r}
+	if d.int() == 0 {
+		return store.Session{}, d.done(store.ErrNotFound)
+	}
+	sess = store.Session{
+		ID:             id,
+		State:          store.State(d.int()),
+		Code:           int(d.int()),
+		Reason:         d.str(),
+		Info:           []byte(d.str()),
+		ReceiverNode:   d.str(),
+		ReceiverSticky: d.int() == 1,
+	}
+	return sess, d.done(nil)
+}
+
+// Attach implements store.Store. It takes the lease and drains the queue in
+// one round trip.
+func (s *Store) Attach(ctx context.Context, id string, l store.Lease) (res store.AttachResult, err error) {
+	defer wrap(&err, "attach")
+	if l.Token == "" {
+		return res, store.ErrNotHolder
+	}
+	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l))
+	if err != nil {
+		return res, err
+	}
+	d := decoder{r: r}
+	res.Status = store.AttachStatus(d.int())
+	switch res.Status {
+	case store.Attached:
+		res.Messages = d.strs()
+	case store.AttachClosed:
+		res.Code, res.Reason = int(d.int()), d.str()
+	case store.Busy, store.Unknown:
+	default:
+		return res, fmt.Errorf("unexpected status %d", res.Status)
+	}
+	return res, d.done(nil)
+}
+
+func sticky(l store.Lease) int {
+	if l.Sticky {
+		return 1
+	}
+	return 0
+}
+
+// Renew implements store.Store.
+func (s *Store) Renew(ctx context.Context, id string, l store.Lease) (err error) {
+	defer wrap(&err, "renew")
+	r, err := s.run(ctx, renewScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l))
+	if err != nil {
+		return err
+	}
+	return outcome(r)
+}
+
+// Detach implements store.Store.
+func (s *Store) Detach(ctx context.Context, id, token string) (err error) {
+	defer wrap(&err, "detach")
+	r, err := s.run(ctx, detachScript, id, token)
+	if err != nil {
+		return err
+	}
+	return outcome(r)
+}
+
+// outcome maps the scripts' common integer replies to errors.
+func outcome(r any) error {
+	n, err := toInt(r)
+	if err != nil {
+		return err
+	}
+	switch n {
+	case 1:
+		return nil
+	case 0:
+		return store.ErrNotFound
+	case -1:
+		return store.ErrNotHolder
+	case -2:
+		return store.ErrClosed
+	case -3:
+		return store.ErrQueueFull
+	}
+	return fmt.Errorf("unexpected reply %d", n)
+}
+
+// Append implements store.Store.
+func (s *Store) Append(ctx context.Context, id string, msgs []string, max int) (res store.AppendResult, err error) {
+	defer wrap(&err, "append")
+	args := make([]any, 1, 1+len(msgs))
+	args[0] = max
+	for _, m := range msgs {
+		args = append(args, m)
+	}
+	r, err := s.run(ctx, appendScript, id, args...)
+	if err != nil {
+		return res, err
+	}
+	d := decoder{r: r}
+	if err := outcome(d.next()); err != nil {
+		return res, d.done(err)
+	}
+	res.ReceiverNode = d.str()
+	return res, d.done(nil)
+}
+
+// Drain implements store.Store.
+func (s *Store) Drain(ctx context.Context, id, token string) (res store.DrainResult, err error) {
+	defer wrap(&err, "drain")
+	r, err := s.run(ctx, drainScript, id, token)
+	if err != nil {
+		return res, err
+	}
+	d := decoder{r: r}
+	if err := outcome(d.next()); err != nil {
+		return res, d.done(err)
+	}
+	res.State = store.State(d.int())
+	res.Code = int(d.int())
+	res.Reason = d.str()
+	res.Messages = d.strs()
+	return res, d.done(nil)
+}
+
+// Close implements store.Store.
+func (s *Store) Close(ctx context.Context, id string, code int, reason string) (won bool, err error) {
+	defer wrap(&err, "close")
+	r, err := s.run(ctx, closeScript, id, code, reason)
+	if err != nil {
+		return false, err
+	}
+	switch err := outcome(r); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrClosed):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// Reap implements store.Store. now picks candidates from the deadline
+// index; whether each is due is decided by the Redis server's clock, in one
+// script per session, so each reaped id goes to exactly one caller however
+// many nodes reap at once. With limit <= 0 one call handles up to 1000
+// candidates per bucket.
+func (s *Store) Reap(ctx context.Context, now time.Time, limit int) (ids []string, err error) {
+	defer wrap(&err, "reap")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	per := int64(reapCandidates)
+	if limit > 0 && int64(limit) < per {
+		per = int64(limit)
+	}
+	// One pipelined read of every bucket's due ids. Start at a rotating
+	// bucket so that, under a limit, no bucket waits behind the others.
+	start := int(s.next.Add(1) % uint32(s.buckets))
+	pipe := s.client.Pipeline()
+	reads := make([]*redis.StringSliceCmd, s.buckets)
+	for i := range reads {
+		b := (start + i) % s.buckets
+		reads[i] = pipe.ZRangeByScore(ctx, s.tag(b)+":due", &redis.ZRangeBy{
+			Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: per,
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var candidates []string
+	for _, r := range reads {
+		candidates = append(candidates, r.Val()...)
+	}
+	// Each candidate yields at most one id, so a batch no bigger than what
+	// the limit leaves can never overshoot it.
+	for len(candidates) > 0 {
+		n := len(candidates)
+		if limit > 0 {
+			n = min(n, limit-len(ids))
+		}
+		if n == 0 {
+			break
+		}
+		reaped, err := s.reapBatch(ctx, candidates[:n])
+		ids = append(ids, reaped...)
+		if err != nil {
+			return ids, err
+		}
+		candidates = candidates[n:]
+	}
+	return ids, nil
+}
+
+// reapBatch runs the reap script for each candidate in one pipeline and
+// returns the ids of the open sessions it reaped.
+func (s *Store) reapBatch(ctx context.Context, candidates []string) ([]string, error) {
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(candidates))
+	for i, id := range candidates {
+		cmds[i] = reapScript.EvalSha(ctx, pipe, s.keys(id), id, s.margin)
+	}
+	// Exec's error is the first command's; each command is judged below.
+	_, _ = pipe.Exec(ctx)
+	var ids []string
+	var firstErr error
+	for i, cmd := range cmds {
+		id := candidates[i]
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			// A fresh or flushed server: EVAL loads the script there.
+			cmd = reapScript.Eval(ctx, s.client, s.keys(id), id, s.margin)
+		}
+		n, err := cmd.Int()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if n == 1 {
+			ids = append(ids, id)
+		}
+	}
+	return ids, firstErr
+}
+
+// SetAttr implements store.Store.
+func (s *Store) SetAttr(ctx context.Context, id, key, value string) (err error) {
+	defer wrap(&err, "set attribute")
+	r, err := s.run(ctx, setAttrScript, id, key, value)
+	if err != nil {
+		return err
+	}
+	return outcome(r)
+}
+
+// Attr implements store.Store.
+func (s *Store) Attr(ctx context.Context, id, key string) (value string, ok bool, err error) {
+	defer wrap(&err, "get attribute")
+	r, err := s.run(ctx, attrScript, id, key)
+	if err != nil {
+		return "", false, err
+	}
+	d := decoder{r: r}
+	switch d.int() {
+	case 0:
+		return "", false, d.done(store.ErrNotFound)
+	case 1:
+		return d.str(), true, d.done(nil)
+	}
+	return "", false, d.done(nil) // 2: no such attribute
+}
+
+// wrap prefixes an error with the package and operation, keeping sentinels
+// reachable through errors.Is.
+func wrap(err *error, op string) {
+	if *err != nil {
+		*err = fmt.Errorf("store/redis: %s: %w", op, *err)
+	}
+}
+
+// decoder reads a script's array reply. A reply of the wrong shape (a
+// script and this code out of step) turns into an error, never a panic.
+type decoder struct {
+	r   any
+	i   int
+	err error
+}
+
+func (d *decoder) next() any {
+	a, ok := d.r.([]any)
+	if !ok {
+		d.fail(fmt.Errorf("reply is %T, want an array", d.r))
+		return nil
+	}
+	if d.i >= len(a) {
+		d.fail(fmt.Errorf("reply has %d elements, want more", len(a)))
+		return nil
+	}
+	d.i++
+	return a[d.i-1]
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+func (d *decoder) int() int64 {
+	n, err := toInt(d.next())
+	d.fail(err)
+	return n
+}
+
+func (d *decoder) str() string {
+	v := d.next()
+	s, ok := v.(string)
+	if !ok && d.err == nil {
+		d.fail(fmt.Errorf("reply element is %T, want a string", v))
+	}
+	return s
+}
+
+func (d *decoder) strs() []string {
+	v := d.next()
+	a, ok := v.([]any)
+	if !ok {
+		if d.err == nil {
+			d.fail(fmt.Errorf("reply element is %T, want an array", v))
+		}
+		return nil
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	out := make([]string, len(a))
+	for i, e := range a {
+		s, ok := e.(string)
+		if !ok {
+			d.fail(fmt.Errorf("message is %T, want a string", e))
+			return nil
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// done returns the decoding error if there was one, else err.
+func (d *decoder) done(err error) error {
+	if d.err != nil {
+		return d.err
+	}
+	return err
+}
+
+func toInt(v any) (int64, error) {
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("reply is %T, want an integer", v)
+	}
+	return n, nil
+}

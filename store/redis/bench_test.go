@@ -1,0 +1,130 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/store"
+	redisstore "github.com/shoal-rt/shoal/store/redis"
+)
+
+// benchStore returns a Store on a fresh redis-server with one open session
+// "s", and the hook counting its round trips.
+func benchStore(b *testing.B) (*redisstore.Store, *countHook) {
+	addr, _ := startRedis(b)
+	c := newClient(b, addr)
+	hook := &countHook{}
+	c.AddHook(hook)
+	s := redisstore.New(c, redisstore.Config{Prefix: uniquePrefix(b)})
+	if _, err := s.Create(context.Background(), "s", store.CreateOptions{DisconnectDelay: time.Hour}); err != nil {
+		b.Fatal(err)
+	}
+	return s, hook
+}
+
+// run times op after one warm-up call (which loads the script) and reports
+// round trips per op.
+func run(b *testing.B, hook *countHook, op func() error) {
+	if err := op(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	before := hook.n.Load()
+	for b.Loop() {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(hook.n.Load()-before)/float64(b.N), "roundtrips/op")
+}
+
+// BenchmarkAttachDetach is one receiving request: take the lease and drain
+// (one script), then release it.
+func BenchmarkAttachDetach(b *testing.B) {
+	s, hook := benchStore(b)
+	ctx := context.Background()
+	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
+	run(b, hook, func() error {
+		if _, err := s.Attach(ctx, "s", l); err != nil {
+			return err
+		}
+		return s.Detach(ctx, "s", "t1")
+	})
+}
+
+// BenchmarkPollCycle is one message through a polling session: append,
+// then a receiver attaches (draining it) and detaches.
+func BenchmarkPollCycle(b *testing.B) {
+	s, hook := benchStore(b)
+	ctx := context.Background()
+	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
+	msg := []string{`"hello"`}
+	run(b, hook, func() error {
+		if _, err := s.Append(ctx, "s", msg, 1000); err != nil {
+			return err
+		}
+		res, err := s.Attach(ctx, "s", l)
+		if err != nil {
+			return err
+		}
+		if len(res.Messages) != 1 {
+			return fmt.Errorf("drained %d messages", len(res.Messages))
+		}
+		return s.Detach(ctx, "s", "t1")
+	})
+}
+
+func BenchmarkAppend(b *testing.B) {
+	s, hook := benchStore(b)
+	ctx := context.Background()
+	msg := []string{`"hello"`}
+	run(b, hook, func() error {
+		_, err := s.Append(ctx, "s", msg, 0)
+		return err
+	})
+}
+
+// BenchmarkDrain is a streaming receiver's drain after a wake-up.
+func BenchmarkDrain(b *testing.B) {
+	s, hook := benchStore(b)
+	ctx := context.Background()
+	if _, err := s.Attach(ctx, "s", store.Lease{Node: "n1", Token: "t1", TTL: time.Hour}); err != nil {
+		b.Fatal(err)
+	}
+	run(b, hook, func() error {
+		_, err := s.Drain(ctx, "s", "t1")
+		return err
+	})
+}
+
+// BenchmarkAppendParallel appends to many sessions from many goroutines,
+// as the senders of a busy node do.
+func BenchmarkAppendParallel(b *testing.B) {
+	s, hook := benchStore(b)
+	ctx := context.Background()
+	const sessions = 100
+	for i := range sessions {
+		if _, err := s.Create(ctx, fmt.Sprint(i), store.CreateOptions{DisconnectDelay: time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	msg := []string{`"hello"`}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	before := hook.n.Load()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := fmt.Sprint(next.Add(1) % sessions)
+			if _, err := s.Append(ctx, id, msg, 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(hook.n.Load()-before)/float64(b.N), "roundtrips/op")
+}

@@ -33,12 +33,17 @@ func freePort(t testing.TB) int {
 
 // startRedis starts a throwaway redis-server and returns its address and
 // process; it is killed when the test ends.
-func startRedis(t testing.TB) (string, *exec.Cmd) {
+func startRedis(t testing.TB, args ...string) (string, *exec.Cmd) {
 	t.Helper()
-	port := freePort(t)
-	cmd := exec.Command("/usr/bin/redis-server",
+	return startRedisOn(t, freePort(t), args...)
+}
+
+func startRedisOn(t testing.TB, port int, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/redis-server", append([]string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+		"--save", "", "--appendonly", "no", "--loglevel", "warning",
+	}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}

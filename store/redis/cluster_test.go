@@ -1,0 +1,99 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shoal-rt/shoal/store"
+	redisstore "github.com/shoal-rt/shoal/store/redis"
+	"github.com/shoal-rt/shoal/store/storetest"
+)
+
+// clusterPort returns a free port whose cluster bus port (+10000) is free
+// too.
+func clusterPort(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		p := freePort(t)
+		if p+10000 > 65535 {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
+	}
+	t.Fatal("no free port pair for a cluster node")
+	return 0
+}
+
+// TestCluster runs the suite against a three-master Redis Cluster: every
+// script must keep to one slot, and Reap must read every shard.
+func TestCluster(t *testing.T) {
+	var addrs []string
+	for i := range 3 {
+		dir := t.TempDir()
+		addr, _ := startRedisOn(t, clusterPort(t), "--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)), "--dir", dir)
+		addrs = append(addrs, addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("/usr/bin/redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	ctx := context.Background()
+	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		for _, a := range addrs {
+			c := redis.NewClient(&redis.Options{Addr: a})
+			info, err := c.ClusterInfo(ctx).Result()
+			c.Close()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "cluster_state:ok") {
+				return fmt.Errorf("%s: cluster not ready", a)
+			}
+		}
+		return client.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.Ping(ctx).Err()
+		})
+	})
+
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+	})
+
+	// The buckets really are spread over the shards.
+	s := redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+	for i := range 50 {
+		if _, err := s.Create(ctx, fmt.Sprint(i), store.CreateOptions{DisconnectDelay: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var shards atomic.Int32
+	err := client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := c.DBSize(ctx).Result()
+		if err == nil && n > 0 {
+			shards.Add(1)
+		}
+		return err
+	})
+	if err != nil || shards.Load() != 3 {
+		t.Fatalf("sessions on %d of 3 shards (%v)", shards.Load(), err)
+	}
+}

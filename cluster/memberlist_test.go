@@ -1,0 +1,274 @@
+package cluster_test
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/cluster"
+)
+
+// checkFor calls f every step until it returns nil, and fails the test with
+// f's last error if that does not happen within total.
+func checkFor(t *testing.T, total, step time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", total, err)
+		}
+		time.Sleep(step)
+	}
+}
+
+// testLogger sends warnings and errors to the test log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func startNode(t *testing.T, id string, seeds ...string) *cluster.Memberlist {
+	t.Helper()
+	m, err := cluster.Join(cluster.Config{
+		NodeID:         id,
+		BindAddr:       "127.0.0.1:0",
+		HTTPAddr:       "127.0.0.1:80" + id[len(id)-1:],
+		Version:        "test-" + id,
+		Seeds:          seeds,
+		RejoinInterval: 200 * time.Millisecond,
+		Logger:         testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m
+}
+
+func ids(ms []cluster.Member) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.ID+"("+m.State.String()+")")
+	}
+	return strings.Join(s, ",")
+}
+
+// waitMembers waits until every node sees exactly want, all alive.
+func waitMembers(t *testing.T, nodes []*cluster.Memberlist, want ...string) {
+	t.Helper()
+	sort.Strings(want)
+	wantStr := ids(aliveMembers(want))
+	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		for _, n := range nodes {
+			if got := ids(n.Members()); got != wantStr {
+				return fmt.Errorf("%s sees %s, want %s", n.Self().ID, got, wantStr)
+			}
+		}
+		return nil
+	})
+}
+
+func aliveMembers(ids []string) []cluster.Member {
+	var ms []cluster.Member
+	for _, id := range ids {
+		ms = append(ms, cluster.Member{ID: id, State: cluster.StateAlive})
+	}
+	return ms
+}
+
+// leaves records OnLeave calls of one node.
+type leaves struct {
+	mu     sync.Mutex
+	seen   map[string]cluster.Member
+	at     map[string]time.Time
+	cancel func()
+}
+
+func watchLeaves(m *cluster.Memberlist) *leaves {
+	l := &leaves{seen: map[string]cluster.Member{}, at: map[string]time.Time{}}
+	l.cancel = m.OnLeave(func(member cluster.Member) {
+		// Callbacks may use the membership: this must not deadlock.
+		_ = m.Members()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.seen[member.ID] = member
+		l.at[member.ID] = time.Now()
+	})
+	return l
+}
+
+func (l *leaves) get(id string) (cluster.Member, time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.seen[id]
+	return m, l.at[id], ok
+}
+
+func startThree(t *testing.T) []*cluster.Memberlist {
+	a := startNode(t, "node-a")
+	b := startNode(t, "node-b", a.GossipAddr())
+	c := startNode(t, "node-c", b.GossipAddr())
+	nodes := []*cluster.Memberlist{a, b, c}
+	waitMembers(t, nodes, "node-a", "node-b", "node-c")
+	return nodes
+}
+
+func TestMemberlistThreeNodes(t *testing.T) {
+	nodes := startThree(t)
+	for _, n := range nodes {
+		for _, m := range n.Members() {
+			// Metadata travelled with the gossip.
+			if want := "test-" + m.ID; m.Version != want {
+				t.Errorf("%s sees %s with version %q, want %q", n.Self().ID, m.ID, m.Version, want)
+			}
+			if want := "127.0.0.1:80" + m.ID[len(m.ID)-1:]; m.HTTPAddr != want {
+				t.Errorf("%s sees %s with HTTP address %q, want %q", n.Self().ID, m.ID, m.HTTPAddr, want)
+			}
+		}
+		if s := n.Self(); s.State != cluster.StateAlive || s.Version != "test-"+s.ID {
+			t.Errorf("Self() = %+v", s)
+		}
+	}
+}
+
+// A node killed without a goodbye (SIGKILL) is declared dead by the others
+// within a bounded time, and exactly one survivor cleans up after it.
+func TestMemberlistCrashDetected(t *testing.T) {
+	nodes := startThree(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	la, lb := watchLeaves(a), watchLeaves(b)
+
+	killed := time.Now()
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	// The bound: probe round + suspicion (2 s) with slack for a loaded
+	// machine running -race; memberlist's awareness may stretch probes.
+	const bound = 15 * time.Second
+	checkFor(t, bound, 10*time.Millisecond, func() error {
+		for i, l := range []*leaves{la, lb} {
+			m, _, ok := l.get("node-c")
+			if !ok {
+				return fmt.Errorf("survivor %d has not seen node-c die", i)
+			}
+			if m.State != cluster.StateDead {
+				return fmt.Errorf("survivor %d saw node-c %v, want dead", i, m.State)
+			}
+		}
+		return nil
+	})
+	_, atA, _ := la.get("node-c")
+	_, atB, _ := lb.get("node-c")
+	t.Logf("crash detected after %v (node-a) and %v (node-b)",
+		atA.Sub(killed).Round(time.Millisecond), atB.Sub(killed).Round(time.Millisecond))
+
+	waitMembers(t, []*cluster.Memberlist{a, b}, "node-a", "node-b")
+	responsible := 0
+	for _, n := range []*cluster.Memberlist{a, b} {
+		if n.ResponsibleFor("node-c") {
+			responsible++
+			// node-c wraps around to the smallest id.
+			if n.Self().ID != "node-a" {
+				t.Errorf("%s is responsible for node-c, want node-a", n.Self().ID)
+			}
+		}
+	}
+	if responsible != 1 {
+		t.Errorf("%d survivors responsible for node-c, want exactly 1", responsible)
+	}
+	if a.ResponsibleFor("node-a") || b.ResponsibleFor("node-a") {
+		t.Error("a live node's own cleanup was assigned")
+	}
+}
+
+// A node that leaves gracefully is seen as left, quickly.
+func TestMemberlistLeave(t *testing.T) {
+	nodes := startThree(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	la, lb := watchLeaves(a), watchLeaves(b)
+	left := time.Now()
+	if err := b.Leave(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Leave(time.Second); err != nil {
+		t.Errorf("second Leave: %v", err)
+	}
+	if err := b.Shutdown(); err != nil {
+		t.Errorf("Shutdown after Leave: %v", err)
+	}
+	if got := b.Self().State; got != cluster.StateLeft {
+		t.Errorf("leaver's own state = %v, want left", got)
+	}
+	lc := watchLeaves(c)
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		for i, l := range []*leaves{la, lc} {
+			m, _, ok := l.get("node-b")
+			if !ok {
+				return fmt.Errorf("survivor %d has not seen node-b leave", i)
+			}
+			if m.State != cluster.StateLeft {
+				return fmt.Errorf("survivor %d saw node-b %v, want left", i, m.State)
+			}
+		}
+		return nil
+	})
+	_, at, _ := la.get("node-b")
+	t.Logf("graceful leave seen after %v", at.Sub(left).Round(time.Millisecond))
+	if _, _, ok := lb.get("node-b"); ok {
+		t.Error("the leaver was told about its own leave")
+	}
+	waitMembers(t, []*cluster.Memberlist{a, c}, "node-a", "node-c")
+	// node-b's cleaner is the next id: node-c.
+	if !c.ResponsibleFor("node-b") || a.ResponsibleFor("node-b") {
+		t.Errorf("ResponsibleFor(node-b): a=%v c=%v, want only c", a.ResponsibleFor("node-b"), c.ResponsibleFor("node-b"))
+	}
+}
+
+// Nodes may start before their seeds: they join once the seed is up.
+func TestMemberlistSeedStartsLater(t *testing.T) {
+	a := startNode(t, "node-a")
+	addr := a.GossipAddr()
+	// b's seed is a, but a is gone and b starts alone.
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, "node-b", addr)
+	if got := ids(b.Members()); got != "node-b(alive)" {
+		t.Fatalf("b sees %s before its seed is up", got)
+	}
+	// A node comes up at the seed address; b's retries find it.
+	c, err := cluster.Join(cluster.Config{NodeID: "node-c", BindAddr: addr, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("rebinding the seed address %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Shutdown() })
+	waitMembers(t, []*cluster.Memberlist{b, c}, "node-b", "node-c")
+}
+
+func TestJoinRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []cluster.Config{
+		{NodeID: ""},
+		{NodeID: "x", BindAddr: "no-port"},
+		{NodeID: "x", BindAddr: "127.0.0.1:99999"},
+		{NodeID: "x", BindAddr: "127.0.0.1:0", HTTPAddr: strings.Repeat("h", 600)},
+	} {
+		if m, err := cluster.Join(cfg); err == nil {
+			m.Shutdown()
+			t.Errorf("Join(%+v) succeeded", cfg)
+		}
+	}
+}

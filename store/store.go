@@ -77,8 +77,8 @@ type Session struct {
 	Code   int    // close code, when State is StateClosed
 	Reason string // close reason, when State is StateClosed
 	Info   []byte
-	// Receiver is the live lease, zero when no receiver is attached.
-	// Its Token is never exposed here.
+	// ReceiverNode and ReceiverSticky describe the live lease; both are
+	// zero when no receiver is attached. The lease token is never exposed.
 	ReceiverNode   string
 	ReceiverSticky bool
 }

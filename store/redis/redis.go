@@ -63,7 +63,7 @@ type Store struct {
 	prefix  string
 	buckets int
 	margin  string // KeyTTLMargin in ms, as a script argument
-	next    atomic.Uint32
+	next    atomic.Uint32 // rotates the bucket Reap starts at
 }
 
 var _ store.Store = (*Store)(nil)

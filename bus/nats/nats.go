@@ -157,9 +157,9 @@ func (b *Bus) Dropped() uint64 {
 	return n
 }
 
-// Close stops every listener and closes the connection. A handler call
-// under way may finish after Close returns; none starts after. Calls after
-// the first return nil.
+// Close stops every listener and closes the connection. It does not wait
+// for handlers: a call under way (or one nats.go was just starting) may
+// still finish after Close returns. Calls after the first return nil.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	if b.closed.Load() {

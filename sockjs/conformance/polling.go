@@ -1,0 +1,328 @@
+package conformance
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	frameAnotherConnection = "c[2010,\"Another connection still open\"]"
+	frameInterrupted       = "c[1002,\"Connection interrupted\"]"
+	frameGoAway            = "c[3000,\"Go away!\"]"
+)
+
+// pending is an HTTP request running in the background, for receivers that
+// park (long polls) and for aborting a request mid-way.
+type pending struct {
+	cancel context.CancelFunc
+	done   chan pendingResult // buffered, receives exactly once
+}
+
+type pendingResult struct {
+	resp response
+	err  error
+}
+
+func (s *suite) start(method, u, body string) *pending {
+	ctx, cancel := context.WithTimeout(context.Background(), sessionTimeout)
+	p := &pending{cancel: cancel, done: make(chan pendingResult, 1)}
+	go func() {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
+		if err != nil {
+			p.done <- pendingResult{err: err}
+			return
+		}
+		// A parked poll may legitimately outlive the client's Timeout; the
+		// context bounds it instead.
+		client := *s.client
+		client.Timeout = 0
+		resp, err := client.Do(req)
+		if err != nil {
+			p.done <- pendingResult{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		p.done <- pendingResult{resp: response{status: resp.StatusCode, header: resp.Header, body: string(b)}, err: err}
+	}()
+	return p
+}
+
+// raceReceivers starts two polls on one session at once. Exactly one of them
+// must be refused with 2010 right away; the other must stay parked and is
+// returned (the caller aborts it). No sleeping: whichever the server saw
+// first is the one that parks.
+func (s *suite) raceReceivers(t *testing.T, u string) *pending {
+	t.Helper()
+	a, b := s.start(http.MethodPost, u, ""), s.start(http.MethodPost, u, "")
+	var first pendingResult
+	var parked *pending
+	select {
+	case first = <-a.done:
+		parked = b
+	case first = <-b.done:
+		parked = a
+	case <-time.After(requestTimeout):
+		a.cancel()
+		b.cancel()
+		t.Fatalf("%s: two concurrent polls, neither answered", u)
+	}
+	if first.err != nil {
+		parked.cancel()
+		t.Fatalf("%s: second receiver: %v", u, first.err)
+	}
+	wantStatus(t, u+" second receiver", first.resp.status, 200)
+	wantBody(t, u+" second receiver", first.resp.body, frameAnotherConnection+"\n")
+	select {
+	case r := <-parked.done:
+		t.Errorf("%s: first receiver did not stay parked: %d %s %v", u, r.resp.status, clip(r.resp.body), r.err)
+	default:
+	}
+	return parked
+}
+
+// afterAbort checks the rule for a receiver that went away mid-request: the
+// next receiver either finds the session closed with 1002 or (if the server
+// forgot it) opens a new one. A receiver that still sees 2010 is retried for
+// a moment, because the server learns of the abort asynchronously; the
+// sockjs-protocol suite gives it no time at all.
+func (s *suite) afterAbort(t *testing.T, poll func() string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got := poll()
+		if got == "o\n" || got == frameInterrupted+"\n" {
+			return
+		}
+		if got != frameAnotherConnection+"\n" || time.Now().After(deadline) {
+			t.Errorf("after an aborted receiver: got %s, want %q or %q", clip(got), "o\n", frameInterrupted+"\n")
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testProtocol: the session life cycle as seen through xhr-polling.
+func (s *suite) testProtocol(t *testing.T) {
+	t.Run("new session opens, messages echo, unknown session send is 404", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		r := s.post(t, u+"/xhr", "")
+		wantStatus(t, "open", r.status, 200)
+		wantBody(t, "open", r.body, "o\n")
+		r = s.post(t, u+"/xhr_send", `["a"]`)
+		wantStatus(t, "xhr_send", r.status, 204)
+		wantBody(t, "xhr_send", r.body, "")
+		r = s.post(t, u+"/xhr", "")
+		wantStatus(t, "poll", r.status, 200)
+		wantBody(t, "poll", r.body, "a[\"a\"]\n")
+		r = s.post(t, s.url("/echo/000/bad_session_"+newID()+"/xhr_send"), `["a"]`)
+		wantStatus(t, "xhr_send to unknown session", r.status, 404)
+	})
+	t.Run("second receiver gets 2010 another connection still open", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		wantBody(t, "open", s.post(t, u+"/xhr", "").body, "o\n")
+		s.raceReceivers(t, u+"/xhr").cancel()
+	})
+	t.Run("server close gives 3000 go away and repeats it", func(t *testing.T) {
+		u := s.sessionURL("/close")
+		r := s.post(t, u+"/xhr", "")
+		wantStatus(t, "open", r.status, 200)
+		wantBody(t, "open", r.body, "o\n")
+		for i := 0; i < 2; i++ {
+			r = s.post(t, u+"/xhr", "")
+			wantStatus(t, "poll closed session", r.status, 200)
+			wantBody(t, "poll closed session", r.body, frameGoAway+"\n")
+		}
+	})
+}
+
+// testXHRPolling: /xhr and /xhr_send.
+func (s *suite) testXHRPolling(t *testing.T) {
+	t.Run("options preflight on xhr and xhr_send", func(t *testing.T) {
+		for _, sfx := range []string{"/xhr", "/xhr_send"} {
+			s.checkOptions(t, s.url("/echo/abc/abc"+sfx), "OPTIONS", "POST")
+		}
+	})
+	t.Run("content types, cors, no cache, 204 on send", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		r := s.post(t, u+"/xhr", "", "Origin", "test")
+		wantStatus(t, "xhr", r.status, 200)
+		wantBody(t, "xhr", r.body, "o\n")
+		wantContentType(t, "xhr", r.header, "application/javascript;charset=UTF-8")
+		wantCORS(t, "xhr", r.header, "test")
+		wantNotCached(t, "xhr", r.header)
+
+		r = s.post(t, u+"/xhr_send", `["x"]`, "Origin", "test")
+		wantStatus(t, "xhr_send", r.status, 204)
+		wantBody(t, "xhr_send", r.body, "")
+		// text/plain even on a 204: Firefox otherwise parses it as XML.
+		wantContentType(t, "xhr_send", r.header, "text/plain;charset=UTF-8")
+		wantCORS(t, "xhr_send", r.header, "test")
+		wantNotCached(t, "xhr_send", r.header)
+
+		r = s.post(t, u+"/xhr", "")
+		wantStatus(t, "xhr", r.status, 200)
+		wantBody(t, "xhr", r.body, "a[\"x\"]\n")
+	})
+	t.Run("send to unknown session is 404", func(t *testing.T) {
+		wantStatus(t, "xhr_send", s.post(t, s.sessionURL("/echo")+"/xhr_send", `["x"]`).status, 404)
+	})
+	t.Run("broken json and empty payload are 500", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		wantBody(t, "open", s.post(t, u+"/xhr", "").body, "o\n")
+		r := s.post(t, u+"/xhr_send", `["x`)
+		wantStatus(t, "broken json", r.status, 500)
+		wantContains(t, "broken json", r.body, "Broken JSON encoding.")
+		r = s.post(t, u+"/xhr_send", "")
+		wantStatus(t, "empty payload", r.status, 500)
+		wantContains(t, "empty payload", r.body, "Payload expected.")
+		r = s.post(t, u+"/xhr_send", `["a"]`)
+		wantStatus(t, "good send after bad ones", r.status, 204)
+		wantBody(t, "good send after bad ones", r.body, "")
+		r = s.post(t, u+"/xhr", "")
+		wantStatus(t, "poll", r.status, 200)
+		wantBody(t, "poll", r.body, "a[\"a\"]\n")
+	})
+	t.Run("any request content type is accepted", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		wantBody(t, "open", s.post(t, u+"/xhr", "").body, "o\n")
+		cts := []string{"text/plain", "T", "application/json", "application/xml", "",
+			"application/json; charset=utf-8", "text/xml; charset=utf-8", "text/xml"}
+		for _, ct := range cts {
+			r := s.post(t, u+"/xhr_send", `["a"]`, "Content-Type", ct)
+			wantStatus(t, "xhr_send with Content-Type "+ct, r.status, 204)
+			wantBody(t, "xhr_send with Content-Type "+ct, r.body, "")
+		}
+		r := s.post(t, u+"/xhr", "")
+		wantStatus(t, "poll", r.status, 200)
+		wantBody(t, "poll", r.body, "a["+strings.TrimSuffix(strings.Repeat(`"a",`, len(cts)), ",")+"]\n")
+	})
+	t.Run("access-control-request-headers is echoed", func(t *testing.T) {
+		cases := []struct {
+			request []string
+			want    string
+		}{
+			{[]string{"Access-Control-Request-Headers", "a, b, c"}, "a, b, c"},
+			{[]string{"Access-Control-Request-Headers", ""}, ""},
+			{nil, ""},
+		}
+		for _, c := range cases {
+			u := s.sessionURL("/echo") + "/xhr"
+			h := append([]string{"Origin", "test", "Access-Control-Request-Method", "POST"}, c.request...)
+			r := s.do(t, http.MethodOptions, u, "", h...)
+			if r.status != 200 && r.status != 204 {
+				t.Errorf("OPTIONS %v: status %d, want 200 or 204", c.request, r.status)
+			}
+			wantCORS(t, "OPTIONS", r.header, "test")
+			if got := r.header.Get("Access-Control-Allow-Headers"); got != c.want {
+				t.Errorf("OPTIONS with %q: Access-Control-Allow-Headers %q, want %q", c.request, got, c.want)
+			}
+		}
+	})
+	t.Run("empty frame is accepted", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		wantBody(t, "open", s.post(t, u+"/xhr", "").body, "o\n")
+		wantStatus(t, "send []", s.post(t, u+"/xhr_send", `[]`).status, 204)
+		wantStatus(t, "send [\"a\"]", s.post(t, u+"/xhr_send", `["a"]`).status, 204)
+		r := s.post(t, u+"/xhr", "")
+		wantStatus(t, "poll", r.status, 200)
+		wantBody(t, "poll", r.body, "a[\"a\"]\n")
+	})
+	t.Run("query string on session urls is ignored", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		wantBody(t, "open", s.post(t, u+"/xhr?testqs=1", "").body, "o\n")
+		wantStatus(t, "send", s.post(t, u+"/xhr_send?testqs=1", `["q"]`).status, 204)
+		wantBody(t, "poll", s.post(t, u+"/xhr?testqs=1", "").body, "a[\"q\"]\n")
+	})
+}
+
+const formURLEncoded = "application/x-www-form-urlencoded"
+
+// testJSONP: /jsonp and /jsonp_send.
+func (s *suite) testJSONP(t *testing.T) {
+	send := func(t *testing.T, u, body, ct string) response {
+		t.Helper()
+		return s.post(t, u+"/jsonp_send", body, "Content-Type", ct)
+	}
+	t.Run("transport, content types, no cache, ok on send", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		r := s.get(t, u+"/jsonp?c=%63allback")
+		wantStatus(t, "jsonp", r.status, 200)
+		wantContentType(t, "jsonp", r.header, "application/javascript;charset=UTF-8")
+		wantNotCached(t, "jsonp", r.header)
+		wantBody(t, "jsonp", r.body, "/**/callback(\"o\");\r\n")
+
+		r = send(t, u, "d=%5B%22x%22%5D", formURLEncoded)
+		// Konqueror mishandles 204, hence 200 "ok".
+		wantStatus(t, "jsonp_send", r.status, 200)
+		wantBody(t, "jsonp_send", r.body, "ok")
+		wantContentType(t, "jsonp_send", r.header, "text/plain;charset=UTF-8")
+		wantNotCached(t, "jsonp_send", r.header)
+
+		r = s.get(t, u+"/jsonp?c=%63allback")
+		wantStatus(t, "jsonp", r.status, 200)
+		wantBody(t, "jsonp", r.body, "/**/callback(\"a[\\\"x\\\"]\");\r\n")
+	})
+	t.Run("missing callback is 500", func(t *testing.T) {
+		r := s.get(t, s.url("/echo/a/a/jsonp"))
+		wantStatus(t, "jsonp without c", r.status, 500)
+		wantContains(t, "jsonp without c", r.body, `"callback" parameter required`)
+	})
+	t.Run("invalid callback is 500", func(t *testing.T) {
+		for _, cb := range []string{"%20", "*", "abc(", "abc%28"} {
+			r := s.get(t, s.url("/echo/a/a/jsonp?c="+cb))
+			wantStatus(t, "jsonp c="+cb, r.status, 500)
+			wantContains(t, "jsonp c="+cb, r.body, `invalid "callback" parameter`)
+		}
+	})
+	t.Run("broken json and missing payload are 500", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		wantBody(t, "open", s.get(t, u+"/jsonp?c=x").body, "/**/x(\"o\");\r\n")
+		r := send(t, u, "d=%5B%22x", formURLEncoded)
+		wantStatus(t, "broken json", r.status, 500)
+		wantContains(t, "broken json", r.body, "Broken JSON encoding.")
+		for _, data := range []string{"", "d=", "p=p"} {
+			r = send(t, u, data, formURLEncoded)
+			wantStatus(t, "payload "+strconv.Quote(data), r.status, 500)
+			wantContains(t, "payload "+strconv.Quote(data), r.body, "Payload expected.")
+		}
+		wantBody(t, "good send", send(t, u, "d=%5B%22b%22%5D", formURLEncoded).body, "ok")
+		r = s.get(t, u+"/jsonp?c=x")
+		wantStatus(t, "poll", r.status, 200)
+		wantBody(t, "poll", r.body, "/**/x(\"a[\\\"b\\\"]\");\r\n")
+	})
+	t.Run("form and raw text payloads are accepted", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		wantBody(t, "open", s.get(t, u+"/jsonp?c=x").body, "/**/x(\"o\");\r\n")
+		wantBody(t, "form send", send(t, u, "d=%5B%22abc%22%5D", formURLEncoded).body, "ok")
+		wantBody(t, "raw send", send(t, u, `["%61bc"]`, "text/plain").body, "ok")
+		r := s.get(t, u+"/jsonp?c=x")
+		wantStatus(t, "poll", r.status, 200)
+		wantBody(t, "poll", r.body, "/**/x(\"a[\\\"abc\\\",\\\"%61bc\\\"]\");\r\n")
+	})
+	t.Run("server close repeats the close frame", func(t *testing.T) {
+		u := s.sessionURL("/close")
+		wantBody(t, "open", s.get(t, u+"/jsonp?c=x").body, "/**/x(\"o\");\r\n")
+		for i := 0; i < 2; i++ {
+			wantBody(t, "poll closed session", s.get(t, u+"/jsonp?c=x").body, "/**/x(\"c[3000,\\\"Go away!\\\"]\");\r\n")
+		}
+	})
+	t.Run("empty frame is accepted", func(t *testing.T) {
+		u := s.sessionURL("/echo")
+		wantBody(t, "open", s.get(t, u+"/jsonp?c=x").body, "/**/x(\"o\");\r\n")
+		wantBody(t, "send []", send(t, u, "d=%5B%5D", formURLEncoded).body, "ok")
+		wantBody(t, "send [\"x\"]", send(t, u, "d=%5B%22x%22%5D", formURLEncoded).body, "ok")
+		r := s.get(t, u+"/jsonp?c=x")
+		wantStatus(t, "poll", r.status, 200)
+		wantBody(t, "poll", r.body, "/**/x(\"a[\\\"x\\\"]\");\r\n")
+	})
+}

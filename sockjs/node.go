@@ -1,0 +1,404 @@
+package sockjs
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/store"
+)
+
+// NodeConfig configures a Node. A zero field means its default, filled in
+// by NewNode; Store and Bus are required.
+type NodeConfig struct {
+	// ID names this node in receiver leases and on the bus; default a
+	// new ULID. Unique in the cluster.
+	ID     string
+	Store  store.Store
+	Bus    bus.Bus
+	Logger *slog.Logger // default slog.Default()
+	// LeaseTTL is how long a receiver lease lives unless renewed; live
+	// receivers renew it every LeaseTTL/3. Default store.DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// RecheckInterval is how often a parked receiver looks at the store
+	// even without a wake-up, so a lost bus message only delays delivery.
+	// Default 1 s.
+	RecheckInterval time.Duration
+	// ReapInterval is how often the node reaps expired sessions. Default 1 s.
+	ReapInterval time.Duration
+	// OpTimeout bounds store and bus calls made without a caller context
+	// (Session.Send, Session.Close, the reaper). Default 5 s.
+	OpTimeout time.Duration
+}
+
+// Node is one Shoal process: it owns the store and bus clients, listens on
+// the bus for wake-ups addressed to it, reaps expired sessions, and keeps
+// the registry of the receivers that live in this process. Endpoints are
+// mounted on it with NewEndpoint. A Node is safe for concurrent use.
+type Node struct {
+	id    string
+	store store.Store
+	bus   bus.Bus
+	log   *slog.Logger
+	cfg   NodeConfig
+
+	mu        sync.Mutex // guards endpoints and closed
+	endpoints map[string]*Endpoint
+	closed    bool
+
+	receivers [receiverShards]receiverShard
+	// opening holds, per store key, a channel closed when OnOpen returns;
+	// OnClose for that session waits for it (see runOnClose).
+	opening sync.Map
+
+	stopListen func()
+	done       chan struct{} // closed by Close: every receiver ends
+	wg         sync.WaitGroup
+}
+
+// NewNode starts a node: it begins listening on the bus for its ID and
+// reaping expired sessions. Call Close to stop it.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if cfg.Store == nil || cfg.Bus == nil {
+		return nil, errors.New("sockjs: NodeConfig needs a Store and a Bus")
+	}
+	if cfg.ID == "" {
+		cfg.ID = newULID()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = store.DefaultLeaseTTL
+	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = time.Second
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = time.Second
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 5 * time.Second
+	}
+	n := &Node{
+		id:        cfg.ID,
+		store:     cfg.Store,
+		bus:       cfg.Bus,
+		log:       cfg.Logger.With("node", cfg.ID),
+		cfg:       cfg,
+		endpoints: make(map[string]*Endpoint),
+		done:      make(chan struct{}),
+	}
+	for i := range n.receivers {
+		n.receivers[i].m = make(map[string][]*liveReceiver)
+	}
+	stop, err := cfg.Bus.ListenNode(cfg.ID, n.onBusMessage)
+	if err != nil {
+		return nil, fmt.Errorf("sockjs: listen on bus: %w", err)
+	}
+	n.stopListen = stop
+	n.goFunc(n.reapLoop)
+	return n, nil
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.id }
+
+// Close stops the node: receivers end (websockets are closed with
+// CodeGoingAway, HTTP receivers detach so the client resumes elsewhere),
+// the reaper and the bus listener stop. It waits for the node's goroutines
+// until ctx is done. Store and Bus stay open; they belong to the caller.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	close(n.done)
+	n.mu.Unlock()
+	n.stopListen()
+	finished := make(chan struct{})
+	go func() { n.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sockjs: node close: %w", ctx.Err())
+	}
+}
+
+// goFunc runs f on a goroutine that Close waits for. It refuses (returns
+// false) once the node is closed.
+func (n *Node) goFunc(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// opContext bounds an operation that has no caller context.
+func (n *Node) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), n.cfg.OpTimeout)
+}
+
+func newULID() string { return ulid.MustNew(ulid.Now(), rand.Reader).String() }
+
+// Registry of live receivers. Several may exist for one key for a moment
+// (a receiver that lost the lease has not yet left), so each key maps to a
+// short slice.
+
+const receiverShards = 32
+
+type receiverShard struct {
+	mu sync.RWMutex // guards m
+	m  map[string][]*liveReceiver
+}
+
+// liveReceiver is a receiver (poll, stream or websocket) running in this
+// process.
+type liveReceiver struct {
+	key    string
+	wakeCh chan struct{}   // capacity 1: a pending wake-up
+	reqCtx context.Context // the receiving request's context
+	done   chan struct{}   // closed when the receiver has finished
+	ws     *wsWriter       // set for websockets: in-memory delivery
+}
+
+func newLiveReceiver(key string, reqCtx context.Context) *liveReceiver {
+	return &liveReceiver{key: key, wakeCh: make(chan struct{}, 1), reqCtx: reqCtx, done: make(chan struct{})}
+}
+
+func (lr *liveReceiver) wake() {
+	select {
+	case lr.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) shard(key string) *receiverShard {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &n.receivers[h.Sum32()%receiverShards]
+}
+
+func (n *Node) register(lr *liveReceiver) {
+	sh := n.shard(lr.key)
+	sh.mu.Lock()
+	sh.m[lr.key] = append(sh.m[lr.key], lr)
+	sh.mu.Unlock()
+}
+
+func (n *Node) unregister(lr *liveReceiver) {
+	sh := n.shard(lr.key)
+	sh.mu.Lock()
+	list := sh.m[lr.key]
+	for i, x := range list {
+		if x == lr {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(sh.m, lr.key)
+	} else {
+		sh.m[lr.key] = list
+	}
+	sh.mu.Unlock()
+	close(lr.done)
+}
+
+// wakeLocal wakes this node's receivers of key; it reports whether there
+// were any.
+func (n *Node) wakeLocal(key string) bool {
+	sh := n.shard(key)
+	sh.mu.RLock()
+	list := sh.m[key]
+	for _, lr := range list {
+		lr.wake()
+	}
+	sh.mu.RUnlock()
+	return len(list) > 0
+}
+
+// websocketReceiver returns the live websocket of key on this node, if any.
+func (n *Node) websocketReceiver(key string) *wsWriter {
+	sh := n.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	for _, lr := range sh.m[key] {
+		if lr.ws != nil {
+			return lr.ws
+		}
+	}
+	return nil
+}
+
+// abandonedReceiver returns a local receiver of key whose client has
+// already gone but which has not finished yet.
+func (n *Node) abandonedReceiver(key string) *liveReceiver {
+	sh := n.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	for _, lr := range sh.m[key] {
+		if lr.reqCtx.Err() != nil {
+			return lr
+		}
+	}
+	return nil
+}
+
+// Bus envelopes addressed to a node: one kind byte, then the payload.
+const envelopeWake = 'w' // payload: store key of the session to wake
+
+func (n *Node) onBusMessage(msg []byte) {
+	if len(msg) < 2 || msg[0] != envelopeWake {
+		n.log.Warn("sockjs: unknown bus message", "len", len(msg))
+		return
+	}
+	n.wakeLocal(string(msg[1:]))
+}
+
+// wake tells the receiver of key, held by node receiverNode, to look at
+// the store.
+func (n *Node) wake(ctx context.Context, key, receiverNode string) {
+	switch receiverNode {
+	case "":
+	case n.id:
+		n.wakeLocal(key)
+	default:
+		msg := make([]byte, 0, len(key)+1)
+		msg = append(append(msg, envelopeWake), key...)
+		if err := n.bus.SendNode(ctx, receiverNode, msg); err != nil {
+			// A lost wake-up only delays: the receiver rechecks the store.
+			n.log.Debug("sockjs: wake-up not sent", "node", receiverNode, "err", err)
+		}
+	}
+}
+
+// wakeReceiver wakes the receiver of key wherever it is.
+func (n *Node) wakeReceiver(ctx context.Context, key string) {
+	if n.wakeLocal(key) {
+		return
+	}
+	sess, err := n.store.Get(ctx, key)
+	if err != nil {
+		return
+	}
+	n.wake(ctx, key, sess.ReceiverNode)
+}
+
+func (n *Node) addEndpoint(e *Endpoint) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errors.New("sockjs: node closed")
+	}
+	if _, ok := n.endpoints[e.settings.Prefix]; ok {
+		return fmt.Errorf("sockjs: prefix %q already mounted", e.settings.Prefix)
+	}
+	n.endpoints[e.settings.Prefix] = e
+	return nil
+}
+
+// Endpoint returns the endpoint mounted at prefix, or nil.
+func (n *Node) Endpoint(prefix string) *Endpoint {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.endpoints[prefix]
+}
+
+// Handler routes requests to the node's endpoints by prefix (the longest
+// one that matches on a path-segment boundary) and everything else to
+// fallback (nil: 404). Serve it directly rather than through
+// http.ServeMux, which redirects the unclean paths ("//") that the SockJS
+// protocol wants answered with 404.
+func (n *Node) Handler(fallback http.Handler) http.Handler {
+	if fallback == nil {
+		fallback = http.NotFoundHandler()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e := n.endpointForPath(r.URL.EscapedPath()); e != nil {
+			e.ServeHTTP(w, r)
+			return
+		}
+		fallback.ServeHTTP(w, r)
+	})
+}
+
+func (n *Node) endpointForPath(path string) *Endpoint {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for p := path; ; {
+		if e, ok := n.endpoints[p]; ok {
+			return e
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			return nil
+		}
+		p = p[:i]
+	}
+}
+
+// endpointForKey finds the endpoint a store key belongs to.
+func (n *Node) endpointForKey(key string) (*Endpoint, string) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 0 {
+		return nil, ""
+	}
+	n.mu.Lock()
+	e := n.endpoints[key[:i]]
+	n.mu.Unlock()
+	return e, key[i+1:]
+}
+
+const reapBatch = 512
+
+func (n *Node) reapLoop() {
+	t := time.NewTicker(n.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-t.C:
+		}
+		for {
+			ctx, cancel := n.opContext()
+			ids, err := n.store.Reap(ctx, time.Now(), reapBatch)
+			cancel()
+			if err != nil {
+				n.log.Warn("sockjs: reap failed", "err", err)
+				break
+			}
+			for _, key := range ids {
+				if e, id := n.endpointForKey(key); e != nil {
+					e.runOnClose(e.sessionFor(id, key, nil))
+				} else {
+					n.log.Warn("sockjs: reaped session of an endpoint not mounted here", "key", key)
+				}
+			}
+			if len(ids) < reapBatch {
+				break
+			}
+		}
+	}
+}

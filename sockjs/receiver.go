@@ -1,0 +1,303 @@
+package sockjs
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/shoal-rt/shoal/store"
+)
+
+// httpReceiver writes the frames of one receiving HTTP request (a poll or
+// a stream), each in its transport's envelope.
+type httpReceiver struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	wrap    func(dst, frame []byte) []byte
+	polling bool // one frame per response
+	limit   int  // streaming: bytes before the response is ended
+	written int
+	buf     []byte
+}
+
+func newHTTPReceiver(w http.ResponseWriter, polling bool, limit int, wrap func(dst, frame []byte) []byte) *httpReceiver {
+	return &httpReceiver{w: w, rc: http.NewResponseController(w), wrap: wrap, polling: polling, limit: limit}
+}
+
+// writePrelude writes and flushes the bytes a streaming transport sends
+// before any frame.
+func (hr *httpReceiver) writePrelude(b []byte) error {
+	hr.w.WriteHeader(http.StatusOK)
+	if _, err := hr.w.Write(b); err != nil {
+		return err
+	}
+	return hr.rc.Flush()
+}
+
+// writeFrame writes one frame. done reports that the response is complete
+// (a poll answered, a stream past its limit).
+func (hr *httpReceiver) writeFrame(frame []byte) (done bool, err error) {
+	hr.buf = hr.wrap(hr.buf[:0], frame)
+	if _, err := hr.w.Write(hr.buf); err != nil {
+		return true, err
+	}
+	hr.written += len(hr.buf)
+	if hr.polling {
+		// Unflushed, so the response gets a Content-Length.
+		return true, nil
+	}
+	if err := hr.rc.Flush(); err != nil {
+		return true, err
+	}
+	return hr.written >= hr.limit, nil
+}
+
+// receive runs a receiving request of session sid: it opens the session if
+// it is new, takes the receiver lease, and writes frames until the response
+// is complete, the session closes, or the client goes away.
+func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpReceiver) {
+	n := e.node
+	id := idFromClientSession(sid)
+	key := e.keyOf(id)
+	reqCtx := r.Context()
+	lr := newLiveReceiver(key, reqCtx)
+	n.register(lr)
+	defer n.unregister(lr)
+
+	lease := store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL}
+	res, created, info, err := e.attach(r, key, lease, transport)
+	if err != nil {
+		n.log.Warn("sockjs: attach failed", "prefix", e.settings.Prefix, "err", err)
+		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
+		return
+	}
+	sess := e.sessionFor(id, key, info)
+	switch res.Status {
+	case store.Attached:
+	case store.Busy:
+		hr.writeFrame(closeFrame(CodeAnotherConnection, ReasonAnotherConnection))
+		if created {
+			e.runOnOpen(sess)
+		}
+		return
+	case store.AttachClosed:
+		hr.writeFrame(closeFrame(res.Code, res.Reason))
+		return
+	default:
+		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
+		return
+	}
+
+	interrupted := false
+	defer func() {
+		ctx, cancel := n.opContext()
+		defer cancel()
+		if interrupted {
+			// The protocol: a receiver whose client went away takes the
+			// session with it (messages may have been lost).
+			sess.closeWith(ctx, CodeInterrupted, ReasonInterrupted)
+		}
+		if err := n.store.Detach(ctx, key, lease.Token); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+			n.log.Warn("sockjs: detach failed", "err", err)
+		}
+	}()
+
+	if created {
+		done, err := hr.writeFrame([]byte(openFrame))
+		e.runOnOpen(sess)
+		if done || err != nil {
+			return
+		}
+	}
+	if len(res.Messages) > 0 {
+		if done, err := hr.writeFrame(appendMessageFrame(nil, res.Messages)); done || err != nil {
+			return
+		}
+	}
+
+	heartbeat := time.NewTimer(e.settings.HeartbeatDelay)
+	defer heartbeat.Stop()
+	recheck := time.NewTicker(n.cfg.RecheckInterval)
+	defer recheck.Stop()
+	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	var frame []byte
+	for {
+		select {
+		case <-reqCtx.Done():
+			interrupted = true
+			return
+		case <-n.done:
+			return
+		case <-renew.C:
+			ctx, cancel := n.opContext()
+			err := n.store.Renew(ctx, key, lease)
+			cancel()
+			if errors.Is(err, store.ErrNotHolder) {
+				return
+			}
+			continue
+		case <-heartbeat.C:
+			if done, err := hr.writeFrame([]byte(heartbeatFrame)); done || err != nil {
+				interrupted = err != nil
+				return
+			}
+			heartbeat.Reset(e.settings.HeartbeatDelay)
+			continue
+		case <-lr.wakeCh:
+		case <-recheck.C:
+		}
+		ctx, cancel := n.opContext()
+		dr, err := n.store.Drain(ctx, key, lease.Token)
+		cancel()
+		if err != nil {
+			if !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+				n.log.Warn("sockjs: drain failed", "err", err)
+				continue
+			}
+			return
+		}
+		if len(dr.Messages) > 0 {
+			frame = appendMessageFrame(frame[:0], dr.Messages)
+			if done, err := hr.writeFrame(frame); done || err != nil {
+				interrupted = err != nil
+				return
+			}
+			heartbeat.Reset(e.settings.HeartbeatDelay)
+		}
+		if dr.State == store.StateClosed {
+			hr.writeFrame(closeFrame(dr.Code, dr.Reason))
+			return
+		}
+	}
+}
+
+// attach takes the receiver lease of key, creating the session first if it
+// does not exist. created reports that this call created it (and must run
+// OnOpen); info is the stored connection info when it did.
+func (e *Endpoint) attach(r *http.Request, key string, lease store.Lease, transport string) (res store.AttachResult, created bool, info []byte, err error) {
+	n := e.node
+	ctx, cancel := n.opContext()
+	defer cancel()
+	res, err = n.store.Attach(ctx, key, lease)
+	if err != nil {
+		return res, false, nil, err
+	}
+	switch res.Status {
+	case store.Unknown:
+		info, err = json.Marshal(newConnectionInfo(r, transport))
+		if err != nil {
+			return res, false, nil, err
+		}
+		created, err = n.store.Create(ctx, key, store.CreateOptions{DisconnectDelay: e.settings.DisconnectDelay, Info: info})
+		if err != nil {
+			return res, false, nil, err
+		}
+		if !created {
+			info = nil
+		}
+		res, err = n.store.Attach(ctx, key, lease)
+	case store.Busy:
+		// A receiver here whose client has just gone is about to close
+		// the session; answer after it did, not with 2010.
+		if old := n.abandonedReceiver(key); old != nil {
+			select {
+			case <-old.done:
+			case <-time.After(time.Second):
+			}
+			res, err = n.store.Attach(ctx, key, lease)
+		}
+	}
+	return res, created, info, err
+}
+
+// readBody reads a request body of at most MaxMessageSize bytes; a bigger
+// one is answered with 413 and ok is false.
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.settings.MaxMessageSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, "Message too big.")
+		} else {
+			httpError(w, http.StatusBadRequest, "Broken request body.")
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// deliver hands incoming messages of session sid to the handler. It
+// answers 404 (and returns false) when the session does not exist.
+func (e *Endpoint) deliver(w http.ResponseWriter, sid string, msgs []string) bool {
+	id := idFromClientSession(sid)
+	key := e.keyOf(id)
+	ctx, cancel := e.node.opContext()
+	st, err := e.node.store.Get(ctx, key)
+	cancel()
+	if errors.Is(err, store.ErrNotFound) {
+		notFound(w)
+		return false
+	}
+	if err != nil {
+		e.node.log.Warn("sockjs: session lookup failed", "err", err)
+		httpError(w, http.StatusServiceUnavailable, "Session store unavailable.")
+		return false
+	}
+	if st.State != store.StateOpen {
+		return true // a closed session drops what it is sent
+	}
+	sess := e.sessionFor(id, key, st.Info)
+	for _, m := range msgs {
+		e.runOnMessage(sess, m)
+	}
+	return true
+}
+
+// decodeFormOrJSON reads a jsonp_send body: form-encoded with the payload
+// in d, or the payload itself.
+func decodeFormOrJSON(r *http.Request, body []byte) ([]string, error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "application/x-www-form-urlencoded" {
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, errBrokenJSON
+		}
+		d := vals.Get("d")
+		if d == "" {
+			return nil, errPayloadExpected
+		}
+		body = []byte(d)
+	}
+	return decodeMessages(body)
+}
+
+// callbackParam returns the JSONP/htmlfile callback name, or answers 500
+// as the protocol wants and returns ok false.
+func callbackParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+	q := r.URL.Query()
+	cb, has := q.Get("c"), q.Has("c")
+	if !has {
+		cb, has = q.Get("callback"), q.Has("callback")
+	}
+	if !has || cb == "" {
+		httpError(w, http.StatusInternalServerError, `"callback" parameter required`)
+		return "", false
+	}
+	if len(cb) > 64 {
+		httpError(w, http.StatusInternalServerError, `invalid "callback" parameter`)
+		return "", false
+	}
+	for i := 0; i < len(cb); i++ {
+		c := cb[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			httpError(w, http.StatusInternalServerError, `invalid "callback" parameter`)
+			return "", false
+		}
+	}
+	return cb, true
+}

@@ -1,0 +1,117 @@
+package sockjs
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Defaults for zero Settings fields.
+const (
+	DefaultResponseLimit     = 128 * 1024
+	DefaultHeartbeatDelay    = 25 * time.Second
+	DefaultDisconnectDelay   = 5 * time.Second
+	DefaultSockJSURL         = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
+	DefaultMaxMessageSize    = 128 * 1024
+	DefaultMaxQueuedMessages = 1024
+	DefaultWriteTimeout      = 10 * time.Second
+)
+
+// Transport names, as they appear at the end of session URLs; used in
+// Settings.DisabledTransports and ConnectionInfo.Transport.
+const (
+	TransportWebsocket    = "websocket"
+	TransportRawWebsocket = "websocket-raw"
+	TransportXHR          = "xhr"
+	TransportXHRStreaming = "xhr_streaming"
+	TransportEventSource  = "eventsource"
+	TransportHTMLFile     = "htmlfile"
+	TransportJSONP        = "jsonp"
+)
+
+// Settings configure one endpoint. A zero field means its default, filled
+// in by Node.NewEndpoint.
+type Settings struct {
+	// Prefix is the URL path the endpoint serves, e.g. "/echo"; no
+	// trailing slash. It also namespaces the endpoint's sessions in the
+	// store, so two endpoints may see the same client session id.
+	Prefix string
+	// ResponseLimit is how many bytes a streaming response carries before
+	// it is closed so the browser can free it (SockJS response_limit).
+	ResponseLimit int
+	// HeartbeatDelay is how long a receiver stays silent before an 'h'
+	// frame is sent; a poll with nothing to deliver returns 'h' then.
+	HeartbeatDelay time.Duration
+	// DisconnectDelay is how long a session lives without a receiver.
+	DisconnectDelay time.Duration
+	// DisabledTransports lists transports (Transport* names) that answer
+	// 404. Disabling TransportJSONP disables jsonp_send as well.
+	DisabledTransports []string
+	// DisableWebsocket turns off the SockJS websocket transport (and the
+	// raw one); /info then reports websocket: false.
+	DisableWebsocket bool
+	// RawWebsocket serves a plain websocket without SockJS framing at
+	// <prefix>/websocket, for non-browser clients.
+	RawWebsocket bool
+	// SockJSURL is the sockjs-client script the iframe page loads.
+	SockJSURL string
+	// JSessionID, when set, is called on every session request that may
+	// set cookies, so a load balancer that needs a JSESSIONID cookie for
+	// stickiness sees one; /info then reports cookie_needed: true.
+	// DefaultJSessionID does what sockjs-node does.
+	JSessionID func(w http.ResponseWriter, r *http.Request)
+	// CheckOrigin, when set, must return true for a websocket upgrade to
+	// be accepted; otherwise any origin may connect (SockJS serves every
+	// origin, like its CORS answers).
+	CheckOrigin func(r *http.Request) bool
+	// MaxMessageSize bounds one incoming HTTP body or websocket frame, in
+	// bytes. A bigger body gets 413; a bigger frame closes the websocket
+	// with CodeMessageTooBig.
+	MaxMessageSize int64
+	// MaxQueuedMessages bounds the messages waiting for one session (in
+	// the store, or in a live websocket's write queue). Overflow closes the
+	// session with CodeQueueOverflow rather than stall senders.
+	MaxQueuedMessages int
+	// WriteTimeout bounds one write to a websocket; a client that does
+	// not take a frame in time is disconnected.
+	WriteTimeout time.Duration
+}
+
+// DefaultJSessionID sets JSESSIONID to the value the client sent, or to
+// "dummy", with path=/ (sockjs-node's behaviour).
+func DefaultJSessionID(w http.ResponseWriter, r *http.Request) {
+	v := "dummy"
+	if c, err := r.Cookie("JSESSIONID"); err == nil && c.Value != "" {
+		v = c.Value
+	}
+	w.Header().Set("Set-Cookie", "JSESSIONID="+v+"; path=/")
+}
+
+func (s *Settings) fillDefaults() error {
+	if s.Prefix != "" && (!strings.HasPrefix(s.Prefix, "/") || strings.HasSuffix(s.Prefix, "/")) {
+		return fmt.Errorf("sockjs: prefix %q must start with / and not end with /", s.Prefix)
+	}
+	if s.ResponseLimit <= 0 {
+		s.ResponseLimit = DefaultResponseLimit
+	}
+	if s.HeartbeatDelay <= 0 {
+		s.HeartbeatDelay = DefaultHeartbeatDelay
+	}
+	if s.DisconnectDelay <= 0 {
+		s.DisconnectDelay = DefaultDisconnectDelay
+	}
+	if s.SockJSURL == "" {
+		s.SockJSURL = DefaultSockJSURL
+	}
+	if s.MaxMessageSize <= 0 {
+		s.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if s.MaxQueuedMessages <= 0 {
+		s.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if s.WriteTimeout <= 0 {
+		s.WriteTimeout = DefaultWriteTimeout
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package sockjs
+
+import "net/http"
+
+// jsonp-polling (GET <session>/jsonp?c=callback) and jsonp_send (POST
+// <session>/jsonp_send, form-encoded d=<payload> or the payload itself).
+
+// jsonpWrapper writes /**/callback("frame");. The leading comment keeps a
+// callback name from forming the start of a Flash file (CVE-2014-4671).
+func jsonpWrapper(callback string) func(dst, frame []byte) []byte {
+	return func(dst, frame []byte) []byte {
+		dst = append(dst, "/**/"...)
+		dst = append(dst, callback...)
+		dst = append(dst, '(')
+		dst = appendJSString(dst, string(frame))
+		return append(dst, ");\r\n"...)
+	}
+}
+
+func (e *Endpoint) serveJSONP(w http.ResponseWriter, r *http.Request, sid string) {
+	callback, ok := callbackParam(w, r)
+	if !ok {
+		return
+	}
+	h := w.Header()
+	e.jsessionid(w, r)
+	noCache(h)
+	h.Set("Content-Type", contentTypeJS)
+	h.Set("X-Content-Type-Options", "nosniff")
+	e.receive(r, sid, TransportJSONP, newHTTPReceiver(w, true, 0, jsonpWrapper(callback)))
+}
+
+func (e *Endpoint) serveJSONPSend(w http.ResponseWriter, r *http.Request, sid string) {
+	h := w.Header()
+	e.jsessionid(w, r)
+	noCache(h)
+	body, ok := e.readBody(w, r)
+	if !ok {
+		return
+	}
+	msgs, err := decodeFormOrJSON(r, body)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if !e.deliver(w, sid, msgs) {
+		return
+	}
+	// "ok" rather than 204: Konqueror mishandles empty answers here.
+	h.Set("Content-Type", contentTypePlain)
+	w.Write([]byte("ok"))
+}

@@ -1,0 +1,451 @@
+package sockjs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/store"
+)
+
+// The SockJS websocket transport (GET <session>/websocket: frames are
+// SockJS frames, incoming messages JSON) and the raw websocket (GET
+// <prefix>/websocket: one message per websocket message, no framing).
+//
+// A websocket session cannot move to another node, and the protocol lets
+// two websockets share a client session id, so each websocket gets a fresh
+// session id. Its receiver lease is sticky: its node is where senders
+// elsewhere wake it. Messages sent on this node skip the store (wsWriter).
+
+// wsConn is one accepted websocket, RFC 6455 (coder/websocket) or Hixie-76.
+type wsConn interface {
+	// readMessage returns the next message. errMessageTooBig when it
+	// exceeds the limit; any other error ends the connection.
+	readMessage(ctx context.Context) ([]byte, error)
+	// writeText sends one text message.
+	writeText(ctx context.Context, b []byte) error
+	// close sends a close (code and reason where the protocol has them)
+	// and releases the connection. Only the first call counts.
+	close(code int, reason string)
+}
+
+var errMessageTooBig = errors.New("sockjs: websocket message too big")
+
+// rfc6455Conn adapts a coder/websocket connection.
+type rfc6455Conn struct {
+	c     *websocket.Conn
+	limit int64
+	once  sync.Once
+}
+
+func (c *rfc6455Conn) readMessage(ctx context.Context) ([]byte, error) {
+	_, r, err := c.c.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(r, c.limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > c.limit {
+		return nil, errMessageTooBig
+	}
+	return b, nil
+}
+
+func (c *rfc6455Conn) writeText(ctx context.Context, b []byte) error {
+	return c.c.Write(ctx, websocket.MessageText, b)
+}
+
+func (c *rfc6455Conn) close(code int, reason string) {
+	c.once.Do(func() {
+		if !validCloseCode(code) {
+			code = CodeNormal
+		}
+		if len(reason) > 120 { // a close frame's payload is at most 125 bytes
+			reason = reason[:120]
+		}
+		// Close waits (bounded) for the client's close frame; a client
+		// that is gone is released by CloseNow.
+		if c.c.Close(websocket.StatusCode(code), reason) != nil {
+			c.c.CloseNow()
+		}
+	})
+}
+
+// validCloseCode reports whether code may be sent in a websocket close
+// frame (RFC 6455 section 7.4).
+func validCloseCode(code int) bool {
+	return code >= 1000 && code <= 1003 || code >= 1007 && code <= 1011 || code >= 3000 && code <= 4999
+}
+
+// headerHasToken reports whether a comma-separated header holds token.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request, raw bool) {
+	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+		httpError(w, http.StatusBadRequest, `Can "Upgrade" only to "WebSocket".`)
+		return
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") {
+		httpError(w, http.StatusBadRequest, `"Connection" must be "Upgrade".`)
+		return
+	}
+	if e.settings.CheckOrigin != nil && !e.settings.CheckOrigin(r) {
+		httpError(w, http.StatusForbidden, "Origin not allowed.")
+		return
+	}
+	switch r.Header.Get("Sec-WebSocket-Version") {
+	case "":
+		if raw {
+			httpError(w, http.StatusBadRequest, "Only supported WebSocket protocol is RFC 6455.")
+			return
+		}
+		e.serveHixie(w, r)
+		return
+	case "7", "8":
+		// hybi-07 and -08 frame like RFC 6455 (13); only the handshake's
+		// version number differs.
+		r.Header.Set("Sec-WebSocket-Version", "13")
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return // Accept has answered the request
+	}
+	c.SetReadLimit(e.settings.MaxMessageSize + 1)
+	e.runWebsocket(r, &rfc6455Conn{c: c, limit: e.settings.MaxMessageSize}, raw)
+}
+
+// wsItem is one Send or Broadcast to a live websocket. frame, when set, is
+// the SockJS frame of msgs, encoded once for many sessions.
+type wsItem struct {
+	msgs  []string
+	frame []byte
+}
+
+// wsWriter is the single writer of one websocket: sends on this node go
+// into its bounded queue; it also drains the store when woken.
+type wsWriter struct {
+	e      *Endpoint
+	conn   wsConn
+	raw    bool
+	key    string
+	lease  store.Lease
+	lr     *liveReceiver
+	queue  chan wsItem
+	full   chan struct{} // capacity 1: the queue overflowed
+	stop   chan struct{} // closed by finish: the reader has ended
+	done   chan struct{} // closed when run returns
+	closed atomic.Bool   // no more messages will be written
+
+	finishOnce  sync.Once
+	closeCode   int // websocket close code, set before stop is closed
+	closeReason string
+}
+
+func (ww *wsWriter) enqueue(it wsItem) error {
+	if ww.closed.Load() {
+		return ErrSessionClosed
+	}
+	select {
+	case ww.queue <- it:
+		return nil
+	default:
+		select {
+		case ww.full <- struct{}{}:
+		default:
+		}
+		return ErrQueueOverflow
+	}
+}
+
+func (ww *wsWriter) isClosed() bool { return ww.closed.Load() }
+
+// finish tells the writer the reader has ended, and how to close.
+func (ww *wsWriter) finish(code int, reason string) {
+	ww.finishOnce.Do(func() {
+		ww.closeCode, ww.closeReason = code, reason
+		close(ww.stop)
+	})
+}
+
+func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
+	n := e.node
+	transport := TransportWebsocket
+	if raw {
+		transport = TransportRawWebsocket
+	}
+	id := newULID()
+	key := e.keyOf(id)
+	info, _ := json.Marshal(newConnectionInfo(r, transport))
+	ctx, cancel := n.opContext()
+	created, err := n.store.Create(ctx, key, store.CreateOptions{DisconnectDelay: e.settings.DisconnectDelay, Info: info})
+	cancel()
+	if err != nil || !created {
+		n.log.Warn("sockjs: websocket session not created", "err", err)
+		conn.close(1011, "Session store unavailable")
+		return
+	}
+	readCtx, stopReading := context.WithCancel(context.Background())
+	defer stopReading()
+	lr := newLiveReceiver(key, readCtx)
+	ww := &wsWriter{
+		e: e, conn: conn, raw: raw, key: key, lr: lr,
+		lease: store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true},
+		queue: make(chan wsItem, e.settings.MaxQueuedMessages),
+		full:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	lr.ws = ww
+	n.register(lr)
+	defer n.unregister(lr)
+	sess := e.sessionFor(id, key, info)
+
+	ctx, cancel = n.opContext()
+	res, err := n.store.Attach(ctx, key, ww.lease)
+	cancel()
+	if err != nil || res.Status != store.Attached {
+		n.log.Warn("sockjs: websocket attach failed", "err", err, "status", res.Status)
+		conn.close(1011, "Session store unavailable")
+		return
+	}
+	if !raw {
+		ctx, cancel = context.WithTimeout(context.Background(), e.settings.WriteTimeout)
+		err = conn.writeText(ctx, []byte(openFrame))
+		cancel()
+		if err != nil {
+			conn.close(CodeInterrupted, ReasonInterrupted)
+			e.endWebsocket(sess, ww, CodeInterrupted, ReasonInterrupted)
+			return
+		}
+	}
+	if !n.goFunc(func() { ww.run(stopReading) }) {
+		conn.close(CodeGoingAway, ReasonGoingAway)
+		e.endWebsocket(sess, ww, CodeGoingAway, ReasonGoingAway)
+		return
+	}
+	e.runOnOpen(sess)
+
+	code, reason := CodeInterrupted, ReasonInterrupted
+	for {
+		msg, err := conn.readMessage(readCtx)
+		if err != nil {
+			switch {
+			case errors.Is(err, errMessageTooBig):
+				code, reason = CodeMessageTooBig, ReasonMessageTooBig
+			case errors.Is(err, io.EOF):
+				code, reason = CodeNormal, ReasonNormal
+			default:
+				if s := websocket.CloseStatus(err); s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway {
+					code, reason = CodeNormal, ReasonNormal
+				}
+			}
+			break
+		}
+		if raw {
+			e.runOnMessage(sess, string(msg))
+			continue
+		}
+		msgs, err := decodeWebsocketMessages(msg)
+		if err != nil {
+			code, reason = CodeBrokenFraming, ReasonBrokenFraming
+			break
+		}
+		for _, m := range msgs {
+			e.runOnMessage(sess, m)
+		}
+	}
+	ww.finish(code, reason)
+	e.endWebsocket(sess, ww, code, reason)
+}
+
+// endWebsocket closes the session of a websocket that ended (it cannot be
+// resumed), waits for its writer and releases the lease.
+func (e *Endpoint) endWebsocket(sess *Session, ww *wsWriter, code int, reason string) {
+	ww.closed.Store(true)
+	ctx, cancel := e.node.opContext()
+	defer cancel()
+	sess.closeWith(ctx, code, reason)
+	ww.finish(code, reason)
+	select {
+	case <-ww.done:
+	case <-time.After(e.settings.WriteTimeout + 5*time.Second):
+	}
+	if err := e.node.store.Detach(ctx, sess.key, ww.lease.Token); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+		e.node.log.Warn("sockjs: detach failed", "err", err)
+	}
+}
+
+// run is the writer loop. It ends when the session is closed (after
+// writing the close frame), when the reader has ended, or on a write
+// error; it then closes the connection, which ends the reader too.
+func (ww *wsWriter) run(stopReading context.CancelFunc) {
+	e, n := ww.e, ww.e.node
+	defer close(ww.done)
+	code, reason := CodeNormal, ReasonNormal
+	defer func() {
+		ww.closed.Store(true)
+		ww.conn.close(code, reason)
+		stopReading()
+	}()
+
+	var heartbeatC <-chan time.Time
+	if !ww.raw {
+		hb := time.NewTicker(e.settings.HeartbeatDelay)
+		defer hb.Stop()
+		heartbeatC = hb.C
+	}
+	recheck := time.NewTicker(n.cfg.RecheckInterval)
+	defer recheck.Stop()
+	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	var buf []byte
+	var batch []string
+	for {
+		select {
+		case <-ww.stop:
+			code, reason = ww.closeCode, ww.closeReason
+			return
+		case <-n.done:
+			sessClose(ww, CodeGoingAway, ReasonGoingAway)
+			ww.writeClosed(CodeGoingAway, ReasonGoingAway)
+			code, reason = CodeGoingAway, ReasonGoingAway
+			return
+		case it := <-ww.queue:
+			var err error
+			buf, batch, err = ww.writeItems(it, buf, batch)
+			if err != nil {
+				code, reason = CodeInterrupted, ReasonInterrupted
+				return
+			}
+			continue
+		case <-ww.full:
+			sessClose(ww, CodeQueueOverflow, ReasonQueueOverflow)
+		case <-heartbeatC:
+			if ww.write([]byte(heartbeatFrame)) != nil {
+				code, reason = CodeInterrupted, ReasonInterrupted
+				return
+			}
+			continue
+		case <-renew.C:
+			ctx, cancel := n.opContext()
+			err := n.store.Renew(ctx, ww.key, ww.lease)
+			cancel()
+			if errors.Is(err, store.ErrNotHolder) {
+				code, reason = CodeInterrupted, ReasonInterrupted
+				return
+			}
+			continue
+		case <-ww.lr.wakeCh:
+		case <-recheck.C:
+		}
+		ctx, cancel := n.opContext()
+		dr, err := n.store.Drain(ctx, ww.key, ww.lease.Token)
+		cancel()
+		if err != nil {
+			if errors.Is(err, store.ErrNotHolder) || errors.Is(err, store.ErrNotFound) {
+				code, reason = CodeInterrupted, ReasonInterrupted
+				return
+			}
+			n.log.Warn("sockjs: drain failed", "err", err)
+			continue
+		}
+		if len(dr.Messages) > 0 {
+			var err error
+			buf, batch, err = ww.writeItems(wsItem{msgs: dr.Messages}, buf, batch)
+			if err != nil {
+				code, reason = CodeInterrupted, ReasonInterrupted
+				return
+			}
+		}
+		if dr.State == store.StateClosed {
+			ww.writeClosed(dr.Code, dr.Reason)
+			code, reason = dr.Code, dr.Reason
+			if !ww.raw {
+				code, reason = CodeNormal, ReasonNormal
+			}
+			return
+		}
+	}
+}
+
+func sessClose(ww *wsWriter, code int, reason string) {
+	ctx, cancel := ww.e.node.opContext()
+	defer cancel()
+	ww.e.sessionFor("", ww.key, nil).closeWith(ctx, code, reason)
+}
+
+// writeClosed tells a SockJS client why the session ended.
+func (ww *wsWriter) writeClosed(code int, reason string) {
+	ww.closed.Store(true)
+	if !ww.raw {
+		ww.write(closeFrame(code, reason))
+	}
+}
+
+// writeItems writes it and whatever else is queued: consecutive plain
+// sends are batched into one frame.
+func (ww *wsWriter) writeItems(it wsItem, buf []byte, batch []string) ([]byte, []string, error) {
+	batch = batch[:0]
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if ww.raw {
+			for _, m := range batch {
+				if err := ww.write([]byte(m)); err != nil {
+					return err
+				}
+			}
+		} else {
+			buf = appendMessageFrame(buf[:0], batch)
+			if err := ww.write(buf); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for {
+		if it.frame != nil && !ww.raw {
+			if err := flush(); err != nil {
+				return buf, batch, err
+			}
+			if err := ww.write(it.frame); err != nil {
+				return buf, batch, err
+			}
+		} else {
+			batch = append(batch, it.msgs...)
+		}
+		select {
+		case it = <-ww.queue:
+			continue
+		default:
+		}
+		return buf, batch, flush()
+	}
+}
+
+func (ww *wsWriter) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ww.e.settings.WriteTimeout)
+	defer cancel()
+	return ww.conn.writeText(ctx, b)
+}

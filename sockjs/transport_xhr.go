@@ -1,0 +1,71 @@
+package sockjs
+
+import (
+	"bytes"
+	"net/http"
+)
+
+// xhr-polling (POST <session>/xhr), xhr_send (POST <session>/xhr_send) and
+// xhr-streaming (POST <session>/xhr_streaming): frames end with "\n".
+
+func appendXHRFrame(dst, frame []byte) []byte {
+	return append(append(dst, frame...), '\n')
+}
+
+// xhrStreamingPrelude is 2 KiB of 'h': Internet Explorer shows nothing of
+// an XHR stream before that much arrived.
+var xhrStreamingPrelude = append(bytes.Repeat([]byte{'h'}, 2048), '\n')
+
+func (e *Endpoint) xhrHeaders(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	e.jsessionid(w, r)
+	cors(h, r)
+	noCache(h)
+}
+
+func (e *Endpoint) serveXHRPolling(w http.ResponseWriter, r *http.Request, sid string) {
+	if r.Method == http.MethodOptions {
+		e.serveOptions(w, r, "OPTIONS, POST")
+		return
+	}
+	e.xhrHeaders(w, r)
+	w.Header().Set("Content-Type", contentTypeJS)
+	e.receive(r, sid, TransportXHR, newHTTPReceiver(w, true, 0, appendXHRFrame))
+}
+
+func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid string) {
+	if r.Method == http.MethodOptions {
+		e.serveOptions(w, r, "OPTIONS, POST")
+		return
+	}
+	e.xhrHeaders(w, r)
+	w.Header().Set("Content-Type", contentTypeJS)
+	hr := newHTTPReceiver(w, false, e.settings.ResponseLimit, appendXHRFrame)
+	if hr.writePrelude(xhrStreamingPrelude) != nil {
+		return
+	}
+	e.receive(r, sid, TransportXHRStreaming, hr)
+}
+
+func (e *Endpoint) serveXHRSend(w http.ResponseWriter, r *http.Request, sid string) {
+	if r.Method == http.MethodOptions {
+		e.serveOptions(w, r, "OPTIONS, POST")
+		return
+	}
+	e.xhrHeaders(w, r)
+	body, ok := e.readBody(w, r)
+	if !ok {
+		return
+	}
+	msgs, err := decodeMessages(body)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if !e.deliver(w, sid, msgs) {
+		return
+	}
+	// Firefox takes a 204 without a content type for XML and complains.
+	w.Header().Set("Content-Type", contentTypePlain)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -72,7 +72,6 @@ func Mount(node *sockjs.Node, mux *http.ServeMux, names []string, opts Options) 
 	return node.Handler(mux), nil
 }
 
-
 // echoHandler sends every message back.
 var echoHandler = sockjs.HandlerFuncs{
 	Message: func(s *sockjs.Session, msg string) { s.Send(msg) },

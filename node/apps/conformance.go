@@ -110,4 +110,3 @@ func (b *broadcaster) OnClose(s *sockjs.Session) {
 	delete(b.sessions, s.ID())
 	b.mu.Unlock()
 }
-

@@ -45,8 +45,11 @@ func TestCluster(t *testing.T) {
 	var addrs []string
 	for i := range 3 {
 		dir := t.TempDir()
-		addr, _ := startRedisOn(t, clusterPort(t), "--cluster-enabled", "yes",
+		addr, cmd := startRedisOn(t, clusterPort(t), "--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)), "--dir", dir)
+		if cmd == nil {
+			t.Fatal("cluster node did not start (port taken)")
+		}
 		addrs = append(addrs, addr)
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)

@@ -62,7 +62,7 @@ type Store struct {
 	client  redis.UniversalClient
 	prefix  string
 	buckets int
-	margin  string // KeyTTLMargin in ms, as a script argument
+	margin  string        // KeyTTLMargin in ms, as a script argument
 	next    atomic.Uint32 // rotates the bucket Reap starts at
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,9 +36,17 @@ func freePort(t testing.TB) int {
 // process; it is killed when the test ends.
 func startRedis(t testing.TB, args ...string) (string, *exec.Cmd) {
 	t.Helper()
-	return startRedisOn(t, freePort(t), args...)
+	for range 5 {
+		if addr, cmd := startRedisOn(t, freePort(t), args...); cmd != nil {
+			return addr, cmd
+		}
+	}
+	t.Fatal("redis-server did not start")
+	return "", nil
 }
 
+// startRedisOn starts redis-server on port. It returns a nil process when
+// the server exited (someone took the port between freePort and the bind).
 func startRedisOn(t testing.TB, port int, args ...string) (string, *exec.Cmd) {
 	t.Helper()
 	cmd := exec.Command("/usr/bin/redis-server", append([]string{
@@ -47,18 +56,32 @@ func startRedisOn(t testing.TB, port int, args ...string) (string, *exec.Cmd) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGCONT) // in case a test stopped it
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 	})
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		return c.Ping(context.Background()).Err()
-	})
-	return addr, cmd
+	// Ready when the server on the port answers with our process's pid.
+	want := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return "", nil
+		default:
+		}
+		if info, err := c.Info(context.Background(), "server").Result(); err == nil && strings.Contains(info, want) {
+			return addr, cmd
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("redis-server on %s not ready", addr)
+	return "", nil
 }
 
 func newClient(t testing.TB, addr string) *redis.Client {
@@ -233,35 +256,42 @@ func TestTwoNodes(t *testing.T) {
 func TestKeysExpire(t *testing.T) {
 	addr, _ := startRedis(t)
 	raw := newClient(t, addr)
-	prefix := uniquePrefix(t)
-	s := redisstore.New(raw, redisstore.Config{Prefix: prefix, Buckets: 1, KeyTTLMargin: 50 * time.Millisecond})
 	ctx := context.Background()
-	if _, err := s.Create(ctx, "x", store.CreateOptions{DisconnectDelay: 50 * time.Millisecond}); err != nil {
-		t.Fatal(err)
+	const delay, margin = time.Hour, time.Minute
+	prefix := uniquePrefix(t)
+	s := redisstore.New(raw, redisstore.Config{Prefix: prefix, Buckets: 1, KeyTTLMargin: margin})
+	fill := func(s *redisstore.Store, delay time.Duration) {
+		if _, err := s.Create(ctx, "x", store.CreateOptions{DisconnectDelay: delay}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetAttr(ctx, "x", "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, "x", []string{"m"}, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := s.SetAttr(ctx, "x", "k", "v"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(ctx, "x", []string{"m"}, 0); err != nil {
-		t.Fatal(err)
-	}
+	fill(s, delay)
 	keys, err := raw.Keys(ctx, "{"+prefix+":*").Result()
 	if err != nil || len(keys) != 4 {
 		t.Fatalf("keys = %v, %v; want session, queue, attributes, index", keys, err)
 	}
 	for _, k := range keys {
-		if ttl, err := raw.PTTL(ctx, k).Result(); err != nil || ttl <= 0 || ttl > time.Second {
-			t.Errorf("PTTL %s = %v, %v; want (0, 1s]", k, ttl, err)
+		if ttl, err := raw.PTTL(ctx, k).Result(); err != nil || ttl <= delay || ttl > delay+margin {
+			t.Errorf("PTTL %s = %v, %v; want (%v, %v]", k, ttl, err, delay, delay+margin)
 		}
 	}
-	// Nobody reaps: Redis drops everything by itself.
+
+	// With short times and nobody reaping, Redis drops everything itself.
+	prefix = uniquePrefix(t)
+	fill(redisstore.New(raw, redisstore.Config{Prefix: prefix, Buckets: 1, KeyTTLMargin: 50 * time.Millisecond}), 50*time.Millisecond)
 	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		n, err := raw.Exists(ctx, keys...).Result()
+		keys, err := raw.Keys(ctx, "{"+prefix+":*").Result()
 		if err != nil {
 			return err
 		}
-		if n != 0 {
-			return fmt.Errorf("%d keys left", n)
+		if len(keys) != 0 {
+			return fmt.Errorf("keys left: %v", keys)
 		}
 		return nil
 	})
@@ -361,7 +391,7 @@ func TestUnreachable(t *testing.T) {
 			return err
 		},
 	}
-	const timeout, budget = 200 * time.Millisecond, time.Second
+	const timeout, budget = 100 * time.Millisecond, time.Second
 	check := func(t *testing.T, s *redisstore.Store) {
 		for name, call := range calls {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)

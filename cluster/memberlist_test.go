@@ -29,15 +29,31 @@ func checkFor(t *testing.T, total, step time.Duration, f func() error) {
 	}
 }
 
-// testLogger sends warnings and errors to the test log.
+// testLogger sends warnings and errors to the test log, until the test
+// ends: memberlist's goroutines may still log a little after Shutdown, and
+// t.Log after the end panics.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex // guards done; held while logging
+	done bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 
@@ -199,7 +215,7 @@ func TestMemberlistCrashDetected(t *testing.T) {
 func TestMemberlistLeave(t *testing.T) {
 	nodes := startThree(t)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	la, lb := watchLeaves(a), watchLeaves(b)
+	la, lb, lc := watchLeaves(a), watchLeaves(b), watchLeaves(c)
 	left := time.Now()
 	if err := b.Leave(2 * time.Second); err != nil {
 		t.Fatal(err)
@@ -213,7 +229,6 @@ func TestMemberlistLeave(t *testing.T) {
 	if got := b.Self().State; got != cluster.StateLeft {
 		t.Errorf("leaver's own state = %v, want left", got)
 	}
-	lc := watchLeaves(c)
 	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		for i, l := range []*leaves{la, lc} {
 			m, _, ok := l.get("node-b")

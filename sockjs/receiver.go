@@ -15,7 +15,8 @@ import (
 // httpReceiver writes the frames of one receiving HTTP request (a poll or
 // a stream), each in its transport's envelope.
 type httpReceiver struct {
-	w       http.ResponseWriter
+	w            http.ResponseWriter
+	writeTimeout time.Duration
 	rc      *http.ResponseController
 	wrap    func(dst, frame []byte) []byte
 	polling bool // one frame per response
@@ -24,13 +25,23 @@ type httpReceiver struct {
 	buf     []byte
 }
 
-func newHTTPReceiver(w http.ResponseWriter, polling bool, limit int, wrap func(dst, frame []byte) []byte) *httpReceiver {
-	return &httpReceiver{w: w, rc: http.NewResponseController(w), wrap: wrap, polling: polling, limit: limit}
+func (e *Endpoint) newHTTPReceiver(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpReceiver {
+	return &httpReceiver{
+		w: w, rc: http.NewResponseController(w), wrap: wrap, polling: polling,
+		limit: e.settings.ResponseLimit, writeTimeout: e.settings.WriteTimeout,
+	}
+}
+
+// setDeadline bounds the next write: a client that stops reading is
+// dropped instead of holding the receiver (and its session) forever.
+func (hr *httpReceiver) setDeadline() {
+	hr.rc.SetWriteDeadline(time.Now().Add(hr.writeTimeout))
 }
 
 // writePrelude writes and flushes the bytes a streaming transport sends
 // before any frame.
 func (hr *httpReceiver) writePrelude(b []byte) error {
+	hr.setDeadline()
 	hr.w.WriteHeader(http.StatusOK)
 	if _, err := hr.w.Write(b); err != nil {
 		return err
@@ -42,6 +53,7 @@ func (hr *httpReceiver) writePrelude(b []byte) error {
 // (a poll answered, a stream past its limit).
 func (hr *httpReceiver) writeFrame(frame []byte) (done bool, err error) {
 	hr.buf = hr.wrap(hr.buf[:0], frame)
+	hr.setDeadline()
 	if _, err := hr.w.Write(hr.buf); err != nil {
 		return true, err
 	}
@@ -215,10 +227,16 @@ func (e *Endpoint) attach(r *http.Request, key string, lease store.Lease, transp
 	return res, created, info, err
 }
 
+// bodyReadTimeout bounds reading one incoming body (xhr_send, jsonp_send).
+const bodyReadTimeout = 30 * time.Second
+
 // readBody reads a request body of at most MaxMessageSize bytes; a bigger
 // one is answered with 413 and ok is false.
 func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.settings.MaxMessageSize))
+	rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

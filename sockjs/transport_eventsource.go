@@ -33,7 +33,7 @@ func (e *Endpoint) serveEventSource(w http.ResponseWriter, r *http.Request, sid 
 	cors(h, r)
 	noCache(h)
 	h.Set("Content-Type", "text/event-stream")
-	hr := newHTTPReceiver(w, false, e.settings.ResponseLimit, appendEventSourceFrame)
+	hr := e.newHTTPReceiver(w, false, appendEventSourceFrame)
 	// Opera needs one more new line first.
 	if hr.writePrelude([]byte("\r\n")) != nil {
 		return

@@ -50,7 +50,7 @@ func (e *Endpoint) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid str
 	e.jsessionid(w, r)
 	noCache(h)
 	h.Set("Content-Type", contentTypeHTML)
-	hr := newHTTPReceiver(w, false, e.settings.ResponseLimit, appendHTMLFileFrame)
+	hr := e.newHTTPReceiver(w, false, appendHTMLFileFrame)
 	if hr.writePrelude(htmlfilePrelude(callback)) != nil {
 		return
 	}

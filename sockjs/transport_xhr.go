@@ -30,7 +30,7 @@ func (e *Endpoint) serveXHRPolling(w http.ResponseWriter, r *http.Request, sid s
 	}
 	e.xhrHeaders(w, r)
 	w.Header().Set("Content-Type", contentTypeJS)
-	e.receive(r, sid, TransportXHR, newHTTPReceiver(w, true, 0, appendXHRFrame))
+	e.receive(r, sid, TransportXHR, e.newHTTPReceiver(w, true, appendXHRFrame))
 }
 
 func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid string) {
@@ -40,7 +40,7 @@ func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid
 	}
 	e.xhrHeaders(w, r)
 	w.Header().Set("Content-Type", contentTypeJS)
-	hr := newHTTPReceiver(w, false, e.settings.ResponseLimit, appendXHRFrame)
+	hr := e.newHTTPReceiver(w, false, appendXHRFrame)
 	if hr.writePrelude(xhrStreamingPrelude) != nil {
 		return
 	}

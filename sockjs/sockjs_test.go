@@ -1,0 +1,691 @@
+package sockjs
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/store"
+)
+
+// checkFor calls f every step until it returns nil or total passes.
+func checkFor(t testing.TB, total, step time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", total, err)
+		}
+		time.Sleep(step)
+	}
+}
+
+// recorder is a Handler that echoes and records what happened.
+type recorder struct {
+	mu       sync.Mutex
+	opened   []string
+	messages []string
+	closed   []string
+	onOpen   func(s *Session) error
+}
+
+func (r *recorder) OnOpen(s *Session) error {
+	r.mu.Lock()
+	r.opened = append(r.opened, s.ID())
+	f := r.onOpen
+	r.mu.Unlock()
+	if f != nil {
+		return f(s)
+	}
+	return nil
+}
+
+func (r *recorder) OnMessage(s *Session, msg string) {
+	r.mu.Lock()
+	r.messages = append(r.messages, msg)
+	r.mu.Unlock()
+	s.Send(msg)
+}
+
+func (r *recorder) OnClose(s *Session) {
+	r.mu.Lock()
+	r.closed = append(r.closed, s.ID())
+	r.mu.Unlock()
+}
+
+func (r *recorder) counts() (opened, closed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.opened), len(r.closed)
+}
+
+// cluster is nodes sharing one memory store and bus, each with its own
+// HTTP server: what a cluster of processes looks like, in one.
+type cluster struct {
+	store *store.Memory
+	bus   *bus.Memory
+}
+
+func newCluster(t testing.TB) *cluster {
+	c := &cluster{store: store.NewMemory(), bus: bus.NewMemory()}
+	t.Cleanup(func() { c.bus.Close() })
+	return c
+}
+
+// node starts a node serving h under settings.Prefix ("/t" if empty).
+func (c *cluster) node(t testing.TB, h Handler, s Settings, tweak ...func(*NodeConfig)) (*Node, *Endpoint, string) {
+	t.Helper()
+	cfg := NodeConfig{Store: c.store, Bus: c.bus, ReapInterval: 20 * time.Millisecond}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	n, err := NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Prefix == "" {
+		s.Prefix = "/t"
+	}
+	e, err := n.NewEndpoint(h, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(n.Handler(nil))
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			t.Errorf("node close: %v", err)
+		}
+		srv.Close()
+	})
+	return n, e, srv.URL + s.Prefix
+}
+
+func do(t testing.TB, method, url, body string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func want(t testing.TB, what string, got, exp any) {
+	t.Helper()
+	if got != exp {
+		t.Fatalf("%s: got %q, want %q", what, got, exp)
+	}
+}
+
+func TestStaticURLs(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{SockJSURL: "/sockjs.js"})
+	for _, u := range []string{base, base + "/"} {
+		resp, body := do(t, "GET", u, "")
+		want(t, "greeting", body, "Welcome to SockJS!\n")
+		want(t, "greeting type", resp.Header.Get("Content-Type"), "text/plain; charset=UTF-8")
+	}
+	for _, suffix := range []string{"/a", "/a.html", "//", "///", "/a/a", "/a/a/", "/iframe.htm", "/IFRAME.HTML", "/iframe-/.html", "//xhr", "/a./a/xhr", "/a/a./xhr", "/a/a/a/xhr", "/websocket"} {
+		resp, _ := do(t, "GET", base+suffix, "")
+		want(t, "GET "+suffix, resp.StatusCode, 404)
+	}
+	resp, body := do(t, "GET", base+"/iframe-0.1.2.html?t=1", "")
+	want(t, "iframe status", resp.StatusCode, 200)
+	if !strings.Contains(body, `<script src="/sockjs.js"></script>`) || resp.Header.Get("ETag") == "" ||
+		!strings.Contains(resp.Header.Get("Cache-Control"), "max-age=31536000") {
+		t.Fatalf("iframe: %v %s", resp.Header, body)
+	}
+	resp, body = do(t, "GET", base+"/iframe.html", "", "If-None-Match", resp.Header.Get("ETag"))
+	want(t, "iframe 304", resp.StatusCode, 304)
+	want(t, "iframe 304 body", body, "")
+
+	resp, body = do(t, "GET", base+"/info", "", "Origin", "http://a.example")
+	want(t, "info origin", resp.Header.Get("Access-Control-Allow-Origin"), "http://a.example")
+	want(t, "info credentials", resp.Header.Get("Access-Control-Allow-Credentials"), "true")
+	want(t, "info cache", resp.Header.Get("Cache-Control"), noCacheValue)
+	if !strings.HasPrefix(body, `{"websocket":true,"origins":["*:*"],"cookie_needed":false,"entropy":`) {
+		t.Fatalf("info body %s", body)
+	}
+	resp, _ = do(t, "OPTIONS", base+"/info", "", "Origin", "null")
+	want(t, "info OPTIONS", resp.StatusCode, 204)
+	want(t, "info OPTIONS methods", resp.Header.Get("Access-Control-Allow-Methods"), "OPTIONS, GET")
+	want(t, "info OPTIONS max-age", resp.Header.Get("Access-Control-Max-Age"), "31536000")
+
+	resp, body = do(t, "POST", base+"/a/a/websocket", "")
+	want(t, "POST websocket", resp.StatusCode, 405)
+	want(t, "405 Allow", resp.Header.Get("Allow"), "GET")
+	want(t, "405 body", body, "")
+	resp, body = do(t, "GET", base+"/a/a/websocket", "")
+	want(t, "GET websocket without upgrade", resp.StatusCode, 400)
+	want(t, "GET websocket body", body, `Can "Upgrade" only to "WebSocket".`)
+}
+
+func TestXHRPolling(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{}
+	_, e, base := c.node(t, rec, Settings{JSessionID: DefaultJSessionID})
+	u := base + "/000/s1"
+	resp, body := do(t, "POST", u+"/xhr", "")
+	want(t, "open", body, "o\n")
+	want(t, "cookie", resp.Header.Get("Set-Cookie"), "JSESSIONID=dummy; path=/")
+	resp, body = do(t, "POST", u+"/xhr_send", `["a","b\u2028"]`)
+	want(t, "xhr_send status", resp.StatusCode, 204)
+	want(t, "xhr_send body", body, "")
+	_, body = do(t, "POST", u+"/xhr", "")
+	want(t, "echo", body, `a["a","b\u2028"]`+"\n")
+
+	resp, body = do(t, "POST", u+"/xhr_send", `["a`)
+	want(t, "broken json", resp.StatusCode, 500)
+	want(t, "broken json body", body, "Broken JSON encoding.")
+	resp, body = do(t, "POST", u+"/xhr_send", ``)
+	want(t, "no payload", resp.StatusCode, 500)
+	want(t, "no payload body", body, "Payload expected.")
+	resp, _ = do(t, "POST", base+"/000/nosuch/xhr_send", `["a"]`)
+	want(t, "unknown session", resp.StatusCode, 404)
+
+	// A second receiver while one is parked gets 2010.
+	first := make(chan string, 1)
+	go func() {
+		_, body := do(t, "POST", u+"/xhr", "")
+		first <- body
+	}()
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		st, err := c.store.Get(context.Background(), e.keyOf(idFromClientSession("s1")))
+		if err != nil || st.ReceiverNode == "" {
+			return fmt.Errorf("poll not parked: %v", err)
+		}
+		return nil
+	})
+	_, body = do(t, "POST", u+"/xhr", "")
+	want(t, "second receiver", body, "c[2010,\"Another connection still open\"]\n")
+	do(t, "POST", u+"/xhr_send", `["x"]`)
+	select {
+	case body := <-first:
+		want(t, "parked poll", body, `a["x"]`+"\n")
+	case <-time.After(2 * time.Second):
+		t.Fatal("parked poll not woken")
+	}
+}
+
+func TestCloseFromOnOpen(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{onOpen: func(s *Session) error { return s.Close(3000, "Go away!") }}
+	_, _, base := c.node(t, rec, Settings{})
+	u := base + "/000/s1"
+	_, body := do(t, "POST", u+"/xhr", "")
+	want(t, "open", body, "o\n")
+	for range 2 {
+		_, body = do(t, "POST", u+"/xhr", "")
+		want(t, "close frame", body, `c[3000,"Go away!"]`+"\n")
+	}
+	checkFor(t, time.Second, 5*time.Millisecond, func() error {
+		if _, closed := rec.counts(); closed != 1 {
+			return fmt.Errorf("OnClose ran %d times", closed)
+		}
+		return nil
+	})
+
+	// OnOpen returning an error closes with CodeOpenRejected.
+	rec2 := &recorder{onOpen: func(s *Session) error { return errors.New("no") }}
+	_, _, base2 := c.node(t, rec2, Settings{Prefix: "/t2"})
+	do(t, "POST", base2+"/0/s/xhr", "")
+	_, body = do(t, "POST", base2+"/0/s/xhr", "")
+	want(t, "rejected", body, `c[3002,"Open rejected"]`+"\n")
+}
+
+// TestCrossNodeDelivery polls on one node and sends through another: the
+// bus wake-up must deliver long before the recheck timer would.
+func TestCrossNodeDelivery(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	slowRecheck := func(cfg *NodeConfig) { cfg.RecheckInterval = time.Minute }
+	settings := Settings{HeartbeatDelay: 300 * time.Millisecond}
+	_, _, a := c.node(t, &recorder{}, settings, slowRecheck)
+	_, _, b := c.node(t, &recorder{}, settings, slowRecheck)
+	_, body := do(t, "POST", a+"/0/s/xhr", "")
+	want(t, "open on A", body, "o\n")
+	got := make(chan string, 1)
+	go func() {
+		_, body := do(t, "POST", a+"/0/s/xhr", "")
+		got <- body
+	}()
+	time.Sleep(50 * time.Millisecond) // let the poll park (a late send is drained at attach anyway)
+	resp, _ := do(t, "POST", b+"/0/s/xhr_send", `["hop"]`)
+	want(t, "send on B", resp.StatusCode, 204)
+	select {
+	case body := <-got:
+		want(t, "delivered on A", body, `a["hop"]`+"\n")
+	case <-time.After(5 * time.Second):
+		t.Fatal("cross-node send not delivered")
+	}
+	// The next poll may land on B: the session is not tied to A.
+	_, body = do(t, "POST", b+"/0/s/xhr", "")
+	want(t, "poll on B", body, "h\n")
+}
+
+func TestDisconnectDelayReaps(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{}
+	_, _, base := c.node(t, rec, Settings{DisconnectDelay: 100 * time.Millisecond})
+	do(t, "POST", base+"/0/s/xhr", "")
+	checkFor(t, 3*time.Second, 10*time.Millisecond, func() error {
+		if _, closed := rec.counts(); closed != 1 {
+			return errors.New("not reaped yet")
+		}
+		return nil
+	})
+	_, body := do(t, "POST", base+"/0/s/xhr", "")
+	want(t, "new session after expiry", body, "o\n")
+}
+
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{HeartbeatDelay: 50 * time.Millisecond})
+	do(t, "POST", base+"/0/s/xhr", "")
+	_, body := do(t, "POST", base+"/0/s/xhr", "")
+	want(t, "heartbeat", body, "h\n")
+}
+
+func TestQueueOverflow(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	sessions := make(chan *Session, 1)
+	rec := &recorder{onOpen: func(s *Session) error { sessions <- s; return nil }}
+	_, _, base := c.node(t, rec, Settings{MaxQueuedMessages: 2})
+	do(t, "POST", base+"/0/s/xhr", "")
+	s := <-sessions
+	if err := s.Send("1", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send("3"); !errors.Is(err, ErrQueueOverflow) {
+		t.Fatalf("overflowing send: %v", err)
+	}
+	_, body := do(t, "POST", base+"/0/s/xhr", "")
+	want(t, "overflow close", body, `c[3009,"Queue overflow"]`+"\n")
+	if err := s.Send("4"); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("send to closed: %v", err)
+	}
+}
+
+// stream opens a streaming request and returns a reader of its body.
+func stream(t testing.TB, method, url string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp, bufio.NewReader(resp.Body)
+}
+
+func readLine(t testing.TB, br *bufio.Reader) string {
+	t.Helper()
+	s, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read: %v (got %q)", err, s)
+	}
+	return s
+}
+
+func TestXHRStreaming(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{ResponseLimit: 300})
+	u := base + "/0/s"
+	resp, br := stream(t, "POST", u+"/xhr_streaming")
+	want(t, "type", resp.Header.Get("Content-Type"), contentTypeJS)
+	want(t, "prelude", readLine(t, br), strings.Repeat("h", 2048)+"\n")
+	want(t, "open", readLine(t, br), "o\n")
+	msg := strings.Repeat("x", 100)
+	for range 3 {
+		do(t, "POST", u+"/xhr_send", `["`+msg+`"]`)
+		want(t, "message", readLine(t, br), `a["`+msg+`"]`+"\n")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("stream not ended at its response limit: %v", err)
+	}
+	// Next stream of the same session continues it.
+	_, br = stream(t, "POST", u+"/xhr_streaming")
+	readLine(t, br)
+	do(t, "POST", u+"/xhr_send", `["y"]`)
+	want(t, "resumed", readLine(t, br), `a["y"]`+"\n")
+}
+
+func TestInterruptedReceiverClosesSession(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{}
+	_, _, base := c.node(t, rec, Settings{})
+	u := base + "/0/s"
+	resp, br := stream(t, "POST", u+"/xhr_streaming")
+	readLine(t, br)
+	want(t, "open", readLine(t, br), "o\n")
+	resp.Body.Close()
+	checkFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+		if _, closed := rec.counts(); closed != 1 {
+			return errors.New("session not closed")
+		}
+		return nil
+	})
+	_, body := do(t, "POST", u+"/xhr", "")
+	want(t, "after interruption", body, `c[1002,"Connection interrupted"]`+"\n")
+}
+
+func TestEventSourceAndHTMLFile(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{})
+	resp, br := stream(t, "GET", base+"/0/es/eventsource")
+	want(t, "type", resp.Header.Get("Content-Type"), "text/event-stream")
+	want(t, "prelude", readLine(t, br), "\r\n")
+	want(t, "open", readLine(t, br)+readLine(t, br), "data: o\r\n\r\n")
+	do(t, "POST", base+"/0/es/xhr_send", `["50% \u0000"]`)
+	want(t, "message", readLine(t, br)+readLine(t, br), `data: a["50%25 \u0000"]`+"\r\n\r\n")
+
+	resp, body := do(t, "GET", base+"/0/hf/htmlfile?c=a(b", "")
+	want(t, "bad callback", resp.StatusCode, 500)
+	want(t, "bad callback body", body, `invalid "callback" parameter`)
+	_, br = stream(t, "GET", base+"/0/hf/htmlfile?c=cb")
+	head := make([]byte, 1024)
+	io.ReadFull(br, head)
+	if !strings.Contains(string(head), "var c = parent.cb;") {
+		t.Fatalf("htmlfile head %q", head)
+	}
+	for !strings.HasPrefix(readLine(t, br), "<script>") {
+	}
+	want(t, "open", readLine(t, br), "p(\"o\");\n")
+	do(t, "POST", base+"/0/hf/xhr_send", `["</script>"]`)
+	readLine(t, br)
+	readLine(t, br)
+	want(t, "escaped", readLine(t, br), "p(\"a[\\\"\\u003c/script\\u003e\\\"]\");\n")
+}
+
+func TestJSONP(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{})
+	u := base + "/0/s"
+	resp, body := do(t, "GET", u+"/jsonp", "")
+	want(t, "no callback", resp.StatusCode, 500)
+	want(t, "no callback body", body, `"callback" parameter required`)
+	_, body = do(t, "GET", u+"/jsonp?c=cb", "")
+	want(t, "open", body, "/**/cb(\"o\");\r\n")
+	_, body = do(t, "POST", u+"/jsonp_send", "d=%5B%22x%22%5D", "Content-Type", "application/x-www-form-urlencoded")
+	want(t, "form send", body, "ok")
+	_, body = do(t, "POST", u+"/jsonp_send", `["y"]`, "Content-Type", "text/plain")
+	want(t, "raw send", body, "ok")
+	resp, body = do(t, "POST", u+"/jsonp_send", "d=", "Content-Type", "application/x-www-form-urlencoded")
+	want(t, "empty d", resp.StatusCode, 500)
+	want(t, "empty d body", body, "Payload expected.")
+	_, body = do(t, "GET", u+"/jsonp?callback=cb", "")
+	want(t, "messages", body, "/**/cb(\"a[\\\"x\\\",\\\"y\\\"]\");\r\n")
+}
+
+func TestMaxMessageSize(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{MaxMessageSize: 100})
+	do(t, "POST", base+"/0/s/xhr", "")
+	resp, _ := do(t, "POST", base+"/0/s/xhr_send", `["`+strings.Repeat("x", 200)+`"]`)
+	want(t, "too big body", resp.StatusCode, 413)
+
+	conn := dialWS(t, base+"/0/w/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	conn.Write(context.Background(), websocket.MessageText, []byte(`["`+strings.Repeat("x", 200)+`"]`))
+	_, _, err := conn.Read(context.Background())
+	want(t, "close status", websocket.CloseStatus(err), websocket.StatusMessageTooBig)
+}
+
+func dialWS(t testing.TB, httpURL string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(httpURL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadLimit(1 << 24)
+	t.Cleanup(func() { conn.CloseNow() })
+	return conn
+}
+
+func readWS(t testing.TB, conn *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := conn.Read(ctx)
+	if err != nil {
+		t.Fatalf("websocket read: %v", err)
+	}
+	return string(b)
+}
+
+func writeWS(t testing.TB, conn *websocket.Conn, s string) {
+	t.Helper()
+	if err := conn.Write(context.Background(), websocket.MessageText, []byte(s)); err != nil {
+		t.Fatalf("websocket write: %v", err)
+	}
+}
+
+func TestWebsocket(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{}
+	_, _, base := c.node(t, rec, Settings{RawWebsocket: true})
+	u := base + "/0/s/websocket"
+	conn := dialWS(t, u)
+	want(t, "open", readWS(t, conn), "o")
+	writeWS(t, conn, "")
+	writeWS(t, conn, "[]")
+	writeWS(t, conn, `["a","\ud800"]`)
+	want(t, "echo, lone surrogate kept", readWS(t, conn), `a["a","\ud800"]`)
+	writeWS(t, conn, `"b"`)
+	want(t, "single value", readWS(t, conn), `a["b"]`)
+
+	// The same client session id may be used by two websockets at once.
+	conn2 := dialWS(t, u)
+	want(t, "second open", readWS(t, conn2), "o")
+
+	writeWS(t, conn, `["a`)
+	_, _, err := conn.Read(context.Background())
+	if err == nil {
+		t.Fatal("broken JSON did not close the websocket")
+	}
+	checkFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+		if _, closed := rec.counts(); closed != 1 {
+			return errors.New("session of the closed websocket not closed")
+		}
+		return nil
+	})
+
+	raw := dialWS(t, base+"/websocket")
+	writeWS(t, raw, "Hello world!\uffff")
+	want(t, "raw echo", readWS(t, raw), "Hello world!\uffff")
+}
+
+func TestWebsocketClose(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{onOpen: func(s *Session) error { return s.Close(3000, "Go away!") }}
+	_, _, base := c.node(t, rec, Settings{RawWebsocket: true})
+	conn := dialWS(t, base+"/0/s/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	want(t, "close frame", readWS(t, conn), `c[3000,"Go away!"]`)
+	_, _, err := conn.Read(context.Background())
+	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("websocket not closed normally: %v", err)
+	}
+	raw := dialWS(t, base+"/websocket")
+	_, _, err = raw.Read(context.Background())
+	want(t, "raw close code", websocket.CloseStatus(err), websocket.StatusCode(3000))
+}
+
+// TestWebsocketSlowClient: a client that reads nothing is closed with
+// CodeQueueOverflow while the sender never blocks.
+func TestWebsocketSlowClient(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	sessions := make(chan *Session, 1)
+	rec := &recorder{onOpen: func(s *Session) error { sessions <- s; return nil }}
+	_, _, base := c.node(t, rec, Settings{MaxQueuedMessages: 8, WriteTimeout: time.Second})
+	dialWS(t, base+"/0/s/websocket") // never read
+	s := <-sessions
+	big := strings.Repeat("x", 256<<10)
+	start := time.Now()
+	var err error
+	for i := 0; i < 2000 && err == nil; i++ {
+		err = s.Send(big)
+	}
+	if !errors.Is(err, ErrQueueOverflow) && !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("slow client never overflowed: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("sender stalled for %v", d)
+	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !s.IsClosed(context.Background()) {
+			return errors.New("slow session still open")
+		}
+		return nil
+	})
+}
+
+func TestHixie76(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{})
+	addr := strings.TrimPrefix(base, "http://")
+	host, path, _ := strings.Cut(addr, "/")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /%s/000/s/websocket HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nOrigin: http://%s\r\n"+
+		"Sec-WebSocket-Key1: 4 @1  46546xW%%0l 1 5\r\nSec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n\r\n", path, host, host)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "status", resp.StatusCode, 101)
+	want(t, "location", resp.Header.Get("Sec-WebSocket-Location"), "ws://"+host+"/"+path+"/000/s/websocket")
+	want(t, "origin", resp.Header.Get("Sec-WebSocket-Origin"), "http://"+host)
+	conn.Write([]byte("aaaaaaaa"))
+	answer := make([]byte, 16)
+	io.ReadFull(br, answer)
+	want(t, "challenge", string(answer), "\xca4\x00\xd8\xa5\x08G\x97,\xd5qZ\xba\xbfC{")
+
+	frame := func() string {
+		b, err := br.ReadString(0xff)
+		if err != nil || b[0] != 0 {
+			t.Fatalf("hixie frame %q: %v", b, err)
+		}
+		return b[1 : len(b)-1]
+	}
+	want(t, "open", frame(), "o")
+	conn.Write([]byte("\x00\xff\x00[\"a\"]\xff"))
+	want(t, "echo", frame(), `a["a"]`)
+	conn.Write([]byte("\xff\x00"))
+	if b, _ := io.ReadAll(br); string(b) != "\xff\x00" {
+		t.Fatalf("closing handshake: %q", b)
+	}
+}
+
+func TestHixieKeyNumber(t *testing.T) {
+	t.Parallel()
+	n1, ok1 := hixieKeyNumber("4 @1  46546xW%0l 1 5")
+	n2, ok2 := hixieKeyNumber("12998 5 Y3 1  .P00")
+	if !ok1 || !ok2 {
+		t.Fatal("valid keys rejected")
+	}
+	var ch [16]byte
+	binary.BigEndian.PutUint32(ch[:], n1)
+	binary.BigEndian.PutUint32(ch[4:], n2)
+	copy(ch[8:], "aaaaaaaa")
+	if sum := md5.Sum(ch[:]); string(sum[:]) != "\xca4\x00\xd8\xa5\x08G\x97,\xd5qZ\xba\xbfC{" {
+		t.Fatalf("challenge %x", sum)
+	}
+	for _, bad := range []string{"", "123", "1  3", strings.Repeat("9", 30) + " "} {
+		if _, ok := hixieKeyNumber(bad); ok {
+			t.Errorf("key %q accepted", bad)
+		}
+	}
+}
+
+func TestBroadcastAndAttributes(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	var mu sync.Mutex
+	var all []*Session
+	rec := &recorder{onOpen: func(s *Session) error {
+		if err := s.SetAttr(context.Background(), "user", "ann"); err != nil {
+			return err
+		}
+		mu.Lock()
+		all = append(all, s)
+		mu.Unlock()
+		return nil
+	}}
+	_, e, base := c.node(t, rec, Settings{})
+	ws := dialWS(t, base+"/0/w/websocket")
+	want(t, "open", readWS(t, ws), "o")
+	do(t, "POST", base+"/0/p/xhr", "")
+	mu.Lock()
+	sessions := append([]*Session(nil), all...)
+	mu.Unlock()
+	if err := Broadcast(sessions, "hi all"); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "websocket got broadcast", readWS(t, ws), `a["hi all"]`)
+	_, body := do(t, "POST", base+"/0/p/xhr", "")
+	want(t, "poller got broadcast", body, `a["hi all"]`+"\n")
+
+	s := e.Session(sessions[1].ID())
+	v, ok, err := s.Attr(context.Background(), "user")
+	if err != nil || !ok || v != "ann" {
+		t.Fatalf("attribute: %q %v %v", v, ok, err)
+	}
+	if info := s.Info(); info.Transport != TransportXHR || info.IP == "" {
+		t.Fatalf("connection info: %+v", info)
+	}
+}

@@ -17,12 +17,12 @@ import (
 type httpReceiver struct {
 	w            http.ResponseWriter
 	writeTimeout time.Duration
-	rc      *http.ResponseController
-	wrap    func(dst, frame []byte) []byte
-	polling bool // one frame per response
-	limit   int  // streaming: bytes before the response is ended
-	written int
-	buf     []byte
+	rc           *http.ResponseController
+	wrap         func(dst, frame []byte) []byte
+	polling      bool // one frame per response
+	limit        int  // streaming: bytes before the response is ended
+	written      int
+	buf          []byte
 }
 
 func (e *Endpoint) newHTTPReceiver(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpReceiver {

@@ -76,10 +76,11 @@ type Config struct {
 // Memberlist is a Membership gossiped with hashicorp/memberlist (SWIM:
 // random probes, indirect probes, suspicion, piggybacked gossip).
 type Memberlist struct {
-	ml   *memberlist.Memberlist
-	self Member
-	cfg  Config
-	log  *slog.Logger
+	ml         *memberlist.Memberlist
+	self       Member
+	gossipAddr string
+	cfg        Config
+	log        *slog.Logger
 
 	// events carries leave events from memberlist's EventDelegate, which
 	// runs with memberlist's node lock held, to the dispatch goroutine
@@ -180,6 +181,9 @@ func Join(cfg Config) (m *Memberlist, err error) {
 	if m.ml, err = memberlist.Create(mc); err != nil {
 		return nil, err
 	}
+	// Read once, before gossip can update the local node.
+	local := m.ml.LocalNode()
+	m.gossipAddr = net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	if len(cfg.Seeds) > 0 {
 		if _, err := m.ml.Join(cfg.Seeds); err != nil {
 			logger.Warn("no seed answered; retrying in the background", "seeds", cfg.Seeds, "err", err)
@@ -193,10 +197,7 @@ func Join(cfg Config) (m *Memberlist, err error) {
 
 // GossipAddr returns the host:port this node gossips on (useful with a
 // BindAddr port of 0).
-func (m *Memberlist) GossipAddr() string {
-	n := m.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (m *Memberlist) GossipAddr() string { return m.gossipAddr }
 
 // Self implements Membership.
 func (m *Memberlist) Self() Member {

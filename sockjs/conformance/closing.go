@@ -47,22 +47,18 @@ func (s *suite) testHandlingClose(t *testing.T) {
 		r2.wantEnd()
 		r2.close()
 		r1.close()
-		s.afterAbort(t, func() string {
-			r3 := s.openStream(t, "POST", u+"/xhr_streaming")
-			defer r3.close()
-			r3.next()
-			return r3.next()
-		})
+		r3 := s.openStream(t, "POST", u+"/xhr_streaming")
+		defer r3.close()
+		r3.next()
+		wantAfterAbort(t, r3.next())
 	})
 	t.Run("aborted polling receiver interrupts the session with 1002", func(t *testing.T) {
 		u := s.sessionURL("/echo")
 		wantBody(t, "open", s.post(t, u+"/xhr", "").body, "o\n")
-		s.raceReceivers(t, u+"/xhr").cancel()
-		s.afterAbort(t, func() string {
-			r := s.post(t, u+"/xhr", "")
-			wantStatus(t, "poll after abort", r.status, 200)
-			return r.body
-		})
+		s.raceReceivers(t, u+"/xhr").abort()
+		r := s.post(t, u+"/xhr", "")
+		wantStatus(t, "poll after abort", r.status, 200)
+		wantAfterAbort(t, r.body)
 	})
 }
 

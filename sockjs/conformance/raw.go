@@ -64,9 +64,18 @@ func (s *suite) dialRaw(t *testing.T) *rawConn {
 // "1.1") and reads the response head. A POST always carries Content-Length.
 func (c *rawConn) request(method, rawURL, proto string, body string, headers ...string) *rawResponse {
 	c.t.Helper()
+	r, err := c.tryRequest(method, rawURL, proto, body, headers...)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	return r
+}
+
+// tryRequest is request returning its error; safe off the test goroutine.
+func (c *rawConn) tryRequest(method, rawURL, proto string, body string, headers ...string) (*rawResponse, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		c.t.Fatalf("raw request: %v", err)
+		return nil, err
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s HTTP/%s\r\nHost: %s\r\n", method, u.RequestURI(), proto, c.host)
@@ -78,8 +87,11 @@ func (c *rawConn) request(method, rawURL, proto string, body string, headers ...
 	}
 	b.WriteString("\r\n")
 	b.WriteString(body)
-	c.write([]byte(b.String()))
-	return c.readHead(method + " " + rawURL)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(requestTimeout))
+	if _, err := c.conn.Write([]byte(b.String())); err != nil {
+		return nil, err
+	}
+	return c.tryReadHead()
 }
 
 func (c *rawConn) write(p []byte) {
@@ -90,25 +102,24 @@ func (c *rawConn) write(p []byte) {
 	}
 }
 
-func (c *rawConn) readHead(what string) *rawResponse {
-	c.t.Helper()
+func (c *rawConn) tryReadHead() (*rawResponse, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(requestTimeout))
 	tp := textproto.NewReader(c.br)
 	line, err := tp.ReadLine()
 	if err != nil {
-		c.t.Fatalf("%s: reading status line: %v", what, err)
+		return nil, fmt.Errorf("reading status line: %w", err)
 	}
 	proto, rest, ok := strings.Cut(line, " ")
 	code, _, _ := strings.Cut(rest, " ")
 	status, err := strconv.Atoi(code)
 	if !ok || !strings.HasPrefix(proto, "HTTP/") || err != nil {
-		c.t.Fatalf("%s: bad status line %q", what, line)
+		return nil, fmt.Errorf("bad status line %q", line)
 	}
 	h, err := tp.ReadMIMEHeader()
 	if err != nil {
-		c.t.Fatalf("%s: reading headers: %v", what, err)
+		return nil, fmt.Errorf("reading headers: %w", err)
 	}
-	return &rawResponse{proto: strings.TrimPrefix(proto, "HTTP/"), status: status, header: h}
+	return &rawResponse{proto: strings.TrimPrefix(proto, "HTTP/"), status: status, header: h}, nil
 }
 
 // readChunk returns the payload of the next chunk; "" is the last chunk.
@@ -156,36 +167,38 @@ func (c *rawConn) readN(n int) (string, error) {
 // readBody reads a whole body framed by chunks, Content-Length, or EOF.
 func (c *rawConn) readBody(r *rawResponse) string {
 	c.t.Helper()
+	body, err := c.tryReadBody(r)
+	if err != nil {
+		c.t.Fatalf("reading body: %v", err)
+	}
+	return body
+}
+
+// tryReadBody is readBody returning its error; safe off the test goroutine.
+func (c *rawConn) tryReadBody(r *rawResponse) (string, error) {
 	switch {
 	case r.chunked():
 		var b strings.Builder
 		for {
 			ch, err := c.readChunk()
 			if err != nil {
-				c.t.Fatalf("reading chunked body: %v", err)
+				return "", err
 			}
 			if ch == "" {
-				return b.String()
+				return b.String(), nil
 			}
 			b.WriteString(ch)
 		}
 	case r.Get("Content-Length") != "":
 		n, err := strconv.Atoi(r.Get("Content-Length"))
 		if err != nil || n < 0 || n > 16<<20 {
-			c.t.Fatalf("bad Content-Length %q", r.Get("Content-Length"))
+			return "", fmt.Errorf("bad Content-Length %q", r.Get("Content-Length"))
 		}
-		body, err := c.readN(n)
-		if err != nil {
-			c.t.Fatalf("reading %d body bytes: %v", n, err)
-		}
-		return body
+		return c.readN(n)
 	default:
 		_ = c.conn.SetReadDeadline(time.Now().Add(requestTimeout))
 		b, err := io.ReadAll(io.LimitReader(c.br, 16<<20))
-		if err != nil {
-			c.t.Fatalf("reading body to EOF: %v", err)
-		}
-		return string(b)
+		return string(b), err
 	}
 }
 

@@ -181,7 +181,7 @@ func Join(cfg Config) (m *Memberlist, err error) {
 	if m.ml, err = memberlist.Create(mc); err != nil {
 		return nil, err
 	}
-	// Read once, before gossip can update the local node.
+	// Read once: Leave later updates the local node under memberlist's lock.
 	local := m.ml.LocalNode()
 	m.gossipAddr = net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	if len(cfg.Seeds) > 0 {

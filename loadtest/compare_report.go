@@ -1,0 +1,310 @@
+package loadtest
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"math"
+	"os"
+	"strings"
+)
+
+// cell is one figure of the comparison table, formatted, with its run.
+type cell struct {
+	Text   string
+	Report string // link to the run's report
+	Class  string
+}
+
+type compareRow struct {
+	Scenario, Load, Metric string
+	Cells                  []cell
+}
+
+// table lays out, per scenario, the compared metric, latency and delivery
+// for every target.
+func (rep *CompareReport) table() []compareRow {
+	var rows []compareRow
+	for _, scen := range rep.Scenarios {
+		load := ""
+		metric := ""
+		var m, lat, del []cell
+		for _, t := range rep.Targets {
+			var run *CompareRun
+			for i := range rep.Runs {
+				if rep.Runs[i].Scenario == scen && rep.Runs[i].Target == t.Name {
+					run = &rep.Runs[i]
+				}
+			}
+			if run == nil || run.Result == nil {
+				txt := "—"
+				if run != nil && run.Error != "" {
+					txt = "failed"
+					if strings.HasPrefix(run.Error, "unavailable") || !t.Available {
+						txt = "unavailable"
+					}
+				}
+				m, lat, del = append(m, cell{Text: txt}), append(lat, cell{Text: txt}), append(del, cell{Text: txt})
+				continue
+			}
+			r := run.Result
+			load = loadText(r)
+			name, v, ok := metricOf(scen, r)
+			if ok {
+				metric = name
+				m = append(m, cell{Text: fmtMetric(v), Report: run.Report})
+			} else {
+				m = append(m, cell{Text: "n/a", Report: run.Report})
+			}
+			if r.Kind == KindIdle {
+				lat = append(lat, cell{Text: fmt.Sprintf("%s / %s", fmtMicros(r.Connect.P50), fmtMicros(r.Connect.P99))})
+				del = append(del, cell{Text: fmt.Sprintf("%d of %d open", r.Counts.Open, r.Sessions), Class: boolClass(r.Counts.Open >= int64(r.Sessions))})
+			} else {
+				lat = append(lat, cell{Text: fmt.Sprintf("%s / %s", fmtMicros(r.Latency.P50), fmtMicros(r.Latency.P99))})
+				del = append(del, cell{Text: fmt.Sprintf("%.1f%% (%s/s)", 100*r.DeliveryRatio, fmtNumber(r.ReceiveRate)), Class: boolClass(r.DeliveryRatio >= 0.99 && r.Counts.Errors == 0)})
+			}
+		}
+		if metric == "" {
+			metric = "server cost"
+		}
+		latName, delName := "latency p50 / p99", "delivered (received/s)"
+		if strings.HasPrefix(scen, "idle") {
+			latName, delName = "connect p50 / p99", "sessions held"
+		}
+		rows = append(rows,
+			compareRow{Scenario: scen, Load: load, Metric: metric, Cells: m},
+			compareRow{Metric: latName, Cells: lat},
+			compareRow{Metric: delName, Cells: del})
+	}
+	return rows
+}
+
+func boolClass(good bool) string {
+	if good {
+		return ""
+	}
+	return "worse"
+}
+
+func fmtMetric(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// loadText describes the load a run offered.
+func loadText(r *Result) string {
+	switch r.Kind {
+	case KindEcho:
+		return fmt.Sprintf("%d %s sessions, %s msg/s", r.Sessions, r.Transport, fmtNumber(r.Rate))
+	case KindBroadcast:
+		return fmt.Sprintf("%d %s subscribers, %s publishes/s", r.Sessions, r.Transport, fmtNumber(r.Rate))
+	case KindChurn:
+		return fmt.Sprintf("%s %s sessions/s", fmtNumber(r.Rate), r.Transport)
+	case KindIdle:
+		return fmt.Sprintf("%d idle %s sessions", r.Sessions, r.Transport)
+	}
+	return ""
+}
+
+// Markdown renders the comparison as tables for BENCHMARKS.md.
+func (rep *CompareReport) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s on %s; servers pinned to CPU %s, load generator to CPU %s; %.0f s in all.\n\n",
+		rep.StartedAt.Format("2006-01-02 15:04 UTC"), rep.Machine, orNone(rep.ServerCPUs), orNone(rep.LoadCPUs), rep.Elapsed)
+	b.WriteString("| scenario | load | metric |")
+	for _, t := range rep.Targets {
+		fmt.Fprintf(&b, " %s |", t.Name)
+	}
+	b.WriteString("\n|---|---|---|")
+	for range rep.Targets {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for _, row := range rep.table() {
+		fmt.Fprintf(&b, "| %s | %s | %s |", row.Scenario, row.Load, row.Metric)
+		for _, c := range row.Cells {
+			fmt.Fprintf(&b, " %s |", c.Text)
+		}
+		b.WriteString("\n")
+	}
+	if len(rep.Ratios) > 0 {
+		b.WriteString("\nShoal ÷ peer on the metric above (below 1: Shoal spends less):\n\n| scenario | metric | Shoal | ÷ sockjs-node | ÷ sockjs-go |\n|---|---|---|---:|---:|\n")
+		for _, scen := range rep.Scenarios {
+			for _, s := range []string{TargetShoal, TargetShoalCluster} {
+				node, goR := rep.ratio(scen, s, TargetSockJSNode), rep.ratio(scen, s, TargetSockJSGo)
+				if node == "" && goR == "" {
+					continue
+				}
+				metric := ""
+				for _, r := range rep.Ratios {
+					if r.Scenario == scen && r.Shoal == s {
+						metric = r.Metric
+					}
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", scen, metric, s, orDash(node), orDash(goR))
+			}
+		}
+	}
+	b.WriteString("\nTargets:\n\n")
+	for _, t := range rep.Targets {
+		if t.Available {
+			fmt.Fprintf(&b, "- **%s**: %s\n", t.Name, t.Description)
+		} else {
+			fmt.Fprintf(&b, "- **%s**: unavailable: %s\n", t.Name, oneLine(t.Reason, 300))
+		}
+	}
+	for _, r := range rep.Runs {
+		if r.Error != "" && !strings.HasPrefix(r.Error, "unavailable") {
+			fmt.Fprintf(&b, "- %s against %s failed: %s\n", r.Scenario, r.Target, oneLine(r.Error, 300))
+		}
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(&b, "- note: %s\n", n)
+	}
+	return b.String()
+}
+
+func (rep *CompareReport) ratio(scen, shoal, peer string) string {
+	for _, r := range rep.Ratios {
+		if r.Scenario == scen && r.Shoal == shoal && r.Peer == peer {
+			return fmt.Sprintf("%.2f", r.Ratio)
+		}
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(not pinned)"
+	}
+	return s
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len([]rune(s)) > n {
+		s = string([]rune(s)[:n]) + "…"
+	}
+	return s
+}
+
+type comparePage struct {
+	R       *CompareReport
+	CSS     template.CSS
+	Targets []TargetInfo
+	Rows    []compareRow
+	Ratios  []ratioLine
+	Charts  []template.HTML
+	Failed  []CompareRun
+}
+
+type ratioLine struct {
+	Scenario, Metric, Shoal string
+	Node, Go                cell
+}
+
+var compareTmpl = template.Must(template.New("compare").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Shoal vs sockjs-node vs sockjs-go</title><style>{{.CSS}}</style></head>
+<body><main>
+<h1>Shoal beside sockjs-node and sockjs-go</h1>
+<p class="sub">{{.R.StartedAt.Format "2006-01-02 15:04 UTC"}} · {{.R.Machine}} · servers on CPU {{.R.ServerCPUs}}, load generator on CPU {{.R.LoadCPUs}} · {{.R.Elapsed}} s</p>
+<h2>Shoal ÷ peer</h2>
+<p class="muted">Server CPU per message (all server processes summed: nodes, Redis, NATS, HAProxy) or memory per idle session, Shoal's divided by the peer's. Below 1: Shoal spends less.</p>
+<table><tr><th>scenario</th><th>metric</th><th>Shoal</th><th>÷ sockjs-node</th><th>÷ sockjs-go</th></tr>
+{{range .Ratios}}<tr><td>{{.Scenario}}</td><td>{{.Metric}}</td><td>{{.Shoal}}</td><td class="{{.Node.Class}}">{{.Node.Text}}</td><td class="{{.Go.Class}}">{{.Go.Text}}</td></tr>{{end}}
+</table>
+<h2>Results</h2>
+<table><tr><th>scenario</th><th>load</th><th>metric</th>{{range .Targets}}<th>{{.Name}}</th>{{end}}</tr>
+{{range .Rows}}<tr><td>{{.Scenario}}</td><td>{{.Load}}</td><td>{{.Metric}}</td>{{range .Cells}}<td class="{{.Class}}">{{if .Report}}<a href="{{.Report}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
+{{end}}</table>
+<div class="charts" style="margin-top:16px">{{range .Charts}}<div class="panel">{{.}}</div>{{end}}</div>
+<h2>Targets</h2><ul>{{range .Targets}}<li><b>{{.Name}}</b>: {{if .Available}}{{.Description}}{{else}}unavailable: {{.Reason}}{{end}}</li>{{end}}</ul>
+{{if .Failed}}<h2>Failed runs</h2><ul>{{range .Failed}}<li>{{.Scenario}} against {{.Target}}: {{.Error}}</li>{{end}}</ul>{{end}}
+{{if .R.Notes}}<h2>Notes</h2><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<p class="muted">Command: <code>{{.R.Command}}</code>. Each target is started fresh for each scenario; CPU is utime+stime from /proc over the measured window, memory is VmRSS growth over the server's baseline before the first session.</p>
+</main></body></html>
+`))
+
+func (rep *CompareReport) writeHTML(path string) error {
+	page := comparePage{R: rep, CSS: template.CSS(reportCSS), Targets: rep.Targets, Rows: rep.table()}
+	for _, scen := range rep.Scenarios {
+		for _, s := range []string{TargetShoal, TargetShoalCluster} {
+			l := ratioLine{Scenario: scen, Shoal: s}
+			for _, r := range rep.Ratios {
+				if r.Scenario != scen || r.Shoal != s {
+					continue
+				}
+				l.Metric = r.Metric
+				c := cell{Text: fmt.Sprintf("%.2f", r.Ratio), Class: "good"}
+				if r.Ratio > 1 {
+					c.Class = "worse"
+				}
+				if r.Peer == TargetSockJSNode {
+					l.Node = c
+				} else {
+					l.Go = c
+				}
+			}
+			if l.Metric != "" {
+				page.Ratios = append(page.Ratios, l)
+			}
+		}
+	}
+	for _, scen := range rep.Scenarios {
+		var bars, p99 []hbar
+		var names []string
+		var spectra [][]Quantile
+		metric := ""
+		for i, t := range rep.Targets {
+			r := rep.result(scen, t.Name)
+			name, v, ok := metricOf(scen, r)
+			if !ok {
+				v = math.NaN()
+			} else {
+				metric = name
+			}
+			color := palette[i%len(palette)]
+			bars = append(bars, hbar{Label: t.Name, Value: v, Color: color})
+			if r != nil && r.Kind != KindIdle && r.Latency.Count > 0 {
+				p99 = append(p99, hbar{Label: t.Name, Value: float64(r.Latency.P99), Color: color,
+					Note: "p50 " + fmtMicros(r.Latency.P50)})
+				names, spectra = append(names, t.Name), append(spectra, r.Spectrum)
+			} else {
+				p99 = append(p99, hbar{Label: t.Name, Value: math.NaN()})
+			}
+		}
+		if metric != "" {
+			page.Charts = append(page.Charts, barChart(scen+": "+metric, bars, fmtMetric))
+		}
+		if len(spectra) > 0 {
+			page.Charts = append(page.Charts, barChart(scen+": p99 latency", p99, fmtMicrosF))
+			page.Charts = append(page.Charts, latencySpectrum(scen+": latency by percentile", names, spectra).SVG())
+		}
+	}
+	for _, r := range rep.Runs {
+		if r.Error != "" && !strings.HasPrefix(r.Error, "unavailable") {
+			page.Failed = append(page.Failed, r)
+		}
+	}
+	var buf bytes.Buffer
+	if err := compareTmpl.Execute(&buf, page); err != nil {
+		return fmt.Errorf("loadtest: render comparison: %w", err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("loadtest: write comparison: %w", err)
+	}
+	return nil
+}

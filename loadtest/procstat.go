@@ -1,0 +1,93 @@
+package loadtest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
+// It is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// ProcSample is the sum over a set of processes of their CPU time so far
+// and their resident memory now.
+type ProcSample struct {
+	CPUSeconds float64 `json:"cpu_s"`
+	RSSKiB     int64   `json:"rss_kib"`
+}
+
+// SampleProcs reads /proc for every pid. A process that is gone is an
+// error: a measurement that silently lost a server would be wrong.
+func SampleProcs(pids []int) (ProcSample, error) {
+	var s ProcSample
+	for _, pid := range pids {
+		ticks, err := cpuTicks(pid)
+		if err != nil {
+			return ProcSample{}, err
+		}
+		rss, err := rssKiB(pid)
+		if err != nil {
+			return ProcSample{}, err
+		}
+		s.CPUSeconds += float64(ticks) / clockTicks
+		s.RSSKiB += rss
+	}
+	return s, nil
+}
+
+// cpuTicks returns utime+stime of a process, all its threads included.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("loadtest: server process %d: %w", pid, err)
+	}
+	return parseStatTicks(b)
+}
+
+// parseStatTicks reads fields 14 (utime) and 15 (stime) of a stat line. The
+// command name in field 2 may hold spaces and parentheses, so fields are
+// counted from the last ')'.
+func parseStatTicks(b []byte) (int64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("loadtest: malformed /proc stat line")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state), so utime (14) is f[11] and stime (15) f[12].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("loadtest: short /proc stat line")
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("loadtest: malformed utime/stime in /proc stat line")
+	}
+	return u + s, nil
+}
+
+// rssKiB returns VmRSS of a process.
+func rssKiB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("loadtest: server process %d: %w", pid, err)
+	}
+	return parseVmRSS(b)
+}
+
+func parseVmRSS(b []byte) (int64, error) {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			break
+		}
+		return strconv.ParseInt(f[0], 10, 64)
+	}
+	return 0, fmt.Errorf("loadtest: no VmRSS in /proc status")
+}

@@ -1,0 +1,40 @@
+package loadtest
+
+import (
+	"os"
+	"testing"
+)
+
+func TestParseStat(t *testing.T) {
+	t.Parallel()
+	// The command name may hold spaces and parentheses.
+	line := "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 70 0 0 20 0 8 0 100 1000000 500 18446744073709551615\n"
+	got, err := parseStatTicks([]byte(line))
+	if err != nil || got != 320 {
+		t.Errorf("parseStatTicks = %d, %v; want 320", got, err)
+	}
+	if _, err := parseStatTicks([]byte("4242 (x) S 1 2")); err == nil {
+		t.Error("a short stat line must be an error")
+	}
+	status := "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    5120 kB\nThreads:\t1\n"
+	if rss, err := parseVmRSS([]byte(status)); err != nil || rss != 5120 {
+		t.Errorf("parseVmRSS = %d, %v; want 5120", rss, err)
+	}
+	if _, err := parseVmRSS([]byte("Name:\tkthreadd\n")); err == nil {
+		t.Error("a status without VmRSS must be an error")
+	}
+}
+
+func TestSampleOwnProcess(t *testing.T) {
+	t.Parallel()
+	s, err := SampleProcs([]int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RSSKiB < 1024 {
+		t.Errorf("own RSS = %d KiB, implausible", s.RSSKiB)
+	}
+	if _, err := SampleProcs([]int{1 << 30}); err == nil {
+		t.Error("a process that does not exist must be an error")
+	}
+}

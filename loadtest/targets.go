@@ -1,0 +1,299 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// readyTimeout bounds a target's start: processes up and /echo/info served.
+const readyTimeout = 30 * time.Second
+
+// prepareTarget builds or installs what a target needs, once per
+// comparison. A target that cannot be had is returned unavailable, with
+// the reason; only an unknown name is an error.
+func prepareTarget(ctx context.Context, c CompareConfig, name, binDir, cpus string) (*targetRunner, error) {
+	tr := &targetRunner{info: TargetInfo{Name: name}}
+	unavailable := func(format string, a ...any) (*targetRunner, error) {
+		tr.info.Reason = fmt.Sprintf(format, a...)
+		return tr, nil
+	}
+	peers := filepath.Join(c.RepoRoot, "loadtest", "peers")
+	switch name {
+	case TargetSockJSNode:
+		dir := filepath.Join(peers, "sockjs-node")
+		node, err := exec.LookPath("node")
+		if err != nil {
+			return unavailable("node (Node.js) is not installed")
+		}
+		pkg := filepath.Join(dir, "node_modules", "sockjs", "package.json")
+		if _, err := os.Stat(pkg); err != nil {
+			npm, err := exec.LookPath("npm")
+			if err != nil {
+				return unavailable("npm is not installed")
+			}
+			if err := runCommand(ctx, 5*time.Minute, dir, widen(npm, "install", "--no-audit", "--no-fund")...); err != nil {
+				return unavailable("npm install: %v", err)
+			}
+		}
+		version := packageVersion(pkg)
+		if version != "0.3.24" {
+			return unavailable("sockjs %q installed in %s, want 0.3.24", version, dir)
+		}
+		nodeVersion, _ := exec.Command(node, "--version").Output()
+		tr.info.Description = fmt.Sprintf("sockjs-node %s on Node.js %s, one process", version, strings.TrimSpace(string(nodeVersion)))
+		tr.start = func(ctx context.Context, logBase string) (*running, error) {
+			return startSingle(ctx, "sockjs-node", logBase, dir, cpus, nil, func(addr string) []string {
+				return []string{node, "server.js", addr}
+			})
+		}
+	case TargetSockJSGo:
+		bin := filepath.Join(binDir, "sockjsgo-peer")
+		if err := runCommand(ctx, 5*time.Minute, filepath.Join(peers, "sockjsgo"), widen("go", "build", "-o", bin, ".")...); err != nil {
+			return unavailable("build: %v", err)
+		}
+		tr.info.Description = "sockjs-go v3.0.3 (gorilla/websocket), one process, GOMAXPROCS = its CPUs"
+		tr.start = func(ctx context.Context, logBase string) (*running, error) {
+			return startSingle(ctx, "sockjs-go", logBase, "", cpus, nil, func(addr string) []string {
+				return []string{bin, "--listen", addr}
+			})
+		}
+	case TargetShoal, TargetShoalCluster:
+		bin := filepath.Join(binDir, "shoal-node")
+		if _, err := os.Stat(bin); err != nil {
+			if err := runCommand(ctx, 10*time.Minute, c.RepoRoot, widen("go", "build", "-o", bin, "./node")...); err != nil {
+				return unavailable("go build ./node: %v", firstLine(err))
+			}
+		}
+		if name == TargetShoal {
+			tr.info.Description = "Shoal, one node, in-memory store and bus (--apps conformance)"
+			tr.start = func(ctx context.Context, logBase string) (*running, error) {
+				return startSingle(ctx, "shoal", logBase, "", cpus, nil, func(addr string) []string {
+					return []string{bin, "--listen", addr, "--apps", "conformance"}
+				})
+			}
+			break
+		}
+		var missing []string
+		tools := map[string]string{}
+		for _, t := range []string{"redis-server", "nats-server", "haproxy"} {
+			p, err := lookPathSbin(t)
+			if err != nil {
+				missing = append(missing, t)
+			}
+			tools[t] = p
+		}
+		if len(missing) > 0 {
+			return unavailable("not installed: %s", strings.Join(missing, ", "))
+		}
+		tr.info.Description = "Shoal, 3 nodes + Redis + NATS behind HAProxy round-robin (no stickiness), all on the server CPUs"
+		gossip := !c.NoClusterGossip
+		tr.start = func(ctx context.Context, logBase string) (*running, error) {
+			rt, err := startCluster(ctx, logBase, bin, tools, cpus, gossip)
+			if err != nil && gossip && rt == nil && strings.Contains(err.Error(), "gossip") {
+				// A node without memberlist yet: measure the data path anyway.
+				gossip = false
+				rt, err = startCluster(ctx, logBase, bin, tools, cpus, false)
+				if rt != nil {
+					rt.notes = append(rt.notes, "nodes started without --gossip-listen/--join: the node rejected them")
+				}
+			}
+			return rt, err
+		}
+	default:
+		return nil, fmt.Errorf("loadtest: compare: unknown target %q (want %s, %s, %s or %s)", name, TargetSockJSNode, TargetSockJSGo, TargetShoal, TargetShoalCluster)
+	}
+	tr.info.Available = true
+	return tr, nil
+}
+
+// widen runs argv on every CPU: builds need not suffer the load
+// generator's pinning.
+func widen(argv ...string) []string {
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return argv
+	}
+	return append([]string{ts, "-c", fmt.Sprintf("0-%d", numCPUsOnline()-1)}, argv...)
+}
+
+func lookPathSbin(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/bin"} {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("loadtest: %s not found", name)
+}
+
+func packageVersion(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var p struct{ Version string }
+	_ = json.Unmarshal(b, &p)
+	return p.Version
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+// startSingle starts a one-process server on a free port and waits for its
+// /echo/info.
+func startSingle(ctx context.Context, name, logBase, dir, cpus string, env []string, argv func(addr string) []string) (*running, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := startProc(name, logBase+".log", dir, cpus, env, argv(addr)...)
+	if err != nil {
+		return nil, err
+	}
+	rt := &running{url: "http://" + addr, procs: []*proc{p}}
+	if err := waitHTTP(ctx, rt.procs, rt.url); err != nil {
+		return rt, err
+	}
+	return rt, nil
+}
+
+// waitHTTP waits until url's /echo/info answers.
+func waitHTTP(ctx context.Context, procs []*proc, url string) error {
+	c, err := NewClient(ctx, ClientConfig{URL: url})
+	if err != nil {
+		return err
+	}
+	defer c.CloseIdle()
+	return waitReady(ctx, readyTimeout, procs, func(ctx context.Context) error { return c.Info(ctx, "/echo") })
+}
+
+// waitTCP waits until addr accepts connections.
+func waitTCP(ctx context.Context, procs []*proc, addr string) error {
+	return waitReady(ctx, readyTimeout, procs, func(ctx context.Context) error {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	})
+}
+
+// startCluster starts Redis, NATS, three Shoal nodes sharing them and
+// HAProxy in round-robin in front, all pinned to cpus. The returned
+// running, even with an error, holds what was started so it can be
+// stopped; it is nil only when nothing was.
+func startCluster(ctx context.Context, logBase, bin string, tools map[string]string, cpus string, gossip bool) (rt *running, err error) {
+	rt = &running{}
+	ports := make([]int, 0, 9)
+	for range 9 {
+		p, err := freePort()
+		if err != nil {
+			return rt, err
+		}
+		ports = append(ports, p)
+	}
+	redisAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	lbAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
+
+	redis, err := startProc("redis-server", logBase+"-redis.log", "", cpus, nil,
+		tools["redis-server"], "--port", fmt.Sprint(ports[0]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err != nil {
+		return rt, err
+	}
+	rt.procs = append(rt.procs, redis)
+	nats, err := startProc("nats-server", logBase+"-nats.log", "", cpus, nil,
+		tools["nats-server"], "-a", "127.0.0.1", "-p", fmt.Sprint(ports[1]))
+	if err != nil {
+		return rt, err
+	}
+	rt.procs = append(rt.procs, nats)
+	if err := waitTCP(ctx, rt.procs, redisAddr); err != nil {
+		return rt, err
+	}
+	if err := waitTCP(ctx, rt.procs, natsAddr); err != nil {
+		return rt, err
+	}
+
+	var nodeAddrs []string
+	for i := range 3 {
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
+		argv := []string{bin, "--listen", addr, "--apps", "conformance",
+			"--redis", "redis://" + redisAddr, "--nats", "nats://" + natsAddr,
+			"--node-id", fmt.Sprintf("load-%d", i+1)}
+		if gossip {
+			argv = append(argv, "--gossip-listen", fmt.Sprintf("127.0.0.1:%d", ports[6+i]))
+			if i > 0 {
+				argv = append(argv, "--join", fmt.Sprintf("127.0.0.1:%d", ports[6]))
+			}
+		}
+		p, err := startProc(fmt.Sprintf("shoal node %d", i+1), fmt.Sprintf("%s-node%d.log", logBase, i+1), "", cpus, nil, argv...)
+		if err != nil {
+			return rt, err
+		}
+		rt.procs = append(rt.procs, p)
+		nodeAddrs = append(nodeAddrs, addr)
+	}
+	for _, a := range nodeAddrs {
+		if err := waitHTTP(ctx, rt.procs, "http://"+a); err != nil {
+			return rt, fmt.Errorf("shoal cluster node %s: %w", a, err)
+		}
+	}
+	cfgPath := logBase + "-haproxy.cfg"
+	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(lbAddr, nodeAddrs)), 0o644); err != nil {
+		return rt, err
+	}
+	lb, err := startProc("haproxy", logBase+"-haproxy.log", "", cpus, nil, tools["haproxy"], "-db", "-f", cfgPath)
+	if err != nil {
+		return rt, err
+	}
+	rt.procs = append(rt.procs, lb)
+	rt.url = "http://" + lbAddr
+	if err := waitHTTP(ctx, rt.procs, rt.url); err != nil {
+		return rt, fmt.Errorf("haproxy: %w", err)
+	}
+	return rt, nil
+}
+
+// haproxyConfig balances every request to the next node in turn: no
+// stickiness, so polling sessions hop between nodes as DESIGN.md intends.
+func haproxyConfig(listen string, nodes []string) string {
+	var b strings.Builder
+	b.WriteString(`global
+    maxconn 50000
+    nbthread 1
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    timeout http-keep-alive 30s
+
+frontend sockjs
+    bind ` + listen + `
+    default_backend nodes
+
+backend nodes
+    balance roundrobin
+`)
+	for i, n := range nodes {
+		fmt.Fprintf(&b, "    server node%d %s check inter 2s\n", i+1, n)
+	}
+	return b.String()
+}

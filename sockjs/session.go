@@ -39,7 +39,10 @@ type Handler interface {
 	OnOpen(s *Session) error
 	// OnMessage is called for each message the client sends.
 	OnMessage(s *Session, msg string)
-	// OnClose is called once the session is closed or expired.
+	// OnClose is called once the session is closed or expired. After a
+	// Close the session's attributes and Info are still readable; a
+	// session that expired (no receiver for DisconnectDelay) is already
+	// deleted from the store, so they read as missing.
 	OnClose(s *Session)
 }
 

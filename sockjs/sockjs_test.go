@@ -689,3 +689,31 @@ func TestBroadcastAndAttributes(t *testing.T) {
 		t.Fatalf("connection info: %+v", info)
 	}
 }
+
+// TestSendToWebsocketFromOtherNode: a handle made on another node reaches
+// a websocket through the store and a bus wake-up.
+func TestSendToWebsocketFromOtherNode(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	slowRecheck := func(cfg *NodeConfig) { cfg.RecheckInterval = time.Minute }
+	rec := &recorder{}
+	_, _, a := c.node(t, rec, Settings{}, slowRecheck)
+	_, eb, _ := c.node(t, &recorder{}, Settings{}, slowRecheck)
+	conn := dialWS(t, a+"/0/s/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	rec.mu.Lock()
+	id := rec.opened[0]
+	rec.mu.Unlock()
+	s := eb.Session(id)
+	if s.IsClosed(context.Background()) {
+		t.Fatal("live websocket session reads as closed on the other node")
+	}
+	if err := s.Send("from B"); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "delivered", readWS(t, conn), `a["from B"]`)
+	if err := s.Close(3001, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "close frame", readWS(t, conn), `c[3001,"bye"]`)
+}

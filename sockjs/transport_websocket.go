@@ -151,6 +151,7 @@ type wsWriter struct {
 	lr     *liveReceiver
 	queue  chan wsItem
 	full   chan struct{} // capacity 1: the queue overflowed
+	wrote  chan struct{} // capacity 1: the writer has taken items
 	stop   chan struct{} // closed by finish: the reader has ended
 	done   chan struct{} // closed when run returns
 	closed atomic.Bool   // no more messages will be written
@@ -177,6 +178,22 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 }
 
 func (ww *wsWriter) isClosed() bool { return ww.closed.Load() }
+
+// waitForRoom holds the reader back while the write queue is more than
+// half full: a client that floods its own session (every message echoed)
+// is slowed down by TCP flow control instead of overflowing the queue.
+// Other senders are never held back.
+func (ww *wsWriter) waitForRoom(ctx context.Context) {
+	for len(ww.queue) > cap(ww.queue)/2 && !ww.closed.Load() {
+		select {
+		case <-ww.wrote:
+		case <-ctx.Done():
+			return
+		case <-time.After(ww.e.settings.WriteTimeout):
+			return
+		}
+	}
+}
 
 // finish tells the writer the reader has ended, and how to close.
 func (ww *wsWriter) finish(code int, reason string) {
@@ -211,6 +228,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		lease: store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true},
 		queue: make(chan wsItem, e.settings.MaxQueuedMessages),
 		full:  make(chan struct{}, 1),
+		wrote: make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -246,6 +264,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 
 	code, reason := CodeInterrupted, ReasonInterrupted
 	for {
+		ww.waitForRoom(readCtx)
 		msg, err := conn.readMessage(readCtx)
 		if err != nil {
 			switch {
@@ -335,6 +354,10 @@ func (ww *wsWriter) run(stopReading context.CancelFunc) {
 			if err != nil {
 				code, reason = CodeInterrupted, ReasonInterrupted
 				return
+			}
+			select {
+			case ww.wrote <- struct{}{}:
+			default:
 			}
 			continue
 		case <-ww.full:

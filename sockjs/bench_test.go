@@ -1,0 +1,103 @@
+package sockjs
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+)
+
+// Single-node echo round trips over loopback: what one message costs end
+// to end (client, HTTP, store, handler, framing).
+
+func BenchmarkWebsocketEcho(b *testing.B) {
+	c := newCluster(b)
+	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
+	conn := dialWS(b, base+"/0/s/websocket")
+	readWS(b, conn)
+	ctx := context.Background()
+	msg := []byte(`["hello, this is a 40 byte chat message"]`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := conn.Read(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWebsocketEchoPipelined writes without waiting for answers, so
+// replies batch into frames: throughput rather than latency.
+func BenchmarkWebsocketEchoPipelined(b *testing.B) {
+	c := newCluster(b)
+	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
+	conn := dialWS(b, base+"/0/s/websocket")
+	readWS(b, conn)
+	ctx := context.Background()
+	msg := []byte(`["hello, this is a 40 byte chat message"]`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	b.ResetTimer()
+	done := make(chan int)
+	go func() {
+		got := 0
+		for got < b.N {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				break
+			}
+			if data[0] == 'c' {
+				b.Errorf("closed after %d: %s", got, data)
+			}
+			got += strings.Count(string(data), `"hello`)
+		}
+		done <- got
+	}()
+	for i := 0; i < b.N; i++ {
+		if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if got := <-done; got < b.N {
+		b.Fatalf("received %d of %d", got, b.N)
+	}
+}
+
+func BenchmarkXHRPollingEcho(b *testing.B) {
+	c := newCluster(b)
+	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
+	u := base + "/0/s"
+	do(b, "POST", u+"/xhr", "")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	post := func(url, body string) string {
+		resp, err := client.Post(url, "text/plain", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var sb strings.Builder
+		buf := make([]byte, 512)
+		for {
+			n, err := resp.Body.Read(buf)
+			sb.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return sb.String()
+	}
+	msg := `["hello, this is a 40 byte chat message"]`
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		post(u+"/xhr_send", msg)
+		if got := post(u+"/xhr", ""); !strings.HasPrefix(got, "a[") {
+			b.Fatalf("poll got %q", got)
+		}
+	}
+}

@@ -71,8 +71,8 @@ func Run(t *testing.T, baseURL string) {
 		{"raw websocket", s.testRawWebsocket},
 		{"json unicode encoding", s.testJSONEncoding},
 		{"handling close", s.testHandlingClose},
-		{"http/1.0", s.testHTTP10},
-		{"http/1.1", s.testHTTP11},
+		{"http 1.0", s.testHTTP10},
+		{"http 1.1", s.testHTTP11},
 		{"transports", s.testTransports},
 		{"apps", s.testApps},
 	}

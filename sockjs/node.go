@@ -251,14 +251,13 @@ func (n *Node) websocketReceiver(key string) *wsWriter {
 	return nil
 }
 
-// abandonedReceiver returns a local receiver of key whose client has
-// already gone but which has not finished yet.
-func (n *Node) abandonedReceiver(key string) *liveReceiver {
+// otherReceiver returns a receiver of key running here other than self.
+func (n *Node) otherReceiver(key string, self *liveReceiver) *liveReceiver {
 	sh := n.shard(key)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	for _, lr := range sh.m[key] {
-		if lr.reqCtx.Err() != nil {
+		if lr != self {
 			return lr
 		}
 	}

@@ -81,7 +81,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	defer n.unregister(lr)
 
 	lease := store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL}
-	res, created, info, err := e.attach(r, key, lease, transport)
+	res, created, info, err := e.attach(r, lr, lease, transport)
 	if err != nil {
 		n.log.Warn("sockjs: attach failed", "prefix", e.settings.Prefix, "err", err)
 		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
@@ -188,11 +188,16 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	}
 }
 
+// busyGrace is how long a second receiver waits for a local holder that
+// may be on its way out before answering 2010.
+const busyGrace = 100 * time.Millisecond
+
 // attach takes the receiver lease of key, creating the session first if it
 // does not exist. created reports that this call created it (and must run
 // OnOpen); info is the stored connection info when it did.
-func (e *Endpoint) attach(r *http.Request, key string, lease store.Lease, transport string) (res store.AttachResult, created bool, info []byte, err error) {
+func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease, transport string) (res store.AttachResult, created bool, info []byte, err error) {
 	n := e.node
+	key := self.key
 	ctx, cancel := n.opContext()
 	defer cancel()
 	res, err = n.store.Attach(ctx, key, lease)
@@ -214,14 +219,22 @@ func (e *Endpoint) attach(r *http.Request, key string, lease store.Lease, transp
 		}
 		res, err = n.store.Attach(ctx, key, lease)
 	case store.Busy:
-		// A receiver here whose client has just gone is about to close
-		// the session; answer after it did, not with 2010.
-		if old := n.abandonedReceiver(key); old != nil {
+		// The holder may be a receiver here whose client has just gone
+		// (a browser reconnecting after an abort) without the server
+		// having noticed yet: give it a moment to close the session, so
+		// the client learns 1002 rather than 2010.
+		if old := n.otherReceiver(key, self); old != nil && old.ws == nil {
 			select {
+			case <-old.reqCtx.Done():
+				select {
+				case <-old.done:
+				case <-time.After(time.Second):
+				}
+				res, err = n.store.Attach(ctx, key, lease)
 			case <-old.done:
-			case <-time.After(time.Second):
+				res, err = n.store.Attach(ctx, key, lease)
+			case <-time.After(busyGrace):
 			}
-			res, err = n.store.Attach(ctx, key, lease)
 		}
 	}
 	return res, created, info, err

@@ -380,6 +380,14 @@ func (ww *wsWriter) run(stopReading context.CancelFunc) {
 		case <-ww.lr.wakeCh:
 		case <-recheck.C:
 		}
+		// A reader that ended (broken framing, client gone) closed the
+		// session and then woke us: end without writing a close frame.
+		select {
+		case <-ww.stop:
+			code, reason = ww.closeCode, ww.closeReason
+			return
+		default:
+		}
 		ctx, cancel := n.opContext()
 		dr, err := n.store.Drain(ctx, ww.key, ww.lease.Token)
 		cancel()

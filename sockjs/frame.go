@@ -22,16 +22,6 @@ func appendMessageFrame(dst []byte, msgs []string) []byte {
 	return append(dst, ']')
 }
 
-// messageFrameSize estimates the encoded size of an 'a' frame, to size the
-// buffer once (exact unless characters need escaping).
-func messageFrameSize(msgs []string) int {
-	n := 3
-	for _, m := range msgs {
-		n += len(m) + 3
-	}
-	return n
-}
-
 // appendCloseFrame appends a 'c' frame: c[3000,"Go away!"].
 func appendCloseFrame(dst []byte, code int, reason string) []byte {
 	dst = append(dst, 'c', '[')

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // Endpoint serves one SockJS service under Settings.Prefix. It is an
@@ -85,6 +87,9 @@ func idFromClientSession(sid string) string {
 	sum := sha256.Sum256([]byte(sid))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
+
+// isWebsocketID tells websocket session IDs (ULIDs) from the others.
+func isWebsocketID(id string) bool { return len(id) == ulid.EncodedSize }
 
 // runOnOpen runs OnOpen for a session this node created; an error (or a
 // panic) closes the session.

@@ -3,6 +3,7 @@ package sockjs
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -265,14 +266,79 @@ func (n *Node) otherReceiver(key string, self *liveReceiver) *liveReceiver {
 }
 
 // Bus envelopes addressed to a node: one kind byte, then the payload.
-const envelopeWake = 'w' // payload: store key of the session to wake
+const (
+	envelopeWake   = 'w' // payload: store key of the session to wake
+	envelopeFrames = 'f' // payload: uvarint-prefixed key, then uvarint-prefixed messages
+)
 
 func (n *Node) onBusMessage(msg []byte) {
-	if len(msg) < 2 || msg[0] != envelopeWake {
-		n.log.Warn("sockjs: unknown bus message", "len", len(msg))
+	if len(msg) < 2 {
+		n.log.Warn("sockjs: short bus message", "len", len(msg))
 		return
 	}
-	n.wakeLocal(string(msg[1:]))
+	switch msg[0] {
+	case envelopeWake:
+		n.wakeLocal(string(msg[1:]))
+	case envelopeFrames:
+		key, msgs, ok := decodeFramesEnvelope(msg[1:])
+		if !ok {
+			n.log.Warn("sockjs: malformed frames envelope", "len", len(msg))
+			return
+		}
+		// No live websocket any more: the session is ending, and its
+		// messages with it.
+		if ws := n.websocketReceiver(key); ws != nil {
+			ws.enqueue(wsItem{msgs: msgs})
+		}
+	default:
+		n.log.Warn("sockjs: unknown bus message", "kind", msg[0])
+	}
+}
+
+func appendFramesEnvelope(dst []byte, key string, msgs []string) []byte {
+	dst = append(dst, envelopeFrames)
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	for _, m := range msgs {
+		dst = binary.AppendUvarint(dst, uint64(len(m)))
+		dst = append(dst, m...)
+	}
+	return dst
+}
+
+func decodeFramesEnvelope(b []byte) (key string, msgs []string, ok bool) {
+	next := func() (string, bool) {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return "", false
+		}
+		s := string(b[n : n+int(l)])
+		b = b[n+int(l):]
+		return s, true
+	}
+	if key, ok = next(); !ok {
+		return "", nil, false
+	}
+	for len(b) > 0 {
+		m, ok := next()
+		if !ok {
+			return "", nil, false
+		}
+		msgs = append(msgs, m)
+	}
+	return key, msgs, len(msgs) > 0
+}
+
+// sendToRemoteWebsocket hands msgs straight to the node that holds the
+// websocket of key, when key is a websocket session held elsewhere. A
+// websocket cannot move, so the store queue adds nothing but a round trip;
+// like the socket itself, the bus is at most once.
+func (n *Node) sendToRemoteWebsocket(ctx context.Context, key string, msgs []string) (sent bool) {
+	sess, err := n.store.Get(ctx, key)
+	if err != nil || !sess.ReceiverSticky || sess.ReceiverNode == "" || sess.ReceiverNode == n.id || sess.State != store.StateOpen {
+		return false
+	}
+	return n.bus.SendNode(ctx, sess.ReceiverNode, appendFramesEnvelope(nil, key, msgs)) == nil
 }
 
 // wake tells the receiver of key, held by node receiverNode, to look at

@@ -182,6 +182,9 @@ func (s *Session) Send(msgs ...string) error {
 	}
 	ctx, cancel := n.opContext()
 	defer cancel()
+	if isWebsocketID(s.id) && n.sendToRemoteWebsocket(ctx, s.key, msgs) {
+		return nil
+	}
 	return s.appendAndWake(ctx, msgs)
 }
 

@@ -544,16 +544,21 @@ func TestWebsocket(t *testing.T) {
 func TestWebsocketClose(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	rec := &recorder{onOpen: func(s *Session) error { return s.Close(3000, "Go away!") }}
+	rec := &recorder{onOpen: func(s *Session) error {
+		s.Send("bye")
+		return s.Close(3000, "Go away!")
+	}}
 	_, _, base := c.node(t, rec, Settings{RawWebsocket: true})
 	conn := dialWS(t, base+"/0/s/websocket")
 	want(t, "open", readWS(t, conn), "o")
+	want(t, "sent before close", readWS(t, conn), `a["bye"]`)
 	want(t, "close frame", readWS(t, conn), `c[3000,"Go away!"]`)
 	_, _, err := conn.Read(context.Background())
 	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
 		t.Fatalf("websocket not closed normally: %v", err)
 	}
 	raw := dialWS(t, base+"/websocket")
+	want(t, "raw sent before close", readWS(t, raw), "bye")
 	_, _, err = raw.Read(context.Background())
 	want(t, "raw close code", websocket.CloseStatus(err), websocket.StatusCode(3000))
 }
@@ -670,9 +675,16 @@ func TestBroadcastAndAttributes(t *testing.T) {
 	ws := dialWS(t, base+"/0/w/websocket")
 	want(t, "open", readWS(t, ws), "o")
 	do(t, "POST", base+"/0/p/xhr", "")
-	mu.Lock()
-	sessions := append([]*Session(nil), all...)
-	mu.Unlock()
+	var sessions []*Session
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(all) != 2 {
+			return fmt.Errorf("%d sessions opened", len(all))
+		}
+		sessions = append(sessions[:0], all...)
+		return nil
+	})
 	if err := Broadcast(sessions, "hi all"); err != nil {
 		t.Fatal(err)
 	}
@@ -680,7 +692,11 @@ func TestBroadcastAndAttributes(t *testing.T) {
 	_, body := do(t, "POST", base+"/0/p/xhr", "")
 	want(t, "poller got broadcast", body, `a["hi all"]`+"\n")
 
-	s := e.Session(sessions[1].ID())
+	polling := sessions[0]
+	if isWebsocketID(polling.ID()) {
+		polling = sessions[1]
+	}
+	s := e.Session(polling.ID())
 	v, ok, err := s.Attr(context.Background(), "user")
 	if err != nil || !ok || v != "ann" {
 		t.Fatalf("attribute: %q %v %v", v, ok, err)
@@ -716,4 +732,29 @@ func TestSendToWebsocketFromOtherNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, "close frame", readWS(t, conn), `c[3001,"bye"]`)
+}
+
+func TestFramesEnvelope(t *testing.T) {
+	t.Parallel()
+	env := appendFramesEnvelope(nil, "/t/k", []string{"a", "", "ü"})
+	key, msgs, ok := decodeFramesEnvelope(env[1:])
+	if !ok || key != "/t/k" || len(msgs) != 3 || msgs[2] != "ü" {
+		t.Fatalf("round trip: %q %q %v", key, msgs, ok)
+	}
+	for i := range len(env) - 1 {
+		key, got, ok := decodeFramesEnvelope(env[1 : 1+i])
+		if !ok {
+			continue
+		}
+		// A cut between messages decodes to fewer of them, never to
+		// different ones.
+		if key != "/t/k" || len(got) > len(msgs) {
+			t.Fatalf("truncated envelope (%d bytes): %q %q", i, key, got)
+		}
+		for j := range got {
+			if got[j] != msgs[j] {
+				t.Fatalf("truncated envelope (%d bytes): %q", i, got)
+			}
+		}
+	}
 }

@@ -408,6 +408,12 @@ func (ww *wsWriter) run(stopReading context.CancelFunc) {
 			}
 		}
 		if dr.State == store.StateClosed {
+			// What was sent before the close goes out before its frame.
+			select {
+			case it := <-ww.queue:
+				ww.writeItems(it, buf, batch)
+			default:
+			}
 			ww.writeClosed(dr.Code, dr.Reason)
 			code, reason = dr.Code, dr.Reason
 			if !ww.raw {

@@ -101,3 +101,29 @@ func BenchmarkXHRPollingEcho(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWebsocketEchoParallel runs one websocket per benchmark
+// goroutine (GOMAXPROCS×4 of them): aggregate round trips of one node.
+func BenchmarkWebsocketEchoParallel(b *testing.B) {
+	c := newCluster(b)
+	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
+	msg := []byte(`["hello, this is a 40 byte chat message"]`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		conn := dialWS(b, base+"/0/s/websocket")
+		readWS(b, conn)
+		ctx := context.Background()
+		for pb.Next() {
+			if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, _, err := conn.Read(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -45,17 +45,17 @@ type lineChart struct {
 }
 
 const (
-	padL, padR, padT, padB = 70.0, 20.0, 34.0, 62.0
+	padL, padR, padT, padB = 70.0, 34.0, 34.0, 62.0
 )
 
 // SVG renders the chart.
 func (c lineChart) SVG() template.HTML {
 	if c.W == 0 {
-		c.W, c.H = 760, 300
+		c.W, c.H = 640, 300
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" font-family="system-ui,sans-serif" font-size="12">`,
-		c.W, c.H, c.W, c.H, html.EscapeString(c.Title))
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="100%%" style="max-width:%dpx;height:auto" role="img" aria-label="%s" font-family="system-ui,sans-serif" font-size="12">`,
+		c.W, c.H, c.W, html.EscapeString(c.Title))
 	fmt.Fprintf(&b, `<text x="%g" y="20" font-size="14" font-weight="600" fill="#222">%s</text>`, padL, html.EscapeString(c.Title))
 	xs, ys := c.extent()
 	if xs == nil {
@@ -301,8 +301,8 @@ func barChart(title string, bars []hbar, format func(float64) string) template.H
 	const w, rowH, labelW = 560.0, 26.0, 150.0
 	h := 40 + rowH*float64(len(bars)) + 8
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %g %g" width="%g" height="%g" role="img" aria-label="%s" font-family="system-ui,sans-serif" font-size="12">`,
-		w, h, w, h, html.EscapeString(title))
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %g %g" width="100%%" style="max-width:%gpx;height:auto" role="img" aria-label="%s" font-family="system-ui,sans-serif" font-size="12">`,
+		w, h, w, html.EscapeString(title))
 	fmt.Fprintf(&b, `<text x="4" y="20" font-size="14" font-weight="600" fill="#222">%s</text>`, html.EscapeString(title))
 	top := 0.0
 	for _, bar := range bars {

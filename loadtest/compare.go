@@ -30,9 +30,11 @@ type CompareConfig struct {
 	// payload, source addresses, progress. Sessions and Rate, when set,
 	// replace every scenario's preset.
 	Base      Config
-	Scenarios []string // default ws-echo, xhr-polling, broadcast, idle
+	Scenarios []string // default all seven
 	Targets   []string // default all four
 	RepoRoot  string   // the Shoal repository: ./node and loadtest/peers are built from it
+	// ShoalBin is a node program to run instead of building ./node.
+	ShoalBin string
 	// ServerCPUs and LoadCPUs are taskset CPU lists; by default the servers
 	// get the last CPU and the load generator the others.
 	ServerCPUs, LoadCPUs string
@@ -214,7 +216,7 @@ func PinSelf(c CompareConfig) (bool, error) {
 func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 	started := time.Now()
 	if len(c.Scenarios) == 0 {
-		c.Scenarios = []string{"ws-echo", "xhr-polling", "broadcast", "idle"}
+		c.Scenarios = []string{"ws-echo", "xhr-polling", "xhr-streaming", "eventsource", "broadcast", "churn", "idle"}
 	}
 	if len(c.Targets) == 0 {
 		c.Targets = []string{TargetSockJSNode, TargetSockJSGo, TargetShoal, TargetShoalCluster}
@@ -289,13 +291,15 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 			res, err := runOne(ctx, c, tr, scen, filepath.Join(rep.Dir, "logs"))
 			if err != nil {
 				run.Error = err.Error()
-				fmt.Fprintf(c.Log, "   failed: %v\n", err)
 				if errors.Is(err, errExited) && !rep.hasResult(tr.info.Name) {
-					// The target cannot start at all: say so once, skip the rest.
+					// The target cannot start at all: it is unavailable, and
+					// the other scenarios skip it.
 					runners[i].info.Available = false
 					runners[i].info.Reason = err.Error()
 					rep.Targets[i] = runners[i].info
+					run.Error = "unavailable: " + err.Error()
 				}
+				fmt.Fprintf(c.Log, "   %s\n", run.Error)
 			} else {
 				run.Result = res
 				base := fmt.Sprintf("%s-%s", scen, tr.info.Name)

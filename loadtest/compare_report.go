@@ -223,12 +223,12 @@ var compareTmpl = template.Must(template.New("compare").Parse(`<!doctype html>
 <p class="sub">{{.R.StartedAt.Format "2006-01-02 15:04 UTC"}} · {{.R.Machine}} · servers on CPU {{.R.ServerCPUs}}, load generator on CPU {{.R.LoadCPUs}} · {{.R.Elapsed}} s</p>
 <h2>Shoal ÷ peer</h2>
 <p class="muted">Server CPU per message (all server processes summed: nodes, Redis, NATS, HAProxy) or memory per idle session, Shoal's divided by the peer's. Below 1: Shoal spends less.</p>
-<table><tr><th>scenario</th><th>metric</th><th>Shoal</th><th>÷ sockjs-node</th><th>÷ sockjs-go</th></tr>
-{{range .Ratios}}<tr><td>{{.Scenario}}</td><td>{{.Metric}}</td><td>{{.Shoal}}</td><td class="{{.Node.Class}}">{{.Node.Text}}</td><td class="{{.Go.Class}}">{{.Go.Text}}</td></tr>{{end}}
+<table><tr><th>scenario</th><th class="t">metric</th><th class="t">Shoal</th><th>÷ sockjs-node</th><th>÷ sockjs-go</th></tr>
+{{range .Ratios}}<tr><td>{{.Scenario}}</td><td class="t">{{.Metric}}</td><td class="t">{{.Shoal}}</td><td class="{{.Node.Class}}">{{.Node.Text}}</td><td class="{{.Go.Class}}">{{.Go.Text}}</td></tr>{{end}}
 </table>
 <h2>Results</h2>
-<table><tr><th>scenario</th><th>load</th><th>metric</th>{{range .Targets}}<th>{{.Name}}</th>{{end}}</tr>
-{{range .Rows}}<tr><td>{{.Scenario}}</td><td>{{.Load}}</td><td>{{.Metric}}</td>{{range .Cells}}<td class="{{.Class}}">{{if .Report}}<a href="{{.Report}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
+<table><tr><th>scenario</th><th class="t">load</th><th class="t">metric</th>{{range .Targets}}<th>{{.Name}}</th>{{end}}</tr>
+{{range .Rows}}<tr><td>{{.Scenario}}</td><td class="t">{{.Load}}</td><td class="t">{{.Metric}}</td>{{range .Cells}}<td class="{{.Class}}">{{if .Report}}<a href="{{.Report}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
 {{end}}</table>
 <div class="charts" style="margin-top:16px">{{range .Charts}}<div class="panel">{{.}}</div>{{end}}</div>
 <h2>Targets</h2><ul>{{range .Targets}}<li><b>{{.Name}}</b>: {{if .Available}}{{.Description}}{{else}}unavailable: {{.Reason}}{{end}}</li>{{end}}</ul>
@@ -265,7 +265,7 @@ func (rep *CompareReport) writeHTML(path string) error {
 	}
 	for _, scen := range rep.Scenarios {
 		var bars, p99 []hbar
-		var names []string
+		var names, colors []string
 		var spectra [][]Quantile
 		metric := ""
 		for i, t := range rep.Targets {
@@ -281,7 +281,7 @@ func (rep *CompareReport) writeHTML(path string) error {
 			if r != nil && r.Kind != KindIdle && r.Latency.Count > 0 {
 				p99 = append(p99, hbar{Label: t.Name, Value: float64(r.Latency.P99), Color: color,
 					Note: "p50 " + fmtMicros(r.Latency.P50)})
-				names, spectra = append(names, t.Name), append(spectra, r.Spectrum)
+				names, colors, spectra = append(names, t.Name), append(colors, color), append(spectra, r.Spectrum)
 			} else {
 				p99 = append(p99, hbar{Label: t.Name, Value: math.NaN()})
 			}
@@ -291,7 +291,7 @@ func (rep *CompareReport) writeHTML(path string) error {
 		}
 		if len(spectra) > 0 {
 			page.Charts = append(page.Charts, barChart(scen+": p99 latency", p99, fmtMicrosF))
-			page.Charts = append(page.Charts, latencySpectrum(scen+": latency by percentile", names, spectra).SVG())
+			page.Charts = append(page.Charts, latencySpectrum(scen+": latency by percentile", names, colors, spectra).SVG())
 		}
 	}
 	for _, r := range rep.Runs {

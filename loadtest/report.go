@@ -23,7 +23,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 10px}
 .panel{background:#fff;border:1px solid #e2e2e2;border-radius:8px;padding:8px;overflow:auto}
 table{border-collapse:collapse;background:#fff;font-size:13px}
 th,td{border:1px solid #e2e2e2;padding:5px 9px;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+th{background:#f3f3f3} td:first-child,th:first-child,td.t,th.t{text-align:left}
 td.good{color:#1e7d3a;font-weight:600} td.worse{color:#b03a2e;font-weight:600}
 code{background:#f0f0f0;padding:1px 4px;border-radius:3px}
 .muted{color:#888}
@@ -78,7 +78,7 @@ func (r *Result) HTML() ([]byte, error) {
 	rep.Charts = []template.HTML{
 		latencyOverTime(r).SVG(),
 		throughputOverTime(r).SVG(),
-		latencySpectrum("Latency by percentile", []string{r.Label}, [][]Quantile{r.Spectrum}).SVG(),
+		latencySpectrum("Latency by percentile", []string{r.Label}, nil, [][]Quantile{r.Spectrum}).SVG(),
 		latencyHistogram(r).SVG(),
 	}
 	rep.Params = [][2]string{
@@ -209,7 +209,8 @@ func throughputOverTime(r *Result) lineChart {
 
 // latencySpectrum plots latency against percentile on the usual
 // 1/(1−p) scale that spreads out the tail.
-func latencySpectrum(title string, names []string, spectra [][]Quantile) lineChart {
+// colors may be nil (palette order) or give one colour per spectrum.
+func latencySpectrum(title string, names, colors []string, spectra [][]Quantile) lineChart {
 	c := lineChart{
 		Title: title,
 		X: chartAxis{Label: "percentile", Log: true, Min: 1, Max: 1e5,
@@ -219,6 +220,9 @@ func latencySpectrum(title string, names []string, spectra [][]Quantile) lineCha
 	}
 	for i, sp := range spectra {
 		s := chartSeries{Name: names[i]}
+		if i < len(colors) {
+			s.Color = colors[i]
+		}
 		for _, q := range sp {
 			x := 1 / (1 - q.Percentile/100)
 			if math.IsInf(x, 0) || x > 1e5 {

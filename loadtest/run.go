@@ -366,7 +366,7 @@ func (r *runner) result(started time.Time) *Result {
 		res.Server = sv
 	}
 	if res.Counts.Skipped > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%d sends skipped: sessions had %d messages in flight, the server (or this client) is behind the rate", res.Counts.Skipped, r.cfg.Inflight))
+		res.Notes = append(res.Notes, fmt.Sprintf("%d sends skipped: a sender had %d messages in flight or fell over 0.1 s behind its schedule; the server (or this client) did not keep up with the rate", res.Counts.Skipped, r.cfg.Inflight))
 	}
 	return res
 }

@@ -65,7 +65,10 @@ func prepareTarget(ctx context.Context, c CompareConfig, name, binDir, cpus stri
 			})
 		}
 	case TargetShoal, TargetShoalCluster:
-		bin := filepath.Join(binDir, "shoal-node")
+		bin := c.ShoalBin
+		if bin == "" {
+			bin = filepath.Join(binDir, "shoal-node")
+		}
 		if _, err := os.Stat(bin); err != nil {
 			if err := runCommand(ctx, 10*time.Minute, c.RepoRoot, widen("go", "build", "-o", bin, "./node")...); err != nil {
 				return unavailable("go build ./node: %v", firstLine(err))

@@ -64,9 +64,10 @@ func run() error {
 	fs.BoolVar(&quiet, "quiet", false, "no live progress line")
 
 	fs.BoolVar(&compare, "compare", false, "start each target, run the scenarios against it, and report Shoal's ratios to the peers")
-	fs.StringVar(&scens, "scenarios", "ws-echo,xhr-polling,broadcast,idle", "compare: scenarios to run")
+	fs.StringVar(&scens, "scenarios", "ws-echo,xhr-polling,xhr-streaming,eventsource,broadcast,churn,idle", "compare: scenarios to run")
 	fs.StringVar(&targets, "targets", "sockjs-node,sockjs-go,shoal,shoal-cluster", "compare: targets to run")
 	fs.StringVar(&cc.RepoRoot, "repo", ".", "compare: the Shoal repository root (builds ./node and the peers from it)")
+	fs.StringVar(&cc.ShoalBin, "shoal-bin", "", "compare: a built node program to run instead of building ./node")
 	fs.StringVar(&cc.ServerCPUs, "server-cpus", "", "compare: CPU list servers are pinned to with taskset (default: the last CPU)")
 	fs.StringVar(&cc.LoadCPUs, "load-cpus", "", "compare: CPU list this program pins itself to (default: all but the servers')")
 	fs.IntVar(&cc.IdleSessions, "idle-sessions", 0, "compare: sessions the idle scenario holds (default 2000)")

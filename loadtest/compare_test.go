@@ -1,0 +1,83 @@
+package loadtest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHAProxyConfigParses checks the comparison's balancer config with the
+// real haproxy (installed by scripts/test).
+func TestHAProxyConfigParses(t *testing.T) {
+	t.Parallel()
+	hp, err := lookPathSbin("haproxy")
+	if err != nil {
+		t.Fatal("haproxy is not installed; scripts/test installs it")
+	}
+	cfg := haproxyConfig("127.0.0.1:18080", []string{"127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083"})
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(hp, "-c", "-f", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+	if !strings.Contains(cfg, "balance roundrobin") || strings.Contains(cfg, "cookie") || strings.Contains(cfg, "stick") {
+		t.Errorf("the balancer must be round-robin without stickiness:\n%s", cfg)
+	}
+}
+
+// TestCompareRunsPeerAndReportsUnavailableCluster runs the comparison end
+// to end on a small scale: sockjs-node is installed with npm, started,
+// measured and stopped; the cluster target gets a node program that rejects
+// --redis, as a node without cluster wiring does, and must come out as
+// unavailable with the node's own words, after real Redis and NATS servers
+// were started and stopped for it.
+func TestCompareRunsPeerAndReportsUnavailableCluster(t *testing.T) {
+	dir := t.TempDir()
+	fakeNode := filepath.Join(dir, "shoal-node")
+	script := "#!/bin/sh\necho 'flag provided but not defined: -redis' >&2\nexit 2\n"
+	if err := os.WriteFile(fakeNode, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Compare(ctx, CompareConfig{
+		Base:      Config{Sessions: 3, Rate: 100, Duration: time.Second, Warmup: 200 * time.Millisecond},
+		Scenarios: []string{"ws-echo"},
+		Targets:   []string{TargetSockJSNode, TargetShoalCluster},
+		RepoRoot:  "..",
+		ShoalBin:  fakeNode,
+		Out:       dir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Targets) != 2 || len(rep.Runs) != 2 {
+		t.Fatalf("targets %+v, runs %+v", rep.Targets, rep.Runs)
+	}
+	node, cluster := rep.Runs[0], rep.Runs[1]
+	if node.Result == nil {
+		t.Fatalf("sockjs-node run failed: %s", node.Error)
+	}
+	if r := node.Result; r.DeliveryRatio < 0.99 || r.Counts.Errors != 0 || r.Server == nil || r.Server.CPUSeconds < 0 {
+		t.Errorf("sockjs-node run: %s", r.Summary())
+	}
+	if rep.Targets[1].Available || !strings.Contains(cluster.Error, "unavailable") ||
+		!strings.Contains(rep.Targets[1].Reason, "flag provided but not defined: -redis") {
+		t.Errorf("cluster target = %+v, run error %q: want unavailable with the node's message", rep.Targets[1], cluster.Error)
+	}
+	for _, f := range []string{"compare.json", "compare.html", "compare.md", "ws-echo-sockjs-node.html", "ws-echo-sockjs-node.json"} {
+		if _, err := os.Stat(filepath.Join(rep.Dir, f)); err != nil {
+			t.Errorf("missing report file: %v", err)
+		}
+	}
+	if md := rep.Markdown(); !strings.Contains(md, "shoal-cluster**: unavailable") {
+		t.Errorf("markdown does not say the cluster was unavailable:\n%s", md)
+	}
+}

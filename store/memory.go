@@ -11,7 +11,8 @@ import (
 // Sessions are spread over shards by an FNV hash of the id, so unrelated
 // sessions never contend for one lock.
 type Memory struct {
-	shards [memoryShards]memoryShard
+	shards   [memoryShards]memoryShard
+	channels memChannels // see channels_memory.go
 }
 
 var _ Store = (*Memory)(nil)

@@ -19,10 +19,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/shoal-rt/shoal/bus"
 	"github.com/shoal-rt/shoal/node/apps"
 	"github.com/shoal-rt/shoal/sockjs"
-	"github.com/shoal-rt/shoal/store"
 )
 
 // config is what the flags (and their SHOAL_* environment variables) say.
@@ -36,6 +34,7 @@ type config struct {
 	Apps         string
 	SockJSURL    string
 	LogLevel     string
+	RedisPrefix  string
 }
 
 func main() {
@@ -63,6 +62,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&cfg.Join, "join", "", "comma-separated memberlist seeds")
 	fs.StringVar(&cfg.Apps, "apps", "echo", "comma-separated built-in apps to mount: "+strings.Join(apps.Names(), ", "))
 	fs.StringVar(&cfg.SockJSURL, "sockjs-url", sockjs.DefaultSockJSURL, "sockjs-client script URL for iframe and demo pages")
+	fs.StringVar(&cfg.RedisPrefix, "key-prefix", "shoal", "prefix of Redis keys and NATS subjects, shared by the nodes of one cluster")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -88,21 +88,6 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	return cfg, nil
 }
 
-// backends picks the store and bus. Only the in-memory pair is wired here
-// so far; the networked ones plug in at this one place.
-func backends(cfg config) (store.Store, bus.Bus, error) {
-	if cfg.Redis != "" {
-		return nil, nil, errors.New("--redis is not yet supported by this build (in-memory store only)")
-	}
-	if cfg.NATS != "" {
-		return nil, nil, errors.New("--nats is not yet supported by this build (in-process bus only)")
-	}
-	if cfg.GossipListen != "" || cfg.Join != "" {
-		return nil, nil, errors.New("--gossip-listen/--join are not yet supported by this build")
-	}
-	return store.NewMemory(), bus.NewMemory(), nil
-}
-
 func run(cfg config) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
@@ -110,11 +95,16 @@ func run(cfg config) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	st, b, err := backends(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.GossipListen != "" || cfg.Join != "" {
+		return errors.New("--gossip-listen/--join are not yet supported by this build")
+	}
+	st, b, closeBackends, err := backends(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer closeBackends()
 	node, err := sockjs.NewNode(sockjs.NodeConfig{ID: cfg.NodeID, Store: st, Bus: b, Logger: log})
 	if err != nil {
 		return err
@@ -122,6 +112,9 @@ func run(cfg config) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ready\n"))
 	})
 	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL})
 	if err != nil {
@@ -144,8 +137,6 @@ func run(cfg config) error {
 	}
 	log.Info("shoal node listening", "addr", ln.Addr().String(), "node", node.ID(), "apps", cfg.Apps)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/store"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -35,13 +42,62 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestBackendsRefuseWhatIsNotWired(t *testing.T) {
-	if _, _, err := backends(config{}); err != nil {
+func TestBackendsInMemory(t *testing.T) {
+	st, b, closeAll, err := backends(context.Background(), config{}, slog.Default())
+	if err != nil || st == nil || b == nil {
 		t.Fatalf("in-memory backends: %v", err)
 	}
-	for _, cfg := range []config{{Redis: "redis://x"}, {NATS: "nats://x"}} {
-		if _, _, err := backends(cfg); err == nil || !strings.Contains(err.Error(), "not yet supported") {
-			t.Fatalf("%+v: %v", cfg, err)
+	closeAll()
+}
+
+func TestBackendsUnreachableNamesWhatFailed(t *testing.T) {
+	port := nodetest.FreePort(t) // nothing listens there
+	for _, tc := range []struct {
+		what string
+		cfg  config
+	}{
+		{"redis", config{Redis: fmt.Sprintf("redis://:secret@127.0.0.1:%d/0", port)}},
+		{"nats", config{NATS: fmt.Sprintf("nats://127.0.0.1:%d", port)}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		_, _, _, err := backends(ctx, tc.cfg, slog.New(slog.DiscardHandler))
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.what+" at ") || !strings.Contains(err.Error(), fmt.Sprint(port)) {
+			t.Errorf("%s: error %v does not say what failed", tc.what, err)
 		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: error leaks the password: %v", tc.what, err)
+		}
+	}
+}
+
+func TestBackendsReal(t *testing.T) {
+	cfg := config{Redis: nodetest.Redis(t), NATS: nodetest.NATS(t), RedisPrefix: "maintest"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, b, closeAll, err := backends(ctx, cfg, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	if created, err := st.Create(ctx, "s1", store.CreateOptions{DisconnectDelay: time.Second}); err != nil || !created {
+		t.Fatalf("create on redis: %v %v", created, err)
+	}
+	got := make(chan []byte, 1)
+	cancelListen, err := b.ListenNode("n1", func(m []byte) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancelListen()
+	if err := b.SendNode(ctx, "n1", []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if string(m) != "hi" {
+			t.Fatalf("got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message over NATS")
 	}
 }

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shoal-rt/shoal/bus"
+	natsbus "github.com/shoal-rt/shoal/bus/nats"
+	"github.com/shoal-rt/shoal/store"
+	redisstore "github.com/shoal-rt/shoal/store/redis"
+)
+
+// backends picks the store and bus: Redis and NATS when their URLs are
+// given, the in-memory pair otherwise. It waits (retrying, logging what
+// failed) until each networked backend answers, or ctx ends. closeAll
+// releases both.
+func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store, b bus.Bus, closeAll func(), err error) {
+	var closers []func()
+	release := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+
+	st = store.NewMemory()
+	if cfg.Redis != "" {
+		client, err := redisClient(cfg.Redis)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--redis %s: %w", redactURL(cfg.Redis), err)
+		}
+		closers = append(closers, func() { client.Close() })
+		err = waitUntil(ctx, log, "redis", redactURL(cfg.Redis), func(ctx context.Context) error {
+			return client.Ping(ctx).Err()
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		st = redisstore.New(client, redisstore.Config{Prefix: cfg.RedisPrefix})
+	}
+
+	if cfg.NATS == "" {
+		mb := bus.NewMemory()
+		closers = append(closers, func() { mb.Close() })
+		return st, mb, release, nil
+	}
+	nc, err := natsbus.Connect(cfg.NATS)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--nats %s: %w", redactURL(cfg.NATS), err)
+	}
+	nb := natsbus.New(nc, natsbus.Config{Prefix: cfg.RedisPrefix})
+	closers = append(closers, func() { nb.Close() })
+	err = waitUntil(ctx, log, "nats", redactURL(cfg.NATS), func(ctx context.Context) error {
+		if nc.Status() != nats.CONNECTED {
+			return fmt.Errorf("not connected (%s)", nc.Status())
+		}
+		return nc.FlushWithContext(ctx)
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return st, nb, release, nil
+}
+
+// redisClient parses a redis:// or rediss:// URL; several addr= query
+// parameters make it a Redis Cluster client. Every call honours its
+// context, so a stuck Redis cannot hold a request past its deadline.
+func redisClient(url string) (redis.UniversalClient, error) {
+	if strings.Contains(url, "addr=") {
+		opts, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, err
+		}
+		opts.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	opts.ContextTimeoutEnabled = true
+	return redis.NewClient(opts), nil
+}
+
+// waitUntil calls ping until it succeeds, logging each failure with what
+// failed, backing off up to 5 s between tries.
+func waitUntil(ctx context.Context, log *slog.Logger, what, url string, ping func(context.Context) error) error {
+	wait := 250 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := ping(pctx)
+		cancel()
+		if err == nil {
+			log.Info("connected", "backend", what, "url", url)
+			return nil
+		}
+		log.Error("backend unreachable, retrying", "backend", what, "url", url, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s at %s unreachable: %w", what, url, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// redactURL hides a password in a backend URL for logs.
+func redactURL(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	scheme := strings.Index(raw, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return raw
+	}
+	return raw[:scheme+3] + "***" + raw[at:]
+}

@@ -1,0 +1,307 @@
+// Package nodetest starts the real parts of a Shoal cluster for tests:
+// redis-server, nats-server, HAProxy and node processes built from ./node,
+// each on a free loopback port and stopped when the test ends.
+package nodetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/haproxy"
+)
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("nodetest: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// CheckFor calls f every step until it returns nil or total passes, then
+// fails the test with f's last error.
+func CheckFor(t testing.TB, total, step time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodetest: condition not met after %v: %v", total, err)
+		}
+		time.Sleep(step)
+	}
+}
+
+// Process is a child process with its output kept for failure reports.
+type Process struct {
+	Name string
+	Cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+// Output returns what the process printed so far.
+func (p *Process) Output() string { return p.out.String() }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// Wait waits up to d for the process to end.
+func (p *Process) Wait(d time.Duration) error {
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("nodetest: %s still running after %v", p.Name, d)
+	}
+}
+
+// Start runs name with args until the test ends, and prints its output if
+// the test failed.
+func Start(t testing.TB, name string, args ...string) *Process {
+	t.Helper()
+	return StartEnv(t, nil, name, args...)
+}
+
+// StartEnv is Start with extra environment variables (KEY=value).
+func StartEnv(t testing.TB, env []string, name string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Name: filepath.Base(name), Cmd: exec.Command(name, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p.Cmd.Env = append(os.Environ(), env...)
+	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("nodetest: start %s: %v", name, err)
+	}
+	go func() { p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		if !p.Exited() {
+			p.Cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("--- output of %s %s:\n%s", p.Name, strings.Join(args, " "), lastLines(p.Output(), 60))
+		}
+	})
+	return p
+}
+
+// WaitTCP waits until addr accepts connections.
+func WaitTCP(t testing.TB, addr string) {
+	t.Helper()
+	CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
+
+// Redis starts a redis-server and returns its URL.
+func Redis(t testing.TB) string {
+	t.Helper()
+	port := FreePort(t)
+	Start(t, lookPath(t, "redis-server"), "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitTCP(t, addr)
+	return "redis://" + addr + "/0"
+}
+
+// NATS starts a nats-server and returns its URL.
+func NATS(t testing.TB) string {
+	t.Helper()
+	port := FreePort(t)
+	Start(t, lookPath(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(port))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitTCP(t, addr)
+	return "nats://" + addr
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary builds ./node once per test binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "shoal-node-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "shoal")
+		cmd := exec.Command("go", "build", "-race", "-o", buildPath, "github.com/shoal-rt/shoal/node")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("nodetest: build node: %v", buildErr)
+	}
+	return buildPath
+}
+
+// Node is one running Shoal node.
+type Node struct {
+	*Process
+	ID   string
+	Addr string // host:port of its HTTP listener
+}
+
+// URL returns the node's base URL.
+func (n *Node) URL() string { return "http://" + n.Addr }
+
+// StartNode starts a node with the given extra flags and waits until it
+// answers HTTP.
+func StartNode(t testing.TB, id string, flags ...string) *Node {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	args := append([]string{"--listen", addr, "--node-id", id}, flags...)
+	n := &Node{Process: Start(t, Binary(t), args...), ID: id, Addr: addr}
+	CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
+		if n.Exited() {
+			t.Fatalf("nodetest: node %s exited:\n%s", id, lastLines(n.Output(), 40))
+		}
+		resp, err := http.Get(n.URL() + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	return n
+}
+
+// Cluster is N nodes sharing one Redis and one NATS, behind HAProxy.
+type Cluster struct {
+	Redis, NATS string
+	Nodes       []*Node
+	HAProxy     *Process
+	Addr        string // the balancer's host:port
+}
+
+// URL returns the balancer's base URL.
+func (c *Cluster) URL() string { return "http://" + c.Addr }
+
+// StartCluster starts Redis, NATS, n nodes with the given flags, and a
+// round-robin HAProxy that balances every request, not every connection.
+func StartCluster(t testing.TB, n int, flags ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{Redis: Redis(t), NATS: NATS(t)}
+	for i := 0; i < n; i++ {
+		args := append([]string{"--redis", c.Redis, "--nats", c.NATS}, flags...)
+		c.Nodes = append(c.Nodes, StartNode(t, fmt.Sprintf("node%d", i+1), args...))
+	}
+	c.HAProxy, c.Addr = HAProxy(t, c.Nodes)
+	return c
+}
+
+// HAProxy starts the deployed haproxy/haproxy.cfg (round robin on every
+// request, no stickiness, health checks on /readyz) in front of nodes.
+func HAProxy(t testing.TB, nodes []*Node) (*Process, string) {
+	t.Helper()
+	servers := make([]haproxy.Server, len(nodes))
+	for i, n := range nodes {
+		servers[i] = haproxy.Server{Name: n.ID, Addr: n.Addr}
+	}
+	cfg, err := haproxy.Derive(servers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	p := StartEnv(t, []string{
+		haproxy.EnvBind + "=" + addr,
+		haproxy.EnvStatsBind + "=" + fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+	}, lookPath(t, "haproxy"), "-db", "-f", path)
+	WaitTCP(t, addr)
+	return p, addr
+}
+
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatalf("nodetest: %s not found: run scripts/test, which installs it", name)
+	return ""
+}
+
+// RunClient runs the sockjs-client driver (testdata/client/client.js under
+// dir) with args and returns its JSON output line.
+func RunClient(t testing.TB, dir string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.js")}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil && len(out) == 0 {
+		t.Fatalf("nodetest: sockjs-client %v: %v\n%s", args, err, stderr.String())
+	}
+	return out
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 4<<20 { // keep memory bounded on chatty processes
+		s.b.Reset()
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

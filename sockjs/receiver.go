@@ -119,8 +119,10 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	}()
 
 	if created {
-		done, err := hr.writeFrame([]byte(openFrame))
+		// OnOpen first: see the websocket transport. What it queues is
+		// drained by the loop below.
 		e.runOnOpen(sess)
+		done, err := hr.writeFrame([]byte(openFrame))
 		if done || err != nil {
 			return
 		}

@@ -245,6 +245,11 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		conn.close(1011, "Session store unavailable")
 		return
 	}
+	// OnOpen runs before the client sees the open frame, so nothing the
+	// client does can reach a handler that has not finished opening (a
+	// broadcast app must have registered the session first). What OnOpen
+	// sends waits in the writer's queue until after "o".
+	e.runOnOpen(sess)
 	if !raw {
 		ctx, cancel = context.WithTimeout(context.Background(), e.settings.WriteTimeout)
 		err = conn.writeText(ctx, []byte(openFrame))
@@ -260,7 +265,6 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		e.endWebsocket(sess, ww, CodeGoingAway, ReasonGoingAway)
 		return
 	}
-	e.runOnOpen(sess)
 
 	code, reason := CodeInterrupted, ReasonInterrupted
 	for {

@@ -35,6 +35,8 @@ type CompareConfig struct {
 	RepoRoot  string   // the Shoal repository: ./node and loadtest/peers are built from it
 	// ShoalBin is a node program to run instead of building ./node.
 	ShoalBin string
+	// Notes are added to the report, e.g. which commit ShoalBin was built from.
+	Notes []string
 	// ServerCPUs and LoadCPUs are taskset CPU lists; by default the servers
 	// get the last CPU and the load generator the others.
 	ServerCPUs, LoadCPUs string
@@ -250,6 +252,7 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 		Scenarios:  c.Scenarios,
 		cfg:        c,
 	}
+	rep.Notes = append(rep.Notes, c.Notes...)
 	if server == "" {
 		rep.Notes = append(rep.Notes, "servers and load generator share the CPUs: taskset or a second CPU is missing")
 	}

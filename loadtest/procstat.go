@@ -17,6 +17,16 @@ const clockTicks = 100
 type ProcSample struct {
 	CPUSeconds float64 `json:"cpu_s"`
 	RSSKiB     int64   `json:"rss_kib"`
+	// Procs holds the same figures per process, in the order of the pids.
+	Procs []ProcessSample `json:"procs,omitempty"`
+}
+
+// ProcessSample is one process' CPU time so far and resident memory now.
+type ProcessSample struct {
+	PID        int     `json:"pid"`
+	Name       string  `json:"name"`
+	CPUSeconds float64 `json:"cpu_s"`
+	RSSKiB     int64   `json:"rss_kib"`
 }
 
 // SampleProcs reads /proc for every pid. A process that is gone is an
@@ -32,10 +42,21 @@ func SampleProcs(pids []int) (ProcSample, error) {
 		if err != nil {
 			return ProcSample{}, err
 		}
-		s.CPUSeconds += float64(ticks) / clockTicks
+		cpu := float64(ticks) / clockTicks
+		s.CPUSeconds += cpu
 		s.RSSKiB += rss
+		s.Procs = append(s.Procs, ProcessSample{PID: pid, Name: procName(pid), CPUSeconds: cpu, RSSKiB: rss})
 	}
 	return s, nil
+}
+
+// procName is the process' command name, e.g. "redis-server".
+func procName(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // cpuTicks returns utime+stime of a process, all its threads included.

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"math"
 	"os"
+	"strings"
 )
 
 // reportCSS is shared by the run report and the comparison report.
@@ -98,12 +99,25 @@ func (r *Result) HTML() ([]byte, error) {
 			[2]string{"server pids", fmt.Sprint(s.PIDs)},
 			[2]string{"server CPU in window", fmt.Sprintf("%.2f s (%.0f%% of one core)", s.CPUSeconds, 100*s.CPUUtilization)},
 			[2]string{"server RSS baseline / start / end", fmt.Sprintf("%s / %s / %s", fmtKiB(s.RSSBaselineKiB), fmtKiB(s.RSSStartKiB), fmtKiB(s.RSSEndKiB))})
+		if len(s.Processes) > 1 {
+			rep.Params = append(rep.Params, [2]string{"server CPU by process", processText(s.Processes)})
+		}
 	}
 	var buf bytes.Buffer
 	if err := runTmpl.Execute(&buf, rep); err != nil {
 		return nil, fmt.Errorf("loadtest: render report: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// processText lists each process' CPU seconds and RSS, e.g.
+// "shoal-node 0.41 s 30 MiB · redis-server 0.20 s 8 MiB".
+func processText(ps []ProcessSample) string {
+	var parts []string
+	for _, p := range ps {
+		parts = append(parts, fmt.Sprintf("%s %.2f s %s", p.Name, p.CPUSeconds, fmtKiB(p.RSSKiB)))
+	}
+	return strings.Join(parts, " · ")
 }
 
 func rateText(r *Result) string {

@@ -73,6 +73,8 @@ type ServerStats struct {
 	RSSEndKiB      int64   `json:"rss_end_kib"`      // at the window's end
 	// RSSPerSessionKiB is (end − baseline) / open sessions.
 	RSSPerSessionKiB float64 `json:"rss_per_session_kib"`
+	// Processes splits CPU over the window and RSS at its end by process.
+	Processes []ProcessSample `json:"processes,omitempty"`
 }
 
 // WriteJSON writes the result to path.
@@ -123,6 +125,9 @@ func (r *Result) Summary() string {
 			s += fmt.Sprintf("  %.1f KiB per session", sv.RSSPerSessionKiB)
 		}
 		s += "\n"
+		if len(sv.Processes) > 1 {
+			s += "  by process: " + processText(sv.Processes) + "\n"
+		}
 	}
 	for _, e := range r.Errors {
 		s += fmt.Sprintf("  error ×%d: %s\n", e.Count, e.Error)

@@ -360,6 +360,10 @@ func (r *runner) result(started time.Time) *Result {
 		if res.Ops > 0 {
 			sv.CPUPerOpMicros = round3(sv.CPUSeconds * 1e6 / float64(res.Ops))
 		}
+		for i, p := range r.procEnd.Procs {
+			p.CPUSeconds = round3(p.CPUSeconds - r.procStart.Procs[i].CPUSeconds)
+			sv.Processes = append(sv.Processes, p)
+		}
 		if r.kind == KindIdle && res.Counts.Open > 0 {
 			sv.RSSPerSessionKiB = round3(float64(sv.RSSEndKiB-sv.RSSBaselineKiB) / float64(res.Counts.Open))
 		}

@@ -3,12 +3,14 @@ package loadtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -99,13 +101,15 @@ func prepareTarget(ctx context.Context, c CompareConfig, name, binDir, cpus stri
 		gossip := !c.NoClusterGossip
 		tr.start = func(ctx context.Context, logBase string) (*running, error) {
 			rt, err := startCluster(ctx, logBase, bin, tools, cpus, gossip)
-			if err != nil && gossip && rt == nil && strings.Contains(err.Error(), "gossip") {
-				// A node without memberlist yet: measure the data path anyway.
+			if err != nil && gossip && errors.Is(err, errExited) && strings.Contains(err.Error(), "gossip") {
+				// A node without memberlist yet: measure the data path
+				// without it, and say so in every run.
+				rt.stop()
 				gossip = false
 				rt, err = startCluster(ctx, logBase, bin, tools, cpus, false)
-				if rt != nil {
-					rt.notes = append(rt.notes, "nodes started without --gossip-listen/--join: the node rejected them")
-				}
+			}
+			if rt != nil && !gossip && !c.NoClusterGossip {
+				rt.notes = append(rt.notes, "cluster nodes ran without --gossip-listen/--join: the node program rejected them")
 			}
 			return rt, err
 		}
@@ -272,12 +276,22 @@ func startCluster(ctx context.Context, logBase, bin string, tools map[string]str
 	return rt, nil
 }
 
+// haproxyMaxConn is as many connections as the open-files limit lets
+// HAProxy hold: two descriptors each, client side and server side.
+func haproxyMaxConn() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur < 1024 {
+		return 400
+	}
+	return min(50_000, (l.Cur-100)/2)
+}
+
 // haproxyConfig balances every request to the next node in turn: no
 // stickiness, so polling sessions hop between nodes as DESIGN.md intends.
 func haproxyConfig(listen string, nodes []string) string {
 	var b strings.Builder
 	b.WriteString(`global
-    maxconn 50000
+    maxconn ` + fmt.Sprint(haproxyMaxConn()) + `
     nbthread 1
 
 defaults

@@ -68,6 +68,7 @@ func run() error {
 	fs.StringVar(&targets, "targets", "sockjs-node,sockjs-go,shoal,shoal-cluster", "compare: targets to run")
 	fs.StringVar(&cc.RepoRoot, "repo", ".", "compare: the Shoal repository root (builds ./node and the peers from it)")
 	fs.StringVar(&cc.ShoalBin, "shoal-bin", "", "compare: a built node program to run instead of building ./node")
+	note := fs.String("note", "", "compare: a line to add to the report's notes")
 	fs.StringVar(&cc.ServerCPUs, "server-cpus", "", "compare: CPU list servers are pinned to with taskset (default: the last CPU)")
 	fs.StringVar(&cc.LoadCPUs, "load-cpus", "", "compare: CPU list this program pins itself to (default: all but the servers')")
 	fs.IntVar(&cc.IdleSessions, "idle-sessions", 0, "compare: sessions the idle scenario holds (default 2000)")
@@ -111,6 +112,9 @@ func run() error {
 		cc.Targets = splitList(targets)
 		cc.Out = out
 		cc.Log = os.Stderr
+		if *note != "" {
+			cc.Notes = append(cc.Notes, *note)
+		}
 		if reexec, err := loadtest.PinSelf(cc); reexec || err != nil {
 			return err
 		}

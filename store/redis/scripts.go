@@ -14,6 +14,11 @@ import "github.com/redis/go-redis/v9"
 //
 // Replies use integers: 1 ok, 0 no such session, -1 lease not held,
 // -2 closed, -3 queue full (see outcome in redis.go).
+//
+// Holder index: {p:b}:h:<node> is the set of the bucket's sessions whose
+// hash names node as lease holder (field ln), live or expired. Every
+// script that sets or removes ln keeps it in step, so ReleaseNode finds a
+// dead node's sessions without scanning (see noderelease.go).
 const prelude = `
 local function now_ms()
   local t = redis.call('TIME')
@@ -24,12 +29,30 @@ local function live(token, until_ms, now)
 end
 -- set_deadline records when the session may be reaped and makes every key
 -- outlive it by the margin; the index lives as long as its longest session.
+-- It returns that key TTL.
 local function set_deadline(dl, now)
   redis.call('HSET', KEYS[1], 'dl', dl)
   redis.call('ZADD', KEYS[4], dl, ARGV[1])
   local ttl = dl - now + tonumber(ARGV[2])
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
   if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+  return ttl
+end
+-- holders names the holder index of node in this bucket (same hash tag as
+-- KEYS[4], "{p:b}:due", so the same Cluster slot).
+local function holders(node)
+  return string.sub(KEYS[4], 1, -4) .. 'h:' .. node
+end
+-- hold moves the session from old's holder index to node's, which must
+-- live as long as the session's keys (ttl).
+local function hold(node, old, ttl)
+  if old and old ~= node then redis.call('SREM', holders(old), ARGV[1]) end
+  local k = holders(node)
+  redis.call('SADD', k, ARGV[1])
+  if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
+end
+local function unhold(node)
+  if node then redis.call('SREM', holders(node), ARGV[1]) end
 end
 local function take_queue()
   local msgs = redis.call('LRANGE', KEYS[2], 0, -1)
@@ -67,36 +90,37 @@ return {1, tonumber(v[1]), tonumber(v[2] or 0), v[3] or '', v[4] or '', node, st
 // Reply {status, ...} with the store.AttachStatus numbers:
 // {1, messages}, {2} busy, {3, code, reason} closed, {4} unknown.
 var attachScript = newScript(`
-local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy')
+local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln')
 if not v[1] then return {4} end
 if v[1] == '2' then return {3, tonumber(v[2] or 0), v[3] or ''} end
 local now = now_ms()
 if live(v[4], v[5], now) and v[4] ~= ARGV[4] then return {2} end
 local lu = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu)
-set_deadline(lu + tonumber(v[6]), now)
+hold(ARGV[3], v[7], set_deadline(lu + tonumber(v[6]), now))
 return {1, take_queue()}
 `)
 
 // ARGV[3] node, ARGV[4] token, ARGV[5] TTL ms, ARGV[6] sticky.
 var renewScript = newScript(`
-local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu', 'dy')
+local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu', 'dy', 'ln')
 if not v[1] then return 0 end
 local now = now_ms()
 if not live(v[2], v[3], now) or v[2] ~= ARGV[4] then return -1 end
 local lu = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'ln', ARGV[3], 'ls', ARGV[6], 'lu', lu)
-set_deadline(lu + tonumber(v[4]), now)
+hold(ARGV[3], v[5], set_deadline(lu + tonumber(v[4]), now))
 return 1
 `)
 
 // ARGV[3] token.
 var detachScript = newScript(`
-local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu', 'dy')
+local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu', 'dy', 'ln')
 if not v[1] then return 0 end
 local now = now_ms()
 if not live(v[2], v[3], now) or v[2] ~= ARGV[3] then return -1 end
 redis.call('HDEL', KEYS[1], 'ln', 'lt', 'ls', 'lu')
+unhold(v[5])
 set_deadline(now + tonumber(v[4]), now)
 return 1
 `)
@@ -147,7 +171,7 @@ return 1
 // Reply 1: reaped an open session (the caller runs OnClose); 2: deleted a
 // closed one; 0: already gone; -1: not due.
 var reapScript = newScript(`
-local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu', 'dl')
+local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu', 'dl', 'ln')
 if not v[1] then
   redis.call('ZREM', KEYS[4], ARGV[1])
   return 0
@@ -159,6 +183,7 @@ if live(v[2], v[3], now) or dl > now then
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[1])
+unhold(v[5])
 if v[1] == '1' then return 1 end
 return 2
 `)

@@ -1,0 +1,107 @@
+package redisstore
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shoal-rt/shoal/store"
+)
+
+var _ store.NodeReleaser = (*Store)(nil)
+
+// releaseScript releases node's lease on one session (a session script:
+// KEYS and ARGV[1..2] as the others). ARGV[3] node, ARGV[4] close code,
+// ARGV[5] close reason. Reply 1: released a sticky lease and closed the
+// open session (the caller runs OnClose); 2: released a live lease;
+// 0: nothing live held by node (gone, moved on, or expired).
+var releaseScript = newScript(`
+local v = redis.call('HMGET', KEYS[1], 'st', 'ln', 'lt', 'lu', 'ls', 'dy')
+redis.call('SREM', holders(ARGV[3]), ARGV[1])
+if not v[1] or v[2] ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[1], 'ln', 'lt', 'ls', 'lu')
+local now = now_ms()
+-- An expired lease: its deadline has been running since it expired.
+if not live(v[3], v[4], now) then return 0 end
+local reply = 2
+if v[5] == '1' and v[1] == '1' then
+  redis.call('HSET', KEYS[1], 'st', 2, 'cd', ARGV[4], 'rs', ARGV[5])
+  reply = 1
+end
+set_deadline(now + tonumber(v[6]), now)
+return reply
+`)
+
+// Batch sizes of ReleaseNode: how many buckets' holder sets one pipeline
+// reads, and how many sessions one pipeline of scripts releases.
+const (
+	releaseBucketBatch  = 32
+	releaseSessionBatch = 500
+)
+
+// ReleaseNode implements store.NodeReleaser. It reads node's holder index
+// in every bucket (pipelined) and releases each session listed there with
+// one script, so each session's release is atomic and concurrent callers
+// split the work without doubling it.
+func (s *Store) ReleaseNode(ctx context.Context, node string, code int, reason string) (res store.ReleaseResult, err error) {
+	defer wrap(&err, "release node")
+	for first := 0; first < s.buckets; first += releaseBucketBatch {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		last := min(first+releaseBucketBatch, s.buckets)
+		pipe := s.client.Pipeline()
+		reads := make([]*redis.StringSliceCmd, 0, last-first)
+		for b := first; b < last; b++ {
+			reads = append(reads, pipe.SMembers(ctx, s.tag(b)+":h:"+node))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return res, err
+		}
+		var ids []string
+		for _, r := range reads {
+			ids = append(ids, r.Val()...)
+		}
+		for len(ids) > 0 {
+			n := min(len(ids), releaseSessionBatch)
+			if err := s.releaseBatch(ctx, ids[:n], node, code, reason, &res); err != nil {
+				return res, err
+			}
+			ids = ids[n:]
+		}
+	}
+	return res, nil
+}
+
+// releaseBatch runs the release script for each id in one pipeline.
+func (s *Store) releaseBatch(ctx context.Context, ids []string, node string, code int, reason string, res *store.ReleaseResult) error {
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = releaseScript.EvalSha(ctx, pipe, s.keys(id), id, s.margin, node, code, reason)
+	}
+	// Exec's error is the first command's; each command is judged below.
+	_, _ = pipe.Exec(ctx)
+	var firstErr error
+	for i, cmd := range cmds {
+		id := ids[i]
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			cmd = releaseScript.Eval(ctx, s.client, s.keys(id), id, s.margin, node, code, reason)
+		}
+		n, err := cmd.Int()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		switch n {
+		case 1:
+			res.Released++
+			res.Closed = append(res.Closed, id)
+		case 2:
+			res.Released++
+		}
+	}
+	return firstErr
+}

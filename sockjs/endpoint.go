@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -29,6 +31,9 @@ type Endpoint struct {
 
 	iframe     []byte
 	iframeETag string
+
+	chanMu     sync.Mutex                      // serialises HandleChannels
+	chanRoutes atomic.Pointer[[]*channelRoute] // see channels.go
 }
 
 // NewEndpoint mounts handler on the node with settings (zero fields take
@@ -139,6 +144,9 @@ func (e *Endpoint) runOnClose(s *Session) {
 		if ch, ok := e.node.opening.Load(s.key); ok {
 			<-ch.(chan struct{})
 		}
+		// Its channels are left after OnClose (which may still list
+		// them), even if OnClose panics.
+		defer e.leaveChannels(s)
 		defer func() {
 			if p := recover(); p != nil {
 				e.node.log.Error("sockjs: OnClose panicked", "prefix", e.settings.Prefix, "panic", p)
@@ -149,6 +157,7 @@ func (e *Endpoint) runOnClose(s *Session) {
 	if !started {
 		// Shutting down: run it here rather than lose it.
 		e.handler.OnClose(s)
+		e.leaveChannels(s)
 	}
 }
 

@@ -62,6 +62,8 @@ type Node struct {
 	// OnClose for that session waits for it (see runOnClose).
 	opening sync.Map
 
+	chans *channelHub // nil when the store has no store.Channels
+
 	stopListen func()
 	done       chan struct{} // closed by Close: every receiver ends
 	wg         sync.WaitGroup
@@ -102,6 +104,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	for i := range n.receivers {
 		n.receivers[i].m = make(map[string][]*liveReceiver)
+	}
+	if cs, ok := cfg.Store.(store.Channels); ok {
+		n.chans = newChannelHub(n, cs)
 	}
 	stop, err := cfg.Bus.ListenNode(cfg.ID, n.onBusMessage)
 	if err != nil {
@@ -181,6 +186,7 @@ type liveReceiver struct {
 	reqCtx context.Context // the receiving request's context
 	done   chan struct{}   // closed when the receiver has finished
 	ws     *wsWriter       // set for websockets: in-memory delivery
+	chans  *chanReceiver   // channel state, nil without channels
 }
 
 func newLiveReceiver(key string, reqCtx context.Context) *liveReceiver {
@@ -223,6 +229,7 @@ func (n *Node) unregister(lr *liveReceiver) {
 		sh.m[lr.key] = list
 	}
 	sh.mu.Unlock()
+	lr.chans.finish()
 	close(lr.done)
 }
 
@@ -290,6 +297,13 @@ func (n *Node) onBusMessage(msg []byte) {
 		if ws := n.websocketReceiver(key); ws != nil {
 			ws.enqueue(wsItem{msgs: msgs})
 		}
+	case envelopeChannels:
+		op, key, channel, cursor, ok := decodeNote(msg[1:])
+		if !ok || n.chans == nil {
+			n.log.Warn("sockjs: malformed or unexpected subscription note", "len", len(msg))
+			return
+		}
+		n.chans.onNote(op, key, channel, cursor)
 	default:
 		n.log.Warn("sockjs: unknown bus message", "kind", msg[0])
 	}

@@ -77,6 +77,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	key := e.keyOf(id)
 	reqCtx := r.Context()
 	lr := newLiveReceiver(key, reqCtx)
+	lr.chans = e.newChanReceiver(lr, nil)
 	n.register(lr)
 	defer n.unregister(lr)
 
@@ -112,6 +113,9 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 			// The protocol: a receiver whose client went away takes the
 			// session with it (messages may have been lost).
 			sess.closeWith(ctx, CodeInterrupted, ReasonInterrupted)
+		} else {
+			// Before the detach, so the next receiver goes on from here.
+			lr.chans.saveCursors(ctx)
 		}
 		if err := n.store.Detach(ctx, key, lease.Token); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
 			n.log.Warn("sockjs: detach failed", "err", err)
@@ -119,6 +123,8 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	}()
 
 	if created {
+		// Nothing to load: channels OnOpen joins arrive as notes.
+		lr.chans.markLoaded()
 		// OnOpen first: see the websocket transport. What it queues is
 		// drained by the loop below.
 		e.runOnOpen(sess)
@@ -126,11 +132,28 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 		if done || err != nil {
 			return
 		}
+	} else {
+		// What the session's channels had while it was away goes out
+		// with what was queued for it.
+		ctx, cancel := n.opContext()
+		lr.chans.load(ctx)
+		cancel()
 	}
-	if len(res.Messages) > 0 {
-		if done, err := hr.writeFrame(appendMessageFrame(nil, res.Messages)); done || err != nil {
+	if msgs, items, overflow := lr.chans.take(res.Messages); len(msgs) > 0 || overflow {
+		if len(msgs) > 0 {
+			done, err := hr.writeFrame(appendMessageFrame(nil, msgs))
+			if err == nil {
+				lr.chans.wrote(items)
+			}
+			if done || err != nil {
+				return
+			}
+		}
+		if overflow {
 			return
 		}
+	} else {
+		lr.chans.wrote(items)
 	}
 
 	heartbeat := time.NewTimer(e.settings.HeartbeatDelay)
@@ -161,6 +184,26 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 				return
 			}
 			heartbeat.Reset(e.settings.HeartbeatDelay)
+			continue
+		case <-lr.chans.readyC():
+			msgs, items, overflow := lr.chans.take(nil)
+			if len(msgs) > 0 {
+				frame = appendMessageFrame(frame[:0], msgs)
+				done, err := hr.writeFrame(frame)
+				if err == nil {
+					lr.chans.wrote(items)
+				}
+				if done || err != nil {
+					interrupted = err != nil
+					return
+				}
+				heartbeat.Reset(e.settings.HeartbeatDelay)
+			} else {
+				lr.chans.wrote(items)
+			}
+			if overflow {
+				return // the client comes back and catches up from the log
+			}
 			continue
 		case <-lr.wakeCh:
 		case <-recheck.C:

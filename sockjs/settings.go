@@ -15,6 +15,7 @@ const (
 	DefaultSockJSURL         = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
 	DefaultMaxMessageSize    = 128 * 1024
 	DefaultMaxQueuedMessages = 1024
+	DefaultMaxChannels       = 64
 	DefaultWriteTimeout      = 10 * time.Second
 )
 
@@ -73,6 +74,9 @@ type Settings struct {
 	// the store, or in a live websocket's write queue). Overflow closes the
 	// session with CodeQueueOverflow rather than stall senders.
 	MaxQueuedMessages int
+	// MaxChannels bounds the channels one session may be subscribed to
+	// (Session.Subscribe returns ErrTooManyChannels beyond it).
+	MaxChannels int
 	// WriteTimeout bounds one write to a websocket; a client that does
 	// not take a frame in time is disconnected.
 	WriteTimeout time.Duration
@@ -109,6 +113,9 @@ func (s *Settings) fillDefaults() error {
 	}
 	if s.MaxQueuedMessages <= 0 {
 		s.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if s.MaxChannels <= 0 {
+		s.MaxChannels = DefaultMaxChannels
 	}
 	if s.WriteTimeout <= 0 {
 		s.WriteTimeout = DefaultWriteTimeout

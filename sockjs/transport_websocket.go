@@ -233,6 +233,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		done:  make(chan struct{}),
 	}
 	lr.ws = ww
+	lr.chans = e.newChanReceiver(lr, ww)
 	n.register(lr)
 	defer n.unregister(lr)
 	sess := e.sessionFor(id, key, info)

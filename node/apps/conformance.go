@@ -1,11 +1,12 @@
 package apps
 
 import (
+	"context"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/shoal-rt/shoal/sockjs"
@@ -23,7 +24,6 @@ func mountConformance(node *sockjs.Node, mux *http.ServeMux, opts Options) error
 		}
 		return s
 	}
-	bc := &broadcaster{sessions: make(map[string]*sockjs.Session)}
 	endpoints := []struct {
 		h sockjs.Handler
 		s sockjs.Settings
@@ -33,12 +33,18 @@ func mountConformance(node *sockjs.Node, mux *http.ServeMux, opts Options) error
 		{echoHandler, with("/disabled_websocket_echo", func(s *sockjs.Settings) { s.DisableWebsocket = true })},
 		{echoHandler, with("/cookie_needed_echo", func(s *sockjs.Settings) { s.JSessionID = sockjs.DefaultJSessionID })},
 		{amplifyHandler, with("/amplify", nil)},
-		{bc, with("/broadcast", nil)},
+		{broadcastHandler, with("/broadcast", nil)},
 		{tickerHandler, with("/ticker", nil)},
 	}
 	for _, ep := range endpoints {
-		if _, err := node.NewEndpoint(ep.h, ep.s); err != nil {
+		e, err := node.NewEndpoint(ep.h, ep.s)
+		if err != nil {
 			return err
+		}
+		if ep.s.Prefix == "/broadcast" {
+			if err := e.HandleChannels(sockjs.ChannelConfig{Pattern: broadcastChannel}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -80,33 +86,28 @@ var tickerHandler = sockjs.HandlerFuncs{
 	},
 }
 
-// broadcaster sends every message to every open session of its endpoint.
-// It tracks sessions in memory, which is complete only on a single node;
-// channels (Subscribe/Publish) will replace it for clusters.
-type broadcaster struct {
-	mu       sync.Mutex // guards sessions
-	sessions map[string]*sockjs.Session
+// broadcastChannel is the channel every session of /broadcast joins.
+const broadcastChannel = "all"
+
+// broadcastHandler sends every message to every open session of its
+// endpoint, on every node: each session joins one channel when it opens
+// (before the client sees the open frame, so it misses nothing it could
+// have sent itself) and each message is published there, its sender
+// included, as the SockJS test server does.
+var broadcastHandler = sockjs.HandlerFuncs{
+	Open: func(s *sockjs.Session) error {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		return s.Subscribe(ctx, broadcastChannel)
+	},
+	Message: func(s *sockjs.Session, msg string) {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		if err := s.Endpoint().Publish(ctx, broadcastChannel, msg); err != nil {
+			slog.Warn("broadcast: publish failed", "err", err)
+		}
+	},
 }
 
-func (b *broadcaster) OnOpen(s *sockjs.Session) error {
-	b.mu.Lock()
-	b.sessions[s.ID()] = s
-	b.mu.Unlock()
-	return nil
-}
-
-func (b *broadcaster) OnMessage(_ *sockjs.Session, msg string) {
-	b.mu.Lock()
-	all := make([]*sockjs.Session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		all = append(all, s)
-	}
-	b.mu.Unlock()
-	sockjs.Broadcast(all, msg)
-}
-
-func (b *broadcaster) OnClose(s *sockjs.Session) {
-	b.mu.Lock()
-	delete(b.sessions, s.ID())
-	b.mu.Unlock()
-}
+// opTimeout bounds the store calls of a handler.
+const opTimeout = 5 * time.Second

@@ -1,0 +1,82 @@
+package apps
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/sockjs"
+	"github.com/shoal-rt/shoal/store"
+)
+
+// TestBroadcastAcrossNodes: /broadcast is a channel, so a message sent by
+// a session on one node reaches every open session of the endpoint on
+// every node, its sender included.
+func TestBroadcastAcrossNodes(t *testing.T) {
+	st, b := store.NewMemory(), bus.NewMemory()
+	t.Cleanup(func() { b.Close() })
+	var bases []string
+	for range 2 {
+		node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := Mount(node, nil, []string{"conformance"}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h)
+		t.Cleanup(func() {
+			srv.CloseClientConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			node.Close(ctx)
+			srv.Close()
+		})
+		bases = append(bases, srv.URL+"/broadcast")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(bases[1], "http")+"/0/w/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	read := func() string {
+		_, m, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(m)
+	}
+	if got := read(); got != "o" {
+		t.Fatalf("websocket open: %q", got)
+	}
+	if got := post(t, bases[0]+"/0/p/xhr", ""); got != "o\n" {
+		t.Fatalf("poll open: %q", got)
+	}
+	// From the websocket on node B: to itself and to the poller on A.
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`["from ws"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != `a["from ws"]` {
+		t.Fatalf("websocket got %q", got)
+	}
+	if got := post(t, bases[0]+"/0/p/xhr", ""); got != "a[\"from ws\"]\n" {
+		t.Fatalf("poller got %q", got)
+	}
+	// From the poller, sent through node B: to the websocket, and to the
+	// poller's next poll.
+	post(t, bases[1]+"/0/p/xhr_send", `["from poller"]`)
+	if got := read(); got != `a["from poller"]` {
+		t.Fatalf("websocket got %q", got)
+	}
+	if got := post(t, bases[1]+"/0/p/xhr", ""); got != "a[\"from poller\"]\n" {
+		t.Fatalf("poller got %q", got)
+	}
+}

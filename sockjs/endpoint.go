@@ -99,6 +99,7 @@ func isWebsocketID(id string) bool { return len(id) == ulid.EncodedSize }
 // runOnOpen runs OnOpen for a session this node created; an error (or a
 // panic) closes the session.
 func (e *Endpoint) runOnOpen(s *Session) {
+	e.node.stats.opened.Add(1)
 	opened := make(chan struct{})
 	e.node.opening.Store(s.key, opened)
 	defer func() {
@@ -129,6 +130,7 @@ func (e *Endpoint) runOnOpen(s *Session) {
 
 // runOnMessage delivers one message, containing a handler panic.
 func (e *Endpoint) runOnMessage(s *Session, msg string) {
+	e.node.stats.recv.Add(1)
 	defer func() {
 		if p := recover(); p != nil {
 			e.node.log.Error("sockjs: OnMessage panicked", "prefix", e.settings.Prefix, "panic", p)
@@ -140,6 +142,7 @@ func (e *Endpoint) runOnMessage(s *Session, msg string) {
 // runOnClose runs OnClose on its own goroutine, after OnOpen of the same
 // session has returned if it is still running on this node.
 func (e *Endpoint) runOnClose(s *Session) {
+	e.node.stats.closed.Add(1)
 	started := e.node.goFunc(func() {
 		if ch, ok := e.node.opening.Load(s.key); ok {
 			<-ch.(chan struct{})

@@ -64,6 +64,8 @@ type Node struct {
 
 	chans *channelHub // nil when the store has no store.Channels
 
+	stats nodeStats // see stats.go
+
 	stopListen func()
 	done       chan struct{} // closed by Close: every receiver ends
 	wg         sync.WaitGroup
@@ -114,6 +116,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	n.stopListen = stop
 	n.goFunc(n.reapLoop)
+	n.goFunc(n.statsLoop)
 	return n, nil
 }
 

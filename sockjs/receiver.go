@@ -104,6 +104,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
 		return
 	}
+	defer n.stats.holding(transport)()
 
 	interrupted := false
 	defer func() {
@@ -144,6 +145,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 			done, err := hr.writeFrame(appendMessageFrame(nil, msgs))
 			if err == nil {
 				lr.chans.wrote(items)
+				n.stats.sent.Add(uint64(len(msgs)))
 			}
 			if done || err != nil {
 				return
@@ -169,6 +171,13 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 			interrupted = true
 			return
 		case <-n.done:
+			// The node is draining: a parked poll is answered so the
+			// client polls again (elsewhere); a stream just ends, which
+			// makes the client reopen it. The deferred Detach releases
+			// the lease before the client sees the response end.
+			if hr.polling {
+				hr.writeFrame([]byte(heartbeatFrame))
+			}
 			return
 		case <-renew.C:
 			ctx, cancel := n.opContext()
@@ -192,6 +201,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 				done, err := hr.writeFrame(frame)
 				if err == nil {
 					lr.chans.wrote(items)
+					n.stats.sent.Add(uint64(len(msgs)))
 				}
 				if done || err != nil {
 					interrupted = err != nil
@@ -220,7 +230,11 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 		}
 		if len(dr.Messages) > 0 {
 			frame = appendMessageFrame(frame[:0], dr.Messages)
-			if done, err := hr.writeFrame(frame); done || err != nil {
+			done, err := hr.writeFrame(frame)
+			if err == nil {
+				n.stats.sent.Add(uint64(len(dr.Messages)))
+			}
+			if done || err != nil {
 				interrupted = err != nil
 				return
 			}

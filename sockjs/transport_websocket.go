@@ -246,6 +246,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		conn.close(1011, "Session store unavailable")
 		return
 	}
+	defer n.stats.holding(transport)()
 	// OnOpen runs before the client sees the open frame, so nothing the
 	// client does can reach a handler that has not finished opening (a
 	// broadcast app must have registered the session first). What OnOpen
@@ -456,12 +457,14 @@ func (ww *wsWriter) writeItems(it wsItem, buf []byte, batch []string) ([]byte, [
 				if err := ww.write([]byte(m)); err != nil {
 					return err
 				}
+				ww.e.node.stats.sent.Add(1)
 			}
 		} else {
 			buf = appendMessageFrame(buf[:0], batch)
 			if err := ww.write(buf); err != nil {
 				return err
 			}
+			ww.e.node.stats.sent.Add(uint64(len(batch)))
 		}
 		batch = batch[:0]
 		return nil
@@ -474,6 +477,7 @@ func (ww *wsWriter) writeItems(it wsItem, buf []byte, batch []string) ([]byte, [
 			if err := ww.write(it.frame); err != nil {
 				return buf, batch, err
 			}
+			ww.e.node.stats.sent.Add(uint64(len(it.msgs)))
 		} else {
 			batch = append(batch, it.msgs...)
 		}

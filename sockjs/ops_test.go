@@ -1,0 +1,229 @@
+package sockjs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/store"
+)
+
+// TestStats: the counters follow the traffic of a websocket and a polling
+// session exactly.
+func TestStats(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{}
+	n, _, base := c.node(t, rec, Settings{})
+
+	conn := dialWS(t, base+"/0/w/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if st := n.Stats(); st.SessionsActive != 1 || st.Transports[TransportWebsocket] != 1 || st.ConnectionsActive < 1 {
+			return fmt.Errorf("stats with one websocket: %+v", st)
+		}
+		return nil
+	})
+	for i := range 5 {
+		writeWS(t, conn, fmt.Sprintf(`["m%d"]`, i))
+		want(t, "echo", readWS(t, conn), fmt.Sprintf(`a["m%d"]`, i))
+	}
+	_, body := do(t, "POST", base+"/0/p/xhr", "")
+	want(t, "poll open", body, "o\n")
+	do(t, "POST", base+"/0/p/xhr_send", `["x","y"]`)
+	_, body = do(t, "POST", base+"/0/p/xhr", "")
+	want(t, "poll echo", body, `a["x","y"]`+"\n")
+	conn.Close(websocket.StatusNormalClosure, "")
+
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		st := n.Stats()
+		if st.PacketsRecv != 7 || st.PacketsSent != 7 || st.SessionsOpened != 2 || st.SessionsClosed != 1 ||
+			st.SessionsActive != 0 || st.Transports[TransportWebsocket] != 0 {
+			return fmt.Errorf("stats after traffic: %+v", st)
+		}
+		return nil
+	})
+	// The rates come from one-second samples; 7 packets each way within
+	// the window give a positive average no bigger than 7/s.
+	checkFor(t, 3*time.Second, 50*time.Millisecond, func() error {
+		st := n.Stats()
+		if st.PacketsSentPS <= 0 || st.PacketsSentPS > 7 || st.PacketsRecvPS <= 0 || st.PacketsRecvPS > 7 {
+			return fmt.Errorf("rates: sent %v/s, recv %v/s", st.PacketsSentPS, st.PacketsRecvPS)
+		}
+		return nil
+	})
+}
+
+func TestStatsJSON(t *testing.T) {
+	a := Stats{SessionsActive: 2, Transports: map[string]int64{TransportXHR: 2}, PacketsSent: 5, PacketsSentPS: 1.5}
+	b := Stats{SessionsActive: 1, Transports: map[string]int64{TransportWebsocket: 1}, PacketsSent: 1, ConnectionsActive: 3}
+	sum := a.Add(b)
+	raw, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]float64{
+		"sessions_active": 3, "transp_xhr": 2, "transp_websocket": 1, "transp_eventsource": 0,
+		"connections_active": 3, "packets_sent": 6, "packets_sent_ps": 1.5, "connections_ps": 0, "packets_recv_ps": 0,
+	} {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v (%s)", k, m[k], v, raw)
+		}
+	}
+	var back Stats
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.SessionsActive != 3 || back.Transports[TransportXHR] != 2 || back.PacketsSent != 6 || back.PacketsSentPS != 1.5 {
+		t.Fatalf("round trip: %+v", back)
+	}
+}
+
+// TestReleaseNode: a survivor cleans up after a node: the websocket session
+// it held is closed with OnClose once, and a polling session it held is
+// served elsewhere at once.
+func TestReleaseNode(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	recA, recB := &recorder{}, &recorder{}
+	long := func(cfg *NodeConfig) { cfg.LeaseTTL = time.Hour }
+	a, _, baseA := c.node(t, recA, Settings{}, long)
+	b, eb, baseB := c.node(t, recB, Settings{}, long)
+
+	conn := dialWS(t, baseA+"/0/w/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	_, body := do(t, "POST", baseA+"/0/p/xhr", "")
+	want(t, "poll open", body, "o\n")
+	parked := make(chan string, 1)
+	go func() { // parks on A
+		_, body := do(t, "POST", baseA+"/0/p/xhr", "")
+		parked <- body
+	}()
+	key := eb.keyOf(idFromClientSession("p"))
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
+			return fmt.Errorf("poll not parked on A: %+v %v", st, err)
+		}
+		return nil
+	})
+	_, body = do(t, "POST", baseB+"/0/p/xhr", "")
+	want(t, "poll on B while A holds it", body, `c[2010,"Another connection still open"]`+"\n")
+
+	res, err := b.ReleaseNode(context.Background(), a.ID())
+	if err != nil || res.Released != 2 || len(res.Closed) != 1 {
+		t.Fatalf("ReleaseNode = %+v, %v; want 2 released, 1 closed", res, err)
+	}
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if _, closed := recB.counts(); closed != 1 {
+			return fmt.Errorf("OnClose on B ran %d times", closed)
+		}
+		return nil
+	})
+	do(t, "POST", baseB+"/0/p/xhr_send", `["moved"]`)
+	_, body = do(t, "POST", baseB+"/0/p/xhr", "")
+	want(t, "poll on B after release", body, `a["moved"]`+"\n")
+
+	// A second cleaner finds nothing; OnClose ran once in all.
+	if res, err := a.ReleaseNode(context.Background(), a.ID()); err != nil || res.Released != 0 {
+		t.Fatalf("second ReleaseNode = %+v, %v", res, err)
+	}
+	// A's parked poll finds its lease gone at its next look at the store
+	// and ends.
+	select {
+	case <-parked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("A's parked poll did not end")
+	}
+	_, closedA := recA.counts()
+	_, closedB := recB.counts()
+	if closedA+closedB != 1 {
+		t.Fatalf("OnClose ran %d times on A and %d on B; want once in all", closedA, closedB)
+	}
+}
+
+// TestCloseDrainsReceivers: closing a node (SIGTERM's drain) answers a
+// parked poll with a heartbeat, ends a stream cleanly, releases both
+// leases without closing the sessions, and closes websockets with 1001.
+func TestCloseDrainsReceivers(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{}
+	n, e, base := c.node(t, rec, Settings{})
+	_, body := do(t, "POST", base+"/0/p/xhr", "")
+	want(t, "poll open", body, "o\n")
+	polled := make(chan string, 1)
+	go func() {
+		_, body := do(t, "POST", base+"/0/p/xhr", "")
+		polled <- body
+	}()
+	_, br := stream(t, "POST", base+"/0/s/xhr_streaming")
+	readLine(t, br)
+	want(t, "stream open", readLine(t, br), "o\n")
+	conn := dialWS(t, base+"/0/w/websocket")
+	want(t, "ws open", readWS(t, conn), "o")
+	pollKey, streamKey := e.keyOf(idFromClientSession("p")), e.keyOf(idFromClientSession("s"))
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if st := n.Stats(); st.SessionsActive != 3 {
+			return fmt.Errorf("%d receivers live, want 3", st.SessionsActive)
+		}
+		return nil
+	})
+
+	// The client reads on, as a real one does: the websocket close
+	// handshake waits for its answer.
+	type wsEnd struct {
+		frame string
+		code  websocket.StatusCode
+	}
+	wsEnded := make(chan wsEnd, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, b, _ := conn.Read(ctx)
+		_, _, err := conn.Read(ctx)
+		wsEnded <- wsEnd{string(b), websocket.CloseStatus(err)}
+	}()
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case body := <-polled:
+		want(t, "parked poll answered", body, "h\n")
+	case <-time.After(2 * time.Second):
+		t.Fatal("parked poll not answered")
+	}
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Fatalf("stream did not end cleanly: %q, %v", rest, err)
+	}
+	end := <-wsEnded
+	want(t, "ws close frame", end.frame, `c[1001,"Going away"]`)
+	want(t, "ws close code", end.code, websocket.StatusGoingAway)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("drain took %v", d)
+	}
+	for _, key := range []string{pollKey, streamKey} {
+		st, err := c.store.Get(context.Background(), key)
+		if err != nil || st.State != store.StateOpen || st.ReceiverNode != "" {
+			t.Fatalf("%s after drain: %+v, %v; want open and released", key, st, err)
+		}
+	}
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if _, closed := rec.counts(); closed != 1 {
+			return fmt.Errorf("OnClose ran %d times, want 1 (the websocket)", closed)
+		}
+		return nil
+	})
+}

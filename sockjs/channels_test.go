@@ -242,29 +242,44 @@ func checkAll(t *testing.T, subs []*subscriber, publishers, each int) {
 func TestChannelsExactlyOnceInOrder(t *testing.T) {
 	t.Parallel()
 	cc := newChannelCluster(t, 3, Settings{ResponseLimit: 4096}, ChannelConfig{Pattern: "room"}, joinRoom)
+	exactlyOnceInOrder(t, cc.eps, cc.bases, 150)
+}
+
+// exactlyOnceInOrder runs a websocket, a polling and a streaming
+// subscriber per node (polls and streams move between the nodes) and a
+// publisher per node on channel "room" of endpoints eps (whose sessions
+// join it on open, with a small ResponseLimit), each publishing each
+// messages.
+func exactlyOnceInOrder(t *testing.T, eps []*Endpoint, bases []string, each int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var subs []*subscriber
-	for i := range 3 {
+	for i := range bases {
+		rotated := append(append([]string(nil), bases[i:]...), bases[:i]...)
 		ws := newSubscriber(fmt.Sprint("ws", i))
-		ws.runWS(ctx, t, cc.bases[i])
+		ws.runWS(ctx, t, bases[i])
 		poll := newSubscriber(fmt.Sprint("poll", i))
-		poll.runPolling(ctx, t, cc.bases[i:])
+		poll.runPolling(ctx, t, rotated)
 		str := newSubscriber(fmt.Sprint("stream", i))
-		str.runStreaming(ctx, t, append(cc.bases[i:], cc.bases[:i]...))
+		str.runStreaming(ctx, t, rotated)
 		subs = append(subs, ws, poll, str)
 	}
 	for _, s := range subs {
 		<-s.opened
 	}
-	cc.waitMembers(t, "room", len(subs))
-
-	const each = 150
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		m, err := eps[0].Members(ctx, "room")
+		if err != nil || len(m) != len(subs) {
+			return fmt.Errorf("%d members (%v), want %d", len(m), err, len(subs))
+		}
+		return nil
+	})
 	var wg sync.WaitGroup
-	for p := range 3 {
+	for p := range eps {
 		wg.Go(func() {
 			for i := range each {
-				if err := cc.eps[p].Publish(context.Background(), "room", fmt.Sprintf("%d:%d", p, i)); err != nil {
+				if err := eps[p].Publish(ctx, "room", fmt.Sprintf("%d:%d", p, i)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -272,7 +287,7 @@ func TestChannelsExactlyOnceInOrder(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	checkAll(t, subs, 3, each)
+	checkAll(t, subs, len(eps), each)
 }
 
 // TestChannelsPollingBetweenPolls: a message published while a polling

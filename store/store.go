@@ -24,7 +24,10 @@ var (
 
 // State is where a session is in its life. A session is created open; a
 // close is one transition to closed that keeps the code and reason, so later
-// receivers can be told why until the session expires.
+// receivers can be told why until the session expires. DESIGN.md's "new"
+// and "closing" states have no stored form: creation is atomic with
+// opening, and closing is the single transition that decides who runs
+// OnClose.
 type State uint8
 
 const (

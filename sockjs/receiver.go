@@ -1,6 +1,7 @@
 package sockjs
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -294,9 +295,41 @@ func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease
 				res, err = n.store.Attach(ctx, key, lease)
 			case <-time.After(busyGrace):
 			}
+		} else if old == nil {
+			res, err = e.retryBusy(r.Context(), ctx, key, lease)
 		}
 	}
 	return res, created, info, err
+}
+
+// busyRetry is how often a second receiver asks the store again while the
+// holder is on another node.
+const busyRetry = 10 * time.Millisecond
+
+// retryBusy asks the store again, for up to busyGrace, whether the lease
+// of key is free. The holder lives on another node, which may be about to
+// notice that its client has gone (a browser reconnecting after an abort,
+// its new request balanced elsewhere) and close the session: the client
+// should then learn 1002, as it would from one node, rather than 2010.
+func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease store.Lease) (res store.AttachResult, err error) {
+	res.Status = store.Busy
+	grace := time.NewTimer(busyGrace)
+	defer grace.Stop()
+	tick := time.NewTicker(busyRetry)
+	defer tick.Stop()
+	for res.Status == store.Busy {
+		select {
+		case <-tick.C:
+		case <-grace.C:
+			return res, nil
+		case <-reqCtx.Done():
+			return res, nil
+		}
+		if res, err = e.node.store.Attach(ctx, key, lease); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // bodyReadTimeout bounds reading one incoming body (xhr_send, jsonp_send).

@@ -33,6 +33,25 @@ const (
 // "http://127.0.0.1:8081". Subtests are named after the rule they check.
 func Run(t *testing.T, baseURL string) {
 	t.Helper()
+	RunWith(t, baseURL, Options{})
+}
+
+// Options adapt Run to what stands between the suite and the server.
+type Options struct {
+	// HTTPProxy says an HTTP proxy (HAProxy in mode http, say) forwards
+	// the suite's requests. Such a proxy re-chunks streaming responses as
+	// data reaches it (two frames written a moment apart may arrive in one
+	// chunk, a big frame in two), so streams are checked frame by frame
+	// instead of chunk by chunk. HAProxy 2.x refuses websocket upgrades
+	// without Sec-WebSocket-Key before the server sees them, so the
+	// hixie-76 handshake and the POST with upgrade headers are skipped,
+	// saying why. A TCP balancer, or none, lets the suite check all that.
+	HTTPProxy bool
+}
+
+// RunWith is Run with options.
+func RunWith(t *testing.T, baseURL string, opts Options) {
+	t.Helper()
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		t.Fatalf("conformance: base URL %q must be http://host:port", baseURL)
@@ -40,6 +59,7 @@ func Run(t *testing.T, baseURL string) {
 	s := &suite{
 		base: u.Scheme + "://" + u.Host + u.Path,
 		host: u.Host,
+		opts: opts,
 		client: &http.Client{
 			Timeout: requestTimeout,
 			// The suite looks at raw responses: redirects and transparent
@@ -90,6 +110,7 @@ type suite struct {
 	base   string // scheme://host[:port][/path], no trailing slash
 	host   string // host[:port], for raw connections and Host headers
 	client *http.Client
+	opts   Options
 }
 
 // url joins the base URL and a path.

@@ -226,6 +226,32 @@ type stream struct {
 	c    *rawConn
 	head *rawResponse
 	what string
+	// units, when set, rebuilds the server's chunks (prelude, then one
+	// frame each) from the body, which an HTTP proxy may have split or
+	// merged into other chunks (Options.HTTPProxy).
+	units *unitSplitter
+}
+
+// unitSplitter cuts a streaming body into its prelude and frames by their
+// terminators.
+type unitSplitter struct {
+	first, rest string // terminator of the prelude, of every frame
+	started     bool   // the prelude has been returned
+	pending     string // read but not yet returned
+}
+
+// unitsFor returns the splitter for a streaming transport's URL, or nil.
+func unitsFor(rawURL string) *unitSplitter {
+	path, _, _ := strings.Cut(rawURL, "?")
+	switch {
+	case strings.HasSuffix(path, "/xhr_streaming"):
+		return &unitSplitter{first: "\n", rest: "\n"}
+	case strings.HasSuffix(path, "/eventsource"):
+		return &unitSplitter{first: "\r\n", rest: "\r\n\r\n"}
+	case strings.HasSuffix(path, "/htmlfile"):
+		return &unitSplitter{first: "\r\n\r\n", rest: "</script>\r\n"}
+	}
+	return nil
 }
 
 // openStream sends a streaming request (HTTP/1.1) and checks it is chunked.
@@ -234,6 +260,9 @@ func (s *suite) openStream(t *testing.T, method, rawURL string, headers ...strin
 	c := s.dialRaw(t)
 	r := c.request(method, rawURL, "1.1", "", headers...)
 	st := &stream{c: c, head: r, what: method + " " + rawURL}
+	if s.opts.HTTPProxy {
+		st.units = unitsFor(rawURL)
+	}
 	if r.status == 200 && !r.chunked() {
 		t.Fatalf("%s: streaming response is not chunked (Transfer-Encoding %q)", st.what, r.Get("Transfer-Encoding"))
 	}
@@ -243,11 +272,33 @@ func (s *suite) openStream(t *testing.T, method, rawURL string, headers ...strin
 // next returns the next chunk, failing the test on a read error.
 func (st *stream) next() string {
 	st.c.t.Helper()
-	ch, err := st.c.readChunk()
-	if err != nil {
-		st.c.t.Fatalf("%s: reading chunk: %v", st.what, err)
+	u := st.units
+	for {
+		if u != nil {
+			term := u.rest
+			if !u.started {
+				term = u.first
+			}
+			if i := strings.Index(u.pending, term); i >= 0 {
+				unit := u.pending[:i+len(term)]
+				u.pending, u.started = u.pending[i+len(term):], true
+				return unit
+			}
+		}
+		ch, err := st.c.readChunk()
+		if err != nil {
+			st.c.t.Fatalf("%s: reading chunk: %v", st.what, err)
+		}
+		if u == nil {
+			return ch
+		}
+		if ch == "" { // the end: whatever is left, then ""
+			rest := u.pending
+			u.pending = ""
+			return rest
+		}
+		u.pending += ch
 	}
-	return ch
 }
 
 // want reads the next chunk and compares it.
@@ -262,6 +313,10 @@ func (st *stream) want(want string) {
 // wantEnd checks the response ends here (last chunk).
 func (st *stream) wantEnd() {
 	st.c.t.Helper()
+	if st.units != nil && st.units.pending != "" {
+		st.c.t.Errorf("%s: want end of response, got %s", st.what, clip(st.units.pending))
+		return
+	}
 	ch, err := st.c.readChunk()
 	if err != nil {
 		st.c.t.Errorf("%s: want the last chunk, got error %v", st.what, err)

@@ -112,6 +112,9 @@ type RatioRow struct {
 	Shoal    string  `json:"shoal"` // shoal or shoal-cluster
 	Peer     string  `json:"peer"`
 	Ratio    float64 `json:"ratio"`
+	// Caveat is set when either run delivered under 99% of its messages:
+	// a cost per delivered message is then not the same work.
+	Caveat string `json:"caveat,omitempty"`
 }
 
 // targetRunner starts one target fresh for one scenario.
@@ -427,6 +430,17 @@ func (rep *CompareReport) result(scen, target string) *Result {
 	return nil
 }
 
+// deliveryCaveat names the runs that delivered under 99% of what they sent.
+func deliveryCaveat(rs ...*Result) string {
+	var parts []string
+	for _, r := range rs {
+		if r.Kind != KindIdle && r.DeliveryRatio < 0.99 {
+			parts = append(parts, fmt.Sprintf("%s delivered %.0f%%", r.Label, 100*r.DeliveryRatio))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (rep *CompareReport) ratios() []RatioRow {
 	var out []RatioRow
 	for _, scen := range rep.Scenarios {
@@ -440,7 +454,9 @@ func (rep *CompareReport) ratios() []RatioRow {
 				if !ok {
 					continue
 				}
-				out = append(out, RatioRow{Scenario: scen, Metric: name, Shoal: s, Peer: peer, Ratio: round3(sv / pv)})
+				row := RatioRow{Scenario: scen, Metric: name, Shoal: s, Peer: peer, Ratio: round3(sv / pv)}
+				row.Caveat = deliveryCaveat(rep.result(scen, s), rep.result(scen, peer))
+				out = append(out, row)
 			}
 		}
 	}

@@ -2,10 +2,12 @@ package loadtest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -172,6 +174,9 @@ func (rep *CompareReport) Markdown() string {
 func (rep *CompareReport) ratio(scen, shoal, peer string) string {
 	for _, r := range rep.Ratios {
 		if r.Scenario == scen && r.Shoal == shoal && r.Peer == peer {
+			if r.Caveat != "" {
+				return fmt.Sprintf("%.2f (%s)", r.Ratio, r.Caveat)
+			}
 			return fmt.Sprintf("%.2f", r.Ratio)
 		}
 	}
@@ -252,6 +257,9 @@ func (rep *CompareReport) writeHTML(path string) error {
 				if r.Ratio > 1 {
 					c.Class = "worse"
 				}
+				if r.Caveat != "" {
+					c.Text += " (" + r.Caveat + ")"
+				}
 				if r.Peer == TargetSockJSNode {
 					l.Node = c
 				} else {
@@ -307,4 +315,29 @@ func (rep *CompareReport) writeHTML(path string) error {
 		return fmt.Errorf("loadtest: write comparison: %w", err)
 	}
 	return nil
+}
+
+// RenderCompare reads a comparison's JSON, recomputes its ratios and
+// writes its HTML and Markdown again beside it: reports can be redrawn
+// without measuring again.
+func RenderCompare(jsonPath string) (*CompareReport, error) {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: read comparison: %w", err)
+	}
+	var rep CompareReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("loadtest: decode comparison %s: %w", jsonPath, err)
+	}
+	rep.Dir = filepath.Dir(jsonPath)
+	rep.JSONPath = jsonPath
+	rep.HTMLPath = filepath.Join(rep.Dir, "compare.html")
+	rep.Ratios = rep.ratios()
+	if err := rep.writeHTML(rep.HTMLPath); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(rep.Dir, "compare.md"), []byte(rep.Markdown()), 0o644); err != nil {
+		return nil, fmt.Errorf("loadtest: write comparison: %w", err)
+	}
+	return &rep, nil
 }

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -157,5 +158,29 @@ func TestCompareReportRatios(t *testing.T) {
 		if !strings.Contains(page, s) {
 			t.Errorf("comparison page lacks %q", s)
 		}
+	}
+
+	// A saved comparison redraws to the same ratios, and a run that lost
+	// messages is called out beside its ratio.
+	rep.Runs[2].Result.DeliveryRatio = 0.33
+	rep.Ratios = nil
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonPath := filepath.Join(t.TempDir(), "compare.json")
+	if err := os.WriteFile(jsonPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again, err := RenderCompare(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Ratios) != len(want) || again.Ratios[0].Caveat != "shoal delivered 33%" {
+		t.Errorf("redrawn ratios = %+v", again.Ratios)
+	}
+	md2, err := os.ReadFile(filepath.Join(filepath.Dir(jsonPath), "compare.md"))
+	if err != nil || !strings.Contains(string(md2), "0.25 (shoal delivered 33%)") {
+		t.Errorf("redrawn markdown lacks the caveat (%v):\n%s", err, md2)
 	}
 }

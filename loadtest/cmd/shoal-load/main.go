@@ -63,6 +63,7 @@ func run() error {
 	fs.StringVar(&out, "out", "loadtest/results", "directory for the JSON result and HTML report")
 	fs.BoolVar(&quiet, "quiet", false, "no live progress line")
 
+	render := fs.String("render", "", "redraw the HTML and Markdown of a comparison from its compare.json, measuring nothing")
 	fs.BoolVar(&compare, "compare", false, "start each target, run the scenarios against it, and report Shoal's ratios to the peers")
 	fs.StringVar(&scens, "scenarios", "ws-echo,xhr-polling,xhr-streaming,eventsource,broadcast,churn,idle", "compare: scenarios to run")
 	fs.StringVar(&targets, "targets", "sockjs-node,sockjs-go,shoal,shoal-cluster", "compare: targets to run")
@@ -96,6 +97,15 @@ func run() error {
 			return fmt.Errorf("bad pid %q in --server-pids", f)
 		}
 		cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
+	}
+	if *render != "" {
+		rep, err := loadtest.RenderCompare(*render)
+		if err != nil {
+			return err
+		}
+		fmt.Print(rep.Markdown())
+		fmt.Printf("\nreport: %s\n", rep.HTMLPath)
+		return nil
 	}
 	if err := raiseFileLimit(); err != nil {
 		fmt.Fprintln(os.Stderr, "shoal-load: warning:", err)

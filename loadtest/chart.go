@@ -313,7 +313,7 @@ func barChart(title string, bars []hbar, format func(float64) string) template.H
 	if top <= 0 {
 		top = 1
 	}
-	span := w - labelW - 120
+	span := w - labelW - 150
 	for i, bar := range bars {
 		y := 34 + rowH*float64(i)
 		fmt.Fprintf(&b, `<text x="%g" y="%.1f" text-anchor="end" fill="#333">%s</text>`, labelW-8, y+15, html.EscapeString(bar.Label))

@@ -211,8 +211,17 @@ type comparePage struct {
 	Targets []TargetInfo
 	Rows    []compareRow
 	Ratios  []ratioLine
-	Charts  []template.HTML
+	Charts  []scenarioCharts
 	Failed  []CompareRun
+}
+
+// scenarioCharts are one scenario's panels: cost and p99 bars on the
+// left, latency by percentile on the right.
+type scenarioCharts struct {
+	Title         string
+	Left          []template.HTML
+	Right         template.HTML
+	RightHasChart bool
 }
 
 type ratioLine struct {
@@ -235,7 +244,8 @@ var compareTmpl = template.Must(template.New("compare").Parse(`<!doctype html>
 <table><tr><th>scenario</th><th class="t">load</th><th class="t">metric</th>{{range .Targets}}<th>{{.Name}}</th>{{end}}</tr>
 {{range .Rows}}<tr><td>{{.Scenario}}</td><td class="t">{{.Load}}</td><td class="t">{{.Metric}}</td>{{range .Cells}}<td class="{{.Class}}">{{if .Report}}<a href="{{.Report}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
 {{end}}</table>
-<div class="charts" style="margin-top:16px">{{range .Charts}}<div class="panel">{{.}}</div>{{end}}</div>
+{{range .Charts}}<h2>{{.Title}}</h2><div class="charts"><div class="panel">{{range .Left}}{{.}}{{end}}</div>{{if .RightHasChart}}<div class="panel">{{.Right}}</div>{{end}}</div>
+{{end}}
 <h2>Targets</h2><ul>{{range .Targets}}<li><b>{{.Name}}</b>: {{if .Available}}{{.Description}}{{else}}unavailable: {{.Reason}}{{end}}</li>{{end}}</ul>
 {{if .Failed}}<h2>Failed runs</h2><ul>{{range .Failed}}<li>{{.Scenario}} against {{.Target}}: {{.Error}}</li>{{end}}</ul>{{end}}
 {{if .R.Notes}}<h2>Notes</h2><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
@@ -288,18 +298,28 @@ func (rep *CompareReport) writeHTML(path string) error {
 			bars = append(bars, hbar{Label: t.Name, Value: v, Color: color})
 			if r != nil && r.Kind != KindIdle && r.Latency.Count > 0 {
 				p99 = append(p99, hbar{Label: t.Name, Value: float64(r.Latency.P99), Color: color,
-					Note: "p50 " + fmtMicros(r.Latency.P50)})
+					Note: "(" + fmtMicros(r.Latency.P50) + ")"})
 				names, colors, spectra = append(names, t.Name), append(colors, color), append(spectra, r.Spectrum)
 			} else {
 				p99 = append(p99, hbar{Label: t.Name, Value: math.NaN()})
 			}
 		}
+		sc := scenarioCharts{Title: scen}
+		for _, r := range rep.Runs {
+			if r.Scenario == scen && r.Result != nil {
+				sc.Title = scen + " — " + loadText(r.Result)
+				break
+			}
+		}
 		if metric != "" {
-			page.Charts = append(page.Charts, barChart(scen+": "+metric, bars, fmtMetric))
+			sc.Left = append(sc.Left, barChart(metric, bars, fmtMetric))
 		}
 		if len(spectra) > 0 {
-			page.Charts = append(page.Charts, barChart(scen+": p99 latency", p99, fmtMicrosF))
-			page.Charts = append(page.Charts, latencySpectrum(scen+": latency by percentile", names, colors, spectra).SVG())
+			sc.Left = append(sc.Left, barChart("p99 latency (p50)", p99, fmtMicrosF))
+			sc.Right, sc.RightHasChart = latencySpectrum("latency by percentile", names, colors, spectra).SVG(), true
+		}
+		if len(sc.Left) > 0 {
+			page.Charts = append(page.Charts, sc)
 		}
 	}
 	for _, r := range rep.Runs {

@@ -154,7 +154,7 @@ func TestCompareReportRatios(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	page := string(b)
-	for _, s := range []string{"Shoal ÷ peer", "0.25", "ws-echo: server CPU per message (µs)", "ws-echo: latency by percentile", "unavailable"} {
+	for _, s := range []string{"Shoal ÷ peer", "0.25", "ws-echo — 50 websocket sessions, 4k msg/s", "server CPU per message (µs)", "latency by percentile", "unavailable"} {
 		if !strings.Contains(page, s) {
 			t.Errorf("comparison page lacks %q", s)
 		}

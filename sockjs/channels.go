@@ -250,7 +250,10 @@ func callOnUnsubscribe(e *Endpoint, h ChannelHandler, s *Session, channel string
 }
 
 // Unsubscribe takes the session out of channel. Unsubscribing from a
-// channel it is not in does nothing.
+// channel it is not in does nothing. Called on a node other than the one
+// holding the session's live receiver, it takes effect there when the
+// bus brings that node the news: a message published in between may
+// still reach the session.
 func (s *Session) Unsubscribe(ctx context.Context, channel string) error {
 	e := s.ep
 	r, key, err := e.route(channel)

@@ -470,22 +470,23 @@ func (ww *wsWriter) writeItems(it wsItem, buf []byte, batch []string) ([]byte, [
 		return nil
 	}
 	for {
-		if it.frame != nil && !ww.raw {
-			if err := flush(); err != nil {
-				return buf, batch, err
-			}
+		select {
+		case next := <-ww.queue:
+			// More waiting: one frame for all of them (one write, one
+			// syscall) beats a frame encoded once for many sockets.
+			batch = append(batch, it.msgs...)
+			it = next
+			continue
+		default:
+		}
+		if it.frame != nil && !ww.raw && len(batch) == 0 {
 			if err := ww.write(it.frame); err != nil {
 				return buf, batch, err
 			}
 			ww.e.node.stats.sent.Add(uint64(len(it.msgs)))
-		} else {
-			batch = append(batch, it.msgs...)
+			return buf, batch, nil
 		}
-		select {
-		case it = <-ww.queue:
-			continue
-		default:
-		}
+		batch = append(batch, it.msgs...)
 		return buf, batch, flush()
 	}
 }

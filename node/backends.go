@@ -16,11 +16,17 @@ import (
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
+// backendCheck pings one networked backend; readiness runs them on a timer.
+type backendCheck struct {
+	name string // "redis" or "nats"
+	ping func(context.Context) error
+}
+
 // backends picks the store and bus: Redis and NATS when their URLs are
 // given, the in-memory pair otherwise. It waits (retrying, logging what
-// failed) until each networked backend answers, or ctx ends. closeAll
-// releases both.
-func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store, b bus.Bus, closeAll func(), err error) {
+// failed) until each networked backend answers, or ctx ends. checks ping
+// the networked ones; closeAll releases both.
+func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store, b bus.Bus, checks []backendCheck, closeAll func(), err error) {
 	var closers []func()
 	release := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -37,39 +43,39 @@ func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store
 	if cfg.Redis != "" {
 		client, err := redisClient(cfg.Redis)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--redis %s: %w", redactURL(cfg.Redis), err)
+			return nil, nil, nil, nil, fmt.Errorf("--redis %s: %w", redactURL(cfg.Redis), err)
 		}
 		closers = append(closers, func() { client.Close() })
-		err = waitUntil(ctx, log, "redis", redactURL(cfg.Redis), func(ctx context.Context) error {
-			return client.Ping(ctx).Err()
-		})
-		if err != nil {
-			return nil, nil, nil, err
+		ping := func(ctx context.Context) error { return client.Ping(ctx).Err() }
+		if err = waitUntil(ctx, log, "redis", redactURL(cfg.Redis), ping); err != nil {
+			return nil, nil, nil, nil, err
 		}
+		checks = append(checks, backendCheck{"redis", ping})
 		st = redisstore.New(client, redisstore.Config{Prefix: cfg.RedisPrefix})
 	}
 
 	if cfg.NATS == "" {
 		mb := bus.NewMemory()
 		closers = append(closers, func() { mb.Close() })
-		return st, mb, release, nil
+		return st, mb, checks, release, nil
 	}
 	nc, err := natsbus.Connect(cfg.NATS)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("--nats %s: %w", redactURL(cfg.NATS), err)
+		return nil, nil, nil, nil, fmt.Errorf("--nats %s: %w", redactURL(cfg.NATS), err)
 	}
 	nb := natsbus.New(nc, natsbus.Config{Prefix: cfg.RedisPrefix})
 	closers = append(closers, func() { nb.Close() })
-	err = waitUntil(ctx, log, "nats", redactURL(cfg.NATS), func(ctx context.Context) error {
+	ping := func(ctx context.Context) error {
 		if nc.Status() != nats.CONNECTED {
 			return fmt.Errorf("not connected (%s)", nc.Status())
 		}
 		return nc.FlushWithContext(ctx)
-	})
-	if err != nil {
-		return nil, nil, nil, err
 	}
-	return st, nb, release, nil
+	if err = waitUntil(ctx, log, "nats", redactURL(cfg.NATS), ping); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	checks = append(checks, backendCheck{"nats", ping})
+	return st, nb, checks, release, nil
 }
 
 // redisClient parses a redis:// or rediss:// URL; several addr= query

@@ -1,6 +1,10 @@
 // Command node runs one Shoal node: a SockJS server whose sessions live in
 // a shared store. Alone (no --redis, no --nats) it keeps everything in
 // memory: `go run ./node` needs nothing else.
+//
+// Operations: /healthz, /readyz, /_shoal/stats, /_shoal/cluster and
+// /metrics (ops.go, metrics.go); membership and cleanup after dead nodes
+// (membership.go); graceful drain on SIGTERM (drain.go).
 package main
 
 import (
@@ -19,6 +23,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/shoal-rt/shoal/cluster"
 	"github.com/shoal-rt/shoal/node/apps"
 	"github.com/shoal-rt/shoal/sockjs"
 )
@@ -35,6 +40,12 @@ type config struct {
 	SockJSURL    string
 	LogLevel     string
 	RedisPrefix  string
+	// AdvertiseHTTP is where other nodes reach this one's HTTP (stats).
+	AdvertiseHTTP string
+	// DrainDelay is how long a draining node reports unready before it
+	// ends its receivers; DrainTimeout bounds the rest of the drain.
+	DrainDelay   time.Duration
+	DrainTimeout time.Duration
 }
 
 func main() {
@@ -64,10 +75,15 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&cfg.SockJSURL, "sockjs-url", sockjs.DefaultSockJSURL, "sockjs-client script URL for iframe and demo pages")
 	fs.StringVar(&cfg.RedisPrefix, "key-prefix", "shoal", "prefix of Redis keys and NATS subjects, shared by the nodes of one cluster")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "host:port other nodes reach this node's HTTP on (default: --listen, with this host's private IP for an unspecified host)")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", defaultDrainDelay, "after SIGTERM, how long /readyz answers 503 before receivers are ended, so the balancer stops sending requests (default 0 without --redis: no other node can take over)")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", defaultDrainTimeout, "after the drain delay, the bound on ending receivers, finishing requests and leaving the cluster")
+	set := make(map[string]bool)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "SHOAL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := getenv(name); v != "" {
+			set[f.Name] = true
 			if err := f.Value.Set(v); err != nil && envErr == nil {
 				envErr = fmt.Errorf("%s: %w", name, err)
 			}
@@ -82,6 +98,13 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["drain-delay"] && cfg.Redis == "" {
+		cfg.DrainDelay = 0
+	}
+	if cfg.DrainDelay < 0 || cfg.DrainTimeout <= 0 {
+		return cfg, errors.New("--drain-delay must not be negative and --drain-timeout must be positive")
+	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = ulid.Make().String()
 	}
@@ -95,33 +118,68 @@ func run(cfg config) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if cfg.GossipListen != "" || cfg.Join != "" {
-		return errors.New("--gossip-listen/--join are not yet supported by this build")
-	}
-	st, b, closeBackends, err := backends(ctx, cfg, log)
+	// The first SIGTERM or SIGINT starts the drain (and aborts a start-up
+	// still waiting for its backends); a second one cuts the drain delay
+	// short.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, again := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	go func() {
+		first <- <-sigs
+		cancel()
+		for sig := range sigs {
+			select {
+			case again <- sig:
+			default:
+			}
+		}
+	}()
+
+	st, b, checks, closeBackends, err := backends(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeBackends()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	httpAddr, err := advertisedHTTP(cfg, ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	version := buildVersion()
 	node, err := sockjs.NewNode(sockjs.NodeConfig{ID: cfg.NodeID, Store: st, Bus: b, Logger: log})
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ready\n"))
-	})
-	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL})
+	defer func() {
+		// For early returns: after a drain this finds the node closed.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		node.Close(ctx)
+	}()
+	membership, err := joinCluster(cfg, cluster.Member{ID: cfg.NodeID, HTTPAddr: httpAddr, Version: version}, log)
 	if err != nil {
 		return err
 	}
+	defer membership.Shutdown() // after Leave, harmless
+	cleaner := newCleaner(node, membership, log)
+	relCtx, relCancel := context.WithTimeout(ctx, 10*time.Second)
+	cleaner.releaseOwn(relCtx)
+	relCancel()
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	o := newOps(node, membership, cleaner, checks, log)
+	checkCtx, stopChecks := context.WithCancel(context.Background())
+	defer stopChecks()
+	go o.checkLoop(checkCtx)
+	mux := http.NewServeMux()
+	o.mount(mux, metricsHandler(o, version))
+	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL})
 	if err != nil {
 		return err
 	}
@@ -134,24 +192,27 @@ func run(cfg config) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         node.ConnState,
 	}
-	log.Info("shoal node listening", "addr", ln.Addr().String(), "node", node.ID(), "apps", cfg.Apps)
+	log.Info("shoal node listening", "addr", ln.Addr().String(), "advertise", httpAddr, "node", node.ID(),
+		"version", version, "apps", cfg.Apps, "members", len(membership.Members()))
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
 		return err
-	case <-ctx.Done():
+	case sig := <-first:
+		log.Info("signal received: draining", "signal", sig.String())
 	}
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Receivers end first (streams and polls would keep Shutdown waiting),
-	// then the server stops accepting and finishes what is in flight.
-	nodeErr := node.Close(shutCtx)
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
-	return nodeErr
+	// Whatever happens in the drain, the process ends in bounded time.
+	watchdog := time.AfterFunc(cfg.DrainDelay+cfg.DrainTimeout+exitGrace, func() {
+		log.Error("drain overran its bound; exiting")
+		os.Exit(1)
+	})
+	defer watchdog.Stop()
+	d := &drainer{node: node, srv: srv, ops: o, membership: membership, cleaner: cleaner, log: log,
+		delay: cfg.DrainDelay, timeout: cfg.DrainTimeout}
+	d.drain(again)
+	return nil
 }

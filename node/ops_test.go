@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
+
+func TestDrainFlags(t *testing.T) {
+	none := func(string) string { return "" }
+	cfg, err := parseFlags(nil, none)
+	if err != nil || cfg.DrainDelay != 0 || cfg.DrainTimeout != defaultDrainTimeout {
+		t.Fatalf("alone: delay %v timeout %v (%v); want 0 and %v", cfg.DrainDelay, cfg.DrainTimeout, err, defaultDrainTimeout)
+	}
+	cfg, err = parseFlags([]string{"--redis", "redis://x"}, none)
+	if err != nil || cfg.DrainDelay != defaultDrainDelay {
+		t.Fatalf("with redis: delay %v (%v); want %v", cfg.DrainDelay, err, defaultDrainDelay)
+	}
+	cfg, err = parseFlags(nil, func(k string) string { return map[string]string{"SHOAL_DRAIN_DELAY": "3s"}[k] })
+	if err != nil || cfg.DrainDelay != 3*time.Second {
+		t.Fatalf("from env: delay %v (%v); want 3s", cfg.DrainDelay, err)
+	}
+	if _, err := parseFlags([]string{"--drain-delay", "-1s"}, none); err == nil {
+		t.Fatal("negative drain delay accepted")
+	}
+}
+
+func TestAdvertisedHTTP(t *testing.T) {
+	if a, err := advertisedHTTP(config{}, "127.0.0.1:8080"); err != nil || a != "127.0.0.1:8080" {
+		t.Fatalf("specific host: %q, %v", a, err)
+	}
+	if a, err := advertisedHTTP(config{AdvertiseHTTP: "node1:8080"}, "0.0.0.0:8080"); err != nil || a != "node1:8080" {
+		t.Fatalf("flag: %q, %v", a, err)
+	}
+	// An unspecified host becomes a private IP, or an error saying what
+	// to set; never the unspecified address itself.
+	a, err := advertisedHTTP(config{}, "0.0.0.0:8080")
+	if err == nil && (strings.HasPrefix(a, "0.0.0.0") || !strings.HasSuffix(a, ":8080")) {
+		t.Fatalf("unspecified host advertised as %q", a)
+	}
+	if err != nil && !strings.Contains(err.Error(), "--advertise-http") {
+		t.Fatalf("error does not name the flag: %v", err)
+	}
+}
+
+// viewOf reads a node's /_shoal/cluster.
+func viewOf(n *clusterNode) (clusterView, error) {
+	var v clusterView
+	err := getJSON(n.URL()+"/_shoal/cluster", &v)
+	return v, err
+}
+
+func memberIDs(v clusterView) []string {
+	var ids []string
+	for _, m := range v.Members {
+		if m.State == "alive" {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
+}
+
+// TestClusterNodeDeath: three nodes see each other; one is SIGKILLed while
+// it holds a websocket session and a parked poll; the others notice within
+// a bounded time, the responsible one closes the websocket session (OnClose
+// once in the whole cluster) and releases the poll's lease, so the polling
+// session carries on on another node at once rather than after the lease
+// TTL (30 s).
+func TestClusterNodeDeath(t *testing.T) {
+	start := time.Now()
+	c := startGossipCluster(t, 3)
+	all := []string{"node1", "node2", "node3"}
+	nodetest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		for _, n := range c.nodes {
+			v, err := viewOf(n)
+			if err != nil {
+				return err
+			}
+			if got := memberIDs(v); !slices.Equal(got, all) {
+				return fmt.Errorf("%s sees %v", n.ID, got)
+			}
+			for _, m := range v.Members {
+				if m.HTTPAddr == "" || m.Version == "" {
+					return fmt.Errorf("%s: member %s has no metadata: %+v", n.ID, m.ID, m)
+				}
+			}
+		}
+		return nil
+	})
+	t.Logf("3 nodes up and seeing each other after %v", time.Since(start).Round(time.Millisecond))
+	victim := c.nodes[2]
+
+	// A websocket session and a parked poll on node3.
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, "ws://"+victim.Addr+"/echo/000/ws1/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	readWS := func() string {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, b, err := ws.Read(rctx)
+		if err != nil {
+			t.Fatalf("websocket read: %v", err)
+		}
+		return string(b)
+	}
+	if f := readWS(); f != "o" {
+		t.Fatalf("websocket open frame %q", f)
+	}
+	ws.Write(ctx, websocket.MessageText, []byte(`["hi"]`))
+	if f := readWS(); f != `a["hi"]` {
+		t.Fatalf("websocket echo %q", f)
+	}
+	poller := newSJSClient(victim.URL()+"/echo", "p1")
+	if err := poller.pollOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go poller.pollOnce(ctx) // parks on node3 until node3 dies
+	nodetest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		var st clusterStats
+		if err := getJSON(victim.URL()+"/_shoal/stats", &st); err != nil {
+			return err
+		}
+		if st.Node.SessionsActive != 2 || st.Cluster.SessionsActive != 2 || len(st.Nodes) != 3 {
+			return fmt.Errorf("node3 holds %d receivers (cluster %d over %d nodes), want the websocket and the parked poll",
+				st.Node.SessionsActive, st.Cluster.SessionsActive, len(st.Nodes))
+		}
+		return nil
+	})
+
+	if err := victim.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	survivors := c.nodes[:2]
+
+	// Each survivor's view, watched concurrently.
+	var wg sync.WaitGroup
+	detected := make([]time.Duration, len(survivors))
+	for i, n := range survivors {
+		wg.Go(func() {
+			nodetest.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+				v, err := viewOf(n)
+				if err != nil {
+					return err
+				}
+				if got := memberIDs(v); !slices.Equal(got, []string{"node1", "node2"}) {
+					return fmt.Errorf("%s still sees %v", n.ID, got)
+				}
+				if len(v.Departed) == 0 || v.Departed[len(v.Departed)-1].ID != "node3" || v.Departed[len(v.Departed)-1].State != "dead" {
+					return fmt.Errorf("%s lists departures %+v", n.ID, v.Departed)
+				}
+				return nil
+			})
+			detected[i] = time.Since(killed)
+		})
+	}
+
+	// The polling session, on node1: busy (2010) until the cleanup, then
+	// served at once with what was sent meanwhile.
+	other := newSJSClient(c.nodes[0].URL()+"/echo", "p1")
+	if err := other.send(ctx, "after-death"); err != nil {
+		t.Fatal(err)
+	}
+	busy := 0
+	nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := other.pollOnce(pctx); err != nil {
+			return err
+		}
+		got, _, closes, _, _ := other.snapshot()
+		if len(closes) > 0 {
+			if closes[len(closes)-1] != `c[2010,"Another connection still open"]` {
+				t.Fatalf("polling session closed: %v", closes)
+			}
+			busy++
+			other.mu.Lock()
+			other.closes = nil
+			other.mu.Unlock()
+			return fmt.Errorf("busy")
+		}
+		if !slices.Equal(got, []string{"after-death"}) {
+			return fmt.Errorf("poll got %q", got)
+		}
+		return nil
+	})
+	served := time.Since(killed)
+	wg.Wait()
+	t.Logf("SIGKILL: node1 noticed after %v, node2 after %v; the poll on node1 was served %v after the kill (%d polls answered 2010 before)",
+		detected[0].Round(time.Millisecond), detected[1].Round(time.Millisecond), served.Round(time.Millisecond), busy)
+	if served > 15*time.Second {
+		t.Fatalf("poll served %v after the kill: the lease was not released", served)
+	}
+
+	// OnClose ran once for the websocket session, on the responsible node;
+	// both leases were released by one cleanup.
+	sum := func(name string) (float64, error) {
+		total := 0.0
+		for _, n := range survivors {
+			v, err := metric(n.URL(), name)
+			if err != nil {
+				return 0, err
+			}
+			total += v
+		}
+		return total, nil
+	}
+	want := map[string]float64{
+		"shoal_sessions_closed_total":           1,
+		"shoal_dead_node_sessions_closed_total": 1,
+		"shoal_dead_node_leases_released_total": 2,
+		"shoal_dead_node_cleanups_total":        1,
+	}
+	check := func() error {
+		for name, w := range want {
+			got, err := sum(name)
+			if err != nil {
+				return err
+			}
+			if got != w {
+				return fmt.Errorf("%s = %v over the survivors, want %v", name, got, w)
+			}
+		}
+		return nil
+	}
+	nodetest.CheckFor(t, 5*time.Second, 50*time.Millisecond, check)
+	time.Sleep(time.Second) // nothing closes it a second time (reaper, late cleanup)
+	if err := check(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Cluster stats now cover the two survivors, none unreachable.
+	var st clusterStats
+	if err := getJSON(c.nodes[1].URL()+"/_shoal/stats", &st); err != nil {
+		t.Fatal(err)
+	}
+	// Both sessions were opened on node3, whose figures died with it;
+	// the websocket session's close counts on its cleaner.
+	if len(st.Nodes) != 2 || len(st.Unreachable) != 0 || st.Cluster.SessionsOpened != 0 || st.Cluster.SessionsClosed != 1 {
+		t.Fatalf("cluster stats after the death: %d nodes, unreachable %v, sessions opened %d, closed %d (want 2, none, 0, 1)",
+			len(st.Nodes), st.Unreachable, st.Cluster.SessionsOpened, st.Cluster.SessionsClosed)
+	}
+}
+
+// TestStatsAgreeWithTraffic: /metrics, /_shoal/stats?scope=node and the
+// cluster figures of /_shoal/stats count exactly what two clients did on
+// two nodes.
+func TestStatsAgreeWithTraffic(t *testing.T) {
+	c := startGossipCluster(t, 2)
+	n1, n2 := c.nodes[0], c.nodes[1]
+	nodetest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		for _, n := range c.nodes {
+			v, err := viewOf(n)
+			if err != nil {
+				return err
+			}
+			if len(memberIDs(v)) != 2 {
+				return fmt.Errorf("%s sees %v", n.ID, memberIDs(v))
+			}
+		}
+		return nil
+	})
+	ctx := context.Background()
+
+	// Ten messages over a websocket on node1.
+	ws, _, err := websocket.Dial(ctx, "ws://"+n1.Addr+"/echo/000/w/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	for i := range 11 {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, b, err := ws.Read(rctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "o"
+		if i > 0 {
+			want = fmt.Sprintf(`a["m%d"]`, i-1)
+		}
+		if string(b) != want {
+			t.Fatalf("websocket frame %q, want %q", b, want)
+		}
+		if i < 10 {
+			ws.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`["m%d"]`, i)))
+		}
+	}
+	// Five messages in one xhr_send on node2, echoed in one poll, then a
+	// parked poll.
+	p := newSJSClient(n2.URL()+"/echo", "p")
+	if err := p.pollOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(p.url("xhr_send"), "text/plain", strings.NewReader(`["a","b","c","d","e"]`))
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("xhr_send: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := p.pollOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _, _, _ := p.snapshot(); len(got) != 5 {
+		t.Fatalf("poll got %q", got)
+	}
+	pctx, cancelPoll := context.WithCancel(ctx)
+	defer cancelPoll()
+	go p.pollOnce(pctx)
+
+	type counts struct{ recv, sent, opened, active, ws, xhr float64 }
+	want := map[*clusterNode]counts{n1: {10, 10, 1, 1, 1, 0}, n2: {5, 5, 1, 1, 0, 1}}
+	nodetest.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		for n, w := range want {
+			var st struct {
+				Recv   float64 `json:"packets_recv"`
+				Sent   float64 `json:"packets_sent"`
+				Opened float64 `json:"sessions_opened"`
+				Active float64 `json:"sessions_active"`
+				WS     float64 `json:"transp_websocket"`
+				XHR    float64 `json:"transp_xhr"`
+			}
+			if err := getJSON(n.URL()+"/_shoal/stats?scope=node", &st); err != nil {
+				return err
+			}
+			if got := (counts{st.Recv, st.Sent, st.Opened, st.Active, st.WS, st.XHR}); got != w {
+				return fmt.Errorf("%s stats %+v, want %+v", n.ID, got, w)
+			}
+			for name, v := range map[string]float64{
+				"shoal_packets_received_total": w.recv, "shoal_packets_sent_total": w.sent,
+				"shoal_sessions_opened_total": w.opened, "shoal_sessions_active": w.active,
+				"shoal_sessions_active{transport=\"websocket\"}": w.ws,
+				"shoal_ready": 1, "shoal_cluster_members": 2,
+			} {
+				got, err := metric(n.URL(), name)
+				if err != nil {
+					return err
+				}
+				if got != v {
+					return fmt.Errorf("%s: %s = %v, want %v", n.ID, name, got, v)
+				}
+			}
+		}
+		return nil
+	})
+	for _, n := range c.nodes {
+		var st clusterStats
+		if err := getJSON(n.URL()+"/_shoal/stats", &st); err != nil {
+			t.Fatal(err)
+		}
+		cl := st.Cluster
+		if cl.PacketsRecv != 15 || cl.PacketsSent != 15 || cl.SessionsActive != 2 || cl.SessionsOpened != 2 ||
+			cl.Transports["websocket"] != 1 || cl.Transports["xhr"] != 1 || len(st.Nodes) != 2 || len(st.Unreachable) != 0 {
+			t.Fatalf("cluster stats from %s: %+v (nodes %d, unreachable %v)", n.ID, cl, len(st.Nodes), st.Unreachable)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -119,11 +120,8 @@ func startBalancer(t *testing.T, nodes []*clusterNode) *balancer {
 		addr:  fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
 		stats: fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
 	}
-	hp := "/usr/sbin/haproxy"
-	if _, err := os.Stat(hp); err != nil {
-		hp = "haproxy"
-	}
-	nodetest.StartEnv(t, []string{haproxy.EnvBind + "=" + b.addr, haproxy.EnvStatsBind + "=" + b.stats}, hp, "-db", "-f", path)
+	nodetest.StartEnv(t, []string{haproxy.EnvBind + "=" + b.addr, haproxy.EnvStatsBind + "=" + b.stats},
+		binPath(t, "haproxy"), "-db", "-f", path)
 	nodetest.WaitTCP(t, b.addr)
 	for _, n := range nodes {
 		b.waitStatus(t, n.ID, "UP")
@@ -364,4 +362,17 @@ func (c *sjsClient) snapshot() (got []string, opens int, closes, errs []string, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.got...), c.opens, append([]string(nil), c.closes...), append([]string(nil), c.errs...), c.receives
+}
+
+// binPath finds a server binary, also in /usr/sbin, which a normal user's
+// PATH lacks.
+func binPath(t *testing.T, name string) string {
+	t.Helper()
+	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatalf("%s not found: scripts/test installs it", name)
+	return ""
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -366,4 +367,91 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 			t.Fatalf("cluster stats from %s: %+v (nodes %d, unreachable %v)", n.ID, cl, len(st.Nodes), st.Unreachable)
 		}
 	}
+}
+
+// status returns the HTTP status and body of a GET.
+func status(url string) (int, string, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestReadiness: /readyz follows the backends (a stopped Redis or NATS
+// makes the node unready, their return ready again) and drops at once on
+// SIGTERM while /healthz stays up; the process exits after its drain.
+func TestReadiness(t *testing.T) {
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	redisPort, natsPort := nodetest.FreePort(t), nodetest.FreePort(t)
+	redis := nodetest.Start(t, binPath(t, "redis-server"), "--port", fmt.Sprint(redisPort), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	nats := nodetest.Start(t, binPath(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
+	nodetest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", redisPort))
+	nodetest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", natsPort))
+	n := startNodeAt(t, "ready1", fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
+		"--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--nats", fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
+		"--drain-delay", "1500ms")
+
+	waitReady := func(wantCode int, wantBody string) {
+		t.Helper()
+		nodetest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			code, body, err := status(n.URL() + "/readyz")
+			if err != nil {
+				return err
+			}
+			if code != wantCode || !strings.Contains(body, wantBody) {
+				return fmt.Errorf("/readyz = %d %q, want %d %q", code, body, wantCode, wantBody)
+			}
+			return nil
+		})
+	}
+	for _, b := range []struct {
+		name string
+		p    *nodetest.Process
+	}{{"redis", redis}, {"nats", nats}} {
+		if err := b.p.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped := time.Now()
+		waitReady(http.StatusServiceUnavailable, b.name+" unreachable")
+		t.Logf("%s stopped: /readyz answered 503 after %v", b.name, time.Since(stopped).Round(time.Millisecond))
+		if up, err := metric(n.URL(), `shoal_backend_up{backend="`+b.name+`"}`); err != nil || up != 0 {
+			t.Fatalf("shoal_backend_up for %s = %v, %v; want 0", b.name, up, err)
+		}
+		if code, _, err := status(n.URL() + "/healthz"); err != nil || code != http.StatusOK {
+			t.Fatalf("/healthz = %d, %v while %s is stopped; want 200", code, err, b.name)
+		}
+		if err := b.p.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(http.StatusOK, "ready")
+	}
+
+	if err := n.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	term := time.Now()
+	waitReady(http.StatusServiceUnavailable, "draining")
+	if code, _, err := status(n.URL() + "/healthz"); err != nil || code != http.StatusOK {
+		t.Fatalf("/healthz = %d, %v while draining; want 200", code, err)
+	}
+	var v clusterView
+	if err := getJSON(n.URL()+"/_shoal/cluster", &v); err != nil || !v.Draining || v.Ready {
+		t.Fatalf("/_shoal/cluster while draining: %+v, %v", v, err)
+	}
+	if err := n.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(term)
+	if took < 1500*time.Millisecond {
+		t.Fatalf("exited %v after SIGTERM, before its 1.5 s drain delay", took)
+	}
+	if code := n.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	t.Logf("SIGTERM to exit: %v (drain delay 1.5 s)", took.Round(time.Millisecond))
 }

@@ -17,9 +17,17 @@ import (
 	"github.com/shoal-rt/shoal/sockjs"
 )
 
-// buildVersion names this binary in node metadata: the module version of a
-// released build, else the VCS revision it was built from, else "dev".
+// releaseVersion, when set at link time (go build -ldflags
+// "-X main.releaseVersion=v1.2.3"), is the version nodes report.
+var releaseVersion string
+
+// buildVersion names this binary in node metadata: releaseVersion, else
+// the module version of a released build, else the VCS revision it was
+// built from, else "dev".
 func buildVersion() string {
+	if releaseVersion != "" {
+		return releaseVersion
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "dev"

@@ -46,12 +46,64 @@ type channelHub struct {
 	n     *Node
 	store store.Channels
 
-	mu       sync.Mutex // guards channels and each hubChannel's refs
-	channels map[string]*hubChannel
+	mu        sync.Mutex // guards channels, each hubChannel's refs, and receivers
+	channels  map[string]*hubChannel
+	receivers map[*chanReceiver]struct{}
+	repairs   sync.Once // starts repairLoop
 }
 
 func newChannelHub(n *Node, cs store.Channels) *channelHub {
-	return &channelHub{n: n, store: cs, channels: make(map[string]*hubChannel)}
+	return &channelHub{n: n, store: cs, channels: make(map[string]*hubChannel), receivers: make(map[*chanReceiver]struct{})}
+}
+
+// repairInterval is how often long-lived receivers compare their channels
+// with the store: a subscription note lost on the bus is repaired then.
+func (h *channelHub) repairInterval() time.Duration { return 30 * h.n.cfg.RecheckInterval }
+
+func (h *channelHub) track(r *chanReceiver) {
+	h.repairs.Do(func() { h.n.goFunc(h.repairLoop) })
+	h.mu.Lock()
+	h.receivers[r] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *channelHub) untrack(r *chanReceiver) {
+	h.mu.Lock()
+	delete(h.receivers, r)
+	h.mu.Unlock()
+}
+
+// repairLoop re-reads, one receiver at a time, the subscriptions of the
+// receivers that have been live for a repair interval (websockets and
+// streams; a poll reads them at every attach anyway).
+func (h *channelHub) repairLoop() {
+	every := h.repairInterval()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.n.done:
+			return
+		case <-t.C:
+		}
+		old := time.Now().Add(-every)
+		h.mu.Lock()
+		var due []*chanReceiver
+		for r := range h.receivers {
+			if r.since.Before(old) {
+				due = append(due, r)
+			}
+		}
+		h.mu.Unlock()
+		for _, r := range due {
+			select {
+			case <-h.n.done:
+				return
+			default:
+			}
+			r.repair()
+		}
+	}
 }
 
 // join returns this node's hubChannel of name, listening on the bus if it
@@ -351,6 +403,9 @@ type chanReceiver struct {
 	written  map[string]uint64
 	stored   map[string]uint64 // cursors as the store has them
 	max      int
+	since    time.Time         // when the receiver started
+	gen      uint64            // counts subscription changes
+	changed  map[string]uint64 // channel → gen of its last change
 }
 
 type chanNote struct {
@@ -367,7 +422,7 @@ func (e *Endpoint) newChanReceiver(lr *liveReceiver, ws *wsWriter) *chanReceiver
 	if h == nil || len(e.routes()) == 0 {
 		return nil
 	}
-	return &chanReceiver{
+	r := &chanReceiver{
 		hub: h, e: e, key: lr.key, ws: ws, lr: lr,
 		loaded:  ws != nil,
 		subs:    make(map[string]*chanSub),
@@ -375,6 +430,55 @@ func (e *Endpoint) newChanReceiver(lr *liveReceiver, ws *wsWriter) *chanReceiver
 		written: make(map[string]uint64),
 		stored:  make(map[string]uint64),
 		max:     e.settings.MaxQueuedMessages,
+		since:   time.Now(),
+		changed: make(map[string]uint64),
+	}
+	h.track(r)
+	return r
+}
+
+// repair makes the receiver's channels those the store has, for changes
+// whose note never came. A change made here after the store was read wins.
+func (r *chanReceiver) repair() {
+	r.mu.Lock()
+	if r.finished || !r.loaded {
+		r.mu.Unlock()
+		return
+	}
+	gen := r.gen
+	r.mu.Unlock()
+	ctx, cancel := r.hub.n.opContext()
+	subs, err := r.hub.store.Subscriptions(ctx, r.key)
+	cancel()
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return
+	}
+	adds := make(map[string]uint64)
+	var removes []string
+	for name, cur := range subs {
+		if r.subs[name] == nil && r.changed[name] <= gen {
+			adds[name] = cur
+		}
+	}
+	for name := range r.subs {
+		if _, ok := subs[name]; !ok && r.changed[name] <= gen {
+			removes = append(removes, name)
+		}
+	}
+	r.mu.Unlock()
+	if len(adds)+len(removes) > 0 {
+		r.hub.n.log.Info("sockjs: repaired channel subscriptions (a note was lost)", "key", r.key, "joined", len(adds), "left", len(removes))
+	}
+	for name, cur := range adds {
+		r.add(name, cur, false)
+	}
+	for _, name := range removes {
+		r.remove(name)
 	}
 }
 
@@ -443,6 +547,8 @@ func (r *chanReceiver) add(name string, cursor uint64, sync bool) {
 	}
 	s := &chanSub{r: r, name: name, allowLoss: route != nil && route.allowLoss}
 	r.subs[name] = s
+	r.gen++
+	r.changed[name] = r.gen
 	if _, ok := r.stored[name]; !ok {
 		r.stored[name] = cursor
 	}
@@ -480,8 +586,14 @@ func (r *chanReceiver) add(name string, cursor uint64, sync bool) {
 // remove unsubscribes the receiver from name.
 func (r *chanReceiver) remove(name string) {
 	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return
+	}
 	s := r.subs[name]
 	delete(r.subs, name)
+	r.gen++
+	r.changed[name] = r.gen
 	delete(r.stored, name)
 	delete(r.written, name)
 	var hc *hubChannel
@@ -703,6 +815,7 @@ func (r *chanReceiver) finish() {
 	r.subs = nil
 	r.queue = nil
 	r.mu.Unlock()
+	r.hub.untrack(r)
 	for s, hc := range joined {
 		r.drop(s, hc)
 	}

@@ -399,7 +399,8 @@ func TestChannelsLeaveOnClose(t *testing.T) {
 			mu.Unlock()
 		},
 	}}
-	cc := newChannelCluster(t, 2, Settings{DisconnectDelay: 50 * time.Millisecond}, cfg, joinRoom)
+	// Long enough for the polling session to live through the setup.
+	cc := newChannelCluster(t, 2, Settings{DisconnectDelay: 2 * time.Second}, cfg, joinRoom)
 	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
 	want(t, "open", readWS(t, conn), "o")
 	_, body := do(t, "POST", cc.bases[1]+"/0/p/xhr", "")
@@ -620,4 +621,47 @@ func TestChannelsSlowSubscriber(t *testing.T) {
 		last = string(b)
 	}
 	want(t, "slow subscriber's last frame", last, `c[3009,"Queue overflow"]`)
+}
+
+// TestChannelsRepairLostNote: a subscription change whose note to the
+// receiver's node is lost (made in the store behind the node's back here)
+// is repaired when the long-lived receiver re-reads its channels.
+func TestChannelsRepairLostNote(t *testing.T) {
+	t.Parallel()
+	var id atomic.Value
+	h := HandlerFuncs{Open: func(s *Session) error { id.Store(s.ID()); return nil }}
+	cc := newChannelCluster(t, 2, Settings{}, ChannelConfig{Pattern: "room"}, h,
+		func(c *NodeConfig) { c.RecheckInterval = 10 * time.Millisecond })
+	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	sess := cc.eps[0].Session(id.Load().(string))
+	ctx := context.Background()
+	key := cc.eps[0].channelKey("room")
+	if _, err := cc.store.Subscribe(ctx, sess.key, key, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Published before the repair: delivered from the log once it joins.
+	if err := cc.eps[1].Publish(ctx, "room", "missed note"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readWSMessages(t, conn, 1); !slices.Equal(got, []string{"missed note"}) {
+		t.Fatalf("after repair: %q", got)
+	}
+	if _, _, err := cc.store.Unsubscribe(ctx, sess.key, key); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		h := cc.nodes[0].chans
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.channels) != 0 {
+			return errors.New("node still listens on the channel")
+		}
+		return nil
+	})
+	cc.eps[1].Publish(ctx, "room", "after leaving")
+	sess.Send("direct")
+	if got := readWSMessages(t, conn, 1); !slices.Equal(got, []string{"direct"}) {
+		t.Fatalf("after repaired unsubscribe: %q", got)
+	}
 }

@@ -555,7 +555,7 @@ func testTrimAge(t *testing.T, s ChannelStore) {
 	checkFor(t, wait, 10*time.Millisecond, func() error {
 		r := mustRead(t, s, "c", old-1, 0)
 		if len(r.Entries) != 0 || !r.Truncated || r.Head != old {
-			return fmt.Errorf("Read = %+v, want nothing left, truncated, head %d", r, old)
+			return fmt.Errorf("read gave %+v, want nothing left, truncated, head %d", r, old)
 		}
 		return nil
 	})

@@ -60,6 +60,8 @@ func (r *runner) churnCycle(ctx context.Context) {
 		return
 	}
 	r.rec.Sent(1)
+	// Once sent, the echo is awaited even if the traffic stops meanwhile,
+	// so that every counted send has its reply counted too.
 	t := time.NewTimer(replyTimeout)
 	defer t.Stop()
 	select {
@@ -67,6 +69,5 @@ func (r *runner) churnCycle(ctx context.Context) {
 	case <-s.Done():
 	case <-t.C:
 		r.rec.Error(errNoReply)
-	case <-ctx.Done():
 	}
 }

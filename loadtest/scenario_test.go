@@ -91,9 +91,11 @@ func TestScenariosAgainstShoal(t *testing.T) {
 				t.Errorf("delivered %d of %d: %s", res.Delivered, res.Expected, res.Summary())
 			}
 			if tt.rate > 0 && tt.scenario != "churn" {
-				// Open loop: the window's send rate follows the requested one.
-				if res.SendRate < tt.rate*0.8 || res.SendRate > tt.rate*1.2 {
-					t.Errorf("send rate %.1f/s, asked for %.0f/s", res.SendRate, tt.rate)
+				// Open loop: the window's send rate follows the requested
+				// one; a loaded CI machine may stall the pacer, never
+				// speed it up.
+				if res.SendRate < tt.rate*0.5 || res.SendRate > tt.rate*1.1 {
+					t.Errorf("send rate %.1f/s, asked for %.0f/s: %s", res.SendRate, tt.rate, res.Summary())
 				}
 			}
 			if res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {

@@ -42,6 +42,6 @@ func (r *runner) runBroadcast(ctx context.Context) error {
 	err = r.measure(ctx)
 	stop()
 	wg.Wait()
-	r.drain(ctx)
+	r.drain(ctx, r.receivers)
 	return err
 }

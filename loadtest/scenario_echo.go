@@ -38,7 +38,7 @@ func (r *runner) runEcho(ctx context.Context) error {
 	err = r.measure(ctx)
 	stop()
 	wg.Wait()
-	r.drain(ctx)
+	r.drain(ctx, 1)
 	return err
 }
 
@@ -84,19 +84,17 @@ func (r *runner) send(ctx context.Context, s Session) error {
 	return s.Send(sctx, r.rec.Stamp(r.cfg.Payload))
 }
 
-// drain waits briefly for messages still in flight so that the sessions
-// close quietly; what arrives now is outside the window.
-func (r *runner) drain(ctx context.Context) {
-	deadline := time.Now().Add(2 * time.Second)
-	last := r.rec.received.Load()
+// drain waits, up to a few seconds, until every message sent has arrived
+// as often as it should (want copies each), so that the delivery count is
+// final; what arrives now is outside the window.
+func (r *runner) drain(ctx context.Context, want int64) {
+	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
-		if sleepCtx(ctx, 100*time.Millisecond) != nil {
+		if r.rec.received.Load() >= r.rec.sent.Load()*want {
 			return
 		}
-		cur := r.rec.received.Load()
-		if cur == last {
+		if sleepCtx(ctx, 20*time.Millisecond) != nil {
 			return
 		}
-		last = cur
 	}
 }

@@ -33,7 +33,8 @@ import (
 // messages, and each offset reaches it once, in order.
 //
 // Lock order: channelHub.mu before hubChannel.mu before chanReceiver.mu;
-// chanReceiver.mu is never held while taking another lock.
+// chanReceiver.mu and channelHub.rmu are never held while taking another
+// lock.
 
 const (
 	gapWait        = 25 * time.Millisecond // how long an early message waits for those before it
@@ -46,8 +47,10 @@ type channelHub struct {
 	n     *Node
 	store store.Channels
 
-	mu        sync.Mutex // guards channels, each hubChannel's refs, and receivers
-	channels  map[string]*hubChannel
+	mu       sync.Mutex // guards channels and each hubChannel's refs
+	channels map[string]*hubChannel
+
+	rmu       sync.Mutex // guards receivers
 	receivers map[*chanReceiver]struct{}
 	repairs   sync.Once // starts repairLoop
 }
@@ -62,15 +65,15 @@ func (h *channelHub) repairInterval() time.Duration { return 30 * h.n.cfg.Rechec
 
 func (h *channelHub) track(r *chanReceiver) {
 	h.repairs.Do(func() { h.n.goFunc(h.repairLoop) })
-	h.mu.Lock()
+	h.rmu.Lock()
 	h.receivers[r] = struct{}{}
-	h.mu.Unlock()
+	h.rmu.Unlock()
 }
 
 func (h *channelHub) untrack(r *chanReceiver) {
-	h.mu.Lock()
+	h.rmu.Lock()
 	delete(h.receivers, r)
-	h.mu.Unlock()
+	h.rmu.Unlock()
 }
 
 // repairLoop re-reads, one receiver at a time, the subscriptions of the
@@ -87,14 +90,14 @@ func (h *channelHub) repairLoop() {
 		case <-t.C:
 		}
 		old := time.Now().Add(-every)
-		h.mu.Lock()
+		h.rmu.Lock()
 		var due []*chanReceiver
 		for r := range h.receivers {
 			if r.since.Before(old) {
 				due = append(due, r)
 			}
 		}
-		h.mu.Unlock()
+		h.rmu.Unlock()
 		for _, r := range due {
 			select {
 			case <-h.n.done:
@@ -125,11 +128,24 @@ func (h *channelHub) join(name string) (*hubChannel, error) {
 	return hc, nil
 }
 
+// leave drops one reference. The last one stops listening a linger
+// (RecheckInterval) later, unless someone joined again: a polling client
+// comes back at once, and should not cost a bus subscription per poll.
 func (h *channelHub) leave(hc *hubChannel) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hc.refs--
 	if hc.refs > 0 {
+		return
+	}
+	time.AfterFunc(h.n.cfg.RecheckInterval, func() { h.retire(hc) })
+}
+
+// retire stops hc if nobody joined it again.
+func (h *channelHub) retire(hc *hubChannel) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if hc.refs > 0 || h.channels[hc.name] != hc {
 		return
 	}
 	delete(h.channels, hc.name)
@@ -220,7 +236,10 @@ func (hc *hubChannel) onBus(msg []byte) {
 	}
 	hc.dispatch(off, entry)
 	hc.drainPending()
-	hc.schedule(hc.hub.n.cfg.RecheckInterval)
+	if len(hc.subs) > 0 {
+		// Nobody to deliver to: a receiver that joins reads the log.
+		hc.schedule(hc.hub.n.cfg.RecheckInterval)
+	}
 }
 
 // drainPending dispatches early messages that are next now.
@@ -341,7 +360,7 @@ func (hc *hubChannel) check() {
 		hc.schedule(0)
 	case len(hc.pending) > 0:
 		hc.schedule(gapWait)
-	case found:
+	case found && len(hc.subs) > 0:
 		// Activity: look once more later, as after a bus message.
 		hc.schedule(n.cfg.RecheckInterval)
 	}

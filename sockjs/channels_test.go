@@ -342,11 +342,8 @@ func TestChannelsSubscribeFromOtherNode(t *testing.T) {
 	// The note to A travels apart from the channel's messages: wait
 	// until A has stopped listening (see Session.Unsubscribe).
 	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		h := cc.nodes[0].chans
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if len(h.channels) != 0 {
-			return errors.New("node A still listens on the channel")
+		if n := hubSubs(cc.nodes[0], cc.eps[0].channelKey("feed-7")); n != 0 {
+			return fmt.Errorf("node A still delivers the channel to %d receivers", n)
 		}
 		return nil
 	})
@@ -651,11 +648,8 @@ func TestChannelsRepairLostNote(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		h := cc.nodes[0].chans
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if len(h.channels) != 0 {
-			return errors.New("node still listens on the channel")
+		if n := hubSubs(cc.nodes[0], key); n != 0 {
+			return fmt.Errorf("node still delivers the channel to %d receivers", n)
 		}
 		return nil
 	})
@@ -664,4 +658,51 @@ func TestChannelsRepairLostNote(t *testing.T) {
 	if got := readWSMessages(t, conn, 1); !slices.Equal(got, []string{"direct"}) {
 		t.Fatalf("after repaired unsubscribe: %q", got)
 	}
+}
+
+// hubSubs counts the receivers node delivers channel key to.
+func hubSubs(n *Node, key string) int {
+	h := n.chans
+	h.mu.Lock()
+	hc := h.channels[key]
+	h.mu.Unlock()
+	if hc == nil {
+		return 0
+	}
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	return len(hc.subs)
+}
+
+// TestChannelsListenWhileLive: a node listens on a channel while it has
+// live subscribers, and stops a linger after the last one left.
+func TestChannelsListenWhileLive(t *testing.T) {
+	t.Parallel()
+	cc := newChannelCluster(t, 1, Settings{}, ChannelConfig{Pattern: "room"}, joinRoom,
+		func(c *NodeConfig) { c.RecheckInterval = 50 * time.Millisecond })
+	key := cc.eps[0].channelKey("room")
+	listening := func() bool {
+		h := cc.nodes[0].chans
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.channels[key] != nil
+	}
+	if listening() {
+		t.Fatal("listening before anyone subscribed")
+	}
+	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !listening() || hubSubs(cc.nodes[0], key) != 1 {
+			return errors.New("not delivering to the websocket")
+		}
+		return nil
+	})
+	conn.Close(websocket.StatusNormalClosure, "")
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if listening() {
+			return errors.New("still listening")
+		}
+		return nil
+	})
 }

@@ -35,6 +35,12 @@ type NodeConfig struct {
 	// even without a wake-up, so a lost bus message only delays delivery.
 	// Default 1 s.
 	RecheckInterval time.Duration
+	// WebsocketRecheckInterval is RecheckInterval for websockets. Their
+	// messages arrive in memory or over the bus, never through a poll, so
+	// the store check is only a safety net for a lost bus message (a close
+	// from another node): checking rarely saves one store call per second
+	// per socket. Default 10 s.
+	WebsocketRecheckInterval time.Duration
 	// ReapInterval is how often the node reaps expired sessions. Default 1 s.
 	ReapInterval time.Duration
 	// OpTimeout bounds store and bus calls made without a caller context
@@ -88,6 +94,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	if cfg.RecheckInterval <= 0 {
 		cfg.RecheckInterval = time.Second
+	}
+	if cfg.WebsocketRecheckInterval <= 0 {
+		cfg.WebsocketRecheckInterval = 10 * time.Second
 	}
 	if cfg.ReapInterval <= 0 {
 		cfg.ReapInterval = time.Second

@@ -338,7 +338,7 @@ func (ww *wsWriter) run(stopReading context.CancelFunc) {
 		defer hb.Stop()
 		heartbeatC = hb.C
 	}
-	recheck := time.NewTicker(n.cfg.RecheckInterval)
+	recheck := time.NewTicker(n.cfg.WebsocketRecheckInterval)
 	defer recheck.Stop()
 	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
 	defer renew.Stop()

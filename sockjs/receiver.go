@@ -270,14 +270,18 @@ func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease
 		if err != nil {
 			return res, false, nil, err
 		}
-		created, err = n.store.Create(ctx, key, store.CreateOptions{DisconnectDelay: e.settings.DisconnectDelay, Info: info})
+		// The creator takes the lease in the same step: a receiver racing
+		// with it (the same new session on another node) must not attach
+		// in between and wait for an open frame nobody sends it.
+		created, err = n.store.Create(ctx, key, store.CreateOptions{DisconnectDelay: e.settings.DisconnectDelay, Info: info, Lease: &lease})
 		if err != nil {
 			return res, false, nil, err
 		}
 		if !created {
-			info = nil
+			// Another receiver created it a moment ago and holds it.
+			return store.AttachResult{Status: store.Busy}, false, nil, nil
 		}
-		res, err = n.store.Attach(ctx, key, lease)
+		res = store.AttachResult{Status: store.Attached}
 	case store.Busy:
 		// The holder may be a receiver here whose client has just gone
 		// (a browser reconnecting after an abort) without the server

@@ -74,6 +74,9 @@ func (m *Memory) Create(ctx context.Context, id string, opts CreateOptions) (boo
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	if opts.Lease != nil && opts.Lease.Token == "" {
+		return false, ErrNotHolder
+	}
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -84,12 +87,17 @@ func (m *Memory) Create(ctx context.Context, id string, opts CreateOptions) (boo
 	if delay <= 0 {
 		delay = DefaultDisconnectDelay
 	}
-	sh.sessions[id] = &memSession{
+	now := time.Now()
+	s := &memSession{
 		state:    StateOpen,
 		info:     append([]byte(nil), opts.Info...),
 		delay:    delay,
-		deadline: time.Now().Add(delay),
+		deadline: now.Add(delay),
 	}
+	if opts.Lease != nil {
+		s.takeLease(*opts.Lease, now)
+	}
+	sh.sessions[id] = s
 	return true, nil
 }
 

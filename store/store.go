@@ -60,6 +60,12 @@ type CreateOptions struct {
 	// Info is opaque data kept with the session (the sockjs package stores
 	// the connection info there, so handlers on any node can read it).
 	Info []byte
+	// Lease, when set, is taken in the same atomic step by the caller that
+	// creates the session, so the creator is its first receiver: a
+	// receiver racing with it (another node, same new session) cannot
+	// attach in between and miss the open frame. A caller that did not
+	// create the session takes nothing. An empty Token is ErrNotHolder.
+	Lease *Lease
 }
 
 // Lease identifies one receiver (a poll, a stream, a websocket) holding a

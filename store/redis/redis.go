@@ -130,7 +130,14 @@ func durationMs(d, def time.Duration) int64 {
 func (s *Store) Create(ctx context.Context, id string, opts store.CreateOptions) (created bool, err error) {
 	defer wrap(&err, "create")
 	delay := durationMs(opts.DisconnectDelay, store.DefaultDisconnectDelay)
-	r, err := s.run(ctx, createScript, id, delay, opts.Info)
+	args := []any{delay, opts.Info}
+	if l := opts.Lease; l != nil {
+		if l.Token == "" {
+			return false, store.ErrNotHolder
+		}
+		args = append(args, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(*l))
+	}
+	r, err := s.run(ctx, createScript, id, args...)
 	if err != nil {
 		return false, err
 	}

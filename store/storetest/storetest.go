@@ -24,6 +24,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"CreateGet", testCreateGet},
 		{"CreateRace", testCreateRace},
+		{"CreateAttached", testCreateAttached},
 		{"AttachDrainsQueue", testAttachDrainsQueue},
 		{"AttachBusy", testAttachBusy},
 		{"AttachRace", testAttachRace},
@@ -183,6 +184,62 @@ func testCreateRace(t *testing.T, s store.Store) {
 	}
 	if won != 1 {
 		t.Fatalf("%d callers created the session, want exactly 1", won)
+	}
+}
+
+// testCreateAttached: a creator that asks for the lease holds it from the
+// creation on; racing creators with their own leases leave exactly one
+// holder, the one that created.
+func testCreateAttached(t *testing.T, s store.Store) {
+	l := store.Lease{Node: "n1", Token: "t1", TTL: long}
+	created, err := s.Create(ctx(t), "c", store.CreateOptions{DisconnectDelay: long, Lease: &l})
+	if err != nil || !created {
+		t.Fatalf("Create with lease = %v, %v; want true", created, err)
+	}
+	if got, err := s.Get(ctx(t), "c"); err != nil || got.ReceiverNode != "n1" {
+		t.Fatalf("Get = %+v, %v; want receiver n1", got, err)
+	}
+	res, err := s.Attach(ctx(t), "c", lease("n2", "t2", long))
+	if err != nil || res.Status != store.Busy {
+		t.Fatalf("Attach by another = %+v, %v; want Busy", res, err)
+	}
+	mustAppend(t, s, "c", "m")
+	if d, err := s.Drain(ctx(t), "c", "t1"); err != nil || !slices.Equal(d.Messages, []string{"m"}) {
+		t.Fatalf("creator's Drain = %+v, %v; want [m]", d, err)
+	}
+	if err := s.Detach(ctx(t), "c", "t1"); err != nil {
+		t.Fatalf("creator's Detach: %v", err)
+	}
+	created, err = s.Create(ctx(t), "c", store.CreateOptions{DisconnectDelay: long, Lease: &store.Lease{Node: "n3", Token: "t3", TTL: long}})
+	if err != nil || created {
+		t.Fatalf("Create of an existing session = %v, %v; want false", created, err)
+	}
+	if got, _ := s.Get(ctx(t), "c"); got.ReceiverNode != "" {
+		t.Fatalf("a caller that did not create took the lease: %+v", got)
+	}
+	_, err = s.Create(ctx(t), "e", store.CreateOptions{Lease: &store.Lease{Node: "n1"}})
+	wantErr(t, "Create with an empty token", err, store.ErrNotHolder)
+
+	const n = 8
+	var wg sync.WaitGroup
+	won := make([]bool, n)
+	for i := range n {
+		wg.Go(func() {
+			l := lease(fmt.Sprintf("n%d", i), fmt.Sprintf("t%d", i), long)
+			created, err := s.Create(ctx(t), "race", store.CreateOptions{DisconnectDelay: long, Lease: &l})
+			if err != nil {
+				t.Errorf("Create: %v", err)
+			}
+			won[i] = created
+		})
+	}
+	wg.Wait()
+	winner := slices.Index(won, true)
+	if winner < 0 || slices.Index(won[winner+1:], true) >= 0 {
+		t.Fatalf("creators %v, want exactly one", won)
+	}
+	if got, _ := s.Get(ctx(t), "race"); got.ReceiverNode != fmt.Sprintf("n%d", winner) {
+		t.Fatalf("holder %q, want the creator n%d", got.ReceiverNode, winner)
 	}
 }
 

@@ -1,0 +1,765 @@
+package sockjs
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	natsbus "github.com/shoal-rt/shoal/bus/nats"
+	redisstore "github.com/shoal-rt/shoal/store/redis"
+)
+
+// A cluster in one process: three nodes, each with its own Redis and NATS
+// clients on one real redis-server and one NATS server, as three processes
+// would have, and each behind its own HTTP server. The tests send every
+// request of a session to another node.
+
+// redisProc is a redis-server the test can kill, stop and restart on the
+// same port.
+type redisProc struct {
+	t      testing.TB
+	port   int
+	addr   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func newRedisProc(t testing.TB) *redisProc {
+	t.Helper()
+	for range 5 {
+		p := &redisProc{t: t, port: freeLoopbackPort(t)}
+		if p.start() {
+			t.Cleanup(p.kill)
+			return p
+		}
+	}
+	t.Fatal("redis-server did not start")
+	return nil
+}
+
+// start runs redis-server on p.port and waits until it answers; false if
+// it exited (someone else holds the port).
+func (p *redisProc) start() bool {
+	p.t.Helper()
+	p.addr = "127.0.0.1:" + strconv.Itoa(p.port)
+	p.cmd = exec.Command("/usr/bin/redis-server", "--port", strconv.Itoa(p.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("start redis-server: %v", err)
+	}
+	exited := make(chan struct{})
+	p.exited = exited
+	cmd := p.cmd
+	go func() { cmd.Wait(); close(exited) }()
+	c := redis.NewClient(&redis.Options{Addr: p.addr, MaxRetries: -1})
+	defer c.Close()
+	want := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if info, err := c.Info(context.Background(), "server").Result(); err == nil && strings.Contains(info, want) {
+			return true
+		}
+	}
+	p.t.Fatal("redis-server not ready")
+	return false
+}
+
+func (p *redisProc) kill() {
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+func (p *redisProc) signal(sig syscall.Signal) {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// natsProc is an embedded NATS server that can be stopped and started
+// again on the same port.
+type natsProc struct {
+	t    testing.TB
+	port int
+	srv  *natsserver.Server
+}
+
+func newNATSProc(t testing.TB) *natsProc {
+	t.Helper()
+	p := &natsProc{t: t, port: freeLoopbackPort(t)}
+	p.start()
+	t.Cleanup(func() {
+		if p.srv != nil {
+			p.srv.Shutdown()
+		}
+	})
+	return p
+}
+
+func (p *natsProc) start() {
+	p.t.Helper()
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: p.port, NoLog: true, NoSigs: true})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		p.t.Fatal("nats server not ready")
+	}
+	p.srv = s
+}
+
+func (p *natsProc) stop() {
+	p.srv.Shutdown()
+	p.srv.WaitForShutdown()
+	p.srv = nil
+}
+
+func (p *natsProc) url() string { return "nats://127.0.0.1:" + strconv.Itoa(p.port) }
+
+func freeLoopbackPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// redisCounter is a go-redis hook that counts round trips (a command or a
+// pipeline) and commands, by name.
+type redisCounter struct {
+	mu     sync.Mutex
+	trips  int64
+	byName map[string]int64
+}
+
+func (c *redisCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *redisCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *redisCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.count(cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+func (c *redisCounter) count(cmds ...redis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trips++
+	if c.byName == nil {
+		c.byName = make(map[string]int64)
+	}
+	for _, cmd := range cmds {
+		c.byName[cmd.Name()]++
+	}
+}
+
+// snapshot returns the round trips so far and the commands by name.
+func (c *redisCounter) snapshot() (int64, map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[string]int64, len(c.byName))
+	for k, v := range c.byName {
+		m[k] = v
+	}
+	return c.trips, m
+}
+
+// clusterHandler echoes, counts OnOpen and OnClose per session across
+// every node of the process (which is the whole cluster), and obeys two
+// commands so that a handler on one node acts on a session held elsewhere:
+// "to:<id>:<text>" sends text to session id, "close:<id>:<code>" closes it.
+type clusterHandler struct {
+	opens chan string // ids, as sessions open
+
+	mu       sync.Mutex
+	opened   map[string]int
+	closed   map[string]int
+	closedOn map[string]string // session id → node that ran OnClose
+	errs     []error
+}
+
+func newClusterHandler() *clusterHandler {
+	return &clusterHandler{
+		opens:  make(chan string, 1024),
+		opened: make(map[string]int), closed: make(map[string]int), closedOn: make(map[string]string),
+	}
+}
+
+func (h *clusterHandler) OnOpen(s *Session) error {
+	h.mu.Lock()
+	h.opened[s.ID()]++
+	h.mu.Unlock()
+	h.opens <- s.ID()
+	return nil
+}
+
+func (h *clusterHandler) OnMessage(s *Session, msg string) {
+	var err error
+	switch cmd, rest, _ := strings.Cut(msg, ":"); cmd {
+	case "to":
+		id, text, _ := strings.Cut(rest, ":")
+		err = s.Endpoint().Session(id).Send(text)
+	case "close":
+		id, code, _ := strings.Cut(rest, ":")
+		c, _ := strconv.Atoi(code)
+		err = s.Endpoint().Session(id).Close(c, "bye")
+	default:
+		err = s.Send(msg)
+	}
+	if err != nil {
+		h.mu.Lock()
+		h.errs = append(h.errs, fmt.Errorf("%s on node %s: %w", msg, s.Endpoint().node.ID(), err))
+		h.mu.Unlock()
+	}
+}
+
+func (h *clusterHandler) OnClose(s *Session) {
+	h.mu.Lock()
+	h.closed[s.ID()]++
+	h.closedOn[s.ID()] = s.Endpoint().node.ID()
+	h.mu.Unlock()
+}
+
+// nextOpen returns the id of the next session that opened.
+func (h *clusterHandler) nextOpen(t testing.TB) string {
+	t.Helper()
+	select {
+	case id := <-h.opens:
+		return id
+	case <-time.After(5 * time.Second):
+		t.Fatal("no session opened")
+		return ""
+	}
+}
+
+// checkOnce fails unless every session the handler saw was opened exactly
+// once and, when wantClosed, closed exactly once; and no handler call
+// failed.
+func (h *clusterHandler) checkOnce(t testing.TB, wantClosed bool) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, n := range h.opened {
+		if n != 1 {
+			t.Errorf("session %s: OnOpen ran %d times", id, n)
+		}
+		if c := h.closed[id]; wantClosed && c != 1 || !wantClosed && c > 1 {
+			t.Errorf("session %s: OnClose ran %d times", id, c)
+		}
+	}
+	for id := range h.closed {
+		if h.opened[id] == 0 {
+			t.Errorf("session %s: OnClose without OnOpen", id)
+		}
+	}
+	for _, err := range h.errs {
+		t.Errorf("handler: %v", err)
+	}
+}
+
+func (h *clusterHandler) closedCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.closed {
+		n += c
+	}
+	return n
+}
+
+// clusterNode is one node of a redisCluster.
+type clusterNode struct {
+	node  *Node
+	ep    *Endpoint
+	base  string // http://host:port/t
+	redis *redisCounter
+	nc    *nats.Conn
+}
+
+type redisCluster struct {
+	redis *redisProc
+	nats  *natsProc
+	nodes []*clusterNode
+	h     *clusterHandler
+}
+
+var clusterPrefixes atomic.Int64
+
+// newRedisCluster starts a redis-server, a NATS server and n nodes on
+// them, each serving endpoint "/t" with a clusterHandler and settings s.
+func newRedisCluster(t testing.TB, n int, s Settings, tweak func(*NodeConfig)) *redisCluster {
+	t.Helper()
+	c := &redisCluster{redis: newRedisProc(t), nats: newNATSProc(t), h: newClusterHandler()}
+	prefix := fmt.Sprintf("cl%d-%d", time.Now().UnixNano(), clusterPrefixes.Add(1))
+	for i := range n {
+		cn := &clusterNode{redis: &redisCounter{}}
+		rc := redis.NewClient(&redis.Options{Addr: c.redis.addr, ContextTimeoutEnabled: true})
+		rc.AddHook(cn.redis)
+		nc, err := natsbus.Connect(c.nats.url(), nats.Name(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn.nc = nc
+		b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
+		cfg := NodeConfig{
+			ID:     fmt.Sprintf("n%d", i),
+			Store:  redisstore.New(rc, redisstore.Config{Prefix: prefix}),
+			Bus:    b,
+			Logger: slog.New(slog.DiscardHandler),
+		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		cn.node, err = NewNode(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Prefix = "/t"
+		if cn.ep, err = cn.node.NewEndpoint(c.h, s); err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(cn.node.Handler(nil))
+		t.Cleanup(func() {
+			srv.CloseClientConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			cn.node.Close(ctx)
+			srv.Close()
+			b.Close()
+			rc.Close()
+		})
+		cn.base = srv.URL + "/t"
+		c.nodes = append(c.nodes, cn)
+	}
+	return c
+}
+
+// node returns the i-th node, round robin.
+func (c *redisCluster) node(i int) *clusterNode { return c.nodes[i%len(c.nodes)] }
+
+// redisTrips returns the Redis round trips of all nodes so far.
+func (c *redisCluster) redisTrips() int64 {
+	var n int64
+	for _, cn := range c.nodes {
+		trips, _ := cn.redis.snapshot()
+		n += trips
+	}
+	return n
+}
+
+// session returns a new client session path: /000/<random>.
+func newClientSession() string { return "/000/" + newULID() }
+
+// TestClusterPolling: xhr-polling and jsonp-polling sessions whose every
+// request (open, poll, send) goes to another node; a second receiver on
+// another node gets 2010; a parked poll is woken over NATS by a send on
+// another node; a close made on one node is seen on all of them; OnOpen
+// and OnClose run once in the whole cluster.
+func TestClusterPolling(t *testing.T) {
+	t.Parallel()
+	// A long recheck: only a NATS wake-up can deliver to a parked poll
+	// in time.
+	c := newRedisCluster(t, 3, Settings{}, func(cfg *NodeConfig) { cfg.RecheckInterval = time.Minute })
+	type polling struct {
+		name       string
+		poll, send func(node int, sess string, body string) (int, string)
+		frame      func(f string) string
+	}
+	for _, tr := range []polling{{
+		name: "xhr",
+		poll: func(i int, sess, _ string) (int, string) {
+			resp, body := do(t, "POST", c.node(i).base+sess+"/xhr", "")
+			return resp.StatusCode, body
+		},
+		send: func(i int, sess, body string) (int, string) {
+			resp, b := do(t, "POST", c.node(i).base+sess+"/xhr_send", body)
+			return resp.StatusCode, b
+		},
+		frame: func(f string) string { return f + "\n" },
+	}, {
+		name: "jsonp",
+		poll: func(i int, sess, _ string) (int, string) {
+			resp, body := do(t, "GET", c.node(i).base+sess+"/jsonp?c=cb", "")
+			return resp.StatusCode, body
+		},
+		send: func(i int, sess, body string) (int, string) {
+			resp, b := do(t, "POST", c.node(i).base+sess+"/jsonp_send", "d="+urlQueryEscape(body),
+				"Content-Type", "application/x-www-form-urlencoded")
+			return resp.StatusCode, b
+		},
+		frame: func(f string) string { return "/**/cb(" + string(appendJSString(nil, f)) + ");\r\n" },
+	}} {
+		t.Run(tr.name, func(t *testing.T) {
+			sess := newClientSession()
+			wantPoll := func(i int, frame string) {
+				t.Helper()
+				status, body := tr.poll(i, sess, "")
+				if status != 200 || body != tr.frame(frame) {
+					t.Fatalf("poll on node %d: %d %q, want %q", i%3, status, body, tr.frame(frame))
+				}
+			}
+			wantPoll(0, "o")
+			id := c.h.nextOpen(t)
+			for i := range 6 {
+				msg := fmt.Sprintf("m%d", i)
+				if status, _ := tr.send(i+1, sess, `["`+msg+`"]`); status != 200 && status != 204 {
+					t.Fatalf("send on node %d: %d", (i+1)%3, status)
+				}
+				wantPoll(i+2, `a["`+msg+`"]`)
+			}
+
+			// Park a poll on node 0; a poll on node 1 is a second receiver.
+			parked := make(chan string, 1)
+			go func() {
+				_, body := tr.poll(0, sess, "")
+				parked <- body
+			}()
+			checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+				st, err := c.nodes[0].node.store.Get(context.Background(), c.nodes[0].ep.keyOf(id))
+				if err != nil || st.ReceiverNode != "n0" {
+					return fmt.Errorf("poll not parked on n0: %+v %v", st, err)
+				}
+				return nil
+			})
+			wantPoll(1, `c[2010,"Another connection still open"]`)
+			start := time.Now()
+			tr.send(2, sess, `["wake"]`)
+			select {
+			case body := <-parked:
+				if body != tr.frame(`a["wake"]`) {
+					t.Fatalf("parked poll got %q", body)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("parked poll on n0 not woken by a send on n2")
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("wake-up over NATS took %v", d)
+			}
+
+			// A handler on node 1 closes the session; every node then
+			// serves the close frame.
+			tr.send(1, sess, `["close:`+id+`:3001"]`)
+			for i := range 3 {
+				wantPoll(i, `c[3001,"bye"]`)
+			}
+			checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+				c.h.mu.Lock()
+				defer c.h.mu.Unlock()
+				if c.h.closed[id] == 0 {
+					return fmt.Errorf("OnClose of %s not run", id)
+				}
+				return nil
+			})
+		})
+	}
+	c.h.checkOnce(t, true)
+}
+
+func urlQueryEscape(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// streamFrames reads one streaming response and delivers its SockJS frames
+// (prelude and envelopes removed) on a channel, closed at the end.
+func streamFrames(t testing.TB, method, url, transport string) <-chan string {
+	t.Helper()
+	frames, err := openFrames(method, url, transport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frames
+}
+
+// openFrames is streamFrames for any goroutine.
+func openFrames(method, url, transport string) (<-chan string, error) {
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	frames := make(chan string, 64)
+	go func() {
+		defer close(frames)
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch transport {
+			case TransportXHRStreaming:
+				if f := strings.TrimSuffix(line, "\n"); len(f) != len(xhrStreamingPrelude)-1 {
+					frames <- f
+				}
+			case TransportEventSource:
+				if f, ok := strings.CutPrefix(line, "data: "); ok {
+					frames <- strings.TrimSuffix(f, "\r\n")
+				}
+			case TransportHTMLFile:
+				if js, ok := strings.CutPrefix(line, "p("); ok {
+					var f string
+					if err := json.Unmarshal([]byte(strings.TrimSuffix(js, ");\n")), &f); err != nil {
+						frames <- "bad htmlfile line " + line
+						continue
+					}
+					frames <- f
+				}
+			}
+		}
+	}()
+	return frames, nil
+}
+
+func nextFrame(t testing.TB, frames <-chan string, what string) (string, bool) {
+	t.Helper()
+	select {
+	case f, ok := <-frames:
+		return f, ok
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no frame within 5s", what)
+		return "", false
+	}
+}
+
+// TestClusterStreaming: xhr-streaming, eventsource and htmlfile streams
+// held by one node while every send goes to another; a stream that reaches
+// response_limit is reopened on the next node and goes on where it ended;
+// a second stream on another node gets 2010.
+func TestClusterStreaming(t *testing.T) {
+	t.Parallel()
+	c := newRedisCluster(t, 3, Settings{ResponseLimit: 256}, func(cfg *NodeConfig) { cfg.RecheckInterval = time.Minute })
+	for _, tc := range []struct{ transport, method, path string }{
+		{TransportXHRStreaming, "POST", "/xhr_streaming"},
+		{TransportEventSource, "GET", "/eventsource"},
+		{TransportHTMLFile, "GET", "/htmlfile?c=cb"},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			sess := newClientSession()
+			holder := 0
+			frames := streamFrames(t, tc.method, c.node(holder).base+sess+tc.path, tc.transport)
+			if f, _ := nextFrame(t, frames, "open"); f != "o" {
+				t.Fatalf("first frame %q", f)
+			}
+			id := c.h.nextOpen(t)
+
+			second := streamFrames(t, tc.method, c.node(1).base+sess+tc.path, tc.transport)
+			if f, _ := nextFrame(t, second, "second stream"); f != `c[2010,"Another connection still open"]` {
+				t.Fatalf("second stream on n1: %q", f)
+			}
+			if _, ok := nextFrame(t, second, "second stream end"); ok {
+				t.Fatal("second stream not ended after 2010")
+			}
+
+			// next reads a frame; a stream that reached response_limit
+			// is reopened on the next node, as a client does.
+			reopened := 0
+			next := func(what string) string {
+				t.Helper()
+				f, ok := nextFrame(t, frames, what)
+				if !ok {
+					reopened++
+					holder++
+					frames = streamFrames(t, tc.method, c.node(holder).base+sess+tc.path, tc.transport)
+					f, _ = nextFrame(t, frames, what+" after reopening")
+				}
+				return f
+			}
+			msg := strings.Repeat("x", 60)
+			for i := range 12 {
+				want := fmt.Sprintf(`a["%s%02d"]`, msg, i)
+				// Never the holder's node.
+				resp, _ := do(t, "POST", c.node(holder+1+i%2).base+sess+"/xhr_send", fmt.Sprintf(`["%s%02d"]`, msg, i))
+				if resp.StatusCode != 204 {
+					t.Fatalf("send: %s", resp.Status)
+				}
+				if f := next(want); f != want {
+					t.Fatalf("message %d: got %q, want %q", i, f, want)
+				}
+			}
+			if reopened < 2 {
+				t.Errorf("streams reopened %d times, want the limit to end a few", reopened)
+			}
+			do(t, "POST", c.node(holder+2).base+sess+"/xhr_send", `["close:`+id+`:3002"]`)
+			if f := next("close"); f != `c[3002,"bye"]` {
+				t.Fatalf("close frame %q", f)
+			}
+		})
+	}
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if n := c.h.closedCount(); n != 3 {
+			return fmt.Errorf("%d sessions closed", n)
+		}
+		return nil
+	})
+	c.h.checkOnce(t, true)
+}
+
+// TestClusterWebsocket: a websocket echo on its own node costs no Redis
+// round trip; a handler on another node reaches the socket with Send and
+// Close over NATS; OnClose runs once.
+func TestClusterWebsocket(t *testing.T) {
+	t.Parallel()
+	// No timers that touch Redis while the echo is measured.
+	c := newRedisCluster(t, 3, Settings{}, func(cfg *NodeConfig) {
+		cfg.RecheckInterval = time.Minute
+		cfg.ReapInterval = time.Minute
+	})
+	conn := dialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	wsID := c.h.nextOpen(t)
+
+	before := c.redisTrips()
+	_, cmdsBefore := c.nodes[0].redis.snapshot()
+	for i := range 20 {
+		msg := fmt.Sprintf("echo %d", i)
+		writeWS(t, conn, `["`+msg+`"]`)
+		want(t, "echo", readWS(t, conn), `a["`+msg+`"]`)
+	}
+	if after := c.redisTrips(); after != before {
+		_, cmdsAfter := c.nodes[0].redis.snapshot()
+		t.Errorf("same-node websocket echo made %d Redis round trips (n0 commands before %v, after %v)", after-before, cmdsBefore, cmdsAfter)
+	}
+
+	// A polling session whose messages land on n1 and n2 drives the
+	// handler there.
+	poll := newClientSession()
+	do(t, "POST", c.nodes[1].base+poll+"/xhr", "")
+	c.h.nextOpen(t)
+	resp, _ := do(t, "POST", c.nodes[2].base+poll+"/xhr_send", `["to:`+wsID+`:from n2"]`)
+	want(t, "send on n2", resp.StatusCode, 204)
+	want(t, "Send from a handler on n2", readWS(t, conn), `a["from n2"]`)
+	resp, _ = do(t, "POST", c.nodes[1].base+poll+"/xhr_send", `["close:`+wsID+`:3003"]`)
+	want(t, "send on n1", resp.StatusCode, 204)
+	want(t, "Close from a handler on n1", readWS(t, conn), `c[3003,"bye"]`)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := conn.Read(ctx); err == nil {
+		t.Fatal("websocket still open after its session closed")
+	}
+	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		c.h.mu.Lock()
+		defer c.h.mu.Unlock()
+		if c.h.closed[wsID] == 0 {
+			return fmt.Errorf("OnClose of %s not run", wsID)
+		}
+		return nil
+	})
+	c.h.checkOnce(t, false)
+}
+
+// TestClusterOpenRace: three nodes receive the first request of the same
+// session (a stream) at the same moment: exactly one of them opens it
+// (sends the open frame and runs OnOpen, once), the others answer 2010.
+func TestClusterOpenRace(t *testing.T) {
+	t.Parallel()
+	c := newRedisCluster(t, 3, Settings{}, nil)
+	for range 10 {
+		sess := newClientSession()
+		firsts := make(chan string, 3)
+		var start sync.WaitGroup
+		start.Add(1)
+		for i := range 3 {
+			go func() {
+				start.Wait()
+				frames, err := openFrames("POST", c.node(i).base+sess+"/xhr_streaming", TransportXHRStreaming)
+				if err != nil {
+					firsts <- err.Error()
+					return
+				}
+				select {
+				case f := <-frames:
+					firsts <- f
+				case <-time.After(5 * time.Second):
+					firsts <- "nothing within 5s"
+				}
+			}()
+		}
+		start.Done()
+		var got []string
+		for range 3 {
+			got = append(got, <-firsts)
+		}
+		slices.Sort(got)
+		if want := []string{`c[2010,"Another connection still open"]`, `c[2010,"Another connection still open"]`, "o"}; !slices.Equal(got, want) {
+			t.Fatalf("racing first streams got %q, want %q", got, want)
+		}
+	}
+	c.h.checkOnce(t, false)
+}
+
+// TestClusterReapOnce: sessions left without a receiver expire, and their
+// OnClose runs exactly once while every node reaps.
+func TestClusterReapOnce(t *testing.T) {
+	t.Parallel()
+	c := newRedisCluster(t, 3, Settings{DisconnectDelay: 200 * time.Millisecond}, func(cfg *NodeConfig) {
+		cfg.ReapInterval = 10 * time.Millisecond
+	})
+	const sessions = 30
+	for i := range sessions {
+		resp, body := do(t, "POST", c.node(i).base+newClientSession()+"/xhr", "")
+		if resp.StatusCode != 200 || body != "o\n" {
+			t.Fatalf("open: %s %q", resp.Status, body)
+		}
+	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if n := c.h.closedCount(); n < sessions {
+			return fmt.Errorf("%d of %d sessions reaped", n, sessions)
+		}
+		return nil
+	})
+	// Several more reap rounds on every node: still once each.
+	time.Sleep(100 * time.Millisecond)
+	c.h.checkOnce(t, true)
+	by := make(map[string]int)
+	c.h.mu.Lock()
+	for _, node := range c.h.closedOn {
+		by[node]++
+	}
+	c.h.mu.Unlock()
+	t.Logf("OnClose ran on: %v", by)
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shoal-rt/shoal/cluster"
 	"github.com/shoal-rt/shoal/sockjs"
+	"github.com/shoal-rt/shoal/store"
 )
 
 // releaseVersion, when set at link time (go build -ldflags
@@ -142,20 +143,40 @@ func newCleaner(node *sockjs.Node, m cluster.Membership, log *slog.Logger) *clea
 }
 
 // onLeave runs on membership's event goroutine, which must not wait: the
-// release itself runs on its own goroutine.
+// releases run on their own goroutines.
+//
+// The member that was responsible for an earlier departure may itself be
+// the one that just went, before or while it cleaned up: departures of the
+// last store.DefaultLeaseTTL (after which their leases have run out
+// anyway) that this node was not responsible for are looked at again, and
+// released if this node is responsible now. Releasing twice is harmless.
 func (c *cleaner) onLeave(m cluster.Member) {
-	responsible := c.membership.ResponsibleFor(m.ID)
+	now := time.Now()
+	var release []string
 	c.mu.Lock()
-	c.departures = append(c.departures, departure{Member: m, At: time.Now(), Cleaned: responsible})
+	for i := range c.departures {
+		d := &c.departures[i]
+		if !d.Cleaned && now.Sub(d.At) < store.DefaultLeaseTTL && d.ID != m.ID && c.membership.ResponsibleFor(d.ID) {
+			d.Cleaned = true
+			release = append(release, d.ID)
+		}
+	}
+	responsible := c.membership.ResponsibleFor(m.ID)
+	c.departures = append(c.departures, departure{Member: m, At: now, Cleaned: responsible})
 	if len(c.departures) > maxDepartures {
 		c.departures = c.departures[len(c.departures)-maxDepartures:]
 	}
 	c.mu.Unlock()
 	c.log.Info("member gone", "member", m.ID, "state", m.State.String(), "cleaning_up", responsible)
-	if !responsible {
-		return
+	if responsible {
+		release = append(release, m.ID)
 	}
-	c.wg.Go(func() { c.release(m.ID) })
+	for _, id := range release {
+		if id != m.ID {
+			c.log.Info("taking over the cleanup after an earlier departure", "member", id, "because_gone", m.ID)
+		}
+		c.wg.Go(func() { c.release(id) })
+	}
 }
 
 // release releases the leases of the dead node id, retrying a few times

@@ -172,7 +172,7 @@ func testReleaseLeaseMovedOn(t *testing.T, s store.Store, r store.NodeReleaser) 
 			return err
 		}
 		if res.Status != store.Attached {
-			return fmt.Errorf("Attach status %v", res.Status)
+			return fmt.Errorf("attach status %v", res.Status)
 		}
 		return nil
 	})

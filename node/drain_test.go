@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -19,17 +20,25 @@ import (
 // flow of messages through round-robin HAProxy. No session may be lost (no
 // close frame, no second open frame) and every message must arrive exactly
 // once, in order. A websocket on each draining node is closed with 1001.
+//
+// CI runs it with health checks every 200 ms and a drain delay of 1 s;
+// SHOAL_DRAIN_DEPLOYED=1 runs it with haproxy.cfg's own checks (every 2 s)
+// and the default drain delay (5 s).
 func TestRollingRestartUnderLoad(t *testing.T) {
 	const (
 		pollers, streamers = 4, 4
 		sendEvery          = 40 * time.Millisecond
-		drainDelay         = time.Second
 	)
+	deployed := os.Getenv("SHOAL_DRAIN_DEPLOYED") != ""
+	drainDelay := time.Second
+	if deployed {
+		drainDelay = defaultDrainDelay
+	}
 	// Race-enabled binaries sleep 1 s at exit by default; the drain time
 	// measured here is the program's own.
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	c := startGossipCluster(t, 3, "--drain-delay", drainDelay.String(), "--drain-timeout", "10s")
-	lb := startBalancer(t, c.nodes)
+	lb := startBalancer(t, c.nodes, !deployed)
 
 	ctx, stopReceiving := context.WithCancel(context.Background())
 	defer stopReceiving()

@@ -27,6 +27,7 @@ func RunNodeReleaser(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClosedStickyNotReturned", testReleaseClosedSticky},
 		{"Race", testReleaseRace},
 		{"Many", testReleaseMany},
+		{"CreatedAttached", testReleaseCreatedAttached},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -272,4 +273,18 @@ func testReleaseMany(t *testing.T, s store.Store, r store.NodeReleaser) {
 		}
 		wantAttach(t, s, id, lease("alive", "u"+id, long), want)
 	}
+}
+
+// A lease taken by Create itself is released like one taken by Attach.
+func testReleaseCreatedAttached(t *testing.T, s store.Store, r store.NodeReleaser) {
+	for _, l := range []store.Lease{lease("dead", "tp", long), sticky("dead", "tw")} {
+		created, err := s.Create(ctx(t), l.Token, store.CreateOptions{DisconnectDelay: long, Lease: &l})
+		if err != nil || !created {
+			t.Fatalf("Create with lease = %v, %v", created, err)
+		}
+	}
+	if res := mustRelease(t, r, "dead"); res.Released != 2 || !slices.Equal(res.Closed, []string{"tw"}) {
+		t.Fatalf("ReleaseNode = %+v; want 2 released, [tw] closed", res)
+	}
+	wantAttach(t, s, "tp", lease("alive", "u", long), store.Attached)
 }

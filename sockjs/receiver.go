@@ -22,8 +22,13 @@ type httpReceiver struct {
 	wrap         func(dst, frame []byte) []byte
 	polling      bool // one frame per response
 	limit        int  // streaming: bytes before the response is ended
-	written      int
-	buf          []byte
+	// prelude is what a stream sends before its first frame, flushed on
+	// its own; it waits until the store has answered, so that a request
+	// the store cannot serve still gets a plain 503.
+	prelude []byte
+	started bool // the response status has been sent
+	written int
+	buf     []byte
 }
 
 func (e *Endpoint) newHTTPReceiver(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpReceiver {
@@ -39,20 +44,40 @@ func (hr *httpReceiver) setDeadline() {
 	hr.rc.SetWriteDeadline(time.Now().Add(hr.writeTimeout))
 }
 
-// writePrelude writes and flushes the bytes a streaming transport sends
-// before any frame.
-func (hr *httpReceiver) writePrelude(b []byte) error {
+// start sends the response status and, for a stream, its prelude.
+func (hr *httpReceiver) start() error {
+	if hr.started {
+		return nil
+	}
+	hr.started = true
 	hr.setDeadline()
 	hr.w.WriteHeader(http.StatusOK)
-	if _, err := hr.w.Write(b); err != nil {
+	if hr.prelude == nil {
+		return nil
+	}
+	if _, err := hr.w.Write(hr.prelude); err != nil {
 		return err
 	}
 	return hr.rc.Flush()
 }
 
+// storeUnavailable answers a request the store could not serve: 503 if
+// nothing was sent yet, else the frame of an interrupted session.
+func (hr *httpReceiver) storeUnavailable() {
+	if !hr.started {
+		hr.started = true
+		httpError(hr.w, http.StatusServiceUnavailable, "Session store unavailable.")
+		return
+	}
+	hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
+}
+
 // writeFrame writes one frame. done reports that the response is complete
 // (a poll answered, a stream past its limit).
 func (hr *httpReceiver) writeFrame(frame []byte) (done bool, err error) {
+	if err := hr.start(); err != nil {
+		return true, err
+	}
 	hr.buf = hr.wrap(hr.buf[:0], frame)
 	hr.setDeadline()
 	if _, err := hr.w.Write(hr.buf); err != nil {
@@ -86,7 +111,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	res, created, info, err := e.attach(r, lr, lease, transport)
 	if err != nil {
 		n.log.Warn("sockjs: attach failed", "prefix", e.settings.Prefix, "err", err)
-		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
+		hr.storeUnavailable()
 		return
 	}
 	sess := e.sessionFor(id, key, info)
@@ -123,6 +148,12 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 			n.log.Warn("sockjs: detach failed", "err", err)
 		}
 	}()
+	// The store has answered: the status and a stream's prelude go out
+	// now, whether or not a frame follows soon.
+	if hr.start() != nil {
+		interrupted = true
+		return
+	}
 
 	if created {
 		// Nothing to load: channels OnOpen joins arrive as notes.

@@ -35,8 +35,6 @@ func (e *Endpoint) serveEventSource(w http.ResponseWriter, r *http.Request, sid 
 	h.Set("Content-Type", "text/event-stream")
 	hr := e.newHTTPReceiver(w, false, appendEventSourceFrame)
 	// Opera needs one more new line first.
-	if hr.writePrelude([]byte("\r\n")) != nil {
-		return
-	}
+	hr.prelude = []byte("\r\n")
 	e.receive(r, sid, TransportEventSource, hr)
 }

@@ -51,8 +51,6 @@ func (e *Endpoint) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid str
 	noCache(h)
 	h.Set("Content-Type", contentTypeHTML)
 	hr := e.newHTTPReceiver(w, false, appendHTMLFileFrame)
-	if hr.writePrelude(htmlfilePrelude(callback)) != nil {
-		return
-	}
+	hr.prelude = htmlfilePrelude(callback)
 	e.receive(r, sid, TransportHTMLFile, hr)
 }

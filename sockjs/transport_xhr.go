@@ -41,9 +41,7 @@ func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid
 	e.xhrHeaders(w, r)
 	w.Header().Set("Content-Type", contentTypeJS)
 	hr := e.newHTTPReceiver(w, false, appendXHRFrame)
-	if hr.writePrelude(xhrStreamingPrelude) != nil {
-		return
-	}
+	hr.prelude = xhrStreamingPrelude
 	e.receive(r, sid, TransportXHRStreaming, hr)
 }
 

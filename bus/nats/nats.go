@@ -86,7 +86,8 @@ func New(nc *nats.Conn, c Config) *Bus {
 // every 250 ms plus jitter, notices a dead server within about 15 s (pings
 // every 5 s, 3 outstanding), and buffers at most 4 MiB of sends while
 // disconnected; beyond that a send fails with nats.ErrReconnectBufExceeded
-// instead of blocking. Connection events are logged to slog.Default().
+// instead of blocking. Connection events (not those of Close) are logged
+// to slog.Default().
 // opts are applied after these defaults and override them.
 func Connect(url string, opts ...nats.Option) (*nats.Conn, error) {
 	log := slog.Default().With("component", "natsbus")
@@ -100,6 +101,8 @@ func Connect(url string, opts ...nats.Option) (*nats.Conn, error) {
 		nats.Timeout(2 * time.Second),
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(3),
+		// A Close of ours is no outage: no "disconnected" warning for it.
+		nats.NoCallbacksAfterClientClose(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("NATS disconnected", "err", err)
 		}),

@@ -70,21 +70,20 @@ var comparePresets = map[string]preset{
 // CompareReport is what a comparison measured; it is the comparison's JSON
 // file and the source of its HTML and Markdown.
 type CompareReport struct {
-	StartedAt  time.Time     `json:"started_at"`
-	Elapsed    float64       `json:"elapsed_s"`
-	Command    string        `json:"command"`
-	Machine    string        `json:"machine"`
-	ServerCPUs string        `json:"server_cpus"`
-	LoadCPUs   string        `json:"load_cpus"`
-	Targets    []TargetInfo  `json:"targets"`
-	Scenarios  []string      `json:"scenarios"`
-	Runs       []CompareRun  `json:"runs"`
-	Notes      []string      `json:"notes,omitempty"`
-	Ratios     []RatioRow    `json:"ratios"`
-	Dir        string        `json:"-"`
-	HTMLPath   string        `json:"-"`
-	JSONPath   string        `json:"-"`
-	cfg        CompareConfig `json:"-"`
+	StartedAt  time.Time    `json:"started_at"`
+	Elapsed    float64      `json:"elapsed_s"`
+	Command    string       `json:"command"`
+	Machine    string       `json:"machine"`
+	ServerCPUs string       `json:"server_cpus"`
+	LoadCPUs   string       `json:"load_cpus"`
+	Targets    []TargetInfo `json:"targets"`
+	Scenarios  []string     `json:"scenarios"`
+	Runs       []CompareRun `json:"runs"`
+	Notes      []string     `json:"notes,omitempty"`
+	Ratios     []RatioRow   `json:"ratios"`
+	Dir        string       `json:"-"`
+	HTMLPath   string       `json:"-"`
+	JSONPath   string       `json:"-"`
 }
 
 // TargetInfo says what a target is and whether it could run.
@@ -253,7 +252,6 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 		ServerCPUs: server,
 		LoadCPUs:   load,
 		Scenarios:  c.Scenarios,
-		cfg:        c,
 	}
 	rep.Notes = append(rep.Notes, c.Notes...)
 	if server == "" {

@@ -97,6 +97,9 @@ type Client struct {
 	// BusyRetries counts receiving requests answered with 2010 while this
 	// client had no other receiver open on the session, and retried.
 	BusyRetries atomic.Int64
+	// StreamReopens counts streaming responses the server ended (at its
+	// response_limit) and the client opened again.
+	StreamReopens atomic.Int64
 }
 
 // NewClient checks the target (loopback unless AllowRemote) and builds the

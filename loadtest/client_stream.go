@@ -167,6 +167,7 @@ func (s *streamSession) streamLoop(body io.ReadCloser, r *frameReader) error {
 		if body, err = s.request(); err != nil {
 			return err
 		}
+		s.c.StreamReopens.Add(1)
 		r = newFrameReader(body, s.kind)
 	}
 }

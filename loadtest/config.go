@@ -108,7 +108,8 @@ type Config struct {
 	BroadcastPrefix string // "/broadcast"
 
 	// ServerPIDs are the server's processes (all of them: nodes, Redis,
-	// NATS, balancer) whose CPU and memory the run reports.
+	// NATS, balancer) whose CPU and memory the run reports; their
+	// descendants at the start of the run are measured too.
 	ServerPIDs []int
 
 	Label    string    // names the target in reports

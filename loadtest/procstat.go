@@ -112,3 +112,59 @@ func parseVmRSS(b []byte) (int64, error) {
 	}
 	return 0, fmt.Errorf("loadtest: no VmRSS in /proc status")
 }
+
+// withDescendants returns pids followed by every process descended from
+// them, each once, so that a server started through a wrapper (a shell,
+// npm) is measured whole. The tree is read once: processes started later
+// are not added.
+func withDescendants(pids []int) []int {
+	children := map[int][]int{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return pids
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		if ppid, ok := parseStatPPID(b); ok {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	seen := map[int]bool{}
+	var out []int
+	var walk func(int)
+	walk = func(pid int) {
+		if seen[pid] {
+			return
+		}
+		seen[pid] = true
+		out = append(out, pid)
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	for _, p := range pids {
+		walk(p)
+	}
+	return out
+}
+
+// parseStatPPID reads field 4 (ppid) of a stat line.
+func parseStatPPID(b []byte) (int, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
+}

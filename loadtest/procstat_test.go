@@ -2,7 +2,9 @@ package loadtest
 
 import (
 	"os"
+	"os/exec"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -36,5 +38,34 @@ func TestSampleOwnProcess(t *testing.T) {
 	}
 	if _, err := SampleProcs([]int{1 << 30}); err == nil {
 		t.Error("a process that does not exist must be an error")
+	}
+}
+
+func TestDescendantsAreMeasured(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("sh", "-c", "sleep 30 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, pid := range withDescendants([]int{cmd.Process.Pid})[1:] {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	var pids []int
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pids) < 2 && time.Now().Before(deadline) {
+		pids = withDescendants([]int{cmd.Process.Pid})
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(pids) != 2 || pids[0] != cmd.Process.Pid {
+		t.Fatalf("withDescendants = %v, want the shell then its sleep", pids)
+	}
+	if name := procName(pids[1]); name != "sleep" {
+		t.Errorf("descendant is %q, want sleep", name)
 	}
 }

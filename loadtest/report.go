@@ -103,6 +103,12 @@ func (r *Result) HTML() ([]byte, error) {
 			rep.Params = append(rep.Params, [2]string{"server CPU by process", processText(s.Processes)})
 		}
 	}
+	if c := r.Client; c != nil {
+		rep.Params = append(rep.Params, [2]string{"load generator CPU in window", fmt.Sprintf("%.2f s (%.0f%% of one core), RSS %s", c.CPUSeconds, 100*c.CPUUtilization, fmtKiB(c.RSSKiB))})
+	}
+	if r.Counts.StreamReopens > 0 || r.Counts.BusyRetries > 0 {
+		rep.Params = append(rep.Params, [2]string{"stream reopens / 2010 retries", fmt.Sprintf("%d / %d", r.Counts.StreamReopens, r.Counts.BusyRetries)})
+	}
 	var buf bytes.Buffer
 	if err := runTmpl.Execute(&buf, rep); err != nil {
 		return nil, fmt.Errorf("loadtest: render report: %w", err)

@@ -45,6 +45,7 @@ type Result struct {
 	Series    []Point      `json:"series"`
 	Errors    []ErrorCount `json:"errors"`
 	Server    *ServerStats `json:"server,omitempty"`
+	Client    *ClientStats `json:"client,omitempty"`
 	Notes     []string     `json:"notes,omitempty"`
 }
 
@@ -60,6 +61,9 @@ type Counts struct {
 	// BusyRetries are polls or stream reopens the server refused with 2010
 	// although the client had no other receiver open, retried; whole run.
 	BusyRetries int64 `json:"busy_retries"`
+	// StreamReopens are streaming responses the server ended at its
+	// response_limit and the client reopened; whole run.
+	StreamReopens int64 `json:"stream_reopens"`
 }
 
 // ServerStats is what the server's processes spent over the window.
@@ -75,6 +79,15 @@ type ServerStats struct {
 	RSSPerSessionKiB float64 `json:"rss_per_session_kib"`
 	// Processes splits CPU over the window and RSS at its end by process.
 	Processes []ProcessSample `json:"processes,omitempty"`
+}
+
+// ClientStats is what the load generator itself spent over the window: if
+// it is near one core per CPU it had, the client, not the server, was the
+// limit.
+type ClientStats struct {
+	CPUSeconds     float64 `json:"cpu_s"`
+	CPUUtilization float64 `json:"cpu_utilization"`
+	RSSKiB         int64   `json:"rss_kib"`
 }
 
 // WriteJSON writes the result to path.
@@ -128,6 +141,9 @@ func (r *Result) Summary() string {
 		if len(sv.Processes) > 1 {
 			s += "  by process: " + processText(sv.Processes) + "\n"
 		}
+	}
+	if c := r.Client; c != nil {
+		s += fmt.Sprintf("  client   cpu %.2fs (%.0f%% of a core)  rss %s\n", c.CPUSeconds, 100*c.CPUUtilization, fmtKiB(c.RSSKiB))
 	}
 	for _, e := range r.Errors {
 		s += fmt.Sprintf("  error ×%d: %s\n", e.Count, e.Error)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 )
@@ -26,6 +27,8 @@ type runner struct {
 	procStart    *ProcSample // at the window's start
 	procEnd      *ProcSample // at the window's end
 	procErr      error
+	selfStart    *ProcSample // this process at the window's start
+	selfEnd      *ProcSample // and at its end
 	window       time.Duration
 	receivers    int64 // broadcast: sessions every publish should reach
 }
@@ -57,6 +60,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r := &runner{cfg: cfg, kind: kind, rec: NewRecorder(), client: client}
 	if len(cfg.ServerPIDs) > 0 {
+		cfg.ServerPIDs = withDescendants(cfg.ServerPIDs)
+		r.cfg.ServerPIDs = cfg.ServerPIDs
 		s, err := SampleProcs(cfg.ServerPIDs)
 		if err != nil {
 			return nil, err
@@ -100,6 +105,14 @@ func (r *runner) measure(ctx context.Context) error {
 }
 
 func (r *runner) sampleWindowEdge(dst **ProcSample) {
+	self, err := SampleProcs([]int{os.Getpid()})
+	if err == nil {
+		if r.selfStart == nil {
+			r.selfStart = &self
+		} else {
+			r.selfEnd = &self
+		}
+	}
 	if len(r.cfg.ServerPIDs) == 0 || r.procErr != nil {
 		return
 	}
@@ -323,6 +336,11 @@ func (r *runner) result(started time.Time) *Result {
 	rec.mu.Unlock()
 	res.Errors = rec.errorSummary()
 	res.Counts.BusyRetries = r.client.BusyRetries.Load()
+	res.Counts.StreamReopens = r.client.StreamReopens.Load()
+	if r.selfStart != nil && r.selfEnd != nil && r.window > 0 {
+		cpu := r.selfEnd.CPUSeconds - r.selfStart.CPUSeconds
+		res.Client = &ClientStats{CPUSeconds: round3(cpu), CPUUtilization: round3(cpu / r.window.Seconds()), RSSKiB: r.selfEnd.RSSKiB}
+	}
 	if n := res.Counts.BusyRetries; n > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d receiving requests were refused with 2010 while the previous one was still being detached by the server, and retried", n))
 	}

@@ -47,26 +47,31 @@ func startShoal(t *testing.T) string {
 func TestScenariosAgainstShoal(t *testing.T) {
 	url := startShoal(t)
 	tests := []struct {
-		scenario string
-		sessions int
-		rate     float64
+		scenario  string
+		transport Transport
+		sessions  int
+		rate      float64
 	}{
-		{"ws-echo", 4, 200},
-		{"ws-echo", 2, 0}, // closed loop
-		{"xhr-polling", 3, 60},
-		{"broadcast", 5, 20},
-		{"xhr-streaming", 3, 20},
-		{"eventsource", 3, 20},
-		{"churn", 4, 20},
-		{"idle", 30, 0},
+		{"ws-echo", "", 4, 200},
+		{"ws-echo", "", 2, 0}, // closed loop
+		{"xhr-polling", "", 3, 60},
+		{"broadcast", "", 5, 20},
+		{"xhr-streaming", "", 3, 20},
+		{"eventsource", "", 3, 20},
+		// /echo ends streams at 4 KiB: these reopen them many times.
+		{"echo", TransportXHRStreaming, 2, 200},
+		{"echo", TransportEventSource, 2, 200},
+		{"churn", "", 4, 20},
+		{"idle", "", 30, 0},
 	}
 	for _, tt := range tests {
-		t.Run(tt.scenario, func(t *testing.T) {
+		t.Run(tt.scenario+"/"+string(tt.transport), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			res, err := Run(ctx, Config{
-				URL: url, Scenario: tt.scenario, Sessions: tt.sessions, Rate: tt.rate,
+				URL: url, Scenario: tt.scenario, Transport: tt.transport, Sessions: tt.sessions, Rate: tt.rate,
 				Duration: time.Second, Warmup: 200 * time.Millisecond, Settle: 100 * time.Millisecond,
+				Payload:    100,
 				ServerPIDs: []int{os.Getpid()}, Label: "in-process shoal",
 			})
 			if err != nil {
@@ -75,8 +80,11 @@ func TestScenariosAgainstShoal(t *testing.T) {
 			if res.Counts.Errors != 0 || res.Counts.Lost != 0 {
 				t.Errorf("errors %d, lost sessions %d: %+v", res.Counts.Errors, res.Counts.Lost, res.Errors)
 			}
-			if res.Server == nil {
-				t.Fatal("no server figures although a pid was given")
+			if res.Server == nil || res.Client == nil {
+				t.Fatal("no server or client figures although a pid was given")
+			}
+			if tt.scenario == "echo" && res.Counts.StreamReopens < int64(tt.sessions) {
+				t.Errorf("%d stream reopens: the response_limit path was not exercised", res.Counts.StreamReopens)
 			}
 			if tt.scenario == "idle" {
 				if res.Counts.Open != int64(tt.sessions) {

@@ -949,17 +949,23 @@ func TestClusterRedisDownUp(t *testing.T) {
 }
 
 // TestClusterNATSDownUp: while NATS is down a send still reaches a poll
-// parked on another node (its store recheck finds it: a lost wake-up
-// delays, never loses); when NATS is back, wake-ups and websocket frames
-// cross nodes over it again.
+// parked on another node, and a websocket held by another node (the store
+// recheck finds them: a lost wake-up delays, never loses); when NATS is
+// back, wake-ups and websocket frames cross nodes over it again.
 func TestClusterNATSDownUp(t *testing.T) {
 	t.Parallel()
 	const recheck = 2 * time.Second
-	c := newRedisCluster(t, 3, Settings{}, func(cfg *NodeConfig) { cfg.RecheckInterval = recheck })
+	c := newRedisCluster(t, 3, Settings{}, func(cfg *NodeConfig) {
+		cfg.RecheckInterval = recheck
+		cfg.WebsocketRecheckInterval = recheck
+	})
 	sess := newClientSession()
 	_, body := do(t, "POST", c.node(0).base+sess+"/xhr", "")
 	want(t, "open", body, "o\n")
 	id := c.h.nextOpen(t)
+	conn := dialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
+	want(t, "websocket open", readWS(t, conn), "o")
+	wsID := c.h.nextOpen(t)
 	parkAndSend := func(msg string) time.Duration {
 		t.Helper()
 		parked := make(chan string, 1)
@@ -1006,6 +1012,10 @@ func TestClusterNATSDownUp(t *testing.T) {
 	})
 	d := parkAndSend("nats down")
 	t.Logf("delivery to a parked poll with NATS down: %v (recheck %v)", d, recheck)
+	// A handler on n2 sends to the websocket on n0: through the store.
+	resp, _ := do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:nats down"]`)
+	want(t, "send on n2", resp.StatusCode, 204)
+	want(t, "websocket frame from n2 with NATS down", readWS(t, conn), `a["nats down"]`)
 
 	c.nats.start()
 	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
@@ -1023,11 +1033,12 @@ func TestClusterNATSDownUp(t *testing.T) {
 		}
 		return nil
 	})
-	conn := dialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
-	want(t, "websocket open", readWS(t, conn), "o")
-	wsID := c.h.nextOpen(t)
-	resp, _ := do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:over nats"]`)
+	resp, _ = do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:over nats"]`)
 	want(t, "send on n2", resp.StatusCode, 204)
+	start := time.Now()
 	want(t, "websocket frame from n2", readWS(t, conn), `a["over nats"]`)
+	if d := time.Since(start); d > recheck/2 {
+		t.Errorf("websocket frame from n2 took %v with NATS back", d)
+	}
 	c.h.checkOnce(t, false)
 }

@@ -358,14 +358,24 @@ func decodeFramesEnvelope(b []byte) (key string, msgs []string, ok bool) {
 // sendToRemoteWebsocket hands msgs straight to the node that holds the
 // websocket of key, when key is a websocket session held elsewhere. A
 // websocket cannot move, so the store queue adds nothing but a round trip;
-// like the socket itself, the bus is at most once.
+// like the socket itself, the bus is at most once. While the bus says it
+// is disconnected, msgs go through the store instead (the holder's writer
+// rechecks it): a bus that buffers them until it reconnects would deliver
+// them before the holder has subscribed again, to nobody.
 func (n *Node) sendToRemoteWebsocket(ctx context.Context, key string, msgs []string) (sent bool) {
+	if cb, ok := n.bus.(connectedBus); ok && !cb.Connected() {
+		return false
+	}
 	sess, err := n.store.Get(ctx, key)
 	if err != nil || !sess.ReceiverSticky || sess.ReceiverNode == "" || sess.ReceiverNode == n.id || sess.State != store.StateOpen {
 		return false
 	}
 	return n.bus.SendNode(ctx, sess.ReceiverNode, appendFramesEnvelope(nil, key, msgs)) == nil
 }
+
+// connectedBus is a Bus that knows whether it reaches its server right now
+// (natsbus.Bus does).
+type connectedBus interface{ Connected() bool }
 
 // wake tells the receiver of key, held by node receiverNode, to look at
 // the store.

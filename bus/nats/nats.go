@@ -146,6 +146,10 @@ func (b *Bus) ListenChannel(channel string, h bus.Handler) (func(), error) {
 	return b.listen("ch", channel, h)
 }
 
+// Connected reports whether the connection to NATS is up right now; while
+// it is not, sends are buffered (see Connect) and may reach nobody.
+func (b *Bus) Connected() bool { return b.nc.IsConnected() }
+
 // Dropped reports how many messages NATS dropped because a listener of this
 // Bus fell behind (slow consumer).
 func (b *Bus) Dropped() uint64 {

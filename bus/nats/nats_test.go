@@ -174,6 +174,9 @@ func TestSendWhileNATSDown(t *testing.T) {
 	const bufSize = 64 << 10
 	nc := connect(t, s.ClientURL(), nats.ReconnectBufSize(bufSize))
 	b := newBus(t, nc, prefix)
+	if !b.Connected() {
+		t.Fatal("Connected is false with NATS up")
+	}
 	s.Shutdown()
 	bustest.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
 		if !nc.IsReconnecting() {
@@ -181,6 +184,9 @@ func TestSendWhileNATSDown(t *testing.T) {
 		}
 		return nil
 	})
+	if b.Connected() {
+		t.Fatal("Connected is true with NATS down")
+	}
 
 	// Sends fill the bounded reconnect buffer, then fail; none blocks.
 	ctx := context.Background()

@@ -222,56 +222,34 @@ func (e *Endpoint) serveTopLevel(w http.ResponseWriter, r *http.Request, name st
 	}
 }
 
+// sessionRoute serves one transport URL under a session.
+type sessionRoute struct {
+	transport string // the DisabledTransports name that turns it off; "" never
+	methods   string // allowed methods, for the Allow header and OPTIONS
+	serve     func(e *Endpoint, w http.ResponseWriter, r *http.Request, sid string)
+}
+
+var sessionRoutes = map[string]sessionRoute{
+	"xhr":           {TransportXHR, "OPTIONS, POST", (*Endpoint).serveXHRPolling},
+	"xhr_send":      {"", "OPTIONS, POST", (*Endpoint).serveXHRSend},
+	"xhr_streaming": {TransportXHRStreaming, "OPTIONS, POST", (*Endpoint).serveXHRStreaming},
+	"eventsource":   {TransportEventSource, "GET", (*Endpoint).serveEventSource},
+	"htmlfile":      {TransportHTMLFile, "GET", (*Endpoint).serveHTMLFile},
+	"jsonp":         {TransportJSONP, "GET", (*Endpoint).serveJSONP},
+	"jsonp_send":    {TransportJSONP, "POST", (*Endpoint).serveJSONPSend},
+	"websocket": {TransportWebsocket, "GET", func(e *Endpoint, w http.ResponseWriter, r *http.Request, _ string) {
+		e.serveWebsocket(w, r, false)
+	}},
+}
+
 func (e *Endpoint) serveSession(w http.ResponseWriter, r *http.Request, sid, transport string) {
-	switch transport {
-	case "xhr":
-		if e.disabled[TransportXHR] {
-			notFound(w)
-		} else if allowMethods(w, r, "OPTIONS, POST") {
-			e.serveXHRPolling(w, r, sid)
-		}
-	case "xhr_send":
-		if allowMethods(w, r, "OPTIONS, POST") {
-			e.serveXHRSend(w, r, sid)
-		}
-	case "xhr_streaming":
-		if e.disabled[TransportXHRStreaming] {
-			notFound(w)
-		} else if allowMethods(w, r, "OPTIONS, POST") {
-			e.serveXHRStreaming(w, r, sid)
-		}
-	case "eventsource":
-		if e.disabled[TransportEventSource] {
-			notFound(w)
-		} else if allowMethods(w, r, "GET") {
-			e.serveEventSource(w, r, sid)
-		}
-	case "htmlfile":
-		if e.disabled[TransportHTMLFile] {
-			notFound(w)
-		} else if allowMethods(w, r, "GET") {
-			e.serveHTMLFile(w, r, sid)
-		}
-	case "jsonp":
-		if e.disabled[TransportJSONP] {
-			notFound(w)
-		} else if allowMethods(w, r, "GET") {
-			e.serveJSONP(w, r, sid)
-		}
-	case "jsonp_send":
-		if e.disabled[TransportJSONP] {
-			notFound(w)
-		} else if allowMethods(w, r, "POST") {
-			e.serveJSONPSend(w, r, sid)
-		}
-	case "websocket":
-		if e.disabled[TransportWebsocket] {
-			notFound(w)
-		} else if allowMethods(w, r, "GET") {
-			e.serveWebsocket(w, r, false)
-		}
-	default:
+	route, ok := sessionRoutes[transport]
+	if !ok || (route.transport != "" && e.disabled[route.transport]) {
 		notFound(w)
+		return
+	}
+	if allowMethods(w, r, route.methods) {
+		route.serve(e, w, r, sid)
 	}
 }
 

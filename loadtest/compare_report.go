@@ -30,7 +30,7 @@ func (rep *CompareReport) table() []compareRow {
 	for _, scen := range rep.Scenarios {
 		load := ""
 		metric := ""
-		var m, lat, del []cell
+		var m, lat, del, marg []cell
 		for _, t := range rep.Targets {
 			var run *CompareRun
 			for i := range rep.Runs {
@@ -46,7 +46,7 @@ func (rep *CompareReport) table() []compareRow {
 						txt = "unavailable"
 					}
 				}
-				m, lat, del = append(m, cell{Text: txt}), append(lat, cell{Text: txt}), append(del, cell{Text: txt})
+				m, lat, del, marg = append(m, cell{Text: txt}), append(lat, cell{Text: txt}), append(del, cell{Text: txt}), append(marg, cell{Text: txt})
 				continue
 			}
 			r := run.Result
@@ -59,6 +59,11 @@ func (rep *CompareReport) table() []compareRow {
 				m = append(m, cell{Text: "n/a", Report: run.Report})
 			}
 			if r.Kind == KindIdle {
+				mv := "n/a"
+				if r.Server != nil && r.Server.RSSMarginalKiB != 0 {
+					mv = fmtMetric(r.Server.RSSMarginalKiB)
+				}
+				marg = append(marg, cell{Text: mv})
 				lat = append(lat, cell{Text: fmt.Sprintf("%s / %s", fmtMicros(r.Connect.P50), fmtMicros(r.Connect.P99))})
 				del = append(del, cell{Text: fmt.Sprintf("%d of %d open", r.Counts.Open, r.Sessions), Class: boolClass(r.Counts.Open >= int64(r.Sessions))})
 			} else {
@@ -73,8 +78,11 @@ func (rep *CompareReport) table() []compareRow {
 		if strings.HasPrefix(scen, "idle") {
 			latName, delName = "connect p50 / p99", "sessions held"
 		}
+		rows = append(rows, compareRow{Scenario: scen, Load: load, Metric: metric, Cells: m})
+		if strings.HasPrefix(scen, "idle") {
+			rows = append(rows, compareRow{Metric: "marginal per session, second half (KiB)", Cells: marg})
+		}
 		rows = append(rows,
-			compareRow{Scenario: scen, Load: load, Metric: metric, Cells: m},
 			compareRow{Metric: latName, Cells: lat},
 			compareRow{Metric: delName, Cells: del})
 	}

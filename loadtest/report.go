@@ -99,6 +99,9 @@ func (r *Result) HTML() ([]byte, error) {
 			[2]string{"server pids", fmt.Sprint(s.PIDs)},
 			[2]string{"server CPU in window", fmt.Sprintf("%.2f s (%.0f%% of one core)", s.CPUSeconds, 100*s.CPUUtilization)},
 			[2]string{"server RSS baseline / start / end", fmt.Sprintf("%s / %s / %s", fmtKiB(s.RSSBaselineKiB), fmtKiB(s.RSSStartKiB), fmtKiB(s.RSSEndKiB))})
+		if s.RSSMidKiB > 0 {
+			rep.Params = append(rep.Params, [2]string{"server RSS after half the sessions", fmtKiB(s.RSSMidKiB)})
+		}
 		if len(s.Processes) > 1 {
 			rep.Params = append(rep.Params, [2]string{"server CPU by process", processText(s.Processes)})
 		}
@@ -155,6 +158,9 @@ func (r *Result) cards() []card {
 		}
 		if s.RSSPerSessionKiB > 0 {
 			cs = append(cs, card{Value: fmt.Sprintf("%.1f KiB", s.RSSPerSessionKiB), Label: "server memory per session"})
+		}
+		if s.RSSMarginalKiB != 0 {
+			cs = append(cs, card{Value: fmt.Sprintf("%.1f KiB", s.RSSMarginalKiB), Label: "marginal per session (second half)"})
 		}
 		cs = append(cs, card{Value: fmt.Sprintf("%.0f%%", 100*s.CPUUtilization), Label: "server CPU (one core = 100%)"})
 	}

@@ -77,6 +77,10 @@ type ServerStats struct {
 	RSSEndKiB      int64   `json:"rss_end_kib"`      // at the window's end
 	// RSSPerSessionKiB is (end − baseline) / open sessions.
 	RSSPerSessionKiB float64 `json:"rss_per_session_kib"`
+	// RSSMarginalKiB is the growth per session of the second half of the
+	// idle sessions alone: (end − mid) / sessions opened after mid.
+	RSSMidKiB      int64   `json:"rss_mid_kib,omitempty"`
+	RSSMarginalKiB float64 `json:"rss_marginal_kib,omitempty"`
 	// Processes splits CPU over the window and RSS at its end by process.
 	Processes []ProcessSample `json:"processes,omitempty"`
 }
@@ -136,6 +140,9 @@ func (r *Result) Summary() string {
 		s += fmt.Sprintf("  rss %s → %s", fmtKiB(sv.RSSBaselineKiB), fmtKiB(sv.RSSEndKiB))
 		if sv.RSSPerSessionKiB > 0 {
 			s += fmt.Sprintf("  %.1f KiB per session", sv.RSSPerSessionKiB)
+		}
+		if sv.RSSMarginalKiB != 0 {
+			s += fmt.Sprintf(" (%.1f KiB marginal)", sv.RSSMarginalKiB)
 		}
 		s += "\n"
 		if len(sv.Processes) > 1 {

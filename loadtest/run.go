@@ -27,6 +27,8 @@ type runner struct {
 	procStart    *ProcSample // at the window's start
 	procEnd      *ProcSample // at the window's end
 	procErr      error
+	procMid      *ProcSample // idle: after the first half of the sessions opened
+	openMid      int64       // idle: sessions open at procMid
 	selfStart    *ProcSample // this process at the window's start
 	selfEnd      *ProcSample // and at its end
 	window       time.Duration
@@ -384,6 +386,10 @@ func (r *runner) result(started time.Time) *Result {
 		}
 		if r.kind == KindIdle && res.Counts.Open > 0 {
 			sv.RSSPerSessionKiB = round3(float64(sv.RSSEndKiB-sv.RSSBaselineKiB) / float64(res.Counts.Open))
+			if r.procMid != nil && res.Counts.Open > r.openMid {
+				sv.RSSMidKiB = r.procMid.RSSKiB
+				sv.RSSMarginalKiB = round3(float64(sv.RSSEndKiB-r.procMid.RSSKiB) / float64(res.Counts.Open-r.openMid))
+			}
 		}
 		res.Server = sv
 	}

@@ -90,6 +90,9 @@ func TestScenariosAgainstShoal(t *testing.T) {
 				if res.Counts.Open != int64(tt.sessions) {
 					t.Errorf("%d sessions open at the window's end, want %d", res.Counts.Open, tt.sessions)
 				}
+				if res.Server.RSSMidKiB <= 0 {
+					t.Error("no memory sample between the two halves of the idle sessions")
+				}
 				return
 			}
 			if res.Counts.Sent == 0 || res.Latency.Count == 0 {

@@ -21,13 +21,26 @@ func (r *runner) progress() (stop func()) {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		n := 0
+		var last *ProcSample
+		lastAt := time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
 			}
-			p := r.rec.Tick()
+			var cpu float64
+			var rss int64
+			if len(r.cfg.ServerPIDs) > 0 {
+				if s, err := SampleProcs(r.cfg.ServerPIDs); err == nil {
+					now := time.Now()
+					if last != nil {
+						cpu = round3((s.CPUSeconds - last.CPUSeconds) / now.Sub(lastAt).Seconds())
+					}
+					last, lastAt, rss = &s, now, s.RSSKiB
+				}
+			}
+			p := r.rec.TickWith(cpu, rss)
 			n++
 			if w == nil || (!tty && n%5 != 0) {
 				continue
@@ -54,8 +67,12 @@ func (r *runner) progressLine(p Point) string {
 	if p.P50 > 0 {
 		lat = fmt.Sprintf("p50 %s p99 %s", fmtMicros(p.P50), fmtMicros(p.P99))
 	}
-	return fmt.Sprintf("[%s %s] %5.0fs %-7s sessions %d  sent %d/s  recv %d/s  %s  errors %d",
-		r.cfg.Label, r.cfg.Scenario, p.T, p.Phase, p.Sessions, p.Sent, p.Received, lat, r.rec.errors.Load())
+	server := ""
+	if p.ServerRSSKiB > 0 {
+		server = fmt.Sprintf("  server %.0f%% cpu %s", 100*p.ServerCPU, fmtKiB(p.ServerRSSKiB))
+	}
+	return fmt.Sprintf("[%s %s] %5.0fs %-7s sessions %d  sent %d/s  recv %d/s  %s  errors %d%s",
+		r.cfg.Label, r.cfg.Scenario, p.T, p.Phase, p.Sessions, p.Sent, p.Received, lat, r.rec.errors.Load(), server)
 }
 
 func isTerminal(w any) bool {

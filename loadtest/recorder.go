@@ -39,6 +39,10 @@ type Point struct {
 	P90      int64   `json:"p90_us"`
 	P99      int64   `json:"p99_us"`
 	Max      int64   `json:"max_us"`
+	// Server figures, when the run measures server processes: CPUs busy
+	// over the interval (1 = one core) and resident memory at its end.
+	ServerCPU    float64 `json:"server_cpu,omitempty"`
+	ServerRSSKiB int64   `json:"server_rss_kib,omitempty"`
 }
 
 // counters are the running totals a window is measured from.
@@ -215,7 +219,10 @@ func (r *Recorder) counters() counters {
 func (r *Recorder) OpenSessions() int64 { return r.open.Load() }
 
 // Tick closes the current interval, appends it to the series and returns it.
-func (r *Recorder) Tick() Point {
+func (r *Recorder) Tick() Point { return r.TickWith(0, 0) }
+
+// TickWith is Tick with the server's CPU use over the interval and its RSS.
+func (r *Recorder) TickWith(serverCPU float64, serverRSSKiB int64) Point {
 	c := r.counters()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -226,6 +233,9 @@ func (r *Recorder) Tick() Point {
 		Received: c.received - r.lastTick.received,
 		Errors:   c.errors - r.lastTick.errors,
 		Sessions: r.open.Load(),
+
+		ServerCPU:    serverCPU,
+		ServerRSSKiB: serverRSSKiB,
 	}
 	if r.interval.TotalCount() > 0 {
 		p.P50 = r.interval.ValueAtQuantile(50)

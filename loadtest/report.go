@@ -76,24 +76,41 @@ func (r *Result) WriteHTML(path string) error {
 func (r *Result) HTML() ([]byte, error) {
 	rep := runReport{R: r, CSS: template.CSS(reportCSS)}
 	rep.Cards = r.cards()
-	rep.Charts = []template.HTML{
-		latencyOverTime(r).SVG(),
-		throughputOverTime(r).SVG(),
-		latencySpectrum("Latency by percentile", []string{r.Label}, nil, [][]Quantile{r.Spectrum}).SVG(),
-		latencyHistogram(r).SVG(),
+	if r.Kind == KindIdle {
+		// No messages: what matters is the sessions held and what they cost.
+		rep.Charts = []template.HTML{
+			throughputOverTime(r).SVG(),
+			latencySpectrum("Session open latency by percentile", []string{r.Label}, nil, [][]Quantile{r.ConnectSpectrum}).SVG(),
+		}
+	} else {
+		rep.Charts = []template.HTML{
+			latencyOverTime(r).SVG(),
+			throughputOverTime(r).SVG(),
+			latencySpectrum("Latency by percentile", []string{r.Label}, nil, [][]Quantile{r.Spectrum}).SVG(),
+			latencyHistogram(r).SVG(),
+		}
+	}
+	if hasServerSeries(r.Series) {
+		rep.Charts = append(rep.Charts, serverOverTime(r, false).SVG(), serverOverTime(r, true).SVG())
 	}
 	rep.Params = [][2]string{
 		{"scenario", fmt.Sprintf("%s (%s)", r.Scenario, r.Kind)},
 		{"transport", string(r.Transport)},
 		{"sessions", fmt.Sprint(r.Sessions)},
-		{"rate", rateText(r)},
-		{"payload", fmt.Sprintf("%d bytes", r.Payload)},
-		{"in flight per sender", fmt.Sprint(r.Inflight)},
-		{"sent / received", fmt.Sprintf("%d / %d", r.Counts.Sent, r.Counts.Received)},
-		{"delivered / expected (whole run)", fmt.Sprintf("%d / %d = %.2f%%", r.Delivered, r.Expected, 100*r.DeliveryRatio)},
+	}
+	if r.Kind != KindIdle {
+		rep.Params = append(rep.Params, [][2]string{
+			{"rate", rateText(r)},
+			{"payload", fmt.Sprintf("%d bytes", r.Payload)},
+			{"in flight per sender", fmt.Sprint(r.Inflight)},
+			{"sent / received", fmt.Sprintf("%d / %d", r.Counts.Sent, r.Counts.Received)},
+			{"delivered / expected (whole run)", fmt.Sprintf("%d / %d = %.2f%%", r.Delivered, r.Expected, 100*r.DeliveryRatio)},
+		}...)
+	}
+	rep.Params = append(rep.Params, [][2]string{
 		{"sessions opened / lost / open at end", fmt.Sprintf("%d / %d / %d", r.Counts.Opened, r.Counts.Lost, r.Counts.Open)},
 		{"connect latency p50 / p99 / max", fmt.Sprintf("%s / %s / %s", fmtMicros(r.Connect.P50), fmtMicros(r.Connect.P99), fmtMicros(r.Connect.Max))},
-	}
+	}...)
 	if s := r.Server; s != nil {
 		rep.Params = append(rep.Params,
 			[2]string{"server pids", fmt.Sprint(s.PIDs)},
@@ -224,10 +241,14 @@ func throughputOverTime(r *Result) lineChart {
 		s = []chartSeries{{Name: "open sessions", X: x, Y: open}, {Name: "errors/s", X: x, Y: errs, Color: "#D55E00"}}
 		title = "Open sessions"
 	}
+	yLabel := "per second"
+	if r.Kind == KindIdle {
+		yLabel = "sessions"
+	}
 	return lineChart{
 		Title:  title,
 		X:      chartAxis{Label: "seconds since start", Min: 0, Max: lastT(r.Series)},
-		Y:      chartAxis{Label: "per second"},
+		Y:      chartAxis{Label: yLabel},
 		Series: s,
 		Bands:  phaseBands(r.Series),
 	}
@@ -287,6 +308,47 @@ func latencyHistogram(r *Result) lineChart {
 		Series: []chartSeries{s},
 		Bars:   true,
 	}
+}
+
+func hasServerSeries(series []Point) bool {
+	for _, p := range series {
+		if p.ServerRSSKiB > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// serverOverTime charts the server processes' memory (rss) or CPU use.
+func serverOverTime(r *Result, rss bool) lineChart {
+	s := chartSeries{Name: "all server processes"}
+	first := true
+	for _, p := range r.Series {
+		if p.ServerRSSKiB == 0 {
+			continue
+		}
+		if first && !rss {
+			first = false
+			continue // the first sample has no interval to measure CPU over
+		}
+		v := p.ServerCPU * 100
+		if rss {
+			v = float64(p.ServerRSSKiB) / 1024
+		}
+		s.X, s.Y = append(s.X, p.T), append(s.Y, v)
+	}
+	c := lineChart{
+		Title:  "Server CPU (100% = one core)",
+		X:      chartAxis{Label: "seconds since start", Min: 0, Max: lastT(r.Series)},
+		Y:      chartAxis{Label: "CPU", Format: func(v float64) string { return fmtNumber(v) + "%" }},
+		Series: []chartSeries{s},
+		Bands:  phaseBands(r.Series),
+	}
+	if rss {
+		c.Title = "Server memory (RSS)"
+		c.Y = chartAxis{Label: "MiB", Format: func(v float64) string { return fmtNumber(v) + " MiB" }}
+	}
+	return c
 }
 
 func lastT(series []Point) float64 {

@@ -89,6 +89,32 @@ func TestRunReportHTML(t *testing.T) {
 	if strings.Count(page, "<svg") != 4 {
 		t.Errorf("report has %d charts, want 4", strings.Count(page, "<svg"))
 	}
+
+	// With the server sampled every second, its CPU and memory are charted.
+	for i := range r.Series {
+		r.Series[i].ServerCPU, r.Series[i].ServerRSSKiB = 0.25, 12000+int64(i)*1024
+	}
+	b, err = r.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page = string(b)
+	if strings.Count(page, "<svg") != 6 || !strings.Contains(page, "Server memory (RSS)") || !strings.Contains(page, "Server CPU (100% = one core)") {
+		t.Errorf("report with server series has %d charts, want 6 with server CPU and memory", strings.Count(page, "<svg"))
+	}
+
+	// An idle run has no message latency to chart: its sessions and their
+	// open latency instead.
+	r.Kind, r.Scenario = KindIdle, "idle"
+	r.ConnectSpectrum = r.Spectrum
+	b, err = r.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page = string(b)
+	if strings.Contains(page, "Latency over time") || !strings.Contains(page, "Session open latency by percentile") || !strings.Contains(page, "Open sessions") {
+		t.Error("idle report should chart open sessions and open latency, not message latency")
+	}
 }
 
 func TestPhaseBands(t *testing.T) {

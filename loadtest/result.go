@@ -38,15 +38,17 @@ type Result struct {
 	Ops     int64  `json:"ops"`
 	OpsName string `json:"ops_name"`
 
-	Latency   Latency      `json:"latency"`
-	Connect   Latency      `json:"connect_latency"`
-	Spectrum  []Quantile   `json:"latency_spectrum"`
-	Histogram []Bucket     `json:"latency_histogram"`
-	Series    []Point      `json:"series"`
-	Errors    []ErrorCount `json:"errors"`
-	Server    *ServerStats `json:"server,omitempty"`
-	Client    *ClientStats `json:"client,omitempty"`
-	Notes     []string     `json:"notes,omitempty"`
+	Latency  Latency    `json:"latency"`
+	Connect  Latency    `json:"connect_latency"`
+	Spectrum []Quantile `json:"latency_spectrum"`
+	// ConnectSpectrum is the session open latency by percentile.
+	ConnectSpectrum []Quantile   `json:"connect_spectrum"`
+	Histogram       []Bucket     `json:"latency_histogram"`
+	Series          []Point      `json:"series"`
+	Errors          []ErrorCount `json:"errors"`
+	Server          *ServerStats `json:"server,omitempty"`
+	Client          *ClientStats `json:"client,omitempty"`
+	Notes           []string     `json:"notes,omitempty"`
 }
 
 // Counts are the window's totals.

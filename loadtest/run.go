@@ -329,11 +329,12 @@ func (r *runner) result(started time.Time) *Result {
 			Sent: w.sent, Received: w.received, Errors: w.errors, Skipped: w.skipped,
 			Opened: rec.opened.Load(), Lost: rec.lost.Load(), Open: rec.winEnd.open,
 		},
-		Latency:   summarize(rec.window),
-		Connect:   summarize(rec.connect),
-		Spectrum:  spectrum(rec.window),
-		Histogram: buckets(rec.window, 40),
-		Series:    append([]Point(nil), rec.series...),
+		Latency:         summarize(rec.window),
+		Connect:         summarize(rec.connect),
+		Spectrum:        spectrum(rec.window),
+		ConnectSpectrum: spectrum(rec.connect),
+		Histogram:       buckets(rec.window, 40),
+		Series:          append([]Point(nil), rec.series...),
 	}
 	rec.mu.Unlock()
 	res.Errors = rec.errorSummary()

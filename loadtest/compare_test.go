@@ -30,6 +30,9 @@ func TestHAProxyConfigParses(t *testing.T) {
 	if !strings.Contains(cfg, "balance roundrobin") || strings.Contains(cfg, "cookie") || strings.Contains(cfg, "stick") {
 		t.Errorf("the balancer must be round-robin without stickiness:\n%s", cfg)
 	}
+	if !strings.Contains(cfg, "option http-no-delay") {
+		t.Errorf("without http-no-delay HAProxy delays streamed frames:\n%s", cfg)
+	}
 }
 
 // TestCompareRunsPeerAndReportsUnavailableCluster runs the comparison end

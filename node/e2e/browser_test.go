@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
+
+// The browser tests run the real sockjs-client 1.6.1 in Debian's Chromium
+// (driven by playwright-core, testdata/browser/driver.js) against node
+// processes. The test page is served from another origin than the SockJS
+// server, which is what makes sockjs-client use its cross-domain
+// transports: the iframe-* ones (an iframe from the server's origin loads
+// sockjs-client from --sockjs-url and runs the transport inside it),
+// jsonp-polling, and CORS for the rest. Everything stays on loopback: the
+// test serves sockjs.min.js from node_modules itself.
+
+const browserDir = "testdata/browser"
+
+// browserTransports are forced one at a time with sockjs-client's
+// transports option; the first four are the browser-only ones.
+var browserTransports = []string{
+	"iframe-htmlfile", "iframe-xhr-polling", "iframe-eventsource", "jsonp-polling",
+	"websocket", "xhr-streaming", "xhr-polling", "eventsource",
+}
+
+// browserGroups pair transports for /broadcast: each pair runs as two
+// browser sessions that both send and both must receive everything.
+var browserGroups = [][]string{
+	{"iframe-htmlfile", "websocket"},
+	{"jsonp-polling", "iframe-eventsource"},
+	{"iframe-xhr-polling", "xhr-streaming"},
+	{"eventsource", "xhr-polling"},
+}
+
+const (
+	browserEchoCount      = 30
+	browserBroadcastCount = 20
+)
+
+type browserSession struct {
+	Transport string   `json:"transport"`
+	Tag       string   `json:"tag"`
+	Got       string   `json:"got"` // sock.transport once open
+	Received  []string `json:"received"`
+	Error     string   `json:"error"`
+	Ms        int      `json:"ms"`      // whole scenario, page load included
+	PageMs    int      `json:"pageMs"`  // new context and page load
+	OpenMs    int      `json:"openMs"`  // new SockJS until open
+	Servers   []string `json:"servers"` // X-Shoal-Server of its responses (behind HAProxy)
+}
+
+type browserResult struct {
+	Error     string           `json:"error"`
+	LaunchMs  int              `json:"launchMs"`
+	TotalMs   int              `json:"totalMs"`
+	Echo      []browserSession `json:"echo"`
+	Broadcast []struct {
+		Sessions []browserSession `json:"sessions"`
+		Ms       int              `json:"ms"`
+	} `json:"broadcast"`
+	OffLoopback []string `json:"offLoopback"`
+	PageErrors  []string `json:"pageErrors"`
+}
+
+// assetServer serves the test page and sockjs-client's browser build on
+// an origin of its own, and notes who fetched the script.
+type assetServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	referers []string // of the script's fetches
+}
+
+// fetchedFrom reports whether a page of origin base fetched the script.
+// Chromium's default referrer policy sends only the origin cross-origin.
+func (a *assetServer) fetchedFrom(base string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.ContainsFunc(a.referers, func(r string) bool { return strings.HasPrefix(r, base+"/") })
+}
+
+func startAssets(t *testing.T) *assetServer {
+	t.Helper()
+	a := &assetServer{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /page.html", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(browserDir, "page.html"))
+	})
+	mux.HandleFunc("GET /sockjs.min.js", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		if len(a.referers) < 1000 {
+			a.referers = append(a.referers, r.Referer())
+		}
+		a.mu.Unlock()
+		// Not cached, so the iframe's own fetch reaches this server too.
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeFile(w, r, filepath.Join(browserDir, "node_modules", "sockjs-client", "dist", "sockjs.min.js"))
+	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
+	a.Server = httptest.NewServer(mux)
+	t.Cleanup(a.Close)
+	return a
+}
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"chromium", "/usr/bin/chromium"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatal("chromium not found: scripts/test installs Debian's chromium")
+	return ""
+}
+
+// runBrowser runs driver.js once (one browser launch) against base.
+func runBrowser(t *testing.T, assets *assetServer, base string) browserResult {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core")); err != nil {
+		t.Fatalf("%v: run scripts/test, which runs npm ci in %s", err, browserDir)
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"chromium":  chromiumPath(t),
+		"page":      assets.URL + "/page.html",
+		"base":      base,
+		"echo":      map[string]any{"endpoint": "/echo", "transports": browserTransports, "count": browserEchoCount},
+		"broadcast": map[string]any{"endpoint": "/broadcast", "groups": browserGroups, "count": browserBroadcastCount},
+		"timeoutMs": 90000,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(browserDir, "driver.js"), string(cfg))
+	// On timeout, SIGTERM first: playwright then closes Chromium, which a
+	// SIGKILLed driver would leave behind.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	t.Cleanup(func() {
+		if t.Failed() && stderr.Len() > 0 {
+			t.Logf("driver stderr:\n%s", stderr.String())
+		}
+	})
+	if err != nil {
+		t.Fatalf("driver: %v\nstdout: %s", err, out) // stderr: logged by the cleanup above
+	}
+	var r browserResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("driver output %q: %v", out, err)
+	}
+	t.Logf("browser: launch %d ms, scenarios %d ms, driver process %v", r.LaunchMs, r.TotalMs, time.Since(start).Round(time.Millisecond))
+	if r.Error != "" {
+		// What finished before is still judged below.
+		t.Errorf("driver error: %s", r.Error)
+	}
+	if len(r.OffLoopback) > 0 {
+		t.Errorf("requests left loopback: %q", r.OffLoopback)
+	}
+	if len(r.PageErrors) > 0 {
+		t.Errorf("page errors: %q", r.PageErrors)
+	}
+	return r
+}
+
+// checkHops: behind the round-robin balancer, the requests of one
+// session (all but a websocket's, which are just the info request and
+// the upgrade) were answered by more than one node.
+func checkHops(t *testing.T, s browserSession, cluster bool) {
+	t.Helper()
+	if cluster && s.Transport != "websocket" && len(s.Servers) < 2 {
+		t.Errorf("%s: every request went to nodes %q: the session never hopped", s.Transport, s.Servers)
+	}
+}
+
+func checkBrowserEcho(t *testing.T, r browserResult, cluster bool) {
+	t.Helper()
+	want := make([]string, 0, browserEchoCount+1)
+	for i := range browserEchoCount {
+		want = append(want, fmt.Sprintf("msg-%d", i))
+	}
+	want = append(want, "end")
+	if len(r.Echo) != len(browserTransports) {
+		t.Fatalf("got %d echo results, want %d", len(r.Echo), len(browserTransports))
+	}
+	for _, s := range r.Echo {
+		t.Run("echo/"+s.Transport, func(t *testing.T) {
+			if s.Error != "" {
+				t.Fatalf("%s (received %d: %q)", s.Error, len(s.Received), s.Received)
+			}
+			if s.Got != s.Transport {
+				t.Errorf("sockjs-client used %q, want %q", s.Got, s.Transport)
+			}
+			if !slices.Equal(s.Received, want) {
+				t.Errorf("received %q, want %q", s.Received, want)
+			}
+			checkHops(t, s, cluster)
+			t.Logf("page %d ms, open %d ms, %d messages in %d ms, nodes %q", s.PageMs, s.OpenMs, browserEchoCount, s.Ms-s.PageMs-s.OpenMs, s.Servers)
+		})
+	}
+}
+
+// checkBrowserBroadcast: every session of a group got every message of
+// every sender of its group exactly once, in that sender's order, then the
+// sender's end marker, and nothing from another group.
+func checkBrowserBroadcast(t *testing.T, r browserResult, cluster bool) {
+	t.Helper()
+	if len(r.Broadcast) != len(browserGroups) {
+		t.Fatalf("got %d broadcast groups, want %d", len(r.Broadcast), len(browserGroups))
+	}
+	for g, group := range r.Broadcast {
+		t.Run(fmt.Sprintf("broadcast/%s+%s", browserGroups[g][0], browserGroups[g][1]), func(t *testing.T) {
+			if len(group.Sessions) != len(browserGroups[g]) {
+				t.Fatalf("got %d sessions, want %d", len(group.Sessions), len(browserGroups[g]))
+			}
+			tags := map[string]bool{}
+			for _, s := range group.Sessions {
+				tags[s.Tag] = true
+			}
+			for _, s := range group.Sessions {
+				if s.Error != "" {
+					t.Errorf("%s: %s (received %d: %q)", s.Transport, s.Error, len(s.Received), s.Received)
+					continue
+				}
+				if s.Got != s.Transport {
+					t.Errorf("sockjs-client used %q, want %q", s.Got, s.Transport)
+				}
+				checkHops(t, s, cluster)
+				next := map[string]int{} // sender tag → next expected number
+				ended := map[string]bool{}
+				for _, m := range s.Received {
+					tag, num, ok := strings.Cut(m, ":")
+					if !ok || !tags[tag] {
+						t.Errorf("%s: unexpected message %q", s.Transport, m)
+						continue
+					}
+					if ended[tag] {
+						t.Errorf("%s: %q after %s's end marker", s.Transport, m, tag)
+						continue
+					}
+					if num == "end" {
+						ended[tag] = true
+						if next[tag] != browserBroadcastCount {
+							t.Errorf("%s: %s ended after %d of %d messages", s.Transport, tag, next[tag], browserBroadcastCount)
+						}
+						continue
+					}
+					if num != fmt.Sprint(next[tag]) {
+						t.Errorf("%s: from %s got #%s, want #%d (lost, duplicated or reordered)", s.Transport, tag, num, next[tag])
+					}
+					next[tag]++
+				}
+				for tag := range tags {
+					if !ended[tag] {
+						t.Errorf("%s: no end marker from %s", s.Transport, tag)
+					}
+				}
+			}
+			t.Logf("%d sessions × %d messages in %d ms", len(group.Sessions), browserBroadcastCount, group.Ms)
+		})
+	}
+}
+
+func checkBrowser(t *testing.T, assets *assetServer, base string, cluster bool) {
+	t.Helper()
+	r := runBrowser(t, assets, base)
+	checkBrowserEcho(t, r, cluster)
+	checkBrowserBroadcast(t, r, cluster)
+	// The iframe transports ran inside Shoal's iframe page, which must
+	// have loaded sockjs-client from --sockjs-url (this server).
+	if !assets.fetchedFrom(base) {
+		assets.mu.Lock()
+		t.Errorf("Shoal's iframe page never fetched sockjs-client from --sockjs-url (referers %q)", assets.referers)
+		assets.mu.Unlock()
+	}
+}
+
+func TestBrowserOneNode(t *testing.T) {
+	assets := startAssets(t)
+	n := nodetest.StartNode(t, "solo", "--apps", "conformance", "--sockjs-url", assets.URL+"/sockjs.min.js")
+	checkBrowser(t, assets, n.URL(), false)
+}
+
+func TestBrowserClusterRoundRobin(t *testing.T) {
+	assets := startAssets(t)
+	c := nodetest.StartCluster(t, 3, "--apps", "conformance", "--sockjs-url", assets.URL+"/sockjs.min.js")
+	checkBrowser(t, assets, c.URL(), true)
+}

@@ -143,13 +143,19 @@ type wsItem struct {
 // wsWriter is the single writer of one websocket: sends on this node go
 // into its bounded queue; it also drains the store when woken.
 type wsWriter struct {
-	e      *Endpoint
-	conn   wsConn
-	raw    bool
-	key    string
-	lease  store.Lease
-	lr     *liveReceiver
-	queue  chan wsItem
+	e     *Endpoint
+	conn  wsConn
+	raw   bool
+	key   string
+	lease store.Lease
+	lr    *liveReceiver
+	// mu guards items: what waits to be written, at most
+	// MaxQueuedMessages items. A slice, not a buffered channel, so an idle
+	// socket holds no queue memory (a 1024-slot channel cost ~48 KiB).
+	mu     sync.Mutex
+	items  []wsItem
+	spare  []wsItem      // the writer's last batch, reused by the next
+	ready  chan struct{} // capacity 1: items is not empty
 	full   chan struct{} // capacity 1: the queue overflowed
 	wrote  chan struct{} // capacity 1: the writer has taken items
 	stop   chan struct{} // closed by finish: the reader has ended
@@ -165,26 +171,61 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 	if ww.closed.Load() {
 		return ErrSessionClosed
 	}
-	select {
-	case ww.queue <- it:
-		return nil
-	default:
+	ww.mu.Lock()
+	if len(ww.items) < ww.e.settings.MaxQueuedMessages {
+		ww.items = append(ww.items, it)
+		ww.mu.Unlock()
 		select {
-		case ww.full <- struct{}{}:
+		case ww.ready <- struct{}{}:
 		default:
 		}
-		return ErrQueueOverflow
+		return nil
 	}
+	ww.mu.Unlock()
+	select {
+	case ww.full <- struct{}{}:
+	default:
+	}
+	return ErrQueueOverflow
 }
 
 func (ww *wsWriter) isClosed() bool { return ww.closed.Load() }
+
+// queued reports how many items wait.
+func (ww *wsWriter) queued() int {
+	ww.mu.Lock()
+	defer ww.mu.Unlock()
+	return len(ww.items)
+}
+
+// take removes and returns every waiting item. Only the writer calls it;
+// it hands the slice back with release once written.
+func (ww *wsWriter) take() []wsItem {
+	ww.mu.Lock()
+	defer ww.mu.Unlock()
+	items := ww.items
+	ww.items, ww.spare = ww.spare[:0], nil
+	return items
+}
+
+// release keeps a written batch's slice for reuse, unless a burst made it
+// big: an idle socket should not keep a burst's memory.
+func (ww *wsWriter) release(items []wsItem) {
+	if cap(items) > 64 {
+		return
+	}
+	clear(items)
+	ww.mu.Lock()
+	ww.spare = items[:0]
+	ww.mu.Unlock()
+}
 
 // waitForRoom holds the reader back while the write queue is more than
 // half full: a client that floods its own session (every message echoed)
 // is slowed down by TCP flow control instead of overflowing the queue.
 // Other senders are never held back.
 func (ww *wsWriter) waitForRoom(ctx context.Context) {
-	for len(ww.queue) > cap(ww.queue)/2 && !ww.closed.Load() {
+	for ww.queued() > ww.e.settings.MaxQueuedMessages/2 && !ww.closed.Load() {
 		select {
 		case <-ww.wrote:
 		case <-ctx.Done():
@@ -226,7 +267,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	ww := &wsWriter{
 		e: e, conn: conn, raw: raw, key: key, lr: lr,
 		lease: store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true},
-		queue: make(chan wsItem, e.settings.MaxQueuedMessages),
+		ready: make(chan struct{}, 1),
 		full:  make(chan struct{}, 1),
 		wrote: make(chan struct{}, 1),
 		stop:  make(chan struct{}),
@@ -354,9 +395,11 @@ func (ww *wsWriter) run(stopReading context.CancelFunc) {
 			ww.writeClosed(CodeGoingAway, ReasonGoingAway)
 			code, reason = CodeGoingAway, ReasonGoingAway
 			return
-		case it := <-ww.queue:
+		case <-ww.ready:
+			items := ww.take()
 			var err error
-			buf, batch, err = ww.writeItems(it, buf, batch)
+			buf, batch, err = ww.writeItems(items, buf, batch)
+			ww.release(items)
 			if err != nil {
 				code, reason = CodeInterrupted, ReasonInterrupted
 				return
@@ -407,7 +450,7 @@ func (ww *wsWriter) run(stopReading context.CancelFunc) {
 		}
 		if len(dr.Messages) > 0 {
 			var err error
-			buf, batch, err = ww.writeItems(wsItem{msgs: dr.Messages}, buf, batch)
+			buf, batch, err = ww.writeItems([]wsItem{{msgs: dr.Messages}}, buf, batch)
 			if err != nil {
 				code, reason = CodeInterrupted, ReasonInterrupted
 				return
@@ -415,11 +458,7 @@ func (ww *wsWriter) run(stopReading context.CancelFunc) {
 		}
 		if dr.State == store.StateClosed {
 			// What was sent before the close goes out before its frame.
-			select {
-			case it := <-ww.queue:
-				ww.writeItems(it, buf, batch)
-			default:
-			}
+			ww.writeItems(ww.take(), buf, batch)
 			ww.writeClosed(dr.Code, dr.Reason)
 			code, reason = dr.Code, dr.Reason
 			if !ww.raw {
@@ -444,51 +483,46 @@ func (ww *wsWriter) writeClosed(code int, reason string) {
 	}
 }
 
-// writeItems writes it and whatever else is queued: consecutive plain
-// sends are batched into one frame.
-func (ww *wsWriter) writeItems(it wsItem, buf []byte, batch []string) ([]byte, []string, error) {
-	batch = batch[:0]
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if ww.raw {
-			for _, m := range batch {
-				if err := ww.write([]byte(m)); err != nil {
-					return err
-				}
-				ww.e.node.stats.sent.Add(1)
-			}
-		} else {
-			buf = appendMessageFrame(buf[:0], batch)
-			if err := ww.write(buf); err != nil {
-				return err
-			}
-			ww.e.node.stats.sent.Add(uint64(len(batch)))
-		}
-		batch = batch[:0]
-		return nil
+// writeItems writes items. One item with a frame encoded for many
+// sockets goes out as is; anything else becomes one frame (one write, one
+// syscall), which beats a shared encoding when several wait.
+func (ww *wsWriter) writeItems(items []wsItem, buf []byte, batch []string) ([]byte, []string, error) {
+	if len(items) == 0 {
+		return buf, batch, nil
 	}
-	for {
-		select {
-		case next := <-ww.queue:
-			// More waiting: one frame for all of them (one write, one
-			// syscall) beats a frame encoded once for many sockets.
-			batch = append(batch, it.msgs...)
-			it = next
-			continue
-		default:
+	if len(items) == 1 && items[0].frame != nil && !ww.raw {
+		if err := ww.write(items[0].frame); err != nil {
+			return buf, batch, err
 		}
-		if it.frame != nil && !ww.raw && len(batch) == 0 {
-			if err := ww.write(it.frame); err != nil {
+		ww.e.node.stats.sent.Add(uint64(len(items[0].msgs)))
+		return buf, batch, nil
+	}
+	batch = batch[:0]
+	for _, it := range items {
+		batch = append(batch, it.msgs...)
+	}
+	if ww.raw {
+		for _, m := range batch {
+			if err := ww.write([]byte(m)); err != nil {
 				return buf, batch, err
 			}
-			ww.e.node.stats.sent.Add(uint64(len(it.msgs)))
-			return buf, batch, nil
+			ww.e.node.stats.sent.Add(1)
 		}
-		batch = append(batch, it.msgs...)
-		return buf, batch, flush()
+	} else {
+		buf = appendMessageFrame(buf[:0], batch)
+		if err := ww.write(buf); err != nil {
+			return buf, batch, err
+		}
+		ww.e.node.stats.sent.Add(uint64(len(batch)))
 	}
+	// Keep small buffers for the next write; let a burst's go.
+	if cap(buf) > 64<<10 {
+		buf = nil
+	}
+	if cap(batch) > 1024 {
+		batch = nil
+	}
+	return buf, batch[:0], nil
 }
 
 func (ww *wsWriter) write(b []byte) error {

@@ -370,9 +370,13 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 // bodyReadTimeout bounds reading one incoming body (xhr_send, jsonp_send).
 const bodyReadTimeout = 30 * time.Second
 
-// readBody reads a request body of at most MaxMessageSize bytes; a bigger
-// one is answered with 413 and ok is false.
-func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+// readBody reads the body of a send to session sid, of at most
+// MaxMessageSize bytes. A bigger one closes the session with
+// CodeMessageTooBig, as an oversized websocket frame does: its messages are
+// lost, and a jsonp-polling client cannot even read the 413 it gets (it
+// posts a form into a hidden iframe), so the close frame at its next poll
+// is how it learns. ok is false when the body was refused.
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) (body []byte, ok bool) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.settings.MaxMessageSize))
@@ -380,6 +384,9 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) (body []byte
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			if err := e.Session(idFromClientSession(sid)).Close(CodeMessageTooBig, ReasonMessageTooBig); err != nil {
+				e.node.log.Warn("sockjs: closing a session sent an oversized body", "err", err)
+			}
 			httpError(w, http.StatusRequestEntityTooLarge, "Message too big.")
 		} else {
 			httpError(w, http.StatusBadRequest, "Broken request body.")

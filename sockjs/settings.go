@@ -67,8 +67,8 @@ type Settings struct {
 	// origin, like its CORS answers).
 	CheckOrigin func(r *http.Request) bool
 	// MaxMessageSize bounds one incoming HTTP body or websocket frame, in
-	// bytes. A bigger body gets 413; a bigger frame closes the websocket
-	// with CodeMessageTooBig.
+	// bytes. A bigger send body gets 413 and a bigger frame closes the
+	// websocket; either closes the session with CodeMessageTooBig.
 	MaxMessageSize int64
 	// MaxQueuedMessages bounds the messages waiting for one session (in
 	// the store, or in a live websocket's write queue). Overflow closes the

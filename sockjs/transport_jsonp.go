@@ -34,7 +34,7 @@ func (e *Endpoint) serveJSONPSend(w http.ResponseWriter, r *http.Request, sid st
 	h := w.Header()
 	e.jsessionid(w, r)
 	noCache(h)
-	body, ok := e.readBody(w, r)
+	body, ok := e.readBody(w, r, sid)
 	if !ok {
 		return
 	}

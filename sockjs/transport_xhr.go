@@ -51,7 +51,7 @@ func (e *Endpoint) serveXHRSend(w http.ResponseWriter, r *http.Request, sid stri
 		return
 	}
 	e.xhrHeaders(w, r)
-	body, ok := e.readBody(w, r)
+	body, ok := e.readBody(w, r, sid)
 	if !ok {
 		return
 	}

@@ -47,9 +47,15 @@ var browserGroups = [][]string{
 	{"eventsource", "xhr-polling"},
 }
 
+// browserOversize sends one message over the node's MaxMessageSize (the
+// default, 128 KiB): the session must close with 1009, also on
+// jsonp-polling, whose client cannot see the 413 its send gets.
+var browserOversize = []string{"jsonp-polling", "websocket"}
+
 const (
 	browserEchoCount      = 30
 	browserBroadcastCount = 20
+	browserOversizeBytes  = 140 << 10
 )
 
 type browserSession struct {
@@ -62,6 +68,7 @@ type browserSession struct {
 	PageMs    int      `json:"pageMs"`  // new context and page load
 	OpenMs    int      `json:"openMs"`  // new SockJS until open
 	Servers   []string `json:"servers"` // X-Shoal-Server of its responses (behind HAProxy)
+	Closed    string   `json:"closed"`  // "code reason" once closed
 }
 
 type browserResult struct {
@@ -73,8 +80,9 @@ type browserResult struct {
 		Sessions []browserSession `json:"sessions"`
 		Ms       int              `json:"ms"`
 	} `json:"broadcast"`
-	OffLoopback []string `json:"offLoopback"`
-	PageErrors  []string `json:"pageErrors"`
+	Oversize    []browserSession `json:"oversize"`
+	OffLoopback []string         `json:"offLoopback"`
+	PageErrors  []string         `json:"pageErrors"`
 }
 
 // assetServer serves the test page and sockjs-client's browser build on
@@ -141,6 +149,7 @@ func runBrowser(t *testing.T, assets *assetServer, base string) browserResult {
 		"base":      base,
 		"echo":      map[string]any{"endpoint": "/echo", "transports": browserTransports, "count": browserEchoCount},
 		"broadcast": map[string]any{"endpoint": "/broadcast", "groups": browserGroups, "count": browserBroadcastCount},
+		"oversize":  map[string]any{"endpoint": "/echo", "transports": browserOversize, "bytes": browserOversizeBytes},
 		"timeoutMs": 90000,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -278,11 +287,37 @@ func checkBrowserBroadcast(t *testing.T, r browserResult, cluster bool) {
 	}
 }
 
+// checkBrowserOversize: a message over MaxMessageSize closes the session
+// with 1009 and nothing after it is echoed.
+func checkBrowserOversize(t *testing.T, r browserResult) {
+	t.Helper()
+	if len(r.Oversize) != len(browserOversize) {
+		t.Fatalf("got %d oversize results, want %d", len(r.Oversize), len(browserOversize))
+	}
+	for _, s := range r.Oversize {
+		t.Run("oversize/"+s.Transport, func(t *testing.T) {
+			if s.Error != "" {
+				t.Fatalf("%s (received %q)", s.Error, s.Received)
+			}
+			if s.Got != s.Transport {
+				t.Errorf("sockjs-client used %q, want %q", s.Got, s.Transport)
+			}
+			if s.Closed != "1009 Message too big" {
+				t.Errorf("session ended with %q, want \"1009 Message too big\"", s.Closed)
+			}
+			if !slices.Equal(s.Received, []string{"before"}) {
+				t.Errorf("received %q, want only \"before\"", s.Received)
+			}
+		})
+	}
+}
+
 func checkBrowser(t *testing.T, assets *assetServer, base string, cluster bool) {
 	t.Helper()
 	r := runBrowser(t, assets, base)
 	checkBrowserEcho(t, r, cluster)
 	checkBrowserBroadcast(t, r, cluster)
+	checkBrowserOversize(t, r)
 	// The iframe transports ran inside Shoal's iframe page, which must
 	// have loaded sockjs-client from --sockjs-url (this server).
 	if !assets.fetchedFrom(base) {

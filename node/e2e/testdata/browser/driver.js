@@ -14,6 +14,7 @@
 //   base:     the SockJS server's base URL,
 //   echo:      {endpoint, transports: [...], count},
 //   broadcast: {endpoint, groups: [[transport, ...], ...], count},
+//   oversize:  {endpoint, transports: [...], bytes},
 //   timeoutMs: overall bound
 // }
 //
@@ -24,7 +25,7 @@ const { chromium } = require('playwright-core');
 
 const cfg = JSON.parse(process.argv[2]);
 const stepMs = 20000; // bound of any single wait inside a page
-const result = { echo: [], broadcast: [], offLoopback: [], pageErrors: [] };
+const result = { echo: [], broadcast: [], oversize: [], offLoopback: [], pageErrors: [] };
 let browser = null;
 
 async function finish(error) {
@@ -96,6 +97,24 @@ async function echoOne(transport, i) {
   return r;
 }
 
+// oversizeOne sends one message bigger than the server takes and reports
+// how the session ended.
+async function oversizeOne(transport, i) {
+  const r = { transport, got: null, received: [], closed: null, servers: [], error: 'not finished' };
+  result.oversize[i] = r;
+  let ctx = null;
+  try {
+    const { context, page } = await newPage(`oversize ${transport}`, r.servers);
+    ctx = context;
+    r.got = await open(page, cfg.oversize.endpoint, transport);
+    Object.assign(r, await page.evaluate(([n, ms]) => window.shoal.oversize(n, ms), [cfg.oversize.bytes, stepMs]));
+    r.error = null;
+  } catch (e) {
+    r.error = String(e.message || e);
+  }
+  if (ctx) await ctx.close().catch(() => {});
+}
+
 // broadcastGroup opens one session per transport of the group (each in
 // its own context), then every session sends numbered messages tagged
 // "g<group>s<session>" and waits for every session's end marker.
@@ -148,7 +167,7 @@ async function main() {
     timeout: 30000,
   });
   result.launchMs = Date.now() - t0;
-  const echoes = Promise.all(cfg.echo.transports.map(echoOne));
+  const echoes = Promise.all([...cfg.echo.transports.map(echoOne), ...cfg.oversize.transports.map(oversizeOne)]);
   const broadcasts = (async () => {
     for (let g = 0; g < cfg.broadcast.groups.length; g++) await broadcastGroup(g, cfg.broadcast.groups[g]);
   })();

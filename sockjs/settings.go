@@ -13,7 +13,7 @@ const (
 	DefaultHeartbeatDelay    = 25 * time.Second
 	DefaultDisconnectDelay   = 5 * time.Second
 	DefaultSockJSURL         = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
-	DefaultMaxMessageSize    = 128 * 1024
+	DefaultMaxMessageSize    = 1 << 20
 	DefaultMaxQueuedMessages = 1024
 	DefaultMaxChannels       = 64
 	DefaultWriteTimeout      = 10 * time.Second
@@ -67,7 +67,9 @@ type Settings struct {
 	// origin, like its CORS answers).
 	CheckOrigin func(r *http.Request) bool
 	// MaxMessageSize bounds one incoming HTTP body or websocket frame, in
-	// bytes. A bigger send body gets 413 and a bigger frame closes the
+	// bytes. Default 1 MiB: sockjs-client joins every message queued while
+	// a send is in flight into one xhr_send body, so a burst of small
+	// messages makes one big body. A bigger send body gets 413 and a bigger frame closes the
 	// websocket; either closes the session with CodeMessageTooBig.
 	MaxMessageSize int64
 	// MaxQueuedMessages bounds the messages waiting for one session (in

@@ -33,6 +33,29 @@ var Transports = []Transport{TransportWebsocket, TransportXHRPolling, TransportX
 // maxFrameBytes bounds one frame (or one poll response) read from a server.
 const maxFrameBytes = 4 << 20
 
+// ErrReadIdle ends a websocket or streaming session whose server sent
+// nothing, not even a heartbeat, within ClientConfig.ReadIdleTimeout.
+var ErrReadIdle = errors.New("loadtest: no frame, not even a heartbeat, within the read timeout")
+
+// watchdog calls expire once if it is not fed for d.
+type watchdog struct {
+	t       *time.Timer
+	d       time.Duration
+	expired atomic.Bool
+}
+
+func newWatchdog(d time.Duration, expire func()) *watchdog {
+	w := &watchdog{d: d}
+	w.t = time.AfterFunc(d, func() {
+		w.expired.Store(true)
+		expire()
+	})
+	return w
+}
+
+func (w *watchdog) feed() { w.t.Reset(w.d) }
+func (w *watchdog) stop() { w.t.Stop() }
+
 // ErrSessionClosed is returned by Send on a session that has ended.
 var ErrSessionClosed = errors.New("loadtest: session closed")
 
@@ -84,6 +107,9 @@ type ClientConfig struct {
 	// RequestTimeout bounds every HTTP request but long-lived streams
 	// (default 40 s: longer than the 25 s heartbeat a parked poll may wait).
 	RequestTimeout time.Duration
+	// ReadIdleTimeout ends a websocket or stream that sent no frame for
+	// this long (default 60 s: over twice the 25 s heartbeat).
+	ReadIdleTimeout time.Duration
 }
 
 // Client opens SockJS sessions against one server. Safe for concurrent use.
@@ -92,6 +118,7 @@ type Client struct {
 	wsBase string
 	http   *http.Client
 	reqTO  time.Duration
+	idleTO time.Duration
 	dialer *sourceDialer
 
 	// BusyRetries counts receiving requests answered with 2010 while this
@@ -139,6 +166,9 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 40 * time.Second
 	}
+	if cfg.ReadIdleTimeout <= 0 {
+		cfg.ReadIdleTimeout = 60 * time.Second
+	}
 	d, err := newSourceDialer(cfg.SourceIPs)
 	if err != nil {
 		return nil, err
@@ -158,6 +188,7 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		wsBase: ws.String(),
 		http:   &http.Client{Transport: tr},
 		reqTO:  cfg.RequestTimeout,
+		idleTO: cfg.ReadIdleTimeout,
 		dialer: d,
 	}, nil
 }

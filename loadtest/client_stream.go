@@ -103,7 +103,14 @@ func (s *streamSession) request() (io.ReadCloser, error) {
 }
 
 func (s *streamSession) receive(body io.ReadCloser, r *frameReader) {
-	err := s.streamLoop(body, r)
+	// The watchdog cancels the session's context, which ends whichever
+	// response is being read.
+	dog := newWatchdog(s.c.idleTO, s.cancel)
+	err := s.streamLoop(body, r, dog)
+	dog.stop()
+	if dog.expired.Load() {
+		err = ErrReadIdle
+	}
 	s.mu.Lock()
 	if s.closing {
 		err = nil
@@ -114,7 +121,7 @@ func (s *streamSession) receive(body io.ReadCloser, r *frameReader) {
 	close(s.done)
 }
 
-func (s *streamSession) streamLoop(body io.ReadCloser, r *frameReader) error {
+func (s *streamSession) streamLoop(body io.ReadCloser, r *frameReader, dog *watchdog) error {
 	empty, busy := 0, 0
 	reopened := false
 	for {
@@ -129,6 +136,7 @@ func (s *streamSession) streamLoop(body io.ReadCloser, r *frameReader) error {
 				return err
 			}
 			frames++
+			dog.feed()
 			if reopened && data == 0 && isBusy(f) {
 				// The previous stream is still being detached: see pollLoop.
 				busy++

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -12,6 +13,7 @@ import (
 // wsSession is a session on the SockJS websocket transport.
 type wsSession struct {
 	conn   *websocket.Conn
+	idleTO time.Duration
 	h      SessionHandler
 	ctx    context.Context // ends the receive loop
 	cancel context.CancelFunc
@@ -45,7 +47,7 @@ func openWebsocket(ctx context.Context, c *Client, path string, h SessionHandler
 		return nil, fmt.Errorf("loadtest: websocket open: %w", err)
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &wsSession{conn: conn, h: h, ctx: sctx, cancel: cancel, done: make(chan struct{})}
+	s := &wsSession{conn: conn, idleTO: c.idleTO, h: h, ctx: sctx, cancel: cancel, done: make(chan struct{})}
 	go s.receive()
 	return s, nil
 }
@@ -59,7 +61,12 @@ func openFrameError(f frame) error {
 }
 
 func (s *wsSession) receive() {
-	err := s.readLoop()
+	dog := newWatchdog(s.idleTO, func() { s.conn.CloseNow() })
+	err := s.readLoop(dog)
+	dog.stop()
+	if dog.expired.Load() {
+		err = ErrReadIdle
+	}
 	s.mu.Lock()
 	if s.closing {
 		err = nil
@@ -71,12 +78,13 @@ func (s *wsSession) receive() {
 	close(s.done)
 }
 
-func (s *wsSession) readLoop() error {
+func (s *wsSession) readLoop(dog *watchdog) error {
 	for {
 		_, b, err := s.conn.Read(s.ctx)
 		if err != nil {
 			return err
 		}
+		dog.feed()
 		f, err := parseFrame(b)
 		if err != nil {
 			return err

@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return r.result(started), nil
 }
 
-// window runs the warmup and the measured window while traffic (already
+// measure runs the warmup and the measured window while traffic (already
 // started) flows, sampling the server's processes at the window's edges.
 func (r *runner) measure(ctx context.Context) error {
 	r.rec.SetPhase("warmup")

@@ -44,8 +44,9 @@ type CompareConfig struct {
 	Scale                float64 // multiplies preset sessions and rates; default 1
 	Out                  string  // reports go to Out/compare-<time>/
 	Log                  io.Writer
-	// ClusterGossip passes --gossip-listen/--join to the cluster's nodes
-	// (default on; turned off with a note if the node rejects the flags).
+	// NoClusterGossip starts the cluster's nodes without
+	// --gossip-listen/--join. Without it they get them, and run without
+	// them (with a note) if the node program rejects the flags.
 	NoClusterGossip bool
 }
 

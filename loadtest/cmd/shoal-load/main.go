@@ -70,6 +70,7 @@ func run() error {
 	fs.StringVar(&cc.RepoRoot, "repo", ".", "compare: the Shoal repository root (builds ./node and the peers from it)")
 	fs.StringVar(&cc.ShoalBin, "shoal-bin", "", "compare: a built node program to run instead of building ./node")
 	note := fs.String("note", "", "compare: a line to add to the report's notes")
+	fs.BoolVar(&cc.NoClusterGossip, "no-gossip", false, "compare: start the cluster's nodes without memberlist (--gossip-listen/--join)")
 	fs.StringVar(&cc.ServerCPUs, "server-cpus", "", "compare: CPU list servers are pinned to with taskset (default: the last CPU)")
 	fs.StringVar(&cc.LoadCPUs, "load-cpus", "", "compare: CPU list this program pins itself to (default: all but the servers')")
 	fs.IntVar(&cc.IdleSessions, "idle-sessions", 0, "compare: sessions the idle scenario holds (default 2000)")

@@ -170,26 +170,23 @@ func (s *memSession) takeLease(lease Lease, now time.Time) {
 
 // Renew implements Store.
 func (m *Memory) Renew(ctx context.Context, id string, lease Lease) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	sh := m.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	s, ok := sh.sessions[id]
-	if !ok {
-		return ErrNotFound
-	}
-	now := time.Now()
-	if !s.holds(lease.Token, now) {
-		return ErrNotHolder
-	}
-	s.takeLease(lease, now)
-	return nil
+	return m.holding(ctx, id, lease.Token, func(s *memSession, now time.Time) {
+		s.takeLease(lease, now)
+	})
 }
 
 // Detach implements Store.
 func (m *Memory) Detach(ctx context.Context, id, token string) error {
+	return m.holding(ctx, id, token, func(s *memSession, now time.Time) {
+		s.leaseNode, s.leaseToken, s.leaseSticky = "", "", false
+		s.leaseUntil = time.Time{}
+		s.deadline = now.Add(s.delay)
+	})
+}
+
+// holding runs f on session id, under its shard's lock, if token holds the
+// session's lease now.
+func (m *Memory) holding(ctx context.Context, id, token string, f func(s *memSession, now time.Time)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -204,9 +201,7 @@ func (m *Memory) Detach(ctx context.Context, id, token string) error {
 	if !s.holds(token, now) {
 		return ErrNotHolder
 	}
-	s.leaseNode, s.leaseToken, s.leaseSticky = "", "", false
-	s.leaseUntil = time.Time{}
-	s.deadline = now.Add(s.delay)
+	f(s, now)
 	return nil
 }
 
@@ -237,23 +232,12 @@ func (m *Memory) Append(ctx context.Context, id string, msgs []string, max int) 
 }
 
 // Drain implements Store.
-func (m *Memory) Drain(ctx context.Context, id, token string) (DrainResult, error) {
-	if err := ctx.Err(); err != nil {
-		return DrainResult{}, err
-	}
-	sh := m.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	s, ok := sh.sessions[id]
-	if !ok {
-		return DrainResult{}, ErrNotFound
-	}
-	if !s.holds(token, time.Now()) {
-		return DrainResult{}, ErrNotHolder
-	}
-	res := DrainResult{Messages: s.queue, State: s.state, Code: s.code, Reason: s.reason}
-	s.queue = nil
-	return res, nil
+func (m *Memory) Drain(ctx context.Context, id, token string) (res DrainResult, err error) {
+	err = m.holding(ctx, id, token, func(s *memSession, _ time.Time) {
+		res = DrainResult{Messages: s.queue, State: s.state, Code: s.code, Reason: s.reason}
+		s.queue = nil
+	})
+	return res, err
 }
 
 // Close implements Store.

@@ -333,7 +333,7 @@ func testLeaseExpiry(t *testing.T, s store.Store) {
 			return err
 		}
 		if res.Status != store.Attached {
-			return fmt.Errorf("Attach status %v", res.Status)
+			return fmt.Errorf("attach status %v", res.Status)
 		}
 		return nil
 	})
@@ -363,7 +363,7 @@ func testRenew(t *testing.T, s store.Store) {
 			return err
 		}
 		if res.Status != store.Attached {
-			return fmt.Errorf("Attach status %v", res.Status)
+			return fmt.Errorf("attach status %v", res.Status)
 		}
 		return nil
 	})

@@ -274,7 +274,10 @@ func TestCrossNodeDelivery(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	slowRecheck := func(cfg *NodeConfig) { cfg.RecheckInterval = time.Minute }
-	settings := Settings{HeartbeatDelay: 300 * time.Millisecond}
+	// Long enough that the parked poll is still there when the send
+	// arrives on a loaded machine (300 ms once was not), so only the
+	// wake-up over the bus can deliver it.
+	settings := Settings{HeartbeatDelay: 3 * time.Second}
 	_, _, a := c.node(t, &recorder{}, settings, slowRecheck)
 	_, _, b := c.node(t, &recorder{}, settings, slowRecheck)
 	_, body := do(t, "POST", a+"/0/s/xhr", "")

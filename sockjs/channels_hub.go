@@ -640,7 +640,7 @@ func (r *chanReceiver) catchUpLater(s *chanSub, after uint64) {
 func (r *chanReceiver) catchUp(s *chanSub, after uint64) {
 	n := r.hub.n
 	hc := s.hc
-	failures := 0
+	failures, stale := 0, 0
 	for {
 		if r.isFinished() {
 			return
@@ -680,12 +680,18 @@ func (r *chanReceiver) catchUp(s *chanSub, after uint64) {
 		}
 		hc.mu.Lock()
 		if hc.next != 0 && after+1 < hc.next {
+			// The hub has dispatched past what this read saw: messages
+			// appended since the read. Read again; a log that no longer
+			// holds them answers Truncated, the loss case above.
 			if progressed {
-				hc.mu.Unlock()
-				continue // the hub is ahead: read again
+				stale = 0
+			} else {
+				stale++
 			}
-			// The log has nothing the hub dispatched: it was trimmed
-			// away between the read and now.
+			if stale <= catchUpRetries {
+				hc.mu.Unlock()
+				continue
+			}
 			if !s.allowLoss {
 				hc.mu.Unlock()
 				r.lost()

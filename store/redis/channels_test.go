@@ -2,14 +2,9 @@ package redisstore_test
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/store"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
@@ -80,44 +75,4 @@ func TestChannelKeysExpire(t *testing.T) {
 			t.Errorf("no %s key among %q", want, keys)
 		}
 	}
-}
-
-// startCluster starts a three-master Redis Cluster and returns a client.
-func startCluster(t *testing.T) *redis.ClusterClient {
-	t.Helper()
-	var addrs []string
-	for i := range 3 {
-		dir := t.TempDir()
-		addr, cmd := startRedisOn(t, clusterPort(t), "--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)), "--dir", dir)
-		if cmd == nil {
-			t.Fatal("cluster node did not start (port taken)")
-		}
-		addrs = append(addrs, addr)
-	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command("/usr/bin/redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { client.Close() })
-	ctx := context.Background()
-	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-		for _, a := range addrs {
-			c := redis.NewClient(&redis.Options{Addr: a})
-			info, err := c.ClusterInfo(ctx).Result()
-			c.Close()
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(info, "cluster_state:ok") {
-				return fmt.Errorf("%s: cluster not ready", a)
-			}
-		}
-		return client.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
-			return c.Ping(ctx).Err()
-		})
-	})
-	return client
 }

@@ -42,6 +42,35 @@ func clusterPort(t *testing.T) int {
 // TestCluster runs the suite against a three-master Redis Cluster: every
 // script must keep to one slot, and Reap must read every shard.
 func TestCluster(t *testing.T) {
+	client := startCluster(t)
+	ctx := context.Background()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+	})
+
+	// The buckets really are spread over the shards.
+	s := redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+	for i := range 50 {
+		if _, err := s.Create(ctx, fmt.Sprint(i), store.CreateOptions{DisconnectDelay: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var shards atomic.Int32
+	err := client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := c.DBSize(ctx).Result()
+		if err == nil && n > 0 {
+			shards.Add(1)
+		}
+		return err
+	})
+	if err != nil || shards.Load() != 3 {
+		t.Fatalf("sessions on %d of 3 shards (%v)", shards.Load(), err)
+	}
+}
+
+// startCluster starts a three-master Redis Cluster and returns a client.
+func startCluster(t *testing.T) *redis.ClusterClient {
+	t.Helper()
 	var addrs []string
 	for i := range 3 {
 		dir := t.TempDir()
@@ -76,27 +105,5 @@ func TestCluster(t *testing.T) {
 			return c.Ping(ctx).Err()
 		})
 	})
-
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
-	})
-
-	// The buckets really are spread over the shards.
-	s := redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
-	for i := range 50 {
-		if _, err := s.Create(ctx, fmt.Sprint(i), store.CreateOptions{DisconnectDelay: time.Minute}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var shards atomic.Int32
-	err := client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		n, err := c.DBSize(ctx).Result()
-		if err == nil && n > 0 {
-			shards.Add(1)
-		}
-		return err
-	})
-	if err != nil || shards.Load() != 3 {
-		t.Fatalf("sessions on %d of 3 shards (%v)", shards.Load(), err)
-	}
+	return client
 }

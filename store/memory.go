@@ -102,29 +102,22 @@ func (m *Memory) Create(ctx context.Context, id string, opts CreateOptions) (boo
 }
 
 // Get implements Store.
-func (m *Memory) Get(ctx context.Context, id string) (Session, error) {
-	if err := ctx.Err(); err != nil {
-		return Session{}, err
-	}
-	sh := m.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	s, ok := sh.sessions[id]
-	if !ok {
-		return Session{}, ErrNotFound
-	}
-	out := Session{
-		ID:     id,
-		State:  s.state,
-		Code:   s.code,
-		Reason: s.reason,
-		Info:   append([]byte(nil), s.info...),
-	}
-	if s.leaseLive(time.Now()) {
-		out.ReceiverNode = s.leaseNode
-		out.ReceiverSticky = s.leaseSticky
-	}
-	return out, nil
+func (m *Memory) Get(ctx context.Context, id string) (out Session, err error) {
+	err = m.with(ctx, id, func(s *memSession) error {
+		out = Session{
+			ID:     id,
+			State:  s.state,
+			Code:   s.code,
+			Reason: s.reason,
+			Info:   append([]byte(nil), s.info...),
+		}
+		if s.leaseLive(time.Now()) {
+			out.ReceiverNode = s.leaseNode
+			out.ReceiverSticky = s.leaseSticky
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Attach implements Store.
@@ -184,9 +177,9 @@ func (m *Memory) Detach(ctx context.Context, id, token string) error {
 	})
 }
 
-// holding runs f on session id, under its shard's lock, if token holds the
-// session's lease now.
-func (m *Memory) holding(ctx context.Context, id, token string, f func(s *memSession, now time.Time)) error {
+// with runs f on session id under its shard's lock: ErrNotFound if there
+// is no such session, else what f returns.
+func (m *Memory) with(ctx context.Context, id string, f func(s *memSession) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -197,38 +190,38 @@ func (m *Memory) holding(ctx context.Context, id, token string, f func(s *memSes
 	if !ok {
 		return ErrNotFound
 	}
-	now := time.Now()
-	if !s.holds(token, now) {
-		return ErrNotHolder
-	}
-	f(s, now)
-	return nil
+	return f(s)
+}
+
+// holding runs f on session id, under its shard's lock, if token holds the
+// session's lease now.
+func (m *Memory) holding(ctx context.Context, id, token string, f func(s *memSession, now time.Time)) error {
+	return m.with(ctx, id, func(s *memSession) error {
+		now := time.Now()
+		if !s.holds(token, now) {
+			return ErrNotHolder
+		}
+		f(s, now)
+		return nil
+	})
 }
 
 // Append implements Store.
-func (m *Memory) Append(ctx context.Context, id string, msgs []string, max int) (AppendResult, error) {
-	if err := ctx.Err(); err != nil {
-		return AppendResult{}, err
-	}
-	sh := m.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	s, ok := sh.sessions[id]
-	if !ok {
-		return AppendResult{}, ErrNotFound
-	}
-	if s.state == StateClosed {
-		return AppendResult{}, ErrClosed
-	}
-	if max > 0 && len(s.queue)+len(msgs) > max {
-		return AppendResult{}, ErrQueueFull
-	}
-	s.queue = append(s.queue, msgs...)
-	var res AppendResult
-	if s.leaseLive(time.Now()) {
-		res.ReceiverNode = s.leaseNode
-	}
-	return res, nil
+func (m *Memory) Append(ctx context.Context, id string, msgs []string, max int) (res AppendResult, err error) {
+	err = m.with(ctx, id, func(s *memSession) error {
+		if s.state == StateClosed {
+			return ErrClosed
+		}
+		if max > 0 && len(s.queue)+len(msgs) > max {
+			return ErrQueueFull
+		}
+		s.queue = append(s.queue, msgs...)
+		if s.leaseLive(time.Now()) {
+			res.ReceiverNode = s.leaseNode
+		}
+		return nil
+	})
+	return res, err
 }
 
 // Drain implements Store.
@@ -241,27 +234,21 @@ func (m *Memory) Drain(ctx context.Context, id, token string) (res DrainResult, 
 }
 
 // Close implements Store.
-func (m *Memory) Close(ctx context.Context, id string, code int, reason string) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	sh := m.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	s, ok := sh.sessions[id]
-	if !ok {
-		return false, ErrNotFound
-	}
-	if s.state == StateClosed {
-		return false, nil
-	}
-	s.state, s.code, s.reason = StateClosed, code, reason
-	// With no receiver, keep the close frame for one more disconnect
-	// delay; with one, its detach (or lease expiry) starts the delay.
-	if now := time.Now(); !s.leaseLive(now) {
-		s.deadline = now.Add(s.delay)
-	}
-	return true, nil
+func (m *Memory) Close(ctx context.Context, id string, code int, reason string) (won bool, err error) {
+	err = m.with(ctx, id, func(s *memSession) error {
+		if s.state == StateClosed {
+			return nil
+		}
+		s.state, s.code, s.reason = StateClosed, code, reason
+		// With no receiver, keep the close frame for one more disconnect
+		// delay; with one, its detach (or lease expiry) starts the delay.
+		if now := time.Now(); !s.leaseLive(now) {
+			s.deadline = now.Add(s.delay)
+		}
+		won = true
+		return nil
+	})
+	return won, err
 }
 
 // Reap implements Store. The given now is the clock for deadlines and lease
@@ -296,35 +283,20 @@ func (m *Memory) Reap(ctx context.Context, now time.Time, limit int) ([]string, 
 
 // SetAttr implements Store.
 func (m *Memory) SetAttr(ctx context.Context, id, key, value string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	sh := m.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	s, ok := sh.sessions[id]
-	if !ok {
-		return ErrNotFound
-	}
-	if s.attrs == nil {
-		s.attrs = make(map[string]string)
-	}
-	s.attrs[key] = value
-	return nil
+	return m.with(ctx, id, func(s *memSession) error {
+		if s.attrs == nil {
+			s.attrs = make(map[string]string)
+		}
+		s.attrs[key] = value
+		return nil
+	})
 }
 
 // Attr implements Store.
-func (m *Memory) Attr(ctx context.Context, id, key string) (string, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return "", false, err
-	}
-	sh := m.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	s, ok := sh.sessions[id]
-	if !ok {
-		return "", false, ErrNotFound
-	}
-	v, ok := s.attrs[key]
-	return v, ok, nil
+func (m *Memory) Attr(ctx context.Context, id, key string) (value string, ok bool, err error) {
+	err = m.with(ctx, id, func(s *memSession) error {
+		value, ok = s.attrs[key]
+		return nil
+	})
+	return value, ok, err
 }

@@ -91,16 +91,13 @@ func (s *Store) Subscribe(ctx context.Context, id, channel string, max int) (res
 	r, err = s.runKeys(ctx, subscribeScript, s.subsKeys(id), channel, head, max, channelTTLms)
 	if err == nil {
 		d = decoder{r: r}
-		switch code := d.int(); code {
-		case 1:
+		if code := d.int(); code == replyOK {
 			res.Cursor, err = strconv.ParseUint(d.str(), 10, 64)
 			res.ReceiverNode = d.str()
 			res.Created = d.int() == 1
 			err = d.done(err)
-		case -4:
-			err = d.done(store.ErrTooManySubscriptions)
-		default:
-			err = d.done(outcome(code))
+		} else {
+			err = d.done(codeErr(code))
 		}
 	}
 	if err != nil && added == 1 {
@@ -289,123 +286,3 @@ func (s *Store) ReadChannel(ctx context.Context, channel string, after uint64, m
 	}
 	return res, nil
 }
-
-// Channel scripts share the session scripts' prelude for now_ms and live;
-// their KEYS are given per script. Offsets are formatted with %.0f: Lua
-// 5.1's tostring would print large numbers in exponent form; they stay
-// below 2^53, where doubles are exact.
-
-// KEYS head, members. ARGV[1] id, ARGV[2] channel TTL ms.
-// Reply {head as string, 1 if the id was added to the members}.
-var joinChannelScript = newScript(`
-local head = redis.call('GET', KEYS[1])
-if not head then
-  head = string.format('%.0f', now_ms() * 1000)
-  redis.call('SET', KEYS[1], head)
-end
-local added = redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return {head, added}
-`)
-
-// KEYS session hash, subscriptions. ARGV[1] channel, ARGV[2] head,
-// ARGV[3] max (<= 0: no bound), ARGV[4] TTL ms.
-// Reply {1, cursor, receiver node, created 1/0}, {0} no session,
-// {-2} closed, {-4} too many subscriptions.
-var subscribeScript = newScript(`
-local v = redis.call('HMGET', KEYS[1], 'st', 'ln', 'lt', 'lu')
-if not v[1] then return {0} end
-if v[1] == '2' then return {-2} end
-local node = ''
-if live(v[3], v[4], now_ms()) then node = v[2] or '' end
-local cur = redis.call('HGET', KEYS[2], ARGV[1])
-if cur then return {1, cur, node, 0} end
-local max = tonumber(ARGV[3])
-if max > 0 and redis.call('HLEN', KEYS[2]) >= max then return {-4} end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {1, ARGV[2], node, 1}
-`)
-
-// KEYS session hash, subscriptions. ARGV[1] channel.
-// Reply {removed 1/0, receiver node}.
-var unsubscribeScript = newScript(`
-local removed = redis.call('HDEL', KEYS[2], ARGV[1])
-local v = redis.call('HMGET', KEYS[1], 'ln', 'lt', 'lu')
-local node = ''
-if live(v[2], v[3], now_ms()) then node = v[1] or '' end
-return {removed, node}
-`)
-
-// KEYS subscriptions. Reply: the channels, now removed.
-var unsubscribeAllScript = newScript(`
-local chs = redis.call('HKEYS', KEYS[1])
-redis.call('DEL', KEYS[1])
-return {chs}
-`)
-
-// KEYS subscriptions. ARGV[1] TTL ms. Reply {{channel, cursor, ...}}.
-var subscriptionsScript = newScript(`
-local all = redis.call('HGETALL', KEYS[1])
-if #all > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {all}
-`)
-
-// KEYS subscriptions. ARGV[1] TTL ms, ARGV[2..] channel, cursor pairs.
-var setCursorsScript = newScript(`
-local n = 0
-for i = 2, #ARGV - 1, 2 do
-  local cur = redis.call('HGET', KEYS[1], ARGV[i])
-  if cur and tonumber(ARGV[i + 1]) > tonumber(cur) then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-    n = n + 1
-  end
-end
-if n > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
-`)
-
-// KEYS head, log, members. ARGV[1] message, ARGV[2] keep ms, ARGV[3] max
-// length, ARGV[4] channel TTL ms. Reply: the offset, as a string.
-var appendChannelScript = newScript(`
-local now = now_ms()
-local head = redis.call('GET', KEYS[1])
-if head then head = tonumber(head) + 1 else head = now * 1000 + 1 end
-head = string.format('%.0f', head)
-redis.call('SET', KEYS[1], head, 'PX', ARGV[4])
-local n = redis.call('RPUSH', KEYS[2], head .. ':' .. string.format('%.0f', now) .. ':' .. ARGV[1])
-local maxlen = tonumber(ARGV[3])
-if n > maxlen then redis.call('LTRIM', KEYS[2], n - maxlen, -1) end
--- Age: pop from the front while the oldest is past the keep. Bounded per
--- call; every entry is popped once, so it keeps up over appends.
-local oldest = now - tonumber(ARGV[2])
-for _ = 1, 64 do
-  local e = redis.call('LINDEX', KEYS[2], 0)
-  local a = string.find(e, ':', 1, true)
-  local b = string.find(e, ':', a + 1, true)
-  if tonumber(string.sub(e, a + 1, b - 1)) > oldest then break end
-  redis.call('LPOP', KEYS[2])
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-return head
-`)
-
-// KEYS head, log. ARGV[1] after, ARGV[2] max.
-// Reply {empty string} when there is no log, else {head, truncated 1/0,
-// entries}.
-var readChannelScript = newScript(`
-local h = redis.call('GET', KEYS[1])
-if not h then return {''} end
-local head, after = tonumber(h), tonumber(ARGV[1])
-if after >= head then
-  if after > head then return {h, 1, {}} end
-  return {h, 0, {}}
-end
-local n = redis.call('LLEN', KEYS[2])
-local first = head - n + 1
-local start, trunc = 0, 0
-if after + 1 < first then trunc = 1 else start = after + 1 - first end
-return {h, trunc, redis.call('LRANGE', KEYS[2], start, start + tonumber(ARGV[2]) - 1)}
-`)

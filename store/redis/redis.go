@@ -141,8 +141,16 @@ func (s *Store) Create(ctx context.Context, id string, opts store.CreateOptions)
 	if err != nil {
 		return false, err
 	}
-	n, err := toInt(r)
-	return n == 1, err
+	switch n, err := toInt(r); {
+	case err != nil:
+		return false, err
+	case n == createCreated:
+		return true, nil
+	case n == createExisted:
+		return false, nil
+	default:
+		return false, fmt.Errorf("unexpected reply code %d", n)
+	}
 }
 
 // Get implements store.Store.
@@ -153,19 +161,23 @@ func (s *Store) Get(ctx context.Context, id string) (sess store.Session, err err
 		return store.Session{}, err
 	}
 	d := decoder{r: r}
-	if d.int() == 0 {
-		return store.Session{}, d.done(store.ErrNotFound)
+	if err := codeErr(d.int()); err != nil {
+		return store.Session{}, d.done(err)
 	}
+	st := d.int()
 	sess = store.Session{
 		ID:             id,
-		State:          store.State(d.int()),
 		Code:           int(d.int()),
 		Reason:         d.str(),
 		Info:           []byte(d.str()),
 		ReceiverNode:   d.str(),
 		ReceiverSticky: d.int() == 1,
 	}
-	return sess, d.done(nil)
+	if err := d.done(nil); err != nil {
+		return store.Session{}, err
+	}
+	sess.State, err = stateOf(st)
+	return sess, err
 }
 
 // Attach implements store.Store. It takes the lease and drains the queue in
@@ -180,15 +192,17 @@ func (s *Store) Attach(ctx context.Context, id string, l store.Lease) (res store
 		return res, err
 	}
 	d := decoder{r: r}
-	res.Status = store.AttachStatus(d.int())
-	switch res.Status {
-	case store.Attached:
-		res.Messages = d.strs()
-	case store.AttachClosed:
-		res.Code, res.Reason = int(d.int()), d.str()
-	case store.Busy, store.Unknown:
+	switch code := d.int(); code {
+	case replyOK:
+		res.Status, res.Messages = store.Attached, d.strs()
+	case replyBusy:
+		res.Status = store.Busy
+	case replyClosed:
+		res.Status, res.Code, res.Reason = store.AttachClosed, int(d.int()), d.str()
+	case replyNoSession:
+		res.Status = store.Unknown
 	default:
-		return res, fmt.Errorf("unexpected status %d", res.Status)
+		return res, d.done(fmt.Errorf("unexpected reply code %d", code))
 	}
 	return res, d.done(nil)
 }
@@ -218,27 +232,6 @@ func (s *Store) Detach(ctx context.Context, id, token string) (err error) {
 		return err
 	}
 	return outcome(r)
-}
-
-// outcome maps the scripts' common integer replies to errors.
-func outcome(r any) error {
-	n, err := toInt(r)
-	if err != nil {
-		return err
-	}
-	switch n {
-	case 1:
-		return nil
-	case 0:
-		return store.ErrNotFound
-	case -1:
-		return store.ErrNotHolder
-	case -2:
-		return store.ErrClosed
-	case -3:
-		return store.ErrQueueFull
-	}
-	return fmt.Errorf("unexpected reply %d", n)
 }
 
 // Append implements store.Store.
@@ -272,11 +265,15 @@ func (s *Store) Drain(ctx context.Context, id, token string) (res store.DrainRes
 	if err := outcome(d.next()); err != nil {
 		return res, d.done(err)
 	}
-	res.State = store.State(d.int())
+	st := d.int()
 	res.Code = int(d.int())
 	res.Reason = d.str()
 	res.Messages = d.strs()
-	return res, d.done(nil)
+	if err := d.done(nil); err != nil {
+		return res, err
+	}
+	res.State, err = stateOf(st)
+	return res, err
 }
 
 // Close implements store.Store.
@@ -373,8 +370,14 @@ func (s *Store) reapBatch(ctx context.Context, candidates []string) ([]string, e
 			}
 			continue
 		}
-		if n == 1 {
+		switch n {
+		case reapReapedOpen:
 			ids = append(ids, id)
+		case reapDeletedClosed, reapGone, reapNotDue:
+		default:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("unexpected reply code %d", n)
+			}
 		}
 	}
 	return ids, firstErr
@@ -398,13 +401,14 @@ func (s *Store) Attr(ctx context.Context, id, key string) (value string, ok bool
 		return "", false, err
 	}
 	d := decoder{r: r}
-	switch d.int() {
-	case 0:
-		return "", false, d.done(store.ErrNotFound)
-	case 1:
+	switch code := d.int(); code {
+	case attrFound:
 		return d.str(), true, d.done(nil)
+	case attrMissing:
+		return "", false, d.done(nil)
+	default:
+		return "", false, d.done(codeErr(code))
 	}
-	return "", false, d.done(nil) // 2: no such attribute
 }
 
 // wrap prefixes an error with the package and operation, keeping sentinels

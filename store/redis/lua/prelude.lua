@@ -1,0 +1,59 @@
+-- Prelude: prepended to every script (see scripts.go).
+--
+-- Every session script takes KEYS = {session hash, queue, attributes,
+-- deadline index} (one hash tag, so one Cluster slot) and ARGV[1] = session
+-- id, ARGV[2] = key TTL margin in ms.
+--
+-- Session hash fields: st state (1 open, 2 closed), cd close code, rs close
+-- reason, in info, dy disconnect delay ms, ln/lt/ls/lu lease node, token,
+-- sticky (1/0) and expiry ms, dl deadline ms (while a lease is held,
+-- lease expiry + delay, so a receiver that vanishes still lets the session
+-- expire).
+--
+-- Replies use integer codes, mapped to store results in scripts.go:
+-- 1 ok, 0 no such session, -1 lease not held, -2 closed, -3 queue full,
+-- -4 too many subscriptions, -5 busy (another receiver's live lease).
+--
+-- Holder index: {p:b}:h:<node> is the set of the bucket's sessions whose
+-- hash names node as lease holder (field ln), live or expired. Every
+-- script that sets or removes ln keeps it in step, so ReleaseNode finds a
+-- dead node's sessions without scanning (see noderelease.go).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function live(token, until_ms, now)
+  return token and token ~= '' and tonumber(until_ms or 0) > now
+end
+-- set_deadline records when the session may be reaped and makes every key
+-- outlive it by the margin; the index lives as long as its longest session.
+-- It returns that key TTL.
+local function set_deadline(dl, now)
+  redis.call('HSET', KEYS[1], 'dl', dl)
+  redis.call('ZADD', KEYS[4], dl, ARGV[1])
+  local ttl = dl - now + tonumber(ARGV[2])
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+  return ttl
+end
+-- holders names the holder index of node in this bucket (same hash tag as
+-- KEYS[4], "{p:b}:due", so the same Cluster slot).
+local function holders(node)
+  return string.sub(KEYS[4], 1, -4) .. 'h:' .. node
+end
+-- hold moves the session from old's holder index to node's, which must
+-- live as long as the session's keys (ttl).
+local function hold(node, old, ttl)
+  if old and old ~= node then redis.call('SREM', holders(old), ARGV[1]) end
+  local k = holders(node)
+  redis.call('SADD', k, ARGV[1])
+  if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
+end
+local function unhold(node)
+  if node then redis.call('SREM', holders(node), ARGV[1]) end
+end
+local function take_queue()
+  local msgs = redis.call('LRANGE', KEYS[2], 0, -1)
+  redis.call('DEL', KEYS[2])
+  return msgs
+end

@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -114,8 +117,17 @@ type ChannelConfig struct {
 	MaxLen int
 	// AllowLoss makes a subscriber that lost messages skip them instead
 	// of being closed with CodeMessagesLost: for channels where only the
-	// latest state matters.
+	// latest state matters, or where clients see offsets and recover
+	// themselves (SubscribeOptions.Since).
 	AllowLoss bool
+	// Render, when set, turns a published message into the text its
+	// subscribers get, given the channel name and the message's offset
+	// (the hub adds both to every message). It runs once per node per
+	// message for the node's live subscribers, not once per subscriber;
+	// messages read from the log (a catch-up, History) are rendered as
+	// they are read. It must be safe for concurrent use and fast: it runs
+	// under the channel's delivery lock.
+	Render func(channel string, offset uint64, msg string) string
 }
 
 // channelRoute is a compiled ChannelConfig.
@@ -124,6 +136,18 @@ type channelRoute struct {
 	handler   ChannelHandler
 	log       store.LogOptions
 	allowLoss bool
+	render    func(channel string, offset uint64, msg string) string
+}
+
+// renderer returns the function a hubChannel of key renders with: the
+// route's Render bound to the channel name, or nil.
+func (e *Endpoint) renderer(key string) func(offset uint64, msg string) string {
+	r := e.routeOfKey(key)
+	if r == nil || r.render == nil {
+		return nil
+	}
+	name, render := e.channelName(key), r.render
+	return func(offset uint64, msg string) string { return render(name, offset, msg) }
 }
 
 // HandleChannels enables channels on the endpoint and binds the names that
@@ -142,6 +166,7 @@ func (e *Endpoint) HandleChannels(c ChannelConfig) error {
 		handler:   c.Handler,
 		log:       store.LogOptions{Keep: c.Keep, MaxLen: c.MaxLen},
 		allowLoss: c.AllowLoss,
+		render:    c.Render,
 	}
 	if r.log.Keep <= 0 {
 		r.log.Keep = 2*e.settings.DisconnectDelay + 10*time.Second
@@ -205,29 +230,114 @@ func (e *Endpoint) routeOfKey(key string) *channelRoute {
 // published there reaches it, wherever its receiver is. Subscribing twice
 // is harmless. The ChannelHandler's OnSubscribe may refuse.
 func (s *Session) Subscribe(ctx context.Context, channel string) error {
+	_, err := s.SubscribeWith(ctx, channel, SubscribeOptions{})
+	return err
+}
+
+// SubscribeOptions are the knobs of Session.SubscribeWith.
+type SubscribeOptions struct {
+	// Since, when not zero, is the offset of the last message of the
+	// channel the client saw (as a previous session, say, before a
+	// reload): the messages after it that the log still holds reach the
+	// session first, in order, then the newer ones, each once.
+	Since uint64
+	// Registered, when set, is called once the subscription is in the
+	// store and before this call tells the session's receiver about it,
+	// so what it sends with Session.Send is queued before any message of
+	// the channel. A websocket gets it first; an HTTP receiver (polling,
+	// streaming) writes the session's queue and the channel's messages
+	// as each arrives, so there the order is not guaranteed.
+	Registered func(SubscribeResult)
+}
+
+// SubscribeResult is what SubscribeWith did.
+type SubscribeResult struct {
+	// Head is the offset of the channel's newest message at the moment
+	// of subscribing (0 for a channel that never had one).
+	Head uint64
+	// Created is false when the session was subscribed already; its
+	// subscription, and what it has been sent, are unchanged.
+	Created bool
+	// Recovered reports, for Since, that the log still held every
+	// message after Since, so the session gets them all. False when some
+	// were trimmed (the session gets what is left) or Since is past the
+	// head (a log that started over). A trim racing with the subscribe
+	// can still cost a message a true Recovered promised; on a channel
+	// without AllowLoss the session is then closed with CodeMessagesLost.
+	Recovered bool
+}
+
+// SubscribeWith is Subscribe with options: a starting offset (recovery
+// across sessions) and a hook that runs before delivery starts.
+func (s *Session) SubscribeWith(ctx context.Context, channel string, opts SubscribeOptions) (SubscribeResult, error) {
+	var out SubscribeResult
 	e := s.ep
 	r, key, err := e.route(channel)
 	if err != nil {
-		return err
+		return out, err
 	}
 	if r.handler != nil {
 		if err := callOnSubscribe(e, r.handler, s, channel); err != nil {
-			return err
+			return out, err
 		}
 	}
-	res, err := e.node.chans.store.Subscribe(ctx, s.key, key, e.settings.MaxChannels)
+	cs := e.node.chans.store
+	from := uint64(math.MaxUint64)
+	if opts.Since > 0 {
+		// Where the replay can start: after Since if the log still
+		// holds what follows it, else after what it dropped.
+		rr, err := cs.ReadChannel(ctx, key, opts.Since, 1)
+		if err != nil {
+			return out, fmt.Errorf("sockjs: subscribe: %w", err)
+		}
+		from, out.Recovered = opts.Since, !rr.Truncated
+		if rr.Truncated {
+			from = rr.Head
+			if len(rr.Entries) > 0 {
+				from = rr.Entries[0].Offset - 1
+			}
+		}
+	}
+	res, err := cs.SubscribeFrom(ctx, s.key, key, e.settings.MaxChannels, from)
 	switch {
 	case errors.Is(err, store.ErrTooManySubscriptions):
-		return ErrTooManyChannels
+		return out, ErrTooManyChannels
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrClosed):
-		return ErrSessionClosed
+		return out, ErrSessionClosed
 	case err != nil:
-		return fmt.Errorf("sockjs: subscribe: %w", err)
+		return out, fmt.Errorf("sockjs: subscribe: %w", err)
+	}
+	out.Created, out.Head = res.Created, res.Cursor
+	if opts.Since > 0 && res.Created {
+		head, err := e.head(ctx, key)
+		if err != nil {
+			return out, fmt.Errorf("sockjs: subscribe: %w", err)
+		}
+		out.Head = head
+	} else if !res.Created {
+		out.Recovered = opts.Since > 0
+		if out.Head, err = e.head(ctx, key); err != nil {
+			return out, fmt.Errorf("sockjs: subscribe: %w", err)
+		}
+	}
+	if opts.Registered != nil {
+		opts.Registered(out)
 	}
 	if res.Created {
 		e.node.chans.notify(ctx, res.ReceiverNode, noteSubscribe, s.key, key, res.Cursor)
+		e.node.chans.register(ctx, e, key)
 	}
-	return nil
+	return out, nil
+}
+
+// beyondOffsets is past every offset a log gives (they stay below 2^53):
+// a read after it answers the head alone.
+const beyondOffsets = 1 << 53
+
+// head reads the offset of the channel's newest message.
+func (e *Endpoint) head(ctx context.Context, key string) (uint64, error) {
+	rr, err := e.node.chans.store.ReadChannel(ctx, key, beyondOffsets, 1)
+	return rr.Head, err
 }
 
 func callOnSubscribe(e *Endpoint, h ChannelHandler, s *Session, channel string) (err error) {
@@ -331,6 +441,67 @@ func (e *Endpoint) Members(ctx context.Context, channel string) ([]*Session, err
 	return out, nil
 }
 
+// ChannelMessage is one message of a channel's log, rendered (see
+// ChannelConfig.Render).
+type ChannelMessage struct {
+	Offset uint64
+	Msg    string
+}
+
+// History is what Endpoint.History read.
+type History struct {
+	// Messages are oldest first.
+	Messages []ChannelMessage
+	// Head is the offset of the channel's newest message.
+	Head uint64
+	// Complete reports that the log still held every message after the
+	// starting point (since, or head - limit when since is 0).
+	Complete bool
+}
+
+// MaxHistory bounds the messages one History call returns.
+const MaxHistory = 1000
+
+// History reads up to limit messages of channel's log (limit <= 0 or over
+// MaxHistory: MaxHistory): those after offset since, or with since 0 the
+// newest limit. The log keeps what ChannelConfig.Keep and MaxLen allow.
+func (e *Endpoint) History(ctx context.Context, channel string, since uint64, limit int) (History, error) {
+	r, key, err := e.route(channel)
+	if err != nil {
+		return History{}, err
+	}
+	if limit <= 0 || limit > MaxHistory {
+		limit = MaxHistory
+	}
+	cs := e.node.chans.store
+	if since == 0 {
+		head, err := e.head(ctx, key)
+		if err != nil {
+			return History{}, fmt.Errorf("sockjs: history: %w", err)
+		}
+		if head == 0 {
+			return History{Complete: true}, nil
+		}
+		since = head - min(head, uint64(limit))
+	}
+	rr, err := cs.ReadChannel(ctx, key, since, limit)
+	if err != nil {
+		return History{}, fmt.Errorf("sockjs: history: %w", err)
+	}
+	h := History{Head: rr.Head, Complete: !rr.Truncated, Messages: make([]ChannelMessage, 0, len(rr.Entries))}
+	for _, le := range rr.Entries {
+		_, msg, ok := decodeEntry(le.Msg)
+		if !ok {
+			continue
+		}
+		if r.render != nil {
+			msg = r.render(channel, le.Offset, msg)
+		}
+		h.Messages = append(h.Messages, ChannelMessage{Offset: le.Offset, Msg: msg})
+	}
+	return h, nil
+}
+
 // PublishOption is a per-call knob of Publish.
 type PublishOption func(*publishOptions)
 
@@ -351,9 +522,16 @@ func Except(s *Session) PublishOption {
 // after another, arrive in that order. If the bus fails after the log
 // append, Publish still returns nil: delivery is late, not lost.
 func (e *Endpoint) Publish(ctx context.Context, channel, msg string, opts ...PublishOption) error {
+	_, err := e.PublishOffset(ctx, channel, msg, opts...)
+	return err
+}
+
+// PublishOffset is Publish that also returns the message's offset in the
+// channel's log.
+func (e *Endpoint) PublishOffset(ctx context.Context, channel, msg string, opts ...PublishOption) (uint64, error) {
 	r, key, err := e.route(channel)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var o publishOptions
 	for _, f := range opts {
@@ -362,14 +540,58 @@ func (e *Endpoint) Publish(ctx context.Context, channel, msg string, opts ...Pub
 	entry := encodeEntry(o.except, msg)
 	off, err := e.node.chans.store.AppendChannel(ctx, key, entry, r.log)
 	if err != nil {
-		return fmt.Errorf("sockjs: publish: %w", err)
+		return 0, fmt.Errorf("sockjs: publish: %w", err)
 	}
 	if err := e.node.bus.Publish(ctx, key, encodeBusEntry(off, entry)); err != nil {
 		// The nodes' checks of the log find it (see hubChannel).
 		e.node.log.Warn("sockjs: publish on the bus failed", "channel", key, "err", err)
 	}
-	return nil
+	return off, nil
 }
+
+// ActiveChannels lists the endpoint's channels that have subscribers,
+// cluster-wide, sorted. It costs a store read per channel listed: it is
+// meant for operators and backends, not for every message.
+func (e *Endpoint) ActiveChannels(ctx context.Context) ([]string, error) {
+	h := e.node.chans
+	if h == nil || len(e.routes()) == 0 {
+		return nil, ErrChannelsDisabled
+	}
+	reg := e.registryKey()
+	subs, err := h.store.Subscriptions(ctx, reg)
+	if err != nil {
+		return nil, fmt.Errorf("sockjs: active channels: %w", err)
+	}
+	out := make([]string, 0, len(subs))
+	for key := range subs {
+		members, err := h.store.Members(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("sockjs: active channels: %w", err)
+		}
+		if slices.ContainsFunc(members, func(m string) bool { return m != reg }) {
+			out = append(out, e.channelName(key))
+			continue
+		}
+		// Nobody left: drop it from the registry, unless someone
+		// joined meanwhile (their subscribe registered it first).
+		if _, _, err := h.store.Unsubscribe(ctx, reg, key); err != nil {
+			return nil, fmt.Errorf("sockjs: active channels: %w", err)
+		}
+		if members, err = h.store.Members(ctx, key); err == nil && len(members) > 0 {
+			h.register(ctx, e, key)
+			out = append(out, e.channelName(key))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// registryKey is the store id of the endpoint's channel registry: a
+// session that never has a receiver, subscribed to every channel of the
+// endpoint that had a subscriber lately, so its subscriptions list them.
+// It lies outside the endpoint's keys (prefix + "/"), so no handler, no
+// Members and no reaper's OnClose ever see it.
+func (e *Endpoint) registryKey() string { return "_channels" + e.settings.Prefix }
 
 // Encodings.
 //

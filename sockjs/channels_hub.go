@@ -2,6 +2,7 @@ package sockjs
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -53,10 +54,31 @@ type channelHub struct {
 	rmu       sync.Mutex // guards receivers
 	receivers map[*chanReceiver]struct{}
 	repairs   sync.Once // starts repairLoop
+
 }
 
 func newChannelHub(n *Node, cs store.Channels) *channelHub {
 	return &channelHub{n: n, store: cs, channels: make(map[string]*hubChannel), receivers: make(map[*chanReceiver]struct{})}
+}
+
+// registryLife is the channel registry session's disconnect delay: it has
+// no receiver, so this is its lifetime; it is created again when gone.
+const registryLife = 30 * 24 * time.Hour
+
+// register puts channel key in e's registry (see Endpoint.ActiveChannels):
+// one store write per new subscription. Failures are logged: the registry
+// only serves listings.
+func (h *channelHub) register(ctx context.Context, e *Endpoint, key string) {
+	reg := e.registryKey()
+	_, err := h.store.Subscribe(ctx, reg, key, 0)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrClosed) {
+		if _, err = h.n.store.Create(ctx, reg, store.CreateOptions{DisconnectDelay: registryLife}); err == nil {
+			_, err = h.store.Subscribe(ctx, reg, key, 0)
+		}
+	}
+	if err != nil {
+		h.n.log.Warn("sockjs: registering a channel failed", "channel", key, "err", err)
+	}
 }
 
 // repairInterval is how often long-lived receivers compare their channels
@@ -111,14 +133,14 @@ func (h *channelHub) repairLoop() {
 
 // join returns this node's hubChannel of name, listening on the bus if it
 // is new. Each join is matched by one leave.
-func (h *channelHub) join(name string) (*hubChannel, error) {
+func (h *channelHub) join(name string, render func(uint64, string) string) (*hubChannel, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if hc := h.channels[name]; hc != nil {
 		hc.refs++
 		return hc, nil
 	}
-	hc := &hubChannel{hub: h, name: name, refs: 1, subs: make(map[*chanSub]struct{}), pending: make(map[uint64]string)}
+	hc := &hubChannel{hub: h, name: name, render: render, refs: 1, subs: make(map[*chanSub]struct{}), pending: make(map[uint64]string)}
 	cancel, err := h.n.bus.ListenChannel(name, hc.onBus)
 	if err != nil {
 		return nil, err
@@ -194,6 +216,10 @@ type hubChannel struct {
 	name   string
 	refs   int // guarded by hub.mu
 	cancel func()
+	// render is the route's ChannelConfig.Render for this channel, nil
+	// for none; the name (a key) carries the endpoint, so it never
+	// changes.
+	render func(offset uint64, msg string) string
 
 	mu      sync.Mutex // guards the fields below and every chanSub's last and live
 	subs    map[*chanSub]struct{}
@@ -273,6 +299,9 @@ func (hc *hubChannel) dispatch(off uint64, entry string) {
 	if !ok {
 		hc.hub.n.log.Warn("sockjs: malformed channel entry", "channel", hc.name, "offset", off)
 		except, msg = "", ""
+	}
+	if ok && hc.render != nil {
+		msg = hc.render(off, msg) // once for the node's subscribers
 	}
 	var frame []byte // encoded once, for every websocket
 	for s := range hc.subs {
@@ -573,7 +602,7 @@ func (r *chanReceiver) add(name string, cursor uint64, sync bool) {
 	}
 	r.mu.Unlock()
 
-	hc, err := r.hub.join(name)
+	hc, err := r.hub.join(name, r.e.renderer(name))
 	if err != nil {
 		r.hub.n.log.Warn("sockjs: listening on a channel failed", "channel", name, "err", err)
 		r.mu.Lock()
@@ -672,6 +701,9 @@ func (r *chanReceiver) catchUp(s *chanSub, after uint64) {
 			except, msg, ok := decodeEntry(e.Msg)
 			if !ok {
 				continue
+			}
+			if hc.render != nil {
+				msg = hc.render(e.Offset, msg)
 			}
 			r.push(s, e.Offset, msg, nil, except == r.key)
 		}

@@ -128,6 +128,12 @@ type Channels interface {
 	// missing or closed. Members may list the session a moment before
 	// Subscriptions does.
 	Subscribe(ctx context.Context, id, channel string, max int) (SubscribeResult, error)
+	// SubscribeFrom is Subscribe with the cursor of a new subscription at
+	// min(from, log head) instead of the head: the session's receivers
+	// then catch up from there, so a client that reconnected as a new
+	// session recovers what it missed. An existing subscription keeps its
+	// cursor.
+	SubscribeFrom(ctx context.Context, id, channel string, max int, from uint64) (SubscribeResult, error)
 	// Unsubscribe removes the session from channel. removed is false when
 	// it was not subscribed; receiverNode is the session's live receiver
 	// (empty when none), so the caller can stop its live delivery.

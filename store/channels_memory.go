@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 )
@@ -97,6 +98,11 @@ func logOptions(o LogOptions) (time.Duration, int) {
 // Subscribe implements Channels. It is atomic: the session's state and the
 // channel's head are read under both locks.
 func (m *Memory) Subscribe(ctx context.Context, id, channel string, max int) (SubscribeResult, error) {
+	return m.SubscribeFrom(ctx, id, channel, max, math.MaxUint64)
+}
+
+// SubscribeFrom implements Channels.
+func (m *Memory) SubscribeFrom(ctx context.Context, id, channel string, max int, from uint64) (SubscribeResult, error) {
 	if err := ctx.Err(); err != nil {
 		return SubscribeResult{}, err
 	}
@@ -140,8 +146,9 @@ func (m *Memory) Subscribe(ctx context.Context, id, channel string, max int) (Su
 		subs = make(map[string]uint64)
 		c.subs[id] = subs
 	}
-	subs[channel] = l.head
-	res.Cursor, res.Created = l.head, true
+	cursor := min(from, l.head)
+	subs[channel] = cursor
+	res.Cursor, res.Created = cursor, true
 	return res, nil
 }
 

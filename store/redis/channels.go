@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,12 @@ func (s *Store) runKeys(ctx context.Context, sc *redis.Script, keys []string, ar
 
 // Subscribe implements store.Channels.
 func (s *Store) Subscribe(ctx context.Context, id, channel string, max int) (res store.SubscribeResult, err error) {
+	return s.SubscribeFrom(ctx, id, channel, max, math.MaxUint64)
+}
+
+// SubscribeFrom implements store.Channels: the session side's script
+// records the cursor it is given, min(from, head).
+func (s *Store) SubscribeFrom(ctx context.Context, id, channel string, max int, from uint64) (res store.SubscribeResult, err error) {
 	defer wrap(&err, "subscribe")
 	if err := store.CheckChannel(channel); err != nil {
 		return res, err
@@ -87,6 +94,13 @@ func (s *Store) Subscribe(ctx context.Context, id, channel string, max int) (res
 	head, added := d.str(), d.int()
 	if err := d.done(nil); err != nil {
 		return res, err
+	}
+	if from != math.MaxUint64 {
+		h, err := strconv.ParseUint(head, 10, 64)
+		if err != nil {
+			return res, fmt.Errorf("head %q: %w", head, err)
+		}
+		head = strconv.FormatUint(min(from, h), 10)
 	}
 	r, err = s.runKeys(ctx, subscribeScript, s.subsKeys(id), channel, head, max, channelTTLms)
 	if err == nil {

@@ -30,6 +30,7 @@ func RunChannels(t *testing.T, newStore func(t *testing.T) ChannelStore) {
 		{"Names", testChannelNames},
 		{"SubscribeCursor", testSubscribeCursor},
 		{"SubscribeTwice", testSubscribeTwice},
+		{"SubscribeFrom", testSubscribeFrom},
 		{"SubscribeMissingOrClosed", testSubscribeMissingOrClosed},
 		{"SubscribeReceiverNode", testSubscribeReceiverNode},
 		{"SubscribeLimit", testSubscribeLimit},
@@ -168,6 +169,35 @@ func testSubscribeCursor(t *testing.T, s ChannelStore) {
 	r = mustRead(t, s, "fresh", res.Cursor, 0)
 	if r.Truncated || !slices.Equal(msgs(r.Entries), []string{"x"}) {
 		t.Fatalf("Read fresh = %+v", r)
+	}
+}
+
+// testSubscribeFrom: a new subscription may start at an older offset (a
+// client recovering as a new session), never past the head; an existing
+// one keeps its cursor.
+func testSubscribeFrom(t *testing.T, s ChannelStore) {
+	mustCreate(t, s, "a", long)
+	mustCreate(t, s, "b", long)
+	first := mustPublish(t, s, "c", "m1")
+	mustPublish(t, s, "c", "m2")
+	head := mustPublish(t, s, "c", "m3")
+	res, err := s.SubscribeFrom(ctx(t), "a", "c", 0, first)
+	if err != nil || !res.Created || res.Cursor != first {
+		t.Fatalf("SubscribeFrom(%d) = %+v, %v; want created with cursor %d", first, res, err, first)
+	}
+	r := mustRead(t, s, "c", res.Cursor, 0)
+	if !slices.Equal(msgs(r.Entries), []string{"m2", "m3"}) {
+		t.Fatalf("Read after cursor = %+v, want [m2 m3]", r)
+	}
+	if res, err = s.SubscribeFrom(ctx(t), "a", "c", 0, 1); err != nil || res.Created || res.Cursor != first {
+		t.Fatalf("SubscribeFrom again = %+v, %v; want the existing cursor %d", res, err, first)
+	}
+	if res, err = s.SubscribeFrom(ctx(t), "b", "c", 0, head+100); err != nil || res.Cursor != head {
+		t.Fatalf("SubscribeFrom past the head = %+v, %v; want cursor %d", res, err, head)
+	}
+	subs, err := s.Subscriptions(ctx(t), "a")
+	if err != nil || subs["c"] != first {
+		t.Fatalf("Subscriptions = %v, %v; want c:%d", subs, err, first)
 	}
 }
 

@@ -38,6 +38,8 @@ type config struct {
 	Join         string
 	Apps         string
 	SockJSURL    string
+	// SockJSClient is a sockjs-client installed from npm to serve.
+	SockJSClient string
 	LogLevel     string
 	RedisPrefix  string
 	// AdvertiseHTTP is where other nodes reach this one's HTTP (stats).
@@ -72,7 +74,8 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&cfg.GossipListen, "gossip-listen", "", "memberlist bind address; empty: no gossip")
 	fs.StringVar(&cfg.Join, "join", "", "comma-separated memberlist seeds")
 	fs.StringVar(&cfg.Apps, "apps", "echo", "comma-separated built-in apps to mount: "+strings.Join(apps.Names(), ", "))
-	fs.StringVar(&cfg.SockJSURL, "sockjs-url", sockjs.DefaultSockJSURL, "sockjs-client script URL for iframe and demo pages")
+	fs.StringVar(&cfg.SockJSURL, "sockjs-url", "", "sockjs-client script URL for iframe and demo pages (default: "+apps.SockJSClientPath+" when the node serves a copy, else "+sockjs.DefaultSockJSURL+")")
+	fs.StringVar(&cfg.SockJSClient, "sockjs-client", "", "sockjs-client installed from npm to serve at "+apps.SockJSClientPath+": its dist/sockjs.min.js, the package or a node_modules folder (default: searched beside the binary, in the working directory and Debian's node-sockjs-client)")
 	fs.StringVar(&cfg.RedisPrefix, "key-prefix", "shoal", "prefix of Redis keys and NATS subjects, shared by the nodes of one cluster")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "host:port other nodes reach this node's HTTP on (default: --listen, with this host's private IP for an unspecified host)")
@@ -179,7 +182,7 @@ func run(cfg config) error {
 	go o.checkLoop(checkCtx)
 	mux := http.NewServeMux()
 	o.mount(mux, metricsHandler(o, version))
-	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL})
+	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL, SockJSClientFile: cfg.SockJSClient})
 	if err != nil {
 		return err
 	}

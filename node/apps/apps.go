@@ -15,8 +15,12 @@ import (
 // Options are what every app may need from the program.
 type Options struct {
 	// SockJSURL is the sockjs-client script for iframe and demo pages;
-	// empty means sockjs.DefaultSockJSURL.
+	// empty means the node's own copy (SockJSClientPath) when it serves one,
+	// else sockjs.DefaultSockJSURL.
 	SockJSURL string
+	// SockJSClientFile is a sockjs-client installed from npm for the node
+	// to serve (see FindSockJSClient); empty searches the usual places.
+	SockJSClientFile string
 }
 
 // mountFunc mounts one app's endpoints on node and its pages on mux.
@@ -61,6 +65,11 @@ func Mount(node *sockjs.Node, mux *http.ServeMux, names []string, opts Options) 
 	if mux == nil {
 		mux = http.NewServeMux()
 	}
+	url, err := mountSockJSClient(mux, opts)
+	if err != nil {
+		return nil, err
+	}
+	opts.SockJSURL = url
 	for _, name := range order {
 		if !want[name] {
 			continue

@@ -10,24 +10,8 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/cluster"
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
-
-// checkFor calls f every step until it returns nil, and fails the test with
-// f's last error if that does not happen within total.
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
 
 // testLogger sends warnings and errors to the test log, until the test
 // ends: memberlist's goroutines may still log a little after Shutdown, and
@@ -88,7 +72,7 @@ func waitMembers(t *testing.T, nodes []*cluster.Memberlist, want ...string) {
 	t.Helper()
 	sort.Strings(want)
 	wantStr := ids(aliveMembers(want))
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		for _, n := range nodes {
 			if got := ids(n.Members()); got != wantStr {
 				return fmt.Errorf("%s sees %s, want %s", n.Self().ID, got, wantStr)
@@ -175,7 +159,7 @@ func TestMemberlistCrashDetected(t *testing.T) {
 	// The bound: probe round + suspicion (2 s) with slack for a loaded
 	// machine running -race; memberlist's awareness may stretch probes.
 	const bound = 15 * time.Second
-	checkFor(t, bound, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, bound, 10*time.Millisecond, func() error {
 		for i, l := range []*leaves{la, lb} {
 			m, _, ok := l.get("node-c")
 			if !ok {
@@ -229,7 +213,7 @@ func TestMemberlistLeave(t *testing.T) {
 	if got := b.Self().State; got != cluster.StateLeft {
 		t.Errorf("leaver's own state = %v, want left", got)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		for i, l := range []*leaves{la, lc} {
 			m, _, ok := l.get("node-b")
 			if !ok {

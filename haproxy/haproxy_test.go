@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // TestConfigValid runs HAProxy's own check on haproxy.cfg as shipped.
 func TestConfigValid(t *testing.T) {
-	out, err := exec.Command(lookBin(t, "haproxy"), "-c", "-f", "haproxy.cfg").CombinedOutput()
+	out, err := exec.Command(testenv.LookPath(t, "haproxy"), "-c", "-f", "haproxy.cfg").CombinedOutput()
 	if err != nil {
 		t.Fatalf("haproxy -c -f haproxy.cfg: %v\n%s", err, out)
 	}
@@ -119,7 +121,7 @@ func TestScriptConfig(t *testing.T) {
 	if err := os.WriteFile(path, script, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	check := exec.Command(lookBin(t, "haproxy"), "-c", "-f", path)
+	check := exec.Command(testenv.LookPath(t, "haproxy"), "-c", "-f", path)
 	check.Env = append(os.Environ(), EnvBind+"=127.0.0.1:18080", EnvStatsBind+"=127.0.0.1:18404")
 	if out, err := check.CombinedOutput(); err != nil || strings.Contains(string(out), "WARNING") {
 		t.Fatalf("haproxy -c on the script's config: %v\n%s", err, out)
@@ -129,7 +131,7 @@ func TestScriptConfig(t *testing.T) {
 // TestCompose parses docker-compose.yml with Debian's docker-compose, which
 // needs no Docker engine for that.
 func TestCompose(t *testing.T) {
-	dc := lookBin(t, "docker-compose")
+	dc := testenv.LookPath(t, "docker-compose")
 	file := filepath.Join("..", "docker-compose.yml")
 	if out, err := exec.Command(dc, "-f", file, "config", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("docker-compose config -q: %v\n%s", err, out)
@@ -181,16 +183,4 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("bad HAProxy time %q", s)
 	}
 	return time.Duration(n) * unit, nil
-}
-
-// lookBin finds a program also in /usr/sbin, which a normal user's PATH lacks.
-func lookBin(t *testing.T, name string) string {
-	t.Helper()
-	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatalf("%s not found: sudo apt-get install -y %s (.ci/run installs it)", name, name)
-	return ""
 }

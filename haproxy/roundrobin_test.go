@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // TestRoundRobin builds the node, starts three in-memory nodes behind a real
@@ -38,7 +39,7 @@ func TestRoundRobin(t *testing.T) {
 		servers = append(servers, Server{Name: name, Addr: addr})
 	}
 	for _, s := range servers {
-		checkFor(t, 20*time.Second, 25*time.Millisecond, func() error {
+		testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
 			return getInfo(http.DefaultClient, "http://"+s.Addr)
 		})
 	}
@@ -57,8 +58,8 @@ func TestRoundRobin(t *testing.T) {
 		t.Fatal(err)
 	}
 	lb, stats := freeAddr(t), freeAddr(t)
-	start(t, "haproxy", lookBin(t, "haproxy"), []string{EnvBind + "=" + lb, EnvStatsBind + "=" + stats}, "-db", "-f", path)
-	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+	start(t, "haproxy", testenv.LookPath(t, "haproxy"), []string{EnvBind + "=" + lb, EnvStatsBind + "=" + stats}, "-db", "-f", path)
+	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		return serversState(stats, "UP", "node1", "node2", "node3")
 	})
 
@@ -137,7 +138,7 @@ func TestRoundRobin(t *testing.T) {
 			t.Fatalf("request %d after node3 died was answered by node3", i)
 		}
 	}
-	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+	testenv.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
 		return serversState(stats, "DOWN", "node3")
 	})
 	t.Logf("HAProxy marked node3 DOWN %v after SIGKILL", time.Since(killed).Round(10*time.Millisecond))
@@ -300,12 +301,7 @@ func buildNode(t *testing.T) string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 }
 
 // start runs bin until the test ends; its output goes to a file that is
@@ -342,21 +338,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// checkFor calls f every step until it returns nil, or fails the test with
-// f's last error after total.
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
 }

@@ -19,23 +19,14 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/store"
 )
 
-// checkFor calls f every step until it returns nil or total passes.
+// checkFor is testenv.CheckFor under the name this package's tests use.
 func checkFor(t testing.TB, total, step time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
+	testenv.CheckFor(t, total, step, f)
 }
 
 // recorder is a Handler that echoes and records what happened.

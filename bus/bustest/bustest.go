@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/bus"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // Timeout bounds every wait for a delivery.
@@ -65,23 +67,6 @@ func uniqueName(t *testing.T, what string) string {
 	return fmt.Sprintf("%s-%s-%d-%d", t.Name(), what, time.Now().UnixNano(), nameSeq.Add(1))
 }
 
-// CheckFor calls f every step until it returns nil, and fails the test with
-// f's last error if that does not happen within total.
-func CheckFor(t testing.TB, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
-
 // recorder is a Handler that keeps what it received.
 type recorder struct {
 	mu   sync.Mutex
@@ -103,7 +88,7 @@ func (r *recorder) got() []string {
 // waitFor waits until the recorder has received msg.
 func (r *recorder) waitFor(t *testing.T, msg string) {
 	t.Helper()
-	CheckFor(t, Timeout, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, Timeout, 5*time.Millisecond, func() error {
 		for _, m := range r.got() {
 			if m == msg {
 				return nil
@@ -116,7 +101,7 @@ func (r *recorder) waitFor(t *testing.T, msg string) {
 // waitCount waits until the recorder has received at least n messages.
 func (r *recorder) waitCount(t *testing.T, n int) {
 	t.Helper()
-	CheckFor(t, Timeout, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, Timeout, 5*time.Millisecond, func() error {
 		if got := len(r.got()); got < n {
 			return fmt.Errorf("received %d messages, want %d", got, n)
 		}
@@ -344,7 +329,7 @@ func testCancelStopsNodeDelivery(t *testing.T, buses []bus.Bus) {
 
 	// The same node can be listened for again after a cancel.
 	again, _ := listenNode(t, buses[0], node)
-	CheckFor(t, Timeout, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, Timeout, 20*time.Millisecond, func() error {
 		// A networked bus may need a moment before a new listener is
 		// live; resend until it is.
 		sendNode(t, buses[1], node, "again")
@@ -420,7 +405,7 @@ func testHandlerOwnsMessage(t *testing.T, buses []bus.Bus) {
 	}
 	copy(msg, "CHANGED!")
 
-	CheckFor(t, Timeout, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, Timeout, 5*time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(kept) < 4 {
@@ -549,7 +534,7 @@ func testSlowHandlerDoesNotBlockSender(t *testing.T, buses []bus.Bus) {
 	fast, _ := listenNode(t, buses[0], fastNode)
 
 	sendNode(t, buses[1], node, "first")
-	CheckFor(t, Timeout, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, Timeout, 5*time.Millisecond, func() error {
 		if calls.Load() == 0 {
 			return errors.New("slow handler not called yet")
 		}
@@ -585,7 +570,7 @@ func testSlowHandlerDoesNotBlockSender(t *testing.T, buses []bus.Bus) {
 	// Once unblocked, the slow listener still receives new messages.
 	unblock()
 	before := calls.Load()
-	CheckFor(t, Timeout, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, Timeout, 20*time.Millisecond, func() error {
 		if err := buses[1].SendNode(context.Background(), node, []byte("later")); err != nil {
 			return err
 		}

@@ -4,52 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/shoal-rt/shoal/bus"
 	"github.com/shoal-rt/shoal/bus/bustest"
 	natsbus "github.com/shoal-rt/shoal/bus/nats"
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
-
-// runServer starts an embedded NATS server on 127.0.0.1:port (-1: any free
-// port) and shuts it down when the test ends.
-func runServer(t *testing.T, port int) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatalf("nats server on port %d not ready", port)
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-func serverPort(t *testing.T, s *server.Server) int {
-	t.Helper()
-	addr, ok := s.Addr().(*net.TCPAddr)
-	if !ok {
-		t.Fatalf("nats server address %v is not TCP", s.Addr())
-	}
-	return addr.Port
-}
-
-var prefixSeq atomic.Uint64
-
-func uniquePrefix() string {
-	return fmt.Sprintf("shoaltest.%d.%d", time.Now().UnixNano(), prefixSeq.Add(1))
-}
 
 // connect dials with the package's settings, retrying fast so restarts in
 // tests are quick.
@@ -71,12 +37,12 @@ func newBus(t *testing.T, nc *nats.Conn, prefix string) *natsbus.Bus {
 }
 
 func TestConformance(t *testing.T) {
-	s := runServer(t, -1)
+	s := testenv.NATS(t)
 	bustest.Run(t, func(t *testing.T) []bus.Bus {
-		prefix := uniquePrefix()
+		prefix := testenv.Prefix(t)
 		var buses []bus.Bus
 		for i := 0; i < 3; i++ {
-			buses = append(buses, newBus(t, connect(t, s.ClientURL()), prefix))
+			buses = append(buses, newBus(t, connect(t, s.URL()), prefix))
 		}
 		return buses
 	})
@@ -108,7 +74,7 @@ func (in *inbox) has(msg string) bool {
 // awaitDelivery sends msg through send until in has it.
 func awaitDelivery(t *testing.T, in *inbox, msg string, send func([]byte) error) {
 	t.Helper()
-	bustest.CheckFor(t, bustest.Timeout, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, bustest.Timeout, 20*time.Millisecond, func() error {
 		if err := send([]byte(msg)); err != nil {
 			return err
 		}
@@ -120,10 +86,9 @@ func awaitDelivery(t *testing.T, in *inbox, msg string, send func([]byte) error)
 }
 
 func TestResubscribesAfterServerRestart(t *testing.T) {
-	s := runServer(t, -1)
-	port := serverPort(t, s)
-	url := s.ClientURL()
-	prefix := uniquePrefix()
+	s := testenv.NATS(t)
+	url := s.URL()
+	prefix := testenv.Prefix(t)
 	listenerConn, senderConn := connect(t, url), connect(t, url)
 	listener, sender := newBus(t, listenerConn, prefix), newBus(t, senderConn, prefix)
 	ctx := context.Background()
@@ -140,8 +105,8 @@ func TestResubscribesAfterServerRestart(t *testing.T) {
 	awaitDelivery(t, &nodeIn, "before", sendNode)
 	awaitDelivery(t, &chIn, "before", publish)
 
-	s.Shutdown()
-	bustest.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
+	s.Stop()
+	testenv.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
 		if listenerConn.IsConnected() || senderConn.IsConnected() {
 			return errors.New("clients still connected")
 		}
@@ -157,7 +122,7 @@ func TestResubscribesAfterServerRestart(t *testing.T) {
 	}
 
 	restarted := time.Now()
-	runServer(t, port)
+	s.Start()
 	// No new Listen: the old subscriptions must come back by themselves.
 	awaitDelivery(t, &nodeIn, "after", sendNode)
 	awaitDelivery(t, &chIn, "after", publish)
@@ -168,17 +133,16 @@ func TestResubscribesAfterServerRestart(t *testing.T) {
 }
 
 func TestSendWhileNATSDown(t *testing.T) {
-	s := runServer(t, -1)
-	port := serverPort(t, s)
-	prefix := uniquePrefix()
+	s := testenv.NATS(t)
+	prefix := testenv.Prefix(t)
 	const bufSize = 64 << 10
-	nc := connect(t, s.ClientURL(), nats.ReconnectBufSize(bufSize))
+	nc := connect(t, s.URL(), nats.ReconnectBufSize(bufSize))
 	b := newBus(t, nc, prefix)
 	if !b.Connected() {
 		t.Fatal("Connected is false with NATS up")
 	}
-	s.Shutdown()
-	bustest.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
+	s.Stop()
+	testenv.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
 		if !nc.IsReconnecting() {
 			return fmt.Errorf("client status %v, want reconnecting", nc.Status())
 		}
@@ -226,40 +190,35 @@ func TestSendWhileNATSDown(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("ListenNode while NATS is down took %v", d)
 	}
-	runServer(t, port)
-	other := newBus(t, connect(t, "nats://127.0.0.1:"+strconv.Itoa(port)), prefix)
+	s.Start()
+	other := newBus(t, connect(t, s.URL()), prefix)
 	awaitDelivery(t, &in, "hello", func(msg []byte) error { return other.SendNode(ctx, "late", msg) })
 }
 
 // Nodes may start before NATS: Connect does not fail, and the bus works
 // once NATS comes up.
 func TestConnectBeforeServerStarts(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testenv.FreePort(t)
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
-	prefix := uniquePrefix()
+	prefix := testenv.Prefix(t)
 	listener := newBus(t, connect(t, url), prefix)
 	sender := newBus(t, connect(t, url), prefix)
 	var in inbox
 	if _, err := listener.ListenChannel("c", in.handle); err != nil {
 		t.Fatalf("ListenChannel before NATS is up: %v", err)
 	}
-	runServer(t, port)
+	testenv.NATSOn(t, port)
 	awaitDelivery(t, &in, "up", func(msg []byte) error { return sender.Publish(context.Background(), "c", msg) })
 }
 
 // A listener that falls behind loses messages (counted), not the sender's
 // time.
 func TestSlowListenerDropsAreCounted(t *testing.T) {
-	s := runServer(t, -1)
-	prefix := uniquePrefix()
-	listener := natsbus.New(connect(t, s.ClientURL()), natsbus.Config{Prefix: prefix, PendingMsgs: 10})
+	s := testenv.NATS(t)
+	prefix := testenv.Prefix(t)
+	listener := natsbus.New(connect(t, s.URL()), natsbus.Config{Prefix: prefix, PendingMsgs: 10})
 	t.Cleanup(func() { listener.Close() })
-	sender := newBus(t, connect(t, s.ClientURL()), prefix)
+	sender := newBus(t, connect(t, s.URL()), prefix)
 	release := make(chan struct{})
 	cancel, err := listener.ListenNode("slow", func([]byte) { <-release })
 	if err != nil {
@@ -272,7 +231,7 @@ func TestSlowListenerDropsAreCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bustest.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
 		if d := listener.Dropped(); d < 1000-10-1 {
 			return fmt.Errorf("Dropped() = %d, want at least %d", d, 1000-10-1)
 		}
@@ -281,19 +240,19 @@ func TestSlowListenerDropsAreCounted(t *testing.T) {
 }
 
 func TestPrefixIsCleaned(t *testing.T) {
-	s := runServer(t, -1)
+	s := testenv.NATS(t)
 	// A prefix with wildcards, spaces and empty tokens still gives valid,
 	// working subjects.
 	prefix := "bad *.> prefix.." + strconv.FormatInt(time.Now().UnixNano(), 10)
-	a := newBus(t, connect(t, s.ClientURL()), prefix)
-	b := newBus(t, connect(t, s.ClientURL()), prefix)
+	a := newBus(t, connect(t, s.URL()), prefix)
+	b := newBus(t, connect(t, s.URL()), prefix)
 	var in inbox
 	if _, err := a.ListenNode("n", in.handle); err != nil {
 		t.Fatal(err)
 	}
 	awaitDelivery(t, &in, "ok", func(msg []byte) error { return b.SendNode(context.Background(), "n", msg) })
 	// A bus with another prefix hears nothing of it.
-	c := newBus(t, connect(t, s.ClientURL()), uniquePrefix())
+	c := newBus(t, connect(t, s.URL()), testenv.Prefix(t))
 	var otherIn inbox
 	if _, err := c.ListenNode("n", otherIn.handle); err != nil {
 		t.Fatal(err)

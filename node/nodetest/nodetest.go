@@ -1,13 +1,13 @@
 // Package nodetest starts the real parts of a Shoal cluster for tests:
-// redis-server, nats-server, HAProxy and node processes built from ./node,
-// each on a free loopback port and stopped when the test ends.
+// HAProxy and node processes built from ./node on Redis and NATS from
+// internal/testenv, each on a free loopback port and stopped when the test
+// ends.
 package nodetest
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,34 +18,19 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/haproxy"
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort is testenv.FreePort, kept for the tests that call it here.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("nodetest: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t)
 }
 
-// CheckFor calls f every step until it returns nil or total passes, then
-// fails the test with f's last error.
+// CheckFor is testenv.CheckFor, kept for the tests that call it here.
 func CheckFor(t testing.TB, total, step time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nodetest: condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
+	testenv.CheckFor(t, total, step, f)
 }
 
 // Process is a child process with its output kept for failure reports.
@@ -114,34 +99,19 @@ func StartEnv(t testing.TB, env []string, name string, args ...string) *Process 
 // WaitTCP waits until addr accepts connections.
 func WaitTCP(t testing.TB, addr string) {
 	t.Helper()
-	CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
+	testenv.WaitTCP(t, addr)
 }
 
-// Redis starts a redis-server and returns its URL.
+// Redis starts a redis-server (testenv.Redis) and returns its URL.
 func Redis(t testing.TB) string {
 	t.Helper()
-	port := FreePort(t)
-	Start(t, lookPath(t, "redis-server"), "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	WaitTCP(t, addr)
-	return "redis://" + addr + "/0"
+	return testenv.Redis(t).URL()
 }
 
-// NATS starts a nats-server and returns its URL.
+// NATS starts an embedded NATS server (testenv.NATS) and returns its URL.
 func NATS(t testing.TB) string {
 	t.Helper()
-	port := FreePort(t)
-	Start(t, lookPath(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(port))
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	WaitTCP(t, addr)
-	return "nats://" + addr
+	return testenv.NATS(t).URL()
 }
 
 var (
@@ -246,20 +216,9 @@ func HAProxy(t testing.TB, nodes []*Node) (*Process, string) {
 	p := StartEnv(t, []string{
 		haproxy.EnvBind + "=" + addr,
 		haproxy.EnvStatsBind + "=" + fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-	}, lookPath(t, "haproxy"), "-db", "-f", path)
+	}, testenv.LookPath(t, "haproxy"), "-db", "-f", path)
 	WaitTCP(t, addr)
 	return p, addr
-}
-
-func lookPath(t testing.TB, name string) string {
-	t.Helper()
-	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatalf("nodetest: %s not found: run scripts/test, which installs it", name)
-	return ""
 }
 
 // RunClient runs the sockjs-client driver (testdata/client/client.js under

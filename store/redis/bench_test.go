@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/store"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
@@ -14,11 +16,11 @@ import (
 // benchStore returns a Store on a fresh redis-server with one open session
 // "s", and the hook counting its round trips.
 func benchStore(b *testing.B) (*redisstore.Store, *countHook) {
-	addr, _ := startRedis(b)
+	addr := testenv.Redis(b).Addr
 	c := newClient(b, addr)
 	hook := &countHook{}
 	c.AddHook(hook)
-	s := redisstore.New(c, redisstore.Config{Prefix: uniquePrefix(b)})
+	s := redisstore.New(c, redisstore.Config{Prefix: testenv.Prefix(b)})
 	if _, err := s.Create(context.Background(), "s", store.CreateOptions{DisconnectDelay: time.Hour}); err != nil {
 		b.Fatal(err)
 	}

@@ -6,20 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/store"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 	"github.com/shoal-rt/shoal/store/storetest"
 )
 
 func TestChannels(t *testing.T) {
-	addr, _ := startRedis(t)
+	addr := testenv.Redis(t).Addr
 	client := newClient(t, addr)
 	storetest.RunChannels(t, func(t *testing.T) storetest.ChannelStore {
-		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
 	})
 	t.Run("OneBucket", func(t *testing.T) {
 		storetest.RunChannels(t, func(t *testing.T) storetest.ChannelStore {
-			return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t), Buckets: 1})
+			return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t), Buckets: 1})
 		})
 	})
 }
@@ -30,16 +32,16 @@ func TestChannels(t *testing.T) {
 func TestChannelsCluster(t *testing.T) {
 	client := startCluster(t)
 	storetest.RunChannels(t, func(t *testing.T) storetest.ChannelStore {
-		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
 	})
 }
 
 // TestChannelKeysExpire: every channel key carries a TTL, so an abandoned
 // cluster leaves no garbage.
 func TestChannelKeysExpire(t *testing.T) {
-	addr, _ := startRedis(t)
+	addr := testenv.Redis(t).Addr
 	client := newClient(t, addr)
-	prefix := uniquePrefix(t)
+	prefix := testenv.Prefix(t)
 	s := redisstore.New(client, redisstore.Config{Prefix: prefix})
 	ctx := context.Background()
 	if _, err := s.Create(ctx, "a", store.CreateOptions{DisconnectDelay: time.Minute}); err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/store"
@@ -24,7 +26,7 @@ import (
 func clusterPort(t *testing.T) int {
 	t.Helper()
 	for range 100 {
-		p := freePort(t)
+		p := testenv.FreePort(t)
 		if p+10000 > 65535 {
 			continue
 		}
@@ -45,11 +47,11 @@ func TestCluster(t *testing.T) {
 	client := startCluster(t)
 	ctx := context.Background()
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
 	})
 
 	// The buckets really are spread over the shards.
-	s := redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
 	for i := range 50 {
 		if _, err := s.Create(ctx, fmt.Sprint(i), store.CreateOptions{DisconnectDelay: time.Minute}); err != nil {
 			t.Fatal(err)
@@ -74,12 +76,12 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 	var addrs []string
 	for i := range 3 {
 		dir := t.TempDir()
-		addr, cmd := startRedisOn(t, clusterPort(t), "--cluster-enabled", "yes",
+		r := testenv.RedisOn(t, clusterPort(t), "--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)), "--dir", dir)
-		if cmd == nil {
+		if r == nil {
 			t.Fatal("cluster node did not start (port taken)")
 		}
-		addrs = append(addrs, addr)
+		addrs = append(addrs, r.Addr)
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
@@ -89,7 +91,7 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
 	ctx := context.Background()
-	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		for _, a := range addrs {
 			c := redis.NewClient(&redis.Options{Addr: a})
 			info, err := c.ClusterInfo(ctx).Result()

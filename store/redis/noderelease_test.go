@@ -6,20 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/store"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 	"github.com/shoal-rt/shoal/store/storetest"
 )
 
 func TestNodeReleaser(t *testing.T) {
-	addr, _ := startRedis(t)
+	addr := testenv.Redis(t).Addr
 	client := newClient(t, addr)
 	storetest.RunNodeReleaser(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
 	})
 	t.Run("OneBucket", func(t *testing.T) {
 		storetest.RunNodeReleaser(t, func(t *testing.T) store.Store {
-			return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t), Buckets: 1})
+			return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t), Buckets: 1})
 		})
 	})
 }
@@ -29,7 +31,7 @@ func TestNodeReleaser(t *testing.T) {
 func TestNodeReleaserCluster(t *testing.T) {
 	client := startCluster(t)
 	storetest.RunNodeReleaser(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
 	})
 }
 
@@ -37,10 +39,10 @@ func TestNodeReleaserCluster(t *testing.T) {
 // attach, a move to another node, detach and reap, and that it carries a
 // TTL like every other key.
 func TestHolderIndex(t *testing.T) {
-	addr, _ := startRedis(t)
+	addr := testenv.Redis(t).Addr
 	raw := newClient(t, addr)
 	ctx := context.Background()
-	prefix := uniquePrefix(t)
+	prefix := testenv.Prefix(t)
 	s := redisstore.New(raw, redisstore.Config{Prefix: prefix, Buckets: 1})
 	holders := func(node string) []string {
 		t.Helper()
@@ -68,7 +70,7 @@ func TestHolderIndex(t *testing.T) {
 		t.Fatalf("holder index PTTL = %v, %v; want a TTL", ttl, err)
 	}
 	// The lease expires and node b takes it: the session moves index.
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		res, err := s.Attach(ctx, "x", store.Lease{Node: "b", Token: "t2", TTL: delay})
 		if err != nil || res.Status != store.Attached {
 			return fmt.Errorf("attach by b: %+v, %v", res, err)
@@ -86,7 +88,7 @@ func TestHolderIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("c", 1)
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if _, err := s.Reap(ctx, time.Now(), 0); err != nil {
 			return err
 		}

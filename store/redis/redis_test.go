@@ -3,15 +3,14 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,107 +19,22 @@ import (
 	"github.com/shoal-rt/shoal/store/storetest"
 )
 
-// freePort returns a loopback port nobody listens on (redis-server does not
-// accept port 0).
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startRedis starts a throwaway redis-server and returns its address and
-// process; it is killed when the test ends.
-func startRedis(t testing.TB, args ...string) (string, *exec.Cmd) {
-	t.Helper()
-	for range 5 {
-		if addr, cmd := startRedisOn(t, freePort(t), args...); cmd != nil {
-			return addr, cmd
-		}
-	}
-	t.Fatal("redis-server did not start")
-	return "", nil
-}
-
-// startRedisOn starts redis-server on port. It returns a nil process when
-// the server exited (someone took the port between freePort and the bind).
-func startRedisOn(t testing.TB, port int, args ...string) (string, *exec.Cmd) {
-	t.Helper()
-	cmd := exec.Command("/usr/bin/redis-server", append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning",
-	}, args...)...)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT) // in case a test stopped it
-		cmd.Process.Kill()
-		<-exited
-	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	// Ready when the server on the port answers with our process's pid.
-	want := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return "", nil
-		default:
-		}
-		if info, err := c.Info(context.Background(), "server").Result(); err == nil && strings.Contains(info, want) {
-			return addr, cmd
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("redis-server on %s not ready", addr)
-	return "", nil
-}
-
 func newClient(t testing.TB, addr string) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-var prefixes atomic.Int64
-
-func uniquePrefix(t testing.TB) string {
-	return fmt.Sprintf("test%d-%d", time.Now().UnixNano(), prefixes.Add(1))
-}
-
-func checkFor(t testing.TB, total, step time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
-
 func TestConformance(t *testing.T) {
-	addr, _ := startRedis(t)
+	addr := testenv.Redis(t).Addr
 	client := newClient(t, addr)
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
 	})
 	// Sessions spread over few buckets must behave the same.
 	t.Run("OneBucket", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T) store.Store {
-			return redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t), Buckets: 1})
+			return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t), Buckets: 1})
 		})
 	})
 }
@@ -128,8 +42,8 @@ func TestConformance(t *testing.T) {
 // TestTwoNodes races two Stores with their own connections ("nodes") over
 // one Redis: every decision must still have exactly one winner.
 func TestTwoNodes(t *testing.T) {
-	addr, _ := startRedis(t)
-	prefix := uniquePrefix(t)
+	addr := testenv.Redis(t).Addr
+	prefix := testenv.Prefix(t)
 	nodes := []*redisstore.Store{
 		redisstore.New(newClient(t, addr), redisstore.Config{Prefix: prefix, Buckets: 8}),
 		redisstore.New(newClient(t, addr), redisstore.Config{Prefix: prefix, Buckets: 8}),
@@ -232,7 +146,7 @@ func TestTwoNodes(t *testing.T) {
 	}
 	// The closed sessions go silently; then nothing of the prefix is left.
 	raw := newClient(t, addr)
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		ids, err := nodes[0].Reap(ctx, time.Now(), 0)
 		if err != nil {
 			return err
@@ -254,11 +168,11 @@ func TestTwoNodes(t *testing.T) {
 // TestKeysExpire checks the safety net: every key of a session carries a
 // TTL covering its deadline, so an abandoned cluster leaves no garbage.
 func TestKeysExpire(t *testing.T) {
-	addr, _ := startRedis(t)
+	addr := testenv.Redis(t).Addr
 	raw := newClient(t, addr)
 	ctx := context.Background()
 	const delay, margin = time.Hour, time.Minute
-	prefix := uniquePrefix(t)
+	prefix := testenv.Prefix(t)
 	s := redisstore.New(raw, redisstore.Config{Prefix: prefix, Buckets: 1, KeyTTLMargin: margin})
 	fill := func(s *redisstore.Store, delay time.Duration) {
 		if _, err := s.Create(ctx, "x", store.CreateOptions{DisconnectDelay: delay}); err != nil {
@@ -283,9 +197,9 @@ func TestKeysExpire(t *testing.T) {
 	}
 
 	// With short times and nobody reaping, Redis drops everything itself.
-	prefix = uniquePrefix(t)
+	prefix = testenv.Prefix(t)
 	fill(redisstore.New(raw, redisstore.Config{Prefix: prefix, Buckets: 1, KeyTTLMargin: 50 * time.Millisecond}), 50*time.Millisecond)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		keys, err := raw.Keys(ctx, "{"+prefix+":*").Result()
 		if err != nil {
 			return err
@@ -316,11 +230,11 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 
 // TestRoundTrips pins the hot path to one round trip per operation.
 func TestRoundTrips(t *testing.T) {
-	addr, _ := startRedis(t)
+	addr := testenv.Redis(t).Addr
 	c := newClient(t, addr)
 	hook := &countHook{}
 	c.AddHook(hook)
-	s := redisstore.New(c, redisstore.Config{Prefix: uniquePrefix(t)})
+	s := redisstore.New(c, redisstore.Config{Prefix: testenv.Prefix(t)})
 	ctx := context.Background()
 	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
 	// The first pass loads the scripts (EVALSHA misses, then EVAL); in
@@ -408,22 +322,20 @@ func TestUnreachable(t *testing.T) {
 	}
 
 	t.Run("NothingListening", func(t *testing.T) {
-		c := newClient(t, "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		c := newClient(t, "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)))
 		check(t, redisstore.New(c, redisstore.Config{}))
 	})
 	t.Run("ServerStopped", func(t *testing.T) {
-		addr, cmd := startRedis(t)
-		c := newClient(t, addr)
-		s := redisstore.New(c, redisstore.Config{Prefix: uniquePrefix(t)})
+		r := testenv.Redis(t)
+		c := newClient(t, r.Addr)
+		s := redisstore.New(c, redisstore.Config{Prefix: testenv.Prefix(t)})
 		if _, err := s.Create(context.Background(), "x", store.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		// A frozen server accepts connections into its backlog and answers
 		// nothing: only the deadline can end a call.
-		if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Signal(syscall.SIGCONT)
+		r.Signal(syscall.SIGSTOP)
+		defer r.Signal(syscall.SIGCONT)
 		check(t, s)
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/store"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // ChannelStore is a store that keeps channels as well as sessions.
@@ -582,7 +584,7 @@ func testTrimAge(t *testing.T, s ChannelStore) {
 		t.Fatal(err)
 	}
 	// Once keep has passed the message is gone, with no Append needed.
-	checkFor(t, wait, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, wait, 10*time.Millisecond, func() error {
 		r := mustRead(t, s, "c", old-1, 0)
 		if len(r.Entries) != 0 || !r.Truncated || r.Head != old {
 			return fmt.Errorf("read gave %+v, want nothing left, truncated, head %d", r, old)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/store"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // RunNodeReleaser runs the store.NodeReleaser suite. newStore must return
@@ -149,7 +151,7 @@ func testReleaseSkipsDetachedAndExpired(t *testing.T, s store.Store, r store.Nod
 	}
 	mustCreate(t, s, "exp", short)
 	mustAttach(t, s, "exp", store.Lease{Node: "dead", Token: "t2", TTL: short, Sticky: true})
-	checkFor(t, wait, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
 		if got, err := s.Get(ctx(t), "exp"); err != nil || got.ReceiverNode != "" {
 			return fmt.Errorf("lease still live: %+v, %v", got, err)
 		}
@@ -167,7 +169,7 @@ func testReleaseSkipsDetachedAndExpired(t *testing.T, s store.Store, r store.Nod
 func testReleaseLeaseMovedOn(t *testing.T, s store.Store, r store.NodeReleaser) {
 	mustCreate(t, s, "m", long)
 	mustAttach(t, s, "m", lease("dead", "t1", short))
-	checkFor(t, wait, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
 		res, err := s.Attach(ctx(t), "m", sticky("alive", "t2"))
 		if err != nil {
 			return err

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/store"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // Run runs the suite. newStore must return an empty store (a fresh key
@@ -60,22 +62,6 @@ const (
 	short = 20 * time.Millisecond // one that runs out quickly
 	wait  = 10 * time.Second      // how long checkFor polls before failing
 )
-
-// checkFor polls fn until it returns nil or total passes.
-func checkFor(t *testing.T, total, step time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), wait)
@@ -125,7 +111,7 @@ func wantErr(t *testing.T, what string, got, want error) {
 func reapUntilGone(t *testing.T, s store.Store, id string) []string {
 	t.Helper()
 	var reaped []string
-	checkFor(t, wait, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
 		ids, err := s.Reap(ctx(t), time.Now(), 0)
 		if err != nil {
 			t.Fatalf("Reap: %v", err)
@@ -327,7 +313,7 @@ func testAttachRace(t *testing.T, s store.Store) {
 func testLeaseExpiry(t *testing.T, s store.Store) {
 	mustCreate(t, s, "e", long)
 	mustAttach(t, s, "e", lease("n1", "t1", short))
-	checkFor(t, wait, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
 		res, err := s.Attach(ctx(t), "e", lease("n2", "t2", long))
 		if err != nil {
 			return err
@@ -357,7 +343,7 @@ func testRenew(t *testing.T, s store.Store) {
 	if err := s.Renew(ctx(t), "rn", lease("n1", "t1", short)); err != nil {
 		t.Fatalf("Renew: %v", err)
 	}
-	checkFor(t, wait, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
 		res, err := s.Attach(ctx(t), "rn", lease("n2", "t2", long))
 		if err != nil {
 			return err
@@ -610,7 +596,7 @@ func testReapLimit(t *testing.T, s store.Store) {
 		mustCreate(t, s, fmt.Sprint(i), short)
 	}
 	seen := map[string]bool{}
-	checkFor(t, wait, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
 		ids, err := s.Reap(ctx(t), time.Now(), limit)
 		if err != nil {
 			t.Fatalf("Reap: %v", err)

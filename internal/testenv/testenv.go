@@ -1,0 +1,68 @@
+// Package testenv is the test support every Shoal package shares: polling
+// for a condition, free loopback ports, unique key prefixes, and real
+// backends per test (a redis-server process, an embedded NATS server), each
+// stopped when the test ends.
+//
+// It sits at the lowest floor: it imports no Shoal package, so any test may
+// use it.
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// CheckFor calls f every step until it returns nil or total passes, then
+// fails the test with f's last error. Tests poll a condition this way
+// instead of sleeping and hoping.
+func CheckFor(t testing.TB, total, step time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: condition not met after %v: %v", total, err)
+		}
+		time.Sleep(step)
+	}
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago. Another
+// process may take it before the caller binds it: starters that bind a port
+// they did not choose themselves retry (see Redis).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var prefixSeq atomic.Int64
+
+// Prefix returns a key prefix no other test of any process uses, so tests
+// can share one Redis or NATS server. It contains only letters, digits and
+// dots, valid in Redis keys and NATS subjects alike.
+func Prefix(t testing.TB) string {
+	return fmt.Sprintf("t%d.%d", time.Now().UnixNano(), prefixSeq.Add(1))
+}
+
+// WaitTCP waits until addr accepts connections.
+func WaitTCP(t testing.TB, addr string) {
+	t.Helper()
+	CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}

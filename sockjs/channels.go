@@ -2,7 +2,6 @@ package sockjs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -592,84 +591,3 @@ func (e *Endpoint) ActiveChannels(ctx context.Context) ([]string, error) {
 // It lies outside the endpoint's keys (prefix + "/"), so no handler, no
 // Members and no reaper's OnClose ever see it.
 func (e *Endpoint) registryKey() string { return "_channels" + e.settings.Prefix }
-
-// Encodings.
-//
-// A log entry (what the store keeps) is: uvarint length of the except
-// session key, the key, then the message. A bus message on a channel is:
-// uvarint offset, then the log entry. A subscription note to a node is:
-// envelopeChannels, op, uvarint-prefixed session key and channel, uvarint
-// cursor.
-
-func encodeEntry(except, msg string) string {
-	b := make([]byte, 0, binary.MaxVarintLen64+len(except)+len(msg))
-	b = binary.AppendUvarint(b, uint64(len(except)))
-	b = append(b, except...)
-	b = append(b, msg...)
-	return string(b)
-}
-
-func decodeEntry(entry string) (except, msg string, ok bool) {
-	l, n := binary.Uvarint([]byte(entry[:min(len(entry), binary.MaxVarintLen64)]))
-	if n <= 0 || l > uint64(len(entry)-n) {
-		return "", "", false
-	}
-	return entry[n : n+int(l)], entry[n+int(l):], true
-}
-
-func encodeBusEntry(off uint64, entry string) []byte {
-	b := make([]byte, 0, binary.MaxVarintLen64+len(entry))
-	b = binary.AppendUvarint(b, off)
-	return append(b, entry...)
-}
-
-func decodeBusEntry(b []byte) (off uint64, entry string, ok bool) {
-	off, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, "", false
-	}
-	return off, string(b[n:]), true
-}
-
-// Note operations.
-const (
-	noteSubscribe   = 's'
-	noteUnsubscribe = 'u'
-)
-
-const envelopeChannels = 'c' // payload: a subscription note (see above)
-
-func encodeNote(op byte, key, channel string, cursor uint64) []byte {
-	b := make([]byte, 0, 2+3*binary.MaxVarintLen64+len(key)+len(channel))
-	b = append(b, envelopeChannels, op)
-	b = binary.AppendUvarint(b, uint64(len(key)))
-	b = append(b, key...)
-	b = binary.AppendUvarint(b, uint64(len(channel)))
-	b = append(b, channel...)
-	return binary.AppendUvarint(b, cursor)
-}
-
-// decodeNote reads a note without its envelope byte.
-func decodeNote(b []byte) (op byte, key, channel string, cursor uint64, ok bool) {
-	if len(b) < 1 {
-		return 0, "", "", 0, false
-	}
-	op, b = b[0], b[1:]
-	next := func() (string, bool) {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return "", false
-		}
-		s := string(b[n : n+int(l)])
-		b = b[n+int(l):]
-		return s, true
-	}
-	var ok1, ok2 bool
-	key, ok1 = next()
-	channel, ok2 = next()
-	cursor, n := binary.Uvarint(b)
-	if !ok1 || !ok2 || n <= 0 || (op != noteSubscribe && op != noteUnsubscribe) {
-		return 0, "", "", 0, false
-	}
-	return op, key, channel, cursor, true
-}

@@ -3,7 +3,6 @@ package sockjs
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -284,12 +283,6 @@ func (n *Node) otherReceiver(key string, self *liveReceiver) *liveReceiver {
 	return nil
 }
 
-// Bus envelopes addressed to a node: one kind byte, then the payload.
-const (
-	envelopeWake   = 'w' // payload: store key of the session to wake
-	envelopeFrames = 'f' // payload: uvarint-prefixed key, then uvarint-prefixed messages
-)
-
 func (n *Node) onBusMessage(msg []byte) {
 	if len(msg) < 2 {
 		n.log.Warn("sockjs: short bus message", "len", len(msg))
@@ -319,40 +312,6 @@ func (n *Node) onBusMessage(msg []byte) {
 	default:
 		n.log.Warn("sockjs: unknown bus message", "kind", msg[0])
 	}
-}
-
-func appendFramesEnvelope(dst []byte, key string, msgs []string) []byte {
-	dst = append(dst, envelopeFrames)
-	dst = binary.AppendUvarint(dst, uint64(len(key)))
-	dst = append(dst, key...)
-	for _, m := range msgs {
-		dst = binary.AppendUvarint(dst, uint64(len(m)))
-		dst = append(dst, m...)
-	}
-	return dst
-}
-
-func decodeFramesEnvelope(b []byte) (key string, msgs []string, ok bool) {
-	next := func() (string, bool) {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return "", false
-		}
-		s := string(b[n : n+int(l)])
-		b = b[n+int(l):]
-		return s, true
-	}
-	if key, ok = next(); !ok {
-		return "", nil, false
-	}
-	for len(b) > 0 {
-		m, ok := next()
-		if !ok {
-			return "", nil, false
-		}
-		msgs = append(msgs, m)
-	}
-	return key, msgs, len(msgs) > 0
 }
 
 // sendToRemoteWebsocket hands msgs straight to the node that holds the
@@ -385,9 +344,7 @@ func (n *Node) wake(ctx context.Context, key, receiverNode string) {
 	case n.id:
 		n.wakeLocal(key)
 	default:
-		msg := make([]byte, 0, len(key)+1)
-		msg = append(append(msg, envelopeWake), key...)
-		if err := n.bus.SendNode(ctx, receiverNode, msg); err != nil {
+		if err := n.bus.SendNode(ctx, receiverNode, appendWakeEnvelope(make([]byte, 0, len(key)+1), key)); err != nil {
 			// A lost wake-up only delays: the receiver rechecks the store.
 			n.log.Debug("sockjs: wake-up not sent", "node", receiverNode, "err", err)
 		}

@@ -727,28 +727,3 @@ func TestSendToWebsocketFromOtherNode(t *testing.T) {
 	}
 	want(t, "close frame", readWS(t, conn), `c[3001,"bye"]`)
 }
-
-func TestFramesEnvelope(t *testing.T) {
-	t.Parallel()
-	env := appendFramesEnvelope(nil, "/t/k", []string{"a", "", "ü"})
-	key, msgs, ok := decodeFramesEnvelope(env[1:])
-	if !ok || key != "/t/k" || len(msgs) != 3 || msgs[2] != "ü" {
-		t.Fatalf("round trip: %q %q %v", key, msgs, ok)
-	}
-	for i := range len(env) - 1 {
-		key, got, ok := decodeFramesEnvelope(env[1 : 1+i])
-		if !ok {
-			continue
-		}
-		// A cut between messages decodes to fewer of them, never to
-		// different ones.
-		if key != "/t/k" || len(got) > len(msgs) {
-			t.Fatalf("truncated envelope (%d bytes): %q %q", i, key, got)
-		}
-		for j := range got {
-			if got[j] != msgs[j] {
-				t.Fatalf("truncated envelope (%d bytes): %q", i, got)
-			}
-		}
-	}
-}

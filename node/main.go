@@ -48,6 +48,8 @@ type config struct {
 	// ends its receivers; DrainTimeout bounds the rest of the drain.
 	DrainDelay   time.Duration
 	DrainTimeout time.Duration
+	// Hub holds the hub app's flags (flags_hub.go).
+	Hub hubFlags
 }
 
 func main() {
@@ -81,6 +83,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "host:port other nodes reach this node's HTTP on (default: --listen, with this host's private IP for an unspecified host)")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", defaultDrainDelay, "after SIGTERM, how long /readyz answers 503 before receivers are ended, so the balancer stops sending requests (default 0 without --redis: no other node can take over)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", defaultDrainTimeout, "after the drain delay, the bound on ending receivers, finishing requests and leaving the cluster")
+	cfg.Hub.register(fs)
 	set := make(map[string]bool)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -182,7 +185,12 @@ func run(cfg config) error {
 	go o.checkLoop(checkCtx)
 	mux := http.NewServeMux()
 	o.mount(mux, metricsHandler(o, version))
-	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL, SockJSClientFile: cfg.SockJSClient})
+	hubCfg, err := cfg.Hub.hubConfig()
+	if err != nil {
+		return err
+	}
+	hubCfg.Logger = log
+	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL, SockJSClientFile: cfg.SockJSClient, Hub: hubCfg})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Package apps holds the built-in applications a Shoal node can mount:
-// "echo" (an echo endpoint and a demo page) and "conformance" (the SockJS
-// protocol test-server endpoints). Tests mount them in-process with Mount.
+// "echo" (an echo endpoint and a demo page), "conformance" (the SockJS
+// protocol test-server endpoints) and "hub" (the realtime server of
+// package hub). Tests mount them in-process with Mount.
 package apps
 
 import (
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shoal-rt/shoal/node/apps/hub"
 	"github.com/shoal-rt/shoal/sockjs"
 )
 
@@ -21,6 +23,14 @@ type Options struct {
 	// SockJSClientFile is a sockjs-client installed from npm for the node
 	// to serve (see FindSockJSClient); empty searches the usual places.
 	SockJSClientFile string
+	// Hub configures the "hub" app (zero value: an open hub with the
+	// default rules and limits).
+	Hub hub.Config
+	// HubReady, when set, is called once the "hub" app is mounted, with
+	// its Hub and the mux the app's pages go on: the program mounts the
+	// HTTP API and starts the bridges there, on the hub's Go API
+	// (Publish, Presence, History, ...). An error fails the mount.
+	HubReady func(h *hub.Hub, mux *http.ServeMux) error
 }
 
 // mountFunc mounts one app's endpoints on node and its pages on mux.
@@ -29,6 +39,7 @@ type mountFunc func(node *sockjs.Node, mux *http.ServeMux, opts Options) error
 var registry = map[string]mountFunc{
 	"echo":        mountEcho,
 	"conformance": mountConformance,
+	"hub":         mountHub,
 }
 
 // Names lists the built-in apps.

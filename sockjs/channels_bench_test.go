@@ -1,4 +1,4 @@
-package sockjs
+package sockjs_test
 
 import (
 	"bufio"
@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/sockjs"
+
 	"github.com/coder/websocket"
-	"github.com/redis/go-redis/v9"
 )
 
 // The channel benchmark: one publisher, N websocket subscribers spread
@@ -214,7 +216,7 @@ func startNATSProcess(t *testing.T) (string, int) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -222,24 +224,6 @@ func startNATSProcess(t *testing.T) (string, int) {
 		return err
 	})
 	return "nats://" + addr, cmd.Process.Pid
-}
-
-// redisPid reads the pid of the redis-server at addr.
-func redisPid(t *testing.T, addr string) int {
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	info, err := c.Info(context.Background(), "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, _ := strconv.Atoi(v)
-			return pid
-		}
-	}
-	t.Fatal("no process_id in INFO")
-	return 0
 }
 
 type cpuSample struct{ shoal, redis, nats time.Duration }
@@ -283,24 +267,24 @@ func cmpOr(a, b string) string {
 }
 
 func runChannelBench(t *testing.T, setup string, subs, target, seconds int) string {
-	var eps []*Endpoint
+	var eps []*sockjs.Endpoint
 	var bases []string
 	var redisProc, natsProc int
-	cfg := ChannelConfig{Pattern: "room"}
+	cfg := sockjs.ChannelConfig{Pattern: "room"}
 	switch setup {
 	case "1 node, memory":
-		cc := newChannelCluster(t, 1, Settings{}, cfg, joinRoom)
-		eps, bases = cc.eps, cc.bases
+		eps, bases = sockjs.MemoryChannelCluster(t, 1, sockjs.Settings{}, cfg, sockjs.JoinRoom)
 	default:
 		nodes := 3
 		if strings.HasPrefix(setup, "1") {
 			nodes = 1
 		}
-		redisAddr := startRedisServer(t)
-		redisProc = redisPid(t, redisAddr)
+		r := testenv.Redis(t)
+		redisAddr := r.Addr
+		redisProc = r.Pid()
 		natsURL, pid := startNATSProcess(t)
 		natsProc = pid
-		eps, bases = backendCluster(t, nodes, redisAddr, natsURL, joinRoom, Settings{}, cfg, nil)
+		eps, bases = backendCluster(t, nodes, redisAddr, natsURL, sockjs.JoinRoom, sockjs.Settings{}, cfg, nil)
 	}
 	rate := max(1, target/subs)
 	msgs := rate * seconds

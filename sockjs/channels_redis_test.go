@@ -1,20 +1,19 @@
-package sockjs
+package sockjs_test
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/sockjs"
+
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
@@ -25,71 +24,14 @@ import (
 // Channels on the real backends: three nodes in one process, each with its
 // own Redis and NATS connections, as three processes would have.
 
-// startRedisServer starts a throwaway redis-server on a free port.
-func startRedisServer(t testing.TB) string {
-	t.Helper()
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command("/usr/bin/redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--loglevel", "warning")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGKILL)
-			<-exited
-		})
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-		want := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			select {
-			case <-exited:
-			default:
-				if info, err := c.Info(context.Background(), "server").Result(); err == nil && strings.Contains(info, want) {
-					c.Close()
-					return addr
-				}
-				continue
-			}
-			break // exited: someone took the port; try another
-		}
-		c.Close()
-	}
-	t.Fatal("redis-server did not start")
-	return ""
-}
-
-// startNATS starts an embedded NATS server.
-func startNATS(t testing.TB) *natsserver.Server {
-	t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
 var backendPrefixes atomic.Int64
 
 // backendCluster starts nodes on Redis and NATS, each serving endpoint
 // "/t" with handler h and channels cfg.
-func backendCluster(t testing.TB, nodes int, redisAddr, natsURL string, h Handler, s Settings, cfg ChannelConfig, tweak func(*NodeConfig)) ([]*Endpoint, []string) {
+func backendCluster(t testing.TB, nodes int, redisAddr, natsURL string, h sockjs.Handler, s sockjs.Settings, cfg sockjs.ChannelConfig, tweak func(*sockjs.NodeConfig)) ([]*sockjs.Endpoint, []string) {
 	t.Helper()
 	prefix := fmt.Sprintf("chtest%d-%d", time.Now().UnixNano(), backendPrefixes.Add(1))
-	var eps []*Endpoint
+	var eps []*sockjs.Endpoint
 	var bases []string
 	for range nodes {
 		rc := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true, PoolSize: 64})
@@ -98,7 +40,7 @@ func backendCluster(t testing.TB, nodes int, redisAddr, natsURL string, h Handle
 			t.Fatal(err)
 		}
 		b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
-		ncfg := NodeConfig{
+		ncfg := sockjs.NodeConfig{
 			Store:  redisstore.New(rc, redisstore.Config{Prefix: prefix}),
 			Bus:    b,
 			Logger: slog.New(slog.DiscardHandler), // teardown races the clients' close
@@ -106,7 +48,7 @@ func backendCluster(t testing.TB, nodes int, redisAddr, natsURL string, h Handle
 		if tweak != nil {
 			tweak(&ncfg)
 		}
-		n, err := NewNode(ncfg)
+		n, err := sockjs.NewNode(ncfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,10 +103,9 @@ func commandStats(t testing.TB, c *redis.Client) map[string]int64 {
 // three nodes' connections really do arrive out of offset order.
 func TestChannelsRedisExactlyOnceInOrder(t *testing.T) {
 	t.Parallel()
-	ns := startNATS(t)
-	eps, bases := backendCluster(t, 3, startRedisServer(t), ns.ClientURL(), joinRoom,
-		Settings{ResponseLimit: 4096}, ChannelConfig{Pattern: "room"}, nil)
-	exactlyOnceInOrder(t, eps, bases, 150)
+	eps, bases := backendCluster(t, 3, testenv.Redis(t).Addr, testenv.NATS(t).URL(), sockjs.JoinRoom,
+		sockjs.Settings{ResponseLimit: 4096}, sockjs.ChannelConfig{Pattern: "room"}, nil)
+	sockjs.ExactlyOnceInOrder(t, eps, bases, 150)
 }
 
 // TestChannelsRedisCostPerPublish: what one publish costs in Redis
@@ -172,28 +113,28 @@ func TestChannelsRedisExactlyOnceInOrder(t *testing.T) {
 // Background work (lease renewals, rechecks, reaping) runs on long
 // intervals here so the counters hold only what publishing does.
 func TestChannelsRedisCostPerPublish(t *testing.T) {
-	redisAddr := startRedisServer(t)
-	ns := startNATS(t)
-	quiet := func(c *NodeConfig) {
+	redisAddr := testenv.Redis(t).Addr
+	ns := testenv.NATS(t).Server()
+	quiet := func(c *sockjs.NodeConfig) {
 		c.RecheckInterval = time.Hour
 		c.ReapInterval = time.Hour
 		c.LeaseTTL = time.Hour
 	}
-	eps, bases := backendCluster(t, 3, redisAddr, ns.ClientURL(), joinRoom, Settings{}, ChannelConfig{Pattern: "room"}, quiet)
+	eps, bases := backendCluster(t, 3, redisAddr, ns.ClientURL(), sockjs.JoinRoom, sockjs.Settings{}, sockjs.ChannelConfig{Pattern: "room"}, quiet)
 	admin := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer admin.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	var subs []*subscriber
+	var subs []*sockjs.Subscriber
 	measure := func(live int) (redisPer, natsInPer, natsOutPer float64, perCmd map[string]float64) {
 		for len(subs) < live {
-			s := newSubscriber(fmt.Sprint("s", len(subs)))
-			s.runWS(ctx, t, bases[len(subs)%len(bases)])
-			<-s.opened
+			s := sockjs.NewSubscriber(fmt.Sprint("s", len(subs)))
+			s.RunWS(ctx, t, bases[len(subs)%len(bases)])
+			<-s.Opened()
 			subs = append(subs, s)
 		}
-		checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 			m, err := eps[0].Members(ctx, "room")
 			if err != nil || len(m) != live {
 				return fmt.Errorf("%d members (%v), want %d", len(m), err, live)
@@ -202,7 +143,7 @@ func TestChannelsRedisCostPerPublish(t *testing.T) {
 		})
 		already := make([]int, len(subs))
 		for i, s := range subs {
-			msgs, _ := s.got()
+			msgs, _ := s.Got()
 			already[i] = len(msgs)
 		}
 		const publishes = 200
@@ -214,13 +155,13 @@ func TestChannelsRedisCostPerPublish(t *testing.T) {
 			}
 		}
 		for i, s := range subs {
-			checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-				msgs, closed := s.got()
+			testenv.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+				msgs, closed := s.Got()
 				if closed != "" {
-					return fmt.Errorf("%s closed: %s", s.name, closed)
+					return fmt.Errorf("%s closed: %s", s.Name(), closed)
 				}
 				if got := len(msgs) - already[i]; got != publishes {
-					return fmt.Errorf("%s: %d of %d", s.name, got, publishes)
+					return fmt.Errorf("%s: %d of %d", s.Name(), got, publishes)
 				}
 				return nil
 			})

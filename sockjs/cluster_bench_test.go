@@ -1,4 +1,4 @@
-package sockjs
+package sockjs_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/shoal-rt/shoal/sockjs"
 
 	"github.com/coder/websocket"
 )
@@ -73,13 +75,13 @@ func pollingEcho(b *testing.B, open, send, poll func(i int) string) {
 // nodes with the send and the poll each on another node than the last.
 func BenchmarkClusterXHRPollingEcho(b *testing.B) {
 	b.Run("memory-1node", func(b *testing.B) {
-		_, _, base := newCluster(b).node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
+		base := sockjs.MemoryNode(b, sockjs.HandlerFuncs{Message: func(s *sockjs.Session, m string) { s.Send(m) }}, sockjs.Settings{})
 		u := base + newClientSession()
 		at := func(int) string { return u }
 		pollingEcho(b, at, at, at)
 	})
 	b.Run("redis-1node", func(b *testing.B) {
-		c := newRedisCluster(b, 1, Settings{}, nil)
+		c := newRedisCluster(b, 1, sockjs.Settings{}, nil)
 		u := c.node(0).base + newClientSession()
 		at := func(int) string { return u }
 		trips, cmds := c.redisTrips(), c.redisCmds()
@@ -87,7 +89,7 @@ func BenchmarkClusterXHRPollingEcho(b *testing.B) {
 		reportRedis(b, c, trips, cmds)
 	})
 	b.Run("redis-3nodes", func(b *testing.B) {
-		c := newRedisCluster(b, 3, Settings{}, nil)
+		c := newRedisCluster(b, 3, sockjs.Settings{}, nil)
 		sess := newClientSession()
 		trips, cmds := c.redisTrips(), c.redisCmds()
 		pollingEcho(b,
@@ -120,15 +122,15 @@ func wsEcho(b *testing.B, conn *websocket.Conn) {
 // Redis round trip per message).
 func BenchmarkClusterWebsocketEcho(b *testing.B) {
 	b.Run("memory", func(b *testing.B) {
-		_, _, base := newCluster(b).node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
-		conn := dialWS(b, base+newClientSession()+"/websocket")
-		readWS(b, conn)
+		base := sockjs.MemoryNode(b, sockjs.HandlerFuncs{Message: func(s *sockjs.Session, m string) { s.Send(m) }}, sockjs.Settings{})
+		conn := sockjs.DialWS(b, base+newClientSession()+"/websocket")
+		sockjs.ReadWS(b, conn)
 		wsEcho(b, conn)
 	})
 	b.Run("redis-nats", func(b *testing.B) {
-		c := newRedisCluster(b, 3, Settings{}, nil)
-		conn := dialWS(b, c.node(0).base+newClientSession()+"/websocket")
-		readWS(b, conn)
+		c := newRedisCluster(b, 3, sockjs.Settings{}, nil)
+		conn := sockjs.DialWS(b, c.node(0).base+newClientSession()+"/websocket")
+		sockjs.ReadWS(b, conn)
 		trips, cmds := c.redisTrips(), c.redisCmds()
 		wsEcho(b, conn)
 		reportRedis(b, c, trips, cmds)
@@ -139,9 +141,9 @@ func BenchmarkClusterWebsocketEcho(b *testing.B) {
 // a websocket held by another (a store read for the holder, then one NATS
 // message to that node), until the client has read it.
 func BenchmarkClusterWebsocketSendFromOtherNode(b *testing.B) {
-	c := newRedisCluster(b, 2, Settings{}, nil)
-	conn := dialWS(b, c.node(0).base+newClientSession()+"/websocket")
-	readWS(b, conn)
+	c := newRedisCluster(b, 2, sockjs.Settings{}, nil)
+	conn := sockjs.DialWS(b, c.node(0).base+newClientSession()+"/websocket")
+	sockjs.ReadWS(b, conn)
 	s := c.nodes[1].ep.Session(c.h.nextOpen(b))
 	ctx := context.Background()
 	trips, cmds := c.redisTrips(), c.redisCmds()

@@ -1,4 +1,4 @@
-package sockjs
+package sockjs_test
 
 import (
 	"bufio"
@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -22,8 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/sockjs"
+	"github.com/shoal-rt/shoal/store"
+
 	"github.com/coder/websocket"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
@@ -35,123 +36,6 @@ import (
 // clients on one real redis-server and one NATS server, as three processes
 // would have, and each behind its own HTTP server. The tests send every
 // request of a session to another node.
-
-// redisProc is a redis-server the test can kill, stop and restart on the
-// same port.
-type redisProc struct {
-	t      testing.TB
-	port   int
-	addr   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func newRedisProc(t testing.TB) *redisProc {
-	t.Helper()
-	for range 5 {
-		p := &redisProc{t: t, port: freeLoopbackPort(t)}
-		if p.start() {
-			t.Cleanup(p.kill)
-			return p
-		}
-	}
-	t.Fatal("redis-server did not start")
-	return nil
-}
-
-// start runs redis-server on p.port and waits until it answers; false if
-// it exited (someone else holds the port).
-func (p *redisProc) start() bool {
-	p.t.Helper()
-	p.addr = "127.0.0.1:" + strconv.Itoa(p.port)
-	p.cmd = exec.Command("/usr/bin/redis-server", "--port", strconv.Itoa(p.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	p.exited = exited
-	cmd := p.cmd
-	go func() { cmd.Wait(); close(exited) }()
-	c := redis.NewClient(&redis.Options{Addr: p.addr, MaxRetries: -1})
-	defer c.Close()
-	want := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if info, err := c.Info(context.Background(), "server").Result(); err == nil && strings.Contains(info, want) {
-			return true
-		}
-	}
-	p.t.Fatal("redis-server not ready")
-	return false
-}
-
-func (p *redisProc) kill() {
-	p.cmd.Process.Signal(syscall.SIGCONT)
-	p.cmd.Process.Kill()
-	<-p.exited
-}
-
-func (p *redisProc) signal(sig syscall.Signal) {
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// natsProc is an embedded NATS server that can be stopped and started
-// again on the same port.
-type natsProc struct {
-	t    testing.TB
-	port int
-	srv  *natsserver.Server
-}
-
-func newNATSProc(t testing.TB) *natsProc {
-	t.Helper()
-	p := &natsProc{t: t, port: freeLoopbackPort(t)}
-	p.start()
-	t.Cleanup(func() {
-		if p.srv != nil {
-			p.srv.Shutdown()
-		}
-	})
-	return p
-}
-
-func (p *natsProc) start() {
-	p.t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: p.port, NoLog: true, NoSigs: true})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		p.t.Fatal("nats server not ready")
-	}
-	p.srv = s
-}
-
-func (p *natsProc) stop() {
-	p.srv.Shutdown()
-	p.srv.WaitForShutdown()
-	p.srv = nil
-}
-
-func (p *natsProc) url() string { return "nats://127.0.0.1:" + strconv.Itoa(p.port) }
-
-func freeLoopbackPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // redisCounter is a go-redis hook that counts round trips (a command or a
 // pipeline) and commands, by name.
@@ -221,7 +105,7 @@ func newClusterHandler() *clusterHandler {
 	}
 }
 
-func (h *clusterHandler) OnOpen(s *Session) error {
+func (h *clusterHandler) OnOpen(s *sockjs.Session) error {
 	h.mu.Lock()
 	h.opened[s.ID()]++
 	h.mu.Unlock()
@@ -229,7 +113,7 @@ func (h *clusterHandler) OnOpen(s *Session) error {
 	return nil
 }
 
-func (h *clusterHandler) OnMessage(s *Session, msg string) {
+func (h *clusterHandler) OnMessage(s *sockjs.Session, msg string) {
 	var err error
 	switch cmd, rest, _ := strings.Cut(msg, ":"); cmd {
 	case "to":
@@ -244,15 +128,15 @@ func (h *clusterHandler) OnMessage(s *Session, msg string) {
 	}
 	if err != nil {
 		h.mu.Lock()
-		h.errs = append(h.errs, fmt.Errorf("%s on node %s: %w", msg, s.Endpoint().node.ID(), err))
+		h.errs = append(h.errs, fmt.Errorf("%s on node %s: %w", msg, sockjs.EndpointNodeID(s.Endpoint()), err))
 		h.mu.Unlock()
 	}
 }
 
-func (h *clusterHandler) OnClose(s *Session) {
+func (h *clusterHandler) OnClose(s *sockjs.Session) {
 	h.mu.Lock()
 	h.closed[s.ID()]++
-	h.closedOn[s.ID()] = s.Endpoint().node.ID()
+	h.closedOn[s.ID()] = sockjs.EndpointNodeID(s.Endpoint())
 	h.mu.Unlock()
 }
 
@@ -305,16 +189,17 @@ func (h *clusterHandler) closedCount() int {
 
 // clusterNode is one node of a redisCluster.
 type clusterNode struct {
-	node  *Node
-	ep    *Endpoint
-	base  string // http://host:port/t
+	node  *sockjs.Node
+	ep    *sockjs.Endpoint
+	store store.Store // the node's, to read a session's state
+	base  string      // http://host:port/t
 	redis *redisCounter
 	nc    *nats.Conn
 }
 
 type redisCluster struct {
-	redis *redisProc
-	nats  *natsProc
+	redis *testenv.RedisServer
+	nats  *testenv.NATSServer
 	nodes []*clusterNode
 	h     *clusterHandler
 }
@@ -323,30 +208,31 @@ var clusterPrefixes atomic.Int64
 
 // newRedisCluster starts a redis-server, a NATS server and n nodes on
 // them, each serving endpoint "/t" with a clusterHandler and settings s.
-func newRedisCluster(t testing.TB, n int, s Settings, tweak func(*NodeConfig)) *redisCluster {
+func newRedisCluster(t testing.TB, n int, s sockjs.Settings, tweak func(*sockjs.NodeConfig)) *redisCluster {
 	t.Helper()
-	c := &redisCluster{redis: newRedisProc(t), nats: newNATSProc(t), h: newClusterHandler()}
+	c := &redisCluster{redis: testenv.Redis(t), nats: testenv.NATS(t), h: newClusterHandler()}
 	prefix := fmt.Sprintf("cl%d-%d", time.Now().UnixNano(), clusterPrefixes.Add(1))
 	for i := range n {
 		cn := &clusterNode{redis: &redisCounter{}}
-		rc := redis.NewClient(&redis.Options{Addr: c.redis.addr, ContextTimeoutEnabled: true})
+		rc := redis.NewClient(&redis.Options{Addr: c.redis.Addr, ContextTimeoutEnabled: true})
 		rc.AddHook(cn.redis)
-		nc, err := natsbus.Connect(c.nats.url(), nats.Name(prefix))
+		nc, err := natsbus.Connect(c.nats.URL(), nats.Name(prefix))
 		if err != nil {
 			t.Fatal(err)
 		}
 		cn.nc = nc
+		cn.store = redisstore.New(rc, redisstore.Config{Prefix: prefix})
 		b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
-		cfg := NodeConfig{
+		cfg := sockjs.NodeConfig{
 			ID:     fmt.Sprintf("n%d", i),
-			Store:  redisstore.New(rc, redisstore.Config{Prefix: prefix}),
+			Store:  cn.store,
 			Bus:    b,
 			Logger: slog.New(slog.DiscardHandler),
 		}
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		cn.node, err = NewNode(cfg)
+		cn.node, err = sockjs.NewNode(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +270,7 @@ func (c *redisCluster) redisTrips() int64 {
 }
 
 // session returns a new client session path: /000/<random>.
-func newClientSession() string { return "/000/" + newULID() }
+func newClientSession() string { return "/000/" + sockjs.NewULID() }
 
 // TestClusterPolling: xhr-polling and jsonp-polling sessions whose every
 // request (open, poll, send) goes to another node; a second receiver on
@@ -395,7 +281,7 @@ func TestClusterPolling(t *testing.T) {
 	t.Parallel()
 	// A long recheck: only a NATS wake-up can deliver to a parked poll
 	// in time.
-	c := newRedisCluster(t, 3, Settings{}, func(cfg *NodeConfig) { cfg.RecheckInterval = time.Minute })
+	c := newRedisCluster(t, 3, sockjs.Settings{}, func(cfg *sockjs.NodeConfig) { cfg.RecheckInterval = time.Minute })
 	type polling struct {
 		name       string
 		poll, send func(node int, sess string, body string) (int, string)
@@ -404,26 +290,26 @@ func TestClusterPolling(t *testing.T) {
 	for _, tr := range []polling{{
 		name: "xhr",
 		poll: func(i int, sess, _ string) (int, string) {
-			resp, body := do(t, "POST", c.node(i).base+sess+"/xhr", "")
+			resp, body := sockjs.Do(t, "POST", c.node(i).base+sess+"/xhr", "")
 			return resp.StatusCode, body
 		},
 		send: func(i int, sess, body string) (int, string) {
-			resp, b := do(t, "POST", c.node(i).base+sess+"/xhr_send", body)
+			resp, b := sockjs.Do(t, "POST", c.node(i).base+sess+"/xhr_send", body)
 			return resp.StatusCode, b
 		},
 		frame: func(f string) string { return f + "\n" },
 	}, {
 		name: "jsonp",
 		poll: func(i int, sess, _ string) (int, string) {
-			resp, body := do(t, "GET", c.node(i).base+sess+"/jsonp?c=cb", "")
+			resp, body := sockjs.Do(t, "GET", c.node(i).base+sess+"/jsonp?c=cb", "")
 			return resp.StatusCode, body
 		},
 		send: func(i int, sess, body string) (int, string) {
-			resp, b := do(t, "POST", c.node(i).base+sess+"/jsonp_send", "d="+urlQueryEscape(body),
+			resp, b := sockjs.Do(t, "POST", c.node(i).base+sess+"/jsonp_send", "d="+urlQueryEscape(body),
 				"Content-Type", "application/x-www-form-urlencoded")
 			return resp.StatusCode, b
 		},
-		frame: func(f string) string { return "/**/cb(" + string(appendJSString(nil, f)) + ");\r\n" },
+		frame: func(f string) string { return "/**/cb(" + string(sockjs.AppendJSString(nil, f)) + ");\r\n" },
 	}} {
 		t.Run(tr.name, func(t *testing.T) {
 			sess := newClientSession()
@@ -450,8 +336,8 @@ func TestClusterPolling(t *testing.T) {
 				_, body := tr.poll(0, sess, "")
 				parked <- body
 			}()
-			checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
-				st, err := c.nodes[0].node.store.Get(context.Background(), c.nodes[0].ep.keyOf(id))
+			testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+				st, err := c.nodes[0].store.Get(context.Background(), "/t/"+id)
 				if err != nil || st.ReceiverNode != "n0" {
 					return fmt.Errorf("poll not parked on n0: %+v %v", st, err)
 				}
@@ -478,7 +364,7 @@ func TestClusterPolling(t *testing.T) {
 			for i := range 3 {
 				wantPoll(i, `c[3001,"bye"]`)
 			}
-			checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+			testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 				c.h.mu.Lock()
 				defer c.h.mu.Unlock()
 				if c.h.closed[id] == 0 {
@@ -536,15 +422,15 @@ func openFrames(method, url, transport string) (<-chan string, error) {
 				return
 			}
 			switch transport {
-			case TransportXHRStreaming:
-				if f := strings.TrimSuffix(line, "\n"); len(f) != len(xhrStreamingPrelude)-1 {
+			case sockjs.TransportXHRStreaming:
+				if f := strings.TrimSuffix(line, "\n"); len(f) != len(sockjs.XHRStreamingPrelude)-1 {
 					frames <- f
 				}
-			case TransportEventSource:
+			case sockjs.TransportEventSource:
 				if f, ok := strings.CutPrefix(line, "data: "); ok {
 					frames <- strings.TrimSuffix(f, "\r\n")
 				}
-			case TransportHTMLFile:
+			case sockjs.TransportHTMLFile:
 				if js, ok := strings.CutPrefix(line, "p("); ok {
 					var f string
 					if err := json.Unmarshal([]byte(strings.TrimSuffix(js, ");\n")), &f); err != nil {
@@ -576,11 +462,11 @@ func nextFrame(t testing.TB, frames <-chan string, what string) (string, bool) {
 // a second stream on another node gets 2010.
 func TestClusterStreaming(t *testing.T) {
 	t.Parallel()
-	c := newRedisCluster(t, 3, Settings{ResponseLimit: 256}, func(cfg *NodeConfig) { cfg.RecheckInterval = time.Minute })
+	c := newRedisCluster(t, 3, sockjs.Settings{ResponseLimit: 256}, func(cfg *sockjs.NodeConfig) { cfg.RecheckInterval = time.Minute })
 	for _, tc := range []struct{ transport, method, path string }{
-		{TransportXHRStreaming, "POST", "/xhr_streaming"},
-		{TransportEventSource, "GET", "/eventsource"},
-		{TransportHTMLFile, "GET", "/htmlfile?c=cb"},
+		{sockjs.TransportXHRStreaming, "POST", "/xhr_streaming"},
+		{sockjs.TransportEventSource, "GET", "/eventsource"},
+		{sockjs.TransportHTMLFile, "GET", "/htmlfile?c=cb"},
 	} {
 		t.Run(tc.transport, func(t *testing.T) {
 			sess := newClientSession()
@@ -617,7 +503,7 @@ func TestClusterStreaming(t *testing.T) {
 			for i := range 12 {
 				want := fmt.Sprintf(`a["%s%02d"]`, msg, i)
 				// Never the holder's node.
-				resp, _ := do(t, "POST", c.node(holder+1+i%2).base+sess+"/xhr_send", fmt.Sprintf(`["%s%02d"]`, msg, i))
+				resp, _ := sockjs.Do(t, "POST", c.node(holder+1+i%2).base+sess+"/xhr_send", fmt.Sprintf(`["%s%02d"]`, msg, i))
 				if resp.StatusCode != 204 {
 					t.Fatalf("send: %s", resp.Status)
 				}
@@ -628,13 +514,13 @@ func TestClusterStreaming(t *testing.T) {
 			if reopened < 2 {
 				t.Errorf("streams reopened %d times, want the limit to end a few", reopened)
 			}
-			do(t, "POST", c.node(holder+2).base+sess+"/xhr_send", `["close:`+id+`:3002"]`)
+			sockjs.Do(t, "POST", c.node(holder+2).base+sess+"/xhr_send", `["close:`+id+`:3002"]`)
 			if f := next("close"); f != `c[3002,"bye"]` {
 				t.Fatalf("close frame %q", f)
 			}
 		})
 	}
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if n := c.h.closedCount(); n != 3 {
 			return fmt.Errorf("%d sessions closed", n)
 		}
@@ -649,20 +535,20 @@ func TestClusterStreaming(t *testing.T) {
 func TestClusterWebsocket(t *testing.T) {
 	t.Parallel()
 	// No timers that touch Redis while the echo is measured.
-	c := newRedisCluster(t, 3, Settings{}, func(cfg *NodeConfig) {
+	c := newRedisCluster(t, 3, sockjs.Settings{}, func(cfg *sockjs.NodeConfig) {
 		cfg.RecheckInterval = time.Minute
 		cfg.ReapInterval = time.Minute
 	})
-	conn := dialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
-	want(t, "open", readWS(t, conn), "o")
+	conn := sockjs.DialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
+	sockjs.Want(t, "open", sockjs.ReadWS(t, conn), "o")
 	wsID := c.h.nextOpen(t)
 
 	before := c.redisTrips()
 	_, cmdsBefore := c.nodes[0].redis.snapshot()
 	for i := range 20 {
 		msg := fmt.Sprintf("echo %d", i)
-		writeWS(t, conn, `["`+msg+`"]`)
-		want(t, "echo", readWS(t, conn), `a["`+msg+`"]`)
+		sockjs.WriteWS(t, conn, `["`+msg+`"]`)
+		sockjs.Want(t, "echo", sockjs.ReadWS(t, conn), `a["`+msg+`"]`)
 	}
 	if after := c.redisTrips(); after != before {
 		_, cmdsAfter := c.nodes[0].redis.snapshot()
@@ -672,20 +558,20 @@ func TestClusterWebsocket(t *testing.T) {
 	// A polling session whose messages land on n1 and n2 drives the
 	// handler there.
 	poll := newClientSession()
-	do(t, "POST", c.nodes[1].base+poll+"/xhr", "")
+	sockjs.Do(t, "POST", c.nodes[1].base+poll+"/xhr", "")
 	c.h.nextOpen(t)
-	resp, _ := do(t, "POST", c.nodes[2].base+poll+"/xhr_send", `["to:`+wsID+`:from n2"]`)
-	want(t, "send on n2", resp.StatusCode, 204)
-	want(t, "Send from a handler on n2", readWS(t, conn), `a["from n2"]`)
-	resp, _ = do(t, "POST", c.nodes[1].base+poll+"/xhr_send", `["close:`+wsID+`:3003"]`)
-	want(t, "send on n1", resp.StatusCode, 204)
-	want(t, "Close from a handler on n1", readWS(t, conn), `c[3003,"bye"]`)
+	resp, _ := sockjs.Do(t, "POST", c.nodes[2].base+poll+"/xhr_send", `["to:`+wsID+`:from n2"]`)
+	sockjs.Want(t, "send on n2", resp.StatusCode, 204)
+	sockjs.Want(t, "Send from a handler on n2", sockjs.ReadWS(t, conn), `a["from n2"]`)
+	resp, _ = sockjs.Do(t, "POST", c.nodes[1].base+poll+"/xhr_send", `["close:`+wsID+`:3003"]`)
+	sockjs.Want(t, "send on n1", resp.StatusCode, 204)
+	sockjs.Want(t, "Close from a handler on n1", sockjs.ReadWS(t, conn), `c[3003,"bye"]`)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, _, err := conn.Read(ctx); err == nil {
 		t.Fatal("websocket still open after its session closed")
 	}
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		c.h.mu.Lock()
 		defer c.h.mu.Unlock()
 		if c.h.closed[wsID] == 0 {
@@ -701,7 +587,7 @@ func TestClusterWebsocket(t *testing.T) {
 // (sends the open frame and runs OnOpen, once), the others answer 2010.
 func TestClusterOpenRace(t *testing.T) {
 	t.Parallel()
-	c := newRedisCluster(t, 3, Settings{}, nil)
+	c := newRedisCluster(t, 3, sockjs.Settings{}, nil)
 	for range 10 {
 		sess := newClientSession()
 		firsts := make(chan string, 3)
@@ -710,7 +596,7 @@ func TestClusterOpenRace(t *testing.T) {
 		for i := range 3 {
 			go func() {
 				start.Wait()
-				frames, err := openFrames("POST", c.node(i).base+sess+"/xhr_streaming", TransportXHRStreaming)
+				frames, err := openFrames("POST", c.node(i).base+sess+"/xhr_streaming", sockjs.TransportXHRStreaming)
 				if err != nil {
 					firsts <- err.Error()
 					return
@@ -740,17 +626,17 @@ func TestClusterOpenRace(t *testing.T) {
 // OnClose runs exactly once while every node reaps.
 func TestClusterReapOnce(t *testing.T) {
 	t.Parallel()
-	c := newRedisCluster(t, 3, Settings{DisconnectDelay: 200 * time.Millisecond}, func(cfg *NodeConfig) {
+	c := newRedisCluster(t, 3, sockjs.Settings{DisconnectDelay: 200 * time.Millisecond}, func(cfg *sockjs.NodeConfig) {
 		cfg.ReapInterval = 10 * time.Millisecond
 	})
 	const sessions = 30
 	for i := range sessions {
-		resp, body := do(t, "POST", c.node(i).base+newClientSession()+"/xhr", "")
+		resp, body := sockjs.Do(t, "POST", c.node(i).base+newClientSession()+"/xhr", "")
 		if resp.StatusCode != 200 || body != "o\n" {
 			t.Fatalf("open: %s %q", resp.Status, body)
 		}
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := c.h.closedCount(); n < sessions {
 			return fmt.Errorf("%d of %d sessions reaped", n, sessions)
 		}
@@ -867,7 +753,7 @@ func checkOutage(t *testing.T, results []outageResult, bound time.Duration) {
 func settleGoroutines(t *testing.T, base int) {
 	t.Helper()
 	http.DefaultClient.CloseIdleConnections()
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := runtime.NumGoroutine(); n > base+10 {
 			return fmt.Errorf("%d goroutines, %d before the outage", n, base)
 		}
@@ -879,12 +765,12 @@ func settleGoroutines(t *testing.T, base int) {
 func echoRound(t *testing.T, c *redisCluster) {
 	t.Helper()
 	sess := newClientSession()
-	_, body := do(t, "POST", c.node(0).base+sess+"/xhr", "")
-	want(t, "open after the outage", body, "o\n")
-	resp, _ := do(t, "POST", c.node(1).base+sess+"/xhr_send", `["back"]`)
-	want(t, "send after the outage", resp.StatusCode, 204)
-	_, body = do(t, "POST", c.node(2).base+sess+"/xhr", "")
-	want(t, "echo after the outage", body, `a["back"]`+"\n")
+	_, body := sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
+	sockjs.Want(t, "open after the outage", body, "o\n")
+	resp, _ := sockjs.Do(t, "POST", c.node(1).base+sess+"/xhr_send", `["back"]`)
+	sockjs.Want(t, "send after the outage", resp.StatusCode, 204)
+	_, body = sockjs.Do(t, "POST", c.node(2).base+sess+"/xhr", "")
+	sockjs.Want(t, "echo after the outage", body, `a["back"]`+"\n")
 }
 
 // TestClusterRedisDownUp: Redis stops answering (SIGSTOP), then is killed
@@ -893,23 +779,23 @@ func echoRound(t *testing.T, c *redisCluster) {
 // resumes when Redis is back. Not parallel: it counts goroutines.
 func TestClusterRedisDownUp(t *testing.T) {
 	const opTimeout = 500 * time.Millisecond
-	c := newRedisCluster(t, 3, Settings{}, func(cfg *NodeConfig) {
+	c := newRedisCluster(t, 3, sockjs.Settings{}, func(cfg *sockjs.NodeConfig) {
 		cfg.OpTimeout = opTimeout
 		cfg.ReapInterval = 50 * time.Millisecond
 		cfg.RecheckInterval = 100 * time.Millisecond
 	})
 	sess := newClientSession()
-	_, body := do(t, "POST", c.node(0).base+sess+"/xhr", "")
-	want(t, "open", body, "o\n")
+	_, body := sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
+	sockjs.Want(t, "open", body, "o\n")
 	http.DefaultClient.CloseIdleConnections()
 	base := runtime.NumGoroutine()
 
 	// Stopped: every call waits for its timeout.
-	c.redis.signal(syscall.SIGSTOP)
+	c.redis.Signal(syscall.SIGSTOP)
 	checkOutage(t, requestsDuringOutage(c, sess), 3*opTimeout)
-	c.redis.signal(syscall.SIGCONT)
+	c.redis.Signal(syscall.SIGCONT)
 	// The data survived: the session goes on, across nodes.
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		req, _ := http.NewRequest("POST", c.node(1).base+sess+"/xhr_send", strings.NewReader(`["again"]`))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -921,18 +807,18 @@ func TestClusterRedisDownUp(t *testing.T) {
 		}
 		return nil
 	})
-	_, body = do(t, "POST", c.node(2).base+sess+"/xhr", "")
-	want(t, "poll after SIGCONT", body, `a["again"]`+"\n")
+	_, body = sockjs.Do(t, "POST", c.node(2).base+sess+"/xhr", "")
+	sockjs.Want(t, "poll after SIGCONT", body, `a["again"]`+"\n")
 	settleGoroutines(t, base)
 
 	// Killed: calls fail at once (connection refused).
-	c.redis.kill()
+	c.redis.Kill()
 	checkOutage(t, requestsDuringOutage(c, sess), 3*opTimeout)
-	if !c.redis.start() {
+	if !c.redis.Start() {
 		t.Fatal("redis-server could not restart on its port")
 	}
 	// A fresh Redis: new sessions work on every node again.
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		resp, err := http.Post(c.node(0).base+newClientSession()+"/xhr", "text/plain", nil)
 		if err != nil {
 			return err
@@ -955,16 +841,16 @@ func TestClusterRedisDownUp(t *testing.T) {
 func TestClusterNATSDownUp(t *testing.T) {
 	t.Parallel()
 	const recheck = 2 * time.Second
-	c := newRedisCluster(t, 3, Settings{}, func(cfg *NodeConfig) {
+	c := newRedisCluster(t, 3, sockjs.Settings{}, func(cfg *sockjs.NodeConfig) {
 		cfg.RecheckInterval = recheck
 		cfg.WebsocketRecheckInterval = recheck
 	})
 	sess := newClientSession()
-	_, body := do(t, "POST", c.node(0).base+sess+"/xhr", "")
-	want(t, "open", body, "o\n")
+	_, body := sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
+	sockjs.Want(t, "open", body, "o\n")
 	id := c.h.nextOpen(t)
-	conn := dialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
-	want(t, "websocket open", readWS(t, conn), "o")
+	conn := sockjs.DialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
+	sockjs.Want(t, "websocket open", sockjs.ReadWS(t, conn), "o")
 	wsID := c.h.nextOpen(t)
 	parkAndSend := func(msg string) time.Duration {
 		t.Helper()
@@ -979,19 +865,19 @@ func TestClusterNATSDownUp(t *testing.T) {
 			resp.Body.Close()
 			parked <- string(b)
 		}()
-		checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
-			st, err := c.nodes[1].node.store.Get(context.Background(), c.nodes[1].ep.keyOf(id))
+		testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+			st, err := c.nodes[1].store.Get(context.Background(), "/t/"+id)
 			if err != nil || st.ReceiverNode != "n0" {
 				return fmt.Errorf("poll not parked on n0: %+v %v", st, err)
 			}
 			return nil
 		})
 		start := time.Now()
-		resp, _ := do(t, "POST", c.node(1).base+sess+"/xhr_send", `["`+msg+`"]`)
-		want(t, "send on n1", resp.StatusCode, 204)
+		resp, _ := sockjs.Do(t, "POST", c.node(1).base+sess+"/xhr_send", `["`+msg+`"]`)
+		sockjs.Want(t, "send on n1", resp.StatusCode, 204)
 		select {
 		case b := <-parked:
-			want(t, "parked poll", b, `a["`+msg+`"]`+"\n")
+			sockjs.Want(t, "parked poll", b, `a["`+msg+`"]`+"\n")
 		case <-time.After(3 * recheck):
 			t.Fatalf("%s: parked poll got nothing", msg)
 		}
@@ -1001,8 +887,8 @@ func TestClusterNATSDownUp(t *testing.T) {
 		t.Fatalf("wake-up over NATS took %v", d)
 	}
 
-	c.nats.stop()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	c.nats.Stop()
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		for _, cn := range c.nodes {
 			if cn.nc.IsConnected() {
 				return errors.New("a node still connected to NATS")
@@ -1013,12 +899,12 @@ func TestClusterNATSDownUp(t *testing.T) {
 	d := parkAndSend("nats down")
 	t.Logf("delivery to a parked poll with NATS down: %v (recheck %v)", d, recheck)
 	// A handler on n2 sends to the websocket on n0: through the store.
-	resp, _ := do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:nats down"]`)
-	want(t, "send on n2", resp.StatusCode, 204)
-	want(t, "websocket frame from n2 with NATS down", readWS(t, conn), `a["nats down"]`)
+	resp, _ := sockjs.Do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:nats down"]`)
+	sockjs.Want(t, "send on n2", resp.StatusCode, 204)
+	sockjs.Want(t, "websocket frame from n2 with NATS down", sockjs.ReadWS(t, conn), `a["nats down"]`)
 
-	c.nats.start()
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	c.nats.Start()
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for _, cn := range c.nodes {
 			if !cn.nc.IsConnected() {
 				return errors.New("a node not yet reconnected to NATS")
@@ -1027,16 +913,16 @@ func TestClusterNATSDownUp(t *testing.T) {
 		return nil
 	})
 	// Subscriptions are back: wake-ups are fast again.
-	checkFor(t, 10*time.Second, 0, func() error {
+	testenv.CheckFor(t, 10*time.Second, 0, func() error {
 		if d := parkAndSend("nats back"); d > recheck/2 {
 			return fmt.Errorf("wake-up took %v", d)
 		}
 		return nil
 	})
-	resp, _ = do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:over nats"]`)
-	want(t, "send on n2", resp.StatusCode, 204)
+	resp, _ = sockjs.Do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:over nats"]`)
+	sockjs.Want(t, "send on n2", resp.StatusCode, 204)
 	start := time.Now()
-	want(t, "websocket frame from n2", readWS(t, conn), `a["over nats"]`)
+	sockjs.Want(t, "websocket frame from n2", sockjs.ReadWS(t, conn), `a["over nats"]`)
 	if d := time.Since(start); d > recheck/2 {
 		t.Errorf("websocket frame from n2 took %v with NATS back", d)
 	}

@@ -45,6 +45,12 @@ type NodeConfig struct {
 	// OpTimeout bounds store and bus calls made without a caller context
 	// (Session.Send, Session.Close, the reaper). Default 5 s.
 	OpTimeout time.Duration
+	// BodyBudget bounds the bytes of incoming xhr_send and jsonp_send
+	// bodies the node reads and handles at once, over all its clients
+	// (each body is also bounded by its endpoint's MaxMessageSize). A send
+	// that would pass it gets 503 and its session stays open. Default
+	// DefaultBodyBudget; negative: no bound.
+	BodyBudget int64
 }
 
 // Node is one Shoal process: it owns the store and bus clients, listens on
@@ -70,6 +76,8 @@ type Node struct {
 	chans *channelHub // nil when the store has no store.Channels
 
 	stats nodeStats // see stats.go
+
+	bodies byteBudget // incoming bodies being read or handled (BodyBudget)
 
 	stopListen func()
 	done       chan struct{} // closed by Close: every receiver ends
@@ -103,6 +111,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
 	}
+	if cfg.BodyBudget == 0 {
+		cfg.BodyBudget = DefaultBodyBudget
+	}
 	n := &Node{
 		id:        cfg.ID,
 		store:     cfg.Store,
@@ -111,6 +122,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg:       cfg,
 		endpoints: make(map[string]*Endpoint),
 		done:      make(chan struct{}),
+		bodies:    byteBudget{max: cfg.BodyBudget},
 	}
 	for i := range n.receivers {
 		n.receivers[i].m = make(map[string][]*liveReceiver)

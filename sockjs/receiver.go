@@ -131,6 +131,9 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 		return
 	}
 	defer n.stats.holding(transport)()
+	if res.More {
+		lr.wake() // what the attach left queued goes in the next write
+	}
 
 	interrupted := false
 	defer func() {
@@ -251,8 +254,11 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 		case <-recheck.C:
 		}
 		ctx, cancel := n.opContext()
-		dr, err := n.store.Drain(ctx, key, lease.Token)
+		dr, err := n.store.Drain(ctx, key, lease.Token, e.settings.drainLimit())
 		cancel()
+		if dr.More {
+			lr.wake() // the rest of the queue goes in the next write
+		}
 		if err != nil {
 			if !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
 				n.log.Warn("sockjs: drain failed", "err", err)
@@ -291,7 +297,7 @@ func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease
 	key := self.key
 	ctx, cancel := n.opContext()
 	defer cancel()
-	res, err = n.store.Attach(ctx, key, lease)
+	res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit())
 	if err != nil {
 		return res, false, nil, err
 	}
@@ -325,9 +331,9 @@ func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease
 				case <-old.done:
 				case <-time.After(time.Second):
 				}
-				res, err = n.store.Attach(ctx, key, lease)
+				res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit())
 			case <-old.done:
-				res, err = n.store.Attach(ctx, key, lease)
+				res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit())
 			case <-time.After(busyGrace):
 			}
 		} else if old == nil {
@@ -360,7 +366,7 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 		case <-reqCtx.Done():
 			return res, nil
 		}
-		if res, err = e.node.store.Attach(ctx, key, lease); err != nil {
+		if res, err = e.node.store.Attach(ctx, key, lease, e.settings.drainLimit()); err != nil {
 			return res, err
 		}
 	}
@@ -375,15 +381,22 @@ const bodyReadTimeout = 30 * time.Second
 // CodeMessageTooBig, as an oversized websocket frame does: its messages are
 // lost, and a jsonp-polling client cannot even read the 413 it gets (it
 // posts a form into a hidden iframe), so the close frame at its next poll
-// is how it learns. ok is false when the body was refused.
-func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) (body []byte, ok bool) {
+// is how it learns. ok is false when the body was refused. The body counts
+// against the node's BodyBudget until release is called (also when ok is
+// false).
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) (body []byte, release func(), ok bool) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.settings.MaxMessageSize))
+	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, e.settings.MaxMessageSize), b: &e.node.bodies}
+	body, err := io.ReadAll(br)
 	rc.SetReadDeadline(time.Time{})
 	if err != nil {
+		br.release()
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if errors.Is(err, errOverBudget) {
+			e.node.log.Warn("sockjs: send refused, node body budget spent", "budget", e.node.cfg.BodyBudget)
+			httpError(w, http.StatusServiceUnavailable, "Server busy.")
+		} else if errors.As(err, &tooBig) {
 			if err := e.Session(idFromClientSession(sid)).Close(CodeMessageTooBig, ReasonMessageTooBig); err != nil {
 				e.node.log.Warn("sockjs: closing a session sent an oversized body", "err", err)
 			}
@@ -391,14 +404,17 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) 
 		} else {
 			httpError(w, http.StatusBadRequest, "Broken request body.")
 		}
-		return nil, false
+		return nil, func() {}, false
 	}
-	return body, true
+	return body, br.release, true
 }
 
-// deliver hands incoming messages of session sid to the handler. It
-// answers 404 (and returns false) when the session does not exist.
-func (e *Endpoint) deliver(w http.ResponseWriter, sid string, msgs []string) bool {
+// deliver decodes body with decode and hands the messages of session sid
+// to the handler. It answers 404 (and returns false) when the session does
+// not exist, 500 when the body does not decode. A closed session drops
+// what it is sent without decoding it, so a flood into a session its queue
+// bound closed costs no more than reading it.
+func (e *Endpoint) deliver(w http.ResponseWriter, sid string, body []byte, decode func([]byte) ([]string, error)) bool {
 	id := idFromClientSession(sid)
 	key := e.keyOf(id)
 	ctx, cancel := e.node.opContext()
@@ -414,7 +430,12 @@ func (e *Endpoint) deliver(w http.ResponseWriter, sid string, msgs []string) boo
 		return false
 	}
 	if st.State != store.StateOpen {
-		return true // a closed session drops what it is sent
+		return true
+	}
+	msgs, err := decode(body)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return false
 	}
 	sess := e.sessionFor(id, key, st.Info)
 	for _, m := range msgs {

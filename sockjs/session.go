@@ -169,9 +169,9 @@ func (s *Session) Info() ConnectionInfo {
 }
 
 // Send queues messages for the client, in order. It never blocks on a slow
-// client: if MaxQueuedMessages are already waiting the session is closed
-// with CodeQueueOverflow and ErrQueueOverflow returned. ErrSessionClosed
-// means the session is closed or gone.
+// client: if MaxQueuedMessages (or MaxQueuedBytes) are already waiting the
+// session is closed with CodeQueueOverflow and ErrQueueOverflow returned.
+// ErrSessionClosed means the session is closed or gone.
 func (s *Session) Send(msgs ...string) error {
 	if len(msgs) == 0 {
 		return nil
@@ -191,7 +191,7 @@ func (s *Session) Send(msgs ...string) error {
 // appendAndWake queues msgs in the store and wakes the receiver.
 func (s *Session) appendAndWake(ctx context.Context, msgs []string) error {
 	n := s.ep.node
-	res, err := n.store.Append(ctx, s.key, msgs, s.ep.settings.MaxQueuedMessages)
+	res, err := n.store.Append(ctx, s.key, msgs, s.ep.settings.queueLimits())
 	switch {
 	case err == nil:
 		n.wake(ctx, s.key, res.ReceiverNode)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/shoal-rt/shoal/store"
 )
 
 // Defaults for zero Settings fields.
@@ -15,6 +17,7 @@ const (
 	DefaultSockJSURL         = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
 	DefaultMaxMessageSize    = 1 << 20
 	DefaultMaxQueuedMessages = 1024
+	DefaultMaxQueuedBytes    = 4 << 20
 	DefaultMaxChannels       = 64
 	DefaultWriteTimeout      = 10 * time.Second
 )
@@ -39,7 +42,10 @@ type Settings struct {
 	// store, so two endpoints may see the same client session id.
 	Prefix string
 	// ResponseLimit is how many bytes a streaming response carries before
-	// it is closed so the browser can free it (SockJS response_limit).
+	// it is closed so the browser can free it (SockJS response_limit). It
+	// also bounds the messages one poll or one stream write takes from the
+	// queue (their lengths summed; one message bigger than it still goes,
+	// alone): the rest stays queued for the next.
 	ResponseLimit int
 	// HeartbeatDelay is how long a receiver stays silent before an 'h'
 	// frame is sent; a poll with nothing to deliver returns 'h' then.
@@ -76,6 +82,10 @@ type Settings struct {
 	// the store, or in a live websocket's write queue). Overflow closes the
 	// session with CodeQueueOverflow rather than stall senders.
 	MaxQueuedMessages int
+	// MaxQueuedBytes bounds the bytes of messages (their lengths summed)
+	// waiting for one session in the store; overflow closes the session
+	// with CodeQueueOverflow, as MaxQueuedMessages does. Default 4 MiB.
+	MaxQueuedBytes int
 	// MaxChannels bounds the channels one session may be subscribed to
 	// (Session.Subscribe returns ErrTooManyChannels beyond it).
 	MaxChannels int
@@ -83,6 +93,14 @@ type Settings struct {
 	// not take a frame in time is disconnected.
 	WriteTimeout time.Duration
 }
+
+// queueLimits is what Append is given for a session of the endpoint.
+func (s *Settings) queueLimits() store.QueueLimits {
+	return store.QueueLimits{Messages: s.MaxQueuedMessages, Bytes: s.MaxQueuedBytes}
+}
+
+// drainLimit bounds what one poll or stream write takes from the queue.
+func (s *Settings) drainLimit() store.DrainOption { return store.MaxBytes(s.ResponseLimit) }
 
 // DefaultJSessionID sets JSESSIONID to the value the client sent, or to
 // "dummy", with path=/ (sockjs-node's behaviour).
@@ -115,6 +133,9 @@ func (s *Settings) fillDefaults() error {
 	}
 	if s.MaxQueuedMessages <= 0 {
 		s.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if s.MaxQueuedBytes <= 0 {
+		s.MaxQueuedBytes = DefaultMaxQueuedBytes
 	}
 	if s.MaxChannels <= 0 {
 		s.MaxChannels = DefaultMaxChannels

@@ -34,16 +34,13 @@ func (e *Endpoint) serveJSONPSend(w http.ResponseWriter, r *http.Request, sid st
 	h := w.Header()
 	e.jsessionid(w, r)
 	noCache(h)
-	body, ok := e.readBody(w, r, sid)
+	body, release, ok := e.readBody(w, r, sid)
+	defer release()
 	if !ok {
 		return
 	}
-	msgs, err := decodeFormOrJSON(r, body)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if !e.deliver(w, sid, msgs) {
+	decode := func(body []byte) ([]string, error) { return decodeFormOrJSON(r, body) }
+	if !e.deliver(w, sid, body, decode) {
 		return
 	}
 	// "ok" rather than 204: Konqueror mishandles empty answers here.

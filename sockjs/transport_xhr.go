@@ -51,16 +51,12 @@ func (e *Endpoint) serveXHRSend(w http.ResponseWriter, r *http.Request, sid stri
 		return
 	}
 	e.xhrHeaders(w, r)
-	body, ok := e.readBody(w, r, sid)
+	body, release, ok := e.readBody(w, r, sid)
+	defer release()
 	if !ok {
 		return
 	}
-	msgs, err := decodeMessages(body)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if !e.deliver(w, sid, msgs) {
+	if !e.deliver(w, sid, body, decodeMessages) {
 		return
 	}
 	// Firefox takes a 204 without a content type for XML and complains.

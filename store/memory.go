@@ -4,8 +4,23 @@ import (
 	"context"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// DefaultMemoryMaxBytes bounds what a Memory store holds in all its queues
+// together when MemoryConfig.MaxBytes is zero.
+const DefaultMemoryMaxBytes = 256 << 20
+
+// MemoryConfig configures a Memory store. The zero value is usable.
+type MemoryConfig struct {
+	// MaxBytes bounds the bytes of messages queued for all sessions
+	// together: the node-wide budget of the embedded default, where the
+	// queues live in the node's own memory. An Append that would pass it
+	// gets ErrQueueFull, like one that passes its session's limits.
+	// Zero means DefaultMemoryMaxBytes; negative, no bound.
+	MaxBytes int64
+}
 
 // Memory is the in-process Store of a single node (the embedded default).
 // Sessions are spread over shards by an FNV hash of the id, so unrelated
@@ -13,6 +28,9 @@ import (
 type Memory struct {
 	shards   [memoryShards]memoryShard
 	channels memChannels // see channels_memory.go
+
+	maxBytes    int64
+	queuedBytes atomic.Int64 // message bytes in every session's queue
 }
 
 var _ Store = (*Memory)(nil)
@@ -42,13 +60,20 @@ type memSession struct {
 	// that vanishes without detaching still lets the session expire.
 	deadline time.Time
 
-	queue []string
-	attrs map[string]string
+	queue      []string
+	queueBytes int // message lengths in queue, summed
+	attrs      map[string]string
 }
 
-// NewMemory returns an empty in-memory Store.
-func NewMemory() *Memory {
-	m := &Memory{}
+// NewMemory returns an empty in-memory Store with the default MemoryConfig.
+func NewMemory() *Memory { return NewMemoryWithConfig(MemoryConfig{}) }
+
+// NewMemoryWithConfig returns an empty in-memory Store.
+func NewMemoryWithConfig(c MemoryConfig) *Memory {
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMemoryMaxBytes
+	}
+	m := &Memory{maxBytes: c.MaxBytes}
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[string]*memSession)
 	}
@@ -120,8 +145,12 @@ func (m *Memory) Get(ctx context.Context, id string) (out Session, err error) {
 	return out, err
 }
 
+// QueuedBytes returns the bytes of messages queued for all sessions: what
+// MemoryConfig.MaxBytes bounds.
+func (m *Memory) QueuedBytes() int64 { return m.queuedBytes.Load() }
+
 // Attach implements Store.
-func (m *Memory) Attach(ctx context.Context, id string, lease Lease) (AttachResult, error) {
+func (m *Memory) Attach(ctx context.Context, id string, lease Lease, opts ...DrainOption) (AttachResult, error) {
 	if err := ctx.Err(); err != nil {
 		return AttachResult{}, err
 	}
@@ -143,9 +172,39 @@ func (m *Memory) Attach(ctx context.Context, id string, lease Lease) (AttachResu
 		return AttachResult{Status: Busy}, nil
 	}
 	s.takeLease(lease, now)
-	msgs := s.queue
-	s.queue = nil
-	return AttachResult{Status: Attached, Messages: msgs}, nil
+	msgs, more := m.take(s, DrainOptionsOf(opts).MaxBytes)
+	return AttachResult{Status: Attached, Messages: msgs, More: more}, nil
+}
+
+// take takes messages off s's queue, oldest first, up to maxBytes (<= 0:
+// all; the oldest always). more reports that some are left. Lock should
+// be held.
+func (m *Memory) take(s *memSession, maxBytes int) (msgs []string, more bool) {
+	n, size := len(s.queue), s.queueBytes
+	if maxBytes > 0 && size > maxBytes {
+		n, size = 0, 0
+		for n < len(s.queue) && (n == 0 || size+len(s.queue[n]) <= maxBytes) {
+			size += len(s.queue[n])
+			n++
+		}
+	}
+	msgs = s.queue[:n:n]
+	if n == len(s.queue) {
+		s.queue = nil
+	} else {
+		// A copy, so the taken messages' backing array is not kept alive
+		// by what stays.
+		s.queue = append([]string(nil), s.queue[n:]...)
+	}
+	s.queueBytes -= size
+	m.queuedBytes.Add(-int64(size))
+	return msgs, len(s.queue) > 0
+}
+
+// dropQueue forgets s's queue (the session is deleted). Lock should be held.
+func (m *Memory) dropQueue(s *memSession) {
+	m.queuedBytes.Add(-int64(s.queueBytes))
+	s.queue, s.queueBytes = nil, 0
 }
 
 // Lock should be held.
@@ -206,15 +265,28 @@ func (m *Memory) holding(ctx context.Context, id, token string, f func(s *memSes
 	})
 }
 
-// Append implements Store.
-func (m *Memory) Append(ctx context.Context, id string, msgs []string, max int) (res AppendResult, err error) {
+// Append implements Store. Besides limits, the store's MaxBytes bounds all
+// queues together.
+func (m *Memory) Append(ctx context.Context, id string, msgs []string, limits QueueLimits) (res AppendResult, err error) {
+	size := 0
+	for _, msg := range msgs {
+		size += len(msg)
+	}
 	err = m.with(ctx, id, func(s *memSession) error {
 		if s.state == StateClosed {
 			return ErrClosed
 		}
-		if max > 0 && len(s.queue)+len(msgs) > max {
+		if limits.Messages > 0 && len(s.queue)+len(msgs) > limits.Messages {
 			return ErrQueueFull
 		}
+		if limits.Bytes > 0 && s.queueBytes+size > limits.Bytes {
+			return ErrQueueFull
+		}
+		if total := m.queuedBytes.Add(int64(size)); m.maxBytes > 0 && total > m.maxBytes {
+			m.queuedBytes.Add(-int64(size))
+			return ErrQueueFull
+		}
+		s.queueBytes += size
 		s.queue = append(s.queue, msgs...)
 		if s.leaseLive(time.Now()) {
 			res.ReceiverNode = s.leaseNode
@@ -225,10 +297,10 @@ func (m *Memory) Append(ctx context.Context, id string, msgs []string, max int) 
 }
 
 // Drain implements Store.
-func (m *Memory) Drain(ctx context.Context, id, token string) (res DrainResult, err error) {
+func (m *Memory) Drain(ctx context.Context, id, token string, opts ...DrainOption) (res DrainResult, err error) {
 	err = m.holding(ctx, id, token, func(s *memSession, _ time.Time) {
-		res = DrainResult{Messages: s.queue, State: s.state, Code: s.code, Reason: s.reason}
-		s.queue = nil
+		res = DrainResult{State: s.state, Code: s.code, Reason: s.reason}
+		res.Messages, res.More = m.take(s, DrainOptionsOf(opts).MaxBytes)
 	})
 	return res, err
 }
@@ -269,6 +341,7 @@ func (m *Memory) Reap(ctx context.Context, now time.Time, limit int) ([]string, 
 				continue
 			}
 			delete(sh.sessions, id)
+			m.dropQueue(s)
 			if s.state == StateOpen {
 				ids = append(ids, id)
 			}

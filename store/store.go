@@ -107,21 +107,57 @@ const (
 )
 
 // AttachResult is what Attach returns. When Status is Attached, Messages
-// holds what was queued (drained in the same atomic step).
+// holds what was queued (drained in the same atomic step, up to the
+// MaxBytes option); More reports that messages are still queued.
 type AttachResult struct {
 	Status   AttachStatus
 	Code     int
 	Reason   string
 	Messages []string
+	More     bool
 }
 
-// DrainResult is what Drain returns: the queued messages, oldest first, and
-// the session state observed in the same atomic step.
+// DrainResult is what Drain returns: the queued messages, oldest first (up
+// to the MaxBytes option), and the session state observed in the same
+// atomic step. More reports that messages are still queued.
 type DrainResult struct {
 	Messages []string
 	State    State
 	Code     int
 	Reason   string
+	More     bool
+}
+
+// QueueLimits bound one session's queue. A zero field means no bound.
+type QueueLimits struct {
+	Messages int // how many messages may wait
+	Bytes    int // how many bytes of messages (their lengths summed) may wait
+}
+
+// DrainOption is a per-call knob of Attach and Drain.
+type DrainOption func(*DrainOptions)
+
+// DrainOptions is what the DrainOption values of one call set;
+// implementations read it with DrainOptionsOf.
+type DrainOptions struct {
+	// MaxBytes bounds the bytes (message lengths summed) one call takes
+	// off the queue; the rest stays queued, oldest first. The oldest
+	// message is always taken, however big, so a queue always moves.
+	// Zero or negative: everything.
+	MaxBytes int
+}
+
+// MaxBytes makes Attach or Drain take at most n bytes of messages (see
+// DrainOptions.MaxBytes).
+func MaxBytes(n int) DrainOption { return func(o *DrainOptions) { o.MaxBytes = n } }
+
+// DrainOptionsOf applies opts.
+func DrainOptionsOf(opts []DrainOption) DrainOptions {
+	var o DrainOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
 // AppendResult tells a sender who should be woken up.
@@ -146,7 +182,7 @@ type Store interface {
 	// AttachClosed; a missing one Unknown. A lease whose TTL passed
 	// counts as released. Attaching again with the token that holds the
 	// live lease succeeds (it renews). An empty token is ErrNotHolder.
-	Attach(ctx context.Context, id string, lease Lease) (AttachResult, error)
+	Attach(ctx context.Context, id string, lease Lease, opts ...DrainOption) (AttachResult, error)
 	// Renew extends the lease by its TTL. ErrNotHolder if it was lost
 	// (taken by another token, detached, or expired: an expired lease is
 	// released even if nobody took it since).
@@ -158,13 +194,15 @@ type Store interface {
 	Detach(ctx context.Context, id, token string) error
 
 	// Append queues messages at the tail, all or nothing. ErrQueueFull when
-	// the queue would hold more than max messages (max <= 0: no bound),
-	// ErrClosed when the session is closed, ErrNotFound when it is gone.
-	Append(ctx context.Context, id string, msgs []string, max int) (AppendResult, error)
-	// Drain takes every queued message; only the holder of token may.
-	// ErrNotHolder otherwise. A closed session drains what is left and
-	// reports StateClosed with its code and reason.
-	Drain(ctx context.Context, id, token string) (DrainResult, error)
+	// the queue would pass one of limits (or a bound of the store's own,
+	// see Memory), ErrClosed when the session is closed, ErrNotFound when
+	// it is gone.
+	Append(ctx context.Context, id string, msgs []string, limits QueueLimits) (AppendResult, error)
+	// Drain takes the queued messages (all, or up to the MaxBytes option);
+	// only the holder of token may. ErrNotHolder otherwise. A closed
+	// session drains what is left and reports StateClosed with its code
+	// and reason.
+	Drain(ctx context.Context, id, token string, opts ...DrainOption) (DrainResult, error)
 
 	// Close moves an open session to closed with code and reason. won is
 	// true for exactly one caller cluster-wide, who runs OnClose. The closed

@@ -66,7 +66,7 @@ func BenchmarkPollCycle(b *testing.B) {
 	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
 	msg := []string{`"hello"`}
 	run(b, hook, func() error {
-		if _, err := s.Append(ctx, "s", msg, 1000); err != nil {
+		if _, err := s.Append(ctx, "s", msg, store.QueueLimits{Messages: 1000}); err != nil {
 			return err
 		}
 		res, err := s.Attach(ctx, "s", l)
@@ -85,7 +85,7 @@ func BenchmarkAppend(b *testing.B) {
 	ctx := context.Background()
 	msg := []string{`"hello"`}
 	run(b, hook, func() error {
-		_, err := s.Append(ctx, "s", msg, 0)
+		_, err := s.Append(ctx, "s", msg, store.QueueLimits{})
 		return err
 	})
 }
@@ -122,7 +122,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := fmt.Sprint(next.Add(1) % sessions)
-			if _, err := s.Append(ctx, id, msg, 0); err != nil {
+			if _, err := s.Append(ctx, id, msg, store.QueueLimits{}); err != nil {
 				b.Error(err)
 				return
 			}

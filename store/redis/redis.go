@@ -182,19 +182,20 @@ func (s *Store) Get(ctx context.Context, id string) (sess store.Session, err err
 
 // Attach implements store.Store. It takes the lease and drains the queue in
 // one round trip.
-func (s *Store) Attach(ctx context.Context, id string, l store.Lease) (res store.AttachResult, err error) {
+func (s *Store) Attach(ctx context.Context, id string, l store.Lease, opts ...store.DrainOption) (res store.AttachResult, err error) {
 	defer wrap(&err, "attach")
 	if l.Token == "" {
 		return res, store.ErrNotHolder
 	}
-	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l))
+	maxBytes := store.DrainOptionsOf(opts).MaxBytes
+	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l), maxBytes)
 	if err != nil {
 		return res, err
 	}
 	d := decoder{r: r}
 	switch code := d.int(); code {
 	case replyOK:
-		res.Status, res.Messages = store.Attached, d.strs()
+		res.Status, res.Messages, res.More = store.Attached, d.strs(), d.int() == 1
 	case replyBusy:
 		res.Status = store.Busy
 	case replyClosed:
@@ -235,10 +236,10 @@ func (s *Store) Detach(ctx context.Context, id, token string) (err error) {
 }
 
 // Append implements store.Store.
-func (s *Store) Append(ctx context.Context, id string, msgs []string, max int) (res store.AppendResult, err error) {
+func (s *Store) Append(ctx context.Context, id string, msgs []string, limits store.QueueLimits) (res store.AppendResult, err error) {
 	defer wrap(&err, "append")
-	args := make([]any, 1, 1+len(msgs))
-	args[0] = max
+	args := make([]any, 2, 2+len(msgs))
+	args[0], args[1] = limits.Messages, limits.Bytes
 	for _, m := range msgs {
 		args = append(args, m)
 	}
@@ -255,9 +256,9 @@ func (s *Store) Append(ctx context.Context, id string, msgs []string, max int) (
 }
 
 // Drain implements store.Store.
-func (s *Store) Drain(ctx context.Context, id, token string) (res store.DrainResult, err error) {
+func (s *Store) Drain(ctx context.Context, id, token string, opts ...store.DrainOption) (res store.DrainResult, err error) {
 	defer wrap(&err, "drain")
-	r, err := s.run(ctx, drainScript, id, token)
+	r, err := s.run(ctx, drainScript, id, token, store.DrainOptionsOf(opts).MaxBytes)
 	if err != nil {
 		return res, err
 	}
@@ -269,6 +270,7 @@ func (s *Store) Drain(ctx context.Context, id, token string) (res store.DrainRes
 	res.Code = int(d.int())
 	res.Reason = d.str()
 	res.Messages = d.strs()
+	res.More = d.int() == 1
 	if err := d.done(nil); err != nil {
 		return res, err
 	}

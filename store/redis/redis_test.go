@@ -181,7 +181,7 @@ func TestKeysExpire(t *testing.T) {
 		if err := s.SetAttr(ctx, "x", "k", "v"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Append(ctx, "x", []string{"m"}, 0); err != nil {
+		if _, err := s.Append(ctx, "x", []string{"m"}, store.QueueLimits{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,7 +249,10 @@ func TestRoundTrips(t *testing.T) {
 				_, err := s.Create(ctx, id, store.CreateOptions{DisconnectDelay: time.Minute})
 				return err
 			}},
-			{"Append", func() error { _, err := s.Append(ctx, id, []string{"a", "b"}, 10); return err }},
+			{"Append", func() error {
+				_, err := s.Append(ctx, id, []string{"a", "b"}, store.QueueLimits{Messages: 10})
+				return err
+			}},
 			{"Attach", func() error { _, err := s.Attach(ctx, id, l); return err }},
 			{"Drain", func() error { _, err := s.Drain(ctx, id, "t1"); return err }},
 			{"Renew", func() error { return s.Renew(ctx, id, l) }},
@@ -287,7 +290,7 @@ func TestUnreachable(t *testing.T) {
 		"Renew":  func(s *redisstore.Store, ctx context.Context) error { return s.Renew(ctx, "x", l) },
 		"Detach": func(s *redisstore.Store, ctx context.Context) error { return s.Detach(ctx, "x", "t") },
 		"Append": func(s *redisstore.Store, ctx context.Context) error {
-			_, err := s.Append(ctx, "x", []string{"m"}, 0)
+			_, err := s.Append(ctx, "x", []string{"m"}, store.QueueLimits{})
 			return err
 		},
 		"Drain": func(s *redisstore.Store, ctx context.Context) error { _, err := s.Drain(ctx, "x", "t"); return err },

@@ -36,6 +36,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AppendOrder", testAppendOrder},
 		{"AppendConcurrent", testAppendConcurrent},
 		{"AppendBound", testAppendBound},
+		{"AppendByteBound", testAppendByteBound},
+		{"DrainMaxBytes", testDrainMaxBytes},
 		{"Drain", testDrain},
 		{"Close", testClose},
 		{"CloseRace", testCloseRace},
@@ -92,7 +94,7 @@ func mustAttach(t *testing.T, s store.Store, id string, l store.Lease) store.Att
 
 func mustAppend(t *testing.T, s store.Store, id string, msgs ...string) store.AppendResult {
 	t.Helper()
-	res, err := s.Append(ctx(t), id, msgs, 0)
+	res, err := s.Append(ctx(t), id, msgs, store.QueueLimits{})
 	if err != nil {
 		t.Fatalf("Append(%q, %q) = %v", id, msgs, err)
 	}
@@ -379,7 +381,7 @@ func testDetach(t *testing.T, s store.Store) {
 
 func testAppendOrder(t *testing.T, s store.Store) {
 	mustCreate(t, s, "o", long)
-	_, err := s.Append(ctx(t), "missing", []string{"x"}, 0)
+	_, err := s.Append(ctx(t), "missing", []string{"x"}, store.QueueLimits{})
 	wantErr(t, "Append missing", err, store.ErrNotFound)
 	mustAttach(t, s, "o", lease("n1", "t1", long))
 	var want []string
@@ -408,7 +410,7 @@ func testAppendConcurrent(t *testing.T, s store.Store) {
 	for i := range senders {
 		wg.Go(func() {
 			for j := range each {
-				if _, err := s.Append(ctx(t), "c", []string{fmt.Sprintf("%d:%d", i, j)}, 0); err != nil {
+				if _, err := s.Append(ctx(t), "c", []string{fmt.Sprintf("%d:%d", i, j)}, store.QueueLimits{}); err != nil {
 					t.Errorf("Append: %v", err)
 					return
 				}
@@ -435,15 +437,15 @@ func testAppendConcurrent(t *testing.T, s store.Store) {
 
 func testAppendBound(t *testing.T, s store.Store) {
 	mustCreate(t, s, "f", long)
-	if _, err := s.Append(ctx(t), "f", []string{"1", "2"}, 3); err != nil {
+	if _, err := s.Append(ctx(t), "f", []string{"1", "2"}, store.QueueLimits{Messages: 3}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Append(ctx(t), "f", []string{"3", "4"}, 3)
+	_, err := s.Append(ctx(t), "f", []string{"3", "4"}, store.QueueLimits{Messages: 3})
 	wantErr(t, "Append past bound", err, store.ErrQueueFull)
-	if _, err := s.Append(ctx(t), "f", []string{"3"}, 3); err != nil {
+	if _, err := s.Append(ctx(t), "f", []string{"3"}, store.QueueLimits{Messages: 3}); err != nil {
 		t.Fatalf("Append up to bound: %v", err)
 	}
-	_, err = s.Append(ctx(t), "f", []string{"4"}, 3)
+	_, err = s.Append(ctx(t), "f", []string{"4"}, store.QueueLimits{Messages: 3})
 	wantErr(t, "Append to full queue", err, store.ErrQueueFull)
 	// All or nothing: the rejected appends left no trace.
 	got := mustAttach(t, s, "f", lease("n1", "t1", long))
@@ -451,8 +453,85 @@ func testAppendBound(t *testing.T, s store.Store) {
 		t.Fatalf("drained %q, want [1 2 3]", got.Messages)
 	}
 	// Draining makes room again.
-	if _, err := s.Append(ctx(t), "f", []string{"a", "b", "c"}, 3); err != nil {
+	if _, err := s.Append(ctx(t), "f", []string{"a", "b", "c"}, store.QueueLimits{Messages: 3}); err != nil {
 		t.Fatalf("Append after drain: %v", err)
+	}
+}
+
+func testAppendByteBound(t *testing.T, s store.Store) {
+	mustCreate(t, s, "fb", long)
+	limits := store.QueueLimits{Bytes: 10}
+	if _, err := s.Append(ctx(t), "fb", []string{"12345", "678"}, limits); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Append(ctx(t), "fb", []string{"abc"}, limits)
+	wantErr(t, "Append past byte bound", err, store.ErrQueueFull)
+	if _, err := s.Append(ctx(t), "fb", []string{"ab"}, limits); err != nil {
+		t.Fatalf("Append up to byte bound: %v", err)
+	}
+	_, err = s.Append(ctx(t), "fb", []string{"x"}, limits)
+	wantErr(t, "Append to a queue full of bytes", err, store.ErrQueueFull)
+	// Both bounds apply; the tighter one decides.
+	_, err = s.Append(ctx(t), "fb", []string{""}, store.QueueLimits{Messages: 3, Bytes: 100})
+	wantErr(t, "Append past message bound under byte bound", err, store.ErrQueueFull)
+	got := mustAttach(t, s, "fb", lease("n1", "t1", long))
+	if !slices.Equal(got.Messages, []string{"12345", "678", "ab"}) || got.More {
+		t.Fatalf("drained %q (more %v), want [12345 678 ab]", got.Messages, got.More)
+	}
+	// Draining gives the bytes back.
+	if _, err := s.Append(ctx(t), "fb", []string{"0123456789"}, limits); err != nil {
+		t.Fatalf("Append after drain: %v", err)
+	}
+	// A partial drain gives back what it took, not more.
+	mustDrain(t, s, "fb", "t1", 0)
+	if _, err := s.Append(ctx(t), "fb", []string{"aaaa", "bbbb", "cc"}, limits); err != nil {
+		t.Fatal(err)
+	}
+	if d := mustDrain(t, s, "fb", "t1", 4); !slices.Equal(d.Messages, []string{"aaaa"}) || !d.More {
+		t.Fatalf("Drain 4 bytes = %q (more %v), want [aaaa], more", d.Messages, d.More)
+	}
+	if _, err := s.Append(ctx(t), "fb", []string{"dddd"}, limits); err != nil {
+		t.Fatalf("Append into the room a partial drain made: %v", err)
+	}
+	_, err = s.Append(ctx(t), "fb", []string{"e"}, limits)
+	wantErr(t, "Append past byte bound after partial drain", err, store.ErrQueueFull)
+}
+
+func mustDrain(t *testing.T, s store.Store, id, token string, maxBytes int) store.DrainResult {
+	t.Helper()
+	d, err := s.Drain(ctx(t), id, token, store.MaxBytes(maxBytes))
+	if err != nil {
+		t.Fatalf("Drain %s: %v", id, err)
+	}
+	return d
+}
+
+func testDrainMaxBytes(t *testing.T, s store.Store) {
+	mustCreate(t, s, "db", long)
+	mustAppend(t, s, "db", "aaa", "bbb", "cc", "dddddddd", "e")
+	// Attach takes what fits, oldest first; the rest stays queued.
+	a, err := s.Attach(ctx(t), "db", lease("n1", "t1", long), store.MaxBytes(7))
+	if err != nil || a.Status != store.Attached || !slices.Equal(a.Messages, []string{"aaa", "bbb"}) || !a.More {
+		t.Fatalf("Attach 7 bytes = %+v, %v; want [aaa bbb], more", a, err)
+	}
+	// A message bigger than the bound still moves, alone.
+	if d := mustDrain(t, s, "db", "t1", 1); !slices.Equal(d.Messages, []string{"cc"}) || !d.More {
+		t.Fatalf("Drain 1 byte = %q (more %v), want [cc], more", d.Messages, d.More)
+	}
+	if d := mustDrain(t, s, "db", "t1", 3); !slices.Equal(d.Messages, []string{"dddddddd"}) || !d.More {
+		t.Fatalf("Drain 3 bytes = %q (more %v), want [dddddddd], more", d.Messages, d.More)
+	}
+	mustAppend(t, s, "db", "f")
+	if d := mustDrain(t, s, "db", "t1", 100); !slices.Equal(d.Messages, []string{"e", "f"}) || d.More {
+		t.Fatalf("Drain the rest = %q (more %v), want [e f], no more", d.Messages, d.More)
+	}
+	if d := mustDrain(t, s, "db", "t1", 100); len(d.Messages) != 0 || d.More {
+		t.Fatalf("Drain empty = %q (more %v)", d.Messages, d.More)
+	}
+	// Without the option, everything.
+	mustAppend(t, s, "db", "x", "y")
+	if d, err := s.Drain(ctx(t), "db", "t1"); err != nil || !slices.Equal(d.Messages, []string{"x", "y"}) || d.More {
+		t.Fatalf("Drain = %+v, %v; want [x y]", d, err)
 	}
 }
 
@@ -502,7 +581,7 @@ func testClose(t *testing.T, s store.Store) {
 	if err != nil || res.Status != store.AttachClosed || res.Code != 3000 || res.Reason != "Go away!" {
 		t.Fatalf("Attach closed = %+v, %v", res, err)
 	}
-	_, err = s.Append(ctx(t), "cl", []string{"x"}, 0)
+	_, err = s.Append(ctx(t), "cl", []string{"x"}, store.QueueLimits{})
 	wantErr(t, "Append closed", err, store.ErrClosed)
 }
 
@@ -713,7 +792,7 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		"Attach":  func() error { _, err := s.Attach(c, "cx", lease("n", "t", long)); return err },
 		"Renew":   func() error { return s.Renew(c, "cx", lease("n", "t", long)) },
 		"Detach":  func() error { return s.Detach(c, "cx", "t") },
-		"Append":  func() error { _, err := s.Append(c, "cx", []string{"x"}, 0); return err },
+		"Append":  func() error { _, err := s.Append(c, "cx", []string{"x"}, store.QueueLimits{}); return err },
 		"Drain":   func() error { _, err := s.Drain(c, "cx", "t"); return err },
 		"Close":   func() error { _, err := s.Close(c, "cx", 3000, "x"); return err },
 		"Reap":    func() error { _, err := s.Reap(c, time.Now(), 0); return err },

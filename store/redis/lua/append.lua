@@ -1,16 +1,20 @@
--- ARGV[3] max (<= 0: no bound), ARGV[4..] messages.
--- Reply {1, receiver node, empty when none} or {error code}.
-local v = redis.call('HMGET', KEYS[1], 'st', 'ln', 'lt', 'lu')
+-- ARGV[3] max messages, ARGV[4] max bytes (<= 0: no bound), ARGV[5..]
+-- messages. Reply {1, receiver node, empty when none} or {error code}.
+local v = redis.call('HMGET', KEYS[1], 'st', 'ln', 'lt', 'lu', 'qb')
 if not v[1] then return {0} end
 if v[1] == '2' then return {-2} end
-local n = #ARGV - 3
-local max = tonumber(ARGV[3])
+local n = #ARGV - 4
+local max, maxb = tonumber(ARGV[3]), tonumber(ARGV[4])
 if max > 0 and redis.call('LLEN', KEYS[2]) + n > max then return {-3} end
+local size, qb = 0, tonumber(v[5] or 0)
+for i = 5, #ARGV do size = size + #ARGV[i] end
+if maxb > 0 and qb + size > maxb then return {-3} end
 if n > 0 then
   -- unpack in chunks: Lua's stack is small.
-  for i = 4, #ARGV, 1000 do
+  for i = 5, #ARGV, 1000 do
     redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
+  redis.call('HSET', KEYS[1], 'qb', qb + size)
   -- The queue lives exactly as long as its session.
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end

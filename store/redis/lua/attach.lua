@@ -1,5 +1,6 @@
--- ARGV[3] node, ARGV[4] token, ARGV[5] TTL ms, ARGV[6] sticky.
--- Reply {1, messages} attached, {-5} busy (another live lease),
+-- ARGV[3] node, ARGV[4] token, ARGV[5] TTL ms, ARGV[6] sticky, ARGV[7] max
+-- bytes to take (<= 0: all).
+-- Reply {1, messages, more 1/0} attached, {-5} busy (another live lease),
 -- {-2, code, reason} closed, {0} no such session.
 local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln')
 if not v[1] then return {0} end
@@ -9,4 +10,5 @@ if live(v[4], v[5], now) and v[4] ~= ARGV[4] then return {-5} end
 local lu = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu)
 hold(ARGV[3], v[7], set_deadline(lu + tonumber(v[6]), now))
-return {1, take_queue()}
+local msgs, more = take_queue(tonumber(ARGV[7]))
+return {1, msgs, more}

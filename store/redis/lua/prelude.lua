@@ -5,7 +5,7 @@
 -- id, ARGV[2] = key TTL margin in ms.
 --
 -- Session hash fields: st state (1 open, 2 closed), cd close code, rs close
--- reason, in info, dy disconnect delay ms, ln/lt/ls/lu lease node, token,
+-- reason, in info, qb bytes queued (message lengths summed), dy disconnect delay ms, ln/lt/ls/lu lease node, token,
 -- sticky (1/0) and expiry ms, dl deadline ms (while a lease is held,
 -- lease expiry + delay, so a receiver that vanishes still lets the session
 -- expire).
@@ -52,8 +52,27 @@ end
 local function unhold(node)
   if node then redis.call('SREM', holders(node), ARGV[1]) end
 end
-local function take_queue()
-  local msgs = redis.call('LRANGE', KEYS[2], 0, -1)
-  redis.call('DEL', KEYS[2])
-  return msgs
+-- take_queue takes queued messages, oldest first, up to max bytes (<= 0:
+-- all; the oldest always, however big, so a queue always moves), keeping
+-- the session's queued byte count (field qb) in step. It returns them and
+-- 1 when some are left, else 0.
+local function take_queue(max)
+  local qb = tonumber(redis.call('HGET', KEYS[1], 'qb') or 0)
+  if max <= 0 or qb <= max then
+    local msgs = redis.call('LRANGE', KEYS[2], 0, -1)
+    redis.call('DEL', KEYS[2])
+    redis.call('HDEL', KEYS[1], 'qb')
+    return msgs, 0
+  end
+  local msgs, size = {}, 0
+  while true do
+    local m = redis.call('LINDEX', KEYS[2], 0)
+    if not m or (#msgs > 0 and size + #m > max) then break end
+    redis.call('LPOP', KEYS[2])
+    msgs[#msgs + 1] = m
+    size = size + #m
+  end
+  redis.call('HSET', KEYS[1], 'qb', qb - size)
+  if redis.call('EXISTS', KEYS[2]) == 1 then return msgs, 1 end
+  return msgs, 0
 end

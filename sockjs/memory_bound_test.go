@@ -1,0 +1,173 @@
+package sockjs
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// echoOnly echoes and keeps nothing, so a test can measure what the node
+// itself holds.
+type echoOnly struct{}
+
+func (echoOnly) OnOpen(*Session) error            { return nil }
+func (echoOnly) OnMessage(s *Session, msg string) { s.Send(msg) }
+func (echoOnly) OnClose(*Session)                 {}
+
+func heapAlloc() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestFloodOfBigSendsStaysBounded is the issue's hostile client: 200
+// xhr_send of 1 MB into a session that never polls, then one poll. With
+// every bound at its default, the node's heap stays within
+// MaxQueuedBytes (4 MiB) + BodyBudget (64 MiB) plus the garbage a GC cycle
+// may leave, and returns to within MaxQueuedBytes (the closed session's
+// queue, freed at its reap) of where it started. Not parallel: the heap is
+// the whole test binary's.
+func TestFloodOfBigSendsStaysBounded(t *testing.T) {
+	const (
+		sends       = 200
+		concurrency = 8
+		msgSize     = 1_000_000
+		// Generous but real: without the byte bounds the queue alone held
+		// 200 MB and the poll's response another 200 MB.
+		peakBound   = 160 << 20
+		returnBound = 16 << 20
+	)
+	c := newCluster(t)
+	// A long disconnect delay, so the session the flood closes is not
+	// reaped (and recreated by the poll) however slow the machine is.
+	_, _, base := c.node(t, echoOnly{}, Settings{DisconnectDelay: time.Minute})
+	runtime.GC()
+	before := heapAlloc()
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for {
+			if h := heapAlloc(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+
+	want(t, "open", func() string { _, b := do(t, "POST", base+"/0/flood/xhr", ""); return b }(), "o\n")
+	body := []byte(`["` + strings.Repeat("x", msgSize) + `"]`)
+	var wg sync.WaitGroup
+	codes := make(chan int, sends)
+	work := make(chan struct{})
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				resp, err := http.Post(base+"/0/flood/xhr_send", "text/plain", bytes.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				codes <- resp.StatusCode
+			}
+		}()
+	}
+	for range sends {
+		work <- struct{}{}
+	}
+	close(work)
+	wg.Wait()
+	close(codes)
+	counts := map[int]int{}
+	for c := range codes {
+		counts[c]++
+	}
+	resp, poll := do(t, "POST", base+"/0/flood/xhr", "")
+	close(stop)
+	sampler.Wait()
+	// The queue overflowed after 4 MiB: the session closed, later sends
+	// were dropped, and the poll gets the close frame, not 200 MB.
+	want(t, "poll", poll, `c[3009,"Queue overflow"]`+"\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("poll status %d", resp.StatusCode)
+	}
+	grew := int64(peak.Load()) - int64(before)
+	t.Logf("sends answered %v; heap before %d MiB, peak +%d MiB", counts, before>>20, grew>>20)
+	if grew > peakBound {
+		t.Fatalf("heap grew by %d MiB during the flood, bound %d MiB", grew>>20, peakBound>>20)
+	}
+	// Memory returns: what is left is the closed session's queue, at most
+	// MaxQueuedBytes, until its reap.
+	if q := c.store.QueuedBytes(); q > DefaultMaxQueuedBytes {
+		t.Fatalf("store queues %d bytes, bound %d", q, DefaultMaxQueuedBytes)
+	}
+	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+		runtime.GC()
+		if now := int64(heapAlloc()) - int64(before); now > returnBound {
+			return fmt.Errorf("heap still %d MiB above where it started", now>>20)
+		}
+		return nil
+	})
+}
+
+// TestPollTakesAtMostResponseLimit: a poll takes what fits in
+// ResponseLimit; the rest stays queued for the next poll, in order.
+func TestPollTakesAtMostResponseLimit(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	sessions := make(chan *Session, 1)
+	rec := &recorder{onOpen: func(s *Session) error { sessions <- s; return nil }}
+	_, _, base := c.node(t, rec, Settings{ResponseLimit: 1000})
+	do(t, "POST", base+"/0/p/xhr", "")
+	s := <-sessions
+	a, b, d := strings.Repeat("a", 400), strings.Repeat("b", 400), strings.Repeat("d", 1500)
+	if err := s.Send(a, b, "c", d, "e"); err != nil {
+		t.Fatal(err)
+	}
+	for i, exp := range []string{
+		`a["` + a + `","` + b + `","c"]`,
+		`a["` + d + `"]`, // bigger than the limit: it goes alone
+		`a["e"]`,
+	} {
+		_, got := do(t, "POST", base+"/0/p/xhr", "")
+		if got != exp+"\n" {
+			t.Fatalf("poll %d: got %.60q…, want %.60q…", i, got, exp)
+		}
+	}
+}
+
+// TestBodyBudget: a send that would pass the node's BodyBudget gets 503
+// and leaves its session open; the budget comes back after each send.
+func TestBodyBudget(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	n, _, base := c.node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) { cfg.BodyBudget = 1000 })
+	do(t, "POST", base+"/0/b/xhr", "")
+	for range 3 {
+		resp, _ := do(t, "POST", base+"/0/b/xhr_send", `["`+strings.Repeat("x", 900)+`"]`)
+		want(t, "send within budget", resp.StatusCode, http.StatusNoContent)
+	}
+	if used := n.bodies.used.Load(); used != 0 {
+		t.Fatalf("budget still charged %d bytes after the sends", used)
+	}
+	resp, _ := do(t, "POST", base+"/0/b/xhr_send", `["`+strings.Repeat("x", 2000)+`"]`)
+	want(t, "send past budget", resp.StatusCode, http.StatusServiceUnavailable)
+	_, poll := do(t, "POST", base+"/0/b/xhr", "")
+	want(t, "session still open", poll, `a["`+strings.Repeat("x", 900)+`","`+strings.Repeat("x", 900)+`","`+strings.Repeat("x", 900)+`"]`+"\n")
+}

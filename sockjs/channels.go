@@ -453,8 +453,8 @@ type History struct {
 	Messages []ChannelMessage
 	// Head is the offset of the channel's newest message.
 	Head uint64
-	// Complete reports that the log still held every message after the
-	// starting point (since, or head - limit when since is 0).
+	// Complete reports that the log still held every message after
+	// since; always true for a read of the newest messages (since 0).
 	Complete bool
 }
 
@@ -473,7 +473,8 @@ func (e *Endpoint) History(ctx context.Context, channel string, since uint64, li
 		limit = MaxHistory
 	}
 	cs := e.node.chans.store
-	if since == 0 {
+	newest := since == 0
+	if newest {
 		head, err := e.head(ctx, key)
 		if err != nil {
 			return History{}, fmt.Errorf("sockjs: history: %w", err)
@@ -487,7 +488,7 @@ func (e *Endpoint) History(ctx context.Context, channel string, since uint64, li
 	if err != nil {
 		return History{}, fmt.Errorf("sockjs: history: %w", err)
 	}
-	h := History{Head: rr.Head, Complete: !rr.Truncated, Messages: make([]ChannelMessage, 0, len(rr.Entries))}
+	h := History{Head: rr.Head, Complete: newest || !rr.Truncated, Messages: make([]ChannelMessage, 0, len(rr.Entries))}
 	for _, le := range rr.Entries {
 		_, msg, ok := decodeEntry(le.Msg)
 		if !ok {

@@ -59,16 +59,14 @@ func (testVerifier) Verify(tok string) (token.Identity, error) {
 	return token.Identity{}, fmt.Errorf("%w: test", token.ErrInvalid)
 }
 
-// backends are a store and a bus the nodes of one test share.
-type backends struct {
-	store store.Store
-	bus   bus.Bus
-}
+// backends gives each node of a test its store and bus: the memory ones
+// are shared; Redis and NATS (cluster_test.go) are a client per node.
+type backends func(t testing.TB) (store.Store, bus.Bus)
 
 func memoryBackends(t testing.TB) backends {
-	b := bus.NewMemory()
+	st, b := store.NewMemory(), bus.NewMemory()
 	t.Cleanup(func() { b.Close() })
-	return backends{store: store.NewMemory(), bus: b}
+	return func(testing.TB) (store.Store, bus.Bus) { return st, b }
 }
 
 // testHub is one node with a hub, served over HTTP.
@@ -82,7 +80,8 @@ func startHubs(t testing.TB, be backends, n int, cfg Config) []*testHub {
 	t.Helper()
 	var out []*testHub
 	for range n {
-		node, err := sockjs.NewNode(sockjs.NodeConfig{Store: be.store, Bus: be.bus, ReapInterval: 20 * time.Millisecond})
+		st, b := be(t)
+		node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: b, ReapInterval: 20 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -458,6 +458,10 @@ func (c *call) subscribe() {
 		c.send("subscribe_error", subscribeError{d.Channel, why})
 		return
 	}
+	if why := c.subscriptionRoom(d.Channel); why != "" {
+		c.send("subscribe_error", subscribeError{d.Channel, why})
+		return
+	}
 	replied := false
 	res, err := c.s.SubscribeWith(c.ctx, d.Channel, sockjs.SubscribeOptions{
 		Since: d.Since,
@@ -487,6 +491,33 @@ func (c *call) subscribe() {
 	if res.Created && r.JoinLeave {
 		h.joined(c.ctx, c.s, c.id, d.Channel)
 	}
+}
+
+// subscriptionRoom checks the session's subscription limit (the hub's own
+// user channel not counted); "" when channel fits. Two subscribes racing
+// on two nodes may both fit; the store's bound (the limit + 1) holds.
+func (c *call) subscriptionRoom(channel string) string {
+	max := c.h.limits.MaxSubscriptions
+	if max <= 0 {
+		return ""
+	}
+	chans, err := c.s.Channels(c.ctx)
+	if err != nil {
+		return msgInternal
+	}
+	n := 0
+	for _, ch := range chans {
+		if ch == channel {
+			return "" // subscribed already
+		}
+		if !strings.HasPrefix(ch, "_hub/") {
+			n++
+		}
+	}
+	if n >= max {
+		return msgTooManySubs
+	}
+	return ""
 }
 
 func (c *call) unsubscribe() {

@@ -1,0 +1,87 @@
+// Package bridge carries what backends publish outside Shoal into hub
+// channels: Redis PUBLISH on a channel prefix (redis.go), entries a backend
+// adds to a Redis stream (stream.go, the durable variant) and NATS
+// messages on a subject prefix (nats.go). docs/backends.md says what each
+// one promises.
+//
+// Each bridge runs on one node of the cluster at a time, the holder of a
+// lease in Redis (lease.go): Redis pub/sub and plain NATS subscriptions hand
+// every message to every subscriber, and a NATS queue group would spread
+// one publisher's messages over nodes that append them in any order. One
+// holder gives each message one append, in the order its publisher sent it.
+package bridge
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Publisher is what a bridge needs from the hub: Publish appends payload
+// (a JSON value, or bytes that are not JSON, which subscribers then get as
+// a JSON string) to channel's log and fans it out, returning its offset.
+// It is called concurrently, but never concurrently for one channel.
+type Publisher interface {
+	Publish(ctx context.Context, channel string, payload []byte) (offset uint64, err error)
+}
+
+// Stats counts what a bridge did; every field is read atomically.
+type Stats struct {
+	Bridged atomic.Uint64 // appended to a channel
+	Failed  atomic.Uint64 // Publish returned an error
+	Fenced  atomic.Uint64 // dropped because the lease was no longer sure
+	// Skipped counts redelivered stream entries found appended already.
+	Skipped atomic.Uint64
+}
+
+// publishTimeout bounds one Publish of a bridged message.
+const publishTimeout = 5 * time.Second
+
+// shards keeps each channel's messages in order (one worker per shard,
+// chosen by the channel's hash) while channels proceed in parallel.
+type shards struct {
+	queues []chan func()
+	wg     sync.WaitGroup
+}
+
+func newShards(n, depth int) *shards {
+	s := &shards{queues: make([]chan func(), n)}
+	for i := range s.queues {
+		q := make(chan func(), depth)
+		s.queues[i] = q
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for f := range q {
+				f()
+			}
+		}()
+	}
+	return s
+}
+
+// add queues f behind the earlier work of channel; it blocks while the
+// shard is full, so a slow hub pushes back on the reader.
+func (s *shards) add(channel string, f func()) {
+	h := fnv.New32a()
+	h.Write([]byte(channel))
+	s.queues[h.Sum32()%uint32(len(s.queues))] <- f
+}
+
+// close waits for everything queued.
+func (s *shards) close() {
+	for _, q := range s.queues {
+		close(q)
+	}
+	s.wg.Wait()
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

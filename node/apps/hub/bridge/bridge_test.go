@@ -1,0 +1,189 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
+
+// channelLog is the hub side of these tests: an append-only log per
+// channel, as the store keeps it. The cluster tests in package node run
+// the bridges against the real hub.
+type channelLog struct {
+	mu    sync.Mutex
+	chans map[string][][]byte
+	delay time.Duration
+}
+
+func newChannelLog() *channelLog { return &channelLog{chans: make(map[string][][]byte)} }
+
+func (l *channelLog) Publish(ctx context.Context, channel string, payload []byte) (uint64, error) {
+	if l.delay > 0 {
+		time.Sleep(l.delay)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.chans[channel] = append(l.chans[channel], bytes.Clone(payload))
+	return uint64(len(l.chans[channel])), nil
+}
+
+func (l *channelLog) LastOffset(ctx context.Context, channel string) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return uint64(len(l.chans[channel])), nil
+}
+
+func (l *channelLog) PublishedSince(ctx context.Context, channel string, after uint64, limit int) ([][]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.chans[channel]
+	if after >= uint64(len(c)) {
+		return nil, nil
+	}
+	c = c[after:]
+	return c[:min(len(c), limit)], nil
+}
+
+// numbers returns the channel's messages as the integers they are.
+func (l *channelLog) numbers(channel string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	for _, p := range l.chans[channel] {
+		n, _ := strconv.Atoi(string(p))
+		out = append(out, n)
+	}
+	return out
+}
+
+// checkSequence fails unless got is strictly increasing (no duplicate, in
+// order) and returns the numbers of 0..sent-1 missing from it.
+func checkSequence(t *testing.T, got []int, sent int) (missing []int) {
+	t.Helper()
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("out of order or duplicate at %d: %v", i, got)
+		}
+	}
+	have := make(map[int]bool)
+	for _, n := range got {
+		have[n] = true
+	}
+	for i := 0; i < sent; i++ {
+		if !have[i] {
+			missing = append(missing, i)
+		}
+	}
+	return missing
+}
+
+func redisClient(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// runner is a bridge as a node runs it.
+type runner interface {
+	Run(ctx context.Context)
+	Live() bool
+}
+
+// bridgeNode is one node's bridge with its own Redis connections, so the
+// test can cut them as a crash would.
+type bridgeNode struct {
+	client *redis.Client
+	bridge runner
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// stop ends the node gracefully: its lease is released.
+func (n *bridgeNode) stop() { n.cancel(); <-n.done }
+
+// crash cuts the node's Redis connections first, as a SIGKILL would: its
+// lease stays in Redis until it expires, its marks are not written.
+func (n *bridgeNode) crash() { n.client.Close(); n.stop() }
+
+func startNode(t *testing.T, url string, newBridge func(c *redis.Client) runner) *bridgeNode {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &bridgeNode{client: redis.NewClient(opts), done: make(chan struct{})}
+	n.bridge = newBridge(n.client)
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() {
+		defer close(n.done)
+		n.bridge.Run(ctx)
+	}()
+	t.Cleanup(func() { n.stop(); n.client.Close() })
+	return n
+}
+
+// waitOneHolder waits until exactly one node bridges, and not skip.
+func waitOneHolder(t *testing.T, nodes []*bridgeNode, skip int) int {
+	t.Helper()
+	var h int
+	nodetest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		var live []int
+		for i, n := range nodes {
+			if n.bridge.Live() {
+				live = append(live, i)
+			}
+		}
+		if len(live) != 1 || live[0] == skip {
+			return fmt.Errorf("live bridges %v", live)
+		}
+		h = live[0]
+		return nil
+	})
+	return h
+}
+
+func uniquePrefix(t *testing.T) string {
+	return strings.ToLower(strings.NewReplacer("/", "-").Replace(t.Name())) + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+}
+
+const testTTL = 600 * time.Millisecond
+
+func TestShardsKeepChannelOrder(t *testing.T) {
+	s := newShards(4, 8)
+	var mu sync.Mutex
+	got := map[string][]int{}
+	for i := 0; i < 200; i++ {
+		ch := fmt.Sprint("c", i%7)
+		s.add(ch, func() {
+			mu.Lock()
+			got[ch] = append(got[ch], i)
+			mu.Unlock()
+		})
+	}
+	s.close()
+	for ch, v := range got {
+		if len(v) < 28 {
+			t.Fatalf("%s got %d", ch, len(v))
+		}
+		for i := 1; i < len(v); i++ {
+			if v[i] < v[i-1] {
+				t.Fatalf("%s out of order: %v", ch, v)
+			}
+		}
+	}
+}

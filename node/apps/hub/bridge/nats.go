@@ -1,0 +1,112 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+)
+
+// NATSConfig configures the NATS bridge. Zero fields take defaults.
+type NATSConfig struct {
+	Conn *nats.Conn
+	// Prefix is the subject prefix: a message on <Prefix>.<channel>
+	// reaches hub channel <channel> (default "shoal.bridge"). A channel
+	// name with dots spans several subject tokens, which is fine; one with
+	// spaces or wildcards cannot be reached this way.
+	Prefix string
+	// Lease elects the bridging node; nil: Local.
+	Lease               Lease
+	Workers, QueueDepth int
+	Log                 *slog.Logger
+}
+
+// NATS bridges core NATS messages to hub channels. Only the lease holder
+// subscribes: a queue group would bridge each message once too, but it
+// hands consecutive messages of one publisher to different nodes, which
+// then append them in any order. A failover costs what it costs the Redis
+// bridge (core NATS keeps nothing either).
+type NATS struct {
+	pub   Publisher
+	cfg   NATSConfig
+	log   *slog.Logger
+	Stats Stats
+	live  atomic.Bool
+}
+
+// NewNATS returns a NATS bridge into pub; Run starts it.
+func NewNATS(pub Publisher, c NATSConfig) *NATS {
+	if c.Prefix == "" {
+		c.Prefix = "shoal.bridge"
+	}
+	c.Prefix = strings.TrimSuffix(c.Prefix, ".")
+	if c.Lease == nil {
+		c.Lease = Local{}
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.QueueDepth <= 0 {
+		c.QueueDepth = 1024
+	}
+	return &NATS{pub: pub, cfg: c, log: logger(c.Log).With("bridge", "nats", "prefix", c.Prefix)}
+}
+
+// Live reports whether this node is the one bridging right now.
+func (b *NATS) Live() bool { return b.live.Load() }
+
+// Run bridges whenever this node holds the lease, until ctx ends.
+func (b *NATS) Run(ctx context.Context) {
+	b.cfg.Lease.Run(ctx, func(ctx context.Context, valid func() bool) {
+		if err := b.bridge(ctx, valid); err != nil {
+			b.log.Warn("bridge: nats subscription failed", "err", err)
+		}
+	})
+}
+
+func (b *NATS) bridge(ctx context.Context, valid func() bool) error {
+	msgs := make(chan *nats.Msg, b.cfg.QueueDepth)
+	sub, err := b.cfg.Conn.ChanSubscribe(b.cfg.Prefix+".>", msgs)
+	if err != nil {
+		return fmt.Errorf("bridge: nats subscribe: %w", err)
+	}
+	// Let the subscription reach the server before reporting live.
+	if err := b.cfg.Conn.FlushWithContext(ctx); err != nil {
+		sub.Unsubscribe()
+		return fmt.Errorf("bridge: nats flush: %w", err)
+	}
+	b.live.Store(true)
+	defer b.live.Store(false)
+	b.log.Info("bridge: nats bridging")
+	work := newShards(b.cfg.Workers, b.cfg.QueueDepth)
+	defer work.close()
+	defer sub.Unsubscribe()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			channel := strings.TrimPrefix(m.Subject, b.cfg.Prefix+".")
+			payload := m.Data
+			work.add(channel, func() { b.append(valid, channel, payload) })
+		}
+	}
+}
+
+func (b *NATS) append(valid func() bool, channel string, payload []byte) {
+	if !valid() {
+		b.Stats.Fenced.Add(1)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if _, err := b.pub.Publish(ctx, channel, payload); err != nil {
+		b.Stats.Failed.Add(1)
+		b.log.Warn("bridge: publish failed", "channel", channel, "err", err)
+		return
+	}
+	b.Stats.Bridged.Add(1)
+}

@@ -1,0 +1,140 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisConfig configures the Redis pub/sub bridge. Zero fields take
+// defaults.
+type RedisConfig struct {
+	// Client is the Redis the backends PUBLISH on (--bridge-redis).
+	Client redis.UniversalClient
+	// Prefix starts every bridged Redis channel: PUBLISH <Prefix><channel>
+	// reaches hub channel <channel>. Default "shoal:".
+	Prefix string
+	// Lease elects the bridging node; nil: Local (a lone node).
+	Lease Lease
+	// Workers bound how many channels are appended in parallel (default
+	// 8); QueueDepth is each worker's queue (default 1024).
+	Workers, QueueDepth int
+	Log                 *slog.Logger
+}
+
+// Redis bridges Redis pub/sub to hub channels. While its node holds the
+// lease it PSUBSCRIBEs to <Prefix>*; every message is appended once, and
+// messages of one Redis channel in the order Redis delivered them, which
+// is the order each publisher sent them.
+//
+// What a failover costs: pub/sub keeps nothing, so what is published
+// between the holder's death and the moment the next node's PSUBSCRIBE is
+// in place is not bridged — at most the lease TTL (2 s) plus a retry
+// interval (TTL/8) and one round trip — and so are messages the dead
+// holder had read but not yet appended (its queues). Nothing is appended
+// twice: the old holder stops acting before its lease can expire.
+// Backends that need every message use the stream bridge.
+type Redis struct {
+	pub   Publisher
+	cfg   RedisConfig
+	log   *slog.Logger
+	Stats Stats
+	// live is 1 while this node is subscribed and bridging.
+	live atomic.Bool
+}
+
+// NewRedis returns a bridge that publishes into pub; Run starts it.
+func NewRedis(pub Publisher, c RedisConfig) *Redis {
+	if c.Prefix == "" {
+		c.Prefix = "shoal:"
+	}
+	if c.Lease == nil {
+		c.Lease = Local{}
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.QueueDepth <= 0 {
+		c.QueueDepth = 1024
+	}
+	return &Redis{pub: pub, cfg: c, log: logger(c.Log).With("bridge", "redis", "prefix", c.Prefix)}
+}
+
+// Live reports whether this node is the one bridging right now.
+func (b *Redis) Live() bool { return b.live.Load() }
+
+// Run bridges whenever this node holds the lease, until ctx ends.
+func (b *Redis) Run(ctx context.Context) {
+	b.cfg.Lease.Run(ctx, func(ctx context.Context, valid func() bool) {
+		for ctx.Err() == nil {
+			if err := b.bridge(ctx, valid); err != nil && ctx.Err() == nil {
+				b.log.Warn("bridge: redis subscription failed, retrying", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+		}
+	})
+}
+
+// bridge subscribes and appends until ctx ends or the subscription fails.
+func (b *Redis) bridge(ctx context.Context, valid func() bool) error {
+	ps := b.cfg.Client.PSubscribe(ctx, globEscape(b.cfg.Prefix)+"*")
+	defer ps.Close()
+	// A blocked receive does not watch ctx; closing the subscription ends it.
+	stopWatch := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stopWatch()
+	if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
+		return fmt.Errorf("bridge: psubscribe: %w", err)
+	}
+	b.live.Store(true)
+	defer b.live.Store(false)
+	b.log.Info("bridge: redis bridging")
+	work := newShards(b.cfg.Workers, b.cfg.QueueDepth)
+	defer work.close()
+	for {
+		msg, err := ps.ReceiveMessage(ctx)
+		if err != nil {
+			return err
+		}
+		channel, ok := strings.CutPrefix(msg.Channel, b.cfg.Prefix)
+		if !ok || channel == "" {
+			continue
+		}
+		payload := []byte(msg.Payload)
+		work.add(channel, func() { b.append(valid, channel, payload) })
+	}
+}
+
+func (b *Redis) append(valid func() bool, channel string, payload []byte) {
+	if !valid() {
+		b.Stats.Fenced.Add(1)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if _, err := b.pub.Publish(ctx, channel, payload); err != nil {
+		b.Stats.Failed.Add(1)
+		b.log.Warn("bridge: publish failed", "channel", channel, "err", err)
+		return
+	}
+	b.Stats.Bridged.Add(1)
+}
+
+// globEscape quotes the glob characters of a PSUBSCRIBE pattern.
+func globEscape(s string) string {
+	var sb strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}

@@ -8,11 +8,12 @@ const (
 	CodeNormal            = 1000 // Session.Close without a code, clean websocket close
 	CodeGoingAway         = 1001 // the node is shutting down
 	CodeInterrupted       = 1002 // the client went away while a receiver was attached
+	CodeInvalidUTF8       = 1007 // a websocket text message that is not UTF-8
 	CodeMessageTooBig     = 1009 // an incoming frame or body exceeded MaxMessageSize
 	CodeAnotherConnection = 2010 // a second receiver while one is attached
 	CodeBrokenFraming     = 3001 // a websocket frame that is not valid JSON
 	CodeOpenRejected      = 3002 // Handler.OnOpen returned an error
-	CodeQueueOverflow     = 3009 // too many messages waiting (MaxQueuedMessages)
+	CodeQueueOverflow     = 3009 // too much waiting (MaxQueuedMessages, MaxQueuedBytes)
 )
 
 // Reasons that go with the codes above.
@@ -20,6 +21,7 @@ const (
 	ReasonNormal            = "Normal closure"
 	ReasonGoingAway         = "Going away"
 	ReasonInterrupted       = "Connection interrupted"
+	ReasonInvalidUTF8       = "Invalid UTF-8"
 	ReasonMessageTooBig     = "Message too big"
 	ReasonAnotherConnection = "Another connection still open"
 	ReasonBrokenFraming     = "Broken framing"

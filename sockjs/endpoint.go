@@ -172,6 +172,11 @@ func (e *Endpoint) runOnClose(s *Session) {
 //
 // Each may end with one extra slash, as sockjs-node's routes allow.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !e.originAllowed(r) {
+		httpError(w, http.StatusForbidden, "Origin not allowed.")
+		return
+	}
+	r = e.node.withClientIP(r)
 	path := r.URL.EscapedPath()
 	rest, ok := strings.CutPrefix(path, e.settings.Prefix)
 	if !ok || (rest != "" && rest[0] != '/') {
@@ -201,7 +206,14 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func validSessionPart(s string) bool { return s != "" && !strings.Contains(s, ".") }
+// maxSessionPartLen bounds the server and session parts of a session URL
+// (sockjs-client sends 3 and 8 characters); a longer one is a 404, like
+// any other invalid part, so it never reaches the store.
+const maxSessionPartLen = 64
+
+func validSessionPart(s string) bool {
+	return s != "" && len(s) <= maxSessionPartLen && !strings.Contains(s, ".")
+}
 
 func (e *Endpoint) serveTopLevel(w http.ResponseWriter, r *http.Request, name string) {
 	switch {
@@ -398,6 +410,9 @@ const iframeTemplate = `<!DOCTYPE html>
 
 func (e *Endpoint) serveIframe(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
+	if csp := e.frameAncestors(); csp != "" {
+		h.Set("Content-Security-Policy", csp)
+	}
 	if r.Header.Get("If-None-Match") == e.iframeETag {
 		w.WriteHeader(http.StatusNotModified)
 		return

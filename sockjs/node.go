@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,13 @@ type NodeConfig struct {
 	// that would pass it gets 503 and its session stays open. Default
 	// DefaultBodyBudget; negative: no bound.
 	BodyBudget int64
+	// TrustedProxies are the balancers whose X-Forwarded-For names the
+	// client: ConnectionInfo.IP and NewSessionsPerIP use that address for
+	// requests from them (see clientip.go). Empty: the TCP peer's address.
+	TrustedProxies []netip.Prefix
+	// NewSessionsPerIP bounds the sessions one client address may open on
+	// this node per minute; past it a new session gets 429. Zero: no bound.
+	NewSessionsPerIP int
 }
 
 // Node is one Shoal process: it owns the store and bus clients, listens on
@@ -77,7 +85,8 @@ type Node struct {
 
 	stats nodeStats // see stats.go
 
-	bodies byteBudget // incoming bodies being read or handled (BodyBudget)
+	bodies   byteBudget // incoming bodies being read or handled (BodyBudget)
+	newPerIP ipLimiter  // NewSessionsPerIP
 
 	stopListen func()
 	done       chan struct{} // closed by Close: every receiver ends
@@ -123,6 +132,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		endpoints: make(map[string]*Endpoint),
 		done:      make(chan struct{}),
 		bodies:    byteBudget{max: cfg.BodyBudget},
+		newPerIP:  ipLimiter{perMinute: cfg.NewSessionsPerIP},
 	}
 	for i := range n.receivers {
 		n.receivers[i].m = make(map[string][]*liveReceiver)

@@ -109,6 +109,10 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 
 	lease := store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL}
 	res, created, info, err := e.attach(r, lr, lease, transport)
+	if errors.Is(err, errTooManyNewSessions) {
+		tooManyNewSessions(hr.w)
+		return
+	}
 	if err != nil {
 		n.log.Warn("sockjs: attach failed", "prefix", e.settings.Prefix, "err", err)
 		hr.storeUnavailable()
@@ -303,6 +307,9 @@ func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease
 	}
 	switch res.Status {
 	case store.Unknown:
+		if !n.newPerIP.allow(n.clientIP(r), time.Now()) {
+			return res, false, nil, errTooManyNewSessions
+		}
 		info, err = json.Marshal(newConnectionInfo(r, transport))
 		if err != nil {
 			return res, false, nil, err

@@ -108,6 +108,9 @@ func newConnectionInfo(r *http.Request, transport string) ConnectionInfo {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		ci.IP = host
 	}
+	if ip, ok := r.Context().Value(clientIPKey{}).(string); ok {
+		ci.IP = ip // the client's, named by a trusted proxy
+	}
 	for _, h := range infoHeaders {
 		if v := r.Header.Values(h); len(v) > 0 {
 			ci.Headers[h] = v

@@ -68,6 +68,13 @@ type Settings struct {
 	// stickiness sees one; /info then reports cookie_needed: true.
 	// DefaultJSessionID does what sockjs-node does.
 	JSessionID func(w http.ResponseWriter, r *http.Request)
+	// AllowedOrigins, when set, lists the origins whose pages may use the
+	// endpoint: a request with any other Origin header gets 403 (no CORS
+	// answer, no websocket). Entries are "*", "scheme://host[:port]", or
+	// a host without scheme; "*." before the host allows its subdomains.
+	// Requests without Origin and same-origin requests always pass. Empty:
+	// any origin, the SockJS default (see origin.go).
+	AllowedOrigins []string
 	// CheckOrigin, when set, must return true for a websocket upgrade to
 	// be accepted; otherwise any origin may connect (SockJS serves every
 	// origin, like its CORS answers).

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Hixie-76 (and its predecessor Hixie-75), the websocket drafts that the
@@ -126,6 +127,9 @@ func (c *hixieConn) readMessage(ctx context.Context) ([]byte, error) {
 				return nil, err
 			}
 			if typ == 0x00 {
+				if !utf8.Valid(msg) {
+					return nil, errInvalidUTF8
+				}
 				return msg, nil
 			}
 			continue

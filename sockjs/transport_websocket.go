@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -28,7 +29,8 @@ import (
 // wsConn is one accepted websocket, RFC 6455 (coder/websocket) or Hixie-76.
 type wsConn interface {
 	// readMessage returns the next message. errMessageTooBig when it
-	// exceeds the limit; any other error ends the connection.
+	// exceeds the limit, errInvalidUTF8 for text that is not UTF-8; any
+	// other error ends the connection.
 	readMessage(ctx context.Context) ([]byte, error)
 	// writeText sends one text message.
 	writeText(ctx context.Context, b []byte) error
@@ -47,7 +49,7 @@ type rfc6455Conn struct {
 }
 
 func (c *rfc6455Conn) readMessage(ctx context.Context) ([]byte, error) {
-	_, r, err := c.c.Reader(ctx)
+	typ, r, err := c.c.Reader(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +59,9 @@ func (c *rfc6455Conn) readMessage(ctx context.Context) ([]byte, error) {
 	}
 	if int64(len(b)) > c.limit {
 		return nil, errMessageTooBig
+	}
+	if typ == websocket.MessageText && !utf8.Valid(b) {
+		return nil, errInvalidUTF8
 	}
 	return b, nil
 }
@@ -112,6 +117,10 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request, raw bo
 		httpError(w, http.StatusForbidden, "Origin not allowed.")
 		return
 	}
+	if !e.node.newPerIP.allow(e.node.clientIP(r), time.Now()) {
+		tooManyNewSessions(w) // every websocket opens a new session
+		return
+	}
 	switch r.Header.Get("Sec-WebSocket-Version") {
 	case "":
 		if raw {
@@ -125,7 +134,9 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request, raw bo
 		// version number differs.
 		r.Header.Set("Sec-WebSocket-Version", "13")
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	// Origins are checked above; the guard refuses oversized frames at
+	// their header (wsguard.go).
+	c, err := websocket.Accept(&frameGuard{ResponseWriter: w, limit: e.settings.MaxMessageSize}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return // Accept has answered the request
 	}
@@ -317,6 +328,8 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 			switch {
 			case errors.Is(err, errMessageTooBig):
 				code, reason = CodeMessageTooBig, ReasonMessageTooBig
+			case errors.Is(err, errInvalidUTF8):
+				code, reason = CodeInvalidUTF8, ReasonInvalidUTF8
 			case errors.Is(err, io.EOF):
 				code, reason = CodeNormal, ReasonNormal
 			default:

@@ -60,6 +60,11 @@ func TestConfigPolicy(t *testing.T) {
 		"http-check expect status 200",
 		"option forwardfor",
 		`bind "${SHOAL_STATS_BIND-127.0.0.1:8404}"`,
+		// A receiver that found a dead node is opened again elsewhere; a
+		// send that may have reached one is retried on conn-failure only.
+		"option redispatch 1",
+		"retry-on conn-failure empty-response junk-response 502 503 504",
+		"http-request disable-l7-retry if { path_end /xhr_send /jsonp_send }",
 	} {
 		if !lines[want] {
 			t.Errorf("haproxy.cfg lacks %q", want)
@@ -75,6 +80,12 @@ func TestConfigPolicy(t *testing.T) {
 		if got, ok := timeouts[name]; !ok || got < min {
 			t.Errorf("timeout %s = %v, want at least %v", name, got, min)
 		}
+	}
+	// A vanished node address holds a connection attempt this long: well
+	// under the 5 s disconnect delay, or polls waiting on it let their
+	// sessions expire.
+	if got := timeouts["connect"]; got > 2*time.Second {
+		t.Errorf("timeout connect = %v, want at most 2s (well under the disconnect delay)", got)
 	}
 }
 

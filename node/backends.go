@@ -41,7 +41,7 @@ func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store
 
 	st = store.NewMemory()
 	if cfg.Redis != "" {
-		client, err := redisClient(cfg.Redis)
+		client, err := redisClient(cfg.Redis, cfg.RedisOutageWait)
 		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("--redis %s: %w", redactURL(cfg.Redis), err)
 		}
@@ -81,21 +81,34 @@ func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store
 // redisClient parses a redis:// or rediss:// URL; several addr= query
 // parameters make it a Redis Cluster client. Every call honours its
 // context, so a stuck Redis cannot hold a request past its deadline.
-func redisClient(url string) (redis.UniversalClient, error) {
+// During an outage a call waits up to outageWait for Redis, resending only
+// what Redis surely did not run (redisstore.WaitOutages); go-redis's own
+// retries are off, as they resend after errors that may follow a script
+// Redis ran (an append would be delivered twice).
+func redisClient(url string, outageWait time.Duration) (redis.UniversalClient, error) {
+	var client redis.UniversalClient
 	if strings.Contains(url, "addr=") {
 		opts, err := redis.ParseClusterURL(url)
 		if err != nil {
 			return nil, err
 		}
 		opts.ContextTimeoutEnabled = true
-		return redis.NewClusterClient(opts), nil
+		opts.MaxRetries = -1
+		client = redis.NewClusterClient(opts)
+	} else {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, err
+		}
+		opts.ContextTimeoutEnabled = true
+		opts.MaxRetries = -1
+		client = redis.NewClient(opts)
 	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, err
+	if outageWait == 0 {
+		outageWait = -1 // the flag's 0 means: do not wait
 	}
-	opts.ContextTimeoutEnabled = true
-	return redis.NewClient(opts), nil
+	redisstore.WaitOutages(client, outageWait)
+	return client, nil
 }
 
 // waitUntil calls ping until it succeeds, logging each failure with what

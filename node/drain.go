@@ -14,7 +14,8 @@ import (
 // Defaults of the drain flags.
 const (
 	// defaultDrainDelay covers HAProxy's view of a node going unready:
-	// haproxy.cfg checks every 2 s and needs 2 failures (fall 2).
+	// haproxy.cfg checks every second and needs 2 failures (fall 2), so
+	// about 2 s; the rest is margin for a loaded machine.
 	defaultDrainDelay = 5 * time.Second
 	// defaultDrainTimeout keeps delay + timeout (25 s) under the 30 s a
 	// container gets between SIGTERM and SIGKILL (docker-compose.yml).

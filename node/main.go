@@ -26,6 +26,7 @@ import (
 	"github.com/shoal-rt/shoal/cluster"
 	"github.com/shoal-rt/shoal/node/apps"
 	"github.com/shoal-rt/shoal/sockjs"
+	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
 // config is what the flags (and their SHOAL_* environment variables) say.
@@ -50,6 +51,9 @@ type config struct {
 	DrainTimeout time.Duration
 	// Hub holds the hub app's flags (flags_hub.go).
 	Hub hubFlags
+	// RedisOutageWait bounds how long a request waits for Redis during an
+	// outage (a restart, a failover) before it fails.
+	RedisOutageWait time.Duration
 }
 
 func main() {
@@ -82,6 +86,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "host:port other nodes reach this node's HTTP on (default: --listen, with this host's private IP for an unspecified host)")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", defaultDrainDelay, "after SIGTERM, how long /readyz answers 503 before receivers are ended, so the balancer stops sending requests (default 0 without --redis: no other node can take over)")
+	fs.DurationVar(&cfg.RedisOutageWait, "redis-outage-wait", redisstore.DefaultOutageWait, "how long a request waits for Redis to come back (a restart, a failover) before it fails; only commands Redis surely did not run are sent again; 0: do not wait")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", defaultDrainTimeout, "after the drain delay, the bound on ending receivers, finishing requests and leaving the cluster")
 	cfg.Hub.register(fs)
 	set := make(map[string]bool)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,8 +45,11 @@ type ops struct {
 
 	draining atomic.Bool
 
-	mu     sync.Mutex // guards health
+	mu     sync.Mutex // guards health and shared
 	health map[string]error
+	// shared holds the unreachable backends that no other member reaches
+	// either: an outage the whole cluster shares (see notReady).
+	shared map[string]bool
 }
 
 func newOps(node *sockjs.Node, m cluster.Membership, cl *cleaner, checks []backendCheck, log *slog.Logger) *ops {
@@ -53,32 +57,120 @@ func newOps(node *sockjs.Node, m cluster.Membership, cl *cleaner, checks []backe
 		node: node, membership: m, cleaner: cl, checks: checks, log: log,
 		client: &http.Client{Timeout: memberStatsTimeout},
 		health: make(map[string]error),
+		shared: make(map[string]bool),
 	}
 	o.runChecks(context.Background())
 	return o
 }
 
-// runChecks pings every backend once, in parallel.
+// runChecks pings every backend once, in parallel, asks the other members
+// about the ones that failed, and then updates health and shared together,
+// so /readyz never sees a failure before it is judged.
 func (o *ops) runChecks(ctx context.Context) {
+	var mu sync.Mutex
+	health := make(map[string]error, len(o.checks))
 	var wg sync.WaitGroup
 	for _, c := range o.checks {
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, checkTimeout)
 			err := c.ping(pctx)
 			cancel()
-			o.mu.Lock()
-			prev, seen := o.health[c.name]
-			o.health[c.name] = err
-			o.mu.Unlock()
-			switch {
-			case err != nil && (prev == nil || !seen):
-				o.log.Error("backend unreachable: not ready", "backend", c.name, "err", err)
-			case err == nil && prev != nil:
-				o.log.Info("backend reachable again", "backend", c.name)
+			mu.Lock()
+			health[c.name] = err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	shared := o.judgeOutages(ctx, health)
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for name, err := range health {
+		prev, seen := o.health[name]
+		switch {
+		case err != nil && shared[name] && (prev == nil || !o.shared[name]):
+			o.log.Warn("backend unreachable from every member: staying ready, degraded", "backend", name, "err", err)
+		case err != nil && !shared[name] && (prev == nil || !seen || o.shared[name]):
+			o.log.Error("backend unreachable: not ready", "backend", name, "err", err)
+		case err == nil && prev != nil:
+			o.log.Info("backend reachable again", "backend", name)
+		}
+	}
+	o.health, o.shared = health, shared
+}
+
+// judgeOutages asks the other members, for each backend this node cannot
+// reach (health), whether they reach it, and returns those nobody does. An
+// outage nobody escapes (a restarting Redis, NATS down) is shared: taking
+// this node out of the balancer would not send its requests anywhere
+// better, and taking every node out turns every request into the
+// balancer's 503 and closes every HTTP session. So a shared outage leaves
+// the node ready, degraded (a request waits, bounded, for Redis; without
+// NATS, receivers find their messages by re-checking the store); only a
+// node alone in losing a backend (its own network, its own connection)
+// reports unready.
+func (o *ops) judgeOutages(ctx context.Context, health map[string]error) map[string]bool {
+	shared := make(map[string]bool)
+	for name, err := range health {
+		if err != nil {
+			shared[name] = true
+		}
+	}
+	if len(shared) == 0 {
+		return shared
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range o.membership.Members() {
+		if m.ID == o.node.ID() || m.State != cluster.StateAlive {
+			continue
+		}
+		wg.Go(func() {
+			up, err := o.memberBackendsUp(ctx, m)
+			if err != nil {
+				return // a member that does not answer reaches nothing we know of
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for name := range up {
+				if shared[name] {
+					shared[name] = false
+				}
 			}
 		})
 	}
 	wg.Wait()
+	return shared
+}
+
+// memberBackendsUp returns the backends a member reports reachable, from
+// its GET /_shoal/cluster.
+func (o *ops) memberBackendsUp(ctx context.Context, m cluster.Member) (map[string]bool, error) {
+	if m.HTTPAddr == "" {
+		return nil, fmt.Errorf("no HTTP address in its metadata")
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/_shoal/cluster", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var v clusterView
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatsBody)).Decode(&v); err != nil {
+		return nil, fmt.Errorf("bad cluster view: %w", err)
+	}
+	up := make(map[string]bool)
+	for name, state := range v.Backends {
+		if state == "up" {
+			up[name] = true
+		}
+	}
+	return up, nil
 }
 
 // checkLoop pings the backends every checkInterval until ctx ends.
@@ -106,23 +198,35 @@ func (o *ops) backendHealth() map[string]error {
 	return h
 }
 
-// notReady says why the node should get no new requests, or "".
+// notReady says why the node should get no new requests, or "". A backend
+// every member has lost does not count (judgeOutages): degraded() names it.
 func (o *ops) notReady() string {
 	if o.draining.Load() {
 		return "draining"
 	}
-	health := o.backendHealth()
-	names := make([]string, 0, len(health))
-	for name := range health {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if err := health[name]; err != nil {
-			return fmt.Sprintf("%s unreachable: %v", name, err)
-		}
+	for _, name := range o.unreachable(false) {
+		return fmt.Sprintf("%s unreachable: %v", name, o.backendHealth()[name])
 	}
 	return ""
+}
+
+// degraded lists the backends this node and every other member cannot
+// reach, which leave the node ready.
+func (o *ops) degraded() []string { return o.unreachable(true) }
+
+// unreachable returns, sorted, the unreachable backends whose outage is
+// shared by every member (shared) or not.
+func (o *ops) unreachable(shared bool) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var names []string
+	for name, err := range o.health {
+		if err != nil && o.shared[name] == shared {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // mount adds the operations endpoints to mux.
@@ -143,6 +247,10 @@ func (o *ops) serveReady(w http.ResponseWriter, r *http.Request) {
 	if why := o.notReady(); why != "" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "not ready: %s\n", why)
+		return
+	}
+	if d := o.degraded(); len(d) > 0 {
+		fmt.Fprintf(w, "ready, degraded: %s unreachable from every member\n", strings.Join(d, ", "))
 		return
 	}
 	w.Write([]byte("ready\n"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -382,8 +383,10 @@ func status(url string) (int, string, error) {
 }
 
 // TestReadiness: /readyz follows the backends (a stopped Redis or NATS
-// makes the node unready, their return ready again) and drops at once on
-// SIGTERM while /healthz stays up; the process exits after its drain.
+// that no other member reaches either leaves the node ready but says it is
+// degraded; their return clears it) and drops at once on SIGTERM while
+// /healthz stays up; the process exits after its drain. A backend lost by
+// one node alone is TestReadinessAlone's.
 func TestReadiness(t *testing.T) {
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	redisPort, natsPort := nodetest.FreePort(t), nodetest.FreePort(t)
@@ -417,8 +420,8 @@ func TestReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 		stopped := time.Now()
-		waitReady(http.StatusServiceUnavailable, b.name+" unreachable")
-		t.Logf("%s stopped: /readyz answered 503 after %v", b.name, time.Since(stopped).Round(time.Millisecond))
+		waitReady(http.StatusOK, "degraded: "+b.name+" unreachable from every member")
+		t.Logf("%s stopped: /readyz said degraded after %v", b.name, time.Since(stopped).Round(time.Millisecond))
 		if up, err := metric(n.URL(), `shoal_backend_up{backend="`+b.name+`"}`); err != nil || up != 0 {
 			t.Fatalf("shoal_backend_up for %s = %v, %v; want 0", b.name, up, err)
 		}
@@ -428,7 +431,7 @@ func TestReadiness(t *testing.T) {
 		if err := b.p.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
-		waitReady(http.StatusOK, "ready")
+		waitReady(http.StatusOK, "ready\n")
 	}
 
 	if err := n.Signal(syscall.SIGTERM); err != nil {
@@ -454,4 +457,114 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 	t.Logf("SIGTERM to exit: %v (drain delay 1.5 s)", took.Round(time.Millisecond))
+}
+
+// TestReadinessAlone: a node that loses Redis or NATS while the other
+// members still reach it (its own connection cut, here by a proxy that
+// stops forwarding) answers /readyz with 503, so the balancer sends its
+// requests to nodes that can serve them; the others stay ready. When the
+// connection is back, so is the node.
+func TestReadinessAlone(t *testing.T) {
+	c := startGossipCluster(t, 1)
+	redisProxy := startCutProxy(t, strings.TrimSuffix(strings.TrimPrefix(c.redis, "redis://"), "/0"))
+	natsProxy := startCutProxy(t, strings.TrimPrefix(c.nats, "nats://"))
+	gossip := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	alone := startNodeAt(t, "alone", fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
+		"--redis", "redis://"+redisProxy.addr+"/0", "--nats", "nats://"+natsProxy.addr, "--apps", "echo",
+		"--gossip-listen", gossip, "--join", c.nodes[0].gossip)
+	nodetest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		var v clusterView
+		if err := getJSON(alone.URL()+"/_shoal/cluster", &v); err != nil {
+			return err
+		}
+		if len(v.Members) != 2 {
+			return fmt.Errorf("members %+v, want 2", v.Members)
+		}
+		return nil
+	})
+	for _, b := range []struct {
+		name  string
+		proxy *cutProxy
+	}{{"redis", redisProxy}, {"nats", natsProxy}} {
+		b.proxy.cut(true)
+		nodetest.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+			code, body, err := status(alone.URL() + "/readyz")
+			if err != nil {
+				return err
+			}
+			if code != http.StatusServiceUnavailable || !strings.Contains(body, b.name+" unreachable") {
+				return fmt.Errorf("/readyz of the cut node = %d %q, want 503 %s unreachable", code, body, b.name)
+			}
+			return nil
+		})
+		if code, body, err := status(c.nodes[0].URL() + "/readyz"); err != nil || code != http.StatusOK || body != "ready\n" {
+			t.Fatalf("/readyz of the other node = %d %q, %v; want 200 ready", code, body, err)
+		}
+		b.proxy.cut(false)
+		nodetest.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+			code, body, err := status(alone.URL() + "/readyz")
+			if err != nil || code != http.StatusOK || body != "ready\n" {
+				return fmt.Errorf("/readyz after the cut healed = %d %q, %v", code, body, err)
+			}
+			return nil
+		})
+	}
+}
+
+// cutProxy forwards TCP connections to a backend until cut: then it closes
+// them all and refuses new ones (closes them at once) until healed.
+type cutProxy struct {
+	addr string
+	mu   sync.Mutex
+	down bool
+	open map[net.Conn]bool
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{addr: l.Addr().String(), open: map[net.Conn]bool{}}
+	t.Cleanup(func() { l.Close(); p.cut(true) })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				in.Close()
+				continue
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.open[in], p.open[out] = true, true
+			p.mu.Unlock()
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+// cut stops (true) or resumes (false) forwarding.
+func (p *cutProxy) cut(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for c := range p.open {
+			c.Close()
+		}
+		clear(p.open)
+	}
 }

@@ -1,0 +1,161 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shoal-rt/shoal/store"
+	redisstore "github.com/shoal-rt/shoal/store/redis"
+)
+
+// TestOutageWait: Redis killed and restarted on the same port with its AOF
+// (a restart with persistence) costs the callers a wait, not an error; an
+// append made during the outage lands exactly once; an outage longer than
+// the bound fails the call after about the bound.
+func TestOutageWait(t *testing.T) {
+	dir := t.TempDir()
+	persist := []string{"--appendonly", "yes", "--appendfsync", "always", "--dir", dir}
+	var (
+		port int
+		addr string
+		proc *exec.Cmd
+	)
+	for range 5 { // someone may take the port between freePort and the bind
+		port = freePort(t)
+		if addr, proc = startRedisOn(t, port, persist...); proc != nil {
+			break
+		}
+	}
+	if proc == nil {
+		t.Fatal("redis-server did not start")
+	}
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	redisstore.WaitOutages(client, 4*time.Second)
+	s := redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+	ctx := context.Background()
+	if _, err := s.Create(ctx, "sess", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Kill Redis; start appends (they now wait); bring it back.
+	proc.Process.Kill()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return fmt.Errorf("redis-server still accepts connections")
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	took := make([]time.Duration, 20)
+	for i := range errs {
+		wg.Go(func() {
+			start := time.Now()
+			_, errs[i] = s.Append(ctx, "sess", []string{"m" + strconv.Itoa(i)}, 0)
+			took[i] = time.Since(start)
+		})
+	}
+	time.Sleep(700 * time.Millisecond) // the outage the appends must ride out
+	if _, proc = startRedisOn(t, port, persist...); proc == nil {
+		t.Fatal("redis-server did not come back on its port")
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("append %d during a 0.7 s outage: %v (after %v)", i, err, took[i])
+		}
+	}
+	t.Logf("appends waited up to %v", slices.Max(took).Round(time.Millisecond))
+
+	// Every append is in the queue exactly once.
+	att, err := s.Attach(ctx, "sess", store.Lease{Node: "n", Token: "t", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Drain(ctx, "sess", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append(att.Messages, d.Messages...)
+	slices.Sort(got)
+	var want []string
+	for i := range errs {
+		want = append(want, "m"+strconv.Itoa(i))
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("queue after the outage = %v, want each of %v once", got, want)
+	}
+
+	// An outage past the bound: the call fails after about the bound.
+	// The server exits and nobody restarts it. Wait until its process is
+	// gone: until then its clients' sockets may still be open, and a
+	// command written to one fails with EOF, not knowing whether it ran.
+	client.Shutdown(ctx)
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if syscall.Kill(proc.Process.Pid, 0) == nil {
+			return fmt.Errorf("redis-server still running after SHUTDOWN")
+		}
+		return nil
+	})
+	start := time.Now()
+	_, err = s.Append(ctx, "sess", []string{"late"}, 0)
+	waited := time.Since(start)
+	if err == nil {
+		t.Fatal("append with Redis gone: no error")
+	}
+	if waited < 3*time.Second || waited > 8*time.Second {
+		t.Fatalf("append with Redis gone failed after %v (%v), want about the 4 s bound", waited, err)
+	}
+	t.Logf("with Redis gone the append failed after %v: %v", waited.Round(time.Millisecond), err)
+}
+
+// TestOutageNoResend: an error that leaves open whether Redis ran the
+// command (the connection broke after the command went out) is returned
+// at once, never resent: a script that appends must not run twice.
+func TestOutageNoResend(t *testing.T) {
+	addr, proc := startRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1,
+		ReadTimeout: 300 * time.Millisecond})
+	t.Cleanup(func() { client.Close() })
+	redisstore.WaitOutages(client, 5*time.Second)
+	ctx := context.Background()
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A stopped server accepts the command into its socket and never
+	// answers: the read times out, and Redis may run it when it wakes.
+	proc.Process.Signal(syscall.SIGSTOP)
+	defer proc.Process.Signal(syscall.SIGCONT)
+	start := time.Now()
+	err := client.Incr(ctx, "counter").Err()
+	if err == nil {
+		t.Fatal("INCR on a stopped server: no error")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("INCR whose reply timed out was retried for %v; it must fail at once", took)
+	}
+	proc.Process.Signal(syscall.SIGCONT)
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		n, err := client.Get(ctx, "counter").Int()
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("counter = %d, want 1 (the command ran once, never resent)", n)
+		}
+		return nil
+	})
+}

@@ -22,7 +22,7 @@ import (
 // once, in order. A websocket on each draining node is closed with 1001.
 //
 // CI runs it with health checks every 200 ms and a drain delay of 1 s;
-// SHOAL_DRAIN_DEPLOYED=1 runs it with haproxy.cfg's own checks (every 2 s)
+// SHOAL_DRAIN_DEPLOYED=1 runs it with haproxy.cfg's own checks (every 1 s)
 // and the default drain delay (5 s).
 func TestRollingRestartUnderLoad(t *testing.T) {
 	const (

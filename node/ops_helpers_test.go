@@ -107,7 +107,7 @@ func startBalancer(t *testing.T, nodes []*clusterNode, fast bool) *balancer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const deployed, quick = "check inter 2s fall 2 rise 2", "check inter 200ms fall 2 rise 1"
+	const deployed, quick = "check inter 1s downinter 1s fall 2 rise 2", "check inter 200ms downinter 200ms fall 2 rise 1"
 	if !strings.Contains(cfg, deployed) {
 		t.Fatalf("haproxy.cfg no longer has %q; update this test", deployed)
 	}

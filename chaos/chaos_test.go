@@ -1,0 +1,208 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// scenario is one fault applied to a cluster under load.
+type scenario struct {
+	name string
+	// fast: part of the subset `go test ./chaos` runs (CI); the rest runs
+	// with SHOAL_CHAOS=full (scripts/chaos).
+	fast bool
+	// netns: the nodes run in network namespaces (needs root).
+	netns bool
+	// nodeLost: a node goes away, so its websockets may close (a
+	// websocket cannot move); no other session may.
+	nodeLost bool
+	// fault runs while the load runs, and returns once the cluster has
+	// recovered from it.
+	fault func(t *testing.T, c *cluster, s settings)
+}
+
+var scenarios = []scenario{
+	{name: "kill9", nodeLost: true, fault: kill9},
+	{name: "rolling", nodeLost: true, fault: rollingRestart},
+	{name: "vanish", netns: true, nodeLost: true, fault: vanish},
+	{name: "nats", fast: true, fault: natsRestart},
+	{name: "redis", fast: true, fault: redisRestart},
+	{name: "slow", fault: slowConsumers},
+	{name: "malformed", fast: true, fault: malformed},
+}
+
+// TestChaos runs each scenario on a fresh cluster: load starts, settles,
+// the fault hits, the cluster recovers, the load stops and is judged.
+func TestChaos(t *testing.T) {
+	s := loadSettings(t)
+	for _, sc := range scenarios {
+		if s.only != nil && !s.only[sc.name] {
+			continue
+		}
+		if s.only == nil && !s.full && !sc.fast {
+			continue
+		}
+		t.Run(sc.name, func(t *testing.T) {
+			var nsNet *netnsNet
+			if sc.netns {
+				nsNet = newNetnsNet(t, 3)
+			}
+			c := startCluster(t, s, nsNet)
+			d := startDriver(t, s, "http://"+c.lb+"/echo")
+			time.Sleep(2 * time.Second) // the load settles before the fault
+			start := time.Now()
+			sc.fault(t, c, s)
+			t.Logf("fault and recovery took %v", time.Since(start).Round(100*time.Millisecond))
+			time.Sleep(3 * time.Second) // messages sent after recovery go through too
+			report := d.stop(t)
+			logReport(t, sc.name, s, report)
+			if s.reportDir != "" {
+				writeReport(t, s.reportDir, sc.name, s, report)
+			}
+			judge(t, sc, report)
+		})
+	}
+}
+
+// judge checks a scenario's figures against what docs/RELIABILITY.md
+// promises: no session of an HTTP transport closes or fails to open, no
+// message is lost, duplicated or reordered; a websocket may close only
+// when its node went away, and loses nothing while it stays open.
+func judge(t *testing.T, sc scenario, report map[string]*transportReport) {
+	t.Helper()
+	for _, name := range slices.Sorted(mapKeys(report)) {
+		r := report[name]
+		if r.FailedOpen > 0 {
+			t.Errorf("%s: %d sessions failed to open: %v", name, r.FailedOpen, r.CloseCodes)
+		}
+		if r.Closed > 0 && !(name == "websocket" && sc.nodeLost) {
+			t.Errorf("%s: %d of %d sessions closed: %v", name, r.Closed, r.Opened, r.CloseCodes)
+		}
+		if r.Lost > 0 {
+			t.Errorf("%s: %d of %d messages lost in sessions that stayed open", name, r.Lost, r.Sent)
+		}
+		if r.LostInClosed > 0 && !(name == "websocket" && sc.nodeLost) {
+			t.Errorf("%s: %d messages lost in sessions that closed", name, r.LostInClosed)
+		}
+		if r.Duplicated > 0 {
+			t.Errorf("%s: %d messages duplicated", name, r.Duplicated)
+		}
+		if r.Reordered > 0 {
+			t.Errorf("%s: %d messages out of order", name, r.Reordered)
+		}
+		if r.Sent == 0 {
+			t.Errorf("%s: no message sent", name)
+		}
+	}
+}
+
+func logReport(t *testing.T, name string, s settings, report map[string]*transportReport) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "scenario %s: %d sessions, one message per %v each\n", name, s.sessions, s.interval)
+	fmt.Fprintf(&b, "  %-14s %8s %6s %6s %6s %8s %8s %5s %9s %4s %5s  %s\n",
+		"transport", "sessions", "opened", "failed", "closed", "sent", "received", "lost", "lost(cl.)", "dup", "order", "close codes")
+	for _, tr := range slices.Sorted(mapKeys(report)) {
+		r := report[tr]
+		codes, _ := json.Marshal(r.CloseCodes)
+		fmt.Fprintf(&b, "  %-14s %8d %6d %6d %6d %8d %8d %5d %9d %4d %5d  %s\n", tr, r.Sessions, r.Opened, r.FailedOpen,
+			r.Closed, r.Sent, r.Received, r.Lost, r.LostInClosed, r.Duplicated, r.Reordered, codes)
+	}
+	t.Log("\n" + b.String())
+}
+
+func writeReport(t *testing.T, dir, name string, s settings, report map[string]*transportReport) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(map[string]any{
+		"scenario": name, "sessions": s.sessions, "interval": s.interval.String(),
+		"at": time.Now().UTC().Format(time.RFC3339), "transports": report,
+	}, "", "  ")
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s.json", name, time.Now().UTC().Format("20060102T150405")))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// kill9: node2 dies without a word; 6 s later it starts again.
+func kill9(t *testing.T, c *cluster, s settings) {
+	n := c.nodes[1]
+	if err := n.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	n.start(t)
+}
+
+// rollingRestart: each node in turn gets SIGTERM, drains, exits and starts
+// again; the next one goes once it is ready.
+func rollingRestart(t *testing.T, c *cluster, s settings) {
+	for _, n := range c.nodes {
+		if err := n.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Wait(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		n.start(t)
+		time.Sleep(2 * time.Second) // HAProxy's rise 2 at inter 1s
+	}
+}
+
+// vanish: node2's address stops answering (its link goes down, as when a
+// container or host is gone: no refusal, no reset), and its process dies
+// unseen; 8 s later the address and the node come back.
+func vanish(t *testing.T, c *cluster, s settings) {
+	n := c.nodes[1]
+	c.net.vanish(t, 1, true)
+	if err := n.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(8 * time.Second)
+	c.net.vanish(t, 1, false)
+	n.start(t)
+}
+
+// natsRestart: nats-server stops for 6 s and starts again.
+func natsRestart(t *testing.T, c *cluster, s settings) {
+	c.nats.stop(t, syscall.SIGTERM)
+	time.Sleep(6 * time.Second)
+	c.nats.start(t)
+	for _, n := range c.nodes {
+		n.waitReady(t, 15*time.Second)
+	}
+}
+
+// redisRestart: redis-server shuts down (SIGTERM: it writes its AOF),
+// stays down 2 s and starts again, reading its AOF back.
+func redisRestart(t *testing.T, c *cluster, s settings) {
+	c.redis.stop(t, syscall.SIGTERM)
+	time.Sleep(2 * time.Second)
+	c.redis.start(t)
+	for _, n := range c.nodes {
+		n.waitReady(t, 15*time.Second)
+	}
+}

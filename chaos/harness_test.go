@@ -1,0 +1,466 @@
+package chaos
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
+
+// Settings of a run, from the environment (scripts/chaos sets them):
+//
+//	SHOAL_CHAOS=full            every scenario, at full size (default: the fast subset)
+//	SHOAL_CHAOS_SESSIONS        sessions per scenario (full: 120, fast: 24)
+//	SHOAL_CHAOS_INTERVAL        time between two messages of a session (500ms)
+//	SHOAL_CHAOS_TRANSPORTS      comma list (websocket,xhr-streaming,xhr-polling,eventsource)
+//	SHOAL_CHAOS_RUN             comma list of scenarios to run (default: all of the mode)
+//	SHOAL_CHAOS_REPORT          directory to write each scenario's JSON report to
+type settings struct {
+	full       bool
+	sessions   int
+	interval   time.Duration
+	transports []string
+	only       map[string]bool
+	reportDir  string
+}
+
+func loadSettings(t *testing.T) settings {
+	s := settings{
+		full:       os.Getenv("SHOAL_CHAOS") == "full",
+		sessions:   24,
+		interval:   500 * time.Millisecond,
+		transports: []string{"websocket", "xhr-streaming", "xhr-polling", "eventsource"},
+		reportDir:  os.Getenv("SHOAL_CHAOS_REPORT"),
+	}
+	if s.full {
+		s.sessions = 120
+	}
+	if v := os.Getenv("SHOAL_CHAOS_SESSIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("SHOAL_CHAOS_SESSIONS=%q: want a positive number", v)
+		}
+		s.sessions = n
+	}
+	if v := os.Getenv("SHOAL_CHAOS_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("SHOAL_CHAOS_INTERVAL=%q: want a positive duration", v)
+		}
+		s.interval = d
+	}
+	if v := os.Getenv("SHOAL_CHAOS_TRANSPORTS"); v != "" {
+		s.transports = strings.Split(v, ",")
+	}
+	if v := os.Getenv("SHOAL_CHAOS_RUN"); v != "" {
+		s.only = map[string]bool{}
+		for _, name := range strings.Split(v, ",") {
+			s.only[name] = true
+		}
+	}
+	return s
+}
+
+// root is the top of the checkout.
+func root(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// nodeBinary is the node program: the race-detector build the other tests
+// share in the fast subset (its packages are in the build cache already),
+// a plain build at full size, where -race would slow three nodes under 120
+// sessions to the point of measuring the detector.
+func nodeBinary(t *testing.T, s settings) string {
+	if !s.full {
+		return nodetest.Binary(t)
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "shoal-chaos-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "shoal")
+		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/shoal-rt/shoal/node").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("chaos: build node: %v", buildErr)
+	}
+	return buildPath
+}
+
+func lookBin(t *testing.T, name string) string {
+	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatalf("chaos: %s not found: run scripts/test, which installs it", name)
+	return ""
+}
+
+// server is a backend process that can be stopped and started again on
+// the same address with the same data.
+type server struct {
+	name string
+	bin  string
+	args []string
+	addr string // host:port clients use
+	proc *nodetest.Process
+}
+
+func (s *server) start(t *testing.T) {
+	t.Helper()
+	s.proc = nodetest.Start(t, s.bin, s.args...)
+	nodetest.WaitTCP(t, s.addr)
+}
+
+// stop ends the process with sig and waits for it to exit.
+func (s *server) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := s.proc.Signal(sig); err != nil {
+		t.Fatalf("chaos: signal %s: %v", s.name, err)
+	}
+	if err := s.proc.Wait(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// node is one Shoal node process, restartable with the same id, address
+// and flags.
+type node struct {
+	*nodetest.Node
+	args  []string
+	netns string // network namespace it runs in, if any
+	bin   string
+}
+
+func (n *node) start(t *testing.T) {
+	t.Helper()
+	bin, args := n.bin, n.args
+	if n.netns != "" {
+		bin, args = "ip", append([]string{"netns", "exec", n.netns, n.bin}, n.args...)
+	}
+	n.Node = &nodetest.Node{Process: nodetest.Start(t, bin, args...), ID: n.Node.ID, Addr: n.Node.Addr}
+	n.waitReady(t, 30*time.Second)
+}
+
+func (n *node) waitReady(t *testing.T, d time.Duration) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	nodetest.CheckFor(t, d, 50*time.Millisecond, func() error {
+		if n.Exited() {
+			t.Fatalf("chaos: node %s exited:\n%s", n.ID, n.Output())
+		}
+		resp, err := client.Get(n.URL() + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("node %s: /readyz %s", n.ID, resp.Status)
+		}
+		return nil
+	})
+}
+
+// cluster is Redis (AOF on), NATS, three gossiping nodes and the shipped
+// HAProxy configuration in front of them.
+type cluster struct {
+	redis, nats *server
+	nodes       []*node
+	lb          string // HAProxy's host:port
+	net         *netnsNet
+}
+
+// startCluster starts everything on loopback, or, with nsNet, each node in
+// its own network namespace on a bridge (so a node's address can vanish).
+func startCluster(t *testing.T, s settings, nsNet *netnsNet) *cluster {
+	t.Helper()
+	c := &cluster{net: nsNet}
+	host := "127.0.0.1"
+	redisBind := "127.0.0.1"
+	if nsNet != nil {
+		host = nsNet.hostIP
+		redisBind = "127.0.0.1 " + nsNet.hostIP
+	}
+	redisPort, natsPort := nodetest.FreePort(t), nodetest.FreePort(t)
+	// Persistence on (AOF, fsync every second): a restart keeps the
+	// sessions, as a production Redis does.
+	args := append([]string{"--port", strconv.Itoa(redisPort), "--bind"}, strings.Fields(redisBind)...)
+	c.redis = &server{name: "redis-server", bin: lookBin(t, "redis-server"), addr: fmt.Sprintf("%s:%d", host, redisPort),
+		args: append(args, "--dir", t.TempDir(), "--appendonly", "yes", "--appendfsync", "everysec",
+			"--save", "", "--loglevel", "warning")}
+	c.redis.start(t)
+	c.nats = &server{name: "nats-server", bin: lookBin(t, "nats-server"), addr: fmt.Sprintf("%s:%d", host, natsPort),
+		args: []string{"-a", host, "-p", strconv.Itoa(natsPort)}}
+	c.nats.start(t)
+
+	bin := nodeBinary(t, s)
+	const n = 3
+	addrs, gossip := make([]string, n), make([]string, n)
+	for i := range n {
+		if nsNet != nil {
+			ip := nsNet.nodeIP(i)
+			addrs[i], gossip[i] = ip+":8080", ip+":7946"
+		} else {
+			addrs[i] = fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+			gossip[i] = fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		id := fmt.Sprintf("node%d", i+1)
+		nd := &node{Node: &nodetest.Node{ID: id, Addr: addrs[i]}, bin: bin, args: []string{
+			"--listen", addrs[i], "--node-id", id, "--apps", "echo",
+			"--redis", "redis://" + c.redis.addr + "/0", "--nats", "nats://" + c.nats.addr,
+			"--gossip-listen", gossip[i], "--join", strings.Join(gossip, ","),
+			"--log-level", "warn",
+		}}
+		if nsNet != nil {
+			nd.netns = nsNet.ns(i)
+		}
+		c.nodes = append(c.nodes, nd)
+	}
+	for _, nd := range c.nodes {
+		wg.Go(func() { nd.start(t) })
+	}
+	wg.Wait()
+	plain := make([]*nodetest.Node, n)
+	for i, nd := range c.nodes {
+		plain[i] = nd.Node
+	}
+	_, c.lb = nodetest.HAProxy(t, plain)
+	// Every node in HAProxy's rotation before the load starts.
+	nodetest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		seen := map[string]bool{}
+		for range 12 {
+			resp, err := http.Get("http://" + c.lb + "/echo/info")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			seen[resp.Header.Get("X-Shoal-Server")] = true
+		}
+		if len(seen) < n {
+			return fmt.Errorf("HAProxy sends to %d nodes, want %d", len(seen), n)
+		}
+		return nil
+	})
+	return c
+}
+
+// driver is the Node.js load (testdata/driver.js).
+type driver struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	errs  strings.Builder
+	mu    sync.Mutex
+}
+
+// transportReport is one transport's figures from driver.js.
+type transportReport struct {
+	Sessions     int            `json:"sessions"`
+	Opened       int            `json:"opened"`
+	FailedOpen   int            `json:"failed_open"`
+	Closed       int            `json:"closed"`
+	CloseCodes   map[string]int `json:"close_codes"`
+	Sent         int            `json:"sent"`
+	Received     int            `json:"received"`
+	Lost         int            `json:"lost"`
+	LostInClosed int            `json:"lost_in_closed"`
+	Duplicated   int            `json:"duplicated"`
+	Reordered    int            `json:"reordered"`
+}
+
+func startDriver(t *testing.T, s settings, url string) *driver {
+	t.Helper()
+	client := filepath.Join(root(t), "node", "e2e", "testdata", "client")
+	if _, err := os.Stat(filepath.Join(client, "node_modules", "sockjs-client")); err != nil {
+		t.Fatalf("chaos: sockjs-client not installed: run scripts/test (or npm ci in %s)", client)
+	}
+	d := &driver{lines: make(chan string, 4)}
+	d.cmd = exec.Command("node", filepath.Join(root(t), "chaos", "testdata", "driver.js"),
+		url, strings.Join(s.transports, ","), strconv.Itoa(s.sessions), strconv.FormatInt(s.interval.Milliseconds(), 10))
+	d.cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(client, "node_modules"))
+	var err error
+	if d.stdin, err = d.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Stderr = writerFunc(func(p []byte) (int, error) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.errs.Len() < 64<<10 {
+			d.errs.Write(p)
+		}
+		return len(p), nil
+	})
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("chaos: start node driver.js: %v", err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			d.lines <- sc.Text()
+		}
+		close(d.lines)
+	}()
+	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
+	select {
+	case line, ok := <-d.lines:
+		var r struct{ Ready, Of int }
+		if !ok || json.Unmarshal([]byte(line), &r) != nil {
+			t.Fatalf("chaos: driver.js did not start: %q\n%s", line, d.stderr())
+		}
+		t.Logf("load: %d of %d sessions open over %s, one message each per %v", r.Ready, r.Of, strings.Join(s.transports, ", "), s.interval)
+	case <-time.After(90 * time.Second):
+		t.Fatalf("chaos: driver.js opened no sessions in 90 s\n%s", d.stderr())
+	}
+	return d
+}
+
+func (d *driver) stderr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.errs.String()
+}
+
+// stop ends the load and returns the figures per transport.
+func (d *driver) stop(t *testing.T) map[string]*transportReport {
+	t.Helper()
+	io.WriteString(d.stdin, "stop\n")
+	select {
+	case line := <-d.lines:
+		var r struct {
+			Transports map[string]*transportReport
+			Error      string
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Error != "" {
+			t.Fatalf("chaos: driver.js: %q %v\n%s", line, err, d.stderr())
+		}
+		return r.Transports
+	case <-time.After(60 * time.Second):
+		t.Fatalf("chaos: driver.js gave no report 60 s after stop\n%s", d.stderr())
+	}
+	return nil
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// netnsNet is a bridge on the host with one network namespace per node
+// behind a veth pair: taking a namespace's link down makes its node's
+// address vanish (no refusal, no reset: packets go nowhere), as when a
+// container or a host disappears.
+type netnsNet struct {
+	id     string // short unique tag in every name
+	bridge string
+	hostIP string
+	n      int
+}
+
+const netnsSubnet = "10.213.%d"
+
+// newNetnsNet creates the bridge and n namespaces, removed when the test
+// ends. It needs root (CAP_NET_ADMIN).
+func newNetnsNet(t *testing.T, n int) *netnsNet {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("chaos: the vanished-address scenario needs root to create network namespaces (run scripts/chaos as root, or leave out vanish with SHOAL_CHAOS_RUN)")
+	}
+	id := strconv.Itoa(os.Getpid() % 100000)
+	sub := os.Getpid()%200 + 20
+	nn := &netnsNet{id: id, bridge: "scb" + id, hostIP: fmt.Sprintf(netnsSubnet+".1", sub), n: n}
+	ipCmd := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("chaos: ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	t.Cleanup(func() {
+		for i := range n {
+			exec.Command("ip", "netns", "del", nn.ns(i)).Run()
+			exec.Command("ip", "link", "del", nn.hostVeth(i)).Run()
+		}
+		exec.Command("ip", "link", "del", nn.bridge).Run()
+	})
+	ipCmd("link", "add", nn.bridge, "type", "bridge")
+	ipCmd("addr", "add", nn.hostIP+"/24", "dev", nn.bridge)
+	ipCmd("link", "set", nn.bridge, "up")
+	for i := range n {
+		ns, hv, nv := nn.ns(i), nn.hostVeth(i), "scn"+id+strconv.Itoa(i)
+		ipCmd("netns", "add", ns)
+		ipCmd("link", "add", hv, "type", "veth", "peer", "name", nv)
+		ipCmd("link", "set", hv, "master", nn.bridge)
+		ipCmd("link", "set", hv, "up")
+		ipCmd("link", "set", nv, "netns", ns)
+		ipCmd("-n", ns, "link", "set", nv, "name", "eth0")
+		ipCmd("-n", ns, "addr", "add", nn.nodeIP(i)+"/24", "dev", "eth0")
+		ipCmd("-n", ns, "link", "set", "eth0", "up")
+		ipCmd("-n", ns, "link", "set", "lo", "up")
+	}
+	return nn
+}
+
+func (nn *netnsNet) ns(i int) string       { return "shoalchaos" + nn.id + "n" + strconv.Itoa(i) }
+func (nn *netnsNet) hostVeth(i int) string { return "sch" + nn.id + strconv.Itoa(i) }
+func (nn *netnsNet) nodeIP(i int) string {
+	return strings.TrimSuffix(nn.hostIP, ".1") + "." + strconv.Itoa(10+i)
+}
+
+// vanish takes node i's link down: its address stops answering anything.
+func (nn *netnsNet) vanish(t *testing.T, i int, gone bool) {
+	t.Helper()
+	state := "up"
+	if gone {
+		state = "down"
+	}
+	if out, err := exec.Command("ip", "-n", nn.ns(i), "link", "set", "eth0", state).CombinedOutput(); err != nil {
+		t.Fatalf("chaos: link %s in %s: %v\n%s", state, nn.ns(i), err, out)
+	}
+}
+
+// rss returns a process's resident memory in bytes, from /proc.
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}

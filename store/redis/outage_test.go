@@ -3,8 +3,6 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/store"
+	"github.com/shoal-rt/shoal/internal/testenv"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
@@ -23,52 +22,32 @@ import (
 // append made during the outage lands exactly once; an outage longer than
 // the bound fails the call after about the bound.
 func TestOutageWait(t *testing.T) {
-	dir := t.TempDir()
-	persist := []string{"--appendonly", "yes", "--appendfsync", "always", "--dir", dir}
-	var (
-		port int
-		addr string
-		proc *exec.Cmd
-	)
-	for range 5 { // someone may take the port between freePort and the bind
-		port = freePort(t)
-		if addr, proc = startRedisOn(t, port, persist...); proc != nil {
-			break
-		}
-	}
-	if proc == nil {
-		t.Fatal("redis-server did not start")
-	}
+	persist := []string{"--appendonly", "yes", "--appendfsync", "always", "--dir", t.TempDir()}
+	srv := testenv.Redis(t, persist...)
+	addr := srv.Addr
 	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { client.Close() })
 	redisstore.WaitOutages(client, 4*time.Second)
-	s := redisstore.New(client, redisstore.Config{Prefix: uniquePrefix(t)})
+	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
 	ctx := context.Background()
 	if _, err := s.Create(ctx, "sess", store.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Kill Redis; start appends (they now wait); bring it back.
-	proc.Process.Kill()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return fmt.Errorf("redis-server still accepts connections")
-		}
-		return nil
-	})
+	srv.Kill()
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	took := make([]time.Duration, 20)
 	for i := range errs {
 		wg.Go(func() {
 			start := time.Now()
-			_, errs[i] = s.Append(ctx, "sess", []string{"m" + strconv.Itoa(i)}, 0)
+			_, errs[i] = s.Append(ctx, "sess", []string{"m" + strconv.Itoa(i)}, store.QueueLimits{})
 			took[i] = time.Since(start)
 		})
 	}
 	time.Sleep(700 * time.Millisecond) // the outage the appends must ride out
-	if _, proc = startRedisOn(t, port, persist...); proc == nil {
+	if !srv.Start() {
 		t.Fatal("redis-server did not come back on its port")
 	}
 	wg.Wait()
@@ -100,18 +79,12 @@ func TestOutageWait(t *testing.T) {
 	}
 
 	// An outage past the bound: the call fails after about the bound.
-	// The server exits and nobody restarts it. Wait until its process is
-	// gone: until then its clients' sockets may still be open, and a
+	// The server dies and nobody restarts it. Kill waits until its process
+	// is gone: until then its clients' sockets may still be open, and a
 	// command written to one fails with EOF, not knowing whether it ran.
-	client.Shutdown(ctx)
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if syscall.Kill(proc.Process.Pid, 0) == nil {
-			return fmt.Errorf("redis-server still running after SHUTDOWN")
-		}
-		return nil
-	})
+	srv.Kill()
 	start := time.Now()
-	_, err = s.Append(ctx, "sess", []string{"late"}, 0)
+	_, err = s.Append(ctx, "sess", []string{"late"}, store.QueueLimits{})
 	waited := time.Since(start)
 	if err == nil {
 		t.Fatal("append with Redis gone: no error")
@@ -126,8 +99,8 @@ func TestOutageWait(t *testing.T) {
 // command (the connection broke after the command went out) is returned
 // at once, never resent: a script that appends must not run twice.
 func TestOutageNoResend(t *testing.T) {
-	addr, proc := startRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1,
+	srv := testenv.Redis(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1,
 		ReadTimeout: 300 * time.Millisecond})
 	t.Cleanup(func() { client.Close() })
 	redisstore.WaitOutages(client, 5*time.Second)
@@ -137,8 +110,8 @@ func TestOutageNoResend(t *testing.T) {
 	}
 	// A stopped server accepts the command into its socket and never
 	// answers: the read times out, and Redis may run it when it wakes.
-	proc.Process.Signal(syscall.SIGSTOP)
-	defer proc.Process.Signal(syscall.SIGCONT)
+	srv.Signal(syscall.SIGSTOP)
+	defer srv.Signal(syscall.SIGCONT)
 	start := time.Now()
 	err := client.Incr(ctx, "counter").Err()
 	if err == nil {
@@ -147,8 +120,8 @@ func TestOutageNoResend(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("INCR whose reply timed out was retried for %v; it must fail at once", took)
 	}
-	proc.Process.Signal(syscall.SIGCONT)
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	srv.Signal(syscall.SIGCONT)
+	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		n, err := client.Get(ctx, "counter").Int()
 		if err != nil {
 			return err

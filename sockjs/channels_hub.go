@@ -160,6 +160,7 @@ func (h *channelHub) leave(hc *hubChannel) {
 	if hc.refs > 0 {
 		return
 	}
+	// retire reads no store, so it may run after Close.
 	time.AfterFunc(h.n.cfg.RecheckInterval, func() { h.retire(hc) })
 }
 
@@ -334,7 +335,7 @@ func (hc *hubChannel) schedule(d time.Duration) {
 	}
 	hc.timerAt = at
 	if hc.timer == nil {
-		hc.timer = time.AfterFunc(d, hc.check)
+		hc.timer = hc.hub.n.afterFunc(d, hc.check)
 	} else {
 		hc.timer.Reset(d)
 	}

@@ -193,6 +193,34 @@ func (n *Node) goFunc(f func()) bool {
 	return true
 }
 
+// enter counts a live receiver in the node's lifecycle: Close waits for
+// it to end (and detach) as it waits for goroutines started by goFunc. It
+// refuses (returns false) once the node is closed; exit undoes it.
+func (n *Node) enter() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	return true
+}
+
+func (n *Node) exit() { n.wg.Done() }
+
+// afterFunc runs f after d on a goroutine of the node's lifecycle: not at
+// all once the node is closed, and Close waits for it when it runs. Stop
+// the returned timer to cancel it.
+func (n *Node) afterFunc(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, func() {
+		if !n.enter() {
+			return
+		}
+		defer n.exit()
+		f()
+	})
+}
+
 // opContext bounds an operation that has no caller context.
 func (n *Node) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), n.cfg.OpTimeout)

@@ -29,12 +29,16 @@ type httpReceiver struct {
 	started bool // the response status has been sent
 	written int
 	buf     []byte
+	frame   []byte
+	chans   *chanReceiver // the receiver's channels, nil without
+	stats   *nodeStats
 }
 
 func (e *Endpoint) newHTTPReceiver(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpReceiver {
 	return &httpReceiver{
 		w: w, rc: http.NewResponseController(w), wrap: wrap, polling: polling,
 		limit: e.settings.ResponseLimit, writeTimeout: e.settings.WriteTimeout,
+		stats: &e.node.stats,
 	}
 }
 
@@ -104,6 +108,12 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	reqCtx := r.Context()
 	lr := newLiveReceiver(key, reqCtx)
 	lr.chans = e.newChanReceiver(lr, nil)
+	hr.chans = lr.chans
+	// Close waits for the receiver to detach; one that starts while the
+	// node closes finds n.done closed at once and detaches all the same.
+	if n.enter() {
+		defer n.exit()
+	}
 	n.register(lr)
 	defer n.unregister(lr)
 
@@ -197,97 +207,62 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 		lr.chans.wrote(items)
 	}
 
-	heartbeat := time.NewTimer(e.settings.HeartbeatDelay)
-	defer heartbeat.Stop()
-	recheck := time.NewTicker(n.cfg.RecheckInterval)
-	defer recheck.Stop()
-	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
-	defer renew.Stop()
-	var frame []byte
-	for {
-		select {
-		case <-reqCtx.Done():
-			interrupted = true
-			return
-		case <-n.done:
-			// The node is draining: a parked poll is answered so the
-			// client polls again (elsewhere); a stream just ends, which
-			// makes the client reopen it. The deferred Detach releases
-			// the lease before the client sees the response end.
-			if hr.polling {
-				hr.writeFrame([]byte(heartbeatFrame))
-			}
-			return
-		case <-renew.C:
-			ctx, cancel := n.opContext()
-			err := n.store.Renew(ctx, key, lease)
-			cancel()
-			if errors.Is(err, store.ErrNotHolder) {
-				return
-			}
-			continue
-		case <-heartbeat.C:
-			if done, err := hr.writeFrame([]byte(heartbeatFrame)); done || err != nil {
-				interrupted = err != nil
-				return
-			}
-			heartbeat.Reset(e.settings.HeartbeatDelay)
-			continue
-		case <-lr.chans.readyC():
-			msgs, items, overflow := lr.chans.take(nil)
-			if len(msgs) > 0 {
-				frame = appendMessageFrame(frame[:0], msgs)
-				done, err := hr.writeFrame(frame)
-				if err == nil {
-					lr.chans.wrote(items)
-					n.stats.sent.Add(uint64(len(msgs)))
-				}
-				if done || err != nil {
-					interrupted = err != nil
-					return
-				}
-				heartbeat.Reset(e.settings.HeartbeatDelay)
-			} else {
-				lr.chans.wrote(items)
-			}
-			if overflow {
-				return // the client comes back and catches up from the log
-			}
-			continue
-		case <-lr.wakeCh:
-		case <-recheck.C:
-		}
-		ctx, cancel := n.opContext()
-		dr, err := n.store.Drain(ctx, key, lease.Token, e.settings.drainLimit())
-		cancel()
-		if dr.More {
-			lr.wake() // the rest of the queue goes in the next write
-		}
-		if err != nil {
-			if !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
-				n.log.Warn("sockjs: drain failed", "err", err)
-				continue
-			}
-			return
-		}
-		if len(dr.Messages) > 0 {
-			frame = appendMessageFrame(frame[:0], dr.Messages)
-			done, err := hr.writeFrame(frame)
-			if err == nil {
-				n.stats.sent.Add(uint64(len(dr.Messages)))
-			}
-			if done || err != nil {
-				interrupted = err != nil
-				return
-			}
-			heartbeat.Reset(e.settings.HeartbeatDelay)
-		}
-		if dr.State == store.StateClosed {
-			hr.writeFrame(closeFrame(dr.Code, dr.Reason))
-			return
+	en := receiverEngine{
+		n: n, lr: lr, lease: lease, sink: hr,
+		clientGone:     reqCtx.Done(),
+		recheck:        n.cfg.RecheckInterval,
+		heartbeatDelay: e.settings.HeartbeatDelay,
+		drainLimit:     e.settings.drainLimit(),
+	}
+	switch en.run() {
+	case endClientGone, endWriteFailed:
+		interrupted = true
+	case endNodeClosing:
+		// The node is draining: a parked poll is answered so the client
+		// polls again (elsewhere); a stream just ends, which makes the
+		// client reopen it. The deferred Detach releases the lease
+		// before the client sees the response end.
+		if hr.polling {
+			hr.writeFrame([]byte(heartbeatFrame))
 		}
 	}
 }
+
+// writeMessages implements receiverSink.
+func (hr *httpReceiver) writeMessages(msgs []string) (bool, error) {
+	hr.frame = appendMessageFrame(hr.frame[:0], msgs)
+	return hr.writeFrame(hr.frame)
+}
+
+// localReady implements receiverSink: channel messages wait.
+func (hr *httpReceiver) localReady() <-chan struct{} { return hr.chans.readyC() }
+
+// writeLocal implements receiverSink: it writes the waiting channel
+// messages. A queue that overflowed ends the response: the client comes
+// back and catches up from the log.
+func (hr *httpReceiver) writeLocal() (bool, error) {
+	msgs, items, overflow := hr.chans.take(nil)
+	if len(msgs) > 0 {
+		done, err := hr.writeMessages(msgs)
+		if err != nil {
+			return true, err
+		}
+		hr.chans.wrote(items)
+		hr.stats.sent.Add(uint64(len(msgs)))
+		if done {
+			return true, nil
+		}
+	} else {
+		hr.chans.wrote(items)
+	}
+	return overflow, nil
+}
+
+// writeHeartbeat implements receiverSink.
+func (hr *httpReceiver) writeHeartbeat() (bool, error) { return hr.writeFrame([]byte(heartbeatFrame)) }
+
+// writeClose implements receiverSink.
+func (hr *httpReceiver) writeClose(code int, reason string) { hr.writeFrame(closeFrame(code, reason)) }
 
 // busyGrace is how long a second receiver waits for a local holder that
 // may be on its way out before answering 2010.

@@ -166,12 +166,21 @@ type wsWriter struct {
 	mu     sync.Mutex
 	items  []wsItem
 	spare  []wsItem      // the writer's last batch, reused by the next
-	ready  chan struct{} // capacity 1: items is not empty
-	full   chan struct{} // capacity 1: the queue overflowed
+	ready  chan struct{} // capacity 1: items is not empty, or overflowed
 	wrote  chan struct{} // capacity 1: the writer has taken items
 	stop   chan struct{} // closed by finish: the reader has ended
 	done   chan struct{} // closed when run returns
 	closed atomic.Bool   // no more messages will be written
+	// overflowed: a send found the queue full; the writer closes the
+	// session.
+	overflowed atomic.Bool
+
+	// The writer's own: buffers reused from one write to the next, and
+	// how the session closed.
+	buf           []byte
+	batch         []string
+	sessionCode   int
+	sessionReason string
 
 	finishOnce  sync.Once
 	closeCode   int // websocket close code, set before stop is closed
@@ -193,8 +202,9 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 		return nil
 	}
 	ww.mu.Unlock()
+	ww.overflowed.Store(true)
 	select {
-	case ww.full <- struct{}{}:
+	case ww.ready <- struct{}{}:
 	default:
 	}
 	return ErrQueueOverflow
@@ -261,6 +271,12 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	if raw {
 		transport = TransportRawWebsocket
 	}
+	// Close waits for the websocket to close its session and detach.
+	if !n.enter() {
+		conn.close(CodeGoingAway, ReasonGoingAway)
+		return
+	}
+	defer n.exit()
 	id := newULID()
 	key := e.keyOf(id)
 	info, _ := json.Marshal(newConnectionInfo(r, transport))
@@ -279,7 +295,6 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		e: e, conn: conn, raw: raw, key: key, lr: lr,
 		lease: store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true},
 		ready: make(chan struct{}, 1),
-		full:  make(chan struct{}, 1),
 		wrote: make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -315,6 +330,10 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		}
 	}
 	if !n.goFunc(func() { ww.run(stopReading) }) {
+		// The node closed since this websocket arrived: the client
+		// learns why, as one whose writer ran does.
+		close(ww.done)
+		ww.writeClosed(CodeGoingAway, ReasonGoingAway)
 		conn.close(CodeGoingAway, ReasonGoingAway)
 		e.endWebsocket(sess, ww, CodeGoingAway, ReasonGoingAway)
 		return
@@ -373,113 +392,79 @@ func (e *Endpoint) endWebsocket(sess *Session, ww *wsWriter, code int, reason st
 	}
 }
 
-// run is the writer loop. It ends when the session is closed (after
-// writing the close frame), when the reader has ended, or on a write
-// error; it then closes the connection, which ends the reader too.
+// run is the writer: the receiver engine with the websocket as its sink.
+// It ends when the session is closed (after writing the close frame), when
+// the reader has ended, or on a write error; it then closes the
+// connection, which ends the reader too.
 func (ww *wsWriter) run(stopReading context.CancelFunc) {
 	e, n := ww.e, ww.e.node
 	defer close(ww.done)
-	code, reason := CodeNormal, ReasonNormal
-	defer func() {
-		ww.closed.Store(true)
-		ww.conn.close(code, reason)
-		stopReading()
-	}()
-
-	var heartbeatC <-chan time.Time
+	en := receiverEngine{
+		n: n, lr: ww.lr, lease: ww.lease, sink: ww,
+		clientGone: ww.stop,
+		recheck:    n.cfg.WebsocketRecheckInterval,
+	}
 	if !ww.raw {
-		hb := time.NewTicker(e.settings.HeartbeatDelay)
-		defer hb.Stop()
-		heartbeatC = hb.C
+		en.heartbeatDelay = e.settings.HeartbeatDelay
 	}
-	recheck := time.NewTicker(n.cfg.WebsocketRecheckInterval)
-	defer recheck.Stop()
-	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
-	defer renew.Stop()
-	var buf []byte
-	var batch []string
-	for {
-		select {
-		case <-ww.stop:
-			code, reason = ww.closeCode, ww.closeReason
-			return
-		case <-n.done:
-			sessClose(ww, CodeGoingAway, ReasonGoingAway)
-			ww.writeClosed(CodeGoingAway, ReasonGoingAway)
-			code, reason = CodeGoingAway, ReasonGoingAway
-			return
-		case <-ww.ready:
-			items := ww.take()
-			var err error
-			buf, batch, err = ww.writeItems(items, buf, batch)
-			ww.release(items)
-			if err != nil {
-				code, reason = CodeInterrupted, ReasonInterrupted
-				return
-			}
-			select {
-			case ww.wrote <- struct{}{}:
-			default:
-			}
-			continue
-		case <-ww.full:
-			sessClose(ww, CodeQueueOverflow, ReasonQueueOverflow)
-		case <-heartbeatC:
-			if ww.write([]byte(heartbeatFrame)) != nil {
-				code, reason = CodeInterrupted, ReasonInterrupted
-				return
-			}
-			continue
-		case <-renew.C:
-			ctx, cancel := n.opContext()
-			err := n.store.Renew(ctx, ww.key, ww.lease)
-			cancel()
-			if errors.Is(err, store.ErrNotHolder) {
-				code, reason = CodeInterrupted, ReasonInterrupted
-				return
-			}
-			continue
-		case <-ww.lr.wakeCh:
-		case <-recheck.C:
-		}
-		// A reader that ended (broken framing, client gone) closed the
-		// session and then woke us: end without writing a close frame.
-		select {
-		case <-ww.stop:
-			code, reason = ww.closeCode, ww.closeReason
-			return
-		default:
-		}
-		ctx, cancel := n.opContext()
-		dr, err := n.store.Drain(ctx, ww.key, ww.lease.Token)
-		cancel()
-		if err != nil {
-			if errors.Is(err, store.ErrNotHolder) || errors.Is(err, store.ErrNotFound) {
-				code, reason = CodeInterrupted, ReasonInterrupted
-				return
-			}
-			n.log.Warn("sockjs: drain failed", "err", err)
-			continue
-		}
-		if len(dr.Messages) > 0 {
-			var err error
-			buf, batch, err = ww.writeItems([]wsItem{{msgs: dr.Messages}}, buf, batch)
-			if err != nil {
-				code, reason = CodeInterrupted, ReasonInterrupted
-				return
-			}
-		}
-		if dr.State == store.StateClosed {
-			// What was sent before the close goes out before its frame.
-			ww.writeItems(ww.take(), buf, batch)
-			ww.writeClosed(dr.Code, dr.Reason)
-			code, reason = dr.Code, dr.Reason
-			if !ww.raw {
-				code, reason = CodeNormal, ReasonNormal
-			}
-			return
+	code, reason := CodeInterrupted, ReasonInterrupted
+	switch en.run() {
+	case endClientGone:
+		code, reason = ww.closeCode, ww.closeReason
+	case endNodeClosing:
+		sessClose(ww, CodeGoingAway, ReasonGoingAway)
+		ww.writeClosed(CodeGoingAway, ReasonGoingAway)
+		code, reason = CodeGoingAway, ReasonGoingAway
+	case endSessionClosed:
+		code, reason = ww.sessionCode, ww.sessionReason
+		if !ww.raw {
+			code, reason = CodeNormal, ReasonNormal
 		}
 	}
+	ww.closed.Store(true)
+	ww.conn.close(code, reason)
+	stopReading()
+}
+
+// writeMessages implements receiverSink.
+func (ww *wsWriter) writeMessages(msgs []string) (bool, error) {
+	var err error
+	ww.buf, ww.batch, err = ww.writeItems([]wsItem{{msgs: msgs}}, ww.buf, ww.batch)
+	return false, err
+}
+
+// localReady implements receiverSink: sends on this node wait.
+func (ww *wsWriter) localReady() <-chan struct{} { return ww.ready }
+
+// writeLocal implements receiverSink. A queue that overflowed closes the
+// session; the engine's next drain finds it closed and says so.
+func (ww *wsWriter) writeLocal() (bool, error) {
+	if ww.overflowed.CompareAndSwap(true, false) {
+		sessClose(ww, CodeQueueOverflow, ReasonQueueOverflow)
+	}
+	items := ww.take()
+	var err error
+	ww.buf, ww.batch, err = ww.writeItems(items, ww.buf, ww.batch)
+	ww.release(items)
+	if err != nil {
+		return true, err
+	}
+	select {
+	case ww.wrote <- struct{}{}:
+	default:
+	}
+	return false, nil
+}
+
+// writeHeartbeat implements receiverSink.
+func (ww *wsWriter) writeHeartbeat() (bool, error) { return false, ww.write([]byte(heartbeatFrame)) }
+
+// writeClose implements receiverSink: what was sent before the close goes out
+// before its frame.
+func (ww *wsWriter) writeClose(code int, reason string) {
+	ww.writeItems(ww.take(), ww.buf, ww.batch)
+	ww.writeClosed(code, reason)
+	ww.sessionCode, ww.sessionReason = code, reason
 }
 
 func sessClose(ww *wsWriter, code int, reason string) {

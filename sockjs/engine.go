@@ -1,0 +1,170 @@
+package sockjs
+
+import (
+	"errors"
+	"time"
+
+	"github.com/shoal-rt/shoal/store"
+)
+
+// The receiver engine: what every live receiver (a poll, a stream, a
+// websocket) does while it holds its session's receiver lease, written
+// once for all transports. It renews the lease, sends heartbeats, writes
+// what arrives in memory, and drains the store's queue when woken or when
+// its re-check timer fires, until the response is complete, the client or
+// the lease is gone, the session closes, or the node closes. How frames
+// reach the client, and what each ending means, is the transport's
+// receiverSink.
+
+// receiverSink is a transport's side of the engine. The engine calls it
+// from one goroutine.
+type receiverSink interface {
+	// writeMessages writes msgs, drained from the store, as one frame. done
+	// reports that the response is complete (a poll answered, a stream
+	// past its limit).
+	writeMessages(msgs []string) (done bool, err error)
+	// localReady has a value when messages handed over in memory wait
+	// (channel deliveries, a websocket's sends); nil when there are none.
+	localReady() <-chan struct{}
+	// writeLocal writes what waits in memory.
+	writeLocal() (done bool, err error)
+	// writeHeartbeat writes a heartbeat frame.
+	writeHeartbeat() (done bool, err error)
+	// writeClose tells the client that the session is closed, after what is
+	// still pending for it.
+	writeClose(code int, reason string)
+}
+
+// receiverEnd says why a receiver engine stopped.
+type receiverEnd int
+
+const (
+	endComplete      receiverEnd = iota // the response is complete
+	endClientGone                       // the client went away
+	endWriteFailed                      // a write to the client failed
+	endNodeClosing                      // the node is closing
+	endLeaseLost                        // another receiver holds the lease, or the session is gone
+	endSessionClosed                    // the session closed; the client has been told
+)
+
+// receiverEngine is the loop of one live receiver.
+type receiverEngine struct {
+	n     *Node
+	lr    *liveReceiver
+	lease store.Lease
+	sink  receiverSink
+	// clientGone is closed when the client has gone (the request's
+	// context, the websocket's reader).
+	clientGone <-chan struct{}
+	// recheck is how often the store's queue is read without a wake-up.
+	recheck time.Duration
+	// heartbeatDelay is how long the client may go without a frame
+	// before it gets a heartbeat; 0 sends none.
+	heartbeatDelay time.Duration
+	heartbeat      *time.Timer // nil without heartbeats
+	// drainLimit, when set, bounds what one drain takes (a poll's or a
+	// stream's write); the rest goes in the next.
+	drainLimit store.DrainOption
+}
+
+// run runs the loop until the receiver ends and says why.
+func (en *receiverEngine) run() receiverEnd {
+	n, key := en.n, en.lr.key
+	var heartbeatC <-chan time.Time
+	if en.heartbeatDelay > 0 {
+		en.heartbeat = time.NewTimer(en.heartbeatDelay)
+		defer en.heartbeat.Stop()
+		heartbeatC = en.heartbeat.C
+	}
+	recheck := time.NewTicker(en.recheck)
+	defer recheck.Stop()
+	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	for {
+		select {
+		case <-en.clientGone:
+			return endClientGone
+		case <-n.done:
+			return endNodeClosing
+		case <-renew.C:
+			ctx, cancel := n.opContext()
+			err := n.store.Renew(ctx, key, en.lease)
+			cancel()
+			if errors.Is(err, store.ErrNotHolder) {
+				return endLeaseLost
+			}
+			continue
+		case <-heartbeatC:
+			if end, stop := en.wrote(en.sink.writeHeartbeat()); stop {
+				return end
+			}
+			continue
+		case <-en.sink.localReady():
+			if end, stop := en.wrote(en.sink.writeLocal()); stop {
+				return end
+			}
+			continue
+		case <-en.lr.wakeCh:
+		case <-recheck.C:
+		}
+		// A client that went away while we were woken (a websocket reader
+		// that closed the session, then woke us) gets no close frame.
+		select {
+		case <-en.clientGone:
+			return endClientGone
+		default:
+		}
+		ctx, cancel := n.opContext()
+		var dr store.DrainResult
+		var err error
+		if en.drainLimit != nil {
+			dr, err = n.store.Drain(ctx, key, en.lease.Token, en.drainLimit)
+		} else {
+			dr, err = n.store.Drain(ctx, key, en.lease.Token)
+		}
+		cancel()
+		if dr.More {
+			en.lr.wake() // the rest of the queue goes in the next write
+		}
+		if err != nil {
+			if errors.Is(err, store.ErrNotHolder) || errors.Is(err, store.ErrNotFound) {
+				return endLeaseLost
+			}
+			n.log.Warn("sockjs: drain failed", "err", err)
+			continue
+		}
+		if len(dr.Messages) > 0 {
+			done, err := en.sink.writeMessages(dr.Messages)
+			if err == nil {
+				n.stats.sent.Add(uint64(len(dr.Messages)))
+			}
+			if end, stop := en.wrote(done, err); stop {
+				return end
+			}
+		}
+		if dr.State == store.StateClosed {
+			en.sink.writeClose(dr.Code, dr.Reason)
+			return endSessionClosed
+		}
+	}
+}
+
+// wrote turns the outcome of a write into whether the engine stops, and
+// why; a write that went through restarts the heartbeat's count.
+func (en *receiverEngine) wrote(done bool, err error) (receiverEnd, bool) {
+	switch {
+	case err != nil:
+		return endWriteFailed, true
+	case done:
+		return endComplete, true
+	}
+	if en.heartbeat != nil {
+		en.heartbeat.Reset(en.heartbeatDelay)
+	}
+	return 0, false
+}
+
+var (
+	_ receiverSink = (*httpReceiver)(nil)
+	_ receiverSink = (*wsWriter)(nil)
+)

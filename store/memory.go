@@ -33,7 +33,10 @@ type Memory struct {
 	queuedBytes atomic.Int64 // message bytes in every session's queue
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store      = (*Memory)(nil)
+	_ LeaseTaker = (*Memory)(nil)
+)
 
 const memoryShards = 64
 
@@ -151,6 +154,17 @@ func (m *Memory) QueuedBytes() int64 { return m.queuedBytes.Load() }
 
 // Attach implements Store.
 func (m *Memory) Attach(ctx context.Context, id string, lease Lease, opts ...DrainOption) (AttachResult, error) {
+	return m.attach(ctx, id, "", lease, opts)
+}
+
+// TakeOver implements LeaseTaker.
+func (m *Memory) TakeOver(ctx context.Context, id, from string, lease Lease, opts ...DrainOption) (AttachResult, error) {
+	return m.attach(ctx, id, from, lease, opts)
+}
+
+// attach takes the lease of id; a live one only when from holds it (and
+// it is not sticky).
+func (m *Memory) attach(ctx context.Context, id, from string, lease Lease, opts []DrainOption) (AttachResult, error) {
 	if err := ctx.Err(); err != nil {
 		return AttachResult{}, err
 	}
@@ -168,7 +182,7 @@ func (m *Memory) Attach(ctx context.Context, id string, lease Lease, opts ...Dra
 		return AttachResult{Status: AttachClosed, Code: s.code, Reason: s.reason}, nil
 	}
 	now := time.Now()
-	if s.leaseLive(now) && s.leaseToken != lease.Token {
+	if s.leaseLive(now) && s.leaseToken != lease.Token && (from == "" || s.leaseNode != from || s.leaseSticky) {
 		return AttachResult{Status: Busy}, nil
 	}
 	s.takeLease(lease, now)

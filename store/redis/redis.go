@@ -66,7 +66,10 @@ type Store struct {
 	next    atomic.Uint32 // rotates the bucket Reap starts at
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.LeaseTaker = (*Store)(nil)
+)
 
 // New returns a Store that keeps its state through client.
 func New(client redis.UniversalClient, c Config) *Store {
@@ -184,11 +187,21 @@ func (s *Store) Get(ctx context.Context, id string) (sess store.Session, err err
 // one round trip.
 func (s *Store) Attach(ctx context.Context, id string, l store.Lease, opts ...store.DrainOption) (res store.AttachResult, err error) {
 	defer wrap(&err, "attach")
+	return s.attach(ctx, id, "", l, opts)
+}
+
+// TakeOver implements store.LeaseTaker.
+func (s *Store) TakeOver(ctx context.Context, id, from string, l store.Lease, opts ...store.DrainOption) (res store.AttachResult, err error) {
+	defer wrap(&err, "take over")
+	return s.attach(ctx, id, from, l, opts)
+}
+
+func (s *Store) attach(ctx context.Context, id, from string, l store.Lease, opts []store.DrainOption) (res store.AttachResult, err error) {
 	if l.Token == "" {
 		return res, store.ErrNotHolder
 	}
 	maxBytes := store.DrainOptionsOf(opts).MaxBytes
-	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l), maxBytes)
+	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l), maxBytes, from)
 	if err != nil {
 		return res, err
 	}

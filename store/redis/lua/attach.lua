@@ -1,12 +1,17 @@
 -- ARGV[3] node, ARGV[4] token, ARGV[5] TTL ms, ARGV[6] sticky, ARGV[7] max
--- bytes to take (<= 0: all).
+-- bytes to take (<= 0: all), ARGV[8] node whose live lease may be taken
+-- over (TakeOver; empty for Attach): a live lease of that node that is not
+-- sticky counts as released.
 -- Reply {1, messages, more 1/0} attached, {-5} busy (another live lease),
 -- {-2, code, reason} closed, {0} no such session.
-local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln')
+local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls')
 if not v[1] then return {0} end
 if v[1] == '2' then return {-2, tonumber(v[2] or 0), v[3] or ''} end
 local now = now_ms()
-if live(v[4], v[5], now) and v[4] ~= ARGV[4] then return {-5} end
+if live(v[4], v[5], now) and v[4] ~= ARGV[4] then
+  local from = ARGV[8] or ''
+  if from == '' or v[7] ~= from or v[8] == '1' then return {-5} end
+end
 local lu = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu)
 hold(ARGV[3], v[7], set_deadline(lu + tonumber(v[6]), now))

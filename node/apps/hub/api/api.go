@@ -17,15 +17,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shoal-rt/shoal/node/apps/hub"
 )
 
-// Hub is what the API drives; the node wires the hub's implementation
-// in. Methods are called concurrently. Results other than offsets and
-// counts are passed through as JSON.
+var _ Hub = (*hub.Hub)(nil)
+
+// Hub is what the API drives: the hub's Go API (*hub.Hub). Methods are
+// called concurrently.
 type Hub interface {
 	Publish(ctx context.Context, channel string, payload []byte) (offset uint64, err error)
-	Presence(ctx context.Context, channel string) (any, error)
-	History(ctx context.Context, channel string, since uint64, limit int) (any, error)
+	Presence(ctx context.Context, channel string) (hub.PresenceInfo, error)
+	History(ctx context.Context, channel string, since uint64, limit int) (hub.HistoryInfo, error)
 	Channels(ctx context.Context) ([]string, error)
 	UserSessions(ctx context.Context, user string) ([]string, error)
 	DisconnectUser(ctx context.Context, user string) (sessions int, err error)
@@ -44,10 +47,7 @@ type Config struct {
 	Timeout time.Duration
 	// Info answers /api/info: this node and the cluster; nil: empty.
 	Info func(ctx context.Context) any
-	// Status maps an error of the hub to an HTTP status (0: not known);
-	// unknown errors are 500, deadlines 504.
-	Status func(error) int
-	Log    *slog.Logger
+	Log  *slog.Logger
 }
 
 // API serves /api/...
@@ -130,13 +130,12 @@ func (a *API) status(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.status
+	case errors.Is(err, hub.ErrInvalidChannel), errors.Is(err, hub.ErrUnknownChannel):
+		return http.StatusBadRequest
+	case errors.Is(err, hub.ErrNoSession):
+		return http.StatusNotFound
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	}
-	if a.cfg.Status != nil {
-		if s := a.cfg.Status(err); s != 0 {
-			return s
-		}
 	}
 	return http.StatusInternalServerError
 }

@@ -3,13 +3,14 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/shoal-rt/shoal/node/apps/hub"
 )
 
 // recordingHub answers as a hub with one channel log per channel; the
@@ -20,21 +21,28 @@ type recordingHub struct {
 	dropped []string
 }
 
-var errUnknownSession = errors.New("hub: no such session")
-
 func (h *recordingHub) Publish(ctx context.Context, channel string, payload []byte) (uint64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.logs[channel] = append(h.logs[channel], string(payload))
 	return uint64(len(h.logs[channel])), nil
 }
-func (h *recordingHub) Presence(ctx context.Context, channel string) (any, error) {
-	return map[string]any{"channel": channel, "count": 0}, nil
+func (h *recordingHub) Presence(ctx context.Context, channel string) (hub.PresenceInfo, error) {
+	return hub.PresenceInfo{Channel: channel, Users: []string{}}, nil
 }
-func (h *recordingHub) History(ctx context.Context, channel string, since uint64, limit int) (any, error) {
+func (h *recordingHub) History(ctx context.Context, channel string, since uint64, limit int) (hub.HistoryInfo, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return map[string]any{"channel": channel, "since": since, "limit": limit, "n": len(h.logs[channel])}, nil
+	if channel == "bad" {
+		return hub.HistoryInfo{}, hub.ErrUnknownChannel
+	}
+	out := hub.HistoryInfo{Channel: channel, Offset: uint64(len(h.logs[channel])), Recovered: true, Messages: []json.RawMessage{}}
+	for i, m := range h.logs[channel] {
+		if uint64(i+1) > since && (limit <= 0 || len(out.Messages) < limit) {
+			out.Messages = append(out.Messages, json.RawMessage(m))
+		}
+	}
+	return out, nil
 }
 func (h *recordingHub) Channels(ctx context.Context) ([]string, error) { return nil, nil }
 func (h *recordingHub) UserSessions(ctx context.Context, user string) ([]string, error) {
@@ -46,20 +54,15 @@ func (h *recordingHub) DisconnectUser(ctx context.Context, user string) (int, er
 }
 func (h *recordingHub) DisconnectSession(ctx context.Context, session string) error {
 	if session == "missing" {
-		return errUnknownSession
+		return hub.ErrNoSession
 	}
 	h.dropped = append(h.dropped, "session:"+session)
 	return nil
 }
 
 func TestAPI(t *testing.T) {
-	hub := &recordingHub{logs: map[string][]string{}}
-	a := New(hub, Config{Key: "s3cret", MaxBody: 256, Status: func(err error) int {
-		if errors.Is(err, errUnknownSession) {
-			return http.StatusNotFound
-		}
-		return 0
-	}})
+	rec := &recordingHub{logs: map[string][]string{}}
+	a := New(rec, Config{Key: "s3cret", MaxBody: 256})
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 	call := func(method, path, key, body string) (int, string) {
@@ -103,10 +106,11 @@ func TestAPI(t *testing.T) {
 		{"POST", "/api/disconnect", key, `{"session":"missing"}`, 404, `{"error":"hub: no such session"}`},
 		{"POST", "/api/disconnect", key, `{"user":"42"}`, 200, `{"disconnected":2}`},
 		{"POST", "/api/disconnect", key, `{}`, 400, `{"error":"session or user missing"}`},
-		{"GET", "/api/history?channel=room-1&since=1&limit=5", key, ``, 200, `{"channel":"room-1","limit":5,"n":2,"since":1}`},
-		{"POST", "/api/history", key, `{"channel":"room-1","since":1}`, 200, `{"channel":"room-1","limit":0,"n":2,"since":1}`},
+		{"GET", "/api/history?channel=room-1&since=1&limit=5", key, ``, 200, `{"channel":"room-1","offset":2,"recovered":true,"messages":["hello"]}`},
+		{"POST", "/api/history", key, `{"channel":"room-1","limit":1}`, 200, `{"channel":"room-1","offset":2,"recovered":true,"messages":[{"text":"hi"}]}`},
+		{"GET", "/api/history?channel=bad", key, ``, 400, `{"error":"hub: unknown channel"}`},
 		{"GET", "/api/history?channel=room-1&since=x", key, ``, 400, `{"error":"since: not an offset"}`},
-		{"GET", "/api/presence?channel=room-1", key, ``, 200, `{"channel":"room-1","count":0}`},
+		{"GET", "/api/presence?channel=room-1", key, ``, 200, `{"channel":"room-1","count":0,"users":[],"sessions":0}`},
 		{"GET", "/api/channels", key, ``, 200, `{"channels":[]}`},
 		{"GET", "/api/sessions?user=42", key, ``, 200, `{"sessions":["s1","s2"],"user":"42"}`},
 		{"GET", "/api/info", key, ``, 200, `{}`},
@@ -116,7 +120,7 @@ func TestAPI(t *testing.T) {
 			t.Errorf("%s %s %s: %d %s, want %d %s", c.method, c.path, c.body, status, reply, c.status, c.reply)
 		}
 	}
-	if got := hub.logs["room-1"]; len(got) != 2 || got[0] != `{"text":"hi"}` || got[1] != `"hello"` {
+	if got := rec.logs["room-1"]; len(got) != 2 || got[0] != `{"text":"hi"}` || got[1] != `"hello"` {
 		t.Errorf("room-1 log %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shoal-rt/shoal/node/apps/hub"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -36,21 +38,24 @@ func (l *channelLog) Publish(ctx context.Context, channel string, payload []byte
 	return uint64(len(l.chans[channel])), nil
 }
 
-func (l *channelLog) LastOffset(ctx context.Context, channel string) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return uint64(len(l.chans[channel])), nil
-}
-
-func (l *channelLog) PublishedSince(ctx context.Context, channel string, after uint64, limit int) ([][]byte, error) {
+// History answers in the hub's delivery form, as *hub.Hub does.
+func (l *channelLog) History(ctx context.Context, channel string, since uint64, limit int) (hub.HistoryInfo, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.chans[channel]
-	if after >= uint64(len(c)) {
-		return nil, nil
+	out := hub.HistoryInfo{Channel: channel, Offset: uint64(len(c)), Recovered: true}
+	if since == 0 {
+		since = uint64(max(0, len(c)-limit))
 	}
-	c = c[after:]
-	return c[:min(len(c), limit)], nil
+	for i := since; i < uint64(len(c)) && len(out.Messages) < limit; i++ {
+		var v any = string(c[i])
+		if json.Valid(c[i]) {
+			json.Unmarshal(c[i], &v)
+		}
+		m, _ := json.Marshal(map[string]any{"data_type": "data", "channel": channel, "offset": i + 1, "data": v})
+		out.Messages = append(out.Messages, m)
+	}
+	return out, nil
 }
 
 // numbers returns the channel's messages as the integers they are.
@@ -184,6 +189,25 @@ func TestShardsKeepChannelOrder(t *testing.T) {
 			if v[i] < v[i-1] {
 				t.Fatalf("%s out of order: %v", ch, v)
 			}
+		}
+	}
+}
+
+func TestDelivers(t *testing.T) {
+	for _, c := range []struct {
+		msg, payload string
+		want         bool
+	}{
+		{`{"text":"hi","channel":"c","offset":3}`, `{"text": "hi"}`, true},
+		{`{"text":"hi","channel":"c","offset":3}`, `{"text":"ho"}`, false},
+		{`{"text":"hi","channel":"d","offset":3}`, `{"text":"hi"}`, false},
+		{`{"data_type":"data","channel":"c","offset":4,"data":"hello"}`, `hello`, true},
+		{`{"data_type":"data","channel":"c","offset":4,"data":"hello"}`, `"hello"`, true},
+		{`{"data_type":"data","channel":"c","offset":4,"data":[1,2]}`, `[1, 2]`, true},
+		{`{"data_type":"data","channel":"c","offset":4,"data":7}`, `8`, false},
+	} {
+		if got := delivers(json.RawMessage(c.msg), "c", []byte(c.payload)); got != c.want {
+			t.Errorf("delivers(%s, %s) = %v", c.msg, c.payload, got)
 		}
 	}
 }

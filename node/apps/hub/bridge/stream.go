@@ -1,17 +1,20 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shoal-rt/shoal/node/apps/hub"
 )
 
 // StreamConfig configures the durable bridge. Zero fields take defaults.
@@ -39,14 +42,15 @@ type StreamConfig struct {
 	Log     *slog.Logger
 }
 
-// Recorder is an optional capability of a Publisher: the offset of a
-// channel's last message, and the payloads after an offset. The stream
-// bridge uses it to settle the one case its marks cannot: a holder that
-// died between an append and the mark that follows it.
+// Recorder is an optional capability of a Publisher (*hub.Hub has it):
+// reading a channel's log. The stream bridge uses it to settle the one
+// case its marks cannot: a holder that died between an append and the
+// mark that follows it.
 type Recorder interface {
-	LastOffset(ctx context.Context, channel string) (uint64, error)
-	PublishedSince(ctx context.Context, channel string, after uint64, limit int) ([][]byte, error)
+	History(ctx context.Context, channel string, since uint64, limit int) (hub.HistoryInfo, error)
 }
+
+var _ Recorder = (*hub.Hub)(nil)
 
 // Stream bridges a Redis stream to hub channels, at least once and in
 // stream order per channel, without duplicates. Only the lease holder
@@ -241,12 +245,12 @@ func (b *Stream) appended(ctx context.Context, id, channel string, payload []byt
 	// entry it died on, so the entry, if there, is among the first few.
 	rctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	logged, err := b.rec.PublishedSince(rctx, channel, after, 100)
+	logged, err := b.rec.History(rctx, channel, after, 100)
 	if err != nil {
 		return false, fmt.Errorf("bridge: read channel log: %w", err)
 	}
-	for _, p := range logged {
-		if bytes.Equal(p, payload) {
+	for _, m := range logged.Messages {
+		if delivers(m, channel, payload) {
 			return true, nil
 		}
 	}
@@ -257,12 +261,12 @@ func (b *Stream) appendOnce(ctx context.Context, id, channel string, payload []b
 	rdb := b.cfg.Client
 	if b.rec != nil {
 		rctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		last, err := b.rec.LastOffset(rctx, channel)
+		head, err := b.rec.History(rctx, channel, 0, 1)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("bridge: channel offset: %w", err)
 		}
-		if err := rdb.Set(ctx, b.markKey("inflight", id), last, b.cfg.MarkTTL).Err(); err != nil {
+		if err := rdb.Set(ctx, b.markKey("inflight", id), head.Offset, b.cfg.MarkTTL).Err(); err != nil {
 			return fmt.Errorf("bridge: mark inflight: %w", err)
 		}
 	}
@@ -287,4 +291,26 @@ func (b *Stream) appendOnce(ctx context.Context, id, channel string, payload []b
 		b.log.Warn("bridge: stream mark failed", "id", id, "err", err)
 	}
 	return nil
+}
+
+// delivers says whether msg, a message of channel's log in delivery form
+// (docs/hub-protocol.md), is payload as published: an object with
+// "channel" and "offset" added, or the "data" envelope around any other
+// value (bytes that are not JSON travel as a string).
+func delivers(msg json.RawMessage, channel string, payload []byte) bool {
+	var want any = string(payload)
+	if json.Valid(payload) {
+		json.Unmarshal(payload, &want)
+	}
+	var got map[string]any
+	if json.Unmarshal(msg, &got) != nil || got["channel"] != channel {
+		return false
+	}
+	delete(got, "channel")
+	delete(got, "offset")
+	if reflect.DeepEqual(got, want) {
+		return true
+	}
+	data, ok := got["data"]
+	return ok && len(got) == 2 && got["data_type"] == "data" && reflect.DeepEqual(data, want)
 }

@@ -69,6 +69,16 @@ type Config struct {
 	Seeds []string
 	// RejoinInterval defaults to 5 s.
 	RejoinInterval time.Duration
+	// Kind names what the nodes of one cluster must share, such as their
+	// store and its key prefix ("redis:shoal"). It is published in the
+	// node metadata, and a node of another kind is refused (its join, and
+	// its alive messages), so two clusters that do not share state never
+	// merge and clean up after each other's nodes. At most 128 bytes.
+	Kind string
+	// SecretKey, when set, encrypts and authenticates all gossip
+	// (memberlist's AES-GCM keyring): 16, 24 or 32 bytes, the same on
+	// every node. Nodes without it, or with another, cannot join.
+	SecretKey []byte
 	// Logger receives memberlist's log lines; default slog.Default().
 	Logger *slog.Logger
 }
@@ -113,6 +123,8 @@ type nodeMeta struct {
 	// leave and a death through the same NotifyLeave, with no state;
 	// this is how the others tell StateLeft from StateDead.
 	Leaving bool `json:"leaving,omitempty"`
+	// Kind is Config.Kind.
+	Kind string `json:"k,omitempty"`
 }
 
 // Join starts gossiping as cfg.NodeID and joins the cluster through
@@ -136,7 +148,10 @@ func Join(cfg Config) (m *Memberlist, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	meta, err := json.Marshal(nodeMeta{HTTPAddr: cfg.HTTPAddr, Version: cfg.Version})
+	if len(cfg.Kind) > maxKindLen {
+		return nil, fmt.Errorf("kind is %d bytes, more than %d", len(cfg.Kind), maxKindLen)
+	}
+	meta, err := json.Marshal(nodeMeta{HTTPAddr: cfg.HTTPAddr, Version: cfg.Version, Kind: cfg.Kind})
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +177,11 @@ func Join(cfg Config) (m *Memberlist, err error) {
 	mc.SuspicionMult = suspicionMult
 	mc.GossipInterval = gossipEvery
 	mc.DeadNodeReclaimTime = deadNodeReclaimTime
+	if len(cfg.SecretKey) > 0 {
+		// memberlist checks the length; incoming and outgoing gossip are
+		// then both encrypted and verified.
+		mc.SecretKey = cfg.SecretKey
+	}
 	logger := cfg.Logger.With("component", "memberlist", "node", cfg.NodeID)
 	mc.Logger = log.New(slogWriter{logger}, "", 0)
 
@@ -178,6 +198,8 @@ func Join(cfg Config) (m *Memberlist, err error) {
 	m.meta.set(meta)
 	mc.Delegate = m.meta
 	mc.Events = eventDelegate{m: m}
+	kc := kindCheck{kind: cfg.Kind, log: logger}
+	mc.Merge, mc.Alive = kc, kc
 	if m.ml, err = memberlist.Create(mc); err != nil {
 		return nil, err
 	}
@@ -265,7 +287,7 @@ func (m *Memberlist) Leave(timeout time.Duration) error {
 	// Say "leaving" first, so the others report StateLeft, not
 	// StateDead; half the time goes to that, half to the leave itself.
 	start := time.Now()
-	meta, err := json.Marshal(nodeMeta{HTTPAddr: m.self.HTTPAddr, Version: m.self.Version, Leaving: true})
+	meta, err := json.Marshal(nodeMeta{HTTPAddr: m.self.HTTPAddr, Version: m.self.Version, Leaving: true, Kind: m.cfg.Kind})
 	if err == nil && len(meta) <= memberlist.MetaMaxSize {
 		m.meta.set(meta)
 		if err := m.ml.UpdateNode(timeout / 2); err != nil {
@@ -387,6 +409,42 @@ func (*metaDelegate) NotifyMsg([]byte)                           {}
 func (*metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (*metaDelegate) LocalState(join bool) []byte                { return nil }
 func (*metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// maxKindLen bounds Config.Kind, which rides in every alive message.
+const maxKindLen = 128
+
+// errOtherKind refuses a node of another cluster kind.
+var errOtherKind = errors.New("cluster: node of another kind")
+
+// kindCheck refuses nodes whose Kind differs from this node's: a join
+// (memberlist's MergeDelegate, both ways of a push/pull) and any alive
+// message about such a node (AliveDelegate), so one cannot slip in
+// through a third node either. memberlist calls it from its own
+// goroutines; it keeps no state.
+type kindCheck struct {
+	kind string
+	log  *slog.Logger
+}
+
+func (k kindCheck) check(n *memberlist.Node) error {
+	var meta nodeMeta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.Kind != k.kind {
+		return fmt.Errorf("%w: %q is %q, this cluster %q", errOtherKind, n.Name, meta.Kind, k.kind)
+	}
+	return nil
+}
+
+func (k kindCheck) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if err := k.check(p); err != nil {
+			k.log.Warn("refused a join from another cluster", "err", err)
+			return err
+		}
+	}
+	return nil
+}
+
+func (k kindCheck) NotifyAlive(n *memberlist.Node) error { return k.check(n) }
 
 // eventDelegate receives memberlist's membership events. memberlist calls
 // it from several goroutines but never concurrently, with its node lock

@@ -43,14 +43,24 @@ func (w *testWriter) Write(p []byte) (int, error) {
 
 func startNode(t *testing.T, id string, seeds ...string) *cluster.Memberlist {
 	t.Helper()
+	return startNodeWith(t, cluster.Config{NodeID: id, Seeds: seeds})
+}
+
+// startNodeWith starts a node on a free loopback port with cfg's NodeID,
+// Seeds, Kind and SecretKey.
+func startNodeWith(t *testing.T, cfg cluster.Config) *cluster.Memberlist {
+	t.Helper()
+	id := cfg.NodeID
 	m, err := cluster.Join(cluster.Config{
 		NodeID:         id,
 		BindAddr:       "127.0.0.1:0",
 		HTTPAddr:       "127.0.0.1:80" + id[len(id)-1:],
 		Version:        "test-" + id,
-		Seeds:          seeds,
+		Seeds:          cfg.Seeds,
 		RejoinInterval: 200 * time.Millisecond,
 		Logger:         testLogger(t),
+		Kind:           cfg.Kind,
+		SecretKey:      cfg.SecretKey,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -269,5 +279,56 @@ func TestJoinRejectsBadConfig(t *testing.T) {
 			m.Shutdown()
 			t.Errorf("Join(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// stayApart checks, for hold, that each node sees only itself.
+func stayApart(t *testing.T, hold time.Duration, nodes ...*cluster.Memberlist) {
+	t.Helper()
+	for end := time.Now().Add(hold); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		for _, n := range nodes {
+			if got := n.Members(); len(got) != 1 {
+				t.Fatalf("%s sees %s: a node it must refuse got in", n.Self().ID, ids(got))
+			}
+		}
+	}
+}
+
+// TestMemberlistRefusesOtherKind: nodes of another kind (a memory-store
+// node, a Redis node with another key prefix) are refused, both when they
+// join and when the cluster joins them; nodes of the same kind join.
+func TestMemberlistRefusesOtherKind(t *testing.T) {
+	t.Parallel()
+	a := startNodeWith(t, cluster.Config{NodeID: "kind-a", Kind: "redis:shoal"})
+	b := startNodeWith(t, cluster.Config{NodeID: "kind-b", Kind: "redis:shoal", Seeds: []string{a.GossipAddr()}})
+	waitMembers(t, []*cluster.Memberlist{a, b}, "kind-a", "kind-b")
+	// The same kind joined within the time waited so far; the others get
+	// as long again, and more, to try.
+	start := time.Now()
+	mem := startNodeWith(t, cluster.Config{NodeID: "kind-m", Kind: "memory", Seeds: []string{a.GossipAddr()}})
+	other := startNodeWith(t, cluster.Config{NodeID: "kind-o", Kind: "redis:other", Seeds: []string{b.GossipAddr()}})
+	none := startNodeWith(t, cluster.Config{NodeID: "kind-n", Seeds: []string{a.GossipAddr()}})
+	stayApart(t, time.Second+time.Since(start), mem, other, none)
+	for _, n := range []*cluster.Memberlist{a, b} {
+		if got := ids(n.Members()); got != ids(aliveMembers([]string{"kind-a", "kind-b"})) {
+			t.Fatalf("%s sees %s", n.Self().ID, got)
+		}
+	}
+}
+
+// TestMemberlistSecretKey: gossip with a key is only understood by nodes
+// with that key.
+func TestMemberlistSecretKey(t *testing.T) {
+	t.Parallel()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a := startNodeWith(t, cluster.Config{NodeID: "key-a", SecretKey: key})
+	b := startNodeWith(t, cluster.Config{NodeID: "key-b", SecretKey: key, Seeds: []string{a.GossipAddr()}})
+	waitMembers(t, []*cluster.Memberlist{a, b}, "key-a", "key-b")
+	start := time.Now()
+	plain := startNodeWith(t, cluster.Config{NodeID: "key-p", Seeds: []string{a.GossipAddr()}})
+	wrong := startNodeWith(t, cluster.Config{NodeID: "key-w", SecretKey: []byte("another key, 32 bytes long......"), Seeds: []string{b.GossipAddr()}})
+	stayApart(t, time.Second+time.Since(start), plain, wrong)
+	if _, err := cluster.Join(cluster.Config{NodeID: "key-x", BindAddr: "127.0.0.1:0", SecretKey: []byte("short")}); err == nil {
+		t.Fatal("a 5-byte key was accepted")
 	}
 }

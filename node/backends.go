@@ -39,7 +39,7 @@ func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store
 		}
 	}()
 
-	st = store.NewMemory()
+	st = store.NewMemoryWithConfig(cfg.Security.memoryConfig())
 	if cfg.Redis != "" {
 		client, err := redisClient(cfg.Redis, cfg.RedisOutageWait)
 		if err != nil {

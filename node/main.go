@@ -54,6 +54,9 @@ type config struct {
 	// RedisOutageWait bounds how long a request waits for Redis during an
 	// outage (a restart, a failover) before it fails.
 	RedisOutageWait time.Duration
+	// Security holds the flags against hostile clients and foreign
+	// gossip (flags_security.go).
+	Security securityFlags
 }
 
 func main() {
@@ -89,6 +92,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&cfg.RedisOutageWait, "redis-outage-wait", redisstore.DefaultOutageWait, "how long a request waits for Redis to come back (a restart, a failover) before it fails; only commands Redis surely did not run are sent again; 0: do not wait")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", defaultDrainTimeout, "after the drain delay, the bound on ending receivers, finishing requests and leaving the cluster")
 	cfg.Hub.register(fs)
+	cfg.Security.register(fs)
 	set := make(map[string]bool)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -115,6 +119,9 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	}
 	if cfg.DrainDelay < 0 || cfg.DrainTimeout <= 0 {
 		return cfg, errors.New("--drain-delay must not be negative and --drain-timeout must be positive")
+	}
+	if err := cfg.Security.check(); err != nil {
+		return cfg, err
 	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = ulid.Make().String()
@@ -164,7 +171,9 @@ func run(cfg config) error {
 		return err
 	}
 	version := buildVersion()
-	node, err := sockjs.NewNode(sockjs.NodeConfig{ID: cfg.NodeID, Store: st, Bus: b, Logger: log})
+	nc := sockjs.NodeConfig{ID: cfg.NodeID, Store: st, Bus: b, Logger: log}
+	cfg.Security.apply(&nc)
+	node, err := sockjs.NewNode(nc)
 	if err != nil {
 		return err
 	}

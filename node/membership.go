@@ -90,14 +90,18 @@ func joinCluster(cfg config, self cluster.Member, log *slog.Logger) (cluster.Mem
 			seeds = append(seeds, s)
 		}
 	}
-	m, err := cluster.Join(cluster.Config{
+	mc := cluster.Config{
 		NodeID:   self.ID,
 		BindAddr: cfg.GossipListen,
 		HTTPAddr: self.HTTPAddr,
 		Version:  self.Version,
 		Seeds:    seeds,
 		Logger:   log,
-	})
+	}
+	if err := cfg.Security.gossip(cfg, &mc, log); err != nil {
+		return nil, err
+	}
+	m, err := cluster.Join(mc)
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,9 @@ func (n *Node) NewEndpoint(handler Handler, settings Settings) (*Endpoint, error
 	if err := settings.fillDefaults(); err != nil {
 		return nil, err
 	}
+	if len(settings.AllowedOrigins) == 0 {
+		settings.AllowedOrigins = n.cfg.AllowedOrigins
+	}
 	e := &Endpoint{node: n, handler: handler, settings: settings, disabled: make(map[string]bool)}
 	for _, t := range settings.DisabledTransports {
 		e.disabled[t] = true

@@ -52,6 +52,9 @@ type NodeConfig struct {
 	// that would pass it gets 503 and its session stays open. Default
 	// DefaultBodyBudget; negative: no bound.
 	BodyBudget int64
+	// AllowedOrigins is Settings.AllowedOrigins for every endpoint whose
+	// Settings leave it empty. Empty: any origin (the SockJS default).
+	AllowedOrigins []string
 	// TrustedProxies are the balancers whose X-Forwarded-For names the
 	// client: ConnectionInfo.IP and NewSessionsPerIP use that address for
 	// requests from them (see clientip.go). Empty: the TCP peer's address.

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -43,6 +44,11 @@ type NodeConfig struct {
 	WebsocketRecheckInterval time.Duration
 	// ReapInterval is how often the node reaps expired sessions. Default 1 s.
 	ReapInterval time.Duration
+	// HolderTimeout is how long a receiver that finds its session's lease
+	// held by another node waits for that node to say it still serves
+	// it; past it, the lease is taken over (see takeover.go). Default
+	// 500 ms.
+	HolderTimeout time.Duration
 	// OpTimeout bounds store and bus calls made without a caller context
 	// (Session.Send, Session.Close, the reaper). Default 5 s.
 	OpTimeout time.Duration
@@ -88,6 +94,9 @@ type Node struct {
 
 	stats nodeStats // see stats.go
 
+	asks   sync.Map      // question id → chan bool: holder questions awaiting an answer
+	askSeq atomic.Uint64 // the last question id
+
 	bodies   byteBudget // incoming bodies being read or handled (BodyBudget)
 	newPerIP ipLimiter  // NewSessionsPerIP
 
@@ -119,6 +128,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	if cfg.ReapInterval <= 0 {
 		cfg.ReapInterval = time.Second
+	}
+	if cfg.HolderTimeout <= 0 {
+		cfg.HolderTimeout = defaultHolderTimeout
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
@@ -362,6 +374,20 @@ func (n *Node) onBusMessage(msg []byte) {
 			return
 		}
 		n.chans.onNote(op, key, channel, cursor)
+	case envelopeAsk:
+		node, key, id, ok := decodeAsk(msg[1:])
+		if !ok {
+			n.log.Warn("sockjs: malformed holder question", "len", len(msg))
+			return
+		}
+		n.onAsk(node, key, id)
+	case envelopeAnswer:
+		id, serving, ok := decodeAnswer(msg[1:])
+		if !ok {
+			n.log.Warn("sockjs: malformed holder answer", "len", len(msg))
+			return
+		}
+		n.onAnswer(id, serving)
 	default:
 		n.log.Warn("sockjs: unknown bus message", "kind", msg[0])
 	}

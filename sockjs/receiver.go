@@ -334,21 +334,65 @@ const busyRetry = 10 * time.Millisecond
 // notice that its client has gone (a browser reconnecting after an abort,
 // its new request balanced elsewhere) and close the session: the client
 // should then learn 1002, as it would from one node, rather than 2010.
+// Meanwhile it asks the holder whether it still serves the session, and
+// takes the lease over when it does not, or does not answer within
+// HolderTimeout: it died (see takeover.go).
 func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease store.Lease) (res store.AttachResult, err error) {
+	n := e.node
 	res.Status = store.Busy
+	var answer <-chan bool
+	var silence <-chan time.Time
+	holder := ""
+	if lt, ok := n.store.(store.LeaseTaker); ok {
+		if st, err := n.store.Get(ctx, key); err == nil && st.ReceiverNode != "" && st.ReceiverNode != n.id && !st.ReceiverSticky {
+			var cancel func()
+			if answer, cancel, ok = n.askHolder(ctx, st.ReceiverNode, key); ok {
+				defer cancel()
+				holder = st.ReceiverNode
+				t := time.NewTimer(n.cfg.HolderTimeout)
+				defer t.Stop()
+				silence = t.C
+			}
+		}
+		defer func() {
+			if err == nil && res.Status == store.Busy && holder != "" {
+				res, err = lt.TakeOver(ctx, key, holder, lease, e.settings.drainLimit())
+				if err == nil && res.Status == store.Attached {
+					n.log.Info("sockjs: took over the lease of a holder that did not answer", "key", key, "holder", holder)
+				}
+			}
+		}()
+	}
 	grace := time.NewTimer(busyGrace)
 	defer grace.Stop()
 	tick := time.NewTicker(busyRetry)
 	defer tick.Stop()
+	graceOver := false
 	for res.Status == store.Busy {
 		select {
 		case <-tick.C:
 		case <-grace.C:
-			return res, nil
+			graceOver = true
+			if holder == "" {
+				return res, nil
+			}
+			continue
+		case serving := <-answer:
+			if !serving {
+				return res, nil // the deferred take-over runs
+			}
+			holder, answer, silence = "", nil, nil
+			if graceOver {
+				return res, nil
+			}
+			continue
+		case <-silence:
+			return res, nil // the deferred take-over runs
 		case <-reqCtx.Done():
+			holder = ""
 			return res, nil
 		}
-		if res, err = e.node.store.Attach(ctx, key, lease, e.settings.drainLimit()); err != nil {
+		if res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit()); err != nil {
 			return res, err
 		}
 	}

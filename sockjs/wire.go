@@ -14,6 +14,8 @@ import "encoding/binary"
 //	wake      'w' key                           wake the receivers of key
 //	frames    'f' str(key) str(msg)...          messages for the websocket of key
 //	channels  'c' op str(key) str(channel) uv(cursor)   a subscription note
+//	ask       'q' str(node) str(key) uv(id)     does the receiver of key still live here? answer node
+//	answer    'a' uv(id) serving                 the answer to ask id; serving is 1 or 0
 //
 // A message on a channel (bus.Publish) is uv(offset) then a log entry; a
 // log entry (what store.Channels keeps) is str(except) then the message,
@@ -24,6 +26,8 @@ const (
 	envelopeWake     = 'w'
 	envelopeFrames   = 'f'
 	envelopeChannels = 'c'
+	envelopeAsk      = 'q'
+	envelopeAnswer   = 'a'
 )
 
 // Operations of a subscription note.
@@ -166,4 +170,35 @@ func decodeBusEntry(b []byte) (off uint64, entry string, ok bool) {
 	off = r.uvarint()
 	entry = r.rest()
 	return off, entry, !r.failed
+}
+
+func appendAskEnvelope(dst []byte, node, key string, id uint64) []byte {
+	dst = appendStr(append(dst, envelopeAsk), node)
+	dst = appendStr(dst, key)
+	return binary.AppendUvarint(dst, id)
+}
+
+// decodeAsk reads an ask without its kind byte.
+func decodeAsk(b []byte) (node, key string, id uint64, ok bool) {
+	r := wireReader{b: string(b)}
+	node = r.str()
+	key = r.str()
+	id = r.uvarint()
+	return node, key, id, !r.failed
+}
+
+func appendAnswerEnvelope(dst []byte, id uint64, serving bool) []byte {
+	dst = binary.AppendUvarint(append(dst, envelopeAnswer), id)
+	if serving {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+// decodeAnswer reads an answer without its kind byte.
+func decodeAnswer(b []byte) (id uint64, serving bool, ok bool) {
+	r := wireReader{b: string(b)}
+	id = r.uvarint()
+	c := r.byte()
+	return id, c == 1, !r.failed && c <= 1
 }

@@ -43,6 +43,13 @@ func TestWireRoundTrips(t *testing.T) {
 	if _, _, ok := decodeBusEntry([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")); ok {
 		t.Fatal("overlong uvarint accepted")
 	}
+	node, key, id, ok := decodeAsk(appendAskEnvelope(nil, "n1", "/p/s", 1<<33)[1:])
+	if !ok || node != "n1" || key != "/p/s" || id != 1<<33 {
+		t.Fatalf("ask: %q %q %d %v", node, key, id, ok)
+	}
+	if id, serving, ok := decodeAnswer(appendAnswerEnvelope(nil, 5, true)[1:]); !ok || id != 5 || !serving {
+		t.Fatalf("answer: %d %v %v", id, serving, ok)
+	}
 	if _, _, _, _, ok := decodeNote([]byte("x\x01k\x01c\x00")); ok {
 		t.Fatal("note with an unknown op accepted")
 	}
@@ -55,6 +62,8 @@ func FuzzWire(f *testing.F) {
 	f.Add(appendFramesEnvelope(nil, "/t/k", []string{"a", "", "ü"})[1:])
 	f.Add(encodeNote(noteSubscribe, "/p/s", "room", 7)[1:])
 	f.Add(encodeBusEntry(12, encodeEntry("/p/x", "msg")))
+	f.Add(appendAskEnvelope(nil, "node", "/p/s", 9)[1:])
+	f.Add(appendAnswerEnvelope(nil, 9, true)[1:])
 	f.Add([]byte{0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if key, msgs, ok := decodeFramesEnvelope(b); ok {
@@ -73,6 +82,18 @@ func FuzzWire(f *testing.F) {
 			off2, e2, ok2 := decodeBusEntry(encodeBusEntry(off, entry))
 			if !ok2 || off2 != off || e2 != entry {
 				t.Fatalf("bus entry: %d %q → %d %q %v", off, entry, off2, e2, ok2)
+			}
+		}
+		if node, key, id, ok := decodeAsk(b); ok {
+			n2, k2, id2, ok2 := decodeAsk(appendAskEnvelope(nil, node, key, id)[1:])
+			if !ok2 || n2 != node || k2 != key || id2 != id {
+				t.Fatalf("ask: %q %q %d → %q %q %d %v", node, key, id, n2, k2, id2, ok2)
+			}
+		}
+		if id, serving, ok := decodeAnswer(b); ok {
+			id2, s2, ok2 := decodeAnswer(appendAnswerEnvelope(nil, id, serving)[1:])
+			if !ok2 || id2 != id || s2 != serving {
+				t.Fatalf("answer: %d %v → %d %v %v", id, serving, id2, s2, ok2)
 			}
 		}
 		if except, msg, ok := decodeEntry(string(b)); ok {

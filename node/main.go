@@ -25,6 +25,7 @@ import (
 
 	"github.com/shoal-rt/shoal/cluster"
 	"github.com/shoal-rt/shoal/node/apps"
+	"github.com/shoal-rt/shoal/node/apps/hub"
 	"github.com/shoal-rt/shoal/sockjs"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
@@ -51,6 +52,9 @@ type config struct {
 	DrainTimeout time.Duration
 	// Hub holds the hub app's flags (flags_hub.go).
 	Hub hubFlags
+	// Backend holds the bridges', HTTP API's and webhooks' flags
+	// (flags_backend.go).
+	Backend backendFlags
 	// RedisOutageWait bounds how long a request waits for Redis during an
 	// outage (a restart, a failover) before it fails.
 	RedisOutageWait time.Duration
@@ -93,6 +97,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", defaultDrainTimeout, "after the drain delay, the bound on ending receivers, finishing requests and leaving the cluster")
 	cfg.Hub.register(fs)
 	cfg.Security.register(fs)
+	cfg.Backend.register(fs)
 	set := make(map[string]bool)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -125,6 +130,9 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = ulid.Make().String()
+	}
+	if err := cfg.Backend.check(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -204,7 +212,13 @@ func run(cfg config) error {
 		return err
 	}
 	hubCfg.Logger = log
-	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL, SockJSClientFile: cfg.SockJSClient, Hub: hubCfg})
+	side, err := newBackendSide(cfg, &hubCfg, membership, log)
+	if err != nil {
+		return err
+	}
+	defer side.close()
+	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL, SockJSClientFile: cfg.SockJSClient, Hub: hubCfg,
+		HubReady: func(h *hub.Hub, mux *http.ServeMux) error { return side.ready(ctx, h, mux) }})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -74,7 +75,7 @@ func (b *NATS) bridge(ctx context.Context, valid func() bool) error {
 		return fmt.Errorf("bridge: nats subscribe: %w", err)
 	}
 	// Let the subscription reach the server before reporting live.
-	if err := b.cfg.Conn.FlushWithContext(ctx); err != nil {
+	if err := b.cfg.Conn.FlushTimeout(5 * time.Second); err != nil {
 		sub.Unsubscribe()
 		return fmt.Errorf("bridge: nats flush: %w", err)
 	}

@@ -127,6 +127,11 @@ type ChannelConfig struct {
 	// they are read. It must be safe for concurrent use and fast: it runs
 	// under the channel's delivery lock.
 	Render func(channel string, offset uint64, msg string) string
+	// MembersOnly makes the channels a membership set and nothing more:
+	// Members lists the sessions subscribed, but nothing is published
+	// there (Publish refuses), so receivers neither listen for it nor
+	// read its log. The hub keeps each user's sessions that way.
+	MembersOnly bool
 }
 
 // channelRoute is a compiled ChannelConfig.
@@ -136,6 +141,8 @@ type channelRoute struct {
 	log       store.LogOptions
 	allowLoss bool
 	render    func(channel string, offset uint64, msg string) string
+	// membersOnly: see ChannelConfig.MembersOnly.
+	membersOnly bool
 }
 
 // renderer returns the function a hubChannel of key renders with: the
@@ -166,6 +173,8 @@ func (e *Endpoint) HandleChannels(c ChannelConfig) error {
 		log:       store.LogOptions{Keep: c.Keep, MaxLen: c.MaxLen},
 		allowLoss: c.AllowLoss,
 		render:    c.Render,
+
+		membersOnly: c.MembersOnly,
 	}
 	if r.log.Keep <= 0 {
 		r.log.Keep = 2*e.settings.DisconnectDelay + 10*time.Second
@@ -322,7 +331,7 @@ func (s *Session) SubscribeWith(ctx context.Context, channel string, opts Subscr
 	if opts.Registered != nil {
 		opts.Registered(out)
 	}
-	if res.Created {
+	if res.Created && !r.membersOnly {
 		e.node.chans.notify(ctx, res.ReceiverNode, noteSubscribe, s.key, key, res.Cursor)
 		e.node.chans.register(ctx, e, key)
 	}
@@ -532,6 +541,9 @@ func (e *Endpoint) PublishOffset(ctx context.Context, channel, msg string, opts 
 	r, key, err := e.route(channel)
 	if err != nil {
 		return 0, err
+	}
+	if r.membersOnly {
+		return 0, fmt.Errorf("%w: %q holds members only", ErrChannelNotAllowed, channel)
 	}
 	var o publishOptions
 	for _, f := range opts {

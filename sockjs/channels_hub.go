@@ -520,6 +520,11 @@ func (r *chanReceiver) repair() {
 		}
 	}
 	r.mu.Unlock()
+	for name := range adds {
+		if rt := r.e.routeOfKey(name); rt != nil && rt.membersOnly {
+			delete(adds, name) // never live here (see add)
+		}
+	}
 	if len(adds)+len(removes) > 0 {
 		r.hub.n.log.Info("sockjs: repaired channel subscriptions (a note was lost)", "key", r.key, "joined", len(adds), "left", len(removes))
 	}
@@ -589,6 +594,9 @@ func (r *chanReceiver) apply(nt chanNote, sync bool) {
 // then catches up (now, or on its own goroutine).
 func (r *chanReceiver) add(name string, cursor uint64, sync bool) {
 	route := r.e.routeOfKey(name)
+	if route != nil && route.membersOnly {
+		return // nothing is ever published there
+	}
 	r.mu.Lock()
 	if r.finished || r.subs[name] != nil {
 		r.mu.Unlock()

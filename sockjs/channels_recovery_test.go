@@ -2,6 +2,7 @@ package sockjs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -250,5 +251,37 @@ func TestChannelsActiveChannels(t *testing.T) {
 	}
 	if got, err = cc.eps[1].ActiveChannels(ctx); err != nil || !slices.Equal(got, []string{"room-1", "room-2"}) {
 		t.Fatalf("ActiveChannels = %q, %v; want [room-1 room-2]", got, err)
+	}
+}
+
+// TestChannelsMembersOnly: a members-only channel lists its sessions but
+// costs their receivers nothing (no listening, no log reads), and refuses
+// publishes.
+func TestChannelsMembersOnly(t *testing.T) {
+	t.Parallel()
+	var id atomic.Value
+	h := HandlerFuncs{Open: func(s *Session) error { id.Store(s.ID()); return nil }}
+	cc := newChannelCluster(t, 2, Settings{}, ChannelConfig{Pattern: `user-.+`, MembersOnly: true}, h)
+	ctx := context.Background()
+	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	s := cc.eps[1].Session(id.Load().(string))
+	if err := s.Subscribe(ctx, "user-ann"); err != nil {
+		t.Fatal(err)
+	}
+	if members := mustMembers(t, cc.eps[0], "user-ann"); len(members) != 1 || members[0].ID() != s.ID() {
+		t.Fatalf("Members = %v", members)
+	}
+	if err := cc.eps[0].Publish(ctx, "user-ann", "x"); !errors.Is(err, ErrChannelNotAllowed) {
+		t.Fatalf("Publish = %v, want ErrChannelNotAllowed", err)
+	}
+	// The note reached node A (it holds the websocket); it did not listen.
+	onA := cc.eps[0].Session(s.ID())
+	if err := onA.Send("after"); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "direct", readWS(t, conn), `a["after"]`)
+	if n := hubSubs(cc.nodes[0], cc.eps[0].channelKey("user-ann")); n != 0 {
+		t.Fatalf("node A delivers the members-only channel to %d receivers", n)
 	}
 }

@@ -148,7 +148,7 @@ func New(node *sockjs.Node, cfg Config) (*Hub, error) {
 	h.ep = ep
 	// The user channels (sessions per user) first: their prefix is
 	// reserved, so no rule may catch them.
-	if err := ep.HandleChannels(sockjs.ChannelConfig{Pattern: userChannelPrefix + `.+`, MaxLen: 1, Keep: time.Second}); err != nil {
+	if err := ep.HandleChannels(sockjs.ChannelConfig{Pattern: userChannelPrefix + `.+`, MembersOnly: true}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	for _, r := range h.rules {

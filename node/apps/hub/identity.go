@@ -61,12 +61,6 @@ func (c *identityCache) put(id string, v identity) {
 	c.m[id] = v
 }
 
-func (c *identityCache) drop(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, id)
-}
-
 // identity returns the session's identity: from the cache, else from the
 // store. A session that never authenticated has the zero identity.
 func (h *Hub) identity(ctx context.Context, s *sockjs.Session) (identity, error) {

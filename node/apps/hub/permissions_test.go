@@ -231,16 +231,40 @@ func TestLimits(t *testing.T) {
 
 func TestAuthTimeout(t *testing.T) {
 	t.Parallel()
-	hubs := startHubs(t, memoryBackends(t), 1, Config{Verifier: testVerifier{}, File: File{AuthTimeout: Duration(300 * time.Millisecond)}})
+	// Long enough for a loaded machine to authenticate in time.
+	const timeout = 2 * time.Second
+	hubs := startHubs(t, memoryBackends(t), 1, Config{Verifier: testVerifier{}, File: File{AuthTimeout: Duration(timeout)}})
+	ok := dial(t, hubs[0].base)
 	c := dial(t, hubs[0].base)
+	ok.auth("user:ann")
 	c.expect("request_auth")
 	if got := c.waitClosed(); got != `c[4001,"Not authenticated"]` {
 		t.Fatalf("closed with %q", got)
 	}
-	ok := dial(t, hubs[0].base)
-	ok.auth("user:ann")
-	ok.none(600 * time.Millisecond)
+	ok.none(timeout / 4) // past the first one's timeout, which was armed later
 	if ok.closedWith() != "" {
 		t.Fatal("an authenticated session was closed")
+	}
+}
+
+// TestVerifierAndBackend: with both, a token goes to the verifier and an
+// auth without one to the backend (cookie-authenticated sites).
+func TestVerifierAndBackend(t *testing.T) {
+	t.Parallel()
+	be := &testBackend{events: make(map[string]int)}
+	hubs := startHubs(t, memoryBackends(t), 1, Config{Verifier: testVerifier{}, Backend: be})
+	c := dial(t, hubs[0].base)
+	if d := c.auth("user:ann"); d["user"] != "ann" {
+		t.Fatalf("token auth: %v", d)
+	}
+	c2 := dial(t, hubs[0].base)
+	c2.expect("request_auth")
+	c2.send(`{"data_type":"auth","data":{}}`)
+	if d := data(c2.expect("auth_error")); d["message"] != "Who are you" {
+		t.Fatalf("tokenless auth refused by the backend: %v", d)
+	}
+	c2.send(`{"data_type":"auth","data":{"token":"cookie"}}`)
+	if d := data(c2.expect("auth_error")); d["message"] != "Token invalid" {
+		t.Fatalf("a token goes to the verifier: %v", d)
 	}
 }

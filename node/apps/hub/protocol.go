@@ -172,8 +172,8 @@ func (h *Hub) OnClose(s *sockjs.Session) {
 	if h.back != nil {
 		h.back.Disconnect(DisconnectRequest{Client: h.client(s, v)})
 	}
-	// The leave notices (onLeave) run right after this, on this node.
-	time.AfterFunc(time.Minute, func() { h.idents.drop(id) })
+	// The leave notices (onLeave) run right after this, on this node,
+	// and find the identity in the cache (which forgets it in time).
 }
 
 // client describes s for a backend call.
@@ -319,7 +319,7 @@ func (c *call) auth() {
 	}
 	var v identity
 	switch {
-	case h.verify != nil:
+	case h.verify != nil && (data.Token != "" || h.back == nil):
 		got, err := h.verify.Verify(data.Token)
 		if err != nil {
 			msg := msgTokenInvalid
@@ -331,6 +331,8 @@ func (c *call) auth() {
 		}
 		v = identity{Authenticated: true, User: got.User, Channels: got.Channels}
 	case h.back != nil:
+		// No verifier, or no token for it: a cookie-authenticated site
+		// lets its backend decide from the request's headers.
 		ctx, cancel := c.backendContext()
 		rep, err := h.back.Connect(ctx, ConnectRequest{Client: h.client(c.s, identity{}), Token: data.Token})
 		cancel()
@@ -381,6 +383,8 @@ func (c *call) auth() {
 			h.joined(c.ctx, c.s, v, ch)
 		}
 	}
+	// The reply last: once the client has it, its channels are joined,
+	// so what the backend publishes from then on reaches it.
 	c.send("auth", struct {
 		Message  string   `json:"message"`
 		User     string   `json:"user"`
@@ -462,11 +466,10 @@ func (c *call) subscribe() {
 		c.send("subscribe_error", subscribeError{d.Channel, why})
 		return
 	}
-	replied := false
+	// The reply goes out from Registered: before the channel's messages.
 	res, err := c.s.SubscribeWith(c.ctx, d.Channel, sockjs.SubscribeOptions{
 		Since: d.Since,
 		Registered: func(res sockjs.SubscribeResult) {
-			replied = true
 			c.send("subscribe", struct {
 				Channel   string `json:"channel"`
 				Offset    uint64 `json:"offset"`
@@ -478,14 +481,13 @@ func (c *call) subscribe() {
 		if errors.Is(err, sockjs.ErrSessionClosed) {
 			return
 		}
-		if msg := channelError(err); msg != msgInternal {
-			c.send("subscribe_error", subscribeError{d.Channel, msg})
-		} else {
+		// Registered runs last in SubscribeWith: an error means no
+		// reply went out.
+		msg := channelError(err)
+		if msg == msgInternal {
 			h.log.Warn("hub: subscribe failed", "channel", d.Channel, "err", err)
-			if !replied {
-				c.send("subscribe_error", subscribeError{d.Channel, msgInternal})
-			}
 		}
+		c.send("subscribe_error", subscribeError{d.Channel, msg})
 		return
 	}
 	if res.Created && r.JoinLeave {

@@ -1,22 +1,40 @@
 # Shoal node image: a static binary of ./node on distroless, run as non-root.
 #
 #   docker build -t shoal .
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t shoal .
 #   docker run --rm -p 8080:8080 shoal          # one node, in-memory store and bus
 #
 # docker-compose.yml runs three of these behind HAProxy with Redis and NATS.
+# docs/deploy.md explains every build argument.
 
-FROM golang:1.26 AS build
+# The toolchain go.mod asks for, exactly: a floating tag ("golang:1.26")
+# would build with whatever 1.26.x the registry has today. Both bases are
+# build arguments so that a mirror (or the stand-ins of
+# deploy/compose/compose-test) can take their place.
+ARG GO_IMAGE=golang:1.26.8-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+
+FROM ${GO_IMAGE} AS build
+# Never download another toolchain behind our back: a base image whose Go
+# does not satisfy go.mod fails the build instead.
+ENV GOTOOLCHAIN=local CGO_ENABLED=0 GOOS=linux
 WORKDIR /src
 # Modules first, so that editing the source does not download them again.
+# GOPROXY (a build argument, empty = Go's default) reaches a company proxy.
+ARG GOPROXY
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# CGO_ENABLED=0: a static binary that needs no libc in the final image.
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/shoal ./node
+# The version every node reports (metrics, /_shoal/members, logs). The
+# build context has no .git, so it comes from the builder: see above.
+ARG VERSION
+RUN go build -trimpath -buildvcs=false \
+      -ldflags="-s -w -X main.releaseVersion=${VERSION}" \
+      -o /out/shoal ./node
 
 # distroless/static: CA certificates, /etc/passwd with a "nonroot" user
 # (uid 65532), no shell and no package manager.
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/shoal /usr/local/bin/shoal
 USER 65532:65532
 # The node's default (127.0.0.1:8080) is unreachable from outside a

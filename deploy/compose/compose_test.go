@@ -1,0 +1,403 @@
+//go:build compose
+
+// Package compose checks a running docker-compose.yml stack from outside:
+// what a user of "docker compose up" gets. scripts/compose-test brings the
+// stack up (a Docker engine in a network namespace of its own, stand-in
+// base images) and runs these checks inside that namespace, where HAProxy's
+// published port 8080 is; they are built only with -tags compose.
+package compose
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	lbURL    = "http://127.0.0.1:8080"
+	statsURL = "http://127.0.0.1:8404"
+)
+
+// nodes are docker-compose.yml's node services, which are also their ids.
+var nodes = []string{"node1", "node2", "node3"}
+
+// transports sockjs-client can use in Node.js.
+var transports = []string{"websocket", "xhr-streaming", "xhr-polling", "eventsource"}
+
+func env(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set: run these checks through scripts/compose-test", name)
+	}
+	return v
+}
+
+// compose runs docker-compose on the project's file and project name.
+func compose(t *testing.T, args ...string) string {
+	t.Helper()
+	file := env(t, "SHOAL_COMPOSE_FILE")
+	base := []string{"--project-directory", filepath.Dir(file), "-f", file, "-p", env(t, "SHOAL_COMPOSE_PROJECT")}
+	out, err := exec.Command("docker-compose", append(base, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker-compose %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// checkFor polls cond until it returns nil or the time is up.
+func checkFor(t *testing.T, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, within, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+func getJSON(url string, v any) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s %s", url, resp.Status, body)
+	}
+	return json.Unmarshal(body, v)
+}
+
+type clusterView struct {
+	Self    string `json:"self"`
+	Ready   bool   `json:"ready"`
+	Members []struct {
+		ID       string `json:"id"`
+		HTTPAddr string `json:"http_addr"`
+		Version  string `json:"version"`
+		State    string `json:"state"`
+	} `json:"members"`
+}
+
+// aliveMembers asks whichever node HAProxy picks who is in the cluster.
+func aliveMembers() ([]string, clusterView, error) {
+	var v clusterView
+	if err := getJSON(lbURL+"/_shoal/cluster", &v); err != nil {
+		return nil, v, err
+	}
+	var ids []string
+	for _, m := range v.Members {
+		if m.State == "alive" {
+			ids = append(ids, m.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids, v, nil
+}
+
+// haproxyStatus is HAProxy's view of each node (UP, DOWN, MAINT...), from
+// its statistics CSV.
+func haproxyStatus() (map[string]string, error) {
+	resp, err := client.Get(statsURL + "/;csv")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	r := csv.NewReader(resp.Body)
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, row := range rows {
+		if len(row) > 17 && row[0] == "shoal_nodes" && slices.Contains(nodes, row[1]) {
+			out[row[1]] = row[17]
+		}
+	}
+	return out, nil
+}
+
+func allUp(want ...string) func() error {
+	return func() error {
+		st, err := haproxyStatus()
+		if err != nil {
+			return err
+		}
+		for _, n := range want {
+			if !strings.HasPrefix(st[n], "UP") {
+				return fmt.Errorf("HAProxy sees %v", st)
+			}
+		}
+		return nil
+	}
+}
+
+func TestCompose(t *testing.T) {
+	// The stack was just started: HAProxy marks a node up after two
+	// passed /readyz checks (2 s apart), and memberlist needs a moment.
+	checkFor(t, 90*time.Second, "HAProxy sees every node UP", allUp(nodes...))
+	checkFor(t, 60*time.Second, "three alive members", func() error {
+		ids, _, err := aliveMembers()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(ids, nodes) {
+			return fmt.Errorf("alive members %v", ids)
+		}
+		return nil
+	})
+	t.Run("Members", testMembers)
+	t.Run("RoundRobin", testRoundRobin)
+	t.Run("Transports", testTransports)
+	t.Run("KillNode", testKillNode)
+}
+
+// testMembers: every node sees the same three members, each advertising an
+// HTTP address the others reach (its container's address, not 0.0.0.0).
+func testMembers(t *testing.T) {
+	seen := map[string]clusterView{}
+	checkFor(t, 20*time.Second, "a view from every node", func() error {
+		_, v, err := aliveMembers()
+		if err != nil {
+			return err
+		}
+		seen[v.Self] = v
+		if len(seen) < len(nodes) {
+			return fmt.Errorf("views from %d nodes", len(seen))
+		}
+		return nil
+	})
+	for self, v := range seen {
+		if !v.Ready {
+			t.Errorf("%s: not ready", self)
+		}
+		for _, m := range v.Members {
+			if m.HTTPAddr == "" || strings.HasPrefix(m.HTTPAddr, "0.0.0.0") || strings.HasPrefix(m.HTTPAddr, "127.") {
+				t.Errorf("%s sees %s at HTTP address %q", self, m.ID, m.HTTPAddr)
+			}
+			if m.Version == "" {
+				t.Errorf("%s sees %s with no version", self, m.ID)
+			}
+		}
+		t.Logf("%s sees %+v", self, v.Members)
+	}
+	// Cluster stats fetch every member's figures over the advertised
+	// addresses: none may be unreachable.
+	var st struct {
+		Nodes       map[string]json.RawMessage `json:"nodes"`
+		Unreachable map[string]string          `json:"unreachable"`
+	}
+	if err := getJSON(lbURL+"/_shoal/stats", &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Nodes) != len(nodes) || len(st.Unreachable) != 0 {
+		t.Errorf("/_shoal/stats: figures from %d nodes, unreachable %v", len(st.Nodes), st.Unreachable)
+	}
+}
+
+// testRoundRobin: consecutive requests on one keep-alive connection rotate
+// over the three nodes (X-Shoal-Server names the node HAProxy chose).
+func testRoundRobin(t *testing.T) {
+	counts := map[string]int{}
+	for range 30 {
+		resp, err := client.Get(lbURL + "/echo/info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/echo/info: %s", resp.Status)
+		}
+		counts[resp.Header.Get("X-Shoal-Server")]++
+	}
+	for _, n := range nodes {
+		if counts[n] != 10 {
+			t.Errorf("30 requests went %v, want 10 to each node", counts)
+			break
+		}
+	}
+}
+
+type echoResult struct {
+	Error     string   `json:"error"`
+	Transport string   `json:"transport"`
+	Received  []string `json:"received"`
+}
+
+// testTransports: the real sockjs-client, on every transport it has in
+// Node.js, echoes through HAProxy.
+func testTransports(t *testing.T) {
+	clientDir := env(t, "SHOAL_COMPOSE_CLIENT")
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "node", filepath.Join(clientDir, "client.js"), "echo", lbURL+"/echo", tr, "20").Output()
+			var r echoResult
+			if jerr := json.Unmarshal(out, &r); jerr != nil {
+				t.Fatalf("client output %q (%v): %v", out, err, jerr)
+			}
+			if r.Error != "" || r.Transport != tr {
+				t.Fatalf("client error %q on transport %q (received %d)", r.Error, r.Transport, len(r.Received))
+			}
+			want := make([]string, 20)
+			for i := range want {
+				want[i] = fmt.Sprintf("msg-%d", i)
+			}
+			if !slices.Equal(r.Received, want) {
+				t.Errorf("received %q, want %q", r.Received, want)
+			}
+		})
+	}
+}
+
+type pollingResult struct {
+	Error    string `json:"error"`
+	Sessions []struct {
+		N         int      `json:"n"`
+		Transport string   `json:"transport"`
+		Sent      int      `json:"sent"`
+		Received  []string `json:"received"`
+		Closed    *struct {
+			Code   int    `json:"code"`
+			Reason string `json:"reason"`
+		} `json:"closed"`
+	} `json:"sessions"`
+}
+
+// testKillNode: "docker kill" of a node container (SIGKILL, then its
+// address vanishes) while xhr-polling sessions keep echoing through
+// HAProxy: no session is lost and every message comes back, in order.
+// Then the node is started again and rejoins.
+func testKillNode(t *testing.T) {
+	const sessions = 12
+	victim := "node2"
+	cmd := exec.Command("node", "testdata/polling.js", lbURL+"/echo", "xhr-polling", fmt.Sprint(sessions))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(env(t, "SHOAL_COMPOSE_CLIENT"), "node_modules"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	pr, pw := io.Pipe()
+	cmd.Stdout = io.MultiWriter(&stdout, pw)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		ok := sc.Scan() && sc.Text() == "ready"
+		ready <- ok
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			cmd.Wait()
+			t.Fatalf("polling client did not start: %s", stdout.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("polling client not ready in 30 s: %s", stdout.String())
+	}
+	time.Sleep(2 * time.Second) // traffic on every node before the kill
+
+	id := compose(t, "ps", "-q", victim)
+	killed := time.Now()
+	if out, err := exec.Command("docker", "kill", id).CombinedOutput(); err != nil {
+		t.Fatalf("docker kill %s: %v\n%s", victim, err, out)
+	}
+	checkFor(t, 30*time.Second, "HAProxy marks "+victim+" down", func() error {
+		st, err := haproxyStatus()
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(st[victim], "UP") {
+			return fmt.Errorf("HAProxy sees %v", st)
+		}
+		return nil
+	})
+	t.Logf("HAProxy marked %s down %v after the kill", victim, time.Since(killed).Round(100*time.Millisecond))
+	checkFor(t, 60*time.Second, "the others see "+victim+" gone", func() error {
+		ids, _, err := aliveMembers()
+		if err != nil {
+			return err
+		}
+		if slices.Contains(ids, victim) {
+			return fmt.Errorf("alive members %v", ids)
+		}
+		return nil
+	})
+	t.Logf("members without %s %v after the kill", victim, time.Since(killed).Round(100*time.Millisecond))
+	time.Sleep(3 * time.Second) // traffic on the two survivors
+
+	stdin.Close()
+	cmd.Wait()
+	pw.Close()
+	var r pollingResult
+	line := strings.TrimSpace(strings.TrimPrefix(stdout.String(), "ready\n"))
+	if err := json.Unmarshal([]byte(line), &r); err != nil || r.Error != "" {
+		t.Fatalf("polling client output %q: %v", stdout.String(), err)
+	}
+	lost, total := 0, 0
+	for _, s := range r.Sessions {
+		total += len(s.Received)
+		want := make([]string, s.Sent)
+		for i := range want {
+			want[i] = fmt.Sprintf("%d:%d", s.N, i)
+		}
+		switch {
+		case s.Closed != nil:
+			lost++
+			t.Errorf("session %d (%s) closed %d %q after %d of %d echoes", s.N, s.Transport, s.Closed.Code, s.Closed.Reason, len(s.Received), s.Sent)
+		case !slices.Equal(s.Received, want):
+			t.Errorf("session %d: sent %d, received %q", s.N, s.Sent, s.Received)
+		}
+	}
+	t.Logf("%d xhr-polling sessions, %d lost, %d echoes across the kill", len(r.Sessions), lost, total)
+	if len(r.Sessions) != sessions {
+		t.Errorf("%d sessions reported, want %d", len(r.Sessions), sessions)
+	}
+
+	// restart: unless-stopped does not bring back a killed container
+	// (Docker counts a kill as a stop by hand); start it as a user would.
+	compose(t, "start", victim)
+	checkFor(t, 60*time.Second, victim+" back in HAProxy", allUp(nodes...))
+	checkFor(t, 60*time.Second, victim+" back in the cluster", func() error {
+		ids, _, err := aliveMembers()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(ids, nodes) {
+			return fmt.Errorf("alive members %v", ids)
+		}
+		return nil
+	})
+}

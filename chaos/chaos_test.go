@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // scenario is one fault applied to a cluster under load.
@@ -20,6 +22,8 @@ type scenario struct {
 	fast bool
 	// netns: the nodes run in network namespaces (needs root).
 	netns bool
+	// ha: Redis Cluster with replicas and a NATS cluster (issue: failovers).
+	ha bool
 	// nodeLost: a node goes away, so its websockets may close (a
 	// websocket cannot move); no other session may.
 	nodeLost bool
@@ -29,6 +33,7 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
+	{name: "steady", fault: steady},
 	{name: "kill9", nodeLost: true, fault: kill9},
 	{name: "rolling", nodeLost: true, fault: rollingRestart},
 	{name: "vanish", netns: true, nodeLost: true, fault: vanish},
@@ -36,6 +41,8 @@ var scenarios = []scenario{
 	{name: "redis", fast: true, fault: redisRestart},
 	{name: "slow", fault: slowConsumers},
 	{name: "malformed", fast: true, fault: malformed},
+	{name: "redis-failover", ha: true, fault: redisFailover},
+	{name: "nats-failover", ha: true, fault: natsFailover},
 }
 
 // TestChaos runs each scenario on a fresh cluster: load starts, settles,
@@ -54,15 +61,19 @@ func TestChaos(t *testing.T) {
 			if sc.netns {
 				nsNet = newNetnsNet(t, 3)
 			}
-			c := startCluster(t, s, nsNet)
+			c := startCluster(t, s, nsNet, sc.ha)
+			idle := readCounters(t, c)
 			d := startDriver(t, s, "http://"+c.lb+"/echo")
+			before := readCounters(t, c)
 			time.Sleep(2 * time.Second) // the load settles before the fault
 			start := time.Now()
 			sc.fault(t, c, s)
 			t.Logf("fault and recovery took %v", time.Since(start).Round(100*time.Millisecond))
 			time.Sleep(3 * time.Second) // messages sent after recovery go through too
+			after := readCounters(t, c)
 			report := d.stop(t)
 			logReport(t, sc.name, s, report)
+			logCosts(t, s, before, idle, after, report)
 			if s.reportDir != "" {
 				writeReport(t, s.reportDir, sc.name, s, report)
 			}
@@ -205,4 +216,51 @@ func redisRestart(t *testing.T, c *cluster, s settings) {
 	for _, n := range c.nodes {
 		n.waitReady(t, 15*time.Second)
 	}
+}
+
+// redisFailover: one Redis Cluster master is killed; its replica takes
+// over after the cluster's node timeout (2 s) and an election; 8 s later the
+// old master starts again and rejoins as a replica.
+func redisFailover(t *testing.T, c *cluster, s settings) {
+	var master *server
+	for _, srv := range c.redisNodes {
+		if strings.HasPrefix(redisCLI(t, srv.addr, "role"), "master") {
+			master = srv
+			break
+		}
+	}
+	if master == nil {
+		t.Fatal("chaos: no Redis Cluster master found")
+	}
+	killed := time.Now()
+	master.stop(t, syscall.SIGKILL)
+	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		for _, srv := range c.redisNodes {
+			if srv != master && !strings.Contains(redisCLI(t, srv.addr, "cluster", "info"), "cluster_state:ok") {
+				return fmt.Errorf("%s: cluster not ok", srv.name)
+			}
+		}
+		return nil
+	})
+	t.Logf("Redis Cluster ok again %v after the master was killed", time.Since(killed).Round(100*time.Millisecond))
+	time.Sleep(8 * time.Second)
+	master.start(t)
+}
+
+// natsFailover: one of the three NATS servers is killed; nodes connected to
+// it reconnect to the others; 6 s later it starts again.
+func natsFailover(t *testing.T, c *cluster, s settings) {
+	srv := c.natsNodes[0]
+	srv.stop(t, syscall.SIGKILL)
+	time.Sleep(6 * time.Second)
+	srv.start(t)
+	for _, n := range c.nodes {
+		n.waitReady(t, 15*time.Second)
+	}
+}
+
+// steady: no fault, 20 s of load: the baseline, and the clean reading of
+// the costs per message and per session (no process restarts).
+func steady(t *testing.T, c *cluster, s settings) {
+	time.Sleep(20 * time.Second)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -188,19 +189,36 @@ func (n *node) waitReady(t *testing.T, d time.Duration) {
 }
 
 // cluster is Redis (AOF on), NATS, three gossiping nodes and the shipped
-// HAProxy configuration in front of them.
+// HAProxy configuration in front of them; or, with ha, a Redis Cluster of
+// three masters with a replica each and a cluster of three NATS servers.
 type cluster struct {
-	redis, nats *server
-	nodes       []*node
-	lb          string // HAProxy's host:port
-	net         *netnsNet
+	redis, nats *server // the single servers (not ha)
+	// ha: the Redis Cluster's and the NATS cluster's servers.
+	redisNodes, natsNodes []*server
+	redisURL, natsURL     string
+	natsMonitors          []string // host:port of each NATS server's monitoring
+	nodes                 []*node
+	lb                    string // HAProxy's host:port
+	net                   *netnsNet
 }
 
 // startCluster starts everything on loopback, or, with nsNet, each node in
 // its own network namespace on a bridge (so a node's address can vanish).
-func startCluster(t *testing.T, s settings, nsNet *netnsNet) *cluster {
+func startCluster(t *testing.T, s settings, nsNet *netnsNet, ha bool) *cluster {
 	t.Helper()
 	c := &cluster{net: nsNet}
+	if ha {
+		c.startHA(t)
+	} else {
+		c.startSingle(t, nsNet)
+	}
+	c.startNodes(t, s, nsNet)
+	return c
+}
+
+// startSingle starts one redis-server (AOF on) and one nats-server.
+func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
+	t.Helper()
 	host := "127.0.0.1"
 	redisBind := "127.0.0.1"
 	if nsNet != nil {
@@ -214,11 +232,23 @@ func startCluster(t *testing.T, s settings, nsNet *netnsNet) *cluster {
 	c.redis = &server{name: "redis-server", bin: lookBin(t, "redis-server"), addr: fmt.Sprintf("%s:%d", host, redisPort),
 		args: append(args, "--dir", t.TempDir(), "--appendonly", "yes", "--appendfsync", "everysec",
 			"--save", "", "--loglevel", "warning")}
+	if nsNet != nil {
+		// The nodes connect from their namespaces, which protected mode
+		// refuses; Redis listens only on loopback and the test's bridge.
+		c.redis.args = append(c.redis.args, "--protected-mode", "no")
+	}
 	c.redis.start(t)
+	monitor := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	c.natsMonitors = []string{monitor}
 	c.nats = &server{name: "nats-server", bin: lookBin(t, "nats-server"), addr: fmt.Sprintf("%s:%d", host, natsPort),
-		args: []string{"-a", host, "-p", strconv.Itoa(natsPort)}}
+		args: []string{"-a", host, "-p", strconv.Itoa(natsPort), "--http_port", strings.TrimPrefix(monitor, "127.0.0.1:")}}
 	c.nats.start(t)
+	c.redisURL, c.natsURL = "redis://"+c.redis.addr+"/0", "nats://"+c.nats.addr
+}
 
+// startNodes starts three gossiping nodes on the backends and HAProxy.
+func (c *cluster) startNodes(t *testing.T, s settings, nsNet *netnsNet) {
+	t.Helper()
 	bin := nodeBinary(t, s)
 	const n = 3
 	addrs, gossip := make([]string, n), make([]string, n)
@@ -231,12 +261,11 @@ func startCluster(t *testing.T, s settings, nsNet *netnsNet) *cluster {
 			gossip[i] = fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
 		}
 	}
-	var wg sync.WaitGroup
 	for i := range n {
 		id := fmt.Sprintf("node%d", i+1)
 		nd := &node{Node: &nodetest.Node{ID: id, Addr: addrs[i]}, bin: bin, args: []string{
 			"--listen", addrs[i], "--node-id", id, "--apps", "echo",
-			"--redis", "redis://" + c.redis.addr + "/0", "--nats", "nats://" + c.nats.addr,
+			"--redis", c.redisURL, "--nats", c.natsURL,
 			"--gossip-listen", gossip[i], "--join", strings.Join(gossip, ","),
 			"--log-level", "warn",
 		}}
@@ -246,9 +275,8 @@ func startCluster(t *testing.T, s settings, nsNet *netnsNet) *cluster {
 		c.nodes = append(c.nodes, nd)
 	}
 	for _, nd := range c.nodes {
-		wg.Go(func() { nd.start(t) })
+		nd.start(t)
 	}
-	wg.Wait()
 	plain := make([]*nodetest.Node, n)
 	for i, nd := range c.nodes {
 		plain[i] = nd.Node
@@ -270,7 +298,6 @@ func startCluster(t *testing.T, s settings, nsNet *netnsNet) *cluster {
 		}
 		return nil
 	})
-	return c
 }
 
 // driver is the Node.js load (testdata/driver.js).
@@ -463,4 +490,94 @@ func rss(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}
+
+// startHA starts a Redis Cluster (3 masters, 1 replica each, AOF on,
+// cluster-node-timeout 2 s) and three NATS servers routed to each other.
+func (c *cluster) startHA(t *testing.T) {
+	t.Helper()
+	var addrs []string
+	for i := range 6 {
+		port := clusterPort(t)
+		dir := t.TempDir()
+		srv := &server{name: fmt.Sprintf("redis-cluster-%d", i), bin: lookBin(t, "redis-server"), addr: fmt.Sprintf("127.0.0.1:%d", port),
+			args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+				"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+				"--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--loglevel", "warning"}}
+		srv.start(t)
+		c.redisNodes = append(c.redisNodes, srv)
+		addrs = append(addrs, srv.addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	if out, err := exec.Command(lookBin(t, "redis-cli"), args...).CombinedOutput(); err != nil {
+		t.Fatalf("chaos: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		for _, a := range addrs {
+			if info := redisCLI(t, a, "cluster", "info"); !strings.Contains(info, "cluster_state:ok") {
+				return fmt.Errorf("%s: cluster not ready", a)
+			}
+		}
+		return nil
+	})
+	c.redisURL = "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
+
+	routes := make([]string, 3)
+	ports, monitorPorts := make([]int, 3), make([]int, 3)
+	for i := range 3 {
+		ports[i], monitorPorts[i] = nodetest.FreePort(t), nodetest.FreePort(t)
+		c.natsMonitors = append(c.natsMonitors, fmt.Sprintf("127.0.0.1:%d", monitorPorts[i]))
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", nodetest.FreePort(t))
+	}
+	var urls []string
+	for i := range 3 {
+		var others []string
+		for j, r := range routes {
+			if j != i {
+				others = append(others, r)
+			}
+		}
+		srv := &server{name: fmt.Sprintf("nats-%d", i), bin: lookBin(t, "nats-server"), addr: fmt.Sprintf("127.0.0.1:%d", ports[i]),
+			args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[i]), "--cluster_name", "shoal", "--http_port", strconv.Itoa(monitorPorts[i]),
+				"--cluster", routes[i], "--routes", strings.Join(others, ",")}}
+		srv.start(t)
+		c.natsNodes = append(c.natsNodes, srv)
+		urls = append(urls, "nats://"+srv.addr)
+	}
+	c.natsURL = strings.Join(urls, ",")
+	// Routes up: every server logs its two routes.
+	nodetest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		for _, srv := range c.natsNodes {
+			if n := strings.Count(srv.proc.Output(), "Route connection created"); n < 2 {
+				return fmt.Errorf("%s has %d routes, want 2", srv.name, n)
+			}
+		}
+		return nil
+	})
+}
+
+// redisCLI runs redis-cli against addr and returns its output.
+func redisCLI(t *testing.T, addr string, args ...string) string {
+	host, port, _ := strings.Cut(addr, ":")
+	out, _ := exec.Command(lookBin(t, "redis-cli"), append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	return string(out)
+}
+
+// clusterPort returns a free port whose cluster bus port (+10000) is free too.
+func clusterPort(t *testing.T) int {
+	for range 100 {
+		p := nodetest.FreePort(t)
+		if p+10000 > 65535 {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
+	}
+	t.Fatal("chaos: no free port pair for a Redis Cluster node")
+	return 0
 }

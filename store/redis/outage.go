@@ -2,8 +2,13 @@ package redisstore
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,11 +22,12 @@ const DefaultOutageWait = 5 * time.Second
 // WaitOutages makes every command of client wait, up to max, while Redis
 // cannot take it: a restart (connection refused, LOADING while it reads its
 // AOF or RDB back), a Sentinel or Cluster failover (MASTERDOWN, READONLY,
-// CLUSTERDOWN, TRYAGAIN). The command is sent again only when its error
-// proves Redis did not run it, so a non-idempotent script (an append, a
-// close) never runs twice; an error that leaves it unknown (a connection
-// that broke after the command was written, a read timeout) is returned at
-// once. The wait also ends with the command's context. Zero max means
+// CLUSTERDOWN, TRYAGAIN). A command is sent again only when its error
+// proves Redis did not run it, or when it changes nothing (reads, and the
+// scripts that only read), so a script that changes state (an append, a
+// close) never runs twice: for it an error that leaves open whether it ran
+// (a connection that broke after the command was written, a read timeout)
+// is returned at once. The wait also ends with the command's context. Zero max means
 // DefaultOutageWait; a negative one turns waiting off.
 //
 // Run it on a client whose own retries are off (Options.MaxRetries = -1):
@@ -34,11 +40,67 @@ func WaitOutages(client redis.UniversalClient, max time.Duration) {
 	if max < 0 {
 		return
 	}
-	client.AddHook(outageHook{max: max})
+	h := outageHook{max: max, idempotent: idempotentScripts}
+	if cc, ok := client.(*redis.ClusterClient); ok {
+		// A dead master stays in the client's slot map until it reloads
+		// (every 10 s, or on a MOVED): ask for a reload at each try, so
+		// the promoted replica is found as soon as the cluster names it.
+		h.reload = cc.ReloadState
+	}
+	client.AddHook(h)
 }
 
 // outageHook is the redis.Hook behind WaitOutages.
-type outageHook struct{ max time.Duration }
+type outageHook struct {
+	max        time.Duration
+	reload     func(context.Context) // Cluster: refresh the slot map
+	idempotent map[string]bool       // SHA1s of scripts safe to run twice
+}
+
+// idempotentScripts are the scripts that change nothing (or only refresh a
+// TTL), so running one twice is harmless: after a connection broke
+// mid-call they are sent again, like Redis's read commands. A Redis that
+// shuts down (SIGTERM) stops answering commands it has read: without this
+// a session lookup in flight then failed with EOF and closed its session.
+var idempotentScripts = map[string]bool{
+	getScript.Hash(): true, attrScript.Hash(): true,
+	subscriptionsScript.Hash(): true, readChannelScript.Hash(): true,
+}
+
+// readCommands are Redis commands that change nothing.
+var readCommands = map[string]bool{
+	"get": true, "mget": true, "hget": true, "hmget": true, "hgetall": true, "exists": true,
+	"ttl": true, "pttl": true, "smembers": true, "scard": true, "sismember": true,
+	"zrange": true, "zrangebyscore": true, "zscore": true, "zcard": true,
+	"lrange": true, "llen": true, "lindex": true, "ping": true, "time": true, "info": true,
+}
+
+// safeToRepeat reports whether cmd may run twice without harm.
+func (h outageHook) safeToRepeat(cmd redis.Cmder) bool {
+	name := strings.ToLower(cmd.Name())
+	if readCommands[name] {
+		return true
+	}
+	args := cmd.Args()
+	if len(args) < 2 {
+		return false
+	}
+	switch name {
+	case "evalsha", "evalsha_ro":
+		return h.idempotent[fmt.Sprint(args[1])]
+	case "eval", "eval_ro":
+		sum := sha1.Sum([]byte(fmt.Sprint(args[1])))
+		return h.idempotent[hex.EncodeToString(sum[:])]
+	}
+	return false
+}
+
+// retryable reports whether cmd, failed with err, may be sent again: Redis
+// surely did not run it, or running it twice is harmless and the
+// connection broke (the command may or may not have run).
+func (h outageHook) retryable(cmd redis.Cmder, err error) bool {
+	return notRun(err) || (h.safeToRepeat(cmd) && connBroke(err))
+}
 
 // outageStep bounds the pause between two tries: short, so a Redis that is
 // back serves the waiting requests within a fraction of a second.
@@ -53,7 +115,7 @@ func (h outageHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		return h.retry(ctx, func() (bool, error) {
 			err := next(ctx, cmd)
-			return notRun(err), err
+			return err != nil && h.retryable(cmd, err), err
 		})
 	}
 }
@@ -62,12 +124,17 @@ func (h outageHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		return h.retry(ctx, func() (bool, error) {
 			err := next(ctx, cmds)
-			if err == nil || !notRun(err) {
-				return false, err
+			if err == nil {
+				return false, nil
 			}
-			// A pipeline is sent again only when none of its commands ran.
+			// A pipeline is sent again only when each of its commands
+			// surely did not run, or is harmless to run twice.
 			for _, c := range cmds {
-				if c.Err() != nil && !notRun(c.Err()) {
+				cerr := c.Err()
+				if cerr == nil {
+					cerr = err
+				}
+				if !h.retryable(c, cerr) {
 					return false, err
 				}
 			}
@@ -104,6 +171,9 @@ func (h outageHook) retry(ctx context.Context, try func() (again bool, err error
 		case <-t.C:
 		}
 		step = min(2*step, outageMaxStep)
+		if h.reload != nil {
+			h.reload(ctx)
+		}
 	}
 }
 
@@ -126,4 +196,13 @@ func notRun(err error) bool {
 	}
 	return redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsReadOnlyError(err) ||
 		redis.IsClusterDownError(err) || redis.IsTryAgainError(err)
+}
+
+// connBroke reports whether err says the connection failed during the
+// call, so the command may or may not have run.
+func connBroke(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout())
 }

@@ -3,17 +3,20 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shoal-rt/shoal/store"
 	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/store"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
@@ -131,4 +134,72 @@ func TestOutageNoResend(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestOutageBrokenConnection: a connection that breaks after the command
+// went out (here a proxy that reads the command, then closes) leaves open
+// whether Redis ran it. A lookup, which changes nothing, is sent again and
+// succeeds; an append fails at once and is not resent.
+func TestOutageBrokenConnection(t *testing.T) {
+	srv := testenv.Redis(t)
+	var breakNext atomic.Bool
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", srv.Addr)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go io.Copy(in, out)
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := in.Read(buf)
+					if err != nil {
+						return
+					}
+					if breakNext.CompareAndSwap(true, false) {
+						return // the command was sent; the connection breaks
+					}
+					if _, err := out.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	client := redis.NewClient(&redis.Options{Addr: l.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: 1})
+	t.Cleanup(func() { client.Close() })
+	redisstore.WaitOutages(client, 3*time.Second)
+	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
+	ctx := context.Background()
+	if _, err := s.Create(ctx, "sess", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	breakNext.Store(true)
+	if _, err := s.Get(ctx, "sess"); err != nil {
+		t.Fatalf("lookup over a connection that broke: %v; want it sent again", err)
+	}
+	breakNext.Store(true)
+	if _, err := s.Append(ctx, "sess", []string{"once"}, store.QueueLimits{}); err == nil {
+		t.Fatal("append over a connection that broke after sending it: no error; it must not be resent")
+	}
+	att, err := s.Attach(ctx, "sess", store.Lease{Node: "n", Token: "t", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(att.Messages) != 0 {
+		t.Fatalf("queue %v: the broken append's command never reached Redis, nothing must be queued", att.Messages)
+	}
 }

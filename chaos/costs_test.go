@@ -1,0 +1,120 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// counters are the cluster's cumulative costs at one moment: commands Redis
+// processed, messages NATS took in and sent out, CPU time the nodes used,
+// and their resident memory. A restarted process starts its own from zero,
+// so only a run without restarts (scenario steady) gives clean deltas.
+type counters struct {
+	at               time.Time
+	redisCmds        int64
+	natsIn, natsOut  int64
+	nodeCPU          time.Duration
+	nodeRSS          int64
+	redisUsedMemory  int64
+	natsMonitorFound bool
+}
+
+func readCounters(t *testing.T, c *cluster) counters {
+	k := counters{at: time.Now()}
+	redisAddrs := []string{}
+	if c.redis != nil {
+		redisAddrs = append(redisAddrs, c.redis.addr)
+	}
+	for _, r := range c.redisNodes {
+		redisAddrs = append(redisAddrs, r.addr)
+	}
+	for _, a := range redisAddrs {
+		info := redisCLI(t, a, "info")
+		k.redisCmds += infoInt(info, "total_commands_processed")
+		k.redisUsedMemory += infoInt(info, "used_memory")
+	}
+	for _, m := range c.natsMonitors {
+		resp, err := http.Get("http://" + m + "/varz")
+		if err != nil {
+			continue
+		}
+		var v struct {
+			InMsgs  int64 `json:"in_msgs"`
+			OutMsgs int64 `json:"out_msgs"`
+		}
+		json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		k.natsIn += v.InMsgs
+		k.natsOut += v.OutMsgs
+		k.natsMonitorFound = true
+	}
+	for _, n := range c.nodes {
+		if n.Exited() {
+			continue
+		}
+		pid := n.Cmd.Process.Pid
+		k.nodeCPU += cpuTime(pid)
+		if v, err := rss(pid); err == nil {
+			k.nodeRSS += v
+		}
+	}
+	return k
+}
+
+func infoInt(info, field string) int64 {
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// cpuTime is a process's user + system CPU time, from /proc (clock ticks
+// of 10 ms on Linux).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// logCosts prints what the load cost per delivered message and per
+// session between two readings.
+func logCosts(t *testing.T, s settings, before, idle, after counters, report map[string]*transportReport) {
+	var delivered int
+	for _, r := range report {
+		delivered += r.Received
+	}
+	if delivered == 0 {
+		return
+	}
+	d := float64(delivered)
+	secs := after.at.Sub(before.at).Seconds()
+	t.Logf("costs over %.1f s, %d messages echoed (%.0f/s), %d sessions (valid only when no process restarted):", secs, delivered, d/secs, s.sessions)
+	t.Logf("  Redis commands per message: %.2f (includes each session's polls, leases and heartbeat work)", float64(after.redisCmds-before.redisCmds)/d)
+	if after.natsMonitorFound {
+		t.Logf("  NATS messages in per message: %.2f, out per message: %.2f", float64(after.natsIn-before.natsIn)/d, float64(after.natsOut-before.natsOut)/d)
+	}
+	t.Logf("  node CPU per message: %.3f ms (3 nodes summed; %.0f%% of one core on average)",
+		float64((after.nodeCPU-before.nodeCPU).Microseconds())/1000/d, 100*(after.nodeCPU-before.nodeCPU).Seconds()/secs)
+	t.Logf("  node RSS: %d MiB idle (3 nodes), %d MiB with %d sessions: %.0f KiB per session",
+		idle.nodeRSS>>20, after.nodeRSS>>20, s.sessions, float64(after.nodeRSS-idle.nodeRSS)/1024/float64(s.sessions))
+	t.Logf("  Redis used_memory: %d KiB idle, %d KiB with the sessions: %.1f KiB per session",
+		idle.redisUsedMemory>>10, after.redisUsedMemory>>10, float64(after.redisUsedMemory-idle.redisUsedMemory)/1024/float64(s.sessions))
+}

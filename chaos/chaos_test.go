@@ -234,15 +234,28 @@ func redisFailover(t *testing.T, c *cluster, s settings) {
 	}
 	killed := time.Now()
 	master.stop(t, syscall.SIGKILL)
-	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+	// Failed over: three masters among the survivors (the replica was
+	// promoted), and every survivor says the cluster is ok.
+	nodetest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		masters := 0
 		for _, srv := range c.redisNodes {
-			if srv != master && !strings.Contains(redisCLI(t, srv.addr, "cluster", "info"), "cluster_state:ok") {
+			if srv == master {
+				continue
+			}
+			if strings.HasPrefix(redisCLI(t, srv.addr, "role"), "master") {
+				masters++
+			}
+			if !strings.Contains(redisCLI(t, srv.addr, "cluster", "info"), "cluster_state:ok") {
 				return fmt.Errorf("%s: cluster not ok", srv.name)
 			}
 		}
+		if masters < 3 {
+			return fmt.Errorf("%d masters among the survivors, want 3", masters)
+		}
 		return nil
 	})
-	t.Logf("Redis Cluster ok again %v after the master was killed", time.Since(killed).Round(100*time.Millisecond))
+	t.Logf("Redis Cluster failed over %v after the master was killed (cluster-node-timeout %s)",
+		time.Since(killed).Round(100*time.Millisecond), redisNodeTimeout)
 	time.Sleep(8 * time.Second)
 	master.start(t)
 }

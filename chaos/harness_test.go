@@ -492,8 +492,14 @@ func rss(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS for %d", pid)
 }
 
-// startHA starts a Redis Cluster (3 masters, 1 replica each, AOF on,
-// cluster-node-timeout 2 s) and three NATS servers routed to each other.
+// redisNodeTimeout is the Redis Cluster's cluster-node-timeout: how long a
+// master must be unreachable before its replica is promoted. A failover
+// takes about this plus an election, and requests wait through it only if
+// it stays under --redis-outage-wait (5 s by default).
+const redisNodeTimeout = 2 * time.Second
+
+// startHA starts a Redis Cluster (3 masters, 1 replica each, AOF on) and
+// three NATS servers routed to each other.
 func (c *cluster) startHA(t *testing.T) {
 	t.Helper()
 	var addrs []string
@@ -502,7 +508,7 @@ func (c *cluster) startHA(t *testing.T) {
 		dir := t.TempDir()
 		srv := &server{name: fmt.Sprintf("redis-cluster-%d", i), bin: lookBin(t, "redis-server"), addr: fmt.Sprintf("127.0.0.1:%d", port),
 			args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-				"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+				"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", strconv.FormatInt(redisNodeTimeout.Milliseconds(), 10),
 				"--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--loglevel", "warning"}}
 		srv.start(t)
 		c.redisNodes = append(c.redisNodes, srv)

@@ -179,7 +179,10 @@ func run(cfg config) error {
 		return err
 	}
 	version := buildVersion()
-	nc := sockjs.NodeConfig{ID: cfg.NodeID, Store: st, Bus: b, Logger: log}
+	// A store call may wait --redis-outage-wait for Redis to come back;
+	// its own bound must not cut that wait short.
+	nc := sockjs.NodeConfig{ID: cfg.NodeID, Store: st, Bus: b, Logger: log,
+		OpTimeout: max(5*time.Second, cfg.RedisOutageWait+time.Second)}
 	cfg.Security.apply(&nc)
 	node, err := sockjs.NewNode(nc)
 	if err != nil {

@@ -1,6 +1,9 @@
 package sockjs
 
-import "unicode/utf8"
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
 
 // asciiSafe[b] is true for ASCII bytes that go into a JSON string verbatim.
 // Control characters, DEL (the protocol escapes U+007F-U+009F), the quote
@@ -42,8 +45,14 @@ func escapableRune(r rune) bool {
 // appendQuoted appends s as a JSON string literal with SockJS escaping:
 // everything encoding/json escapes plus the unicode ranges listed by the
 // protocol. Lone UTF-16 surrogates carried in their 3-byte WTF-8 form (see
-// decodeString) come out as \udXXX, so a JavaScript string that holds one
+// decoder.str) come out as \udXXX, so a JavaScript string that holds one
 // survives the round trip; any other invalid UTF-8 becomes \ufffd.
+//
+// A high surrogate right before a low one is no longer lone: in the
+// client's UTF-16 string the two are one character, whatever the escaping
+// (JSON has no way to send them apart). It is written as that character,
+// so the frame says what the client will read and the decoder gives back
+// the same string as for the character's own 4-byte UTF-8 form.
 func appendQuoted(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is pending verbatim output
@@ -75,8 +84,13 @@ func appendQuoted(dst []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			if sur, ok := wtf8Surrogate(s[i:]); ok {
-				dst = appendUnicodeEscape(dst, sur)
-				i += 3
+				if lo, ok := wtf8Surrogate(s[i+3:]); ok && sur < 0xdc00 && lo >= 0xdc00 {
+					dst = utf8.AppendRune(dst, utf16.DecodeRune(sur, lo))
+					i += 6
+				} else {
+					dst = appendUnicodeEscape(dst, sur)
+					i += 3
+				}
 			} else {
 				dst = append(dst, `\ufffd`...)
 				i++

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -79,7 +80,8 @@ func TestFrames(t *testing.T) {
 // decodes back to the input (modulo invalid UTF-8, which becomes U+FFFD,
 // and WTF-8 surrogates, which round-trip through our own decoder).
 func FuzzEscape(f *testing.F) {
-	for _, s := range []string{"", "abc", "\x00\u2028\ufeff", "a\xffb", "\xed\xa0\x80", "😀\"\\"} {
+	for _, s := range []string{"", "abc", "\x00\u2028\ufeff", "a\xffb", "\xed\xa0\x80", "😀\"\\",
+		"0\xed\xa2\xa2\xed\xb7\xb7", "\xed\xb7\xb7\xed\xa2\xa2", "\xed\xa2\xa2\xed\xa2\xa2\xed\xb7\xb7"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -108,17 +110,28 @@ func FuzzEscape(f *testing.F) {
 		if want := sanitizeWTF8(s); got != want {
 			t.Fatalf("own round trip: %q -> %s -> %q, want %q", s, q, got, want)
 		}
+		// What went over the wire comes back as the same frame.
+		if q2 := appendQuoted(nil, got); string(q2) != string(q) {
+			t.Fatalf("wire round trip: %q -> %s -> %q -> %s", s, q, got, q2)
+		}
 	})
 }
 
 // sanitizeWTF8 is what appendQuoted+decoder.str preserve of s: valid UTF-8
-// and WTF-8 surrogates, every other invalid byte as U+FFFD.
+// and lone WTF-8 surrogates; a WTF-8 high surrogate followed by a low one
+// as the character the pair stands for (in UTF-16 they are that
+// character); every other invalid byte as U+FFFD.
 func sanitizeWTF8(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			if _, ok := wtf8Surrogate(s[i:]); ok {
+			if hi, ok := wtf8Surrogate(s[i:]); ok {
+				if lo, ok := wtf8Surrogate(s[i+3:]); ok && hi < 0xdc00 && lo >= 0xdc00 {
+					b.WriteRune(utf16.DecodeRune(hi, lo))
+					i += 6
+					continue
+				}
 				b.WriteString(s[i : i+3])
 				i += 3
 				continue

@@ -264,7 +264,8 @@ type SubscribeResult struct {
 	// of subscribing (0 for a channel that never had one).
 	Head uint64
 	// Created is false when the session was subscribed already; its
-	// subscription, and what it has been sent, are unchanged.
+	// subscription, and what it has been sent, are unchanged (Since does
+	// not move it back).
 	Created bool
 	// Recovered reports, for Since, that the log still held every
 	// message after Since, so the session gets them all. False when some
@@ -272,6 +273,9 @@ type SubscribeResult struct {
 	// head (a log that started over). A trim racing with the subscribe
 	// can still cost a message a true Recovered promised; on a channel
 	// without AllowLoss the session is then closed with CodeMessagesLost.
+	// For a subscription that existed already, Recovered reports that its
+	// cursor is at or before Since (for a websocket, where it started), so
+	// it delivers everything after Since; false when it started later.
 	Recovered bool
 }
 
@@ -323,7 +327,9 @@ func (s *Session) SubscribeWith(ctx context.Context, channel string, opts Subscr
 		}
 		out.Head = head
 	} else if !res.Created {
-		out.Recovered = opts.Since > 0
+		// The subscription delivers what follows its cursor: everything
+		// after Since when it starts at or before Since.
+		out.Recovered = opts.Since > 0 && opts.Since >= res.Cursor
 		if out.Head, err = e.head(ctx, key); err != nil {
 			return out, fmt.Errorf("sockjs: subscribe: %w", err)
 		}

@@ -183,3 +183,66 @@ func TestClusterPresence(t *testing.T) {
 		t.Fatalf("Channels = %v, %v", chans, err)
 	}
 }
+
+// TestClusterRecoveryGranted: channels a token grants are joined by the
+// auth itself, so their recovery rides on the auth: "since" per channel.
+// A later subscribe with since says whether the subscription covers it.
+func TestClusterRecoveryGranted(t *testing.T) {
+	t.Parallel()
+	hubs := startHubs(t, clusterBackends(t), 2, Config{Verifier: testVerifier{}})
+	ctx := context.Background()
+	a := dial(t, hubs[0].base)
+	a.auth("user:ann:room")
+	off, err := hubs[1].Publish(ctx, "room", []byte(`{"n":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := a.next(); m["n"] != 0.0 {
+		t.Fatalf("live: %v", m)
+	}
+	a.conn.CloseNow()
+	for i := 1; i <= 3; i++ {
+		if _, err := hubs[0].Publish(ctx, "room", fmt.Appendf(nil, `{"n":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Without since in the auth, the subscription starts after the
+	// missed messages: a subscribe with since is told recovery failed.
+	late := dial(t, hubs[1].base)
+	late.auth("user:ann:room")
+	late.send(fmt.Sprintf(`{"data_type":"subscribe","id":1,"data":{"channel":"room","since":%d}}`, off))
+	if d := data(late.expect("subscribe")); d["recovered"] != false {
+		t.Fatalf("subscribe after a plain auth: %v, want recovered false", d)
+	}
+
+	b := dial(t, hubs[1].base)
+	b.expect("request_auth")
+	b.send(fmt.Sprintf(`{"data_type":"auth","data":{"token":"user:ann:room","since":{"room":%d}}}`, off))
+	n := 1
+	for n <= 3 {
+		m := b.next()
+		switch m["data_type"] {
+		case "auth":
+			if d := data(m); fmt.Sprint(d["recovered"]) != "map[room:true]" {
+				t.Fatalf("auth reply %v, want room recovered", d)
+			}
+		default:
+			if m["n"] != float64(n) || m["offset"] != float64(off+uint64(n)) {
+				t.Fatalf("recovered %v, want n=%d", m, n)
+			}
+			n++
+		}
+	}
+	b.send(fmt.Sprintf(`{"data_type":"subscribe","id":2,"data":{"channel":"room","since":%d}}`, off))
+	for {
+		m := b.next()
+		if m["data_type"] == "auth" {
+			continue
+		}
+		if d := data(m); m["data_type"] != "subscribe" || d["recovered"] != true {
+			t.Fatalf("subscribe again: %v, want recovered true", m)
+		}
+		break
+	}
+}

@@ -308,6 +308,9 @@ func (c *call) auth() {
 	h := c.h
 	var data struct {
 		Token string `json:"token"`
+		// Since holds, per channel, the last offset a previous session
+		// saw: the granted channels the auth joins recover from there.
+		Since map[string]uint64 `json:"since"`
 	}
 	if len(c.env.Data) > 0 && json.Unmarshal(c.env.Data, &data) != nil {
 		c.send("auth_error", message{msgTokenInvalid})
@@ -368,17 +371,26 @@ func (c *call) auth() {
 		}
 	}
 	joined := make([]string, 0, len(v.Channels))
+	var recovered map[string]bool
 	for _, ch := range v.Channels {
 		r, err := h.ruleOf(ch)
 		if err != nil {
 			h.log.Warn("hub: a granted channel matches no rule", "channel", ch, "err", err)
 			continue
 		}
-		if _, err := c.s.SubscribeWith(c.ctx, ch, sockjs.SubscribeOptions{}); err != nil {
+		since := data.Since[ch]
+		res, err := c.s.SubscribeWith(c.ctx, ch, sockjs.SubscribeOptions{Since: since})
+		if err != nil {
 			h.log.Warn("hub: joining a granted channel failed", "channel", ch, "err", err)
 			continue
 		}
 		joined = append(joined, ch)
+		if since > 0 {
+			if recovered == nil {
+				recovered = make(map[string]bool)
+			}
+			recovered[ch] = res.Recovered
+		}
 		if r.JoinLeave {
 			h.joined(c.ctx, c.s, v, ch)
 		}
@@ -386,11 +398,12 @@ func (c *call) auth() {
 	// The reply last: once the client has it, its channels are joined,
 	// so what the backend publishes from then on reaches it.
 	c.send("auth", struct {
-		Message  string   `json:"message"`
-		User     string   `json:"user"`
-		Channels []string `json:"channels"`
-		Session  string   `json:"session"`
-	}{"success", v.User, joined, c.s.ID()})
+		Message   string          `json:"message"`
+		User      string          `json:"user"`
+		Channels  []string        `json:"channels"`
+		Session   string          `json:"session"`
+		Recovered map[string]bool `json:"recovered,omitempty"`
+	}{"success", v.User, joined, c.s.ID(), recovered})
 }
 
 type subscribeData struct {

@@ -15,6 +15,7 @@ import (
 // in their own file so other flag groups do not collide with them.
 type hubFlags struct {
 	Prefix       string
+	Demo         bool
 	ConfigFile   string
 	DjangoSecret string
 	DjangoSalt   string
@@ -27,6 +28,7 @@ type hubFlags struct {
 // variable).
 func (f *hubFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Prefix, "hub-prefix", hub.DefaultPrefix, "URL prefix of the hub endpoint (--apps hub)")
+	fs.BoolVar(&f.Demo, "hub-demo", false, "serve the hub's chat demo page at /chat/ (--apps hub)")
 	fs.StringVar(&f.ConfigFile, "config", "", "hub config file (JSON: channel rules, limits; docs/hub-config.md); empty: the defaults")
 	fs.StringVar(&f.DjangoSecret, "django-secret-key", "", "verify hub auth tokens made by django.core.signing with this SECRET_KEY")
 	fs.StringVar(&f.DjangoSalt, "django-salt", "", "salt the web app passes to signing.dumps (default Django's \"django.core.signing\")")

@@ -220,7 +220,7 @@ func run(cfg config) error {
 		return err
 	}
 	defer side.close()
-	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL, SockJSClientFile: cfg.SockJSClient, Hub: hubCfg,
+	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL, SockJSClientFile: cfg.SockJSClient, HubDemo: cfg.Hub.Demo, Hub: hubCfg,
 		HubReady: func(h *hub.Hub, mux *http.ServeMux) error { return side.ready(ctx, h, mux) }})
 	if err != nil {
 		return err

@@ -31,6 +31,8 @@ type Options struct {
 	// HTTP API and starts the bridges there, on the hub's Go API
 	// (Publish, Presence, History, ...). An error fails the mount.
 	HubReady func(h *hub.Hub, mux *http.ServeMux) error
+	// HubDemo serves the hub's chat demo page at /chat/ (--hub-demo).
+	HubDemo bool
 }
 
 // mountFunc mounts one app's endpoints on node and its pages on mux.

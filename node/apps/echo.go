@@ -64,7 +64,8 @@ var demoPage = template.Must(template.New("demo").Parse(`<!DOCTYPE html>
       ev.preventDefault();
       var m = $('msg');
       if (!sock || sock.readyState !== 1) {
-        showError('Not connected: the message was not sent.');
+        // Keep the error that says why, if one is shown.
+        if (!$('error').textContent) showError('Not connected: the message was not sent.');
         return;
       }
       log('> ' + m.value);

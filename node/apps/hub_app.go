@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/shoal-rt/shoal/node/apps/hub"
+	"github.com/shoal-rt/shoal/node/apps/hub/web"
 	"github.com/shoal-rt/shoal/sockjs"
 )
 
@@ -21,6 +22,12 @@ func mountHub(node *sockjs.Node, mux *http.ServeMux, opts Options) error {
 	if err != nil {
 		return err
 	}
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = hub.DefaultPrefix
+	}
+	// hub-client.js, and the chat demo when asked for.
+	web.Mount(mux, web.Options{SockJSURL: opts.SockJSURL, HubPrefix: prefix, Demo: opts.HubDemo})
 	if opts.HubReady != nil {
 		return opts.HubReady(h, mux)
 	}

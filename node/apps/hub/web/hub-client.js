@@ -47,7 +47,8 @@
 
   // Events: connect ({user, channels, session}), disconnect ({code, reason}),
   // error (Error; auth errors have .type 'auth_error'), message (every
-  // delivered channel message), join / leave, state (the new state).
+  // delivered channel message, once), join / leave, state (the new state),
+  // raw (every message from the server as it came).
   ShoalHub.prototype.on = function (event, fn) {
     (this._handlers[event] = this._handlers[event] || []).push(fn);
     return this;
@@ -195,6 +196,7 @@
   };
 
   ShoalHub.prototype._receive = function (msg) {
+    this._fire('raw', msg); // every message as it came, duplicates included
     if (msg.id !== undefined && this._pending[msg.id]) {
       var p = this._pending[msg.id];
       delete this._pending[msg.id];
@@ -220,12 +222,6 @@
       return;
     }
     if (type === 'pong') return;
-    if (type === 'join' || type === 'leave') {
-      var s = msg.data && this.subs[msg.data.channel];
-      if (s) s._fire(type, msg.data);
-      this._fire(type, msg.data);
-      return;
-    }
     if (ERROR_TYPES[type]) {
       var e = new Error((msg.data && msg.data.message) || type);
       e.type = type;
@@ -233,16 +229,23 @@
       this._fire('error', e);
       return;
     }
-    if (typeof msg.channel === 'string' && typeof msg.offset === 'number') {
-      var sub = this.subs[msg.channel];
+    var notice = type === 'join' || type === 'leave';
+    var channel = typeof msg.channel === 'string' ? msg.channel : (notice && msg.data ? msg.data.channel : null);
+    var sub = channel !== null ? this.subs[channel] : null;
+    if (typeof msg.offset === 'number' && channel !== null) {
+      // A channel message (join / leave notices too when the channel
+      // logs them): deliver each offset once, remember the last.
       if (sub) {
         if (sub.offset !== null && msg.offset <= sub.offset) return; // seen already
         sub.offset = msg.offset;
-        sub._fire('message', msg);
       }
-      this._fire('message', msg);
+    }
+    if (notice) {
+      if (sub) sub._fire(type, msg.data);
+      this._fire(type, msg.data);
       return;
     }
+    if (sub && typeof msg.offset === 'number') sub._fire('message', msg);
     this._fire('message', msg);
   };
 

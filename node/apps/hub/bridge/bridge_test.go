@@ -29,6 +29,9 @@ type channelLog struct {
 func newChannelLog() *channelLog { return &channelLog{chans: make(map[string][][]byte)} }
 
 func (l *channelLog) Publish(ctx context.Context, channel string, payload []byte) (uint64, error) {
+	if channel == "invalid channel" {
+		return 0, fmt.Errorf("%w: %q", hub.ErrInvalidChannel, channel)
+	}
 	if l.delay > 0 {
 		time.Sleep(l.delay)
 	}

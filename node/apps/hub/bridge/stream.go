@@ -207,6 +207,13 @@ func (b *Stream) append(ctx context.Context, valid func() bool, id, channel stri
 				b.Stats.Bridged.Add(1)
 				return
 			}
+			if errors.Is(err, hub.ErrInvalidChannel) || errors.Is(err, hub.ErrUnknownChannel) {
+				// It would never succeed: drop it rather than stall the channel's worker.
+				b.Stats.Failed.Add(1)
+				b.log.Warn("bridge: stream entry for a channel the hub refuses dropped", "id", id, "channel", channel, "err", err)
+				rdb.XAck(ctx, b.cfg.Stream, b.cfg.Group, id)
+				return
+			}
 		}
 		b.Stats.Failed.Add(1)
 		b.log.Warn("bridge: stream append failed, retrying", "id", id, "channel", channel, "err", err, "retry_in", wait)

@@ -50,21 +50,26 @@ func TestStreamBridgeLosesNothing(t *testing.T) {
 		}
 	}
 	pub.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"data", "no channel: dropped"}})
+	pub.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"channel", "invalid channel", "data", "refused: dropped"}})
+	for _, r := range rooms {
+		pub.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"channel", r, "data", strconv.Itoa(total)}})
+	}
 	waitOneHolder(t, nodes, first)
 	nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		got := log.numbers("room-1")
-		if len(got) < total || log.numbers("room-2")[len(log.numbers("room-2"))-1] != total-1 {
-			return fmt.Errorf("room-1 has %d of %d", len(got), total)
+		for _, r := range rooms {
+			if got := log.numbers(r); len(got) == 0 || got[len(got)-1] != total {
+				return fmt.Errorf("%s has not got its last entry", r)
+			}
 		}
 		return nil
 	})
-	if missing := checkSequence(t, log.numbers("room-1"), total); len(missing) > 0 {
+	if missing := checkSequence(t, log.numbers("room-1"), total+1); len(missing) > 0 {
 		t.Fatalf("room-1 lost %v", missing)
 	}
 	got2 := log.numbers("room-2")
-	checkSequence(t, got2, total)
-	if len(got2) != total-5 {
-		t.Fatalf("room-2 has %d, want %d", len(got2), total-5)
+	checkSequence(t, got2, total+1)
+	if len(got2) != total+1-5 {
+		t.Fatalf("room-2 has %d, want %d", len(got2), total+1-5)
 	}
 	for i, n := range nodes {
 		st := &n.bridge.(*Stream).Stats

@@ -12,21 +12,17 @@ import (
 
 	"github.com/shoal-rt/shoal/bus"
 	natsbus "github.com/shoal-rt/shoal/bus/nats"
+	"github.com/shoal-rt/shoal/node/ops"
 	"github.com/shoal-rt/shoal/store"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
-// backendCheck pings one networked backend; readiness runs them on a timer.
-type backendCheck struct {
-	name string // "redis" or "nats"
-	ping func(context.Context) error
-}
-
 // backends picks the store and bus: Redis and NATS when their URLs are
 // given, the in-memory pair otherwise. It waits (retrying, logging what
 // failed) until each networked backend answers, or ctx ends. checks ping
-// the networked ones; closeAll releases both.
-func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store, b bus.Bus, checks []backendCheck, closeAll func(), err error) {
+// the networked ones; closeAll releases both. progress says what it waits
+// for, for /readyz.
+func backends(ctx context.Context, cfg config, log *slog.Logger, progress *startup) (st store.Store, b bus.Bus, checks []ops.Check, closeAll func(), err error) {
 	var closers []func()
 	release := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -47,10 +43,10 @@ func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store
 		}
 		closers = append(closers, func() { client.Close() })
 		ping := func(ctx context.Context) error { return client.Ping(ctx).Err() }
-		if err = waitUntil(ctx, log, "redis", redactURL(cfg.Redis), ping); err != nil {
+		if err = waitUntil(ctx, log, progress, "redis", redactURL(cfg.Redis), ping); err != nil {
 			return nil, nil, nil, nil, err
 		}
-		checks = append(checks, backendCheck{"redis", ping})
+		checks = append(checks, ops.Check{Name: "redis", Ping: ping})
 		st = redisstore.New(client, redisstore.Config{Prefix: cfg.RedisPrefix})
 	}
 
@@ -71,10 +67,10 @@ func backends(ctx context.Context, cfg config, log *slog.Logger) (st store.Store
 		}
 		return nc.FlushWithContext(ctx)
 	}
-	if err = waitUntil(ctx, log, "nats", redactURL(cfg.NATS), ping); err != nil {
+	if err = waitUntil(ctx, log, progress, "nats", redactURL(cfg.NATS), ping); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	checks = append(checks, backendCheck{"nats", ping})
+	checks = append(checks, ops.Check{Name: "nats", Ping: ping})
 	return st, nb, checks, release, nil
 }
 
@@ -112,9 +108,10 @@ func redisClient(url string, outageWait time.Duration) (redis.UniversalClient, e
 }
 
 // waitUntil calls ping until it succeeds, logging each failure with what
-// failed, backing off up to 5 s between tries.
-func waitUntil(ctx context.Context, log *slog.Logger, what, url string, ping func(context.Context) error) error {
+// failed (and telling progress), backing off up to 5 s between tries.
+func waitUntil(ctx context.Context, log *slog.Logger, progress *startup, what, url string, ping func(context.Context) error) error {
 	wait := 250 * time.Millisecond
+	progress.set("connecting to %s at %s", what, url)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := ping(pctx)
@@ -124,6 +121,7 @@ func waitUntil(ctx context.Context, log *slog.Logger, what, url string, ping fun
 			return nil
 		}
 		log.Error("backend unreachable, retrying", "backend", what, "url", url, "err", err, "retry_in", wait)
+		progress.set("waiting for %s at %s: %v", what, url, err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s at %s unreachable: %w", what, url, err)

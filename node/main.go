@@ -2,72 +2,45 @@
 // a shared store. Alone (no --redis, no --nats) it keeps everything in
 // memory: `go run ./node` needs nothing else.
 //
-// Operations: /healthz, /readyz, /_shoal/stats, /_shoal/cluster and
-// /metrics (ops.go, metrics.go); membership and cleanup after dead nodes
-// (membership.go); graceful drain on SIGTERM (drain.go).
+// Flags and their SHOAL_* variables are in flags.go (docs/flags.md is
+// generated from them); the listeners open at once and report the start-up
+// on /readyz (startup.go); the operations endpoints, cleanup after dead
+// nodes and the drain on SIGTERM are package node/ops, which a Go
+// application embedding sockjs wires the same way.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
-
-	"github.com/oklog/ulid/v2"
 
 	"github.com/shoal-rt/shoal/cluster"
 	"github.com/shoal-rt/shoal/node/apps"
 	"github.com/shoal-rt/shoal/node/apps/hub"
+	"github.com/shoal-rt/shoal/node/ops"
 	"github.com/shoal-rt/shoal/sockjs"
-	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
-
-// config is what the flags (and their SHOAL_* environment variables) say.
-type config struct {
-	Listen       string
-	Redis        string
-	NATS         string
-	NodeID       string
-	GossipListen string
-	Join         string
-	Apps         string
-	SockJSURL    string
-	// SockJSClient is a sockjs-client installed from npm to serve.
-	SockJSClient string
-	LogLevel     string
-	RedisPrefix  string
-	// AdvertiseHTTP is where other nodes reach this one's HTTP (stats).
-	AdvertiseHTTP string
-	// DrainDelay is how long a draining node reports unready before it
-	// ends its receivers; DrainTimeout bounds the rest of the drain.
-	DrainDelay   time.Duration
-	DrainTimeout time.Duration
-	// Hub holds the hub app's flags (flags_hub.go).
-	Hub hubFlags
-	// Backend holds the bridges', HTTP API's and webhooks' flags
-	// (flags_backend.go).
-	Backend backendFlags
-	// RedisOutageWait bounds how long a request waits for Redis during an
-	// outage (a restart, a failover) before it fails.
-	RedisOutageWait time.Duration
-	// Security holds the flags against hostile clients and foreign
-	// gossip (flags_security.go).
-	Security securityFlags
-}
 
 func main() {
 	cfg, err := parseFlags(os.Args[1:], os.Getenv)
-	if err != nil {
+	switch {
+	case errors.Is(err, errHelp):
+		usage(os.Stdout)
+		return
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "shoal:", err)
+		fmt.Fprintln(os.Stderr, "shoal --help lists the flags and their SHOAL_* variables")
 		os.Exit(2)
+	case cfg.Version:
+		fmt.Println("shoal", buildVersion())
+		return
 	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "shoal:", err)
@@ -75,74 +48,12 @@ func main() {
 	}
 }
 
-// parseFlags reads args; a flag not given takes its SHOAL_<FLAG> variable
-// (upper case, '-' as '_') from getenv, then its default.
-func parseFlags(args []string, getenv func(string) string) (config, error) {
-	var cfg config
-	fs := flag.NewFlagSet("shoal", flag.ContinueOnError)
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
-	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL for the shared store; empty: in-memory store")
-	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL for the bus; empty: in-process bus")
-	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's id (default: a new ULID)")
-	fs.StringVar(&cfg.GossipListen, "gossip-listen", "", "memberlist bind address; empty: no gossip")
-	fs.StringVar(&cfg.Join, "join", "", "comma-separated memberlist seeds")
-	fs.StringVar(&cfg.Apps, "apps", "echo", "comma-separated built-in apps to mount: "+strings.Join(apps.Names(), ", "))
-	fs.StringVar(&cfg.SockJSURL, "sockjs-url", "", "sockjs-client script URL for iframe and demo pages (default: "+apps.SockJSClientPath+" when the node serves a copy, else "+sockjs.DefaultSockJSURL+")")
-	fs.StringVar(&cfg.SockJSClient, "sockjs-client", "", "sockjs-client installed from npm to serve at "+apps.SockJSClientPath+": its dist/sockjs.min.js, the package or a node_modules folder (default: searched beside the binary, in the working directory and Debian's node-sockjs-client)")
-	fs.StringVar(&cfg.RedisPrefix, "key-prefix", "shoal", "prefix of Redis keys and NATS subjects, shared by the nodes of one cluster")
-	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "host:port other nodes reach this node's HTTP on (default: --listen, with this host's private IP for an unspecified host)")
-	fs.DurationVar(&cfg.DrainDelay, "drain-delay", defaultDrainDelay, "after SIGTERM, how long /readyz answers 503 before receivers are ended, so the balancer stops sending requests (default 0 without --redis: no other node can take over)")
-	fs.DurationVar(&cfg.RedisOutageWait, "redis-outage-wait", redisstore.DefaultOutageWait, "how long a request waits for Redis to come back (a restart, a failover) before it fails; only commands Redis surely did not run are sent again; 0: do not wait")
-	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", defaultDrainTimeout, "after the drain delay, the bound on ending receivers, finishing requests and leaving the cluster")
-	cfg.Hub.register(fs)
-	cfg.Security.register(fs)
-	cfg.Backend.register(fs)
-	set := make(map[string]bool)
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "SHOAL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" {
-			set[f.Name] = true
-			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s: %w", name, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return cfg, envErr
-	}
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if !set["drain-delay"] && cfg.Redis == "" {
-		cfg.DrainDelay = 0
-	}
-	if cfg.DrainDelay < 0 || cfg.DrainTimeout <= 0 {
-		return cfg, errors.New("--drain-delay must not be negative and --drain-timeout must be positive")
-	}
-	if err := cfg.Security.check(); err != nil {
-		return cfg, err
-	}
-	if cfg.NodeID == "" {
-		cfg.NodeID = ulid.Make().String()
-	}
-	if err := cfg.Backend.check(); err != nil {
-		return cfg, err
-	}
-	return cfg, nil
-}
-
 func run(cfg config) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	version := buildVersion()
 
 	// The first SIGTERM or SIGINT starts the drain (and aborts a start-up
 	// still waiting for its backends); a second one cuts the drain delay
@@ -152,33 +63,53 @@ func run(cfg config) error {
 	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	first, again := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	first, again := make(chan os.Signal, 1), make(chan struct{}, 1)
 	go func() {
 		first <- <-sigs
 		cancel()
-		for sig := range sigs {
+		for range sigs {
 			select {
-			case again <- sig:
+			case again <- struct{}{}:
 			default:
 			}
 		}
 	}()
 
-	st, b, checks, closeBackends, err := backends(ctx, cfg, log)
+	// Listeners open at once: while the backends are awaited, /readyz
+	// says what the node waits for.
+	progress := &startup{}
+	conns := &connStates{}
+	public, err := listen(cfg.Listen, progress.handler(cfg.AdminListen == ""), log)
+	if err != nil {
+		return err
+	}
+	public.srv.ConnState = conns.track
+	defer public.srv.Close()
+	opsAddr := public.ln.Addr().String()
+	var admin *server
+	if cfg.AdminListen != "" {
+		if admin, err = listen(cfg.AdminListen, progress.handler(true), log); err != nil {
+			return err
+		}
+		defer admin.srv.Close()
+		opsAddr = admin.ln.Addr().String()
+	}
+	served := make(chan error, 2)
+	public.serve(served)
+	if admin != nil {
+		admin.serve(served)
+	}
+
+	st, b, checks, closeBackends, err := backends(ctx, cfg, log, progress)
 	if err != nil {
 		return err
 	}
 	defer closeBackends()
-	ln, err := net.Listen("tcp", cfg.Listen)
+	progress.set("joining the cluster")
+	httpAddr, err := advertisedHTTP(cfg, opsAddr)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	httpAddr, err := advertisedHTTP(cfg, ln.Addr().String())
-	if err != nil {
-		return err
-	}
-	version := buildVersion()
 	// A store call may wait --redis-outage-wait for Redis to come back;
 	// its own bound must not cut that wait short.
 	nc := sockjs.NodeConfig{ID: cfg.NodeID, Store: st, Bus: b, Logger: log,
@@ -194,22 +125,27 @@ func run(cfg config) error {
 		defer cancel()
 		node.Close(ctx)
 	}()
+	conns.node.Store(node)
 	membership, err := joinCluster(cfg, cluster.Member{ID: cfg.NodeID, HTTPAddr: httpAddr, Version: version}, log)
 	if err != nil {
 		return err
 	}
 	defer membership.Shutdown() // after Leave, harmless
-	cleaner := newCleaner(node, membership, log)
-	relCtx, relCancel := context.WithTimeout(ctx, 10*time.Second)
-	cleaner.releaseOwn(relCtx)
-	relCancel()
+	o, err := ops.New(ops.Config{
+		Node: node, Membership: membership, Checks: checks, Version: version, Logger: log,
+		DrainDelay: cfg.DrainDelay, DrainTimeout: cfg.DrainTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	defer o.Close()
 
-	o := newOps(node, membership, cleaner, checks, log)
-	checkCtx, stopChecks := context.WithCancel(context.Background())
-	defer stopChecks()
-	go o.checkLoop(checkCtx)
 	mux := http.NewServeMux()
-	o.mount(mux, metricsHandler(o, version))
+	if admin != nil {
+		admin.handler.set(o.Handler())
+	} else {
+		o.Mount(mux)
+	}
 	hubCfg, err := cfg.Hub.hubConfig()
 	if err != nil {
 		return err
@@ -225,22 +161,10 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler: handler,
-		// Streaming transports keep responses open, so there is no
-		// overall read or write timeout; headers must come in time and
-		// bodies are read with their own deadline.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ConnState:         node.ConnState,
-	}
-	log.Info("shoal node listening", "addr", ln.Addr().String(), "advertise", httpAddr, "node", node.ID(),
-		"version", version, "apps", cfg.Apps, "members", len(membership.Members()))
+	public.handler.set(handler)
+	log.Info("shoal node ready", "addr", public.ln.Addr().String(), "admin", cfg.AdminListen, "advertise", httpAddr,
+		"node", node.ID(), "version", version, "apps", cfg.Apps, "members", len(membership.Members()))
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
 		return err
@@ -253,8 +177,43 @@ func run(cfg config) error {
 		os.Exit(1)
 	})
 	defer watchdog.Stop()
-	d := &drainer{node: node, srv: srv, ops: o, membership: membership, cleaner: cleaner, log: log,
-		delay: cfg.DrainDelay, timeout: cfg.DrainTimeout}
-	d.drain(again)
+	// The admin listener keeps answering (/readyz: draining) until the
+	// public one is drained.
+	o.Drain(again, public.srv)
 	return nil
+}
+
+// server is one listener and the HTTP server on it.
+type server struct {
+	ln      net.Listener
+	srv     *http.Server
+	handler *swapHandler
+}
+
+// listen opens addr at once and prepares a server for h (swappable later).
+func listen(addr string, h http.Handler, log *slog.Logger) (*server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	sw := newSwapHandler(h)
+	return &server{ln: ln, handler: sw, srv: &http.Server{
+		Handler: sw,
+		// Streaming transports keep responses open, so there is no
+		// overall read or write timeout; headers must come in time and
+		// bodies are read with their own deadline.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}}, nil
+}
+
+// serve serves until the server is shut down; any other end goes to errs.
+func (s *server) serve(errs chan<- error) {
+	go func() {
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- err
+		}
+	}()
 }

@@ -43,7 +43,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestBackendsInMemory(t *testing.T) {
-	st, b, checks, closeAll, err := backends(context.Background(), config{}, slog.Default())
+	st, b, checks, closeAll, err := backends(context.Background(), config{}, slog.Default(), &startup{})
 	if err != nil || st == nil || b == nil || len(checks) != 0 {
 		t.Fatalf("in-memory backends: %v (%d checks)", err, len(checks))
 	}
@@ -60,7 +60,7 @@ func TestBackendsUnreachableNamesWhatFailed(t *testing.T) {
 		{"nats", config{NATS: fmt.Sprintf("nats://127.0.0.1:%d", port)}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-		_, _, _, _, err := backends(ctx, tc.cfg, slog.New(slog.DiscardHandler))
+		_, _, _, _, err := backends(ctx, tc.cfg, slog.New(slog.DiscardHandler), &startup{})
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), tc.what+" at ") || !strings.Contains(err.Error(), fmt.Sprint(port)) {
 			t.Errorf("%s: error %v does not say what failed", tc.what, err)
@@ -75,7 +75,7 @@ func TestBackendsReal(t *testing.T) {
 	cfg := config{Redis: nodetest.Redis(t), NATS: nodetest.NATS(t), RedisPrefix: "maintest"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, b, checks, closeAll, err := backends(ctx, cfg, slog.Default())
+	st, b, checks, closeAll, err := backends(ctx, cfg, slog.Default(), &startup{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +84,8 @@ func TestBackendsReal(t *testing.T) {
 		t.Fatalf("%d backend checks, want redis and nats", len(checks))
 	}
 	for _, c := range checks {
-		if err := c.ping(ctx); err != nil {
-			t.Fatalf("%s ping: %v", c.name, err)
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("%s ping: %v", c.Name, err)
 		}
 	}
 	if created, err := st.Create(ctx, "s1", store.CreateOptions{DisconnectDelay: time.Second}); err != nil || !created {

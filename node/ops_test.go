@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/node/ops"
 )
 
 func TestDrainFlags(t *testing.T) {
@@ -56,13 +57,13 @@ func TestAdvertisedHTTP(t *testing.T) {
 }
 
 // viewOf reads a node's /_shoal/cluster.
-func viewOf(n *clusterNode) (clusterView, error) {
-	var v clusterView
+func viewOf(n *clusterNode) (ops.ClusterView, error) {
+	var v ops.ClusterView
 	err := getJSON(n.URL()+"/_shoal/cluster", &v)
 	return v, err
 }
 
-func memberIDs(v clusterView) []string {
+func memberIDs(v ops.ClusterView) []string {
 	var ids []string
 	for _, m := range v.Members {
 		if m.State == "alive" {
@@ -132,7 +133,7 @@ func TestClusterNodeDeath(t *testing.T) {
 	}
 	go poller.pollOnce(ctx) // parks on node3 until node3 dies
 	nodetest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		var st clusterStats
+		var st ops.ClusterStats
 		if err := getJSON(victim.URL()+"/_shoal/stats", &st); err != nil {
 			return err
 		}
@@ -246,7 +247,7 @@ func TestClusterNodeDeath(t *testing.T) {
 	}
 
 	// Cluster stats now cover the two survivors, none unreachable.
-	var st clusterStats
+	var st ops.ClusterStats
 	if err := getJSON(c.nodes[1].URL()+"/_shoal/stats", &st); err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +360,7 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 		return nil
 	})
 	for _, n := range c.nodes {
-		var st clusterStats
+		var st ops.ClusterStats
 		if err := getJSON(n.URL()+"/_shoal/stats", &st); err != nil {
 			t.Fatal(err)
 		}
@@ -443,7 +444,7 @@ func TestReadiness(t *testing.T) {
 	if code, _, err := status(n.URL() + "/healthz"); err != nil || code != http.StatusOK {
 		t.Fatalf("/healthz = %d, %v while draining; want 200", code, err)
 	}
-	var v clusterView
+	var v ops.ClusterView
 	if err := getJSON(n.URL()+"/_shoal/cluster", &v); err != nil || !v.Draining || v.Ready {
 		t.Fatalf("/_shoal/cluster while draining: %+v, %v", v, err)
 	}
@@ -474,7 +475,7 @@ func TestReadinessAlone(t *testing.T) {
 		"--redis", "redis://"+redisProxy.addr+"/0", "--nats", "nats://"+natsProxy.addr, "--apps", "echo",
 		"--gossip-listen", gossip, "--join", c.nodes[0].gossip)
 	nodetest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-		var v clusterView
+		var v ops.ClusterView
 		if err := getJSON(alone.URL()+"/_shoal/cluster", &v); err != nil {
 			return err
 		}

@@ -1,8 +1,19 @@
-package main
+// Package ops is what a Shoal node needs besides its SockJS endpoints to
+// run in production: liveness and readiness with the reason (/healthz,
+// /readyz), node and cluster stats (/_shoal/stats, /_shoal/cluster),
+// Prometheus metrics (/metrics), cleanup after dead nodes, and a graceful
+// drain. The shoal program (node/main.go) wires it around its built-in
+// apps; a Go application wires it the same way around its own handlers
+// (see the example).
+//
+// It sits above sockjs and cluster and knows no backend: the application
+// passes its Redis and NATS (or anything else) as named Checks.
+package ops
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,70 +24,162 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shoal-rt/shoal/cluster"
 	"github.com/shoal-rt/shoal/sockjs"
 )
 
-// Operations endpoints: /healthz, /readyz, /_shoal/stats, /_shoal/cluster,
-// /metrics (metrics.go).
+// Defaults of Config fields left zero.
+const (
+	// DefaultCheckInterval is how often the backends are pinged.
+	DefaultCheckInterval = time.Second
+	// DefaultCheckTimeout bounds one ping: a backend slower than this
+	// counts as unreachable.
+	DefaultCheckTimeout = time.Second
+	// DefaultDrainTimeout bounds the drain after its delay. With the
+	// shoal program's default delay (5 s) it keeps the whole drain under
+	// the 30 s a container gets between SIGTERM and SIGKILL.
+	DefaultDrainTimeout = 20 * time.Second
+)
 
 const (
-	// checkInterval is how often the backends are pinged for /readyz.
-	checkInterval = time.Second
-	// checkTimeout bounds one ping: a backend slower than this counts as
-	// unreachable.
-	checkTimeout = time.Second
-	// memberStatsTimeout bounds fetching one member's stats for the
-	// cluster figures.
+	// memberStatsTimeout bounds fetching one member's stats.
 	memberStatsTimeout = time.Second
 	// maxStatsBody bounds a member's stats reply.
 	maxStatsBody = 64 << 10
 )
 
-// ops holds what the operations endpoints report: readiness (draining,
-// backend health), node and cluster stats, membership.
-type ops struct {
+// Check pings one backend for readiness.
+type Check struct {
+	Name string // "redis", "nats", ...: named in /readyz and metrics
+	// Ping returns nil when the backend answers before ctx ends.
+	Ping func(ctx context.Context) error
+}
+
+// Config configures Ops. Zero fields take their defaults in New.
+type Config struct {
+	// Node is the SockJS node whose operations these are (required).
+	Node *sockjs.Node
+	// Membership is the node's view of the cluster; nil: the node runs
+	// alone (cluster.NewStatic).
+	Membership cluster.Membership
+	// Checks ping the networked backends; none: always ready.
+	Checks []Check
+	// Version labels the build in metrics; "": "dev".
+	Version string
+	// Logger receives readiness changes, cleanups and the drain's steps;
+	// nil: slog.Default().
+	Logger *slog.Logger
+	// CheckInterval and CheckTimeout pace and bound the pings.
+	CheckInterval, CheckTimeout time.Duration
+	// DrainDelay is how long Drain reports the node unready before it ends
+	// the receivers, so that a balancer's health checks stop sending it
+	// requests; zero: no delay (nothing health-checks the node).
+	DrainDelay time.Duration
+	// DrainTimeout bounds the rest of the drain.
+	DrainTimeout time.Duration
+}
+
+// Ops serves a node's operations endpoints, keeps its readiness, cleans up
+// after dead members and drains it. Its methods are safe for concurrent use.
+type Ops struct {
+	cfg        Config
 	node       *sockjs.Node
 	membership cluster.Membership
 	cleaner    *cleaner
-	checks     []backendCheck
 	log        *slog.Logger
 	client     *http.Client // fetches members' stats
+	registry   *prometheus.Registry
 
 	draining atomic.Bool
+	stop     context.CancelFunc // ends the check loop
+	loopDone chan struct{}
 
 	mu     sync.Mutex // guards health and shared
 	health map[string]error
 	// shared holds the unreachable backends that no other member reaches
-	// either: an outage the whole cluster shares (see notReady).
+	// either: an outage the whole cluster shares (see NotReady).
 	shared map[string]bool
 }
 
-func newOps(node *sockjs.Node, m cluster.Membership, cl *cleaner, checks []backendCheck, log *slog.Logger) *ops {
-	o := &ops{
-		node: node, membership: m, cleaner: cl, checks: checks, log: log,
+// New pings the checks once, releases receiver leases an earlier process
+// with this node's id left behind (a crash, then a restart faster than the
+// others noticed), starts cleaning up after members that die, and pings the
+// checks every CheckInterval until Close or Drain.
+func New(cfg Config) (*Ops, error) {
+	if cfg.Node == nil {
+		return nil, errors.New("ops: Config.Node is nil")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Membership == nil {
+		cfg.Membership = cluster.NewStatic(cluster.Member{ID: cfg.Node.ID(), Version: cfg.Version})
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = DefaultCheckInterval
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = DefaultCheckTimeout
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.DrainDelay < 0 {
+		return nil, errors.New("ops: DrainDelay is negative")
+	}
+	for _, c := range cfg.Checks {
+		if c.Name == "" || c.Ping == nil {
+			return nil, fmt.Errorf("ops: check %q has no name or no Ping", c.Name)
+		}
+	}
+	o := &Ops{
+		cfg: cfg, node: cfg.Node, membership: cfg.Membership, log: cfg.Logger,
 		client: &http.Client{Timeout: memberStatsTimeout},
 		health: make(map[string]error),
 		shared: make(map[string]bool),
 	}
 	o.runChecks(context.Background())
-	return o
+	o.cleaner = newCleaner(o.node, o.membership, o.log)
+	o.registry = newRegistry(o) // collects from the cleaner
+	relCtx, relCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	o.cleaner.releaseOwn(relCtx)
+	relCancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	o.stop, o.loopDone = cancel, make(chan struct{})
+	go func() {
+		defer close(o.loopDone)
+		o.checkLoop(ctx)
+	}()
+	return o, nil
+}
+
+// Close stops pinging the backends and stops cleaning up after dead
+// members; it does not drain (see Drain) nor close the node.
+func (o *Ops) Close() {
+	o.stop()
+	<-o.loopDone
+	o.cleaner.stop()
 }
 
 // runChecks pings every backend once, in parallel, asks the other members
 // about the ones that failed, and then updates health and shared together,
 // so /readyz never sees a failure before it is judged.
-func (o *ops) runChecks(ctx context.Context) {
+func (o *Ops) runChecks(ctx context.Context) {
 	var mu sync.Mutex
-	health := make(map[string]error, len(o.checks))
+	health := make(map[string]error, len(o.cfg.Checks))
 	var wg sync.WaitGroup
-	for _, c := range o.checks {
+	for _, c := range o.cfg.Checks {
 		wg.Go(func() {
-			pctx, cancel := context.WithTimeout(ctx, checkTimeout)
-			err := c.ping(pctx)
+			pctx, cancel := context.WithTimeout(ctx, o.cfg.CheckTimeout)
+			err := c.Ping(pctx)
 			cancel()
 			mu.Lock()
-			health[c.name] = err
+			health[c.Name] = err
 			mu.Unlock()
 		})
 	}
@@ -109,7 +212,7 @@ func (o *ops) runChecks(ctx context.Context) {
 // NATS, receivers find their messages by re-checking the store); only a
 // node alone in losing a backend (its own network, its own connection)
 // reports unready.
-func (o *ops) judgeOutages(ctx context.Context, health map[string]error) map[string]bool {
+func (o *Ops) judgeOutages(ctx context.Context, health map[string]error) map[string]bool {
 	shared := make(map[string]bool)
 	for name, err := range health {
 		if err != nil {
@@ -145,11 +248,11 @@ func (o *ops) judgeOutages(ctx context.Context, health map[string]error) map[str
 
 // memberBackendsUp returns the backends a member reports reachable, from
 // its GET /_shoal/cluster.
-func (o *ops) memberBackendsUp(ctx context.Context, m cluster.Member) (map[string]bool, error) {
+func (o *Ops) memberBackendsUp(ctx context.Context, m cluster.Member) (map[string]bool, error) {
 	if m.HTTPAddr == "" {
 		return nil, fmt.Errorf("no HTTP address in its metadata")
 	}
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.CheckTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/_shoal/cluster", nil)
 	if err != nil {
@@ -160,7 +263,7 @@ func (o *ops) memberBackendsUp(ctx context.Context, m cluster.Member) (map[strin
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var v clusterView
+	var v ClusterView
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatsBody)).Decode(&v); err != nil {
 		return nil, fmt.Errorf("bad cluster view: %w", err)
 	}
@@ -173,9 +276,9 @@ func (o *ops) memberBackendsUp(ctx context.Context, m cluster.Member) (map[strin
 	return up, nil
 }
 
-// checkLoop pings the backends every checkInterval until ctx ends.
-func (o *ops) checkLoop(ctx context.Context) {
-	t := time.NewTicker(checkInterval)
+// checkLoop pings the backends every CheckInterval until ctx ends.
+func (o *Ops) checkLoop(ctx context.Context) {
+	t := time.NewTicker(o.cfg.CheckInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -188,7 +291,7 @@ func (o *ops) checkLoop(ctx context.Context) {
 }
 
 // backendHealth returns each backend's last ping error (nil: up).
-func (o *ops) backendHealth() map[string]error {
+func (o *Ops) backendHealth() map[string]error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	h := make(map[string]error, len(o.health))
@@ -198,9 +301,9 @@ func (o *ops) backendHealth() map[string]error {
 	return h
 }
 
-// notReady says why the node should get no new requests, or "". A backend
-// every member has lost does not count (judgeOutages): degraded() names it.
-func (o *ops) notReady() string {
+// NotReady says why the node should get no new requests, or "". A backend
+// every member has lost does not count (judgeOutages): Degraded names it.
+func (o *Ops) NotReady() string {
 	if o.draining.Load() {
 		return "draining"
 	}
@@ -210,13 +313,13 @@ func (o *ops) notReady() string {
 	return ""
 }
 
-// degraded lists the backends this node and every other member cannot
+// Degraded lists the backends this node and every other member cannot
 // reach, which leave the node ready.
-func (o *ops) degraded() []string { return o.unreachable(true) }
+func (o *Ops) Degraded() []string { return o.unreachable(true) }
 
 // unreachable returns, sorted, the unreachable backends whose outage is
 // shared by every member (shared) or not.
-func (o *ops) unreachable(shared bool) []string {
+func (o *Ops) unreachable(shared bool) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var names []string
@@ -229,8 +332,16 @@ func (o *ops) unreachable(shared bool) []string {
 	return names
 }
 
-// mount adds the operations endpoints to mux.
-func (o *ops) mount(mux *http.ServeMux, metrics http.Handler) {
+// Draining reports whether Drain has started.
+func (o *Ops) Draining() bool { return o.draining.Load() }
+
+// Registry is the registry /metrics serves: the node's metrics, the Go
+// runtime's and the process's. An application registers its own there.
+func (o *Ops) Registry() *prometheus.Registry { return o.registry }
+
+// Mount adds the operations endpoints to mux: GET /healthz, /readyz,
+// /_shoal/stats, /_shoal/cluster and /metrics.
+func (o *Ops) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -238,26 +349,34 @@ func (o *ops) mount(mux *http.ServeMux, metrics http.Handler) {
 	mux.HandleFunc("GET /readyz", o.serveReady)
 	mux.HandleFunc("GET /_shoal/stats", o.serveStats)
 	mux.HandleFunc("GET /_shoal/cluster", o.serveCluster)
-	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET /metrics", o.metricsHandler())
 }
 
-func (o *ops) serveReady(w http.ResponseWriter, r *http.Request) {
+// Handler returns a handler that serves the operations endpoints only, for
+// a listener of their own (the shoal program's --admin-listen).
+func (o *Ops) Handler() http.Handler {
+	mux := http.NewServeMux()
+	o.Mount(mux)
+	return mux
+}
+
+func (o *Ops) serveReady(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if why := o.notReady(); why != "" {
+	if why := o.NotReady(); why != "" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "not ready: %s\n", why)
 		return
 	}
-	if d := o.degraded(); len(d) > 0 {
+	if d := o.Degraded(); len(d) > 0 {
 		fmt.Fprintf(w, "ready, degraded: %s unreachable from every member\n", strings.Join(d, ", "))
 		return
 	}
 	w.Write([]byte("ready\n"))
 }
 
-// clusterStats is the body of GET /_shoal/stats.
-type clusterStats struct {
+// ClusterStats is the body of GET /_shoal/stats.
+type ClusterStats struct {
 	NodeID string       `json:"node_id"`
 	Node   sockjs.Stats `json:"node"`
 	// Cluster is the sum over the members that answered.
@@ -280,13 +399,13 @@ type clusterStats struct {
 // fresh as the request, membership already says who is alive (a dead
 // node's figures cannot linger until a TTL passes), and the embedded
 // single-node mode, which has no Redis, works the same way.
-func (o *ops) serveStats(w http.ResponseWriter, r *http.Request) {
+func (o *Ops) serveStats(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("scope") == "node" {
 		writeJSON(w, o.node.Stats())
 		return
 	}
 	self := o.node.Stats()
-	out := clusterStats{NodeID: o.node.ID(), Node: self, Cluster: self.Add(sockjs.Stats{}),
+	out := ClusterStats{NodeID: o.node.ID(), Node: self, Cluster: self.Add(sockjs.Stats{}),
 		Nodes: map[string]sockjs.Stats{o.node.ID(): self}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -314,7 +433,7 @@ func (o *ops) serveStats(w http.ResponseWriter, r *http.Request) {
 }
 
 // memberStats fetches one member's own stats.
-func (o *ops) memberStats(ctx context.Context, m cluster.Member) (sockjs.Stats, error) {
+func (o *Ops) memberStats(ctx context.Context, m cluster.Member) (sockjs.Stats, error) {
 	var st sockjs.Stats
 	if m.HTTPAddr == "" {
 		return st, fmt.Errorf("no HTTP address in its metadata")
@@ -341,8 +460,8 @@ func (o *ops) memberStats(ctx context.Context, m cluster.Member) (sockjs.Stats, 
 	return st, nil
 }
 
-// memberJSON is one member in GET /_shoal/cluster.
-type memberJSON struct {
+// MemberView is one member in GET /_shoal/cluster.
+type MemberView struct {
 	ID       string    `json:"id"`
 	HTTPAddr string    `json:"http_addr,omitempty"`
 	Version  string    `json:"version,omitempty"`
@@ -351,26 +470,26 @@ type memberJSON struct {
 	Cleaned  *bool     `json:"cleaned_up_here,omitempty"`
 }
 
-// clusterView is the body of GET /_shoal/cluster.
-type clusterView struct {
+// ClusterView is the body of GET /_shoal/cluster.
+type ClusterView struct {
 	Self     string            `json:"self"`
 	Ready    bool              `json:"ready"`
 	Draining bool              `json:"draining"`
 	Backends map[string]string `json:"backends,omitempty"` // name -> "up" or the error
 	// Members are the members this node sees alive (or suspect), itself
 	// included, sorted by id.
-	Members []memberJSON `json:"members"`
+	Members []MemberView `json:"members"`
 	// Departed are the latest members seen dying or leaving, latest last.
-	Departed []memberJSON `json:"departed"`
+	Departed []MemberView `json:"departed"`
 }
 
-func (o *ops) serveCluster(w http.ResponseWriter, r *http.Request) {
-	v := clusterView{
+func (o *Ops) serveCluster(w http.ResponseWriter, r *http.Request) {
+	v := ClusterView{
 		Self:     o.node.ID(),
-		Ready:    o.notReady() == "",
+		Ready:    o.NotReady() == "",
 		Draining: o.draining.Load(),
-		Members:  []memberJSON{},
-		Departed: []memberJSON{},
+		Members:  []MemberView{},
+		Departed: []MemberView{},
 	}
 	for name, err := range o.backendHealth() {
 		if v.Backends == nil {
@@ -382,11 +501,11 @@ func (o *ops) serveCluster(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, m := range o.membership.Members() {
-		v.Members = append(v.Members, memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, Version: m.Version, State: m.State.String()})
+		v.Members = append(v.Members, MemberView{ID: m.ID, HTTPAddr: m.HTTPAddr, Version: m.Version, State: m.State.String()})
 	}
 	for _, d := range o.cleaner.recent() {
 		cleaned := d.Cleaned
-		v.Departed = append(v.Departed, memberJSON{ID: d.ID, HTTPAddr: d.HTTPAddr, Version: d.Version,
+		v.Departed = append(v.Departed, MemberView{ID: d.ID, HTTPAddr: d.HTTPAddr, Version: d.Version,
 			State: d.State.String(), At: d.At, Cleaned: &cleaned})
 	}
 	writeJSON(w, v)

@@ -1,4 +1,4 @@
-package main
+package ops
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/shoal-rt/shoal/bus"
 	"github.com/shoal-rt/shoal/cluster"
-	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
 )
@@ -37,7 +37,7 @@ func TestCleanupTakenOver(t *testing.T) {
 		t.Cleanup(func() { m.Shutdown() })
 		ms[i] = m
 	}
-	nodetest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for _, m := range ms {
 			if n := len(m.Members()); n != 3 {
 				return fmt.Errorf("%s sees %d members", m.Self().ID, n)
@@ -63,6 +63,7 @@ func TestCleanupTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := newCleaner(node, ms[1], quiet)
+	t.Cleanup(cl.stop)
 
 	// c holds a websocket session and a poll.
 	ctx := context.Background()
@@ -87,7 +88,7 @@ func TestCleanupTakenOver(t *testing.T) {
 	}
 
 	ms[2].Shutdown() // c dies; a is responsible and never cleans up
-	nodetest.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
 		for _, d := range cl.recent() {
 			if d.ID == "c" && !d.Cleaned {
 				return nil
@@ -100,7 +101,7 @@ func TestCleanupTakenOver(t *testing.T) {
 	}
 
 	ms[0].Shutdown() // a dies: b is responsible for both now
-	nodetest.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if h := holder("/t/poll"); h != "" {
 			return fmt.Errorf("poll still held by %q", h)
 		}

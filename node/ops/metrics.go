@@ -1,4 +1,4 @@
-package main
+package ops
 
 import (
 	"net/http"
@@ -48,8 +48,7 @@ var (
 // opsCollector turns the node's counters into metrics when scraped, so the
 // hot paths only ever touch their own atomics.
 type opsCollector struct {
-	o       *ops
-	version string
+	o *Ops
 }
 
 var _ prometheus.Collector = opsCollector{}
@@ -68,7 +67,7 @@ func (c opsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.SessionsClosed))
 	ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(st.PacketsSent))
 	ch <- prometheus.MustNewConstMetric(descRecv, prometheus.CounterValue, float64(st.PacketsRecv))
-	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, boolValue(o.notReady() == ""))
+	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, boolValue(o.NotReady() == ""))
 	ch <- prometheus.MustNewConstMetric(descDraining, prometheus.GaugeValue, boolValue(o.draining.Load()))
 	for name, err := range o.backendHealth() {
 		ch <- prometheus.MustNewConstMetric(descBackendUp, prometheus.GaugeValue, boolValue(err == nil), name)
@@ -79,7 +78,7 @@ func (c opsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCleanupFailures, prometheus.CounterValue, float64(cl.failures.Load()))
 	ch <- prometheus.MustNewConstMetric(descReleased, prometheus.CounterValue, float64(cl.released.Load()))
 	ch <- prometheus.MustNewConstMetric(descReleasedClosed, prometheus.CounterValue, float64(cl.closed.Load()))
-	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, o.node.ID(), c.version)
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, o.node.ID(), o.cfg.Version)
 }
 
 func boolValue(b bool) float64 {
@@ -89,14 +88,19 @@ func boolValue(b bool) float64 {
 	return 0
 }
 
-// metricsHandler serves the node's metrics with the Go runtime's and the
-// process's, from a registry of its own.
-func metricsHandler(o *ops, version string) http.Handler {
+// newRegistry returns a registry with the node's metrics, the Go
+// runtime's and the process's.
+func newRegistry(o *Ops) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		opsCollector{o: o, version: version},
+		opsCollector{o: o},
 	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return reg
+}
+
+// metricsHandler serves the registry.
+func (o *Ops) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(o.registry, promhttp.HandlerOpts{})
 }

@@ -1,0 +1,168 @@
+package ops_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/node/ops"
+	"github.com/shoal-rt/shoal/sockjs"
+	"github.com/shoal-rt/shoal/store"
+)
+
+func newNode(t *testing.T) *sockjs.Node {
+	t.Helper()
+	b := bus.NewMemory()
+	t.Cleanup(func() { b.Close() })
+	n, err := sockjs.NewNode(sockjs.NodeConfig{ID: "n1", Store: store.NewMemory(), Bus: b, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.Close(ctx)
+	})
+	return n
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A lone node whose backend fails stays ready, degraded (no other member
+// could serve its requests better), names the backend, and reports it in
+// the metrics; Handler serves the operations endpoints and nothing else.
+// (node/ops_test.go's TestReadiness: a node alone in losing a backend
+// among members that reach it answers 503.)
+func TestReadinessFollowsChecks(t *testing.T) {
+	var down atomic.Bool
+	o, err := ops.New(ops.Config{
+		Node: newNode(t), Logger: slog.New(slog.DiscardHandler), CheckInterval: 10 * time.Millisecond,
+		Checks: []ops.Check{{Name: "redis", Ping: func(context.Context) error {
+			if down.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.Close)
+	srv := httptest.NewServer(o.Handler())
+	t.Cleanup(srv.Close)
+
+	if code, body := get(t, srv.URL+"/readyz"); code != 200 || body != "ready\n" {
+		t.Fatalf("/readyz = %d %q", code, body)
+	}
+	down.Store(true)
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if code, body := get(t, srv.URL+"/readyz"); code != 200 || body != "ready, degraded: redis unreachable from every member\n" {
+			return errors.New(body)
+		}
+		return nil
+	})
+	if _, body := get(t, srv.URL+"/metrics"); !strings.Contains(body, `shoal_backend_up{backend="redis"} 0`) {
+		t.Fatalf("/metrics while redis is down:\n%s", body)
+	}
+	down.Store(false)
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if code, body := get(t, srv.URL+"/readyz"); code != 200 || body != "ready\n" {
+			return errors.New(body)
+		}
+		return nil
+	})
+	for _, path := range []string{"/healthz", "/_shoal/stats", "/_shoal/cluster", "/metrics"} {
+		if code, _ := get(t, srv.URL+path); code != 200 {
+			t.Errorf("GET %s = %d", path, code)
+		}
+	}
+	if code, _ := get(t, srv.URL+"/echo/info"); code != 404 {
+		t.Errorf("the operations handler served /echo/info: %d", code)
+	}
+}
+
+// Drain reports "draining" at once, waits DrainDelay (cut short by skip),
+// ends the node's receivers and shuts the server down.
+func TestDrain(t *testing.T) {
+	node := newNode(t)
+	if _, err := node.NewEndpoint(sockjs.HandlerFuncs{}, sockjs.Settings{Prefix: "/echo"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := ops.New(ops.Config{Node: node, Logger: slog.New(slog.DiscardHandler), DrainDelay: time.Hour, DrainTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	o.Mount(mux)
+	public := httptest.NewServer(node.Handler(mux))
+	t.Cleanup(public.Close)
+	admin := httptest.NewServer(o.Handler())
+	t.Cleanup(admin.Close)
+
+	// A parked poll ends with a heartbeat when the node drains.
+	resp, err := http.Post(public.URL+"/echo/000/s1/xhr", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "o\n" {
+		t.Fatalf("open: %d %q", resp.StatusCode, b)
+	}
+	resp.Body.Close()
+	parked := make(chan string, 1)
+	go func() {
+		resp, err := http.Post(public.URL+"/echo/000/s1/xhr", "text/plain", nil)
+		if err != nil {
+			parked <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		parked <- string(b)
+	}()
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if node.Stats().SessionsActive != 1 {
+			return errors.New("poll not parked yet")
+		}
+		return nil
+	})
+
+	skip := make(chan struct{})
+	done := make(chan time.Duration)
+	go func() { done <- o.Drain(skip, public.Config) }()
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if code, body := get(t, admin.URL+"/readyz"); code != 503 || body != "not ready: draining\n" {
+			return errors.New(body)
+		}
+		return nil
+	})
+	if !o.Draining() {
+		t.Fatal("Draining() is false during the drain")
+	}
+	close(skip) // a second signal: no need to wait an hour
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drain did not return")
+	}
+	if got := <-parked; got != "h\n" {
+		t.Fatalf("parked poll got %q, want a heartbeat", got)
+	}
+}

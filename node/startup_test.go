@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
+
+// --help exits 0 and names every flag's SHOAL_* variable.
+func TestHelp(t *testing.T) {
+	out, err := exec.Command(nodetest.Binary(t), "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	for _, want := range []string{"--listen", "SHOAL_LISTEN", "--admin-listen", "SHOAL_ADMIN_LISTEN", "SHOAL_REDIS", "SHOAL_LOG_FORMAT"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("--help does not mention %s:\n%s", want, out)
+		}
+	}
+	if out, err := exec.Command(nodetest.Binary(t), "--version").Output(); err != nil || !strings.HasPrefix(string(out), "shoal ") {
+		t.Errorf("--version: %q, %v", out, err)
+	}
+}
+
+// A node waiting for Redis already listens: /healthz 200, /readyz 503 with
+// what it waits for, other requests 503; once Redis is up the node serves.
+// With --admin-listen the public listener serves none of the operations
+// endpoints, and --log-format json writes one JSON object a line.
+func TestStartupWaitsVisibly(t *testing.T) {
+	redisPort := testenv.FreePort(t)
+	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	n := nodetest.Start(t, nodetest.Binary(t), "--listen", public, "--admin-listen", admin, "--node-id", "starting",
+		"--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--log-format", "json")
+	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
+		code, body, err := status("http://" + admin + "/readyz")
+		if err != nil {
+			return err
+		}
+		if code != 503 || !strings.Contains(body, "waiting for redis at redis://127.0.0.1:") || !strings.Contains(body, "refused") {
+			return fmt.Errorf("/readyz = %d %q", code, body)
+		}
+		return nil
+	})
+	if code, _, err := status("http://" + admin + "/healthz"); err != nil || code != 200 {
+		t.Fatalf("/healthz while waiting for Redis = %d, %v", code, err)
+	}
+	if code, body, err := status("http://" + public + "/echo/info"); err != nil || code != 503 || !strings.Contains(body, "starting") {
+		t.Fatalf("/echo/info while waiting for Redis = %d %q, %v", code, body, err)
+	}
+
+	testenv.RedisOn(t, redisPort)
+	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
+		code, body, err := status("http://" + admin + "/readyz")
+		if err != nil || code != 200 {
+			return fmt.Errorf("/readyz = %d %q, %v", code, body, err)
+		}
+		return nil
+	})
+	if code, _, err := status("http://" + public + "/echo/info"); err != nil || code != 200 {
+		t.Fatalf("/echo/info once ready = %d, %v", code, err)
+	}
+	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/_shoal/stats", "/_shoal/cluster"} {
+		if code, _, err := status("http://" + public + path); err != nil || code != 404 {
+			t.Errorf("public GET %s = %d, %v; want 404 with --admin-listen", path, code, err)
+		}
+		if code, _, err := status("http://" + admin + path); err != nil || code != 200 {
+			t.Errorf("admin GET %s = %d, %v", path, code, err)
+		}
+	}
+
+	sc := bufio.NewScanner(strings.NewReader(n.Output()))
+	lines := 0
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", sc.Text())
+		}
+		if rec["level"] == nil || rec["msg"] == nil {
+			t.Fatalf("log line without level or msg: %q", sc.Text())
+		}
+		lines++
+	}
+	if lines == 0 {
+		t.Fatal("no log lines")
+	}
+}

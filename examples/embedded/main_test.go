@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
+)
+
+// Two instances of the example on one Redis and one NATS: a message sent
+// by a polling session on one reaches a websocket session on the other;
+// each has /readyz and /metrics, and drains when its context ends.
+func TestEmbeddedServesAndDrains(t *testing.T) {
+	r, n := testenv.Redis(t), testenv.NATS(t)
+	type instance struct {
+		addr   string
+		cancel context.CancelFunc
+		done   chan error
+	}
+	start := func(id string) instance {
+		ctx, cancel := context.WithCancel(context.Background())
+		listening := make(chan string, 1)
+		done := make(chan error, 1)
+		cfg := config{Listen: "127.0.0.1:0", Redis: r.URL(), NATS: n.URL(), NodeID: id, Prefix: r.Prefix, DrainDelay: 300 * time.Millisecond}
+		go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler), listening) }()
+		select {
+		case addr := <-listening:
+			t.Cleanup(func() {
+				cancel()
+				<-done
+			})
+			return instance{addr, cancel, done}
+		case err := <-done:
+			t.Fatalf("%s: %v", id, err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s did not start", id)
+		}
+		return instance{}
+	}
+	a, b := start("a"), start("b")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+a.addr+"/chat/000/wsess/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	read := func() string {
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(msg)
+	}
+	if got := read(); got != "o" {
+		t.Fatalf("websocket opened with %q", got)
+	}
+	post := func(path, body string) string {
+		resp, err := http.Post("http://"+b.addr+"/chat/000/poller"+path, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		return string(got)
+	}
+	if got := post("/xhr", ""); got != "o\n" {
+		t.Fatalf("poller opened with %q", got)
+	}
+	post("/xhr_send", `["hello"]`)
+	if got := read(); !strings.HasPrefix(got, `a["`) || !strings.HasSuffix(got, `: hello"]`) {
+		t.Fatalf("websocket on a got %q", got)
+	}
+
+	for _, inst := range []instance{a, b} {
+		for path, want := range map[string]string{"/readyz": "ready\n", "/metrics": "shoal_sessions_opened_total 1"} {
+			resp, err := http.Get("http://" + inst.addr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+				t.Fatalf("GET %s on %s = %d, want %q in:\n%s", path, inst.addr, resp.StatusCode, want, body)
+			}
+		}
+	}
+
+	// The drain: /readyz says so during the delay, the websocket gets
+	// "Going away", run returns.
+	a.cancel()
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		resp, err := http.Get("http://" + a.addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || string(body) != "not ready: draining\n" {
+			return fmt.Errorf("/readyz = %d %q", resp.StatusCode, body)
+		}
+		return nil
+	})
+	if got := read(); got != `c[1001,"Going away"]` {
+		t.Fatalf("websocket on a draining node got %q", got)
+	}
+	select {
+	case err := <-a.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.done <- nil // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its drain")
+	}
+}

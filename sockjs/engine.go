@@ -62,9 +62,9 @@ type receiverEngine struct {
 	// before it gets a heartbeat; 0 sends none.
 	heartbeatDelay time.Duration
 	heartbeat      *time.Timer // nil without heartbeats
-	// drainLimit, when set, bounds what one drain takes (a poll's or a
-	// stream's write); the rest goes in the next.
-	drainLimit store.DrainOption
+	// drainOpts are passed to every Drain: a bound on what one takes (a
+	// poll's or a stream's write; the rest goes in the next), Hold.
+	drainOpts []store.DrainOption
 }
 
 // run runs the loop until the receiver ends and says why.
@@ -115,13 +115,7 @@ func (en *receiverEngine) run() receiverEnd {
 		default:
 		}
 		ctx, cancel := n.opContext()
-		var dr store.DrainResult
-		var err error
-		if en.drainLimit != nil {
-			dr, err = n.store.Drain(ctx, key, en.lease.Token, en.drainLimit)
-		} else {
-			dr, err = n.store.Drain(ctx, key, en.lease.Token)
-		}
+		dr, err := n.store.Drain(ctx, key, en.lease.Token, en.drainOpts...)
 		cancel()
 		if dr.More {
 			en.lr.wake() // the rest of the queue goes in the next write

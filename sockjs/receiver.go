@@ -31,6 +31,7 @@ type httpReceiver struct {
 	buf     []byte
 	frame   []byte
 	chans   *chanReceiver // the receiver's channels, nil without
+	commit  func()        // a stream's commit of what it took; nil for polls
 	stats   *nodeStats
 }
 
@@ -161,10 +162,30 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 			// Before the detach, so the next receiver goes on from here.
 			lr.chans.saveCursors(ctx)
 		}
-		if err := n.store.Detach(ctx, key, lease.Token); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+		// A poll commits what it took in the same step: only now, its
+		// response written, are those messages the client's. The
+		// handler has not returned, so the client cannot poll again
+		// before the lease is free.
+		var err error
+		if committer, ok := n.store.(store.Committer); ok {
+			err = committer.Commit(ctx, key, lease.Token, true)
+		} else {
+			err = n.store.Detach(ctx, key, lease.Token)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
 			n.log.Warn("sockjs: detach failed", "err", err)
 		}
 	}()
+	if committer, ok := n.store.(store.Committer); ok && !hr.polling {
+		// A stream commits after each write: it stays open.
+		hr.commit = func() {
+			ctx, cancel := n.opContext()
+			defer cancel()
+			if err := committer.Commit(ctx, key, lease.Token, false); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+				n.log.Warn("sockjs: commit failed", "err", err)
+			}
+		}
+	}
 	// The store has answered: the status and a stream's prelude go out
 	// now, whether or not a frame follows soon.
 	if hr.start() != nil {
@@ -195,6 +216,9 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 			if err == nil {
 				lr.chans.wrote(items)
 				n.stats.sent.Add(uint64(len(msgs)))
+				if len(res.Messages) > 0 {
+					hr.committed()
+				}
 			}
 			if done || err != nil {
 				return
@@ -212,7 +236,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 		clientGone:     reqCtx.Done(),
 		recheck:        n.cfg.RecheckInterval,
 		heartbeatDelay: e.settings.HeartbeatDelay,
-		drainLimit:     e.settings.drainLimit(),
+		drainOpts:      e.takeOptions(),
 	}
 	switch en.run() {
 	case endClientGone, endWriteFailed:
@@ -228,10 +252,26 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	}
 }
 
-// writeMessages implements receiverSink.
+// writeMessages implements receiverSink: msgs were drained from the
+// store, and a stream commits them once written.
 func (hr *httpReceiver) writeMessages(msgs []string) (bool, error) {
+	done, err := hr.writeMessageFrame(msgs)
+	if err == nil {
+		hr.committed()
+	}
+	return done, err
+}
+
+func (hr *httpReceiver) writeMessageFrame(msgs []string) (bool, error) {
 	hr.frame = appendMessageFrame(hr.frame[:0], msgs)
 	return hr.writeFrame(hr.frame)
+}
+
+// committed tells the store that what the stream took reached the client.
+func (hr *httpReceiver) committed() {
+	if hr.commit != nil {
+		hr.commit()
+	}
 }
 
 // localReady implements receiverSink: channel messages wait.
@@ -243,7 +283,7 @@ func (hr *httpReceiver) localReady() <-chan struct{} { return hr.chans.readyC() 
 func (hr *httpReceiver) writeLocal() (bool, error) {
 	msgs, items, overflow := hr.chans.take(nil)
 	if len(msgs) > 0 {
-		done, err := hr.writeMessages(msgs)
+		done, err := hr.writeMessageFrame(msgs)
 		if err != nil {
 			return true, err
 		}
@@ -264,6 +304,16 @@ func (hr *httpReceiver) writeHeartbeat() (bool, error) { return hr.writeFrame([]
 // writeClose implements receiverSink.
 func (hr *httpReceiver) writeClose(code int, reason string) { hr.writeFrame(closeFrame(code, reason)) }
 
+// takeOptions are what a poll or a stream passes when it takes messages:
+// at most a response's worth, held in flight until committed when the
+// store can (store.Committer).
+func (e *Endpoint) takeOptions() []store.DrainOption {
+	if _, ok := e.node.store.(store.Committer); ok {
+		return []store.DrainOption{e.settings.drainLimit(), store.Hold()}
+	}
+	return []store.DrainOption{e.settings.drainLimit()}
+}
+
 // busyGrace is how long a second receiver waits for a local holder that
 // may be on its way out before answering 2010.
 const busyGrace = 100 * time.Millisecond
@@ -276,7 +326,7 @@ func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease
 	key := self.key
 	ctx, cancel := n.opContext()
 	defer cancel()
-	res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit())
+	res, err = n.store.Attach(ctx, key, lease, e.takeOptions()...)
 	if err != nil {
 		return res, false, nil, err
 	}
@@ -313,9 +363,9 @@ func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease
 				case <-old.done:
 				case <-time.After(time.Second):
 				}
-				res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit())
+				res, err = n.store.Attach(ctx, key, lease, e.takeOptions()...)
 			case <-old.done:
-				res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit())
+				res, err = n.store.Attach(ctx, key, lease, e.takeOptions()...)
 			case <-time.After(busyGrace):
 			}
 		} else if old == nil {
@@ -356,7 +406,7 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 		}
 		defer func() {
 			if err == nil && res.Status == store.Busy && holder != "" {
-				res, err = lt.TakeOver(ctx, key, holder, lease, e.settings.drainLimit())
+				res, err = lt.TakeOver(ctx, key, holder, lease, e.takeOptions()...)
 				if err == nil && res.Status == store.Attached {
 					n.log.Info("sockjs: took over the lease of a holder that did not answer", "key", key, "holder", holder)
 				}
@@ -392,7 +442,7 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 			holder = ""
 			return res, nil
 		}
-		if res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit()); err != nil {
+		if res, err = n.store.Attach(ctx, key, lease, e.takeOptions()...); err != nil {
 			return res, err
 		}
 	}

@@ -15,10 +15,14 @@ import (
 )
 
 // killableStore is the shared store as seen by one node: once killed,
-// nothing that node does reaches it any more, as after a SIGKILL.
+// nothing that node does reaches it any more, as after a SIGKILL. It has
+// the capabilities of the memory store it wraps.
 type killableStore struct {
 	store.Store
 	dead atomic.Bool
+	// dieOnDrain kills the node right after a Drain took messages: it
+	// dies before writing them.
+	dieOnDrain atomic.Bool
 }
 
 var errKilled = errors.New("test: node killed")
@@ -69,7 +73,26 @@ func (s *killableStore) Drain(ctx context.Context, id, token string, opts ...sto
 	if s.dead.Load() {
 		return store.DrainResult{}, errKilled
 	}
-	return s.Store.Drain(ctx, id, token, opts...)
+	res, err := s.Store.Drain(ctx, id, token, opts...)
+	if err == nil && len(res.Messages) > 0 && s.dieOnDrain.Load() {
+		s.dead.Store(true)
+		return store.DrainResult{}, errKilled
+	}
+	return res, err
+}
+
+func (s *killableStore) Commit(ctx context.Context, id, token string, detach bool) error {
+	if s.dead.Load() {
+		return errKilled
+	}
+	return s.Store.(store.Committer).Commit(ctx, id, token, detach)
+}
+
+func (s *killableStore) TakeOver(ctx context.Context, id, from string, l store.Lease, opts ...store.DrainOption) (store.AttachResult, error) {
+	if s.dead.Load() {
+		return store.AttachResult{}, errKilled
+	}
+	return s.Store.(store.LeaseTaker).TakeOver(ctx, id, from, l, opts...)
 }
 
 func (s *killableStore) Close(ctx context.Context, id string, code int, reason string) (bool, error) {
@@ -154,4 +177,50 @@ func TestTakeOverFromDeadHolder(t *testing.T) {
 	if !strings.Contains(body, "next") {
 		t.Fatalf("poll after take-over: %q", body)
 	}
+}
+
+// TestDrainedMessagesSurviveHolderDeath: the node holding a parked poll
+// takes a message off the queue and dies before writing it. The client's
+// poll on a survivor gets it (the store kept it in flight), exactly once.
+func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ks := &killableStore{Store: c.store}
+	settings := Settings{HeartbeatDelay: time.Minute}
+	a, _, baseA := c.node(t, &recorder{}, settings, func(cfg *NodeConfig) { cfg.Store = ks })
+	_, eB, baseB := c.node(t, &recorder{}, settings)
+	_, body := do(t, "POST", baseA+"/0/s/xhr", "")
+	want(t, "open on A", body, "o\n")
+	pollCtx, abortPoll := context.WithCancel(context.Background())
+	defer abortPoll()
+	go func() {
+		req, _ := http.NewRequestWithContext(pollCtx, "POST", baseA+"/0/s/xhr", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	key := eB.keyOf(idFromClientSession("s"))
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
+			return fmt.Errorf("poll not parked on A: %+v, %v", st, err)
+		}
+		return nil
+	})
+	ks.dieOnDrain.Store(true)
+	resp, _ := do(t, "POST", baseB+"/0/s/xhr_send", `["taken"]`)
+	want(t, "send on B", resp.StatusCode, http.StatusNoContent)
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !ks.dead.Load() {
+			return errors.New("A has not drained yet")
+		}
+		return nil
+	})
+	a.stopListen()
+	abortPoll()
+	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	want(t, "poll on B after A died holding the message", body, `a["taken"]`+"\n")
+	do(t, "POST", baseB+"/0/s/xhr_send", `["next"]`)
+	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	want(t, "next poll: no duplicate", body, `a["next"]`+"\n")
 }

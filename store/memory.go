@@ -36,6 +36,7 @@ type Memory struct {
 var (
 	_ Store      = (*Memory)(nil)
 	_ LeaseTaker = (*Memory)(nil)
+	_ Committer  = (*Memory)(nil)
 )
 
 const memoryShards = 64
@@ -65,7 +66,11 @@ type memSession struct {
 
 	queue      []string
 	queueBytes int // message lengths in queue, summed
-	attrs      map[string]string
+	// inFlight holds what inFlightToken took with Hold and has not
+	// committed.
+	inFlight      []string
+	inFlightToken string
+	attrs         map[string]string
 }
 
 // NewMemory returns an empty in-memory Store with the default MemoryConfig.
@@ -186,7 +191,11 @@ func (m *Memory) attach(ctx context.Context, id, from string, lease Lease, opts 
 		return AttachResult{Status: Busy}, nil
 	}
 	s.takeLease(lease, now)
-	msgs, more := m.take(s, DrainOptionsOf(opts).MaxBytes)
+	o := DrainOptionsOf(opts)
+	msgs, more := m.take(s, o.MaxBytes)
+	if o.Hold {
+		msgs = s.hold(lease.Token, msgs)
+	}
 	return AttachResult{Status: Attached, Messages: msgs, More: more}, nil
 }
 
@@ -243,11 +252,14 @@ func (m *Memory) Renew(ctx context.Context, id string, lease Lease) error {
 
 // Detach implements Store.
 func (m *Memory) Detach(ctx context.Context, id, token string) error {
-	return m.holding(ctx, id, token, func(s *memSession, now time.Time) {
-		s.leaseNode, s.leaseToken, s.leaseSticky = "", "", false
-		s.leaseUntil = time.Time{}
-		s.deadline = now.Add(s.delay)
-	})
+	return m.holding(ctx, id, token, func(s *memSession, now time.Time) { s.detach(now) })
+}
+
+// detach releases the lease. Lock should be held.
+func (s *memSession) detach(now time.Time) {
+	s.leaseNode, s.leaseToken, s.leaseSticky = "", "", false
+	s.leaseUntil = time.Time{}
+	s.deadline = now.Add(s.delay)
 }
 
 // with runs f on session id under its shard's lock: ErrNotFound if there
@@ -314,9 +326,41 @@ func (m *Memory) Append(ctx context.Context, id string, msgs []string, limits Qu
 func (m *Memory) Drain(ctx context.Context, id, token string, opts ...DrainOption) (res DrainResult, err error) {
 	err = m.holding(ctx, id, token, func(s *memSession, _ time.Time) {
 		res = DrainResult{State: s.state, Code: s.code, Reason: s.reason}
-		res.Messages, res.More = m.take(s, DrainOptionsOf(opts).MaxBytes)
+		o := DrainOptionsOf(opts)
+		res.Messages, res.More = m.take(s, o.MaxBytes)
+		if o.Hold {
+			res.Messages = s.hold(token, res.Messages)
+		}
 	})
 	return res, err
+}
+
+// hold keeps msgs, just taken by token, in flight, and returns what token
+// should send: what another token left in flight first. Lock should be
+// held.
+func (s *memSession) hold(token string, msgs []string) []string {
+	if len(s.inFlight) > 0 && s.inFlightToken != token {
+		msgs = append(s.inFlight[:len(s.inFlight):len(s.inFlight)], msgs...)
+		s.inFlight = nil
+	}
+	if len(msgs) == 0 && len(s.inFlight) == 0 {
+		return msgs
+	}
+	s.inFlight = append(s.inFlight[:len(s.inFlight):len(s.inFlight)], msgs...)
+	s.inFlightToken = token
+	return msgs
+}
+
+// Commit implements Committer.
+func (m *Memory) Commit(ctx context.Context, id, token string, detach bool) error {
+	return m.holding(ctx, id, token, func(s *memSession, now time.Time) {
+		if s.inFlightToken == token {
+			s.inFlight, s.inFlightToken = nil, ""
+		}
+		if detach {
+			s.detach(now)
+		}
+	})
 }
 
 // Close implements Store.

@@ -145,6 +145,9 @@ type DrainOptions struct {
 	// message is always taken, however big, so a queue always moves.
 	// Zero or negative: everything.
 	MaxBytes int
+	// Hold keeps what is taken in flight until committed (see
+	// Committer and the Hold option).
+	Hold bool
 }
 
 // MaxBytes makes Attach or Drain take at most n bytes of messages (see

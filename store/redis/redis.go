@@ -69,6 +69,7 @@ type Store struct {
 var (
 	_ store.Store      = (*Store)(nil)
 	_ store.LeaseTaker = (*Store)(nil)
+	_ store.Committer  = (*Store)(nil)
 )
 
 // New returns a Store that keeps its state through client.
@@ -200,8 +201,8 @@ func (s *Store) attach(ctx context.Context, id, from string, l store.Lease, opts
 	if l.Token == "" {
 		return res, store.ErrNotHolder
 	}
-	maxBytes := store.DrainOptionsOf(opts).MaxBytes
-	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l), maxBytes, from)
+	o := store.DrainOptionsOf(opts)
+	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l), o.MaxBytes, from, flag(o.Hold))
 	if err != nil {
 		return res, err
 	}
@@ -219,6 +220,23 @@ func (s *Store) attach(ctx context.Context, id, from string, l store.Lease, opts
 		return res, d.done(fmt.Errorf("unexpected reply code %d", code))
 	}
 	return res, d.done(nil)
+}
+
+// Commit implements store.Committer.
+func (s *Store) Commit(ctx context.Context, id, token string, detach bool) (err error) {
+	defer wrap(&err, "commit")
+	r, err := s.run(ctx, commitScript, id, token, flag(detach))
+	if err != nil {
+		return err
+	}
+	return outcome(r)
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func sticky(l store.Lease) int {
@@ -271,7 +289,8 @@ func (s *Store) Append(ctx context.Context, id string, msgs []string, limits sto
 // Drain implements store.Store.
 func (s *Store) Drain(ctx context.Context, id, token string, opts ...store.DrainOption) (res store.DrainResult, err error) {
 	defer wrap(&err, "drain")
-	r, err := s.run(ctx, drainScript, id, token, store.DrainOptionsOf(opts).MaxBytes)
+	o := store.DrainOptionsOf(opts)
+	r, err := s.run(ctx, drainScript, id, token, o.MaxBytes, flag(o.Hold))
 	if err != nil {
 		return res, err
 	}

@@ -37,6 +37,7 @@ var (
 	detachScript  = newScript("detach")
 	appendScript  = newScript("append")
 	drainScript   = newScript("drain")
+	commitScript  = newScript("commit")
 	closeScript   = newScript("close")
 	reapScript    = newScript("reap")
 	setAttrScript = newScript("set_attr")

@@ -1,7 +1,8 @@
 -- ARGV[3] node, ARGV[4] token, ARGV[5] TTL ms, ARGV[6] sticky, ARGV[7] max
 -- bytes to take (<= 0: all), ARGV[8] node whose live lease may be taken
 -- over (TakeOver; empty for Attach): a live lease of that node that is not
--- sticky counts as released.
+-- sticky counts as released. ARGV[9] 1: keep what is taken in flight
+-- (store.Hold).
 -- Reply {1, messages, more 1/0} attached, {-5} busy (another live lease),
 -- {-2, code, reason} closed, {0} no such session.
 local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls')
@@ -16,4 +17,5 @@ local lu = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu)
 hold(ARGV[3], v[7], set_deadline(lu + tonumber(v[6]), now))
 local msgs, more = take_queue(tonumber(ARGV[7]))
+if ARGV[9] == '1' then msgs = keep_in_flight(ARGV[4], msgs) end
 return {1, msgs, more}

@@ -76,3 +76,20 @@ local function take_queue(max)
   if redis.call('EXISTS', KEYS[2]) == 1 then return msgs, 1 end
   return msgs, 0
 end
+-- keep_in_flight keeps msgs, just taken by token with Hold, in flight
+-- until token commits (fields fl: the messages, msgpack-encoded, and ft:
+-- the token), and returns what token should send: what another token left
+-- in flight (it died before its commit) first.
+local function keep_in_flight(token, msgs)
+  local v = redis.call('HMGET', KEYS[1], 'fl', 'ft')
+  local all = msgs
+  if v[1] then
+    local old = cmsgpack.unpack(v[1])
+    for i = 1, #msgs do old[#old + 1] = msgs[i] end
+    all = old
+    if v[2] ~= token then msgs = old end
+  end
+  if #all == 0 then return msgs end
+  redis.call('HSET', KEYS[1], 'fl', cmsgpack.pack(all), 'ft', token)
+  return msgs
+end

@@ -1,0 +1,28 @@
+package store
+
+import "context"
+
+// Committer is an optional Store capability: messages that stay the
+// store's until they reached the client. A receiver that takes messages
+// (Attach or Drain) and dies before its response is written would lose
+// them; with the Hold option they stay in flight, held for the taker's
+// lease, until it commits. Whoever takes the session's lease next (after a
+// crash, a take-over or a lease that ran out) gets them again first. The
+// cost is at-least-once in a narrow window: a receiver that wrote its
+// response and died before its commit reached the store has them sent
+// twice. Callers find it with a type assertion:
+//
+//	if c, ok := st.(store.Committer); ok { ... }
+type Committer interface {
+	// Commit forgets the messages token took with Hold: they reached the
+	// client. With detach, it also releases the lease as Detach does, in
+	// the same atomic step. ErrNotHolder when token does not hold the
+	// live lease: nothing changes, and the lease's holder has those
+	// messages (or will get them).
+	Commit(ctx context.Context, id, token string, detach bool) error
+}
+
+// Hold makes Attach or Drain keep what it takes in flight until Commit
+// (see Committer); messages an earlier lease took with Hold and never
+// committed come first. A store without Committer ignores it.
+func Hold() DrainOption { return func(o *DrainOptions) { o.Hold = true } }

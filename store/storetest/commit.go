@@ -1,0 +1,143 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/shoal-rt/shoal/store"
+)
+
+// RunCommitter runs the store.Committer suite. newStore must return an
+// empty store that implements store.Committer; subtests run in parallel.
+func RunCommitter(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store, c store.Committer)
+	}{
+		{"Committed", testCommitted},
+		{"RedeliveredAfterCrash", testRedeliveredAfterCrash},
+		{"AttachRedelivers", testAttachRedelivers},
+		{"CommitDetaches", testCommitDetaches},
+		{"NotHolder", testCommitNotHolder},
+		{"WithoutHold", testDrainWithoutHold},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			c, ok := s.(store.Committer)
+			if !ok {
+				t.Fatalf("%T does not implement store.Committer", s)
+			}
+			tt.fn(t, s, c)
+		})
+	}
+}
+
+func mustDrainHeld(t *testing.T, s store.Store, id, token string, want ...string) {
+	t.Helper()
+	res, err := s.Drain(ctx(t), id, token, store.Hold())
+	if err != nil || !slices.Equal(res.Messages, want) && len(res.Messages)+len(want) > 0 {
+		t.Fatalf("Drain(%q, %q, Hold) = %q, %v; want %q", id, token, res.Messages, err, want)
+	}
+}
+
+func mustAttachHeld(t *testing.T, s store.Store, id string, l store.Lease, want ...string) {
+	t.Helper()
+	res, err := s.Attach(ctx(t), id, l, store.Hold())
+	if err != nil || res.Status != store.Attached || !slices.Equal(res.Messages, want) && len(res.Messages)+len(want) > 0 {
+		t.Fatalf("Attach(%q, %q, Hold) = %+v, %v; want attached with %q", id, l.Token, res, err, want)
+	}
+}
+
+func mustCommit(t *testing.T, c store.Committer, id, token string, detach bool) {
+	t.Helper()
+	if err := c.Commit(ctx(t), id, token, detach); err != nil {
+		t.Fatalf("Commit(%q, %q, %v): %v", id, token, detach, err)
+	}
+}
+
+func testCommitted(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "p", long)
+	mustAttachHeld(t, s, "p", lease("n1", "t1", long))
+	mustAppend(t, s, "p", "m1", "m2")
+	mustDrainHeld(t, s, "p", "t1", "m1", "m2")
+	mustCommit(t, c, "p", "t1", false)
+	mustAppend(t, s, "p", "m3")
+	mustDrainHeld(t, s, "p", "t1", "m3")
+	mustCommit(t, c, "p", "t1", true)
+	mustAttachHeld(t, s, "p", lease("n2", "t2", long))
+}
+
+// A receiver took messages and died before writing them: the next one
+// gets them first, once.
+func testRedeliveredAfterCrash(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "p", long)
+	mustAttachHeld(t, s, "p", lease("n1", "t1", long))
+	mustAppend(t, s, "p", "m1")
+	mustDrainHeld(t, s, "p", "t1", "m1")
+	if err := s.Detach(ctx(t), "p", "t1"); err != nil { // what a lease that runs out does
+		t.Fatal(err)
+	}
+	mustAppend(t, s, "p", "m2")
+	mustAttachHeld(t, s, "p", lease("n2", "t2", long), "m1", "m2")
+	mustAppend(t, s, "p", "m3")
+	mustDrainHeld(t, s, "p", "t2", "m3")
+	mustCommit(t, c, "p", "t2", true)
+	mustAttachHeld(t, s, "p", lease("n3", "t3", long))
+}
+
+func testAttachRedelivers(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "p", long)
+	mustAppend(t, s, "p", "m1")
+	mustAttachHeld(t, s, "p", lease("n1", "t1", long), "m1")
+	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	mustAttachHeld(t, s, "p", lease("n2", "t2", long), "m1")
+	mustCommit(t, c, "p", "t2", true)
+	mustAttachHeld(t, s, "p", lease("n2", "t3", long))
+}
+
+func testCommitDetaches(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "p", long)
+	mustAttachHeld(t, s, "p", lease("n1", "t1", long))
+	mustCommit(t, c, "p", "t1", true)
+	got, err := s.Get(ctx(t), "p")
+	if err != nil || got.ReceiverNode != "" {
+		t.Fatalf("Get after Commit with detach = %+v, %v; want no receiver", got, err)
+	}
+	wantErr(t, "Drain after Commit with detach", drainErr(t, s, "p", "t1"), store.ErrNotHolder)
+}
+
+func drainErr(t *testing.T, s store.Store, id, token string) error {
+	_, err := s.Drain(ctx(t), id, token)
+	return err
+}
+
+func testCommitNotHolder(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "p", long)
+	mustAttachHeld(t, s, "p", lease("n1", "t1", long))
+	mustAppend(t, s, "p", "m1")
+	mustDrainHeld(t, s, "p", "t1", "m1")
+	wantErr(t, "Commit by another token", c.Commit(ctx(t), "p", "t2", true), store.ErrNotHolder)
+	wantErr(t, "Commit of a missing session", c.Commit(ctx(t), "none", "t1", false), store.ErrNotFound)
+	// t1 still holds m1 in flight: a new receiver after t1 gets it.
+	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	mustAttachHeld(t, s, "p", lease("n2", "t3", long), "m1")
+}
+
+func testDrainWithoutHold(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "p", long)
+	mustAttach(t, s, "p", lease("n1", "t1", long))
+	mustAppend(t, s, "p", "m1")
+	if res, err := s.Drain(ctx(t), "p", "t1"); err != nil || !slices.Equal(res.Messages, []string{"m1"}) {
+		t.Fatalf("Drain = %+v, %v", res, err)
+	}
+	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	mustAttachHeld(t, s, "p", lease("n2", "t2", long))
+}

@@ -22,6 +22,8 @@ type counters struct {
 	nodeCPU          time.Duration
 	nodeRSS          int64
 	redisUsedMemory  int64
+	redisCPU         time.Duration // Redis's own CPU (used_cpu_user + used_cpu_sys)
+	redisScripts     int64         // EVALSHA and EVAL calls: round trips that run a script
 	natsMonitorFound bool
 }
 
@@ -35,9 +37,11 @@ func readCounters(t *testing.T, c *cluster) counters {
 		redisAddrs = append(redisAddrs, r.addr)
 	}
 	for _, a := range redisAddrs {
-		info := redisCLI(t, a, "info")
+		info := redisCLI(t, a, "info", "all")
 		k.redisCmds += infoInt(info, "total_commands_processed")
 		k.redisUsedMemory += infoInt(info, "used_memory")
+		k.redisCPU += time.Duration((infoFloat(info, "used_cpu_user") + infoFloat(info, "used_cpu_sys")) * float64(time.Second))
+		k.redisScripts += infoCalls(info, "cmdstat_evalsha") + infoCalls(info, "cmdstat_eval")
 	}
 	for _, m := range c.natsMonitors {
 		resp, err := http.Get("http://" + m + "/varz")
@@ -77,6 +81,27 @@ func infoInt(info, field string) int64 {
 	return 0
 }
 
+func infoFloat(info, field string) float64 {
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// infoCalls reads calls= of a commandstats line (cmdstat_x:calls=N,...).
+func infoCalls(info, stat string) int64 {
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), stat+":calls="); ok {
+			n, _ := strconv.ParseInt(v[:strings.IndexByte(v+",", ',')], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // cpuTime is a process's user + system CPU time, from /proc (clock ticks
 // of 10 ms on Linux).
 func cpuTime(pid int) time.Duration {
@@ -101,13 +126,19 @@ func logCosts(t *testing.T, s settings, before, idle, after counters, report map
 	for _, r := range report {
 		delivered += r.Received
 	}
+	secs := after.at.Sub(before.at).Seconds()
+	t.Logf("rates over %.1f s with %d sessions: %.0f messages echoed/s, Redis %.0f commands/s (%.0f scripts/s, %.1f%% of one core), NATS %.0f messages in/s, nodes %.1f%% of one core",
+		secs, s.sessions, float64(delivered)/secs, float64(after.redisCmds-before.redisCmds)/secs,
+		float64(after.redisScripts-before.redisScripts)/secs, 100*(after.redisCPU-before.redisCPU).Seconds()/secs,
+		float64(after.natsIn-before.natsIn)/secs, 100*(after.nodeCPU-before.nodeCPU).Seconds()/secs)
 	if delivered == 0 {
 		return
 	}
 	d := float64(delivered)
-	secs := after.at.Sub(before.at).Seconds()
 	t.Logf("costs over %.1f s, %d messages echoed (%.0f/s), %d sessions (valid only when no process restarted):", secs, delivered, d/secs, s.sessions)
-	t.Logf("  Redis commands per message: %.2f (includes each session's polls, leases and heartbeat work)", float64(after.redisCmds-before.redisCmds)/d)
+	t.Logf("  Redis per message: %.2f commands (those scripts run included), %.2f script calls, %.1f µs of Redis CPU (all of it: each session's polls, leases and re-checks too)",
+		float64(after.redisCmds-before.redisCmds)/d, float64(after.redisScripts-before.redisScripts)/d,
+		float64((after.redisCPU-before.redisCPU).Microseconds())/d)
 	if after.natsMonitorFound {
 		t.Logf("  NATS messages in per message: %.2f, out per message: %.2f", float64(after.natsIn-before.natsIn)/d, float64(after.natsOut-before.natsOut)/d)
 	}

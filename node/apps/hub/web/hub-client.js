@@ -36,6 +36,8 @@
     this.user = null;
     this.session = null;
     this.subs = {};      // channel → Subscription
+    this.granted = [];   // channels the token grants (joined by the auth)
+    this._offsets = {};  // channel → offset of the last message delivered
     this._handlers = {}; // event → [fn]
     this._pending = {};  // id → {resolve, reject, timer}
     this._nextId = 1;
@@ -108,7 +110,15 @@
     }
     this._setState('authenticating');
     Promise.resolve(typeof token === 'function' ? token() : token).then(function (tok) {
-      return self._request('auth', {token: tok});
+      // The auth itself joins the granted channels again: it recovers
+      // them from the last offsets seen.
+      var auth = {token: tok}, since = {}, any = false;
+      for (var i = 0; i < self.granted.length; i++) {
+        var ch = self.granted[i];
+        if (self._offsets[ch] !== undefined) { since[ch] = self._offsets[ch]; any = true; }
+      }
+      if (any) auth.since = since;
+      return self._request('auth', auth);
     }).then(function (data) {
       self._ready(data || {});
     }, function (err) {
@@ -130,9 +140,14 @@
     this._attempt = 0;
     this.user = data.user || null;
     this.session = data.session || null;
+    this.granted = data.channels || [];
     this._setState('connected');
     this._fire('connect', data);
-    for (var ch in this.subs) this.subs[ch]._send();
+    var recovered = data.recovered || {};
+    for (var ch in this.subs) {
+      if (this.granted.indexOf(ch) >= 0) this.subs[ch]._joined(recovered[ch]);
+      else this.subs[ch]._send();
+    }
   };
 
   ShoalHub.prototype._closed = function (code, reason) {
@@ -235,10 +250,10 @@
     if (typeof msg.offset === 'number' && channel !== null) {
       // A channel message (join / leave notices too when the channel
       // logs them): deliver each offset once, remember the last.
-      if (sub) {
-        if (sub.offset !== null && msg.offset <= sub.offset) return; // seen already
-        sub.offset = msg.offset;
-      }
+      var last = this._offsets[channel];
+      if (last !== undefined && msg.offset <= last) return; // seen already
+      this._offsets[channel] = msg.offset;
+      if (sub) sub.offset = msg.offset;
     }
     if (notice) {
       if (sub) sub._fire(type, msg.data);
@@ -257,6 +272,7 @@
     var sub = this.subs[channel];
     if (!sub) {
       sub = this.subs[channel] = new Subscription(this, channel, options || {});
+      if (sub.offset === null && this._offsets[channel] !== undefined) sub.offset = this._offsets[channel];
       if (this.state === 'connected') sub._send();
     }
     if (onMessage) sub.on('message', onMessage);
@@ -267,6 +283,7 @@
     var sub = this.subs[channel];
     if (!sub) return Promise.resolve();
     delete this.subs[channel];
+    delete this._offsets[channel];
     sub.state = 'unsubscribed';
     return this._request('unsubscribe', {channel: channel});
   };
@@ -326,7 +343,10 @@
     this.hub._request('subscribe', data).then(function (reply) {
       if (self.hub.subs[self.channel] !== self) return;
       self.state = 'subscribed';
-      if (self.offset === null) self.offset = reply.offset;
+      if (self.offset === null) {
+        self.offset = reply.offset;
+        if (self.hub._offsets[self.channel] === undefined) self.hub._offsets[self.channel] = reply.offset;
+      }
       self.recovered = data.since === undefined ? null : !!reply.recovered;
       self._fire('subscribed', reply);
       if (data.since !== undefined && !reply.recovered) self._fire('recovery_failed', reply);
@@ -341,6 +361,18 @@
       }
       // A disconnect or timeout: the next connect subscribes again.
     });
+  };
+
+  // _joined: the auth joined this granted channel (and recovered it when
+  // it had an offset to start from); no subscribe is needed.
+  Subscription.prototype._joined = function (recovered) {
+    var since = this.hub._offsets[this.channel];
+    this.state = 'subscribed';
+    this.recovered = recovered === undefined ? null : !!recovered;
+    var reply = {channel: this.channel, offset: since === undefined ? null : since, recovered: recovered, granted: true};
+    this._fire('subscribed', reply);
+    if (recovered === false) this._fire('recovery_failed', reply);
+    this._resolveReady(reply);
   };
 
   Subscription.prototype.unsubscribe = function () {

@@ -177,54 +177,76 @@
     });
   };
 
-  // recovery: a subscriber's connection is dropped while a publisher
-  // keeps publishing; the helper's new session (through the round-robin
-  // balancer, on another node) subscribes with since and gets every
-  // message exactly once, recovered true.
+  // recovery: two subscribers' connections are dropped while a publisher
+  // keeps publishing: one subscribed to a room, one whose token grants the
+  // channel (the auth joins it). The helper's new sessions (through the
+  // round-robin balancer, on other nodes) come back with since (in the
+  // subscribe, or in the auth) and get every message exactly once,
+  // recovered true.
   scenarios.recovery = function (c) {
-    var channel = 'room-recovery-' + c.transport + '-' + Date.now();
+    var run = c.transport + '-' + Date.now();
+    var room = 'room-recovery-' + run, granted = c.cfg.tokens.blogChannel;
     var total = 40, dropAt = 12;
-    var sub, pub, got = [], subscribed = [], sessions = [];
+    var sub, sub2, pub, pub2, got = [], got2 = [], subscribed = [], sessions = [], sessions2 = [], recovered2 = [];
     // Live references, so a scenario timeout still reports how far it got.
     c.facts.got = got;
+    c.facts.gotGranted = got2;
     c.facts.subscribed = subscribed;
+    c.facts.recoveredGranted = recovered2;
     c.facts.sessions = sessions;
-    return Promise.all([c.helper(c.cfg.tokens.bob), c.helper(c.cfg.tokens.ann, 'websocket')]).then(function (h) {
+    // One publisher per channel: each session has its own rate limit.
+    return Promise.all([c.helper(c.cfg.tokens.bob), c.helper(c.cfg.tokens.blog), c.helper(c.cfg.tokens.ann, 'websocket'),
+      c.helper(c.cfg.tokens.ann, 'websocket')]).then(function (h) {
       sub = h[0];
-      pub = h[1];
+      sub2 = h[1];
+      pub = h[2];
+      pub2 = h[3];
       sessions.push(sub.session);
+      sessions2.push(sub2.session);
       sub.on('connect', function (info) { sessions.push(info.session); });
-      var s = sub.subscribe(channel, function (m) { got.push(m.n); });
+      sub2.on('connect', function (info) {
+        sessions2.push(info.session);
+        recovered2.push(info.recovered ? info.recovered[granted] : 'none');
+      });
+      sub2.on('message', function (m) { if (m.run === run) got2.push(m.n); });
+      var s = sub.subscribe(room, function (m) { got.push(m.n); });
       s.on('subscribed', function (r) { subscribed.push({offset: r.offset, recovered: r.recovered, since: s.recovered}); });
-      return Promise.all([s.ready, pub.subscribe(channel).ready]);
+      return Promise.all([s.ready, pub.subscribe(room).ready, pub2.subscribe(granted).ready]);
     }).then(function () {
       var i = 0;
       return (function next() {
         if (i === total) return Promise.resolve();
         var n = i++;
-        if (n === dropAt) sub.reconnect();
-        return pub.publish(channel, {data_type: 'seq', n: n}).then(function () { return sleep(15); }).then(next);
+        if (n === dropAt) {
+          sub.reconnect();
+          sub2.reconnect();
+        }
+        return Promise.all([
+          pub.publish(room, {data_type: 'seq', n: n}),
+          pub2.publish(granted, {data_type: 'seq', run: run, n: n}),
+        ]).then(function () { return sleep(15); }).then(next);
       })();
     }).then(function () {
-      return waitFor('all ' + total + ' messages', function () { return got.length >= total; }, c.step).catch(function (e) {
-        c.check(false, e.message + ': got ' + got.length);
+      return waitFor('all ' + total + ' messages on both channels', function () { return got.length >= total && got2.length >= total; }, c.step).catch(function (e) {
+        c.check(false, e.message + ': got ' + got.length + ' and ' + got2.length);
       });
     }).then(function () {
-      return sub.ping(); // anything duplicated would have come before the pong
+      return Promise.all([sub.ping(), sub2.ping()]); // anything duplicated would have come before the pong
     }).then(function () {
-      var perOffset = {};
-      sub.rawLog.forEach(function (m) { if (m.channel === channel) perOffset[m.offset] = (perOffset[m.offset] || 0) + 1; });
-      var dups = Object.keys(perOffset).filter(function (o) { return perOffset[o] !== 1; });
       var want = [];
       for (var k = 0; k < total; k++) want.push(k);
-      c.facts.subscribed = subscribed;
-      c.facts.sessions = sessions;
-      c.facts.received = got.length;
-      c.check(JSON.stringify(got) === JSON.stringify(want), 'received in order ' + JSON.stringify(got));
-      c.check(dups.length === 0, 'offsets delivered more than once by the server: ' + JSON.stringify(dups));
-      c.check(subscribed.length >= 2, 'no re-subscribe after the forced reconnect: ' + JSON.stringify(subscribed));
-      c.check(subscribed.slice(1).every(function (s) { return s.recovered === true; }), 'recovered flag: ' + JSON.stringify(subscribed));
-      c.check(sessions.length >= 2 && sessions[0] !== sessions[sessions.length - 1], 'no new session: ' + JSON.stringify(sessions));
+      [[sub, room, got, 'room'], [sub2, granted, got2, 'granted channel']].forEach(function (x) {
+        var perOffset = {};
+        x[0].rawLog.forEach(function (m) { if (m.channel === x[1]) perOffset[m.offset] = (perOffset[m.offset] || 0) + 1; });
+        var dups = Object.keys(perOffset).filter(function (o) { return perOffset[o] !== 1; });
+        c.check(JSON.stringify(x[2]) === JSON.stringify(want), x[3] + ': received ' + JSON.stringify(x[2]));
+        c.check(dups.length === 0, x[3] + ': offsets delivered more than once by the server: ' + JSON.stringify(dups));
+      });
+      c.check(subscribed.length >= 2, 'room: no re-subscribe after the forced reconnect: ' + JSON.stringify(subscribed));
+      c.check(subscribed.slice(1).every(function (s) { return s.recovered === true; }), 'room: recovered flag: ' + JSON.stringify(subscribed));
+      c.check(recovered2.length >= 1 && recovered2.every(function (r) { return r === true; }), 'granted channel: auth recovered ' + JSON.stringify(recovered2));
+      c.check(sessions.length >= 2 && sessions[0] !== sessions[sessions.length - 1], 'room: no new session: ' + JSON.stringify(sessions));
+      c.check(sessions2.length >= 2 && sessions2[0] !== sessions2[sessions2.length - 1], 'granted: no new session: ' + JSON.stringify(sessions2));
     });
   };
 

@@ -1,0 +1,194 @@
+package django
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
+
+const (
+	secret = "example-test-secret"
+	apiKey = "example-api-key"
+)
+
+func python(t *testing.T) string {
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(p, "-c", "import django").Run() == nil {
+			return p
+		}
+	}
+	t.Fatal("no python3 with django: apt-get install python3-django (scripts/test does)")
+	return ""
+}
+
+// TestDjangoExample runs the example as its README says, on three nodes
+// behind HAProxy: a user logs in to the Django site, opens a room, and
+// two hub sessions with the token the page carries (each through the
+// balancer) get the arrival notice Django publishes by the HTTP API, each
+// other's chat, and the dashboard the management command pushes by Redis.
+func TestDjangoExample(t *testing.T) {
+	py := python(t)
+	c := nodetest.StartCluster(t, 3, "--apps", "hub", "--api-key", apiKey,
+		"--django-secret-key", secret, "--config", "hub.json")
+	env := append(os.Environ(), "DJANGO_SECRET_KEY="+secret, "SHOAL_HUB="+c.URL(), "SHOAL_REDIS="+c.Redis,
+		"SHOAL_API_KEY="+apiKey, "CHAT_DB="+filepath.Join(t.TempDir(), "db.sqlite3"),
+		"DJANGO_SUPERUSER_PASSWORD=ann-password")
+	manage := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(py, append([]string{"manage.py"}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("manage.py %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	manage("migrate", "-v0")
+	manage("createsuperuser", "--noinput", "--username", "ann", "--email", "ann@example.com")
+	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	nodetest.StartEnv(t, env, py, "manage.py", "runserver", "--noreload", addr)
+	nodetest.WaitTCP(t, addr)
+	site := "http://" + addr
+
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	get := func(path string) string {
+		t.Helper()
+		resp, err := browser.Get(site + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d\n%s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	login := get("/login/")
+	csrf := regexp.MustCompile(`name="csrfmiddlewaretoken" value="([^"]+)"`).FindStringSubmatch(login)
+	if csrf == nil {
+		t.Fatalf("no CSRF token in the login page:\n%s", login)
+	}
+	resp, err := browser.PostForm(site+"/login/", url.Values{"csrfmiddlewaretoken": {csrf[1]}, "username": {"ann"}, "password": {"ann-password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	page := get("/room/lobby/")
+	tok := regexp.MustCompile(`token: '([^']+)'`).FindStringSubmatch(page)
+	if tok == nil || !strings.Contains(page, c.URL()+"/hub-client.js") {
+		t.Fatalf("room page without token or hub script:\n%s", page)
+	}
+
+	a, b := dial(t, c.Addr), dial(t, c.Addr)
+	for _, s := range []*session{a, b} {
+		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "request_auth" })
+		s.send(t, fmt.Sprintf(`{"data_type":"auth","data":{"token":%q}}`, tok[1]))
+		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "auth" && data(m)["user"] == "1" })
+	}
+	get("/room/lobby/") // Django announces ann's arrival through the API
+	for _, s := range []*session{a, b} {
+		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "notice" && m["channel"] == "room-lobby" })
+	}
+	a.send(t, `{"data_type":"publish","id":1,"data":{"channel":"room-lobby","data":{"data_type":"chat","user":"ann","text":"hello"}}}`)
+	b.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "chat" && m["text"] == "hello" })
+
+	out := manage("push_dashboard", "--count", "3", "--interval", "0.05")
+	if !strings.Contains(out, "tick 3 (bridged by 1 node)") {
+		t.Fatalf("push_dashboard: %s", out)
+	}
+	for _, s := range []*session{a, b} {
+		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "stats" && m["tick"] == 3.0 && m["users"] == 1.0 })
+	}
+}
+
+func data(m map[string]any) map[string]any {
+	d, _ := m["data"].(map[string]any)
+	return d
+}
+
+type session struct {
+	conn *websocket.Conn
+	mu   sync.Mutex
+	msgs []map[string]any
+}
+
+var seq struct {
+	sync.Mutex
+	n int
+}
+
+func dial(t *testing.T, addr string) *session {
+	t.Helper()
+	seq.Lock()
+	seq.n++
+	id := seq.n
+	seq.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://%s/hub/0/dj%d/websocket", addr, id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	s := &session{conn: conn}
+	go func() {
+		for {
+			_, b, err := conn.Read(context.Background())
+			if err != nil || len(b) == 0 || b[0] == 'c' {
+				return
+			}
+			var frames []string
+			if b[0] != 'a' || json.Unmarshal(b[1:], &frames) != nil {
+				continue
+			}
+			for _, f := range frames {
+				var m map[string]any
+				if json.Unmarshal([]byte(f), &m) == nil {
+					s.mu.Lock()
+					s.msgs = append(s.msgs, m)
+					s.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return s
+}
+
+func (s *session) send(t *testing.T, msg string) {
+	b, _ := json.Marshal([]string{msg})
+	if err := s.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *session) waitFor(t *testing.T, match func(map[string]any) bool) {
+	t.Helper()
+	nodetest.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, m := range s.msgs {
+			if match(m) {
+				return nil
+			}
+		}
+		return fmt.Errorf("not among %d messages: last %v", len(s.msgs), s.msgs[max(0, len(s.msgs)-3):])
+	})
+}

@@ -171,3 +171,24 @@ func TestBodyBudget(t *testing.T) {
 	_, poll := do(t, "POST", base+"/0/b/xhr", "")
 	want(t, "session still open", poll, `a["`+strings.Repeat("x", 900)+`","`+strings.Repeat("x", 900)+`","`+strings.Repeat("x", 900)+`"]`+"\n")
 }
+
+// TestWebsocketQueueBoundByBytes: a websocket's write queue holds at most
+// MaxQueuedBytes of messages as well as MaxQueuedMessages.
+func TestWebsocketQueueBoundByBytes(t *testing.T) {
+	t.Parallel()
+	ww := &wsWriter{e: &Endpoint{settings: Settings{MaxQueuedMessages: 10, MaxQueuedBytes: 1000}}, ready: make(chan struct{}, 1)}
+	big := strings.Repeat("x", 600)
+	if err := ww.enqueue(wsItem{msgs: []string{big}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ww.enqueue(wsItem{msgs: []string{big}}); err != ErrQueueOverflow {
+		t.Fatalf("past the byte bound: %v, want ErrQueueOverflow", err)
+	}
+	if n, b := ww.queued(); n != 1 || b != 600 {
+		t.Fatalf("queued %d items, %d bytes; want 1, 600", n, b)
+	}
+	ww.take()
+	if err := ww.enqueue(wsItem{msgs: []string{big, "y"}}); err != nil {
+		t.Fatalf("after the writer took the queue: %v", err)
+	}
+}

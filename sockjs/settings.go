@@ -90,8 +90,10 @@ type Settings struct {
 	// session with CodeQueueOverflow rather than stall senders.
 	MaxQueuedMessages int
 	// MaxQueuedBytes bounds the bytes of messages (their lengths summed)
-	// waiting for one session in the store; overflow closes the session
-	// with CodeQueueOverflow, as MaxQueuedMessages does. Default 4 MiB.
+	// waiting for one session (in the store, or in a live websocket's
+	// write queue); overflow closes the session with CodeQueueOverflow, as
+	// MaxQueuedMessages does, so it must exceed the largest message sent.
+	// Default 4 MiB.
 	MaxQueuedBytes int
 	// MaxChannels bounds the channels one session may be subscribed to
 	// (Session.Subscribe returns ErrTooManyChannels beyond it).

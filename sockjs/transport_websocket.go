@@ -160,11 +160,13 @@ type wsWriter struct {
 	key   string
 	lease store.Lease
 	lr    *liveReceiver
-	// mu guards items: what waits to be written, at most
-	// MaxQueuedMessages items. A slice, not a buffered channel, so an idle
-	// socket holds no queue memory (a 1024-slot channel cost ~48 KiB).
-	mu     sync.Mutex
-	items  []wsItem
+	// mu guards items and itemBytes: what waits to be written, at most
+	// MaxQueuedMessages items and MaxQueuedBytes of messages. A slice, not
+	// a buffered channel, so an idle socket holds no queue memory (a
+	// 1024-slot channel cost ~48 KiB).
+	mu        sync.Mutex
+	items     []wsItem
+	itemBytes int
 	spare  []wsItem      // the writer's last batch, reused by the next
 	ready  chan struct{} // capacity 1: items is not empty, or overflowed
 	wrote  chan struct{} // capacity 1: the writer has taken items
@@ -191,9 +193,14 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 	if ww.closed.Load() {
 		return ErrSessionClosed
 	}
+	size := 0
+	for _, m := range it.msgs {
+		size += len(m)
+	}
 	ww.mu.Lock()
-	if len(ww.items) < ww.e.settings.MaxQueuedMessages {
+	if len(ww.items) < ww.e.settings.MaxQueuedMessages && ww.itemBytes+size <= ww.e.settings.MaxQueuedBytes {
 		ww.items = append(ww.items, it)
+		ww.itemBytes += size
 		ww.mu.Unlock()
 		select {
 		case ww.ready <- struct{}{}:
@@ -212,11 +219,11 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 
 func (ww *wsWriter) isClosed() bool { return ww.closed.Load() }
 
-// queued reports how many items wait.
-func (ww *wsWriter) queued() int {
+// queued reports how many items wait, and their message bytes.
+func (ww *wsWriter) queued() (items, bytes int) {
 	ww.mu.Lock()
 	defer ww.mu.Unlock()
-	return len(ww.items)
+	return len(ww.items), ww.itemBytes
 }
 
 // take removes and returns every waiting item. Only the writer calls it;
@@ -225,7 +232,7 @@ func (ww *wsWriter) take() []wsItem {
 	ww.mu.Lock()
 	defer ww.mu.Unlock()
 	items := ww.items
-	ww.items, ww.spare = ww.spare[:0], nil
+	ww.items, ww.spare, ww.itemBytes = ww.spare[:0], nil, 0
 	return items
 }
 
@@ -242,11 +249,14 @@ func (ww *wsWriter) release(items []wsItem) {
 }
 
 // waitForRoom holds the reader back while the write queue is more than
-// half full: a client that floods its own session (every message echoed)
-// is slowed down by TCP flow control instead of overflowing the queue.
-// Other senders are never held back.
+// half full (in items or bytes): a client that floods its own session
+// (every message echoed) is slowed down by TCP flow control instead of
+// overflowing the queue. Other senders are never held back.
 func (ww *wsWriter) waitForRoom(ctx context.Context) {
-	for ww.queued() > ww.e.settings.MaxQueuedMessages/2 && !ww.closed.Load() {
+	for !ww.closed.Load() {
+		if n, b := ww.queued(); n <= ww.e.settings.MaxQueuedMessages/2 && b <= ww.e.settings.MaxQueuedBytes/2 {
+			return
+		}
 		select {
 		case <-ww.wrote:
 		case <-ctx.Done():

@@ -17,48 +17,69 @@ import (
 
 // BenchmarkDelivery measures what the hub adds to each delivered message
 // over a plain channel (the conformance app's /broadcast shape: sessions
-// joined on open, the message delivered as published): per delivery,
-// on one node with the memory store and bus, to websocket subscribers
-// reading in this process.
+// joined on open, the message delivered as published): time per delivery
+// to websocket subscribers reading in this process, on one node with the
+// memory store and bus, and on three nodes over real Redis and NATS (the
+// subscribers spread over them, the publisher on the first).
 //
 //	go test -run XXX -bench Delivery -benchtime 2000x ./node/apps/hub/
 func BenchmarkDelivery(b *testing.B) {
 	const subs = 100
 	payload := []byte(`{"data_type":"chat","user":"ann","text":"hello, world"}`)
-	b.Run("plain", func(b *testing.B) {
-		be := memoryBackends(b)
-		st, bs := be(b)
-		node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: bs})
-		if err != nil {
-			b.Fatal(err)
-		}
-		join := sockjs.HandlerFuncs{Open: func(s *sockjs.Session) error { return s.Subscribe(context.Background(), "room") }}
-		ep, err := node.NewEndpoint(join, sockjs.Settings{Prefix: "/broadcast"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := ep.HandleChannels(sockjs.ChannelConfig{Pattern: "room"}); err != nil {
-			b.Fatal(err)
-		}
-		base := serve(b, node) + "/broadcast"
-		publish := func() error { return ep.Publish(context.Background(), "room", string(payload)) }
-		runDelivery(b, subs, base, nil, publish)
-	})
-	b.Run("hub", func(b *testing.B) {
-		be := memoryBackends(b)
-		st, bs := be(b)
-		node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: bs})
-		if err != nil {
-			b.Fatal(err)
-		}
-		h, err := New(node, Config{Verifier: testVerifier{}, File: File{Limits: Limits{MessageRate: -1}}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		base := serve(b, node) + DefaultPrefix
-		publish := func() error { _, err := h.Publish(context.Background(), "room", payload); return err }
-		runDelivery(b, subs, base, []string{`{"data_type":"auth","data":{"token":"user:u:room"}}`}, publish)
-	})
+	setups := []struct {
+		name  string
+		nodes int
+		be    func(testing.TB) backends
+	}{
+		{"memory", 1, memoryBackends},
+		{"3-nodes", 3, clusterBackends},
+	}
+	for _, setup := range setups {
+		b.Run("plain/"+setup.name, func(b *testing.B) {
+			be := setup.be(b)
+			var bases []string
+			var eps []*sockjs.Endpoint
+			join := sockjs.HandlerFuncs{Open: func(s *sockjs.Session) error { return s.Subscribe(context.Background(), "room") }}
+			for range setup.nodes {
+				st, bs := be(b)
+				node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: bs})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ep, err := node.NewEndpoint(join, sockjs.Settings{Prefix: "/broadcast"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := ep.HandleChannels(sockjs.ChannelConfig{Pattern: "room"}); err != nil {
+					b.Fatal(err)
+				}
+				bases = append(bases, serve(b, node)+"/broadcast")
+				eps = append(eps, ep)
+			}
+			publish := func() error { return eps[0].Publish(context.Background(), "room", string(payload)) }
+			runDelivery(b, subs, bases, nil, publish)
+		})
+		b.Run("hub/"+setup.name, func(b *testing.B) {
+			be := setup.be(b)
+			var bases []string
+			var hubs []*Hub
+			for range setup.nodes {
+				st, bs := be(b)
+				node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: bs})
+				if err != nil {
+					b.Fatal(err)
+				}
+				h, err := New(node, Config{Verifier: testVerifier{}, File: File{Limits: Limits{MessageRate: -1}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				bases = append(bases, serve(b, node)+DefaultPrefix)
+				hubs = append(hubs, h)
+			}
+			publish := func() error { _, err := hubs[0].Publish(context.Background(), "room", payload); return err }
+			runDelivery(b, subs, bases, []string{`{"data_type":"auth","data":{"token":"user:u:room"}}`}, publish)
+		})
+	}
 }
 
 func serve(b *testing.B, node *sockjs.Node) string {
@@ -73,16 +94,16 @@ func serve(b *testing.B, node *sockjs.Node) string {
 	return srv.URL
 }
 
-// runDelivery opens subs websockets (each sending hello first), waits until
-// publishing reaches all of them, then publishes b.N messages in windows
-// of 50 and reports the time per delivery.
-func runDelivery(b *testing.B, subs int, base string, hello []string, publish func() error) {
+// runDelivery opens subs websockets over bases (each sending hello first),
+// waits until publishing reaches all of them, then publishes b.N messages
+// in windows of 50 and reports the time per delivery.
+func runDelivery(b *testing.B, subs int, bases []string, hello []string, publish func() error) {
 	var got atomic.Int64
 	text := []byte(`hello, world`)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	for i := range subs {
-		url := "ws" + strings.TrimPrefix(base, "http") + fmt.Sprintf("/0/b%d/websocket", i)
+		url := "ws" + strings.TrimPrefix(bases[i%len(bases)], "http") + fmt.Sprintf("/0/b%d/websocket", i)
 		conn, _, err := websocket.Dial(ctx, url, nil)
 		if err != nil {
 			b.Fatal(err)

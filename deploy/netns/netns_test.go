@@ -1,0 +1,369 @@
+// Package netns runs a Shoal cluster as docker-compose.yml lays it out, but
+// with every service on a host of its own: Redis, NATS, three nodes and
+// HAProxy each get a network namespace, an address on a bridge the test
+// creates and a name every other one resolves (/etc/netns/<ns>/hosts, which
+// "ip netns exec" mounts over /etc/hosts). Gossip, the HTTP addresses the
+// nodes advertise and the balancer's health checks then cross real
+// interfaces, which loopback tests cannot show; and a node can fail in the
+// two ways a real one does: its process dies (its address answers with
+// refusals) or its address vanishes (nothing answers at all).
+//
+// It needs root (network namespaces) and the binaries the other tests use
+// (redis-server, nats-server, haproxy).
+package netns
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/haproxy"
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
+
+// hostNet is one test's network: a bridge, and a namespace per host.
+type hostNet struct {
+	t      *testing.T
+	id     string // short, unique per run: names of links and namespaces
+	subnet string // first three octets of the /24
+	hosts  map[string]string
+	order  []string
+}
+
+func ipCmd(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// newHostNet creates the bridge (the host's side gets .1, the test reaches
+// every host through it) and removes everything when the test ends.
+func newHostNet(t *testing.T) *hostNet {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces: sudo go test ./deploy/netns")
+	}
+	n := os.Getpid() % 250
+	h := &hostNet{t: t, id: fmt.Sprintf("s%d", os.Getpid()%100000), subnet: fmt.Sprintf("10.213.%d", n), hosts: map[string]string{}}
+	br := h.id + "br"
+	ipCmd(t, "link", "add", br, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", br).Run() })
+	ipCmd(t, "addr", "add", h.subnet+".1/24", "dev", br)
+	ipCmd(t, "link", "set", br, "up")
+	return h
+}
+
+func (h *hostNet) ns(name string) string { return h.id + "-" + name }
+
+// addHost gives name a namespace, a veth into the bridge and address .octet.
+func (h *hostNet) addHost(name string, octet int) {
+	t := h.t
+	ns := h.ns(name)
+	ipCmd(t, "netns", "add", ns)
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", ns).Run()
+		os.RemoveAll(filepath.Join("/etc/netns", ns))
+	})
+	outer, inner := fmt.Sprintf("%sv%d", h.id, octet), fmt.Sprintf("%si%d", h.id, octet)
+	ipCmd(t, "link", "add", outer, "type", "veth", "peer", "name", inner)
+	ipCmd(t, "link", "set", inner, "netns", ns)
+	ipCmd(t, "link", "set", outer, "master", h.id+"br")
+	ipCmd(t, "link", "set", outer, "up")
+	ipCmd(t, "-n", ns, "link", "set", "lo", "up")
+	ipCmd(t, "-n", ns, "link", "set", inner, "name", "eth0")
+	ipCmd(t, "-n", ns, "addr", "add", fmt.Sprintf("%s.%d/24", h.subnet, octet), "dev", "eth0")
+	ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
+	h.hosts[name] = fmt.Sprintf("%s.%d", h.subnet, octet)
+	h.order = append(h.order, name)
+}
+
+// writeHosts gives every namespace an /etc/hosts naming every host.
+func (h *hostNet) writeHosts() {
+	var b strings.Builder
+	b.WriteString("127.0.0.1 localhost\n")
+	for _, name := range h.order {
+		fmt.Fprintf(&b, "%s %s\n", h.hosts[name], name)
+	}
+	for _, name := range h.order {
+		dir := filepath.Join("/etc/netns", h.ns(name))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			h.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(b.String()), 0o644); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// start runs a program on host name ("ip netns exec" execs it: the
+// process is the program itself).
+func (h *hostNet) start(name string, env []string, prog string, args ...string) *nodetest.Process {
+	return nodetest.StartEnv(h.t, env, "ip", append([]string{"netns", "exec", h.ns(name), prog}, args...)...)
+}
+
+func (h *hostNet) url(name string, port int) string {
+	return fmt.Sprintf("http://%s:%d", h.hosts[name], port)
+}
+
+var client = &http.Client{Timeout: 3 * time.Second}
+
+type clusterView struct {
+	Self    string `json:"self"`
+	Members []struct {
+		ID       string `json:"id"`
+		HTTPAddr string `json:"http_addr"`
+		State    string `json:"state"`
+	} `json:"members"`
+}
+
+func getJSON(url string, v any) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// alive is what node sees: member id -> advertised HTTP address.
+func alive(url string) (map[string]string, error) {
+	var v clusterView
+	if err := getJSON(url+"/_shoal/cluster", &v); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range v.Members {
+		if m.State == "alive" {
+			out[m.ID] = m.HTTPAddr
+		}
+	}
+	return out, nil
+}
+
+// haproxyUp lists the servers HAProxy's statistics show UP.
+func haproxyUp(statsURL string) ([]string, error) {
+	resp, err := client.Get(statsURL + "/;csv")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var up []string
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) > 17 && f[0] == haproxy.Backend && f[1] != "BACKEND" && strings.HasPrefix(f[17], "UP") {
+			up = append(up, f[1])
+		}
+	}
+	slices.Sort(up)
+	return up, nil
+}
+
+func TestMultiHost(t *testing.T) {
+	h := newHostNet(t)
+	nodes := []string{"node1", "node2", "node3"}
+	h.addHost("redis", 2)
+	h.addHost("nats", 3)
+	for i, n := range nodes {
+		h.addHost(n, 11+i)
+	}
+	h.addHost("haproxy", 20)
+	h.writeHosts()
+
+	h.start("redis", nil, testenv.LookPath(t, "redis-server"), "--bind", "0.0.0.0", "--port", "6379",
+		"--protected-mode", "no", "--save", "", "--appendonly", "no")
+	h.start("nats", nil, testenv.LookPath(t, "nats-server"), "-a", "0.0.0.0", "-p", "4222")
+	nodetest.WaitTCP(t, h.hosts["redis"]+":6379")
+	nodetest.WaitTCP(t, h.hosts["nats"]+":4222")
+
+	bin := nodetest.Binary(t)
+	// The flags docker-compose.yml gives its nodes: no --advertise-http, so
+	// each node advertises its own interface's address.
+	prefix := testenv.Prefix(t) // one cluster: one key prefix
+	flags := func(id string, extra ...string) []string {
+		return append([]string{"--listen", "0.0.0.0:8080", "--node-id", id, "--redis", "redis://redis:6379/0",
+			"--nats", "nats://nats:4222", "--gossip-listen", "0.0.0.0:7946", "--join", "node1:7946,node2:7946,node3:7946",
+			"--key-prefix", prefix, "--drain-delay", "0s"}, extra...)
+	}
+	procs := map[string]*nodetest.Process{}
+	for _, n := range nodes {
+		procs[n] = h.start(n, nil, bin, flags(n)...)
+	}
+
+	cfg, err := haproxy.Derive([]haproxy.Server{{Name: "node1", Addr: "node1:8080"}, {Name: "node2", Addr: "node2:8080"}, {Name: "node3", Addr: "node3:8080"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start("haproxy", []string{haproxy.EnvBind + "=0.0.0.0:8080", haproxy.EnvStatsBind + "=0.0.0.0:8404"},
+		testenv.LookPath(t, "haproxy"), "-db", "-f", cfgPath)
+	lb, stats := h.url("haproxy", 8080), h.url("haproxy", 8404)
+
+	// Every node sees all three, each at the address of its own interface.
+	start := time.Now()
+	for _, n := range nodes {
+		testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+			got, err := alive(h.url(n, 8080))
+			if err != nil {
+				return err
+			}
+			for _, m := range nodes {
+				if got[m] != h.hosts[m]+":8080" {
+					return fmt.Errorf("%s sees %v; want %s at %s:8080", n, got, m, h.hosts[m])
+				}
+			}
+			return nil
+		})
+	}
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		up, err := haproxyUp(stats)
+		if err != nil || !slices.Equal(up, nodes) {
+			return fmt.Errorf("HAProxy: UP %v, %v", up, err)
+		}
+		return nil
+	})
+	t.Logf("cluster of 3 on 6 hosts formed, HAProxy sees all UP: %v", time.Since(start).Round(10*time.Millisecond))
+
+	// Cluster stats reach every member at its advertised address.
+	var st struct {
+		Nodes       map[string]json.RawMessage `json:"nodes"`
+		Unreachable map[string]string          `json:"unreachable"`
+	}
+	if err := getJSON(h.url("node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
+		t.Fatalf("/_shoal/stats: %d nodes, unreachable %v, %v", len(st.Nodes), st.Unreachable, err)
+	}
+	checkRotation(t, lb, nodes)
+
+	// A node's address vanishes (its link goes down: no refusal, no reset,
+	// nothing comes back): the others declare it dead, HAProxy takes it out
+	// and the balancer keeps answering.
+	gone := time.Now()
+	ipCmd(t, "-n", h.ns("node2"), "link", "set", "eth0", "down")
+	waitGone(t, h, lb, stats, "node2", []string{"node1", "node3"}, gone)
+
+	// Its link comes back with the process still running: it rejoins.
+	back := time.Now()
+	ipCmd(t, "-n", h.ns("node2"), "link", "set", "eth0", "up")
+	waitMembers(t, h, nodes, stats)
+	t.Logf("node2's link back: all members alive and UP again after %v", time.Since(back).Round(10*time.Millisecond))
+
+	// A node's process dies (kill -9) while its address stays: its peers
+	// get refusals at once.
+	died := time.Now()
+	procs["node3"].Cmd.Process.Kill()
+	waitGone(t, h, lb, stats, "node3", []string{"node1", "node2"}, died)
+
+	// It comes back with --advertise-http naming it by host name: the
+	// others record that name and reach it through it.
+	procs["node3"] = h.start("node3", nil, bin, flags("node3", "--advertise-http", "node3:8080")...)
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		got, err := alive(h.url("node1", 8080))
+		if err != nil || got["node3"] != "node3:8080" {
+			return fmt.Errorf("node1 sees %v, %v; want node3 at node3:8080", got, err)
+		}
+		return nil
+	})
+	testenv.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		st.Nodes, st.Unreachable = nil, nil
+		if err := getJSON(h.url("node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
+			return fmt.Errorf("/_shoal/stats: %d nodes, unreachable %v, %v", len(st.Nodes), st.Unreachable, err)
+		}
+		return nil
+	})
+	waitMembers(t, h, nodes, stats)
+	checkRotation(t, lb, nodes)
+}
+
+// checkRotation: 30 requests through HAProxy go 10 to each node.
+func checkRotation(t *testing.T, lb string, nodes []string) {
+	t.Helper()
+	counts := map[string]int{}
+	for range 3 * len(nodes) * 3 {
+		resp, err := client.Get(lb + "/echo/info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/echo/info through HAProxy: %s", resp.Status)
+		}
+		counts[resp.Header.Get("X-Shoal-Server")]++
+	}
+	for _, n := range nodes {
+		if counts[n] != 9 {
+			t.Fatalf("requests went %v, want 9 to each of %v", counts, nodes)
+		}
+	}
+}
+
+// waitGone waits until the survivors no longer list victim as alive and
+// HAProxy has taken it out, then checks requests through HAProxy all
+// succeed, on the survivors only.
+func waitGone(t *testing.T, h *hostNet, lb, stats, victim string, survivors []string, since time.Time) {
+	t.Helper()
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		up, err := haproxyUp(stats)
+		if err != nil || !slices.Equal(up, survivors) {
+			return fmt.Errorf("HAProxy: UP %v, %v", up, err)
+		}
+		return nil
+	})
+	lbOut := time.Since(since)
+	for _, s := range survivors {
+		testenv.CheckFor(t, 45*time.Second, 100*time.Millisecond, func() error {
+			got, err := alive(h.url(s, 8080))
+			if err != nil {
+				return err
+			}
+			if _, ok := got[victim]; ok {
+				return fmt.Errorf("%s still sees %s alive", s, victim)
+			}
+			return nil
+		})
+	}
+	t.Logf("%s: HAProxy took it out after %v, gossip declared it dead after %v", victim,
+		lbOut.Round(10*time.Millisecond), time.Since(since).Round(10*time.Millisecond))
+	checkRotation(t, lb, survivors)
+}
+
+// waitMembers waits until every node sees every other alive and HAProxy
+// has all of them UP.
+func waitMembers(t *testing.T, h *hostNet, nodes []string, stats string) {
+	t.Helper()
+	testenv.CheckFor(t, 45*time.Second, 100*time.Millisecond, func() error {
+		for _, n := range nodes {
+			got, err := alive(h.url(n, 8080))
+			if err != nil {
+				return err
+			}
+			if len(got) != len(nodes) {
+				return fmt.Errorf("%s sees %v", n, got)
+			}
+		}
+		up, err := haproxyUp(stats)
+		if err != nil || !slices.Equal(up, nodes) {
+			return fmt.Errorf("HAProxy: UP %v, %v", up, err)
+		}
+		return nil
+	})
+}
+

@@ -177,12 +177,12 @@
     });
   };
 
-  // recovery: two subscribers' connections are dropped while a publisher
-  // keeps publishing: one subscribed to a room, one whose token grants the
-  // channel (the auth joins it). The helper's new sessions (through the
-  // round-robin balancer, on other nodes) come back with since (in the
-  // subscribe, or in the auth) and get every message exactly once,
-  // recovered true.
+  // recovery: two subscribers' connections are dropped while publishers
+  // (through the balancer) keep publishing: one subscribed to a room, one
+  // whose token grants the channel (the auth joins it). Each subscriber
+  // starts on one node and comes back, as a new session, on another (its
+  // url is switched before the drop), with since (in the subscribe, or in
+  // the auth), and gets every message exactly once, recovered true.
   scenarios.recovery = function (c) {
     var run = c.transport + '-' + Date.now();
     var room = 'room-recovery-' + run, granted = c.cfg.tokens.blogChannel;
@@ -195,7 +195,8 @@
     c.facts.recoveredGranted = recovered2;
     c.facts.sessions = sessions;
     // One publisher per channel: each session has its own rate limit.
-    return Promise.all([c.helper(c.cfg.tokens.bob), c.helper(c.cfg.tokens.blog), c.helper(c.cfg.tokens.ann, 'websocket'),
+    var nodes = c.cfg.nodes;
+    return Promise.all([c.helper(c.cfg.tokens.bob, null, nodes[0]), c.helper(c.cfg.tokens.blog, null, nodes[1]), c.helper(c.cfg.tokens.ann, 'websocket'),
       c.helper(c.cfg.tokens.ann, 'websocket')]).then(function (h) {
       sub = h[0];
       sub2 = h[1];
@@ -218,6 +219,8 @@
         if (i === total) return Promise.resolve();
         var n = i++;
         if (n === dropAt) {
+          sub.url = c.url(nodes[1]);
+          sub2.url = c.url(nodes[2]);
           sub.reconnect();
           sub2.reconnect();
         }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
+
+// freePorts returns a port p such that p plus each of offsets was free a
+// moment ago (scripts/cluster numbers its ports from a base).
+func freePorts(t *testing.T, offsets ...int) int {
+	t.Helper()
+	for range 50 {
+		p, ok := testenv.FreePort(t), true
+		for _, d := range offsets {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+d))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatal("no free ports at the offsets")
+	return 0
+}
+
+// scripts/cluster up 2, restart 1 (drained, started again, back in
+// HAProxy), status, down.
+func TestClusterScriptRestart(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env := append(os.Environ(),
+		"SHOAL_CLUSTER_DIR="+dir,
+		"SHOAL_CLUSTER_BIN="+nodetest.Binary(t),
+		fmt.Sprintf("SHOAL_CLUSTER_LB=127.0.0.1:%d", testenv.FreePort(t)),
+		fmt.Sprintf("SHOAL_CLUSTER_STATS=127.0.0.1:%d", testenv.FreePort(t)),
+		fmt.Sprintf("SHOAL_CLUSTER_REDIS_PORT=%d", testenv.FreePort(t)),
+		fmt.Sprintf("SHOAL_CLUSTER_NATS_PORT=%d", freePorts(t, 4000)),
+		fmt.Sprintf("SHOAL_CLUSTER_NODE_PORT=%d", freePorts(t, 1)),
+		fmt.Sprintf("SHOAL_CLUSTER_GOSSIP_PORT=%d", freePorts(t, 1)),
+	)
+	script := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(root, "scripts", "cluster"), args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("scripts/cluster %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() {
+		cmd := exec.Command(filepath.Join(root, "scripts", "cluster"), "down")
+		cmd.Env = env
+		cmd.Run()
+	})
+	script("up", "2")
+	pid := func() string {
+		b, err := os.ReadFile(filepath.Join(dir, "run", "node1.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	before := pid()
+	start := time.Now()
+	out := script("restart", "1")
+	if !strings.Contains(out, "node1 drained and exited") || !strings.Contains(out, "node1 is back") {
+		t.Fatalf("restart said:\n%s", out)
+	}
+	t.Logf("scripts/cluster restart 1 took %v", time.Since(start).Round(time.Millisecond))
+	if pid() == before {
+		t.Fatal("node1 has the same pid after restart")
+	}
+	if st := script("status"); strings.Count(st, " UP ") != 2 || strings.Contains(st, "dead") {
+		t.Fatalf("status after restart:\n%s", st)
+	}
+	script("down")
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -21,8 +22,8 @@ import (
 // given, the in-memory pair otherwise. It waits (retrying, logging what
 // failed) until each networked backend answers, or ctx ends. checks ping
 // the networked ones; closeAll releases both. progress says what it waits
-// for, for /readyz.
-func backends(ctx context.Context, cfg config, log *slog.Logger, progress *startup) (st store.Store, b bus.Bus, checks []ops.Check, closeAll func(), err error) {
+// for, for /readyz. Store and bus operations are timed into lat.
+func backends(ctx context.Context, cfg config, log *slog.Logger, progress *startup, lat *ops.Latency) (st store.Store, b bus.Bus, checks []ops.Check, closeAll func(), err error) {
 	var closers []func()
 	release := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -41,6 +42,7 @@ func backends(ctx context.Context, cfg config, log *slog.Logger, progress *start
 		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("--redis %s: %w", redactURL(cfg.Redis), err)
 		}
+		client.AddHook(redisTimer{lat})
 		closers = append(closers, func() { client.Close() })
 		ping := func(ctx context.Context) error { return client.Ping(ctx).Err() }
 		if err = waitUntil(ctx, log, progress, "redis", redactURL(cfg.Redis), ping); err != nil {
@@ -53,7 +55,7 @@ func backends(ctx context.Context, cfg config, log *slog.Logger, progress *start
 	if cfg.NATS == "" {
 		mb := bus.NewMemory()
 		closers = append(closers, func() { mb.Close() })
-		return st, mb, checks, release, nil
+		return st, lat.Bus(mb), checks, release, nil
 	}
 	nc, err := natsbus.Connect(cfg.NATS)
 	if err != nil {
@@ -71,7 +73,7 @@ func backends(ctx context.Context, cfg config, log *slog.Logger, progress *start
 		return nil, nil, nil, nil, err
 	}
 	checks = append(checks, ops.Check{Name: "nats", Ping: ping})
-	return st, nb, checks, release, nil
+	return st, lat.Bus(nb), checks, release, nil
 }
 
 // redisClient parses a redis:// or rediss:// URL; several addr= query
@@ -139,4 +141,53 @@ func redactURL(raw string) string {
 		return raw
 	}
 	return raw[:scheme+3] + "***" + raw[at:]
+}
+
+// redisTimer is a go-redis hook that times every command as a store
+// operation, named by its script (redisstore.ScriptName) when it runs one.
+type redisTimer struct{ lat *ops.Latency }
+
+func (h redisTimer) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h redisTimer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		h.lat.ObserveStore(opName(cmd), time.Since(start), answered(err))
+		return err
+	}
+}
+
+// opName names a command: its script for EVALSHA, else the command.
+func opName(cmd redis.Cmder) string {
+	op := cmd.Name()
+	if args := cmd.Args(); op == "evalsha" && len(args) > 1 {
+		if name := redisstore.ScriptName(fmt.Sprint(args[1])); name != "" {
+			op = name
+		}
+	}
+	return op
+}
+
+// answered drops the errors that are answers: an absent key, a script
+// Redis has not loaded yet (go-redis loads it and runs it again).
+func answered(err error) error {
+	if errors.Is(err, redis.Nil) || err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		return nil
+	}
+	return err
+}
+
+func (h redisTimer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		// A store operation is one script, sent as a pipeline of one.
+		op := "pipeline"
+		if len(cmds) > 0 {
+			op = opName(cmds[0])
+		}
+		h.lat.ObserveStore(op, time.Since(start), answered(err))
+		return err
+	}
 }

@@ -100,7 +100,8 @@ func run(cfg config) error {
 		admin.serve(served)
 	}
 
-	st, b, checks, closeBackends, err := backends(ctx, cfg, log, progress)
+	lat := ops.NewLatency()
+	st, b, checks, closeBackends, err := backends(ctx, cfg, log, progress, lat)
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func run(cfg config) error {
 	defer membership.Shutdown() // after Leave, harmless
 	o, err := ops.New(ops.Config{
 		Node: node, Membership: membership, Checks: checks, Version: version, Logger: log,
-		DrainDelay: cfg.DrainDelay, DrainTimeout: cfg.DrainTimeout,
+		DrainDelay: cfg.DrainDelay, DrainTimeout: cfg.DrainTimeout, Latency: lat, Bus: b,
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/node/ops"
 	"github.com/shoal-rt/shoal/store"
 )
 
@@ -43,7 +44,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestBackendsInMemory(t *testing.T) {
-	st, b, checks, closeAll, err := backends(context.Background(), config{}, slog.Default(), &startup{})
+	st, b, checks, closeAll, err := backends(context.Background(), config{}, slog.Default(), &startup{}, ops.NewLatency())
 	if err != nil || st == nil || b == nil || len(checks) != 0 {
 		t.Fatalf("in-memory backends: %v (%d checks)", err, len(checks))
 	}
@@ -60,7 +61,7 @@ func TestBackendsUnreachableNamesWhatFailed(t *testing.T) {
 		{"nats", config{NATS: fmt.Sprintf("nats://127.0.0.1:%d", port)}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-		_, _, _, _, err := backends(ctx, tc.cfg, slog.New(slog.DiscardHandler), &startup{})
+		_, _, _, _, err := backends(ctx, tc.cfg, slog.New(slog.DiscardHandler), &startup{}, ops.NewLatency())
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), tc.what+" at ") || !strings.Contains(err.Error(), fmt.Sprint(port)) {
 			t.Errorf("%s: error %v does not say what failed", tc.what, err)
@@ -75,7 +76,7 @@ func TestBackendsReal(t *testing.T) {
 	cfg := config{Redis: nodetest.Redis(t), NATS: nodetest.NATS(t), RedisPrefix: "maintest"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, b, checks, closeAll, err := backends(ctx, cfg, slog.Default(), &startup{})
+	st, b, checks, closeAll, err := backends(ctx, cfg, slog.Default(), &startup{}, ops.NewLatency())
 	if err != nil {
 		t.Fatal(err)
 	}

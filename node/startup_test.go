@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -76,6 +78,25 @@ func TestStartupWaitsVisibly(t *testing.T) {
 		}
 	}
 
+	// Latency histograms: store operations by script name, the bus probe.
+	if code, body, err := post("http://"+public+"/echo/000/metrics/xhr", ""); err != nil || code != 200 || body != "o\n" {
+		t.Fatalf("open a session: %d %q, %v", code, body, err)
+	}
+	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		_, body, err := status("http://" + admin + "/metrics")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{`shoal_store_op_duration_seconds_count{op="create",result="ok"} `,
+			`shoal_bus_op_duration_seconds_count{op="publish",result="ok"} `, "shoal_bus_publish_deliver_seconds_count "} {
+			i := strings.Index(body, want)
+			if i < 0 || strings.HasPrefix(body[i+len(want):], "0\n") {
+				return fmt.Errorf("no %s in /metrics", want)
+			}
+		}
+		return nil
+	})
+
 	sc := bufio.NewScanner(strings.NewReader(n.Output()))
 	lines := 0
 	for sc.Scan() {
@@ -91,4 +112,14 @@ func TestStartupWaitsVisibly(t *testing.T) {
 	if lines == 0 {
 		t.Fatal("no log lines")
 	}
+}
+
+func post(url, body string) (int, string, error) {
+	resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shoal-rt/shoal/bus"
 	"github.com/shoal-rt/shoal/cluster"
 	"github.com/shoal-rt/shoal/sockjs"
 )
@@ -79,6 +80,11 @@ type Config struct {
 	DrainDelay time.Duration
 	// DrainTimeout bounds the rest of the drain.
 	DrainTimeout time.Duration
+	// Latency, if set, adds its histograms to /metrics; with Bus set too,
+	// the node publishes a probe on Bus every few seconds and records how
+	// long every node's probes take to arrive (publish→deliver).
+	Latency *Latency
+	Bus     bus.Bus
 }
 
 // Ops serves a node's operations endpoints, keeps its readiness, cleans up
@@ -93,8 +99,8 @@ type Ops struct {
 	registry   *prometheus.Registry
 
 	draining atomic.Bool
-	stop     context.CancelFunc // ends the check loop
-	loopDone chan struct{}
+	stop     context.CancelFunc // ends the check loop and the probe
+	loops    sync.WaitGroup
 
 	mu     sync.Mutex // guards health and shared
 	health map[string]error
@@ -150,11 +156,14 @@ func New(cfg Config) (*Ops, error) {
 	o.cleaner.releaseOwn(relCtx)
 	relCancel()
 	ctx, cancel := context.WithCancel(context.Background())
-	o.stop, o.loopDone = cancel, make(chan struct{})
-	go func() {
-		defer close(o.loopDone)
-		o.checkLoop(ctx)
-	}()
+	o.stop = cancel
+	o.loops.Go(func() { o.checkLoop(ctx) })
+	if l := cfg.Latency; l != nil {
+		o.registry.MustRegister(l.collectors()...)
+		if cfg.Bus != nil {
+			o.loops.Go(func() { l.runProbe(ctx, cfg.Bus) })
+		}
+	}
 	return o, nil
 }
 
@@ -162,7 +171,7 @@ func New(cfg Config) (*Ops, error) {
 // members; it does not drain (see Drain) nor close the node.
 func (o *Ops) Close() {
 	o.stop()
-	<-o.loopDone
+	o.loops.Wait()
 	o.cleaner.stop()
 }
 

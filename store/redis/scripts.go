@@ -26,7 +26,20 @@ func mustReadLua(name string) string {
 	return string(b)
 }
 
-func newScript(name string) *redis.Script { return redis.NewScript(prelude + mustReadLua(name)) }
+// scriptNames maps each script's SHA-1 (what EVALSHA names) to its file
+// name, for ScriptName.
+var scriptNames = make(map[string]string)
+
+func newScript(name string) *redis.Script {
+	s := redis.NewScript(prelude + mustReadLua(name))
+	scriptNames[s.Hash()] = name
+	return s
+}
+
+// ScriptName returns the store operation (the lua/ file name: "attach",
+// "append_channel", ...) whose script has SHA-1 sha, or "" for any other,
+// so that a go-redis hook can time store operations by name.
+func ScriptName(sha string) string { return scriptNames[sha] }
 
 // Session scripts (KEYS from Store.keys).
 var (

@@ -366,4 +366,3 @@ func waitMembers(t *testing.T, h *hostNet, nodes []string, stats string) {
 		return nil
 	})
 }
-

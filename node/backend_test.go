@@ -112,6 +112,15 @@ func (c *hubClient) channelMessages() []map[string]any {
 
 func apiCall(t *testing.T, n *nodetest.Node, key, path, body string) map[string]any {
 	t.Helper()
+	out, err := apiTry(n, key, path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// apiTry makes one API call; a status other than 200 is an error.
+func apiTry(n *nodetest.Node, key, path, body string) (map[string]any, error) {
 	method := "GET"
 	if body != "" {
 		method = "POST"
@@ -120,15 +129,15 @@ func apiCall(t *testing.T, n *nodetest.Node, key, path, body string) map[string]
 	req.Header.Set("Authorization", "apikey "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
-	return out
+	return out, nil
 }
 
 // bridging returns the node running bridge name, once exactly one does.
@@ -141,7 +150,10 @@ func bridging(t *testing.T, nodes []*nodetest.Node, key, name string) int {
 			if n.Exited() {
 				continue
 			}
-			info := apiCall(t, n, key, "/api/info", "")
+			info, err := apiTry(n, key, "/api/info", "")
+			if err != nil {
+				return err // a node still starting answers 503
+			}
 			if info["node"].(map[string]any)["bridging"].(map[string]any)[name] == true {
 				live = append(live, i)
 			}

@@ -76,6 +76,7 @@ type backendSide struct {
 
 	mu      sync.Mutex
 	bridges map[string]func() bool // name -> bridging on this node now
+	stop    context.CancelFunc     // ends the bridges; nil before ready
 	wg      sync.WaitGroup
 }
 
@@ -97,6 +98,7 @@ func newBackendSide(cfg config, hubCfg *hub.Config, members cluster.Membership, 
 
 // ready mounts the API on mux and starts the bridges, until ctx ends.
 func (b *backendSide) ready(ctx context.Context, h *hub.Hub, mux *http.ServeMux) error {
+	ctx, b.stop = context.WithCancel(ctx)
 	f := b.flags
 	if f.APIKey != "" {
 		mux.Handle("/api/", api.New(h, api.Config{Key: f.APIKey, MaxBody: f.APIMaxBody, Log: b.log, Info: b.info}))
@@ -165,8 +167,11 @@ func (b *backendSide) start(ctx context.Context, name string, run func(context.C
 	}()
 }
 
-// close waits for the bridges (their ctx ended) and releases the rest.
+// close ends the bridges (releasing their leases) and the rest.
 func (b *backendSide) close() {
+	if b.stop != nil {
+		b.stop()
+	}
 	b.wg.Wait()
 	for i := len(b.closers) - 1; i >= 0; i-- {
 		b.closers[i]()

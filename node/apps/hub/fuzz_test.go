@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 )
@@ -46,6 +47,56 @@ func FuzzDelivery(f *testing.F) {
 		}
 		if v["channel"] != "room-1" || v["offset"] != 42.0 {
 			t.Fatalf("delivery %q lacks channel/offset", out)
+		}
+	})
+}
+
+// FuzzMessage drives whole client messages through a hub session (auth,
+// subscribe, publish, history, ...): no panic, and every reply is a JSON
+// object with a data_type or a channel delivery (the fuzzer publishes).
+func FuzzMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"data_type":"auth","data":{"token":"user:ann:room","since":{"room":3}}}`,
+		`{"data_type":"subscribe","id":1,"data":{"channel":"room","since":17}}`,
+		`{"data_type":"publish","id":2,"data":{"channel":"room","data":{"a":[1,2]}}}`,
+		`{"data_type":"history","id":3,"data":{"channel":"room","since":0,"limit":5}}`,
+		`{"data_type":"presence","id":"p","data":{"channel":"room"}}`,
+		`{"data_type":"unsubscribe","data":{"channel":"_hub/u/x"}}`,
+		`{"data_type":"event","id":4,"data":{"name":"n","data":null}}`,
+		`{"data_type":"subscribe","data":{"channel":7}}`, `{"data_type":"publish","data":{"channel":"room"}}`,
+	} {
+		f.Add(s)
+	}
+	hubs := startHubs(f, memoryBackends(f), 1, Config{Verifier: testVerifier{}, File: File{
+		Channels: []Rule{{Pattern: "*", Subscribe: SubscribeAnyone, Publish: PublishSubscribers}},
+		Limits:   Limits{MessageRate: -1, MaxViolations: -1},
+	}})
+	c := dial(f, hubs[0].base)
+	c.auth("user:fuzz:room")
+	ids, err := hubs[0].UserSessions(context.Background(), "fuzz")
+	if err != nil || len(ids) != 1 {
+		f.Fatalf("UserSessions = %v, %v", ids, err)
+	}
+	id := ids[0]
+	s := hubs[0].ep.Session(id)
+	f.Fuzz(func(t *testing.T, msg string) {
+		hubs[0].OnMessage(s, msg)
+		for {
+			select {
+			case raw := <-c.raw:
+				<-c.msgs
+				var v map[string]any
+				if err := json.Unmarshal([]byte(raw), &v); err != nil {
+					t.Fatalf("reply %q to %q: %v", raw, msg, err)
+				}
+				_, typed := v["data_type"].(string)
+				_, delivery := v["offset"].(float64)
+				if !typed && !delivery {
+					t.Fatalf("reply %q to %q is neither typed nor a channel delivery", raw, msg)
+				}
+			default:
+				return
+			}
 		}
 	})
 }

@@ -575,10 +575,11 @@ func (c *call) publish() {
 		Channel string          `json:"channel"`
 		Data    json.RawMessage `json:"data"`
 	}
-	if !c.decode(&d) || len(d.Data) == 0 {
-		if len(d.Data) == 0 && d.Channel != "" {
-			c.fail(msgInvalidData)
-		}
+	if !c.decode(&d) {
+		return
+	}
+	if len(d.Data) == 0 {
+		c.fail(msgInvalidData)
 		return
 	}
 	r, err := h.ruleOf(d.Channel)

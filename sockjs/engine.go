@@ -67,9 +67,11 @@ type receiverEngine struct {
 	drainOpts []store.DrainOption
 }
 
-// run runs the loop until the receiver ends and says why.
+// run runs the loop on the caller's goroutine until the receiver ends,
+// and says why. (A websocket drives the same steps from events instead:
+// see wsWriter.kick.)
 func (en *receiverEngine) run() receiverEnd {
-	n, key := en.n, en.lr.key
+	n := en.n
 	var heartbeatC <-chan time.Time
 	if en.heartbeatDelay > 0 {
 		en.heartbeat = time.NewTimer(en.heartbeatDelay)
@@ -81,66 +83,79 @@ func (en *receiverEngine) run() receiverEnd {
 	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
 	defer renew.Stop()
 	for {
+		var end receiverEnd
+		var stop bool
 		select {
 		case <-en.clientGone:
 			return endClientGone
 		case <-n.done:
 			return endNodeClosing
 		case <-renew.C:
-			ctx, cancel := n.opContext()
-			err := n.store.Renew(ctx, key, en.lease)
-			cancel()
-			if errors.Is(err, store.ErrNotHolder) {
-				return endLeaseLost
-			}
-			continue
+			end, stop = en.renew()
 		case <-heartbeatC:
-			if end, stop := en.wrote(en.sink.writeHeartbeat()); stop {
-				return end
-			}
-			continue
+			end, stop = en.wrote(en.sink.writeHeartbeat())
 		case <-en.sink.localReady():
-			if end, stop := en.wrote(en.sink.writeLocal()); stop {
-				return end
-			}
-			continue
+			end, stop = en.wrote(en.sink.writeLocal())
 		case <-en.lr.wakeCh:
+			end, stop = en.drain()
 		case <-recheck.C:
+			end, stop = en.drain()
 		}
-		// A client that went away while we were woken (a websocket reader
-		// that closed the session, then woke us) gets no close frame.
-		select {
-		case <-en.clientGone:
-			return endClientGone
-		default:
-		}
-		ctx, cancel := n.opContext()
-		dr, err := n.store.Drain(ctx, key, en.lease.Token, en.drainOpts...)
-		cancel()
-		if dr.More {
-			en.lr.wake() // the rest of the queue goes in the next write
-		}
-		if err != nil {
-			if errors.Is(err, store.ErrNotHolder) || errors.Is(err, store.ErrNotFound) {
-				return endLeaseLost
-			}
-			n.log.Warn("sockjs: drain failed", "err", err)
-			continue
-		}
-		if len(dr.Messages) > 0 {
-			done, err := en.sink.writeMessages(dr.Messages)
-			if err == nil {
-				n.stats.sent.Add(uint64(len(dr.Messages)))
-			}
-			if end, stop := en.wrote(done, err); stop {
-				return end
-			}
-		}
-		if dr.State == store.StateClosed {
-			en.sink.writeClose(dr.Code, dr.Reason)
-			return endSessionClosed
+		if stop {
+			return end
 		}
 	}
+}
+
+// renew renews the lease; the engine stops when it was lost.
+func (en *receiverEngine) renew() (receiverEnd, bool) {
+	ctx, cancel := en.n.opContext()
+	err := en.n.store.Renew(ctx, en.lr.key, en.lease)
+	cancel()
+	if errors.Is(err, store.ErrNotHolder) {
+		return endLeaseLost, true
+	}
+	return 0, false
+}
+
+// drain writes what the store's queue holds, and the close frame of a
+// closed session.
+func (en *receiverEngine) drain() (receiverEnd, bool) {
+	// A client that went away while we were woken (a websocket reader
+	// that closed the session, then woke us) gets no close frame.
+	select {
+	case <-en.clientGone:
+		return endClientGone, true
+	default:
+	}
+	n := en.n
+	ctx, cancel := n.opContext()
+	dr, err := n.store.Drain(ctx, en.lr.key, en.lease.Token, en.drainOpts...)
+	cancel()
+	if dr.More {
+		en.lr.wake() // the rest of the queue goes in the next write
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotHolder) || errors.Is(err, store.ErrNotFound) {
+			return endLeaseLost, true
+		}
+		n.log.Warn("sockjs: drain failed", "err", err)
+		return 0, false
+	}
+	if len(dr.Messages) > 0 {
+		done, err := en.sink.writeMessages(dr.Messages)
+		if err == nil {
+			n.stats.sent.Add(uint64(len(dr.Messages)))
+		}
+		if end, stop := en.wrote(done, err); stop {
+			return end, true
+		}
+	}
+	if dr.State == store.StateClosed {
+		en.sink.writeClose(dr.Code, dr.Reason)
+		return endSessionClosed, true
+	}
+	return 0, false
 }
 
 // wrote turns the outcome of a write into whether the engine stops, and

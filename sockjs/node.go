@@ -182,6 +182,19 @@ func (n *Node) Close(ctx context.Context) error {
 	close(n.done)
 	n.mu.Unlock()
 	n.stopListen()
+	// Websocket writers run only when kicked: tell them.
+	for i := range n.receivers {
+		sh := &n.receivers[i]
+		sh.mu.RLock()
+		for _, list := range sh.m {
+			for _, lr := range list {
+				if lr.ws != nil {
+					lr.ws.kick(wsEvNodeClosing)
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
 	finished := make(chan struct{})
 	go func() { n.wg.Wait(); close(finished) }()
 	select {
@@ -270,6 +283,10 @@ func newLiveReceiver(key string, reqCtx context.Context) *liveReceiver {
 }
 
 func (lr *liveReceiver) wake() {
+	if lr.ws != nil {
+		lr.ws.kick(wsEvWake)
+		return
+	}
 	select {
 	case lr.wakeCh <- struct{}{}:
 	default:

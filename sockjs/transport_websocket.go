@@ -152,7 +152,11 @@ type wsItem struct {
 }
 
 // wsWriter is the single writer of one websocket: sends on this node go
-// into its bounded queue; it also drains the store when woken.
+// into its bounded queue; it also drains the store when woken. It runs the
+// receiver engine's steps only while there is something to do: an event
+// (a send, a wake-up, a timer, the reader's end, the node's close) starts
+// a goroutine that handles what has piled up and exits, so an idle socket
+// costs no parked goroutine, only its timers.
 type wsWriter struct {
 	e     *Endpoint
 	conn  wsConn
@@ -168,10 +172,9 @@ type wsWriter struct {
 	items     []wsItem
 	itemBytes int
 	spare  []wsItem      // the writer's last batch, reused by the next
-	ready  chan struct{} // capacity 1: items is not empty, or overflowed
 	wrote  chan struct{} // capacity 1: the writer has taken items
 	stop   chan struct{} // closed by finish: the reader has ended
-	done   chan struct{} // closed when run returns
+	done   chan struct{} // closed when the writer has ended
 	closed atomic.Bool   // no more messages will be written
 	// overflowed: a send found the queue full; the writer closes the
 	// session.
@@ -183,6 +186,18 @@ type wsWriter struct {
 	batch         []string
 	sessionCode   int
 	sessionReason string
+
+	// evMu guards events, running and ended: the events not yet
+	// handled, whether a goroutine is handling them, and whether the
+	// writer has ended (events are ignored from then on).
+	evMu    sync.Mutex
+	events  wsEvent
+	running bool
+	ended   bool
+
+	en                          receiverEngine
+	heartbeat, recheck, renewal *time.Timer // nil heartbeat: raw websocket
+	stopReading                 context.CancelFunc
 
 	finishOnce  sync.Once
 	closeCode   int // websocket close code, set before stop is closed
@@ -202,18 +217,12 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 		ww.items = append(ww.items, it)
 		ww.itemBytes += size
 		ww.mu.Unlock()
-		select {
-		case ww.ready <- struct{}{}:
-		default:
-		}
+		ww.kick(wsEvLocal)
 		return nil
 	}
 	ww.mu.Unlock()
 	ww.overflowed.Store(true)
-	select {
-	case ww.ready <- struct{}{}:
-	default:
-	}
+	ww.kick(wsEvLocal)
 	return ErrQueueOverflow
 }
 
@@ -273,6 +282,7 @@ func (ww *wsWriter) finish(code int, reason string) {
 		ww.closeCode, ww.closeReason = code, reason
 		close(ww.stop)
 	})
+	ww.kick(wsEvStop)
 }
 
 func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
@@ -304,10 +314,11 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	ww := &wsWriter{
 		e: e, conn: conn, raw: raw, key: key, lr: lr,
 		lease: store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true},
-		ready: make(chan struct{}, 1),
 		wrote: make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+		// Events wait until start: what OnOpen sends goes after "o".
+		running: true,
 	}
 	lr.ws = ww
 	lr.chans = e.newChanReceiver(lr, ww)
@@ -334,20 +345,13 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		err = conn.writeText(ctx, []byte(openFrame))
 		cancel()
 		if err != nil {
+			ww.endUnstarted()
 			conn.close(CodeInterrupted, ReasonInterrupted)
 			e.endWebsocket(sess, ww, CodeInterrupted, ReasonInterrupted)
 			return
 		}
 	}
-	if !n.goFunc(func() { ww.run(stopReading) }) {
-		// The node closed since this websocket arrived: the client
-		// learns why, as one whose writer ran does.
-		close(ww.done)
-		ww.writeClosed(CodeGoingAway, ReasonGoingAway)
-		conn.close(CodeGoingAway, ReasonGoingAway)
-		e.endWebsocket(sess, ww, CodeGoingAway, ReasonGoingAway)
-		return
-	}
+	ww.start(stopReading)
 
 	code, reason := CodeInterrupted, ReasonInterrupted
 	for {
@@ -402,23 +406,143 @@ func (e *Endpoint) endWebsocket(sess *Session, ww *wsWriter, code int, reason st
 	}
 }
 
-// run is the writer: the receiver engine with the websocket as its sink.
-// It ends when the session is closed (after writing the close frame), when
-// the reader has ended, or on a write error; it then closes the
-// connection, which ends the reader too.
-func (ww *wsWriter) run(stopReading context.CancelFunc) {
+// wsEvent is a set of things for the writer to do.
+type wsEvent uint8
+
+const (
+	wsEvWake        wsEvent = 1 << iota // the store may hold messages or a close
+	wsEvRecheck                         // look at the store even without a wake-up
+	wsEvLocal                           // sends on this node wait (or overflowed)
+	wsEvHeartbeat                       // the client has had no frame for a while
+	wsEvRenew                           // the lease wants renewing
+	wsEvStop                            // the reader has ended
+	wsEvNodeClosing                     // the node is closing
+)
+
+// start arms the writer's timers and lets it handle events, those that
+// came before (what OnOpen sent) first.
+func (ww *wsWriter) start(stopReading context.CancelFunc) {
 	e, n := ww.e, ww.e.node
-	defer close(ww.done)
-	en := receiverEngine{
+	ww.stopReading = stopReading
+	ww.en = receiverEngine{
 		n: n, lr: ww.lr, lease: ww.lease, sink: ww,
 		clientGone: ww.stop,
 		recheck:    n.cfg.WebsocketRecheckInterval,
 	}
 	if !ww.raw {
-		en.heartbeatDelay = e.settings.HeartbeatDelay
+		ww.en.heartbeatDelay = e.settings.HeartbeatDelay
+		ww.heartbeat = time.AfterFunc(ww.en.heartbeatDelay, func() { ww.kick(wsEvHeartbeat) })
+		ww.en.heartbeat = ww.heartbeat
 	}
+	ww.recheck = time.AfterFunc(ww.en.recheck, func() { ww.kick(wsEvRecheck) })
+	ww.renewal = time.AfterFunc(n.cfg.LeaseTTL/3, func() { ww.kick(wsEvRenew) })
+	select {
+	case <-n.done:
+		// Node.Close kicks the writers it finds registered; this one may
+		// have registered after it looked.
+		ww.evMu.Lock()
+		ww.events |= wsEvNodeClosing
+		ww.evMu.Unlock()
+	default:
+	}
+	go ww.handleEvents()
+}
+
+// endUnstarted ends a writer that never started.
+func (ww *wsWriter) endUnstarted() {
+	ww.evMu.Lock()
+	ww.ended = true
+	ww.evMu.Unlock()
+	ww.closed.Store(true)
+	close(ww.done)
+}
+
+// kick records ev and starts a goroutine to handle it unless one runs.
+// That goroutine belongs to the node's lifecycle through the websocket's
+// reader, which waits for the writer to end (endWebsocket) and is itself
+// waited for by Node.Close.
+func (ww *wsWriter) kick(ev wsEvent) {
+	ww.evMu.Lock()
+	if ww.ended {
+		ww.evMu.Unlock()
+		return
+	}
+	ww.events |= ev
+	if ww.running {
+		ww.evMu.Unlock()
+		return
+	}
+	ww.running = true
+	ww.evMu.Unlock()
+	go ww.handleEvents()
+}
+
+// handleEvents handles events until none is left, or the writer ends.
+func (ww *wsWriter) handleEvents() {
+	for {
+		ww.evMu.Lock()
+		ev := ww.events
+		ww.events = 0
+		if ev == 0 {
+			ww.running = false
+			ww.evMu.Unlock()
+			return
+		}
+		ww.evMu.Unlock()
+		if end, stop := ww.handle(ev); stop {
+			ww.end(end)
+			return
+		}
+	}
+}
+
+// handle does what ev asks, in the order the engine's loop would.
+func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
+	en, n := &ww.en, ww.e.node
+	switch {
+	case ev&wsEvStop != 0:
+		return endClientGone, true
+	case ev&wsEvNodeClosing != 0:
+		return endNodeClosing, true
+	}
+	if ev&wsEvRenew != 0 {
+		if end, stop := en.renew(); stop {
+			return end, true
+		}
+		ww.renewal.Reset(n.cfg.LeaseTTL / 3)
+	}
+	if ev&wsEvHeartbeat != 0 {
+		if end, stop := en.wrote(ww.writeHeartbeat()); stop {
+			return end, true
+		}
+	}
+	if ev&wsEvLocal != 0 {
+		if end, stop := en.wrote(ww.writeLocal()); stop {
+			return end, true
+		}
+	}
+	if ev&wsEvRecheck != 0 {
+		ww.recheck.Reset(en.recheck)
+	}
+	if ev&(wsEvWake|wsEvRecheck) != 0 {
+		return en.drain()
+	}
+	return 0, false
+}
+
+// end ends the writer: it tells the client why, when the client is there
+// to hear it, and closes the connection, which ends the reader too.
+func (ww *wsWriter) end(why receiverEnd) {
+	ww.evMu.Lock()
+	ww.ended = true
+	ww.evMu.Unlock()
+	if ww.heartbeat != nil {
+		ww.heartbeat.Stop()
+	}
+	ww.recheck.Stop()
+	ww.renewal.Stop()
 	code, reason := CodeInterrupted, ReasonInterrupted
-	switch en.run() {
+	switch why {
 	case endClientGone:
 		code, reason = ww.closeCode, ww.closeReason
 	case endNodeClosing:
@@ -433,7 +557,8 @@ func (ww *wsWriter) run(stopReading context.CancelFunc) {
 	}
 	ww.closed.Store(true)
 	ww.conn.close(code, reason)
-	stopReading()
+	ww.stopReading()
+	close(ww.done)
 }
 
 // writeMessages implements receiverSink.
@@ -443,8 +568,9 @@ func (ww *wsWriter) writeMessages(msgs []string) (bool, error) {
 	return false, err
 }
 
-// localReady implements receiverSink: sends on this node wait.
-func (ww *wsWriter) localReady() <-chan struct{} { return ww.ready }
+// localReady implements receiverSink. A websocket's sends kick its
+// writer (wsEvLocal) instead.
+func (ww *wsWriter) localReady() <-chan struct{} { return nil }
 
 // writeLocal implements receiverSink. A queue that overflowed closes the
 // session; the engine's next drain finds it closed and says so.

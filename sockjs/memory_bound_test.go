@@ -176,7 +176,8 @@ func TestBodyBudget(t *testing.T) {
 // MaxQueuedBytes of messages as well as MaxQueuedMessages.
 func TestWebsocketQueueBoundByBytes(t *testing.T) {
 	t.Parallel()
-	ww := &wsWriter{e: &Endpoint{settings: Settings{MaxQueuedMessages: 10, MaxQueuedBytes: 1000}}, ready: make(chan struct{}, 1)}
+	// running: no writer goroutine is started (none is needed to queue).
+	ww := &wsWriter{e: &Endpoint{settings: Settings{MaxQueuedMessages: 10, MaxQueuedBytes: 1000}}, running: true}
 	big := strings.Repeat("x", 600)
 	if err := ww.enqueue(wsItem{msgs: []string{big}}); err != nil {
 		t.Fatal(err)

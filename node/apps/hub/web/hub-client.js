@@ -124,9 +124,11 @@
     }, function (err) {
       if (err.type === 'auth_error') {
         // A bad token will not get better by retrying with it: stop,
-        // unless a token function may bring a fresh one.
+        // unless a token function may bring a fresh one, or the backend
+        // that checks tokens was unavailable for a moment.
         self._fire('error', err);
-        if (typeof token !== 'function' || err.message !== 'Token expired') self.close();
+        var retry = err.message === 'Backend unavailable' || (typeof token === 'function' && err.message === 'Token expired');
+        if (!retry) self.close();
         else if (self._sock) self._sock.close();
       } else if (err.type === 'error' && /data type/.test(err.message)) {
         self._ready({}); // an open hub that knows no auth
@@ -353,13 +355,20 @@
       self._resolveReady(reply);
     }, function (err) {
       if (self.hub.subs[self.channel] !== self) return;
-      if (err.type === 'subscribe_error') {
+      if (err.type === 'subscribe_error' && err.message !== 'Backend unavailable') {
         self.state = 'refused';
         delete self.hub.subs[self.channel];
         self._fire('error', err);
         self._rejectReady(err);
       }
-      // A disconnect or timeout: the next connect subscribes again.
+      // A disconnect: the next connect subscribes again. A timeout (a
+      // request refused over a rate limit gets an error without its id) or
+      // "Backend unavailable": try again in a while.
+      if (self.hub.state === 'connected' && self.state === 'subscribing') {
+        setTimeout(function () {
+          if (self.hub.subs[self.channel] === self && self.hub.state === 'connected' && self.state === 'subscribing') self._send();
+        }, 1000);
+      }
     });
   };
 

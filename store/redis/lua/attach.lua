@@ -5,7 +5,7 @@
 -- (store.Hold).
 -- Reply {1, messages, more 1/0} attached, {-5} busy (another live lease),
 -- {-2, code, reason} closed, {0} no such session.
-local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls')
+local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb')
 if not v[1] then return {0} end
 if v[1] == '2' then return {-2, tonumber(v[2] or 0), v[3] or ''} end
 local now = now_ms()
@@ -16,6 +16,6 @@ end
 local lu = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu)
 hold(ARGV[3], v[7], set_deadline(lu + tonumber(v[6]), now))
-local msgs, more = take_queue(tonumber(ARGV[7]))
+local msgs, more = take_queue(tonumber(ARGV[7]), v[9])
 if ARGV[9] == '1' then msgs = keep_in_flight(ARGV[4], msgs) end
 return {1, msgs, more}

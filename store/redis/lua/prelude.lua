@@ -5,10 +5,10 @@
 -- id, ARGV[2] = key TTL margin in ms.
 --
 -- Session hash fields: st state (1 open, 2 closed), cd close code, rs close
--- reason, in info, qb bytes queued (message lengths summed), dy disconnect delay ms, ln/lt/ls/lu lease node, token,
--- sticky (1/0) and expiry ms, dl deadline ms (while a lease is held,
--- lease expiry + delay, so a receiver that vanishes still lets the session
--- expire).
+-- reason, in info, qb bytes queued (message lengths summed), dy disconnect
+-- delay ms, ln/lt/ls/lu lease node, token, sticky (1/0) and expiry ms, dl
+-- deadline ms (while a lease is held, lease expiry + delay, so a receiver
+-- that vanishes still lets the session expire).
 --
 -- Replies use integer codes, mapped to store results in scripts.go:
 -- 1 ok, 0 no such session, -1 lease not held, -2 closed, -3 queue full,
@@ -54,14 +54,15 @@ local function unhold(node)
 end
 -- take_queue takes queued messages, oldest first, up to max bytes (<= 0:
 -- all; the oldest always, however big, so a queue always moves), keeping
--- the session's queued byte count (field qb) in step. It returns them and
--- 1 when some are left, else 0.
-local function take_queue(max)
-  local qb = tonumber(redis.call('HGET', KEYS[1], 'qb') or 0)
+-- the session's queued byte count (field qb, read by the caller with the
+-- rest of the hash) in step. It returns them and 1 when some are left,
+-- else 0.
+local function take_queue(max, qb)
+  qb = tonumber(qb or 0)
   if max <= 0 or qb <= max then
     local msgs = redis.call('LRANGE', KEYS[2], 0, -1)
     redis.call('DEL', KEYS[2])
-    redis.call('HDEL', KEYS[1], 'qb')
+    if qb > 0 then redis.call('HDEL', KEYS[1], 'qb') end
     return msgs, 0
   end
   local msgs, size = {}, 0

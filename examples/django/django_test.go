@@ -44,11 +44,14 @@ func python(t *testing.T) string {
 // other's chat, and the dashboard the management command pushes by Redis.
 func TestDjangoExample(t *testing.T) {
 	py := python(t)
+	sockjsClient, err := filepath.Abs(filepath.Join(browserModules, "sockjs-client"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := nodetest.StartCluster(t, 3, "--apps", "hub", "--api-key", apiKey,
-		"--django-secret-key", secret, "--config", "hub.json")
+		"--django-secret-key", secret, "--config", "hub.json", "--sockjs-client", sockjsClient)
 	env := append(os.Environ(), "DJANGO_SECRET_KEY="+secret, "SHOAL_HUB="+c.URL(), "SHOAL_REDIS="+c.Redis,
-		"SHOAL_API_KEY="+apiKey, "CHAT_DB="+filepath.Join(t.TempDir(), "db.sqlite3"),
-		"DJANGO_SUPERUSER_PASSWORD=ann-password")
+		"SHOAL_API_KEY="+apiKey, "CHAT_DB="+filepath.Join(t.TempDir(), "db.sqlite3"))
 	manage := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(py, append([]string{"manage.py"}, args...)...)
@@ -60,7 +63,13 @@ func TestDjangoExample(t *testing.T) {
 		return string(out)
 	}
 	manage("migrate", "-v0")
-	manage("createsuperuser", "--noinput", "--username", "ann", "--email", "ann@example.com")
+	for _, user := range []string{"ann", "bob"} {
+		cmd := exec.Command(py, "manage.py", "createsuperuser", "--noinput", "--username", user, "--email", user+"@example.com")
+		cmd.Env = append(env, "DJANGO_SUPERUSER_PASSWORD="+user+"-password")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("createsuperuser %s: %v\n%s", user, err, out)
+		}
+	}
 	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
 	nodetest.StartEnv(t, env, py, "manage.py", "runserver", "--noreload", addr)
 	nodetest.WaitTCP(t, addr)
@@ -115,7 +124,82 @@ func TestDjangoExample(t *testing.T) {
 		t.Fatalf("push_dashboard: %s", out)
 	}
 	for _, s := range []*session{a, b} {
-		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "stats" && m["tick"] == 3.0 && m["users"] == 1.0 })
+		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "stats" && m["tick"] == 3.0 && m["users"] == 2.0 })
+	}
+
+	t.Run("chromium", func(t *testing.T) { checkInChromium(t, site, manage) })
+}
+
+// browserModules is where scripts/test installs playwright-core and
+// sockjs-client (npm ci) for the end-to-end tests.
+const browserModules = "../../node/e2e/testdata/browser/node_modules"
+
+// checkInChromium: two users log in to the site in Debian's Chromium and
+// chat in one room through HAProxy; then the dashboard page shows what
+// the management command pushes.
+func checkInChromium(t *testing.T, site string, manage func(...string) string) {
+	chromium := ""
+	for _, p := range []string{"chromium", "/usr/bin/chromium"} {
+		if path, err := exec.LookPath(p); err == nil {
+			chromium = path
+			break
+		}
+	}
+	if chromium == "" {
+		t.Fatal("chromium not found: scripts/test installs Debian's chromium")
+	}
+	modules, _ := filepath.Abs(browserModules)
+	arg, _ := json.Marshal(map[string]any{"chromium": chromium, "site": site, "modules": modules, "timeoutMs": 90000})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "testdata/browser.js", string(arg))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	var result struct {
+		Done bool `json:"done"`
+		Chat map[string]struct {
+			Log      string `json:"log"`
+			Presence string `json:"presence"`
+		} `json:"chat"`
+		Dashboard  map[string]string `json:"dashboard"`
+		PageErrors []string          `json:"pageErrors"`
+		Error      string            `json:"error"`
+	}
+	dec := json.NewDecoder(stdout)
+	for !result.Done {
+		var line struct {
+			DashboardReady bool `json:"dashboardReady"`
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			t.Fatalf("browser.js: %v\n%s", err, stderr.String())
+		}
+		json.Unmarshal(raw, &line)
+		if line.DashboardReady {
+			manage("push_dashboard", "--count", "3", "--interval", "0.2")
+			continue
+		}
+		json.Unmarshal(raw, &result)
+	}
+	if result.Error != "" || len(result.PageErrors) > 0 {
+		t.Fatalf("browser: %s %v\n%s", result.Error, result.PageErrors, stderr.String())
+	}
+	for _, user := range []string{"ann", "bob"} {
+		chat := result.Chat[user]
+		if !strings.Contains(chat.Log, "ann: hello from ann") || !strings.Contains(chat.Log, "bob: hello from bob") || chat.Presence != "2" {
+			t.Errorf("%s's room page: log %q, presence %q", user, chat.Log, chat.Presence)
+		}
+	}
+	if result.Dashboard["tick"] != "3" || result.Dashboard["users"] != "2" {
+		t.Errorf("dashboard %v", result.Dashboard)
 	}
 }
 

@@ -33,6 +33,13 @@ import (
 // channel names (by regular expression) to a ChannelHandler and log
 // options; a name that matches no pattern is refused. They need a store
 // that implements store.Channels (the memory and Redis stores do).
+//
+// The log also serves clients that track offsets themselves (the hub,
+// node/apps/hub): PublishOffset returns a message's offset,
+// ChannelConfig.Render puts it into what subscribers get (computed once
+// per node per message), Session.SubscribeWith with Since lets a new
+// session resume where an earlier one stopped, History reads the log, and
+// ActiveChannels lists the channels that have subscribers.
 
 // Close code for a session whose channel messages were lost: it was away
 // longer than the channel log keeps messages (ChannelConfig.Keep, MaxLen),

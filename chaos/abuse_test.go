@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -81,7 +82,7 @@ func slowConsumers(t *testing.T, c *cluster, s settings) {
 			<-ctx.Done()
 		})
 	}
-	peak := before
+	peak := maps.Clone(before)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	for waiting := true; waiting; {

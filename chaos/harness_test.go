@@ -527,6 +527,25 @@ func (c *cluster) startHA(t *testing.T) {
 		}
 		return nil
 	})
+	// Every replica in sync with its master: a replica that never synced
+	// refuses to be promoted (its data would be too old), so a master
+	// killed before that has no failover at all.
+	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		replicas := 0
+		for _, a := range addrs {
+			info := redisCLI(t, a, "info", "replication")
+			if strings.Contains(info, "role:slave") {
+				if !strings.Contains(info, "master_link_status:up") {
+					return fmt.Errorf("%s: replica not in sync yet", a)
+				}
+				replicas++
+			}
+		}
+		if replicas != 3 {
+			return fmt.Errorf("%d replicas, want 3", replicas)
+		}
+		return nil
+	})
 	c.redisURL = "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
 
 	routes := make([]string, 3)

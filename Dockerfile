@@ -8,11 +8,20 @@
 # docs/deploy.md explains every build argument.
 
 # The toolchain go.mod asks for, exactly: a floating tag ("golang:1.26")
-# would build with whatever 1.26.x the registry has today. Both bases are
+# would build with whatever 1.26.x the registry has today. The bases are
 # build arguments so that a mirror (or the stand-ins of
-# deploy/compose/compose-test) can take their place.
+# scripts/compose-test) can take their place.
 ARG GO_IMAGE=golang:1.26.8-bookworm
+ARG NODE_IMAGE=node:22-bookworm-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+
+# sockjs-client from npm, pinned by deploy/sockjs-client/package-lock.json:
+# the node serves it at /sockjs.min.js and its pages load it from there,
+# so they work where the public CDN cannot be reached.
+FROM ${NODE_IMAGE} AS sockjs-client
+WORKDIR /sockjs-client
+COPY deploy/sockjs-client/package.json deploy/sockjs-client/package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM ${GO_IMAGE} AS build
 # Never download another toolchain behind our back: a base image whose Go
@@ -36,6 +45,9 @@ RUN go build -trimpath -buildvcs=false \
 # (uid 65532), no shell and no package manager.
 FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/shoal /usr/local/bin/shoal
+COPY --from=sockjs-client /sockjs-client/node_modules/sockjs-client/LICENSE /sockjs-client/node_modules/sockjs-client/package.json /usr/local/share/shoal/sockjs-client/
+COPY --from=sockjs-client /sockjs-client/node_modules/sockjs-client/dist/sockjs.min.js /usr/local/share/shoal/sockjs-client/dist/
+ENV SHOAL_SOCKJS_CLIENT=/usr/local/share/shoal/sockjs-client
 USER 65532:65532
 # The node's default (127.0.0.1:8080) is unreachable from outside a
 # container; every flag also reads SHOAL_<FLAG>.

@@ -172,7 +172,9 @@ func TestCompose(t *testing.T) {
 	})
 	t.Run("Members", testMembers)
 	t.Run("RoundRobin", testRoundRobin)
+	t.Run("SockJSClientServed", testSockJSClientServed)
 	t.Run("Transports", testTransports)
+	t.Run("HubPublish", testHubPublish)
 	t.Run("KillNode", testKillNode)
 }
 
@@ -243,6 +245,29 @@ func testRoundRobin(t *testing.T) {
 	}
 }
 
+// testSockJSClientServed: the image's npm copy of sockjs-client is served
+// at /sockjs.min.js, and the demo page loads it from there, not the CDN.
+func testSockJSClientServed(t *testing.T) {
+	get := func(path string) string {
+		resp, err := client.Get(lbURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		return string(body)
+	}
+	if js := get("/sockjs.min.js"); !strings.Contains(js, "SockJS") || len(js) < 10000 {
+		t.Errorf("/sockjs.min.js: %d bytes, not sockjs-client", len(js))
+	}
+	if page := get("/"); !strings.Contains(page, `src="/sockjs.min.js"`) {
+		t.Errorf("the demo page does not load /sockjs.min.js:\n%s", page)
+	}
+}
+
 type echoResult struct {
 	Error     string   `json:"error"`
 	Transport string   `json:"transport"`
@@ -273,6 +298,118 @@ func testTransports(t *testing.T) {
 				t.Errorf("received %q, want %q", r.Received, want)
 			}
 		})
+	}
+}
+
+// startNode starts one of testdata's sockjs-client scripts and waits for
+// its "ready" line; the returned function closes its stdin and returns
+// the rest of its output.
+func startNode(t *testing.T, script string, args ...string) func() string {
+	t.Helper()
+	cmd := exec.Command("node", append([]string{filepath.Join("testdata", script)}, args...)...)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(env(t, "SHOAL_COMPOSE_CLIENT"), "node_modules"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	lines := make(chan string, 1)
+	var rest bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 16<<20)
+		first := true
+		for sc.Scan() {
+			if first {
+				lines <- sc.Text()
+				first = false
+				continue
+			}
+			rest.WriteString(sc.Text())
+		}
+		if first {
+			lines <- ""
+		}
+	}()
+	select {
+	case l := <-lines:
+		if l != "ready" {
+			<-done
+			t.Fatalf("%s did not start: %s %s", script, l, rest.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s not ready in 30 s", script)
+	}
+	return func() string {
+		stdin.Close()
+		<-done
+		cmd.Wait()
+		return rest.String()
+	}
+}
+
+// testHubPublish: hub sessions on every transport subscribe to a channel
+// through HAProxy; a backend publishes over the HTTP API (each request to
+// the next node) and over Redis PUBLISH; every session gets every message
+// once, in order.
+func testHubPublish(t *testing.T) {
+	apiKey := env(t, "SHOAL_API_KEY")
+	const channel, perPath = "news", 5
+	wait := startNode(t, "hub.js", lbURL+"/hub", strings.Join(transports, ","), channel, fmt.Sprint(2*perPath))
+	for i := range perPath {
+		req, _ := http.NewRequest(http.MethodPost, lbURL+"/api/publish",
+			strings.NewReader(fmt.Sprintf(`{"channel":%q,"data":{"n":%d}}`, channel, i)))
+		req.Header.Set("Authorization", "apikey "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /api/publish: %s %s", resp.Status, body)
+		}
+	}
+	for i := perPath; i < 2*perPath; i++ {
+		compose(t, "exec", "-T", "redis", "redis-cli", "PUBLISH", "shoal:"+channel, fmt.Sprintf(`{"n":%d}`, i))
+	}
+	var r struct {
+		Sessions []struct {
+			Transport string `json:"transport"`
+			Received  []struct {
+				N       int    `json:"n"`
+				Channel string `json:"channel"`
+				Offset  int64  `json:"offset"`
+			} `json:"received"`
+		} `json:"sessions"`
+	}
+	out := wait()
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Sessions) != len(transports) {
+		t.Fatalf("hub client output %q: %v", out, err)
+	}
+	for _, s := range r.Sessions {
+		var ns []int
+		for _, m := range s.Received {
+			ns = append(ns, m.N)
+		}
+		want := make([]int, 2*perPath)
+		for i := range want {
+			want[i] = i
+		}
+		if !slices.Equal(ns, want) {
+			t.Errorf("%s session received %v, want %v", s.Transport, ns, want)
+		}
 	}
 }
 
@@ -345,6 +482,11 @@ func testKillNode(t *testing.T) {
 		return nil
 	})
 	t.Logf("HAProxy marked %s down %v after the kill", victim, time.Since(killed).Round(100*time.Millisecond))
+	// restart: unless-stopped leaves a killed container alone (Docker
+	// counts a kill as a stop by hand; docs/deploy.md says so).
+	if out, _ := exec.Command("docker", "inspect", "-f", "{{.State.Running}} {{.RestartCount}}", id).Output(); strings.TrimSpace(string(out)) != "false 0" {
+		t.Errorf("killed %s: running, restarts = %s", victim, out)
+	}
 	checkFor(t, 60*time.Second, "the others see "+victim+" gone", func() error {
 		ids, _, err := aliveMembers()
 		if err != nil {
@@ -386,8 +528,7 @@ func testKillNode(t *testing.T) {
 		t.Errorf("%d sessions reported, want %d", len(r.Sessions), sessions)
 	}
 
-	// restart: unless-stopped does not bring back a killed container
-	// (Docker counts a kill as a stop by hand); start it as a user would.
+	// Start it again as a user would.
 	compose(t, "start", victim)
 	checkFor(t, 60*time.Second, victim+" back in HAProxy", allUp(nodes...))
 	checkFor(t, 60*time.Second, victim+" back in the cluster", func() error {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/shoal-rt/shoal/store"
 )
 
 // Endpoint serves one SockJS service under Settings.Prefix. It is an
@@ -100,7 +102,7 @@ func idFromClientSession(sid string) string {
 func isWebsocketID(id string) bool { return len(id) == ulid.EncodedSize }
 
 // runOnOpen runs OnOpen for a session this node created; an error (or a
-// panic) closes the session.
+// panic) closes the session without OnClose (closeRejected).
 func (e *Endpoint) runOnOpen(s *Session) {
 	e.node.stats.opened.Add(1)
 	opened := make(chan struct{})
@@ -126,9 +128,30 @@ func (e *Endpoint) runOnOpen(s *Session) {
 	if errors.As(err, &ce) {
 		code, reason = ce.Code, ce.Reason
 	}
-	if cerr := s.Close(code, reason); cerr != nil {
-		e.node.log.Warn("sockjs: close after OnOpen error", "err", cerr)
+	e.closeRejected(s, code, reason)
+}
+
+// closeRejected closes a session whose OnOpen failed. OnClose is for
+// sessions OnOpen accepted, so it does not run (as a constructor that
+// fails has nothing to clean up); the session only leaves the channels
+// OnOpen may have joined. Should something else close the session while
+// OnOpen ran (Session.Close from another node), that close won and ran
+// OnClose.
+func (e *Endpoint) closeRejected(s *Session, code int, reason string) {
+	ctx, cancel := e.node.opContext()
+	defer cancel()
+	won, err := e.node.store.Close(ctx, s.key, code, reason)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return
+	case err != nil:
+		e.node.log.Warn("sockjs: close after OnOpen error", "err", err)
+		return
+	case won:
+		e.node.stats.closed.Add(1)
+		e.leaveChannels(s)
 	}
+	e.node.wakeReceiver(ctx, s.key)
 }
 
 // runOnMessage delivers one message, containing a handler panic.

@@ -30,12 +30,14 @@ var (
 // per session cluster-wide, before any OnMessage of that session on the
 // same node; OnMessage calls for one session arrive in the order the client
 // sent them when they come over one connection; OnClose runs exactly once,
-// on its own goroutine, after OnOpen has returned if both run on one node.
+// on its own goroutine, after OnOpen has returned if both run on one node,
+// for every session OnOpen accepted (not for one it rejected).
 // A Handler is called concurrently for different sessions.
 type Handler interface {
 	// OnOpen is called when a client opens a session. An error closes the
 	// session: a *CloseError chooses the code and reason the client
-	// gets, any other error gives CodeOpenRejected.
+	// gets, any other error gives CodeOpenRejected. OnClose does not run
+	// for a session OnOpen rejected.
 	OnOpen(s *Session) error
 	// OnMessage is called for each message the client sends.
 	OnMessage(s *Session, msg string)

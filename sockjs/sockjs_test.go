@@ -251,12 +251,22 @@ func TestCloseFromOnOpen(t *testing.T) {
 		return nil
 	})
 
-	// OnOpen returning an error closes with CodeOpenRejected.
+	// OnOpen returning an error closes with CodeOpenRejected, and OnClose
+	// does not run for the session it rejected (Node.Close waits for the
+	// goroutine OnClose would run on).
 	rec2 := &recorder{onOpen: func(s *Session) error { return errors.New("no") }}
-	_, _, base2 := c.node(t, rec2, Settings{Prefix: "/t2"})
+	n2, _, base2 := c.node(t, rec2, Settings{Prefix: "/t2"})
 	do(t, "POST", base2+"/0/s/xhr", "")
 	_, body = do(t, "POST", base2+"/0/s/xhr", "")
 	want(t, "rejected", body, `c[3002,"Open rejected"]`+"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if opened, closed := rec2.counts(); opened != 1 || closed != 0 {
+		t.Fatalf("rejected session: OnOpen ran %d times, OnClose %d times; want 1 and 0", opened, closed)
+	}
 }
 
 // TestCrossNodeDelivery polls on one node and sends through another: the

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
+)
+
+// The README's Go example is this program, to the letter; built and run, it
+// echoes, answers /readyz and /metrics, and exits 0 after its drain.
+func TestEchoExample(t *testing.T) {
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), string(src)) {
+		t.Error("README.md does not show examples/echo/main.go as it is: copy it there")
+	}
+
+	bin := filepath.Join(t.TempDir(), "echo")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "ECHO_ADDR="+addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	testenv.WaitTCP(t, addr)
+
+	post := func(path, body string) string {
+		resp, err := http.Post("http://"+addr+"/echo/000/s"+path, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := post("/xhr", ""); got != "o\n" {
+		t.Fatalf("open: %q", got)
+	}
+	post("/xhr_send", `["hi"]`)
+	if got := post("/xhr", ""); got != `a["hi"]`+"\n" {
+		t.Fatalf("echo: %q", got)
+	}
+	for _, path := range []string{"/readyz", "/metrics"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit 20 s after SIGTERM")
+	}
+}

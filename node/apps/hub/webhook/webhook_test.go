@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -18,20 +19,12 @@ import (
 func startBackend(t *testing.T, secret string) string {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-	_, port, _ := cutPort(addr)
+	_, port, _ := net.SplitHostPort(addr)
 	nodetest.Start(t, "python3", "testdata/backend.py", port, secret)
 	nodetest.WaitTCP(t, addr)
 	return "http://" + addr + "/shoal/webhook"
 }
 
-func cutPort(addr string) (string, string, bool) {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			return addr[:i], addr[i+1:], true
-		}
-	}
-	return addr, "", false
-}
 
 func newWebhook(t *testing.T, c Config) *Webhook {
 	t.Helper()

@@ -313,7 +313,7 @@ func TestHubCluster(t *testing.T) {
 					t.Fatalf("no page for %s", user)
 				}
 				t.Logf("%s's page (%s): status %q, %q, presence %q, messages %q", user, u.Screenshot, u.Status, u.Me, u.Presence, u.Messages)
-				if !strings.HasPrefix(u.Status, "connected") || u.Error != "" {
+				if want := map[string]string{"ann": "connected over websocket", "bob": "connected over xhr-polling"}[user]; u.Status != want || u.Error != "" {
 					t.Errorf("%s: status %q, error %q", user, u.Status, u.Error)
 				}
 				if u.Me != "you are "+user {

@@ -89,12 +89,13 @@ async function scenarios() {
 // sends a line; both must see both lines and a presence count of 2.
 async function chat() {
   const out = { users: {} };
-  const users = [['ann', cfg.tokens.ann], ['bob', cfg.tokens.bob]];
+  // ann on a websocket, bob on xhr-polling (whose requests hop nodes).
+  const users = [['ann', cfg.tokens.ann, 'websocket'], ['bob', cfg.tokens.bob, 'xhr-polling']];
   const pages = [];
-  for (const [user, tok] of users) {
+  for (const [user, tok, transport] of users) {
     const { context, page } = await newPage('chat-' + user);
     pages.push({ user, context, page });
-    await page.goto(`${cfg.base}/chat/?room=${encodeURIComponent(cfg.chat.room)}#token=${encodeURIComponent(tok)}`);
+    await page.goto(`${cfg.base}/chat/?room=${encodeURIComponent(cfg.chat.room)}&transports=${transport}#token=${encodeURIComponent(tok)}`);
   }
   for (const p of pages) {
     await p.page.waitForFunction(() => document.getElementById('status').textContent.startsWith('connected'), null, { timeout: 20000 });

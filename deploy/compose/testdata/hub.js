@@ -1,6 +1,6 @@
 // Opens one hub session per transport (sockjs-client), subscribes each to
 // <channel>, prints "ready" once every subscribe is confirmed, then waits
-// until each has <count> channel messages (or 30 s) and prints one JSON
+// until each has <count> channel messages (or 60 s) and prints one JSON
 // line: what every session received. The Go test publishes and judges.
 //
 //   NODE_PATH=<dir with sockjs-client> node hub.js <url> <transport,...> <channel> <count>
@@ -9,7 +9,7 @@ const SockJS = require('sockjs-client');
 
 const [url, transports, channel, countArg] = process.argv.slice(2);
 const count = parseInt(countArg, 10);
-const deadline = setTimeout(() => finish(), 30000);
+const deadline = setTimeout(() => finish(), 60000);
 const sessions = [];
 
 function finish() {

@@ -118,4 +118,3 @@ func TestWebhooksThroughNode(t *testing.T) {
 		return nil
 	})
 }
-

@@ -25,7 +25,6 @@ func startBackend(t *testing.T, secret string) string {
 	return "http://" + addr + "/shoal/webhook"
 }
 
-
 func newWebhook(t *testing.T, c Config) *Webhook {
 	t.Helper()
 	w, err := New(c)

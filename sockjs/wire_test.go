@@ -104,3 +104,33 @@ func FuzzWire(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFramesEnvelope: a message for a websocket held on another node,
+// encoded by the sender and decoded by the holder.
+func BenchmarkFramesEnvelope(b *testing.B) {
+	msgs := []string{`{"data_type":"data","channel":"room","offset":12,"data":"hello"}`}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendFramesEnvelope(buf[:0], "/echo/01M8HWXKTSEJKBQXE0C32CT0Q3", msgs)
+		if _, _, ok := decodeFramesEnvelope(buf[1:]); !ok {
+			b.Fatal("decode failed")
+		}
+	}
+}
+
+// BenchmarkBusEntry: a channel message as every node with subscribers
+// decodes it.
+func BenchmarkBusEntry(b *testing.B) {
+	msg := encodeBusEntry(123456, encodeEntry("/echo/01M8HWXKTSEJKBQXE0C32CT0Q3", `{"text":"hello"}`))
+	b.ReportAllocs()
+	for b.Loop() {
+		_, entry, ok := decodeBusEntry(msg)
+		if !ok {
+			b.Fatal("decode failed")
+		}
+		if _, _, ok := decodeEntry(entry); !ok {
+			b.Fatal("decode failed")
+		}
+	}
+}

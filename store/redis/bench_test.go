@@ -80,6 +80,30 @@ func BenchmarkPollCycle(b *testing.B) {
 	})
 }
 
+// BenchmarkPollCycleHeld is BenchmarkPollCycle as polls run it with a
+// store.Committer: the attach keeps the message in flight (store.Hold) and
+// the poll's commit releases it with the lease: as many round trips as
+// without Hold.
+func BenchmarkPollCycleHeld(b *testing.B) {
+	s, hook := benchStore(b)
+	ctx := context.Background()
+	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
+	msg := []string{`"hello"`}
+	run(b, hook, func() error {
+		if _, err := s.Append(ctx, "s", msg, store.QueueLimits{Messages: 1000}); err != nil {
+			return err
+		}
+		res, err := s.Attach(ctx, "s", l, store.Hold())
+		if err != nil {
+			return err
+		}
+		if len(res.Messages) != 1 {
+			return fmt.Errorf("drained %d messages", len(res.Messages))
+		}
+		return s.Commit(ctx, "s", "t1", true)
+	})
+}
+
 func BenchmarkAppend(b *testing.B) {
 	s, hook := benchStore(b)
 	ctx := context.Background()

@@ -22,6 +22,7 @@ import (
 type securityFlags struct {
 	AllowedOrigins   string
 	TrustedProxies   string
+	ProxyProtocol    bool
 	NewSessionsPerIP int
 	BodyBudget       byteSize
 	MemoryMaxBytes   byteSize
@@ -40,6 +41,7 @@ func (f *securityFlags) register(fs *flag.FlagSet) {
 	f.MemoryMaxBytes = store.DefaultMemoryMaxBytes
 	fs.StringVar(&f.AllowedOrigins, "allowed-origins", "", "comma list of origins whose pages may use the node (CORS and websocket Origin): https://app.example.com, app.example.com (any scheme), *.example.com; others get 403; empty: any origin (the SockJS default)")
 	fs.StringVar(&f.TrustedProxies, "trusted-proxies", "", "comma list of balancer addresses or CIDRs whose X-Forwarded-For names the client (Info().IP, per-IP limits); empty: the TCP peer is the client")
+	fs.BoolVar(&f.ProxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies start with a PROXY protocol header (HAProxy send-proxy or send-proxy-v2) naming the client")
 	fs.IntVar(&f.NewSessionsPerIP, "new-sessions-per-ip", 0, "new sessions one client address may open on this node per minute (IPv6: per /64); past it 429; 0: no limit")
 	fs.Var(&f.BodyBudget, "body-budget", "bytes of xhr_send/jsonp_send bodies the node reads at once, over all clients (e.g. 64MiB); past it a send gets 503")
 	fs.Var(&f.MemoryMaxBytes, "memory-max-bytes", "without --redis: bytes of messages the in-memory store queues for all sessions together (e.g. 256MiB); past it the session sent to is closed with 3009")
@@ -67,6 +69,9 @@ func (f *securityFlags) check() error {
 		}
 		f.proxies = append(f.proxies, prefix.Masked())
 	}
+	if f.ProxyProtocol && len(f.proxies) == 0 {
+		return errors.New("--proxy-protocol needs --trusted-proxies: whose PROXY headers to believe")
+	}
 	if f.NewSessionsPerIP < 0 {
 		return errors.New("--new-sessions-per-ip must not be negative")
 	}
@@ -89,6 +94,15 @@ func (f *securityFlags) apply(nc *sockjs.NodeConfig) {
 	nc.TrustedProxies = f.proxies
 	nc.NewSessionsPerIP = f.NewSessionsPerIP
 	nc.BodyBudget = int64(f.BodyBudget)
+}
+
+// wrapListener reads the PROXY headers of trusted connections on the
+// public listener when --proxy-protocol is set (proxyproto.go).
+func (f *securityFlags) wrapListener(ln net.Listener, log *slog.Logger) net.Listener {
+	if !f.ProxyProtocol {
+		return ln
+	}
+	return newProxyListener(ln, f.proxies, log)
 }
 
 // memoryConfig is the in-memory store's configuration.

@@ -83,6 +83,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
+	public.ln = cfg.Security.wrapListener(public.ln, log)
 	public.srv.ConnState = conns.track
 	defer public.srv.Close()
 	opsAddr := public.ln.Addr().String()

@@ -212,8 +212,9 @@ func total(m map[string]int) (n int) {
 	return n
 }
 
-// TestBackendPathsAcrossCluster: three nodes; two sessions per room on
-// different nodes; per room 10 messages by Redis PUBLISH and 10 by the
+// TestBackendPathsAcrossCluster: three nodes; per room two websocket
+// sessions on different nodes and one xhr-polling, xhr-streaming or
+// eventsource session through round-robin HAProxy; per room 10 messages by Redis PUBLISH and 10 by the
 // HTTP API (to every node in turn), concurrently, plus 5 by NATS and 5 by
 // the Redis stream: every session gets exactly its room's 30, each
 // publisher's in order, nothing of other rooms.
@@ -228,12 +229,18 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 	defer nc.Close()
 	rooms := []string{"room-1", "room-2", "room-3"}
 	clients := map[string][]*hubClient{}
+	// Per room also one session on an HTTP transport through the
+	// round-robin balancer: its requests land on every node.
+	httpClients := map[string]*httpHubClient{}
 	for i, r := range rooms {
 		for j := 0; j < 2; j++ {
 			cl := dialHub(t, c.Nodes[(i+j)%3])
 			cl.subscribe(r)
 			clients[r] = append(clients[r], cl)
 		}
+		hc := dialHTTPHub(t, c.URL(), []string{"xhr", "xhr_streaming", "eventsource"}[i])
+		hc.subscribe(r)
+		httpClients[r] = hc
 	}
 	for _, name := range []string{"redis", "stream", "nats"} {
 		bridging(t, c.Nodes, "k", name)
@@ -276,6 +283,15 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 				return checkRoom(cl.channelMessages(), r, want)
 			})
 		}
+	}
+	for i, r := range rooms {
+		hc := httpClients[r]
+		nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+			if err := checkRoom(hc.channelMessages(), r, want); err != nil {
+				return fmt.Errorf("%s session: %w", []string{"xhr", "xhr_streaming", "eventsource"}[i], err)
+			}
+			return nil
+		})
 	}
 	// A string payload arrives in the "data" envelope.
 	rdb.Publish(ctx, "shoal:room-1", "hello")

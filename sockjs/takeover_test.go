@@ -20,6 +20,8 @@ import (
 type killableStore struct {
 	store.Store
 	dead atomic.Bool
+	// late counts the calls made once dead.
+	late atomic.Int64
 	// dieOnDrain kills the node right after a Drain took messages: it
 	// dies before writing them.
 	dieOnDrain atomic.Bool
@@ -27,50 +29,58 @@ type killableStore struct {
 
 var errKilled = errors.New("test: node killed")
 
-func (s *killableStore) Create(ctx context.Context, id string, opts store.CreateOptions) (bool, error) {
+func (s *killableStore) isDead() bool {
 	if s.dead.Load() {
+		s.late.Add(1)
+		return true
+	}
+	return false
+}
+
+func (s *killableStore) Create(ctx context.Context, id string, opts store.CreateOptions) (bool, error) {
+	if s.isDead() {
 		return false, errKilled
 	}
 	return s.Store.Create(ctx, id, opts)
 }
 
 func (s *killableStore) Get(ctx context.Context, id string) (store.Session, error) {
-	if s.dead.Load() {
+	if s.isDead() {
 		return store.Session{}, errKilled
 	}
 	return s.Store.Get(ctx, id)
 }
 
 func (s *killableStore) Attach(ctx context.Context, id string, l store.Lease, opts ...store.DrainOption) (store.AttachResult, error) {
-	if s.dead.Load() {
+	if s.isDead() {
 		return store.AttachResult{}, errKilled
 	}
 	return s.Store.Attach(ctx, id, l, opts...)
 }
 
 func (s *killableStore) Renew(ctx context.Context, id string, l store.Lease) error {
-	if s.dead.Load() {
+	if s.isDead() {
 		return errKilled
 	}
 	return s.Store.Renew(ctx, id, l)
 }
 
 func (s *killableStore) Detach(ctx context.Context, id, token string) error {
-	if s.dead.Load() {
+	if s.isDead() {
 		return errKilled
 	}
 	return s.Store.Detach(ctx, id, token)
 }
 
 func (s *killableStore) Append(ctx context.Context, id string, msgs []string, limits store.QueueLimits) (store.AppendResult, error) {
-	if s.dead.Load() {
+	if s.isDead() {
 		return store.AppendResult{}, errKilled
 	}
 	return s.Store.Append(ctx, id, msgs, limits)
 }
 
 func (s *killableStore) Drain(ctx context.Context, id, token string, opts ...store.DrainOption) (store.DrainResult, error) {
-	if s.dead.Load() {
+	if s.isDead() {
 		return store.DrainResult{}, errKilled
 	}
 	res, err := s.Store.Drain(ctx, id, token, opts...)
@@ -82,42 +92,42 @@ func (s *killableStore) Drain(ctx context.Context, id, token string, opts ...sto
 }
 
 func (s *killableStore) Commit(ctx context.Context, id, token string, detach bool) error {
-	if s.dead.Load() {
+	if s.isDead() {
 		return errKilled
 	}
 	return s.Store.(store.Committer).Commit(ctx, id, token, detach)
 }
 
 func (s *killableStore) TakeOver(ctx context.Context, id, from string, l store.Lease, opts ...store.DrainOption) (store.AttachResult, error) {
-	if s.dead.Load() {
+	if s.isDead() {
 		return store.AttachResult{}, errKilled
 	}
 	return s.Store.(store.LeaseTaker).TakeOver(ctx, id, from, l, opts...)
 }
 
 func (s *killableStore) Close(ctx context.Context, id string, code int, reason string) (bool, error) {
-	if s.dead.Load() {
+	if s.isDead() {
 		return false, errKilled
 	}
 	return s.Store.Close(ctx, id, code, reason)
 }
 
 func (s *killableStore) Reap(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	if s.dead.Load() {
+	if s.isDead() {
 		return nil, errKilled
 	}
 	return s.Store.Reap(ctx, now, limit)
 }
 
 func (s *killableStore) SetAttr(ctx context.Context, id, key, value string) error {
-	if s.dead.Load() {
+	if s.isDead() {
 		return errKilled
 	}
 	return s.Store.SetAttr(ctx, id, key, value)
 }
 
 func (s *killableStore) Attr(ctx context.Context, id, key string) (string, bool, error) {
-	if s.dead.Load() {
+	if s.isDead() {
 		return "", false, errKilled
 	}
 	return s.Store.Attr(ctx, id, key)

@@ -171,11 +171,11 @@ type wsWriter struct {
 	mu        sync.Mutex
 	items     []wsItem
 	itemBytes int
-	spare  []wsItem      // the writer's last batch, reused by the next
-	wrote  chan struct{} // capacity 1: the writer has taken items
-	stop   chan struct{} // closed by finish: the reader has ended
-	done   chan struct{} // closed when the writer has ended
-	closed atomic.Bool   // no more messages will be written
+	spare     []wsItem      // the writer's last batch, reused by the next
+	wrote     chan struct{} // capacity 1: the writer has taken items
+	stop      chan struct{} // closed by finish: the reader has ended
+	done      chan struct{} // closed when the writer has ended
+	closed    atomic.Bool   // no more messages will be written
 	// overflowed: a send found the queue full; the writer closes the
 	// session.
 	overflowed atomic.Bool

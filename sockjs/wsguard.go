@@ -15,9 +15,10 @@ import (
 // Its read limit counts bytes as they arrive: a frame header announcing
 // 2^62 bytes is only refused after limit bytes of payload were read. A
 // frameGuard sits between the hijacked connection and the library and
-// refuses such a frame at its header. The library does not check that text
-// messages are UTF-8 either (RFC 6455 section 8.1); readMessage does and closes with
-// CodeInvalidUTF8.
+// refuses such a frame at its header. Compression is not negotiated (the
+// AcceptOptions default), so a frame's length is its message bytes. The
+// library does not check that text messages are UTF-8 either (RFC 6455
+// section 8.1); readMessage does and closes with CodeInvalidUTF8.
 
 // errInvalidUTF8: a text message that is not UTF-8.
 var errInvalidUTF8 = errors.New("sockjs: websocket text message is not UTF-8")

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // scenario is one fault applied to a cluster under load.
@@ -243,7 +243,7 @@ func redisFailover(t *testing.T, c *cluster, s settings) {
 	master.stop(t, syscall.SIGKILL)
 	// Failed over: three masters among the survivors (the replica was
 	// promoted), and every survivor says the cluster is ok.
-	nodetest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		masters := 0
 		for _, srv := range c.redisNodes {
 			if srv == master {

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -136,7 +138,7 @@ type server struct {
 func (s *server) start(t *testing.T) {
 	t.Helper()
 	s.proc = nodetest.Start(t, s.bin, s.args...)
-	nodetest.WaitTCP(t, s.addr)
+	testenv.WaitTCP(t, s.addr)
 }
 
 // stop ends the process with sig and waits for it to exit.
@@ -172,7 +174,7 @@ func (n *node) start(t *testing.T) {
 func (n *node) waitReady(t *testing.T, d time.Duration) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
-	nodetest.CheckFor(t, d, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, d, 50*time.Millisecond, func() error {
 		if n.Exited() {
 			t.Fatalf("chaos: node %s exited:\n%s", n.ID, n.Output())
 		}
@@ -225,7 +227,7 @@ func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
 		host = nsNet.hostIP
 		redisBind = "127.0.0.1 " + nsNet.hostIP
 	}
-	redisPort, natsPort := nodetest.FreePort(t), nodetest.FreePort(t)
+	redisPort, natsPort := testenv.FreePort(t), testenv.FreePort(t)
 	// Persistence on (AOF, fsync every second): a restart keeps the
 	// sessions, as a production Redis does.
 	args := append([]string{"--port", strconv.Itoa(redisPort), "--bind"}, strings.Fields(redisBind)...)
@@ -238,7 +240,7 @@ func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
 		c.redis.args = append(c.redis.args, "--protected-mode", "no")
 	}
 	c.redis.start(t)
-	monitor := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	monitor := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	c.natsMonitors = []string{monitor}
 	c.nats = &server{name: "nats-server", bin: lookBin(t, "nats-server"), addr: fmt.Sprintf("%s:%d", host, natsPort),
 		args: []string{"-a", host, "-p", strconv.Itoa(natsPort), "--http_port", strings.TrimPrefix(monitor, "127.0.0.1:")}}
@@ -257,8 +259,8 @@ func (c *cluster) startNodes(t *testing.T, s settings, nsNet *netnsNet) {
 			ip := nsNet.nodeIP(i)
 			addrs[i], gossip[i] = ip+":8080", ip+":7946"
 		} else {
-			addrs[i] = fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-			gossip[i] = fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+			addrs[i] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			gossip[i] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 		}
 	}
 	for i := range n {
@@ -283,7 +285,7 @@ func (c *cluster) startNodes(t *testing.T, s settings, nsNet *netnsNet) {
 	}
 	_, c.lb = nodetest.HAProxy(t, plain)
 	// Every node in HAProxy's rotation before the load starts.
-	nodetest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 		seen := map[string]bool{}
 		for range 12 {
 			resp, err := http.Get("http://" + c.lb + "/echo/info")
@@ -519,7 +521,7 @@ func (c *cluster) startHA(t *testing.T) {
 	if out, err := exec.Command(lookBin(t, "redis-cli"), args...).CombinedOutput(); err != nil {
 		t.Fatalf("chaos: redis-cli --cluster create: %v\n%s", err, out)
 	}
-	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		for _, a := range addrs {
 			if info := redisCLI(t, a, "cluster", "info"); !strings.Contains(info, "cluster_state:ok") {
 				return fmt.Errorf("%s: cluster not ready", a)
@@ -530,7 +532,7 @@ func (c *cluster) startHA(t *testing.T) {
 	// Every replica in sync with its master: a replica that never synced
 	// refuses to be promoted (its data would be too old), so a master
 	// killed before that has no failover at all.
-	nodetest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		replicas := 0
 		for _, a := range addrs {
 			info := redisCLI(t, a, "info", "replication")
@@ -551,9 +553,9 @@ func (c *cluster) startHA(t *testing.T) {
 	routes := make([]string, 3)
 	ports, monitorPorts := make([]int, 3), make([]int, 3)
 	for i := range 3 {
-		ports[i], monitorPorts[i] = nodetest.FreePort(t), nodetest.FreePort(t)
+		ports[i], monitorPorts[i] = testenv.FreePort(t), testenv.FreePort(t)
 		c.natsMonitors = append(c.natsMonitors, fmt.Sprintf("127.0.0.1:%d", monitorPorts[i]))
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", nodetest.FreePort(t))
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", testenv.FreePort(t))
 	}
 	var urls []string
 	for i := range 3 {
@@ -572,7 +574,7 @@ func (c *cluster) startHA(t *testing.T) {
 	}
 	c.natsURL = strings.Join(urls, ",")
 	// Routes up: every server logs its two routes.
-	nodetest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 		for _, srv := range c.natsNodes {
 			if n := strings.Count(srv.proc.Output(), "Route connection created"); n < 2 {
 				return fmt.Errorf("%s has %d routes, want 2", srv.name, n)
@@ -592,7 +594,7 @@ func redisCLI(t *testing.T, addr string, args ...string) string {
 // clusterPort returns a free port whose cluster bus port (+10000) is free too.
 func clusterPort(t *testing.T) int {
 	for range 100 {
-		p := nodetest.FreePort(t)
+		p := testenv.FreePort(t)
 		if p+10000 > 65535 {
 			continue
 		}

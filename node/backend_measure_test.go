@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
 
@@ -45,11 +47,11 @@ func TestMeasureBackendPublish(t *testing.T) {
 	redisURL, natsURL := nodetest.Redis(t), nodetest.NATS(t)
 	var nodes []*nodetest.Node
 	for i := 1; i <= 3; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 		p := nodetest.Start(t, bin, "--listen", addr, "--node-id", fmt.Sprint("m", i), "--redis", redisURL, "--nats", natsURL,
 			"--apps", "hub", "--api-key", "k", "--log-level", "warn")
 		n := &nodetest.Node{Process: p, ID: fmt.Sprint("m", i), Addr: addr}
-		nodetest.WaitTCP(t, addr)
+		testenv.WaitTCP(t, addr)
 		nodes = append(nodes, n)
 	}
 	bridging(t, nodes, "k", "redis")
@@ -144,7 +146,7 @@ func TestMeasureBackendPublish(t *testing.T) {
 			time.Sleep(gap)
 		}
 		want := msgs * subs
-		nodetest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		testenv.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 			mu.Lock()
 			defer mu.Unlock()
 			if got < want {

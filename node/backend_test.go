@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -83,7 +85,7 @@ func (c *hubClient) send(msg string) {
 func (c *hubClient) subscribe(channel string) {
 	c.t.Helper()
 	c.send(fmt.Sprintf(`{"data_type":"subscribe","id":1,"data":{"channel":%q}}`, channel))
-	nodetest.CheckFor(c.t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(c.t, 10*time.Second, 10*time.Millisecond, func() error {
 		for _, m := range c.messages() {
 			if m["data_type"] == "subscribe" {
 				return nil
@@ -144,7 +146,7 @@ func apiTry(n *nodetest.Node, key, path, body string) (map[string]any, error) {
 func bridging(t *testing.T, nodes []*nodetest.Node, key, name string) int {
 	t.Helper()
 	var holder int
-	nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		var live []int
 		for i, n := range nodes {
 			if n.Exited() {
@@ -279,7 +281,7 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 	want := map[string]int{"redis": 10, "api": 10, "nats": 5, "stream": 5}
 	for _, r := range rooms {
 		for _, cl := range clients[r] {
-			nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+			testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 				return checkRoom(cl.channelMessages(), r, want)
 			})
 		}
@@ -295,7 +297,7 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 	}
 	// A string payload arrives in the "data" envelope.
 	rdb.Publish(ctx, "shoal:room-1", "hello")
-	nodetest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		msgs := clients["room-1"][0].channelMessages()
 		if m := msgs[len(msgs)-1]; m["data_type"] != "data" || m["data"] != "hello" {
 			return fmt.Errorf("last message %v", m)
@@ -349,7 +351,7 @@ func TestBridgeNodeKilled(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for i, cl := range clients {
-		nodetest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 			var stream int
 			for _, m := range cl.channelMessages() {
 				if m["src"] == "stream" {

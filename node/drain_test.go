@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/shoal-rt/shoal/internal/testenv"
 
-	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/coder/websocket"
 )
 
 // TestRollingRestartUnderLoad restarts every node of a three-node cluster
@@ -59,7 +59,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		receivers.Go(func() { l.c.receive(ctx, l.streaming) })
 	}
 	// Senders start once every session is open.
-	nodetest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for _, l := range loads {
 			if _, opens, _, _, _ := l.c.snapshot(); opens != 1 {
 				return fmt.Errorf("session %s not open", l.c.sid)
@@ -144,7 +144,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	senders.Wait()
 
 	// Every message sent comes back once, in order, on its session.
-	nodetest.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
 		for _, l := range loads {
 			got, _, _, _, _ := l.c.snapshot()
 			l.mu.Lock()

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/node/nodetest"
 	"github.com/shoal-rt/shoal/node/ops"
 	"github.com/shoal-rt/shoal/store"
@@ -52,7 +54,7 @@ func TestBackendsInMemory(t *testing.T) {
 }
 
 func TestBackendsUnreachableNamesWhatFailed(t *testing.T) {
-	port := nodetest.FreePort(t) // nothing listens there
+	port := testenv.FreePort(t) // nothing listens there
 	for _, tc := range []struct {
 		what string
 		cfg  config

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/haproxy"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
@@ -45,7 +47,7 @@ func startGossipCluster(t *testing.T, n int, extra ...string) *gossipCluster {
 	c := &gossipCluster{redis: nodetest.Redis(t), nats: nodetest.NATS(t)}
 	gossip := make([]string, n)
 	for i := range gossip {
-		gossip[i] = fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+		gossip[i] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	}
 	for i := range n {
 		flags := append([]string{
@@ -54,7 +56,7 @@ func startGossipCluster(t *testing.T, n int, extra ...string) *gossipCluster {
 		}, extra...)
 		id := fmt.Sprintf("node%d", i+1)
 		c.nodes = append(c.nodes, &clusterNode{
-			Node:   startNodeAt(t, id, fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)), flags...),
+			Node:   startNodeAt(t, id, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), flags...),
 			gossip: gossip[i], flags: flags,
 		})
 	}
@@ -73,7 +75,7 @@ func startNodeAt(t *testing.T, id, addr string, flags ...string) *nodetest.Node 
 	t.Helper()
 	args := append([]string{"--listen", addr, "--node-id", id}, flags...)
 	n := &nodetest.Node{Process: nodetest.Start(t, nodetest.Binary(t), args...), ID: id, Addr: addr}
-	nodetest.CheckFor(t, 30*time.Second, 25*time.Millisecond, func() error {
+	testenv.CheckFor(t, 30*time.Second, 25*time.Millisecond, func() error {
 		if n.Exited() {
 			t.Fatalf("node %s exited:\n%s", id, n.Output())
 		}
@@ -119,12 +121,12 @@ func startBalancer(t *testing.T, nodes []*clusterNode, fast bool) *balancer {
 		t.Fatal(err)
 	}
 	b := &balancer{
-		addr:  fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
-		stats: fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
+		addr:  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		stats: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 	}
 	nodetest.StartEnv(t, []string{haproxy.EnvBind + "=" + b.addr, haproxy.EnvStatsBind + "=" + b.stats},
 		binPath(t, "haproxy"), "-db", "-f", path)
-	nodetest.WaitTCP(t, b.addr)
+	testenv.WaitTCP(t, b.addr)
 	for _, n := range nodes {
 		b.waitStatus(t, n.ID, "UP")
 	}
@@ -155,7 +157,7 @@ func (b *balancer) status(name string) (string, error) {
 
 func (b *balancer) waitStatus(t *testing.T, name, want string) {
 	t.Helper()
-	nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		s, err := b.status(name)
 		if err != nil {
 			return err

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
@@ -84,7 +86,7 @@ func TestClusterNodeDeath(t *testing.T) {
 	start := time.Now()
 	c := startGossipCluster(t, 3)
 	all := []string{"node1", "node2", "node3"}
-	nodetest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		for _, n := range c.nodes {
 			v, err := viewOf(n)
 			if err != nil {
@@ -132,7 +134,7 @@ func TestClusterNodeDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	go poller.pollOnce(ctx) // parks on node3 until node3 dies
-	nodetest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		var st ops.ClusterStats
 		if err := getJSON(victim.URL()+"/_shoal/stats", &st); err != nil {
 			return err
@@ -155,7 +157,7 @@ func TestClusterNodeDeath(t *testing.T) {
 	detected := make([]time.Duration, len(survivors))
 	for i, n := range survivors {
 		wg.Go(func() {
-			nodetest.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+			testenv.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
 				v, err := viewOf(n)
 				if err != nil {
 					return err
@@ -179,7 +181,7 @@ func TestClusterNodeDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	busy := 0
-	nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if err := other.pollOnce(pctx); err != nil {
@@ -240,7 +242,7 @@ func TestClusterNodeDeath(t *testing.T) {
 		}
 		return nil
 	}
-	nodetest.CheckFor(t, 5*time.Second, 50*time.Millisecond, check)
+	testenv.CheckFor(t, 5*time.Second, 50*time.Millisecond, check)
 	time.Sleep(time.Second) // nothing closes it a second time (reaper, late cleanup)
 	if err := check(); err != nil {
 		t.Fatal(err)
@@ -265,7 +267,7 @@ func TestClusterNodeDeath(t *testing.T) {
 func TestStatsAgreeWithTraffic(t *testing.T) {
 	c := startGossipCluster(t, 2)
 	n1, n2 := c.nodes[0], c.nodes[1]
-	nodetest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		for _, n := range c.nodes {
 			v, err := viewOf(n)
 			if err != nil {
@@ -326,7 +328,7 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 
 	type counts struct{ recv, sent, opened, active, ws, xhr float64 }
 	want := map[*clusterNode]counts{n1: {10, 10, 1, 1, 1, 0}, n2: {5, 5, 1, 1, 0, 1}}
-	nodetest.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		for n, w := range want {
 			var st struct {
 				Recv   float64 `json:"packets_recv"`
@@ -391,19 +393,19 @@ func status(url string) (int, string, error) {
 // one node alone is TestReadinessAlone's.
 func TestReadiness(t *testing.T) {
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
-	redisPort, natsPort := nodetest.FreePort(t), nodetest.FreePort(t)
+	redisPort, natsPort := testenv.FreePort(t), testenv.FreePort(t)
 	redis := nodetest.Start(t, binPath(t, "redis-server"), "--port", fmt.Sprint(redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	nats := nodetest.Start(t, binPath(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
-	nodetest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", redisPort))
-	nodetest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", natsPort))
-	n := startNodeAt(t, "ready1", fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
+	testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", redisPort))
+	testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", natsPort))
+	n := startNodeAt(t, "ready1", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--nats", fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
 		"--drain-delay", "1500ms")
 
 	waitReady := func(wantCode int, wantBody string) {
 		t.Helper()
-		nodetest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 			code, body, err := status(n.URL() + "/readyz")
 			if err != nil {
 				return err
@@ -470,11 +472,11 @@ func TestReadinessAlone(t *testing.T) {
 	c := startGossipCluster(t, 1)
 	redisProxy := startCutProxy(t, strings.TrimSuffix(strings.TrimPrefix(c.redis, "redis://"), "/0"))
 	natsProxy := startCutProxy(t, strings.TrimPrefix(c.nats, "nats://"))
-	gossip := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-	alone := startNodeAt(t, "alone", fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
+	gossip := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	alone := startNodeAt(t, "alone", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"--redis", "redis://"+redisProxy.addr+"/0", "--nats", "nats://"+natsProxy.addr, "--apps", "echo",
 		"--gossip-listen", gossip, "--join", c.nodes[0].gossip)
-	nodetest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		var v ops.ClusterView
 		if err := getJSON(alone.URL()+"/_shoal/cluster", &v); err != nil {
 			return err
@@ -489,7 +491,7 @@ func TestReadinessAlone(t *testing.T) {
 		proxy *cutProxy
 	}{{"redis", redisProxy}, {"nats", natsProxy}} {
 		b.proxy.cut(true)
-		nodetest.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+		testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
 			code, body, err := status(alone.URL() + "/readyz")
 			if err != nil {
 				return err
@@ -503,7 +505,7 @@ func TestReadinessAlone(t *testing.T) {
 			t.Fatalf("/readyz of the other node = %d %q, %v; want 200 ready", code, body, err)
 		}
 		b.proxy.cut(false)
-		nodetest.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+		testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
 			code, body, err := status(alone.URL() + "/readyz")
 			if err != nil || code != http.StatusOK || body != "ready\n" {
 				return fmt.Errorf("/readyz after the cut healed = %d %q, %v", code, body, err)

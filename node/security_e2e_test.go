@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -42,7 +44,7 @@ func TestSecurityProbesThroughHAProxy(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	a, b := client("127.0.0.2"), client("127.0.0.3")
-	nodetest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		if code, _ := post(a, "http://"+lb+"/echo/info"); code != http.StatusMethodNotAllowed && code != http.StatusOK {
 			return fmt.Errorf("balancer answers %d", code)
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // TestOversizedBodyClosesSession: a send body over MaxMessageSize gets 413
@@ -59,7 +61,7 @@ func TestOversizedBodyClosesSession(t *testing.T) {
 			}
 			_, body = do(t, tc.method, b+s+tc.poll, "")
 			want(t, "next poll", body, tc.closed)
-			checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+			testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 				if opened, closed := rec.counts(); opened != 1 || closed != 1 {
 					return fmt.Errorf("OnOpen %d times, OnClose %d times, want 1 and 1", opened, closed)
 				}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/coder/websocket"
 )
 
@@ -157,7 +159,7 @@ func TestChannelsRenderOncePerNode(t *testing.T) {
 		conns = append(conns, c)
 	}
 	cc.waitMembers(t, "room", 5)
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if n := hubSubs(cc.nodes[0], cc.eps[0].channelKey("room")); n != 5 {
 			return fmt.Errorf("%d live subscriptions, want 5", n)
 		}

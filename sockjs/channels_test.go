@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/store"
@@ -190,7 +192,7 @@ func newChannelCluster(t *testing.T, nodes int, s Settings, cfg ChannelConfig, h
 
 func (cc *channelCluster) waitMembers(t *testing.T, channel string, n int) {
 	t.Helper()
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		m, err := cc.eps[0].Members(context.Background(), channel)
 		if err != nil {
 			return err
@@ -207,7 +209,7 @@ func (cc *channelCluster) waitMembers(t *testing.T, channel string, n int) {
 func checkAll(t *testing.T, subs []*subscriber, publishers, each int) {
 	t.Helper()
 	for _, s := range subs {
-		checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 			msgs, closed := s.got()
 			if closed != "" {
 				t.Fatalf("%s: closed with %s after %d messages", s.name, closed, len(msgs))
@@ -268,7 +270,7 @@ func exactlyOnceInOrder(t *testing.T, eps []*Endpoint, bases []string, each int)
 	for _, s := range subs {
 		<-s.opened
 	}
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		m, err := eps[0].Members(ctx, "room")
 		if err != nil || len(m) != len(subs) {
 			return fmt.Errorf("%d members (%v), want %d", len(m), err, len(subs))
@@ -341,7 +343,7 @@ func TestChannelsSubscribeFromOtherNode(t *testing.T) {
 	}
 	// The note to A travels apart from the channel's messages: wait
 	// until A has stopped listening (see Session.Unsubscribe).
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if n := hubSubs(cc.nodes[0], cc.eps[0].channelKey("feed-7")); n != 0 {
 			return fmt.Errorf("node A still delivers the channel to %d receivers", n)
 		}
@@ -410,7 +412,7 @@ func TestChannelsLeaveOnClose(t *testing.T) {
 	}
 	conn.Close(websocket.StatusNormalClosure, "")
 	// The polling session is never polled again: it expires.
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if m := mustMembers(t, cc.eps[1], "room"); len(m) != 0 {
 			return fmt.Errorf("room still has %d members", len(m))
 		}
@@ -647,7 +649,7 @@ func TestChannelsRepairLostNote(t *testing.T) {
 	if _, _, err := cc.store.Unsubscribe(ctx, sess.key, key); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := hubSubs(cc.nodes[0], key); n != 0 {
 			return fmt.Errorf("node still delivers the channel to %d receivers", n)
 		}
@@ -692,14 +694,14 @@ func TestChannelsListenWhileLive(t *testing.T) {
 	}
 	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
 	want(t, "open", readWS(t, conn), "o")
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if !listening() || hubSubs(cc.nodes[0], key) != 1 {
 			return errors.New("not delivering to the websocket")
 		}
 		return nil
 	})
 	conn.Close(websocket.StatusNormalClosure, "")
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if listening() {
 			return errors.New("still listening")
 		}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // echoOnly echoes and keeps nothing, so a test can measure what the node
@@ -117,7 +119,7 @@ func TestFloodOfBigSendsStaysBounded(t *testing.T) {
 	if q := c.store.QueuedBytes(); q > DefaultMaxQueuedBytes {
 		t.Fatalf("store queues %d bytes, bound %d", q, DefaultMaxQueuedBytes)
 	}
-	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+	testenv.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
 		runtime.GC()
 		if now := int64(heapAlloc()) - int64(before); now > returnBound {
 			return fmt.Errorf("heap still %d MiB above where it started", now>>20)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/store"
@@ -23,7 +25,7 @@ func TestStats(t *testing.T) {
 
 	conn := dialWS(t, base+"/0/w/websocket")
 	want(t, "open", readWS(t, conn), "o")
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if st := n.Stats(); st.SessionsActive != 1 || st.Transports[TransportWebsocket] != 1 || st.ConnectionsActive < 1 {
 			return fmt.Errorf("stats with one websocket: %+v", st)
 		}
@@ -40,7 +42,7 @@ func TestStats(t *testing.T) {
 	want(t, "poll echo", body, `a["x","y"]`+"\n")
 	conn.Close(websocket.StatusNormalClosure, "")
 
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		st := n.Stats()
 		if st.PacketsRecv != 7 || st.PacketsSent != 7 || st.SessionsOpened != 2 || st.SessionsClosed != 1 ||
 			st.SessionsActive != 0 || st.Transports[TransportWebsocket] != 0 {
@@ -50,7 +52,7 @@ func TestStats(t *testing.T) {
 	})
 	// The rates come from one-second samples; 7 packets each way within
 	// the window give a positive average no bigger than 7/s.
-	checkFor(t, 3*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 3*time.Second, 50*time.Millisecond, func() error {
 		st := n.Stats()
 		if st.PacketsSentPS <= 0 || st.PacketsSentPS > 7 || st.PacketsRecvPS <= 0 || st.PacketsRecvPS > 7 {
 			return fmt.Errorf("rates: sent %v/s, recv %v/s", st.PacketsSentPS, st.PacketsRecvPS)
@@ -109,7 +111,7 @@ func TestReleaseNode(t *testing.T) {
 		parked <- body
 	}()
 	key := eb.keyOf(idFromClientSession("p"))
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
 			return fmt.Errorf("poll not parked on A: %+v %v", st, err)
 		}
@@ -122,7 +124,7 @@ func TestReleaseNode(t *testing.T) {
 	if err != nil || res.Released != 2 || len(res.Closed) != 1 {
 		t.Fatalf("ReleaseNode = %+v, %v; want 2 released, 1 closed", res, err)
 	}
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if _, closed := recB.counts(); closed != 1 {
 			return fmt.Errorf("OnClose on B ran %d times", closed)
 		}
@@ -171,7 +173,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 	conn := dialWS(t, base+"/0/w/websocket")
 	want(t, "ws open", readWS(t, conn), "o")
 	pollKey, streamKey := e.keyOf(idFromClientSession("p")), e.keyOf(idFromClientSession("s"))
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if st := n.Stats(); st.SessionsActive != 3 {
 			return fmt.Errorf("%d receivers live, want 3", st.SessionsActive)
 		}
@@ -220,7 +222,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 			t.Fatalf("%s after drain: %+v, %v; want open and released", key, st, err)
 		}
 	}
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
 			return fmt.Errorf("OnClose ran %d times, want 1 (the websocket)", closed)
 		}

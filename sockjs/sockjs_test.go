@@ -23,12 +23,6 @@ import (
 	"github.com/shoal-rt/shoal/store"
 )
 
-// checkFor is testenv.CheckFor under the name this package's tests use.
-func checkFor(t testing.TB, total, step time.Duration, f func() error) {
-	t.Helper()
-	testenv.CheckFor(t, total, step, f)
-}
-
 // recorder is a Handler that echoes and records what happened.
 type recorder struct {
 	mu       sync.Mutex
@@ -214,7 +208,7 @@ func TestXHRPolling(t *testing.T) {
 		_, body := do(t, "POST", u+"/xhr", "")
 		first <- body
 	}()
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		st, err := c.store.Get(context.Background(), e.keyOf(idFromClientSession("s1")))
 		if err != nil || st.ReceiverNode == "" {
 			return fmt.Errorf("poll not parked: %v", err)
@@ -244,7 +238,7 @@ func TestCloseFromOnOpen(t *testing.T) {
 		_, body = do(t, "POST", u+"/xhr", "")
 		want(t, "close frame", body, `c[3000,"Go away!"]`+"\n")
 	}
-	checkFor(t, time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, time.Second, 5*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
 			return fmt.Errorf("OnClose ran %d times", closed)
 		}
@@ -308,7 +302,7 @@ func TestDisconnectDelayReaps(t *testing.T) {
 	rec := &recorder{}
 	_, _, base := c.node(t, rec, Settings{DisconnectDelay: 100 * time.Millisecond})
 	do(t, "POST", base+"/0/s/xhr", "")
-	checkFor(t, 3*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 3*time.Second, 10*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
 			return errors.New("not reaped yet")
 		}
@@ -403,7 +397,7 @@ func TestInterruptedReceiverClosesSession(t *testing.T) {
 	readLine(t, br)
 	want(t, "open", readLine(t, br), "o\n")
 	resp.Body.Close()
-	checkFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 10*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
 			return errors.New("session not closed")
 		}
@@ -533,7 +527,7 @@ func TestWebsocket(t *testing.T) {
 	if err == nil {
 		t.Fatal("broken JSON did not close the websocket")
 	}
-	checkFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 10*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
 			return errors.New("session of the closed websocket not closed")
 		}
@@ -589,7 +583,7 @@ func TestWebsocketSlowClient(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("sender stalled for %v", d)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if !s.IsClosed(context.Background()) {
 			return errors.New("slow session still open")
 		}
@@ -680,7 +674,7 @@ func TestBroadcastAndAttributes(t *testing.T) {
 	want(t, "open", readWS(t, ws), "o")
 	do(t, "POST", base+"/0/p/xhr", "")
 	var sessions []*Session
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(all) != 2 {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/store"
 )
 
@@ -158,7 +160,7 @@ func TestTakeOverFromDeadHolder(t *testing.T) {
 		}
 	}()
 	key := eB.keyOf(idFromClientSession("s"))
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
 			return fmt.Errorf("poll not parked on A: %+v, %v", st, err)
 		}
@@ -211,7 +213,7 @@ func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
 		}
 	}()
 	key := eB.keyOf(idFromClientSession("s"))
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
 			return fmt.Errorf("poll not parked on A: %+v, %v", st, err)
 		}
@@ -220,7 +222,7 @@ func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
 	ks.dieOnDrain.Store(true)
 	resp, _ := do(t, "POST", baseB+"/0/s/xhr_send", `["taken"]`)
 	want(t, "send on B", resp.StatusCode, http.StatusNoContent)
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if !ks.dead.Load() {
 			return errors.New("A has not drained yet")
 		}

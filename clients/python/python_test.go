@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
@@ -82,7 +84,7 @@ func TestPythonClient(t *testing.T) {
 		t.Fatalf("python node tests did not run:\n%s", out)
 	}
 	want := []string{`http 0`, `http 1`, `redis 2`, `data not json`, `stream 3`}
-	nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		var got []string
 		for _, m := range c.messages() {
 			switch {
@@ -155,7 +157,7 @@ func (c *wsClient) messages() []map[string]any {
 func (c *wsClient) waitFor(t *testing.T, typ string) map[string]any {
 	t.Helper()
 	var found map[string]any
-	nodetest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for _, m := range c.messages() {
 			if m["data_type"] == typ {
 				found = m

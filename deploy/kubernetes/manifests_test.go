@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -474,11 +476,11 @@ func testNodeStarts(t *testing.T, objs objects, c corev1.Container) {
 	if err := os.WriteFile(cfgFile, []byte(hubJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	env = podEnv(t, objs, c, map[string]string{
 		"SHOAL_LISTEN":         httpAddr,
 		"SHOAL_ADVERTISE_HTTP": httpAddr,
-		"SHOAL_GOSSIP_LISTEN":  fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
+		"SHOAL_GOSSIP_LISTEN":  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"SHOAL_JOIN":           "",
 		"SHOAL_REDIS":          nodetest.Redis(t),
 		"SHOAL_NATS":           nodetest.NATS(t),
@@ -490,7 +492,7 @@ func testNodeStarts(t *testing.T, objs objects, c corev1.Container) {
 	}
 	p := nodetest.StartEnv(t, list, nodetest.Binary(t))
 	base := "http://" + httpAddr
-	nodetest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if p.Exited() {
 			t.Fatalf("the node exited with the pod's environment:\n%s", p.Output())
 		}

@@ -188,8 +188,8 @@ func TestMultiHost(t *testing.T) {
 	h.start("redis", nil, testenv.LookPath(t, "redis-server"), "--bind", "0.0.0.0", "--port", "6379",
 		"--protected-mode", "no", "--save", "", "--appendonly", "no")
 	h.start("nats", nil, testenv.LookPath(t, "nats-server"), "-a", "0.0.0.0", "-p", "4222")
-	nodetest.WaitTCP(t, h.hosts["redis"]+":6379")
-	nodetest.WaitTCP(t, h.hosts["nats"]+":4222")
+	testenv.WaitTCP(t, h.hosts["redis"]+":6379")
+	testenv.WaitTCP(t, h.hosts["nats"]+":4222")
 
 	bin := nodetest.Binary(t)
 	// The flags docker-compose.yml gives its nodes: no --advertise-http, so

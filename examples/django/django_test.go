@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
@@ -70,9 +72,9 @@ func TestDjangoExample(t *testing.T) {
 			t.Fatalf("createsuperuser %s: %v\n%s", user, err, out)
 		}
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	nodetest.StartEnv(t, env, py, "manage.py", "runserver", "--noreload", addr)
-	nodetest.WaitTCP(t, addr)
+	testenv.WaitTCP(t, addr)
 	site := "http://" + addr
 
 	jar, _ := cookiejar.New(nil)
@@ -265,7 +267,7 @@ func (s *session) send(t *testing.T, msg string) {
 
 func (s *session) waitFor(t *testing.T, match func(map[string]any) bool) {
 	t.Helper()
-	nodetest.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, m := range s.msgs {

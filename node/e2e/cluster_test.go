@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/node/nodetest"
 	"github.com/shoal-rt/shoal/sockjs/conformance"
 )
@@ -36,7 +38,7 @@ func TestConformanceCluster(t *testing.T) {
 // node for every client connection), and returns its address.
 func haproxyTCP(t *testing.T, nodes []*nodetest.Node) string {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `defaults
     mode tcp
@@ -61,7 +63,7 @@ backend shoal_nodes
 		bin = "/usr/sbin/haproxy"
 	}
 	nodetest.Start(t, bin, "-db", "-f", path)
-	nodetest.WaitTCP(t, addr)
+	testenv.WaitTCP(t, addr)
 	return addr
 }
 

@@ -21,18 +21,6 @@ import (
 	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
-// FreePort is testenv.FreePort, kept for the tests that call it here.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	return testenv.FreePort(t)
-}
-
-// CheckFor is testenv.CheckFor, kept for the tests that call it here.
-func CheckFor(t testing.TB, total, step time.Duration, f func() error) {
-	t.Helper()
-	testenv.CheckFor(t, total, step, f)
-}
-
 // Process is a child process with its output kept for failure reports.
 type Process struct {
 	Name string
@@ -96,12 +84,6 @@ func StartEnv(t testing.TB, env []string, name string, args ...string) *Process 
 	return p
 }
 
-// WaitTCP waits until addr accepts connections.
-func WaitTCP(t testing.TB, addr string) {
-	t.Helper()
-	testenv.WaitTCP(t, addr)
-}
-
 // Redis starts a redis-server (testenv.Redis) and returns its URL.
 func Redis(t testing.TB) string {
 	t.Helper()
@@ -155,10 +137,10 @@ func (n *Node) URL() string { return "http://" + n.Addr }
 // answers HTTP.
 func StartNode(t testing.TB, id string, flags ...string) *Node {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	args := append([]string{"--listen", addr, "--node-id", id}, flags...)
 	n := &Node{Process: Start(t, Binary(t), args...), ID: id, Addr: addr}
-	CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
 		if n.Exited() {
 			t.Fatalf("nodetest: node %s exited:\n%s", id, lastLines(n.Output(), 40))
 		}
@@ -212,12 +194,12 @@ func HAProxy(t testing.TB, nodes []*Node) (*Process, string) {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p := StartEnv(t, []string{
 		haproxy.EnvBind + "=" + addr,
-		haproxy.EnvStatsBind + "=" + fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		haproxy.EnvStatsBind + "=" + fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 	}, testenv.LookPath(t, "haproxy"), "-db", "-f", path)
-	WaitTCP(t, addr)
+	testenv.WaitTCP(t, addr)
 	return p, addr
 }
 

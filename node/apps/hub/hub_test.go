@@ -22,21 +22,6 @@ import (
 // Tests run hubs on nodes that share a store and a bus: the memory ones
 // here, Redis and NATS in cluster_test.go.
 
-func checkFor(t testing.TB, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
-
 // testVerifier accepts "user:<id>:<ch1>,<ch2>" (object payload),
 // "chan:<channel>" (string payload) and "expired"; everything else is
 // invalid.

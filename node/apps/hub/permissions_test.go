@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // testBackend is a Backend in the test process: it allows subscribe to
@@ -192,7 +194,7 @@ func TestBackend(t *testing.T) {
 
 func testenvCheck(t *testing.T, f func() error) {
 	t.Helper()
-	checkFor(t, 15*time.Second, 20*time.Millisecond, f)
+	testenv.CheckFor(t, 15*time.Second, 20*time.Millisecond, f)
 }
 
 func TestLimits(t *testing.T) {

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/node/apps/hub"
-	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // channelLog is the hub side of these tests: an append-only log per
@@ -149,7 +150,7 @@ func startNode(t *testing.T, url string, newBridge func(c *redis.Client) runner)
 func waitOneHolder(t *testing.T, nodes []*bridgeNode, skip int) int {
 	t.Helper()
 	var h int
-	nodetest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		var live []int
 		for i, n := range nodes {
 			if n.bridge.Live() {

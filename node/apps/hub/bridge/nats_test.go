@@ -48,7 +48,7 @@ func TestNATSBridgeOnceInOrder(t *testing.T) {
 		pub.Flush()
 	}
 	wait := func(n int) {
-		nodetest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 			for _, r := range []string{"room.1", "room-2"} {
 				if got := len(log.numbers(r)); got != n {
 					return fmt.Errorf("%s has %d of %d", r, got, n)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
@@ -40,7 +42,7 @@ func TestRedisBridgeOnceInOrder(t *testing.T) {
 		}
 	}
 	pub.Publish(ctx, prefix, "no channel: ignored")
-	nodetest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for _, r := range rooms {
 			if n := len(log.numbers(r)); n != 10 {
 				return fmt.Errorf("%s has %d", r, n)
@@ -55,7 +57,7 @@ func TestRedisBridgeOnceInOrder(t *testing.T) {
 			pub.Publish(ctx, prefix+r, strconv.Itoa(i))
 		}
 	}
-	nodetest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for _, r := range rooms {
 			if n := len(log.numbers(r)); n != 20 {
 				return fmt.Errorf("%s has %d", r, n)
@@ -100,7 +102,7 @@ func TestRedisBridgeCrash(t *testing.T) {
 	}
 	sent := len(sentAt)
 	last := sent - 1
-	nodetest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		got := log.numbers("room")
 		if len(got) == 0 || got[len(got)-1] != last {
 			return fmt.Errorf("last bridged %v, want %d", got[max(0, len(got)-3):], last)

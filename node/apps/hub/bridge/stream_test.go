@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
@@ -55,7 +57,7 @@ func TestStreamBridgeLosesNothing(t *testing.T) {
 		pub.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"channel", r, "data", strconv.Itoa(total)}})
 	}
 	waitOneHolder(t, nodes, first)
-	nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		for _, r := range rooms {
 			if got := log.numbers(r); len(got) == 0 || got[len(got)-1] != total {
 				return fmt.Errorf("%s has not got its last entry", r)
@@ -80,7 +82,7 @@ func TestStreamBridgeLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		pending, err = pub.XPending(ctx, stream, "shoal-bridge").Result()
 		if err != nil || pending.Count != 0 {
 			return fmt.Errorf("pending %v %v", pending, err)

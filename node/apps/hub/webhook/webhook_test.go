@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
+
 	"github.com/shoal-rt/shoal/node/apps/hub"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
@@ -18,10 +20,10 @@ import (
 // process, and returns its URL.
 func startBackend(t *testing.T, secret string) string {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	_, port, _ := net.SplitHostPort(addr)
 	nodetest.Start(t, "python3", "testdata/backend.py", port, secret)
-	nodetest.WaitTCP(t, addr)
+	testenv.WaitTCP(t, addr)
 	return "http://" + addr + "/shoal/webhook"
 }
 
@@ -87,7 +89,7 @@ func TestWebhookAgainstBackend(t *testing.T) {
 	// Disconnect: the backend fails the first two attempts; the third
 	// one, after backoff, is accepted.
 	w.Disconnect(hub.DisconnectRequest{Client: client, Code: 3000, Reason: "Go away!"})
-	nodetest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		var st struct {
 			Disconnects []string       `json:"disconnects"`
 			Attempts    map[string]int `json:"attempts"`
@@ -113,13 +115,13 @@ func TestWebhookAgainstBackend(t *testing.T) {
 }
 
 func TestWebhookBackendDown(t *testing.T) {
-	url := fmt.Sprintf("http://127.0.0.1:%d/hook", nodetest.FreePort(t))
+	url := fmt.Sprintf("http://127.0.0.1:%d/hook", testenv.FreePort(t))
 	w := newWebhook(t, Config{URL: url, Secret: "x", Retries: 2, RetryBase: 10 * time.Millisecond})
 	if _, err := w.Connect(context.Background(), hub.ConnectRequest{Token: "t"}); err == nil || errors.Is(err, hub.ErrDenied) {
 		t.Fatalf("connect to nothing: %v", err)
 	}
 	w.Disconnect(hub.DisconnectRequest{Client: hub.Client{Session: "s"}})
-	nodetest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if w.Dropped.Load() != 1 {
 			return fmt.Errorf("dropped %d", w.Dropped.Load())
 		}
@@ -135,7 +137,7 @@ func TestWebhookBoundsInFlight(t *testing.T) {
 		_, err := w.Connect(context.Background(), hub.ConnectRequest{Token: "slow"})
 		slow <- err
 	}()
-	nodetest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if len(w.inflight) != 1 {
 			return errors.New("slow call not in flight yet")
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -17,7 +18,7 @@ import (
 func (c *hubClient) waitFor(match func(m map[string]any) bool) map[string]any {
 	c.t.Helper()
 	var found map[string]any
-	nodetest.CheckFor(c.t, 15*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(c.t, 15*time.Second, 10*time.Millisecond, func() error {
 		for _, m := range c.messages() {
 			if match(m) {
 				found = m
@@ -43,16 +44,16 @@ func dataOf(m map[string]any) map[string]any {
 // subscribe, publish, events and disconnects; a slow backend and a dead
 // one give clients "Backend unavailable", never a stalled session.
 func TestWebhooksThroughNode(t *testing.T) {
-	backendAddr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
+	backendAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	_, port, _ := net.SplitHostPort(backendAddr)
 	nodetest.Start(t, "python3", "apps/hub/webhook/testdata/backend.py", port, "hook-secret")
-	nodetest.WaitTCP(t, backendAddr)
+	testenv.WaitTCP(t, backendAddr)
 	cfg := filepath.Join(t.TempDir(), "hub.json")
 	os.WriteFile(cfg, []byte(`{"channels":[{"pattern":"room-*","subscribe":"backend","publish":"backend"},{"pattern":"private-*","subscribe":"backend"}],"backend_timeout":"1s"}`), 0o644)
 	n := nodetest.StartNode(t, "hook1", "--apps", "hub", "--config", cfg,
 		"--webhook-url", "http://"+backendAddr+"/hook", "--webhook-secret", "hook-secret", "--webhook-timeout", "1s")
 	dead := nodetest.StartNode(t, "hook2", "--apps", "hub", "--config", cfg,
-		"--webhook-url", fmt.Sprintf("http://127.0.0.1:%d/hook", nodetest.FreePort(t)), "--webhook-secret", "x")
+		"--webhook-url", fmt.Sprintf("http://127.0.0.1:%d/hook", testenv.FreePort(t)), "--webhook-secret", "x")
 
 	auth := func(n *nodetest.Node, tok string) *hubClient {
 		c := dialHub(t, n)
@@ -102,7 +103,7 @@ func TestWebhooksThroughNode(t *testing.T) {
 	// The disconnect notification: the backend fails it twice, the node
 	// retries, the third attempt lands.
 	a.conn.CloseNow()
-	nodetest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		resp, err := http.Get("http://" + backendAddr + "/")
 		if err != nil {
 			return err

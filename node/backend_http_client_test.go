@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // httpHubClient is a hub session over one of SockJS's HTTP transports
@@ -124,7 +124,7 @@ func (c *httpHubClient) messages() []map[string]any {
 func (c *httpHubClient) subscribe(channel string) {
 	c.t.Helper()
 	c.send(fmt.Sprintf(`{"data_type":"subscribe","id":1,"data":{"channel":%q}}`, channel))
-	nodetest.CheckFor(c.t, 15*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(c.t, 15*time.Second, 10*time.Millisecond, func() error {
 		for _, m := range c.messages() {
 			if m["data_type"] == "subscribe" {
 				return nil

@@ -288,7 +288,7 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 	}
 	for i, r := range rooms {
 		hc := httpClients[r]
-		nodetest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 			if err := checkRoom(hc.channelMessages(), r, want); err != nil {
 				return fmt.Errorf("%s session: %w", []string{"xhr", "xhr_streaming", "eventsource"}[i], err)
 			}

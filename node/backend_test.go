@@ -216,10 +216,11 @@ func total(m map[string]int) (n int) {
 
 // TestBackendPathsAcrossCluster: three nodes; per room two websocket
 // sessions on different nodes and one xhr-polling, xhr-streaming or
-// eventsource session through round-robin HAProxy; per room 10 messages by Redis PUBLISH and 10 by the
-// HTTP API (to every node in turn), concurrently, plus 5 by NATS and 5 by
-// the Redis stream: every session gets exactly its room's 30, each
-// publisher's in order, nothing of other rooms.
+// eventsource session through round-robin HAProxy; per room 10 messages
+// by Redis PUBLISH and 10 by the HTTP API (to every node in turn),
+// concurrently, plus 5 by NATS and 5 by the Redis stream: every session
+// gets exactly its room's 30, each publisher's in order, nothing of other
+// rooms.
 func TestBackendPathsAcrossCluster(t *testing.T) {
 	c := startBackendCluster(t)
 	rdb := redis.NewClient(mustParseRedis(t, c.Redis))

@@ -201,8 +201,9 @@ func testMembers(t *testing.T) {
 			if m.HTTPAddr == "" || strings.HasPrefix(m.HTTPAddr, "0.0.0.0") || strings.HasPrefix(m.HTTPAddr, "127.") {
 				t.Errorf("%s sees %s at HTTP address %q", self, m.ID, m.HTTPAddr)
 			}
-			if m.Version == "" {
-				t.Errorf("%s sees %s with no version", self, m.ID)
+			// The image stamps the VERSION build argument in (-ldflags).
+			if want := env(t, "SHOAL_BUILD_VERSION"); m.Version != want {
+				t.Errorf("%s sees %s with version %q, want %q", self, m.ID, m.Version, want)
 			}
 		}
 		t.Logf("%s sees %+v", self, v.Members)

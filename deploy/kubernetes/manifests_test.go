@@ -145,18 +145,30 @@ func decodeStrict[T any](t *testing.T, where string, doc []byte, v *T) *T {
 }
 
 // nodeFlags runs the node's --help and returns its flags with their
-// defaults as printed ("" when none).
+// defaults as printed ("" when none). It reads both forms --help has had:
+// "  --name type  (env SHOAL_NAME, default 5s)" and Go's flag package's
+// "  -name type" with "(default 5s)" ending the usage line.
 func nodeFlags(t *testing.T) map[string]string {
 	t.Helper()
 	out, _ := exec.Command(nodetest.Binary(t), "--help").CombinedOutput() // exits 0 or 2 depending on the version
+	var (
+		flagLine   = regexp.MustCompile(`^\s+--?([a-z][a-z0-9-]*)\b`)
+		envDefault = regexp.MustCompile(`\(env SHOAL_[A-Z0-9_]+, default ([^)]*)\)\s*$`)
+		goDefault  = regexp.MustCompile(`\(default "?([^")\s]*)"?\)\s*$`)
+	)
 	flags := map[string]string{}
 	var last string
 	for _, line := range strings.Split(string(out), "\n") {
-		if m := regexp.MustCompile(`^\s+-(-?[a-z][a-z0-9-]*)`).FindStringSubmatch(line); m != nil {
-			last = strings.TrimPrefix(m[1], "-")
+		if m := flagLine.FindStringSubmatch(line); m != nil {
+			last = m[1]
 			flags[last] = ""
 		}
-		if m := regexp.MustCompile(`\(default "?([^")\s]*)"?\)$`).FindStringSubmatch(line); m != nil && last != "" {
+		if last == "" {
+			continue
+		}
+		if m := envDefault.FindStringSubmatch(line); m != nil {
+			flags[last] = m[1]
+		} else if m := goDefault.FindStringSubmatch(line); m != nil && flags[last] == "" {
 			flags[last] = m[1]
 		}
 	}

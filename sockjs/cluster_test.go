@@ -358,9 +358,11 @@ func TestClusterPolling(t *testing.T) {
 				t.Errorf("wake-up over NATS took %v", d)
 			}
 
-			// A handler on node 1 closes the session; every node then
-			// serves the close frame.
-			tr.send(1, sess, `["close:`+id+`:3001"]`)
+			// A handler on node 1 closes the session; the next poll gets
+			// what was queued before the close, then every node serves
+			// the close frame.
+			tr.send(1, sess, `["last","close:`+id+`:3001"]`)
+			wantPoll(2, `a["last"]`)
 			for i := range 3 {
 				wantPoll(i, `c[3001,"bye"]`)
 			}

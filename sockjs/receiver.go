@@ -139,7 +139,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 		}
 		return
 	case store.AttachClosed:
-		hr.writeFrame(closeFrame(res.Code, res.Reason))
+		e.writeClosed(hr, key, lease, res)
 		return
 	default:
 		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
@@ -250,6 +250,32 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 			hr.writeFrame([]byte(heartbeatFrame))
 		}
 	}
+}
+
+// writeClosed answers a receiver of a closed session: what was queued
+// before the close (the attach took it), then the close frame. A poll's
+// response is complete with the messages: its next poll gets the close.
+func (e *Endpoint) writeClosed(hr *httpReceiver, key string, lease store.Lease, res store.AttachResult) {
+	n := e.node
+	for len(res.Messages) > 0 {
+		done, err := hr.writeMessageFrame(res.Messages)
+		if err == nil {
+			n.stats.sent.Add(uint64(len(res.Messages)))
+		}
+		if done || err != nil {
+			return
+		}
+		if !res.More {
+			break
+		}
+		ctx, cancel := n.opContext()
+		res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit())
+		cancel()
+		if err != nil || res.Status != store.AttachClosed {
+			return
+		}
+	}
+	hr.writeClose(res.Code, res.Reason)
 }
 
 // writeMessages implements receiverSink: msgs were drained from the

@@ -335,7 +335,10 @@ func TestQueueOverflow(t *testing.T) {
 	if err := s.Send("3"); !errors.Is(err, ErrQueueOverflow) {
 		t.Fatalf("overflowing send: %v", err)
 	}
+	// What was queued before the overflow closed the session, then why.
 	_, body := do(t, "POST", base+"/0/s/xhr", "")
+	want(t, "queued before the close", body, `a["1","2"]`+"\n")
+	_, body = do(t, "POST", base+"/0/s/xhr", "")
 	want(t, "overflow close", body, `c[3009,"Queue overflow"]`+"\n")
 	if err := s.Send("4"); !errors.Is(err, ErrSessionClosed) {
 		t.Fatalf("send to closed: %v", err)

@@ -183,10 +183,21 @@ func (m *Memory) attach(ctx context.Context, id, from string, lease Lease, opts 
 	if !ok {
 		return AttachResult{Status: Unknown}, nil
 	}
-	if s.state == StateClosed {
-		return AttachResult{Status: AttachClosed, Code: s.code, Reason: s.reason}, nil
-	}
 	now := time.Now()
+	if s.state == StateClosed {
+		res := AttachResult{Status: AttachClosed, Code: s.code, Reason: s.reason}
+		if !s.leaseLive(now) || s.leaseToken == lease.Token {
+			// What was queued before the close goes to the first receiver
+			// after it (in flight first: its taker died uncommitted).
+			msgs, more := m.take(s, DrainOptionsOf(opts).MaxBytes)
+			if len(s.inFlight) > 0 {
+				msgs = append(s.inFlight[:len(s.inFlight):len(s.inFlight)], msgs...)
+				s.inFlight, s.inFlightToken = nil, ""
+			}
+			res.Messages, res.More = msgs, more
+		}
+		return res, nil
+	}
 	if s.leaseLive(now) && s.leaseToken != lease.Token && (from == "" || s.leaseNode != from || s.leaseSticky) {
 		return AttachResult{Status: Busy}, nil
 	}

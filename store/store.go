@@ -101,14 +101,18 @@ const (
 	// Busy: another receiver holds a live lease (SockJS c[2010,...]).
 	Busy
 	// AttachClosed: the session is closed; Code and Reason say why.
+	// Unless another receiver holds a live lease, Messages holds what was
+	// queued before the close (and what a dead receiver left in flight),
+	// taken off the queue: the client gets it before the close frame.
 	AttachClosed
 	// Unknown: no such session.
 	Unknown
 )
 
-// AttachResult is what Attach returns. When Status is Attached, Messages
-// holds what was queued (drained in the same atomic step, up to the
-// MaxBytes option); More reports that messages are still queued.
+// AttachResult is what Attach returns. When Status is Attached (or
+// AttachClosed, see there), Messages holds what was queued (drained in the
+// same atomic step, up to the MaxBytes option); More reports that messages
+// are still queued.
 type AttachResult struct {
 	Status   AttachStatus
 	Code     int

@@ -1,9 +1,12 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/store"
 )
 
@@ -20,6 +23,7 @@ func RunCommitter(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CommitDetaches", testCommitDetaches},
 		{"NotHolder", testCommitNotHolder},
 		{"WithoutHold", testDrainWithoutHold},
+		{"ClosedRedelivers", testClosedRedelivers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,4 +144,28 @@ func testDrainWithoutHold(t *testing.T, s store.Store, c store.Committer) {
 		t.Fatal(err)
 	}
 	mustAttachHeld(t, s, "p", lease("n2", "t2", long))
+}
+
+// A session closed while a dead taker held messages in flight: the first
+// receiver after the close gets them, then what was queued.
+func testClosedRedelivers(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "cr", long)
+	mustAttachHeld(t, s, "cr", lease("n1", "t1", short))
+	mustAppend(t, s, "cr", "a")
+	mustDrainHeld(t, s, "cr", "t1", "a")
+	mustAppend(t, s, "cr", "b")
+	if won, err := s.Close(ctx(t), "cr", 3000, "Go away!"); err != nil || !won {
+		t.Fatalf("Close = %v, %v", won, err)
+	}
+	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
+		res, err := s.Attach(ctx(t), "cr", lease("n2", "t2", long), store.Hold())
+		if err != nil || res.Status != store.AttachClosed || !slices.Equal(res.Messages, []string{"a", "b"}) {
+			return fmt.Errorf("Attach closed after the taker's lease ran out = %+v, %v; want closed with [a b]", res, err)
+		}
+		return nil
+	})
+	res, err := s.Attach(ctx(t), "cr", lease("n2", "t3", long))
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 {
+		t.Fatalf("Attach closed again = %+v, %v; want the close alone", res, err)
+	}
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Drain", testDrain},
 		{"Close", testClose},
 		{"CloseRace", testCloseRace},
+		{"AttachClosedTakesQueue", testAttachClosedTakesQueue},
 		{"ReapAfterDetach", testReapAfterDetach},
 		{"ReapSkipsLiveLease", testReapSkipsLiveLease},
 		{"ReapAfterLeaseExpiry", testReapAfterLeaseExpiry},
@@ -583,6 +584,38 @@ func testClose(t *testing.T, s store.Store) {
 	}
 	_, err = s.Append(ctx(t), "cl", []string{"x"}, store.QueueLimits{})
 	wantErr(t, "Append closed", err, store.ErrClosed)
+}
+
+// A receiver attaching after the close (the next poll) gets what was queued
+// before it, then only the close; never while another receiver's lease is
+// live (that one drains it).
+func testAttachClosedTakesQueue(t *testing.T, s store.Store) {
+	mustCreate(t, s, "cq", long)
+	mustAttach(t, s, "cq", lease("n1", "t1", long))
+	mustAppend(t, s, "cq", "pong", "error")
+	if won, err := s.Close(ctx(t), "cq", 4008, "Policy violation"); err != nil || !won {
+		t.Fatalf("Close = %v, %v", won, err)
+	}
+	res, err := s.Attach(ctx(t), "cq", lease("n2", "t2", long))
+	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || len(res.Messages) != 0 {
+		t.Fatalf("Attach closed beside a live lease = %+v, %v; want closed, no messages", res, err)
+	}
+	if err := s.Detach(ctx(t), "cq", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.Attach(ctx(t), "cq", lease("n2", "t3", long), store.MaxBytes(4))
+	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || res.Reason != "Policy violation" ||
+		!slices.Equal(res.Messages, []string{"pong"}) || !res.More {
+		t.Fatalf("Attach closed (4 bytes) = %+v, %v; want [pong], more", res, err)
+	}
+	res, err = s.Attach(ctx(t), "cq", lease("n2", "t4", long))
+	if err != nil || res.Status != store.AttachClosed || !slices.Equal(res.Messages, []string{"error"}) || res.More {
+		t.Fatalf("Attach closed = %+v, %v; want [error]", res, err)
+	}
+	res, err = s.Attach(ctx(t), "cq", lease("n2", "t5", long))
+	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || len(res.Messages) != 0 || res.More {
+		t.Fatalf("Attach closed, queue taken = %+v, %v; want the close alone", res, err)
+	}
 }
 
 func testCloseRace(t *testing.T, s store.Store) {

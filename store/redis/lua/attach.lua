@@ -4,11 +4,25 @@
 -- sticky counts as released. ARGV[9] 1: keep what is taken in flight
 -- (store.Hold).
 -- Reply {1, messages, more 1/0} attached, {-5} busy (another live lease),
--- {-2, code, reason} closed, {0} no such session.
+-- {-2, code, reason, messages, more 1/0} closed: unless another token holds
+-- a live lease, what was queued before the close (after what a dead taker
+-- left in flight) is taken, so the client gets it before the close frame.
+-- {0} no such session.
 local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb')
 if not v[1] then return {0} end
-if v[1] == '2' then return {-2, tonumber(v[2] or 0), v[3] or ''} end
 local now = now_ms()
+if v[1] == '2' then
+  if live(v[4], v[5], now) and v[4] ~= ARGV[4] then return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0} end
+  local msgs, more = take_queue(tonumber(ARGV[7]), v[9])
+  local fl = redis.call('HGET', KEYS[1], 'fl')
+  if fl then
+    local all = cmsgpack.unpack(fl)
+    for i = 1, #msgs do all[#all + 1] = msgs[i] end
+    msgs = all
+    redis.call('HDEL', KEYS[1], 'fl', 'ft')
+  end
+  return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more}
+end
 if live(v[4], v[5], now) and v[4] ~= ARGV[4] then
   local from = ARGV[8] or ''
   if from == '' or v[7] ~= from or v[8] == '1' then return {-5} end

@@ -361,7 +361,7 @@ func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease
 		if !n.newPerIP.allow(n.clientIP(r), time.Now()) {
 			return res, false, nil, errTooManyNewSessions
 		}
-		info, err = json.Marshal(newConnectionInfo(r, transport))
+		info, err = json.Marshal(newConnectionInfo(r, transport, e.settings.InfoHeaders))
 		if err != nil {
 			return res, false, nil, err
 		}

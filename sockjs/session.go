@@ -92,14 +92,14 @@ type ConnectionInfo struct {
 }
 
 // infoHeaders are the request headers kept in ConnectionInfo (those
-// sockjs-node exposes, plus Origin).
+// sockjs-node exposes, plus Origin); Settings.InfoHeaders adds to them.
 var infoHeaders = []string{
 	"Referer", "X-Client-Ip", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Port",
 	"X-Cluster-Client-Ip", "Via", "X-Real-Ip", "X-Forwarded-Proto", "X-Ssl", "Dnt",
 	"Host", "User-Agent", "Accept-Language", "Origin",
 }
 
-func newConnectionInfo(r *http.Request, transport string) ConnectionInfo {
+func newConnectionInfo(r *http.Request, transport string, extra []string) ConnectionInfo {
 	ci := ConnectionInfo{
 		RemoteAddr: r.RemoteAddr,
 		Transport:  transport,
@@ -113,9 +113,11 @@ func newConnectionInfo(r *http.Request, transport string) ConnectionInfo {
 	if ip, ok := r.Context().Value(clientIPKey{}).(string); ok {
 		ci.IP = ip // the client's, named by a trusted proxy
 	}
-	for _, h := range infoHeaders {
-		if v := r.Header.Values(h); len(v) > 0 {
-			ci.Headers[h] = v
+	for _, list := range [][]string{infoHeaders, extra} {
+		for _, h := range list {
+			if v := r.Header.Values(h); len(v) > 0 {
+				ci.Headers[http.CanonicalHeaderKey(h)] = v
+			}
 		}
 	}
 	if r.Host != "" {
@@ -173,11 +175,19 @@ func (s *Session) Info() ConnectionInfo {
 	return s.info
 }
 
-// Send queues messages for the client, in order. It never blocks on a slow
-// client: if MaxQueuedMessages (or MaxQueuedBytes) are already waiting the
-// session is closed with CodeQueueOverflow and ErrQueueOverflow returned.
-// ErrSessionClosed means the session is closed or gone.
+// Send is SendContext bounded by the node's OpTimeout.
 func (s *Session) Send(msgs ...string) error {
+	ctx, cancel := s.ep.node.opContext()
+	defer cancel()
+	return s.SendContext(ctx, msgs...)
+}
+
+// SendContext queues messages for the client, in order; ctx bounds the
+// store and bus calls it makes. It never blocks on a slow client: if
+// MaxQueuedMessages (or MaxQueuedBytes) are already waiting the session is
+// closed with CodeQueueOverflow and ErrQueueOverflow returned.
+// ErrSessionClosed means the session is closed or gone.
+func (s *Session) SendContext(ctx context.Context, msgs ...string) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -185,8 +195,6 @@ func (s *Session) Send(msgs ...string) error {
 	if ws := n.websocketReceiver(s.key); ws != nil {
 		return ws.enqueue(wsItem{msgs: msgs})
 	}
-	ctx, cancel := n.opContext()
-	defer cancel()
 	if isWebsocketID(s.id) && n.sendToRemoteWebsocket(ctx, s.key, msgs) {
 		return nil
 	}
@@ -211,14 +219,20 @@ func (s *Session) appendAndWake(ctx context.Context, msgs []string) error {
 	}
 }
 
-// Close closes the session: the client gets c[code,"reason"] and OnClose
-// runs. Code 0 means CodeNormal. Closing a closed session does nothing.
+// Close is CloseContext bounded by the node's OpTimeout.
 func (s *Session) Close(code int, reason string) error {
+	ctx, cancel := s.ep.node.opContext()
+	defer cancel()
+	return s.CloseContext(ctx, code, reason)
+}
+
+// CloseContext closes the session: the client gets c[code,"reason"] and
+// OnClose runs. Code 0 means CodeNormal. Closing a closed session does
+// nothing. ctx bounds the store and bus calls it makes.
+func (s *Session) CloseContext(ctx context.Context, code int, reason string) error {
 	if code == 0 {
 		code, reason = CodeNormal, ReasonNormal
 	}
-	ctx, cancel := s.ep.node.opContext()
-	defer cancel()
 	return s.closeWith(ctx, code, reason)
 }
 

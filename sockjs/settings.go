@@ -58,6 +58,11 @@ type Settings struct {
 	// DisableWebsocket turns off the SockJS websocket transport (and the
 	// raw one); /info then reports websocket: false.
 	DisableWebsocket bool
+	// InfoHeaders names request headers to keep in Session.Info besides
+	// the default ones (sockjs-node's list plus Origin), e.g.
+	// "Authorization" for a handler that authenticates in OnOpen. They are
+	// stored with the session, in the store, for its whole life.
+	InfoHeaders []string
 	// RawWebsocket serves a plain websocket without SockJS framing at
 	// <prefix>/websocket, for non-browser clients.
 	RawWebsocket bool

@@ -299,7 +299,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	defer n.exit()
 	id := newULID()
 	key := e.keyOf(id)
-	info, _ := json.Marshal(newConnectionInfo(r, transport))
+	info, _ := json.Marshal(newConnectionInfo(r, transport, e.settings.InfoHeaders))
 	ctx, cancel := n.opContext()
 	created, err := n.store.Create(ctx, key, store.CreateOptions{DisconnectDelay: e.settings.DisconnectDelay, Info: info})
 	cancel()

@@ -85,3 +85,21 @@ func logger(l *slog.Logger) *slog.Logger {
 	}
 	return l
 }
+
+// appendAtMostOnce appends one message of an at-most-once bridge (Redis
+// pub/sub, NATS): no retry, since a Publish that failed may still have
+// appended, and a second one would deliver twice.
+func appendAtMostOnce(pub Publisher, stats *Stats, log *slog.Logger, valid func() bool, channel string, payload []byte) {
+	if !valid() {
+		stats.Fenced.Add(1)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if _, err := pub.Publish(ctx, channel, payload); err != nil {
+		stats.Failed.Add(1)
+		log.Warn("bridge: publish failed", "channel", channel, "err", err)
+		return
+	}
+	stats.Bridged.Add(1)
+}

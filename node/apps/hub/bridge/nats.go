@@ -92,22 +92,7 @@ func (b *NATS) bridge(ctx context.Context, valid func() bool) error {
 		case m := <-msgs:
 			channel := strings.TrimPrefix(m.Subject, b.cfg.Prefix+".")
 			payload := m.Data
-			work.add(channel, func() { b.append(valid, channel, payload) })
+			work.add(channel, func() { appendAtMostOnce(b.pub, &b.Stats, b.log, valid, channel, payload) })
 		}
 	}
-}
-
-func (b *NATS) append(valid func() bool, channel string, payload []byte) {
-	if !valid() {
-		b.Stats.Fenced.Add(1)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	if _, err := b.pub.Publish(ctx, channel, payload); err != nil {
-		b.Stats.Failed.Add(1)
-		b.log.Warn("bridge: publish failed", "channel", channel, "err", err)
-		return
-	}
-	b.Stats.Bridged.Add(1)
 }

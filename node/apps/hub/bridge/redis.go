@@ -108,23 +108,8 @@ func (b *Redis) bridge(ctx context.Context, valid func() bool) error {
 			continue
 		}
 		payload := []byte(msg.Payload)
-		work.add(channel, func() { b.append(valid, channel, payload) })
+		work.add(channel, func() { appendAtMostOnce(b.pub, &b.Stats, b.log, valid, channel, payload) })
 	}
-}
-
-func (b *Redis) append(valid func() bool, channel string, payload []byte) {
-	if !valid() {
-		b.Stats.Fenced.Add(1)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	if _, err := b.pub.Publish(ctx, channel, payload); err != nil {
-		b.Stats.Failed.Add(1)
-		b.log.Warn("bridge: publish failed", "channel", channel, "err", err)
-		return
-	}
-	b.Stats.Bridged.Add(1)
 }
 
 // globEscape quotes the glob characters of a PSUBSCRIBE pattern.

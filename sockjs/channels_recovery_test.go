@@ -160,7 +160,7 @@ func TestChannelsRenderOncePerNode(t *testing.T) {
 	}
 	cc.waitMembers(t, "room", 5)
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if n := hubSubs(cc.nodes[0], cc.eps[0].channelKey("room")); n != 5 {
+		if n := hubLiveSubs(cc.nodes[0], cc.eps[0].channelKey("room")); n != 5 {
 			return fmt.Errorf("%d live subscriptions, want 5", n)
 		}
 		return nil

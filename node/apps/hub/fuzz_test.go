@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"testing"
@@ -97,6 +98,41 @@ func FuzzMessage(f *testing.F) {
 			default:
 				return
 			}
+		}
+	})
+}
+
+// FuzzStampFrom: whatever a client publishes, the stamped payload is one
+// JSON object whose only "from" is the hub's.
+func FuzzStampFrom(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"from":{"user":"bob"},"from":1}`, `"x"`, `[1,{"from":2}]`, `{}`, ` {"a" : [ ] } `, `null`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, payload string) {
+		if !json.Valid([]byte(payload)) {
+			return
+		}
+		out, err := stampFrom(json.RawMessage(payload), "ann", "s1")
+		if err != nil {
+			t.Fatalf("stampFrom(%q): %v", payload, err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(out))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			t.Fatalf("stampFrom(%q) = %s: not an object", payload, out)
+		}
+		var froms []string
+		for dec.More() {
+			key, err := dec.Token()
+			var v json.RawMessage
+			if err != nil || dec.Decode(&v) != nil {
+				t.Fatalf("stampFrom(%q) = %s: invalid", payload, out)
+			}
+			if key == "from" {
+				froms = append(froms, string(v))
+			}
+		}
+		if len(froms) != 1 || froms[0] != `{"user":"ann","session":"s1"}` {
+			t.Fatalf("stampFrom(%q) = %s: from %q", payload, out, froms)
 		}
 	})
 }

@@ -64,7 +64,7 @@ func TestSubscribePermissions(t *testing.T) {
 		{Pattern: "granted-*"}, // default: granted only
 	}}})
 	c := dial(t, hubs[0].base)
-	c.auth("user:ann:granted-1")
+	session := c.auth("user:ann:granted-1")["session"]
 	for _, tc := range []struct{ channel, reply string }{
 		{"user-ann", ""},
 		{"user-bob", "Permission denied"},
@@ -86,8 +86,10 @@ func TestSubscribePermissions(t *testing.T) {
 			t.Fatalf("subscribe %s: %v, want %q", tc.channel, m, tc.reply)
 		}
 	}
-	// Client publish: subscribers of public-*; nobody on granted-*.
-	c.send(`{"data_type":"publish","id":1,"data":{"channel":"public-1","data":{"data_type":"chat","text":"hi"}}}`)
+	// Client publish: subscribers of public-*; nobody on granted-*. The
+	// hub stamps who published it, whatever "from" the client claimed.
+	wantFrom := fmt.Sprint(map[string]any{"user": "ann", "session": session})
+	c.send(`{"data_type":"publish","id":1,"data":{"channel":"public-1","data":{"data_type":"chat","from":{"user":"bob"},"text":"hi","from":"x"}}}`)
 	var off any
 	for range 2 { // the reply and the delivery, in either order
 		m := c.next()
@@ -95,8 +97,8 @@ func TestSubscribePermissions(t *testing.T) {
 		case "publish":
 			off = data(m)["offset"]
 		case "chat":
-			if m["text"] != "hi" || m["channel"] != "public-1" {
-				t.Fatalf("delivery %v", m)
+			if m["text"] != "hi" || m["channel"] != "public-1" || fmt.Sprint(m["from"]) != wantFrom {
+				t.Fatalf("delivery %v, want from %s", m, wantFrom)
 			}
 		default:
 			t.Fatalf("unexpected %v", m)
@@ -104,6 +106,20 @@ func TestSubscribePermissions(t *testing.T) {
 	}
 	if off == nil {
 		t.Fatal("no publish reply")
+	}
+	// Not an object: wrapped, so it can carry the stamp.
+	c.send(`{"data_type":"publish","id":7,"data":{"channel":"public-1","data":"plain"}}`)
+	for range 2 {
+		m := c.next()
+		switch m["data_type"] {
+		case "publish":
+		case "data":
+			if m["data"] != "plain" || m["channel"] != "public-1" || fmt.Sprint(m["from"]) != wantFrom {
+				t.Fatalf("delivery %v, want from %s", m, wantFrom)
+			}
+		default:
+			t.Fatalf("unexpected %v", m)
+		}
 	}
 	c.send(`{"data_type":"publish","id":2,"data":{"channel":"granted-1","data":"x"}}`)
 	if m := c.expect("error"); data(m)["message"] != "Permission denied" || m["id"] != 2.0 {
@@ -153,8 +169,8 @@ func TestBackend(t *testing.T) {
 	c.send(`{"data_type":"publish","id":3,"data":{"channel":"room-ok","data":{"text":"raw"}}}`)
 	for range 2 {
 		m := c.next()
-		if m["data_type"] == nil && m["text"] != "rewritten" {
-			t.Fatalf("delivery %v, want the backend's rewrite", m)
+		if m["data_type"] == nil && (m["text"] != "rewritten" || fmt.Sprint(m["from"]) != fmt.Sprint(map[string]any{"user": "carol", "session": m["from"].(map[string]any)["session"]})) {
+			t.Fatalf("delivery %v, want the backend's rewrite stamped with carol", m)
 		}
 	}
 	for i := range 20 {

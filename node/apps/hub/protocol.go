@@ -622,6 +622,11 @@ func (c *call) publish() {
 		c.fail(msgPermissionDenied)
 		return
 	}
+	data, err = stampFrom(data, c.id.User, c.s.ID())
+	if err != nil {
+		c.fail(msgInvalidData)
+		return
+	}
 	off, err := h.Publish(c.ctx, d.Channel, data)
 	if err != nil {
 		h.log.Warn("hub: client publish failed", "channel", d.Channel, "err", err)
@@ -779,4 +784,70 @@ func (h *Hub) notice(ctx context.Context, typ, channel, user string) {
 	if _, err := h.Publish(ctx, channel, payload); err != nil {
 		h.log.Warn("hub: "+typ+" notice failed", "channel", channel, "err", err)
 	}
+}
+
+// stampFrom adds the publisher's identity to what a client publishes, as a
+// top-level "from":{"user":…,"session":…}, so subscribers know who sent
+// it: an object gets it as its last field, any "from" it had dropped (a
+// client must not speak for someone else); any other value is wrapped as
+// {"data_type":"data","data":<value>,"from":…}.
+func stampFrom(data json.RawMessage, user, session string) (json.RawMessage, error) {
+	from, err := json.Marshal(struct {
+		User    string `json:"user"`
+		Session string `json:"session"`
+	}{user, session})
+	if err != nil {
+		return nil, err
+	}
+	data = bytes.TrimSpace(data)
+	var b bytes.Buffer
+	b.Grow(len(data) + len(from) + 32)
+	if len(data) == 0 || data[0] != '{' {
+		if !json.Valid(data) {
+			return nil, errInvalidJSON
+		}
+		b.WriteString(`{"data_type":"data","data":`)
+		b.Write(data)
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+		b.WriteByte('{')
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			key, _ := tok.(string)
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return nil, err
+			}
+			if key == "from" {
+				continue
+			}
+			if b.Len() > 1 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(key)
+			b.Write(k)
+			b.WriteByte(':')
+			b.Write(v)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"from":`)
+		b.Write(from)
+		b.WriteByte('}')
+		return b.Bytes(), nil
+	}
+	b.WriteString(`,"from":`)
+	b.Write(from)
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }

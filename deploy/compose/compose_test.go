@@ -523,7 +523,14 @@ func testKillNode(t *testing.T) {
 		switch {
 		case s.Closed != nil:
 			lost++
-			t.Errorf("session %d (%s) closed %d %q after %d of %d echoes", s.N, s.Transport, s.Closed.Code, s.Closed.Reason, len(s.Received), s.Sent)
+			why := ""
+			if strings.HasPrefix(s.Closed.Reason, "Sending error") {
+				// Seen in 1 of 3 runs at 3 of 12 sessions: HAProxy
+				// retries a send only when its connection failed, never
+				// one that may have reached the node (OPERATIONS.md).
+				why = " (an xhr_send in flight on the killed node)"
+			}
+			t.Errorf("session %d (%s) closed %d %q after %d of %d echoes%s", s.N, s.Transport, s.Closed.Code, s.Closed.Reason, len(s.Received), s.Sent, why)
 		case !slices.Equal(s.Received, want):
 			t.Errorf("session %d: sent %d, received %q", s.N, s.Sent, s.Received)
 		}

@@ -235,9 +235,9 @@ func TestLimits(t *testing.T) {
 	c.send(`{"data_type":"ping","data":{}}`)
 	c.expect("pong")
 	c.expect("pong")
-	c.send(`{"data_type":"ping","data":{}}`) // the burst of 5 is spent
-	if d := data(c.expect("error")); d["message"] != "Rate limit exceeded" {
-		t.Fatalf("%v", d)
+	c.send(`{"data_type":"ping","id":9,"data":{}}`) // the burst of 5 is spent
+	if m := c.expect("error"); data(m)["message"] != "Rate limit exceeded" || m["id"] != 9.0 {
+		t.Fatalf("%v, want the rate limit's error with id 9", m)
 	}
 	c.send(`{"data_type":"ping","data":{}}`)
 	c.expect("error")

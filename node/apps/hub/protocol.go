@@ -195,11 +195,15 @@ func (h *Hub) client(s *sockjs.Session, v identity) Client {
 func (h *Hub) OnMessage(s *sockjs.Session, msg string) {
 	now := time.Now()
 	if lim := h.limits.MaxMessageSize; lim > 0 && len(msg) > lim {
-		h.violate(s, now, msgTooBig)
+		h.violate(s, now, msgTooBig, nil) // unread: too big to parse
 		return
 	}
 	if !h.rates.allow(s.ID(), now) {
-		h.violate(s, now, msgRateLimit)
+		// Refused, but its reply carries its id (the message is within
+		// the size limit, cheap to read): a client waiting on that id
+		// learns now, not at its timeout.
+		env, _ := decodeEnvelope(msg)
+		h.violate(s, now, msgRateLimit, env.ID)
 		return
 	}
 	env, err := decodeEnvelope(msg)
@@ -215,12 +219,12 @@ func (h *Hub) OnMessage(s *sockjs.Session, msg string) {
 
 // violate refuses a message over a limit; repeated abuse closes the
 // session.
-func (h *Hub) violate(s *sockjs.Session, now time.Time, why string) {
+func (h *Hub) violate(s *sockjs.Session, now time.Time, why string, id json.RawMessage) {
 	if n := h.rates.violation(s.ID(), now); h.limits.MaxViolations > 0 && n >= h.limits.MaxViolations {
 		s.Close(CodePolicyViolation, ReasonPolicyViolation)
 		return
 	}
-	s.Send(reply("error", nil, message{why}))
+	s.Send(reply("error", id, message{why}))
 }
 
 // call is one client message being handled; it sends exactly one reply

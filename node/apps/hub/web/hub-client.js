@@ -361,9 +361,9 @@
         self._fire('error', err);
         self._rejectReady(err);
       }
-      // A disconnect: the next connect subscribes again. A timeout (a
-      // request refused over a rate limit gets an error without its id) or
-      // "Backend unavailable": try again in a while.
+      // A disconnect: the next connect subscribes again. A timeout, an
+      // error (e.g. "Rate limit exceeded") or "Backend unavailable": try
+      // again in a while.
       if (self.hub.state === 'connected' && self.state === 'subscribing') {
         setTimeout(function () {
           if (self.hub.subs[self.channel] === self && self.hub.state === 'connected' && self.state === 'subscribing') self._send();

@@ -318,10 +318,11 @@
 
   // limits: an oversize message is refused; then pings in rounds, each
   // round's replies awaited, until the session is closed: "Rate limit
-  // exceeded" errors come first, then 4008. (Rounds, because on polling
-  // transports the replies still queued when the session closes are lost
-  // with it; a polling session's sends are spread over the nodes, each of
-  // which allows the rate.)
+  // exceeded" errors come first, then 4008. (Rounds, because a polling
+  // session's sends are spread over the nodes, each of which allows the
+  // rate: growing rounds find the limit whatever the spread. Replies queued
+  // when the session closes are no longer lost on polling transports: the
+  // next poll gets them before the close frame.)
   scenarios.limits = function (c) {
     var s = c.raw();
     var big = new Array(c.cfg.maxMessageSize + 100).join('x');

@@ -14,15 +14,24 @@ import (
 	"github.com/shoal-rt/shoal/store"
 )
 
+// serve mounts the apps names on a node with a memory store and bus of its
+// own and returns the node's URL.
 func serve(t *testing.T, names ...string) string {
 	t.Helper()
 	b := bus.NewMemory()
 	t.Cleanup(func() { b.Close() })
-	node, err := sockjs.NewNode(sockjs.NodeConfig{Store: store.NewMemory(), Bus: b})
+	return serveOn(t, store.NewMemory(), b, Options{SockJSURL: "/sockjs.js"}, names...)
+}
+
+// serveOn mounts the apps names on a node over st and b (several nodes on
+// one store and bus make a cluster) and returns the node's URL.
+func serveOn(t *testing.T, st store.Store, b bus.Bus, opts Options, names ...string) string {
+	t.Helper()
+	node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: b})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := Mount(node, nil, names, Options{SockJSURL: "/sockjs.js"})
+	h, err := Mount(node, nil, names, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

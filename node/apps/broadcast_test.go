@@ -2,7 +2,6 @@ package apps
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/bus"
-	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
 )
 
@@ -22,23 +20,7 @@ func TestBroadcastAcrossNodes(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	var bases []string
 	for range 2 {
-		node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: b})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := Mount(node, nil, []string{"conformance"}, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(h)
-		t.Cleanup(func() {
-			srv.CloseClientConnections()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			node.Close(ctx)
-			srv.Close()
-		})
-		bases = append(bases, srv.URL+"/broadcast")
+		bases = append(bases, serveOn(t, st, b, Options{}, "conformance")+"/broadcast")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -20,7 +20,7 @@ import (
 // messages of one publisher in the order published, whatever transport the
 // subscriber uses and wherever its requests land.
 //
-// How (see channels_hub.go): a publish appends the message to the
+// How (see channels_node.go and internal/fanout): a publish appends the message to the
 // channel's log in the store (one operation, which gives it an offset) and
 // sends it once on the bus; each node that has live receivers subscribed
 // listens on the channel and hands the message to them from memory, in
@@ -152,7 +152,7 @@ type channelRoute struct {
 	membersOnly bool
 }
 
-// renderer returns the function a hubChannel of key renders with: the
+// renderer returns the function the fan-out's Channel of key renders with: the
 // route's Render bound to the channel name, or nil.
 func (e *Endpoint) renderer(key string) func(offset uint64, msg string) string {
 	r := e.routeOfKey(key)
@@ -568,7 +568,7 @@ func (e *Endpoint) PublishOffset(ctx context.Context, channel, msg string, opts 
 		return 0, fmt.Errorf("sockjs: publish: %w", err)
 	}
 	if err := e.node.bus.Publish(ctx, key, encodeBusEntry(off, entry)); err != nil {
-		// The nodes' checks of the log find it (see hubChannel).
+		// The nodes' checks of the log find it (see package fanout).
 		e.node.log.Warn("sockjs: publish on the bus failed", "channel", key, "err", err)
 	}
 	return off, nil

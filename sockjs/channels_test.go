@@ -663,18 +663,7 @@ func TestChannelsRepairLostNote(t *testing.T) {
 }
 
 // hubSubs counts the receivers node delivers channel key to.
-func hubSubs(n *Node, key string) int {
-	h := n.chans
-	h.mu.Lock()
-	hc := h.channels[key]
-	h.mu.Unlock()
-	if hc == nil {
-		return 0
-	}
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	return len(hc.subs)
-}
+func hubSubs(n *Node, key string) int { return n.chans.fanout.Subscribers(key) }
 
 // hubLiveSubs counts the subscriptions on key that the node's hub delivers
 // to from memory; one still catching up from the log is not live yet.
@@ -704,12 +693,7 @@ func TestChannelsListenWhileLive(t *testing.T) {
 	cc := newChannelCluster(t, 1, Settings{}, ChannelConfig{Pattern: "room"}, joinRoom,
 		func(c *NodeConfig) { c.RecheckInterval = 50 * time.Millisecond })
 	key := cc.eps[0].channelKey("room")
-	listening := func() bool {
-		h := cc.nodes[0].chans
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return h.channels[key] != nil
-	}
+	listening := func() bool { return cc.nodes[0].chans.fanout.Listening(key) }
 	if listening() {
 		t.Fatal("listening before anyone subscribed")
 	}

@@ -90,7 +90,7 @@ type Node struct {
 	// OnClose for that session waits for it (see runOnClose).
 	opening sync.Map
 
-	chans *channelHub // nil when the store has no store.Channels
+	chans *nodeChannels // nil when the store has no store.Channels
 
 	stats nodeStats // see stats.go
 
@@ -153,7 +153,11 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		n.receivers[i].m = make(map[string][]*liveReceiver)
 	}
 	if cs, ok := cfg.Store.(store.Channels); ok {
-		n.chans = newChannelHub(n, cs)
+		chans, err := newNodeChannels(n, cs)
+		if err != nil {
+			return nil, err
+		}
+		n.chans = chans
 	}
 	stop, err := cfg.Bus.ListenNode(cfg.ID, n.onBusMessage)
 	if err != nil {
@@ -271,11 +275,11 @@ type receiverShard struct {
 // process.
 type liveReceiver struct {
 	key    string
-	wakeCh chan struct{}   // capacity 1: a pending wake-up
-	reqCtx context.Context // the receiving request's context
-	done   chan struct{}   // closed when the receiver has finished
-	ws     *wsWriter       // set for websockets: in-memory delivery
-	chans  *chanReceiver   // channel state, nil without channels
+	wakeCh chan struct{}     // capacity 1: a pending wake-up
+	reqCtx context.Context   // the receiving request's context
+	done   chan struct{}     // closed when the receiver has finished
+	ws     *wsWriter         // set for websockets: in-memory delivery
+	chans  *receiverChannels // channel state, nil without channels
 }
 
 func newLiveReceiver(key string, reqCtx context.Context) *liveReceiver {

@@ -30,8 +30,8 @@ type httpReceiver struct {
 	written int
 	buf     []byte
 	frame   []byte
-	chans   *chanReceiver // the receiver's channels, nil without
-	commit  func()        // a stream's commit of what it took; nil for polls
+	chans   *receiverChannels // the receiver's channels, nil without
+	commit  func()            // a stream's commit of what it took; nil for polls
 	stats   *nodeStats
 }
 
@@ -108,7 +108,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	key := e.keyOf(id)
 	reqCtx := r.Context()
 	lr := newLiveReceiver(key, reqCtx)
-	lr.chans = e.newChanReceiver(lr, nil)
+	lr.chans = e.newReceiverChannels(lr, nil)
 	hr.chans = lr.chans
 	// Close waits for the receiver to detach; one that starts while the
 	// node closes finds n.done closed at once and detaches all the same.

@@ -321,7 +321,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		running: true,
 	}
 	lr.ws = ww
-	lr.chans = e.newChanReceiver(lr, ww)
+	lr.chans = e.newReceiverChannels(lr, ww)
 	n.register(lr)
 	defer n.unregister(lr)
 	sess := e.sessionFor(id, key, info)

@@ -667,24 +667,7 @@ func hubSubs(n *Node, key string) int { return n.chans.fanout.Subscribers(key) }
 
 // hubLiveSubs counts the subscriptions on key that the node's hub delivers
 // to from memory; one still catching up from the log is not live yet.
-func hubLiveSubs(n *Node, key string) int {
-	h := n.chans
-	h.mu.Lock()
-	hc := h.channels[key]
-	h.mu.Unlock()
-	if hc == nil {
-		return 0
-	}
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	live := 0
-	for s := range hc.subs {
-		if s.live {
-			live++
-		}
-	}
-	return live
-}
+func hubLiveSubs(n *Node, key string) int { return n.chans.fanout.LiveSubscribers(key) }
 
 // TestChannelsListenWhileLive: a node listens on a channel while it has
 // live subscribers, and stops a linger after the last one left.

@@ -248,6 +248,26 @@ func (cs *Channels) Subscribers(name string) int {
 	return len(c.subs)
 }
 
+// LiveSubscribers counts the subscriptions of channel name on this node
+// that take its messages (not those still catching up from the log).
+func (cs *Channels) LiveSubscribers(name string) int {
+	cs.mu.Lock()
+	c := cs.channels[name]
+	cs.mu.Unlock()
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := 0
+	for s := range c.subs {
+		if s.live {
+			live++
+		}
+	}
+	return live
+}
+
 // onBus takes one message from the bus listener (one at a time).
 func (c *Channel) onBus(msg []byte) {
 	cfg := &c.owner.cfg

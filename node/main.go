@@ -158,8 +158,16 @@ func run(cfg config) error {
 		return err
 	}
 	defer side.close()
+	// The hub's auth timers stop before the node closes (deferred above,
+	// so run after this).
+	var mounted *hub.Hub
+	defer func() {
+		if mounted != nil {
+			mounted.Close()
+		}
+	}()
 	handler, err := apps.Mount(node, mux, []string{cfg.Apps}, apps.Options{SockJSURL: cfg.SockJSURL, SockJSClientFile: cfg.SockJSClient, HubDemo: cfg.Hub.Demo, Hub: hubCfg,
-		HubReady: func(h *hub.Hub, mux *http.ServeMux) error { return side.ready(ctx, h, mux) }})
+		HubReady: func(h *hub.Hub, mux *http.ServeMux) error { mounted = h; return side.ready(ctx, h, mux) }})
 	if err != nil {
 		return err
 	}

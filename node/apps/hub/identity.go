@@ -75,7 +75,9 @@ func (h *Hub) identity(ctx context.Context, s *sockjs.Session) (identity, error)
 	if err := json.Unmarshal([]byte(raw), &v); err != nil {
 		return identity{}, fmt.Errorf("hub: identity of %s: %w", s.ID(), err)
 	}
-	h.idents.put(s.ID(), v)
+	if v.Authenticated {
+		h.idents.put(s.ID(), v)
+	}
 	return v, nil
 }
 

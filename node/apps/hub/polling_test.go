@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // post sends a SockJS HTTP request and returns the body.
@@ -82,5 +84,40 @@ func TestClusterRecoveryPolling(t *testing.T) {
 	}
 	if n != 4 || len(got) != 4 {
 		t.Fatalf("got %v, want the reply and messages 1..3 once", got)
+	}
+}
+
+// TestAuthTimeoutOnAnyNode: the node that opened a session (and armed its
+// auth timer) is gone; the session's next message, on another node, past
+// the auth deadline closes it with 4001.
+func TestAuthTimeoutOnAnyNode(t *testing.T) {
+	t.Parallel()
+	const timeout = time.Second
+	hubs := startHubs(t, clusterBackends(t), 2, Config{Verifier: testVerifier{}, File: File{AuthTimeout: Duration(timeout)}})
+	sid := "/0/late/"
+	start := time.Now()
+	if got := post(t, hubs[0].base+sid+"xhr", ""); got != "o\n" {
+		t.Fatalf("open: %q", got)
+	}
+	hubs[0].Close() // its timers die with it
+	if got := post(t, hubs[1].base+sid+"xhr", ""); !strings.Contains(got, "request_auth") {
+		t.Fatalf("first poll: %q", got)
+	}
+	// A ping every 100 ms (well within the rate limit) until the close.
+	var closed time.Duration
+	testenv.CheckFor(t, timeout+10*time.Second, 100*time.Millisecond, func() error {
+		post(t, hubs[1].base+sid+"xhr_send", `["{\"data_type\":\"ping\",\"id\":1,\"data\":{}}"]`)
+		got := post(t, hubs[1].base+sid+"xhr", "")
+		if got == `c[4001,"Not authenticated"]`+"\n" {
+			closed = time.Since(start)
+			return nil
+		}
+		if !strings.Contains(got, "Not authenticated") {
+			t.Fatalf("poll before the deadline: %q", got)
+		}
+		return fmt.Errorf("not closed after %v: %q", time.Since(start), got)
+	})
+	if closed < timeout {
+		t.Fatalf("closed after %v, before the auth timeout %v", closed, timeout)
 	}
 }

@@ -123,6 +123,12 @@ func (h *Hub) OnOpen(s *sockjs.Session) error {
 	if err := s.Send(reply("request_auth", nil, struct{}{})); err != nil {
 		return err
 	}
+	// The deadline in the store too: the timer below lives on this node
+	// only; a message reaching any node after it closes the session.
+	authBy := time.Now().Add(h.authTimeout).UnixMilli()
+	if err := s.SetAttr(context.Background(), authByAttr, strconv.FormatInt(authBy, 10)); err != nil {
+		h.log.Warn("hub: storing the auth deadline failed", "session", s.ID(), "err", err)
+	}
 	id := s.ID()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -252,6 +258,10 @@ func (c *call) handle() {
 		}
 		return
 	}
+	if h.authRequired && !c.id.Authenticated && c.authOverdue() {
+		c.s.Close(CodeNotAuthenticated, ReasonNotAuthenticated)
+		return
+	}
 	if c.env.Type == "auth" {
 		c.auth()
 		return
@@ -278,6 +288,23 @@ func (c *call) handle() {
 	default:
 		c.fail("Invalid data type " + c.env.Type)
 	}
+}
+
+// authByAttr is the session attribute that holds when an unauthenticated
+// session must have authenticated (Unix ms): the node that opened it
+// closes it then with a timer, and if that node died, whichever node gets
+// the session's next message does.
+const authByAttr = "hub.auth_by"
+
+// authOverdue reports whether the call's unauthenticated session is past
+// its auth deadline. A deadline that cannot be read counts as not passed.
+func (c *call) authOverdue() bool {
+	raw, ok, err := c.s.Attr(c.ctx, authByAttr)
+	if err != nil || !ok {
+		return false
+	}
+	by, err := strconv.ParseInt(raw, 10, 64)
+	return err == nil && time.Now().UnixMilli() > by
 }
 
 // decode reads the message's data into v; false (and an error reply) when

@@ -7,10 +7,14 @@ import "context"
 // (Attach or Drain) and dies before its response is written would lose
 // them; with the Hold option they stay in flight, held for the taker's
 // lease, until it commits. Whoever takes the session's lease next (after a
-// crash, a take-over or a lease that ran out) gets them again first. The
-// cost is at-least-once in a narrow window: a receiver that wrote its
-// response and died before its commit reached the store has them sent
-// twice. Callers find it with a type assertion:
+// crash, a take-over or a lease that ran out) gets them again first, and
+// so does the same token's next take: a take whose result never reached
+// its caller (Redis ran the script, the connection broke before the reply)
+// loses nothing when it is repeated. A receiver therefore commits what it
+// wrote before it takes again. The cost is at-least-once in a narrow
+// window: a receiver that wrote its response and whose commit did not
+// reach the store (it died, or Redis went away) has them sent twice.
+// Callers find it with a type assertion:
 //
 //	if c, ok := st.(store.Committer); ok { ... }
 type Committer interface {
@@ -23,6 +27,7 @@ type Committer interface {
 }
 
 // Hold makes Attach or Drain keep what it takes in flight until Commit
-// (see Committer); messages an earlier lease took with Hold and never
-// committed come first. A store without Committer ignores it.
+// (see Committer); messages taken with Hold and never committed, by an
+// earlier lease or by the same token, come first. A store without
+// Committer ignores it.
 func Hold() DrainOption { return func(o *DrainOptions) { o.Hold = true } }

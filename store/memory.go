@@ -347,17 +347,18 @@ func (m *Memory) Drain(ctx context.Context, id, token string, opts ...DrainOptio
 }
 
 // hold keeps msgs, just taken by token, in flight, and returns what token
-// should send: what another token left in flight first. Lock should be
-// held.
+// should send: everything in flight, oldest first. What another token left
+// there (it died before its commit) and what token itself took before
+// without committing (a take whose result it never got) both go out again,
+// so a held take is safe to repeat. Lock should be held.
 func (s *memSession) hold(token string, msgs []string) []string {
-	if len(s.inFlight) > 0 && s.inFlightToken != token {
+	if len(s.inFlight) > 0 {
 		msgs = append(s.inFlight[:len(s.inFlight):len(s.inFlight)], msgs...)
-		s.inFlight = nil
 	}
-	if len(msgs) == 0 && len(s.inFlight) == 0 {
+	if len(msgs) == 0 {
 		return msgs
 	}
-	s.inFlight = append(s.inFlight[:len(s.inFlight):len(s.inFlight)], msgs...)
+	s.inFlight = msgs[:len(msgs):len(msgs)]
 	s.inFlightToken = token
 	return msgs
 }

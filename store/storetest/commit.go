@@ -24,6 +24,8 @@ func RunCommitter(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"NotHolder", testCommitNotHolder},
 		{"WithoutHold", testDrainWithoutHold},
 		{"ClosedRedelivers", testClosedRedelivers},
+		{"LostDrainRepeats", testLostDrainRepeats},
+		{"LostAttachRepeats", testLostAttachRepeats},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +87,7 @@ func testRedeliveredAfterCrash(t *testing.T, s store.Store, c store.Committer) {
 	}
 	mustAppend(t, s, "p", "m2")
 	mustAttachHeld(t, s, "p", lease("n2", "t2", long), "m1", "m2")
+	mustCommit(t, c, "p", "t2", false)
 	mustAppend(t, s, "p", "m3")
 	mustDrainHeld(t, s, "p", "t2", "m3")
 	mustCommit(t, c, "p", "t2", true)
@@ -168,4 +171,47 @@ func testClosedRedelivers(t *testing.T, s store.Store, c store.Committer) {
 	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 {
 		t.Fatalf("Attach closed again = %+v, %v; want the close alone", res, err)
 	}
+}
+
+// A held drain whose result never reached the receiver (Redis ran the
+// script, the connection died before the reply): the receiver's next
+// drain, same token, gets those messages first, then commits them all;
+// nothing is lost, nothing is sent twice.
+func testLostDrainRepeats(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "p", long)
+	mustAttachHeld(t, s, "p", lease("n1", "t1", long))
+	mustAppend(t, s, "p", "m1", "m2")
+	if _, err := s.Drain(ctx(t), "p", "t1", store.Hold()); err != nil { // the reply is lost
+		t.Fatal(err)
+	}
+	mustAppend(t, s, "p", "m3")
+	mustDrainHeld(t, s, "p", "t1", "m1", "m2", "m3")
+	mustCommit(t, c, "p", "t1", false)
+	mustDrainHeld(t, s, "p", "t1")
+	mustAppend(t, s, "p", "m4")
+	if _, err := s.Drain(ctx(t), "p", "t1", store.Hold()); err != nil { // lost again
+		t.Fatal(err)
+	}
+	// The poll ends without them (its client went on): the next receiver
+	// gets them, once.
+	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	mustAttachHeld(t, s, "p", lease("n2", "t2", long), "m4")
+	mustCommit(t, c, "p", "t2", true)
+	mustAttachHeld(t, s, "p", lease("n2", "t3", long))
+}
+
+// An attach whose result was lost, sent again with the same lease, gets
+// what the first one took.
+func testLostAttachRepeats(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "p", long)
+	mustAppend(t, s, "p", "m1")
+	if _, err := s.Attach(ctx(t), "p", lease("n1", "t1", long), store.Hold()); err != nil { // the reply is lost
+		t.Fatal(err)
+	}
+	mustAppend(t, s, "p", "m2")
+	mustAttachHeld(t, s, "p", lease("n1", "t1", long), "m1", "m2")
+	mustCommit(t, c, "p", "t1", true)
+	mustAttachHeld(t, s, "p", lease("n2", "t2", long))
 }

@@ -79,18 +79,20 @@ local function take_queue(max, qb)
 end
 -- keep_in_flight keeps msgs, just taken by token with Hold, in flight
 -- until token commits (fields fl: the messages, msgpack-encoded, and ft:
--- the token), and returns what token should send: what another token left
--- in flight (it died before its commit) first.
+-- the token), and returns what token should send: everything in flight,
+-- oldest first. What another token left there (it died before its commit)
+-- and what token itself took before without committing (the reply of that
+-- take was lost: it never got them) both go out again, so a held take is
+-- safe to repeat; the receiver commits after each write, before it takes
+-- again.
 local function keep_in_flight(token, msgs)
-  local v = redis.call('HMGET', KEYS[1], 'fl', 'ft')
-  local all = msgs
-  if v[1] then
-    local old = cmsgpack.unpack(v[1])
-    for i = 1, #msgs do old[#old + 1] = msgs[i] end
-    all = old
-    if v[2] ~= token then msgs = old end
+  local fl = redis.call('HGET', KEYS[1], 'fl')
+  if fl then
+    local all = cmsgpack.unpack(fl)
+    for i = 1, #msgs do all[#all + 1] = msgs[i] end
+    msgs = all
   end
-  if #all == 0 then return msgs end
-  redis.call('HSET', KEYS[1], 'fl', cmsgpack.pack(all), 'ft', token)
+  if #msgs == 0 then return msgs end
+  redis.call('HSET', KEYS[1], 'fl', cmsgpack.pack(msgs), 'ft', token)
   return msgs
 end

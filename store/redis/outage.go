@@ -40,7 +40,7 @@ func WaitOutages(client redis.UniversalClient, max time.Duration) {
 	if max < 0 {
 		return
 	}
-	h := outageHook{max: max, idempotent: idempotentScripts}
+	h := outageHook{max: max, idempotent: idempotentScripts, heldTakes: heldTakeScripts}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		// A dead master stays in the client's slot map until it reloads
 		// (every 10 s, or on a MOVED): ask for a reload at each try, so
@@ -55,6 +55,7 @@ type outageHook struct {
 	max        time.Duration
 	reload     func(context.Context) // Cluster: refresh the slot map
 	idempotent map[string]bool       // SHA1s of scripts safe to run twice
+	heldTakes  map[string]bool       // SHA1s of scripts safe to repeat with Hold
 }
 
 // idempotentScripts are the scripts that change nothing (or only refresh a
@@ -67,6 +68,17 @@ var idempotentScripts = map[string]bool{
 	subscriptionsScript.Hash(): true, readChannelScript.Hash(): true,
 }
 
+// heldTakeScripts take messages from a session's queue. Run with Hold
+// (their last argument 1), what they take stays in flight under the
+// receiver's token, and the same token's next take returns it again
+// (keep_in_flight in lua/prelude.lua): after a connection that broke
+// mid-call they are sent again, so the receiver gets what the first run
+// took instead of an error (the chaos suite's "drain failed: EOF"), and a
+// poll's attach leaves no lease behind that its client cannot reach. Not
+// after a timeout: the first run may still be waiting in Redis and run
+// after the repeat, and what it takes would then be committed unseen.
+var heldTakeScripts = map[string]bool{drainScript.Hash(): true, attachScript.Hash(): true}
+
 // readCommands are Redis commands that change nothing.
 var readCommands = map[string]bool{
 	"get": true, "mget": true, "hget": true, "hmget": true, "hgetall": true, "exists": true,
@@ -77,29 +89,43 @@ var readCommands = map[string]bool{
 
 // safeToRepeat reports whether cmd may run twice without harm.
 func (h outageHook) safeToRepeat(cmd redis.Cmder) bool {
-	name := strings.ToLower(cmd.Name())
-	if readCommands[name] {
+	if readCommands[strings.ToLower(cmd.Name())] {
 		return true
 	}
+	return h.idempotent[scriptHash(cmd)]
+}
+
+// heldTake reports whether cmd is a take with Hold (see heldTakeScripts).
+func (h outageHook) heldTake(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return h.heldTakes[scriptHash(cmd)] && fmt.Sprint(args[len(args)-1]) == "1"
+}
+
+// scriptHash returns the SHA1 of the script cmd runs, "" when it runs none.
+func scriptHash(cmd redis.Cmder) string {
 	args := cmd.Args()
 	if len(args) < 2 {
-		return false
+		return ""
 	}
-	switch name {
+	switch strings.ToLower(cmd.Name()) {
 	case "evalsha", "evalsha_ro":
-		return h.idempotent[fmt.Sprint(args[1])]
+		return fmt.Sprint(args[1])
 	case "eval", "eval_ro":
 		sum := sha1.Sum([]byte(fmt.Sprint(args[1])))
-		return h.idempotent[hex.EncodeToString(sum[:])]
+		return hex.EncodeToString(sum[:])
 	}
-	return false
+	return ""
 }
 
 // retryable reports whether cmd, failed with err, may be sent again: Redis
 // surely did not run it, or running it twice is harmless and the
 // connection broke (the command may or may not have run).
 func (h outageHook) retryable(cmd redis.Cmder, err error) bool {
-	return notRun(err) || (h.safeToRepeat(cmd) && connBroke(err))
+	if notRun(err) || (h.safeToRepeat(cmd) && connBroke(err)) {
+		return true
+	}
+	var ne net.Error
+	return h.heldTake(cmd) && connBroke(err) && !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // outageStep bounds the pause between two tries: short, so a Redis that is

@@ -203,3 +203,135 @@ func TestOutageBrokenConnection(t *testing.T) {
 		t.Fatalf("queue %v: the broken append's command never reached Redis, nothing must be queued", att.Messages)
 	}
 }
+
+// lossyProxy forwards connections to addr; after lose() the reply to the
+// next command is dropped and that connection closed, as when Redis ran a
+// command and shut down (SIGTERM) before its reply went out.
+func lossyProxy(t *testing.T, addr string) (proxyAddr string, lose func()) {
+	t.Helper()
+	var loseNext atomic.Bool
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				var lost atomic.Bool
+				go func() {
+					defer in.Close()
+					buf := make([]byte, 64<<10)
+					for {
+						n, err := out.Read(buf)
+						if err != nil || lost.Load() {
+							return // the reply Redis sent is dropped
+						}
+						if _, err := in.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+				}()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := in.Read(buf)
+					if err != nil {
+						return
+					}
+					if loseNext.CompareAndSwap(true, false) {
+						lost.Store(true)
+					}
+					if _, err := out.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), func() { loseNext.Store(true) }
+}
+
+// TestOutageLostTakeReply: a take with Hold whose reply is lost (Redis ran
+// it; the chaos suite's "drain failed: EOF" during a Redis restart) loses
+// no message. Sent again, or taken again by the receiver with the same
+// token, it returns what the lost run took; a commit then forgets each
+// message once.
+func TestOutageLostTakeReply(t *testing.T) {
+	srv := testenv.Redis(t)
+	addr, lose := lossyProxy(t, srv.Addr)
+	prefix := testenv.Prefix(t)
+	newStore := func(wait time.Duration) *redisstore.Store {
+		client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: 1})
+		t.Cleanup(func() { client.Close() })
+		redisstore.WaitOutages(client, wait)
+		return redisstore.New(client, redisstore.Config{Prefix: prefix})
+	}
+	s := newStore(3 * time.Second)
+	ctx := context.Background()
+	appendAll := func(msgs ...string) {
+		t.Helper()
+		if _, err := s.Append(ctx, "sess", msgs, store.QueueLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Create(ctx, "sess", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	appendAll("m1", "m2")
+	l := store.Lease{Node: "n", Token: "t1", TTL: time.Minute}
+
+	// Sent again by the outage wait: the caller sees no error.
+	lose()
+	att, err := s.Attach(ctx, "sess", l, store.Hold())
+	if err != nil || att.Status != store.Attached || !slices.Equal(att.Messages, []string{"m1", "m2"}) {
+		t.Fatalf("attach whose reply was lost = %+v, %v; want attached with [m1 m2]", att, err)
+	}
+	if err := s.Commit(ctx, "sess", "t1", false); err != nil {
+		t.Fatal(err)
+	}
+	appendAll("m3")
+	lose()
+	if d, err := s.Drain(ctx, "sess", "t1", store.Hold()); err != nil || !slices.Equal(d.Messages, []string{"m3"}) {
+		t.Fatalf("drain whose reply was lost = %q, %v; want [m3]", d.Messages, err)
+	}
+	if err := s.Commit(ctx, "sess", "t1", false); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the outage wait the caller gets the error; the receiver's
+	// next drain, same token, gets what the lost one took.
+	raw := newStore(-1)
+	appendAll("m4")
+	lose()
+	if d, err := raw.Drain(ctx, "sess", "t1", store.Hold()); err == nil {
+		t.Fatalf("drain whose reply was lost, no outage wait = %q; want an error", d.Messages)
+	}
+	appendAll("m5")
+	if d, err := raw.Drain(ctx, "sess", "t1", store.Hold()); err != nil || !slices.Equal(d.Messages, []string{"m4", "m5"}) {
+		t.Fatalf("drain after one whose reply was lost = %q, %v; want [m4 m5]", d.Messages, err)
+	}
+	if err := s.Commit(ctx, "sess", "t1", true); err != nil {
+		t.Fatal(err)
+	}
+	att, err = s.Attach(ctx, "sess", store.Lease{Node: "n", Token: "t2", TTL: time.Minute}, store.Hold())
+	if err != nil || att.Status != store.Attached || len(att.Messages) != 0 {
+		t.Fatalf("attach after the commit = %+v, %v; want attached with nothing (each message once)", att, err)
+	}
+
+	// A take without Hold is not sent again: a repeat would take more.
+	appendAll("m6")
+	lose()
+	if d, err := s.Drain(ctx, "sess", "t2"); err == nil {
+		t.Fatalf("drain without Hold whose reply was lost = %q; want an error, not a resend", d.Messages)
+	}
+}

@@ -95,10 +95,20 @@ func (h outageHook) safeToRepeat(cmd redis.Cmder) bool {
 	return h.idempotent[scriptHash(cmd)]
 }
 
-// heldTake reports whether cmd is a take with Hold (see heldTakeScripts).
-func (h outageHook) heldTake(cmd redis.Cmder) bool {
+// repeatAfterBreak reports whether cmd is a take with Hold (see
+// heldTakeScripts) or a commit. A commit too is sent again after a broken
+// connection (not after a timeout, as above): its caller takes nothing
+// between two tries, so a repeat forgets the same messages (with detach it
+// finds the lease gone: ErrNotHolder, which the receiver ignores). Left
+// unsent, a commit that did not run has its messages sent twice by the
+// next take.
+func (h outageHook) repeatAfterBreak(cmd redis.Cmder) bool {
+	sha := scriptHash(cmd)
+	if sha != "" && sha == commitScript.Hash() {
+		return true
+	}
 	args := cmd.Args()
-	return h.heldTakes[scriptHash(cmd)] && fmt.Sprint(args[len(args)-1]) == "1"
+	return h.heldTakes[sha] && fmt.Sprint(args[len(args)-1]) == "1"
 }
 
 // scriptHash returns the SHA1 of the script cmd runs, "" when it runs none.
@@ -125,7 +135,7 @@ func (h outageHook) retryable(cmd redis.Cmder, err error) bool {
 		return true
 	}
 	var ne net.Error
-	return h.heldTake(cmd) && connBroke(err) && !(errors.As(err, &ne) && ne.Timeout())
+	return h.repeatAfterBreak(cmd) && connBroke(err) && !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // outageStep bounds the pause between two tries: short, so a Redis that is

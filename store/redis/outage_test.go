@@ -304,8 +304,13 @@ func TestOutageLostTakeReply(t *testing.T) {
 	if d, err := s.Drain(ctx, "sess", "t1", store.Hold()); err != nil || !slices.Equal(d.Messages, []string{"m3"}) {
 		t.Fatalf("drain whose reply was lost = %q, %v; want [m3]", d.Messages, err)
 	}
+	// A commit whose reply is lost is sent again: nothing comes twice.
+	lose()
 	if err := s.Commit(ctx, "sess", "t1", false); err != nil {
-		t.Fatal(err)
+		t.Fatalf("commit whose reply was lost: %v; want it sent again", err)
+	}
+	if d, err := s.Drain(ctx, "sess", "t1", store.Hold()); err != nil || len(d.Messages) != 0 {
+		t.Fatalf("drain after the commit = %q, %v; want nothing", d.Messages, err)
 	}
 
 	// Without the outage wait the caller gets the error; the receiver's

@@ -319,7 +319,9 @@ func TestHubCluster(t *testing.T) {
 				if u.Me != "you are "+user {
 					t.Errorf("%s: the page names its user %q (from the token)", user, u.Me)
 				}
-				want := []string{"ann:hello from ann", "bob:hello from bob"}
+				// bob's "forged name" claimed to be mallory's: the hub's
+				// stamp names its real sender.
+				want := []string{"ann:hello from ann", "bob:forged name", "bob:hello from bob"}
 				got := slices.Clone(u.Messages)
 				sort.Strings(got)
 				if !slices.Equal(got, want) {

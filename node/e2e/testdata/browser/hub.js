@@ -86,7 +86,9 @@ async function scenarios() {
 }
 
 // chat: ann and bob open the demo in one room through the balancer; each
-// sends a line; both must see both lines and a presence count of 2.
+// sends a line; both must see both lines and a presence count of 2. Bob's
+// page also publishes a line claiming to be mallory's: the hub's "from"
+// stamp names bob, and so does the demo.
 async function chat() {
   const out = { users: {} };
   // ann on a websocket, bob on xhr-polling (whose requests hop nodes).
@@ -105,10 +107,16 @@ async function chat() {
     await p.page.click('#send');
     await p.page.waitForFunction(() => document.getElementById('text').value === '', null, { timeout: 10000 });
   }
+  await pages[1].page.evaluate(([room, tok]) => new Promise((resolve, reject) => {
+    const h = new ShoalHub(config.hubPrefix, { token: tok });
+    h.subscribe(room).ready.then(() => h.publish(room, { data_type: 'chat', user: 'mallory', from: { user: 'mallory' }, text: 'forged name' }))
+      .then(() => { h.close(); resolve(); }, (err) => { h.close(); reject(err); });
+  }), [cfg.chat.room, cfg.tokens.bob]);
   for (const p of pages) {
     await p.page.waitForFunction(() => {
       const texts = Array.from(document.querySelectorAll('#log .msg')).map((d) => d.textContent);
       return texts.some((t) => t.includes('hello from ann')) && texts.some((t) => t.includes('hello from bob')) &&
+        texts.some((t) => t.includes('forged name')) &&
         document.getElementById('presence').dataset.count === '2';
     }, null, { timeout: 20000 }).catch(() => {});
     out.users[p.user] = await p.page.evaluate(() => ({

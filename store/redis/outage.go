@@ -23,8 +23,10 @@ const DefaultOutageWait = 5 * time.Second
 // cannot take it: a restart (connection refused, LOADING while it reads its
 // AOF or RDB back), a Sentinel or Cluster failover (MASTERDOWN, READONLY,
 // CLUSTERDOWN, TRYAGAIN). A command is sent again only when its error
-// proves Redis did not run it, or when it changes nothing (reads, and the
-// scripts that only read), so a script that changes state (an append, a
+// proves Redis did not run it, when it changes nothing (reads, and the
+// scripts that only read), or, after a broken connection, when a repeat
+// loses and doubles nothing (a take with Hold, a commit: see
+// heldTakeScripts), so any other script that changes state (an append, a
 // close) never runs twice: for it an error that leaves open whether it ran
 // (a connection that broke after the command was written, a read timeout)
 // is returned at once. The wait also ends with the command's context. Zero max means

@@ -151,7 +151,8 @@ func (en *receiverEngine) drain() (receiverEnd, bool) {
 			return end, true
 		}
 	}
-	if dr.State == store.StateClosed {
+	if dr.State == store.StateClosed && !dr.More {
+		// (With more queued, the wake-up above drains it first.)
 		en.sink.writeClose(dr.Code, dr.Reason)
 		return endSessionClosed, true
 	}

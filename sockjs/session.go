@@ -226,8 +226,8 @@ func (s *Session) Close(code int, reason string) error {
 	return s.CloseContext(ctx, code, reason)
 }
 
-// CloseContext closes the session: the client gets c[code,"reason"] and
-// OnClose runs. Code 0 means CodeNormal. Closing a closed session does
+// CloseContext closes the session: the client gets what was already sent
+// to it, then c[code,"reason"], and OnClose runs. Code 0 means CodeNormal. Closing a closed session does
 // nothing. ctx bounds the store and bus calls it makes.
 func (s *Session) CloseContext(ctx context.Context, code int, reason string) error {
 	if code == 0 {

@@ -153,10 +153,15 @@ func testDrainWithoutHold(t *testing.T, s store.Store, c store.Committer) {
 // receiver after the close gets them, then what was queued.
 func testClosedRedelivers(t *testing.T, s store.Store, c store.Committer) {
 	mustCreate(t, s, "cr", long)
-	mustAttachHeld(t, s, "cr", lease("n1", "t1", short))
+	// The taker's lease is cut short only once it holds "a": a lease short
+	// from the start could run out before its Drain on a busy machine.
+	mustAttachHeld(t, s, "cr", lease("n1", "t1", long))
 	mustAppend(t, s, "cr", "a")
 	mustDrainHeld(t, s, "cr", "t1", "a")
 	mustAppend(t, s, "cr", "b")
+	if err := s.Renew(ctx(t), "cr", lease("n1", "t1", short)); err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
 	if won, err := s.Close(ctx(t), "cr", 3000, "Go away!"); err != nil || !won {
 		t.Fatalf("Close = %v, %v", won, err)
 	}

@@ -21,8 +21,9 @@ import (
 // round-robin HAProxy, tokens minted by real Django, the real sockjs-client
 // in Node.js (testdata/hub/hub.js) and in Chromium (testdata/browser/hub.js)
 // running the same scenarios (testdata/hub/scenarios.js) on every
-// transport; then the chat demo with two users and the echo demo page's
-// errors. One cluster serves every subtest.
+// transport; the backend publishing into rooms by Redis and the HTTP API
+// (hub_backend_test.go); then the chat demo with two users and the echo
+// demo page's errors. One cluster serves every subtest.
 
 const (
 	hubSecret      = "e2e-django-secret-key-!@#$%^&*(-_=+)"
@@ -80,19 +81,7 @@ func mintHubTokens(t *testing.T) hubTokens {
 		dj(map[string]any{"user": "ann"}, "age", 600),
 		dj(map[string]any{"user": "ann"}, "salt", "another-salt"),
 	}
-	in, _ := json.Marshal(requests)
-	cmd := exec.Command(pythonWithDjango(t), filepath.Join("..", "apps", "hub", "token", "testdata", "mint.py"))
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("mint.py: %v\n%s", err, stderr.String())
-	}
-	var toks []string
-	if err := json.Unmarshal(out, &toks); err != nil || len(toks) != len(requests) {
-		t.Fatalf("mint.py output %q: %v", out, err)
-	}
+	toks := runMint(t, requests)
 	return hubTokens{Ann: toks[0], Bob: toks[1], Carol: toks[2], Blog: toks[3], BlogChannel: hubBlogChannel, Expired: toks[4], BadSalt: toks[5]}
 }
 
@@ -200,7 +189,8 @@ func TestHubCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := nodetest.StartCluster(t, 3, "--apps", "hub,echo", "--hub-demo", "--config", cfgPath,
+	roomTokens := hubRoomTokens(t)
+	c := nodetest.StartCluster(t, 3, "--apps", "hub,echo", "--hub-demo", "--config", cfgPath, "--api-key", hubAPIKey,
 		"--django-secret-key", hubSecret, "--django-salt", hubSalt, "--django-max-age", hubMaxAge,
 		"--sockjs-client", sockjsClient)
 	var nodes []string
@@ -239,6 +229,13 @@ func TestHubCluster(t *testing.T) {
 		}
 		t.Logf("Node.js scenarios on %d transports: %v", len(transports), time.Since(start).Round(time.Millisecond))
 		checkHubResults(t, r.Results, transports)
+	})
+
+	t.Run("backend publishes", func(t *testing.T) {
+		runBackendRooms(t, c, with(map[string]any{
+			"transports": transports, "timeoutMs": 80000,
+			"backend": map[string]any{"rooms": roomTokens, "want": 2 * hubBackendEach},
+		}))
 	})
 
 	t.Run("chromium", func(t *testing.T) {

@@ -1,7 +1,8 @@
 // Runs the hub scenarios (scenarios.js) in Node.js with the real
 // sockjs-client from npm (testdata/client/node_modules) and the
 // hub-client.js the node serves. Prints one JSON line; node/e2e/hub_test.go
-// judges it.
+// judges it. With cfg.backend it runs backendRooms instead: a {"ready":true}
+// line first, then the result (node/e2e/hub_backend_test.go).
 //
 //   node hub.js '<json config>'   (see scenarios.js for the config)
 'use strict';
@@ -25,6 +26,12 @@ async function main() {
   const src = await resp.text();
   const mod = { exports: {} };
   new Function('module', 'exports', src)(mod, mod.exports);
+  if (cfg.backend) {
+    // The Go test publishes after the "ready" line, then reads the result.
+    const ready = () => process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+    finish({ backend: await scenarios.backendRooms({ SockJS }, cfg, ready) });
+    return;
+  }
   const results = await scenarios.run({ SockJS, ShoalHub: mod.exports }, cfg);
   finish({ results });
 }

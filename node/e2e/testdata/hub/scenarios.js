@@ -360,6 +360,61 @@
     });
   };
 
+  // backendRooms is not one of the per-transport scenarios: the backend
+  // (node/e2e/hub_backend_test.go) publishes while it runs. Per room of
+  // cfg.backend.rooms ({room: token granting it}), one raw session on each
+  // of cfg.transports authenticates with the room's token (the auth joins
+  // the room); ready() says all are in, and the backend publishes
+  // cfg.backend.want messages per room, each with a "src" field. Once every
+  // session has that many, a ping per session flushes anything more that
+  // was already queued for it (a duplicate, the other room's); the
+  // messages with a "src" each session got go back for the Go test to judge.
+  function backendRooms(env, cfg, ready) {
+    var c = new Ctx(env, cfg, null);
+    var b = cfg.backend;
+    var sessions = [];
+    Object.keys(b.rooms).forEach(function (room) {
+      cfg.transports.forEach(function (tr) {
+        var s = c.raw(tr);
+        s.room = room;
+        s.transport = tr;
+        sessions.push(s);
+      });
+    });
+    var published = function (s) { return s.msgs.filter(function (m) { return m.src !== undefined; }); };
+    var start = Date.now(), readyMs;
+    return Promise.all(sessions.map(function (s) {
+      return s.wait('request_auth over ' + s.transport, function (m) { return m.data_type === 'request_auth'; }).then(function () {
+        s.send({data_type: 'auth', id: 'auth', data: {token: b.rooms[s.room]}});
+        return s.wait('auth reply over ' + s.transport, function (m) { return m.id === 'auth'; });
+      }).then(function (m) {
+        if (!(m.data_type === 'auth' && m.data.message === 'success' && (m.data.channels || []).indexOf(s.room) >= 0)) {
+          throw new Error(s.room + ' over ' + s.transport + ': auth ' + JSON.stringify(m));
+        }
+      });
+    })).then(function () {
+      readyMs = Date.now() - start;
+      ready();
+      return Promise.all(sessions.map(function (s) {
+        return waitFor(b.want + ' messages in ' + s.room + ' over ' + s.transport, function () { return published(s).length >= b.want; }, c.step)
+          .catch(function (e) { c.check(false, e.message + ': got ' + published(s).length); });
+      }));
+    }).then(function () {
+      sessions.forEach(function (s) { s.send({data_type: 'ping', id: 'flush', data: {}}); });
+      return Promise.all(sessions.map(function (s) {
+        return s.wait('pong over ' + s.transport, function (m) { return m.id === 'flush'; });
+      }));
+    }).catch(function (e) {
+      c.check(false, 'failed: ' + (e && e.message ? e.message : String(e)));
+    }).then(function () {
+      c.closeAll();
+      return {
+        errors: c.errors, readyMs: readyMs, ms: Date.now() - start,
+        sessions: sessions.map(function (s) { return {room: s.room, transport: s.transport, closed: s.closed, got: published(s)}; }),
+      };
+    });
+  }
+
   var order = ['seedBlog', 'auth', 'subscribe', 'recovery', 'acks', 'presence', 'limits'];
 
   function runTransport(env, cfg, transport) {
@@ -408,5 +463,5 @@
     })();
   }
 
-  return {run: run, scenarios: scenarios, order: order};
+  return {run: run, scenarios: scenarios, order: order, backendRooms: backendRooms};
 });

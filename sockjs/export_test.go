@@ -49,3 +49,9 @@ func (s *subscriber) Name() string                                         { ret
 func (s *subscriber) Opened() <-chan struct{}                              { return s.opened }
 func (s *subscriber) Got() ([]string, string)                              { return s.got() }
 func (s *subscriber) RunWS(ctx context.Context, t testing.TB, base string) { s.runWS(ctx, t, base) }
+
+// LiveSubscribers counts e's node's subscriptions on channel that take its
+// messages from memory (not still catching up from the log).
+func LiveSubscribers(e *Endpoint, channel string) int {
+	return hubLiveSubs(e.node, e.channelKey(channel))
+}

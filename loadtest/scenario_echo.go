@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 )
@@ -56,13 +57,38 @@ func (r *runner) sendLoop(ctx context.Context, s Session, slots inflight, rate f
 		r.rec.Sent(1)
 	}
 	if rate > 0 {
+		// The schedule runs apart from the sends: a send that blocks (an
+		// xhr_send on a loaded machine) must not stop the ticks from being
+		// counted, each as a send or a skip. One worker sends the session's
+		// messages in order; more than a tenth of a second's worth waiting
+		// for it is skipped, as pace skips its own backlog.
+		queue := make(chan struct{}, int(max(1, math.Ceil(rate/10))))
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for range queue {
+				if ctx.Err() != nil { // scheduled in time, not sent
+					slots.release()
+					r.rec.Skipped()
+					continue
+				}
+				send()
+			}
+		}()
 		r.pace(ctx, rate, offset, func() {
 			if !slots.tryAcquire() {
 				r.rec.Skipped()
 				return
 			}
-			send()
+			select {
+			case queue <- struct{}{}:
+			default:
+				slots.release()
+				r.rec.Skipped()
+			}
 		})
+		close(queue)
+		<-sent
 		return
 	}
 	for slots.acquire(ctx, r.rec) {

@@ -1,20 +1,15 @@
 package python
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shoal-rt/shoal/internal/testenv"
-
-	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
@@ -65,14 +60,14 @@ func TestPythonClient(t *testing.T) {
 	} {
 		c := dial(t, n.Addr)
 		c.waitFor(t, "request_auth")
-		c.send(t, fmt.Sprintf(`{"data_type":"auth","data":{"token":%q}}`, tok))
+		c.Send(t, fmt.Sprintf(`{"data_type":"auth","data":{"token":%q}}`, tok))
 		if m := c.waitFor(t, "auth"); m["data"].(map[string]any)["user"] != "7" {
 			t.Fatalf("auth reply %v", m)
 		}
 	}
 	c := dial(t, n.Addr)
 	c.waitFor(t, "request_auth")
-	c.send(t, fmt.Sprintf(`{"data_type":"auth","data":{"token":%q}}`,
+	c.Send(t, fmt.Sprintf(`{"data_type":"auth","data":{"token":%q}}`,
 		mint(t, py, `shoal.django_token("py-room", "`+secret+`")`)))
 	c.waitFor(t, "auth")
 
@@ -86,7 +81,7 @@ func TestPythonClient(t *testing.T) {
 	want := []string{`http 0`, `http 1`, `redis 2`, `data not json`, `stream 3`}
 	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		var got []string
-		for _, m := range c.messages() {
+		for _, m := range c.Messages() {
 			switch {
 			case m["channel"] != "py-room":
 			case m["src"] != nil:
@@ -102,69 +97,25 @@ func TestPythonClient(t *testing.T) {
 	})
 }
 
-type wsClient struct {
-	conn *websocket.Conn
-	mu   sync.Mutex
-	msgs []map[string]any
-}
+// wsClient is a hub session of the test, over the websocket transport.
+type wsClient struct{ *nodetest.HubClient }
 
 func dial(t *testing.T, addr string) *wsClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://%s/hub/0/py%d/websocket", addr, time.Now().UnixNano()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.CloseNow() })
-	c := &wsClient{conn: conn}
-	go func() {
-		for {
-			_, b, err := conn.Read(context.Background())
-			if err != nil || len(b) == 0 || b[0] == 'c' {
-				return
-			}
-			var frames []string
-			if b[0] != 'a' || json.Unmarshal(b[1:], &frames) != nil {
-				continue
-			}
-			for _, f := range frames {
-				var m map[string]any
-				if json.Unmarshal([]byte(f), &m) == nil {
-					c.mu.Lock()
-					c.msgs = append(c.msgs, m)
-					c.mu.Unlock()
-				}
-			}
-		}
-	}()
-	return c
-}
-
-func (c *wsClient) send(t *testing.T, msg string) {
-	b, _ := json.Marshal([]string{msg})
-	if err := c.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (c *wsClient) messages() []map[string]any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]map[string]any(nil), c.msgs...)
+	return &wsClient{nodetest.DialHub(t, fmt.Sprintf("ws://%s/hub/0/py%d/websocket", addr, time.Now().UnixNano()))}
 }
 
 func (c *wsClient) waitFor(t *testing.T, typ string) map[string]any {
 	t.Helper()
 	var found map[string]any
 	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		for _, m := range c.messages() {
+		for _, m := range c.Messages() {
 			if m["data_type"] == typ {
 				found = m
 				return nil
 			}
 		}
-		return fmt.Errorf("no %s in %v", typ, c.messages())
+		return fmt.Errorf("no %s in %v", typ, c.Messages())
 	})
 	return found
 }

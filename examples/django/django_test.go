@@ -19,8 +19,6 @@ import (
 
 	"github.com/shoal-rt/shoal/internal/testenv"
 
-	"github.com/coder/websocket"
-
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -111,14 +109,14 @@ func TestDjangoExample(t *testing.T) {
 	a, b := dial(t, c.Addr), dial(t, c.Addr)
 	for _, s := range []*session{a, b} {
 		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "request_auth" })
-		s.send(t, fmt.Sprintf(`{"data_type":"auth","data":{"token":%q}}`, tok[1]))
+		s.Send(t, fmt.Sprintf(`{"data_type":"auth","data":{"token":%q}}`, tok[1]))
 		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "auth" && data(m)["user"] == "1" })
 	}
 	get("/room/lobby/") // Django announces ann's arrival through the API
 	for _, s := range []*session{a, b} {
 		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "notice" && m["channel"] == "room-lobby" })
 	}
-	a.send(t, `{"data_type":"publish","id":1,"data":{"channel":"room-lobby","data":{"data_type":"chat","user":"ann","text":"hello"}}}`)
+	a.Send(t, `{"data_type":"publish","id":1,"data":{"channel":"room-lobby","data":{"data_type":"chat","user":"ann","text":"hello"}}}`)
 	b.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "chat" && m["text"] == "hello" })
 
 	out := manage("push_dashboard", "--count", "3", "--interval", "0.05")
@@ -210,11 +208,8 @@ func data(m map[string]any) map[string]any {
 	return d
 }
 
-type session struct {
-	conn *websocket.Conn
-	mu   sync.Mutex
-	msgs []map[string]any
-}
+// session is a hub session of the test, over the websocket transport.
+type session struct{ *nodetest.HubClient }
 
 var seq struct {
 	sync.Mutex
@@ -227,54 +222,18 @@ func dial(t *testing.T, addr string) *session {
 	seq.n++
 	id := seq.n
 	seq.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://%s/hub/0/dj%d/websocket", addr, id), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.CloseNow() })
-	s := &session{conn: conn}
-	go func() {
-		for {
-			_, b, err := conn.Read(context.Background())
-			if err != nil || len(b) == 0 || b[0] == 'c' {
-				return
-			}
-			var frames []string
-			if b[0] != 'a' || json.Unmarshal(b[1:], &frames) != nil {
-				continue
-			}
-			for _, f := range frames {
-				var m map[string]any
-				if json.Unmarshal([]byte(f), &m) == nil {
-					s.mu.Lock()
-					s.msgs = append(s.msgs, m)
-					s.mu.Unlock()
-				}
-			}
-		}
-	}()
-	return s
-}
-
-func (s *session) send(t *testing.T, msg string) {
-	b, _ := json.Marshal([]string{msg})
-	if err := s.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
-		t.Fatal(err)
-	}
+	return &session{nodetest.DialHub(t, fmt.Sprintf("ws://%s/hub/0/dj%d/websocket", addr, id))}
 }
 
 func (s *session) waitFor(t *testing.T, match func(map[string]any) bool) {
 	t.Helper()
 	testenv.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, m := range s.msgs {
+		msgs := s.Messages()
+		for _, m := range msgs {
 			if match(m) {
 				return nil
 			}
 		}
-		return fmt.Errorf("not among %d messages: last %v", len(s.msgs), s.msgs[max(0, len(s.msgs)-3):])
+		return fmt.Errorf("not among %d messages: last %v", len(msgs), msgs[max(0, len(msgs)-3):])
 	})
 }

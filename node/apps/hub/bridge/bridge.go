@@ -79,6 +79,22 @@ func (s *shards) close() {
 	s.wg.Wait()
 }
 
+// runRetrying runs bridge whenever this node holds lease, until ctx ends,
+// starting it again 250 ms after it fails (a dropped connection).
+func runRetrying(ctx context.Context, lease Lease, log *slog.Logger, what string, bridge func(ctx context.Context, valid func() bool) error) {
+	lease.Run(ctx, func(ctx context.Context, valid func() bool) {
+		for ctx.Err() == nil {
+			if err := bridge(ctx, valid); err != nil && ctx.Err() == nil {
+				log.Warn("bridge: "+what+" failed, retrying", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+		}
+	})
+}
+
 func logger(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.New(slog.DiscardHandler)

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -70,17 +69,7 @@ func (b *Redis) Live() bool { return b.live.Load() }
 
 // Run bridges whenever this node holds the lease, until ctx ends.
 func (b *Redis) Run(ctx context.Context) {
-	b.cfg.Lease.Run(ctx, func(ctx context.Context, valid func() bool) {
-		for ctx.Err() == nil {
-			if err := b.bridge(ctx, valid); err != nil && ctx.Err() == nil {
-				b.log.Warn("bridge: redis subscription failed, retrying", "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(250 * time.Millisecond):
-				}
-			}
-		}
-	})
+	runRetrying(ctx, b.cfg.Lease, b.log, "redis subscription", b.bridge)
 }
 
 // bridge subscribes and appends until ctx ends or the subscription fails.

@@ -105,17 +105,7 @@ func (b *Stream) Live() bool { return b.live.Load() }
 
 // Run bridges whenever this node holds the lease, until ctx ends.
 func (b *Stream) Run(ctx context.Context) {
-	b.cfg.Lease.Run(ctx, func(ctx context.Context, valid func() bool) {
-		for ctx.Err() == nil {
-			if err := b.bridge(ctx, valid); err != nil && ctx.Err() == nil {
-				b.log.Warn("bridge: stream read failed, retrying", "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(250 * time.Millisecond):
-				}
-			}
-		}
-	})
+	runRetrying(ctx, b.cfg.Lease, b.log, "stream read", b.bridge)
 }
 
 func (b *Stream) bridge(ctx context.Context, valid func() bool) error {

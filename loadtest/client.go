@@ -54,7 +54,16 @@ func newWatchdog(d time.Duration, expire func()) *watchdog {
 }
 
 func (w *watchdog) feed() { w.t.Reset(w.d) }
-func (w *watchdog) stop() { w.t.Stop() }
+
+// stop stops the watchdog once the read loop returned err, and says why the
+// loop ended: ErrReadIdle when the watchdog cut it.
+func (w *watchdog) stop(err error) error {
+	w.t.Stop()
+	if w.expired.Load() {
+		return ErrReadIdle
+	}
+	return err
+}
 
 // ErrSessionClosed is returned by Send on a session that has ended.
 var ErrSessionClosed = errors.New("loadtest: session closed")

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 )
 
 // streamKind tells the two streaming transports apart: both read frames from
@@ -25,29 +24,20 @@ const (
 const maxEmptyStreams = 3
 
 type streamSession struct {
-	c      *Client
-	path   string
-	kind   streamKind
-	h      SessionHandler
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu      sync.Mutex // guards closing
-	closing bool
+	httpSession
+	kind streamKind
 }
 
 var _ Session = (*streamSession)(nil)
 
 func openStream(ctx context.Context, c *Client, path string, h SessionHandler, kind streamKind) (_ Session, err error) {
-	sctx, cancel := context.WithCancel(context.Background())
+	s := &streamSession{httpSession: httpSession{sessionCore: newSessionCore(h), c: c, path: path}, kind: kind}
 	defer func() {
 		if err != nil {
-			cancel()
+			s.cancel()
 			err = fmt.Errorf("loadtest: %s open: %w", kind, err)
 		}
 	}()
-	s := &streamSession{c: c, path: path, kind: kind, h: h, ctx: sctx, cancel: cancel, done: make(chan struct{})}
 	// The stream outlives ctx, which only bounds the wait for 'o'.
 	body, err := s.request()
 	if err != nil {
@@ -107,18 +97,7 @@ func (s *streamSession) receive(body io.ReadCloser, r *frameReader) {
 	// response is being read.
 	dog := newWatchdog(s.c.idleTO, s.cancel)
 	err := s.streamLoop(body, r, dog)
-	dog.stop()
-	if dog.expired.Load() {
-		err = ErrReadIdle
-	}
-	s.mu.Lock()
-	if s.closing {
-		err = nil
-	}
-	s.mu.Unlock()
-	s.cancel()
-	s.h.OnClose(err)
-	close(s.done)
+	s.finish(dog.stop(err))
 }
 
 func (s *streamSession) streamLoop(body io.ReadCloser, r *frameReader, dog *watchdog) error {
@@ -150,14 +129,9 @@ func (s *streamSession) streamLoop(body io.ReadCloser, r *frameReader, dog *watc
 				data++
 				busy = 0
 			}
-			switch f.kind {
-			case frameArray, frameMessage:
-				for _, m := range f.messages {
-					s.h.OnMessage(m)
-				}
-			case frameClose:
+			if err := s.deliver(f); err != nil {
 				body.Close()
-				return &CloseError{Code: f.code, Reason: f.reason}
+				return err
 			}
 		}
 		body.Close()
@@ -179,25 +153,6 @@ func (s *streamSession) streamLoop(body io.ReadCloser, r *frameReader, dog *watc
 		r = newFrameReader(body, s.kind)
 	}
 }
-
-func (s *streamSession) Send(ctx context.Context, msgs ...string) error {
-	select {
-	case <-s.done:
-		return ErrSessionClosed
-	default:
-	}
-	return s.c.send(ctx, s.path, msgs)
-}
-
-func (s *streamSession) Close() {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
-	s.cancel()
-	<-s.done
-}
-
-func (s *streamSession) Done() <-chan struct{} { return s.done }
 
 // frameReader splits a streaming body into SockJS frames: one per line for
 // xhr-streaming, one per "data: " line for eventsource.

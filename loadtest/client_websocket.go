@@ -12,16 +12,10 @@ import (
 
 // wsSession is a session on the SockJS websocket transport.
 type wsSession struct {
-	conn   *websocket.Conn
-	idleTO time.Duration
-	h      SessionHandler
-	ctx    context.Context // ends the receive loop
-	cancel context.CancelFunc
-	done   chan struct{}
-
+	sessionCore
+	conn      *websocket.Conn
+	idleTO    time.Duration
 	closeOnce sync.Once
-	mu        sync.Mutex // guards closing
-	closing   bool
 }
 
 var _ Session = (*wsSession)(nil)
@@ -46,8 +40,7 @@ func openWebsocket(ctx context.Context, c *Client, path string, h SessionHandler
 		conn.CloseNow()
 		return nil, fmt.Errorf("loadtest: websocket open: %w", err)
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &wsSession{conn: conn, idleTO: c.idleTO, h: h, ctx: sctx, cancel: cancel, done: make(chan struct{})}
+	s := &wsSession{sessionCore: newSessionCore(h), conn: conn, idleTO: c.idleTO}
 	go s.receive()
 	return s, nil
 }
@@ -63,19 +56,9 @@ func openFrameError(f frame) error {
 func (s *wsSession) receive() {
 	dog := newWatchdog(s.idleTO, func() { s.conn.CloseNow() })
 	err := s.readLoop(dog)
-	dog.stop()
-	if dog.expired.Load() {
-		err = ErrReadIdle
-	}
-	s.mu.Lock()
-	if s.closing {
-		err = nil
-	}
-	s.mu.Unlock()
+	err = dog.stop(err)
 	s.conn.CloseNow()
-	s.cancel()
-	s.h.OnClose(err)
-	close(s.done)
+	s.finish(err)
 }
 
 func (s *wsSession) readLoop(dog *watchdog) error {
@@ -89,13 +72,8 @@ func (s *wsSession) readLoop(dog *watchdog) error {
 		if err != nil {
 			return err
 		}
-		switch f.kind {
-		case frameArray, frameMessage:
-			for _, m := range f.messages {
-				s.h.OnMessage(m)
-			}
-		case frameClose:
-			return &CloseError{Code: f.code, Reason: f.reason}
+		if err := s.deliver(f); err != nil {
+			return err
 		}
 	}
 }
@@ -103,10 +81,8 @@ func (s *wsSession) readLoop(dog *watchdog) error {
 func (s *wsSession) Send(ctx context.Context, msgs ...string) error {
 	err := s.conn.Write(ctx, websocket.MessageText, encodeMessages(msgs))
 	if err != nil {
-		select {
-		case <-s.done:
+		if closed(s.done) {
 			return ErrSessionClosed
-		default:
 		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
@@ -118,14 +94,10 @@ func (s *wsSession) Send(ctx context.Context, msgs ...string) error {
 
 func (s *wsSession) Close() {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closing = true
-		s.mu.Unlock()
+		s.markClosing()
 		// A normal close handshake; it is bounded by the library (5 s).
 		_ = s.conn.Close(websocket.StatusNormalClosure, "")
 		s.cancel()
 	})
 	<-s.done
 }
-
-func (s *wsSession) Done() <-chan struct{} { return s.done }

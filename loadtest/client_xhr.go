@@ -5,21 +5,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 )
 
 // xhrSession is a session on the xhr-polling transport: a loop of long polls
 // to .../xhr and sends to .../xhr_send.
 type xhrSession struct {
-	c      *Client
-	path   string
-	h      SessionHandler
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu      sync.Mutex // guards closing
-	closing bool
+	httpSession
 }
 
 var _ Session = (*xhrSession)(nil)
@@ -32,9 +23,8 @@ func openXHRPolling(ctx context.Context, c *Client, path string, h SessionHandle
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: xhr open: %w", err)
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &xhrSession{c: c, path: path, h: h, ctx: sctx, cancel: cancel, done: make(chan struct{})}
-	go s.receive()
+	s := &xhrSession{httpSession{sessionCore: newSessionCore(h), c: c, path: path}}
+	go func() { s.finish(s.pollLoop()) }()
 	return s, nil
 }
 
@@ -48,18 +38,6 @@ func (c *Client) poll(ctx context.Context, path string) (frame, error) {
 		return frame{}, fmt.Errorf("loadtest: xhr: status %d: %q", code, truncate(body, 80))
 	}
 	return parseFrame(bytes.TrimRight(body, "\n"))
-}
-
-func (s *xhrSession) receive() {
-	err := s.pollLoop()
-	s.mu.Lock()
-	if s.closing {
-		err = nil
-	}
-	s.mu.Unlock()
-	s.cancel()
-	s.h.OnClose(err)
-	close(s.done)
 }
 
 func (s *xhrSession) pollLoop() error {
@@ -80,34 +58,8 @@ func (s *xhrSession) pollLoop() error {
 			continue
 		}
 		busy = 0
-		switch f.kind {
-		case frameArray, frameMessage:
-			for _, m := range f.messages {
-				s.h.OnMessage(m)
-			}
-		case frameClose:
-			return &CloseError{Code: f.code, Reason: f.reason}
+		if err := s.deliver(f); err != nil {
+			return err
 		}
 	}
 }
-
-func (s *xhrSession) Send(ctx context.Context, msgs ...string) error {
-	select {
-	case <-s.done:
-		return ErrSessionClosed
-	default:
-	}
-	return s.c.send(ctx, s.path, msgs)
-}
-
-// Close stops polling; the server ends the session after its disconnect
-// delay, as it would for a browser tab that went away.
-func (s *xhrSession) Close() {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
-	s.cancel()
-	<-s.done
-}
-
-func (s *xhrSession) Done() <-chan struct{} { return s.done }

@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"math"
@@ -349,13 +348,9 @@ func (rep *CompareReport) writeHTML(path string) error {
 // writes its HTML and Markdown again beside it: reports can be redrawn
 // without measuring again.
 func RenderCompare(jsonPath string) (*CompareReport, error) {
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		return nil, fmt.Errorf("loadtest: read comparison: %w", err)
-	}
 	var rep CompareReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return nil, fmt.Errorf("loadtest: decode comparison %s: %w", jsonPath, err)
+	if err := readJSON(jsonPath, "comparison", &rep); err != nil {
+		return nil, err
 	}
 	rep.Dir = filepath.Dir(jsonPath)
 	rep.JSONPath = jsonPath

@@ -56,9 +56,12 @@ func startProc(name, logPath, dir, cpus string, env []string, argv ...string) (*
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // exited reports whether the process has ended.
-func (p *proc) exited() bool {
+func (p *proc) exited() bool { return closed(p.done) }
+
+// closed reports whether done is closed, without waiting.
+func closed(done <-chan struct{}) bool {
 	select {
-	case <-p.done:
+	case <-done:
 		return true
 	default:
 		return false

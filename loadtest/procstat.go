@@ -60,12 +60,15 @@ func procName(pid int) string {
 }
 
 // cpuTicks returns utime+stime of a process, all its threads included.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+func cpuTicks(pid int) (int64, error) { return readProc(pid, "stat", parseStatTicks) }
+
+// readProc parses /proc/<pid>/<name>.
+func readProc(pid int, name string, parse func([]byte) (int64, error)) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
 	if err != nil {
 		return 0, fmt.Errorf("loadtest: server process %d: %w", pid, err)
 	}
-	return parseStatTicks(b)
+	return parse(b)
 }
 
 // parseStatTicks reads fields 14 (utime) and 15 (stime) of a stat line. The
@@ -90,13 +93,7 @@ func parseStatTicks(b []byte) (int64, error) {
 }
 
 // rssKiB returns VmRSS of a process.
-func rssKiB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("loadtest: server process %d: %w", pid, err)
-	}
-	return parseVmRSS(b)
-}
+func rssKiB(pid int) (int64, error) { return readProc(pid, "status", parseVmRSS) }
 
 func parseVmRSS(b []byte) (int64, error) {
 	for line := range strings.SplitSeq(string(b), "\n") {

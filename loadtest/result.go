@@ -110,15 +110,24 @@ func (r *Result) WriteJSON(path string) error {
 
 // ReadResult reads a result file written by WriteJSON.
 func ReadResult(path string) (*Result, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("loadtest: read result: %w", err)
-	}
 	var r Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("loadtest: decode result %s: %w", path, err)
+	if err := readJSON(path, "result", &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
+}
+
+// readJSON decodes the JSON file at path into v; what names the file in
+// errors.
+func readJSON(path, what string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("loadtest: read %s: %w", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("loadtest: decode %s %s: %w", what, path, err)
+	}
+	return nil
 }
 
 // Summary is a few lines for a terminal.

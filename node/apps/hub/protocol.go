@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -322,17 +323,20 @@ func (c *call) backendContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.ctx, c.h.backendTimeout)
 }
 
-// backendRefusal turns a backend error into the client's message.
-func backendRefusal(err error) string {
-	if errors.Is(err, ErrDenied) {
-		reason := strings.TrimPrefix(err.Error(), ErrDenied.Error())
-		reason = strings.TrimSpace(strings.TrimPrefix(reason, ":"))
-		if reason == "" {
-			return msgPermissionDenied
-		}
-		return reason
+// backendRefusal turns the error of the backend's what webhook into the
+// client's message; a failure (not the backend's answer, ErrDenied) is
+// logged with attrs.
+func (h *Hub) backendRefusal(err error, what string, attrs ...any) string {
+	if !errors.Is(err, ErrDenied) {
+		h.log.Warn("hub: "+what+" webhook failed", append(attrs, "err", err)...)
+		return msgBackendDown
 	}
-	return msgBackendDown
+	reason := strings.TrimPrefix(err.Error(), ErrDenied.Error())
+	reason = strings.TrimSpace(strings.TrimPrefix(reason, ":"))
+	if reason == "" {
+		return msgPermissionDenied
+	}
+	return reason
 }
 
 func (c *call) auth() {
@@ -371,10 +375,7 @@ func (c *call) auth() {
 		rep, err := h.back.Connect(ctx, ConnectRequest{Client: h.client(c.s, identity{}), Token: data.Token})
 		cancel()
 		if err != nil {
-			if !errors.Is(err, ErrDenied) {
-				h.log.Warn("hub: connect webhook failed", "err", err)
-			}
-			c.send("auth_error", message{backendRefusal(err)})
+			c.send("auth_error", message{h.backendRefusal(err, "connect")})
 			return
 		}
 		v = identity{Authenticated: true, User: rep.User, Channels: rep.Channels}
@@ -471,10 +472,7 @@ func (c *call) mayAccess(r *rule, channel string) string {
 		if err == nil {
 			return ""
 		}
-		if !errors.Is(err, ErrDenied) {
-			c.h.log.Warn("hub: subscribe webhook failed", "channel", channel, "err", err)
-		}
-		return backendRefusal(err)
+		return c.h.backendRefusal(err, "subscribe", "channel", channel)
 	}
 	return msgPermissionDenied
 }
@@ -587,17 +585,12 @@ func (c *call) unsubscribe() {
 }
 
 // subscribed reports whether the call's session is in channel.
-func (c *call) subscribed(channel string) (bool, error) {
-	chans, err := c.s.Channels(c.ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, ch := range chans {
-		if ch == channel {
-			return true, nil
-		}
-	}
-	return false, nil
+func (c *call) subscribed(channel string) (bool, error) { return inChannel(c.ctx, c.s, channel) }
+
+// inChannel reports whether s is subscribed to channel.
+func inChannel(ctx context.Context, s *sockjs.Session, channel string) (bool, error) {
+	chans, err := s.Channels(ctx)
+	return err == nil && slices.Contains(chans, channel), err
 }
 
 func (c *call) publish() {
@@ -640,10 +633,7 @@ func (c *call) publish() {
 		rewritten, err := h.back.Publish(ctx, PublishRequest{Client: h.client(c.s, c.id), Channel: d.Channel, Data: data})
 		cancel()
 		if err != nil {
-			if !errors.Is(err, ErrDenied) {
-				h.log.Warn("hub: publish webhook failed", "channel", d.Channel, "err", err)
-			}
-			c.fail(backendRefusal(err))
+			c.fail(h.backendRefusal(err, "publish", "channel", d.Channel))
 			return
 		}
 		if len(rewritten) > 0 {
@@ -687,10 +677,7 @@ func (c *call) event() {
 	rep, err := h.back.Event(ctx, EventRequest{Client: h.client(c.s, c.id), Name: d.Name, Data: d.Data})
 	cancel()
 	if err != nil {
-		if !errors.Is(err, ErrDenied) {
-			h.log.Warn("hub: event webhook failed", "event", d.Name, "err", err)
-		}
-		c.fail(backendRefusal(err))
+		c.fail(h.backendRefusal(err, "event", "event", d.Name))
 		return
 	}
 	if len(rep) == 0 || !json.Valid(rep) {
@@ -729,12 +716,18 @@ func (c *call) presence() {
 		return
 	}
 	p, err := c.h.Presence(c.ctx, d.Channel)
+	c.answer("presence", d.Channel, p, err)
+}
+
+// answer sends v as the reply typ about channel, or, when reading it
+// failed with err, logs it and replies with the internal error.
+func (c *call) answer(typ, channel string, v any, err error) {
 	if err != nil {
-		c.h.log.Warn("hub: presence failed", "channel", d.Channel, "err", err)
+		c.h.log.Warn("hub: "+typ+" failed", "channel", channel, "err", err)
 		c.fail(msgInternal)
 		return
 	}
-	c.send("presence", p)
+	c.send(typ, v)
 }
 
 func (c *call) history() {
@@ -750,23 +743,12 @@ func (c *call) history() {
 		d.Limit = defaultClientHistory
 	}
 	hist, err := c.h.History(c.ctx, d.Channel, d.Since, d.Limit)
-	if err != nil {
-		c.h.log.Warn("hub: history failed", "channel", d.Channel, "err", err)
-		c.fail(msgInternal)
-		return
-	}
-	c.send("history", hist)
+	c.answer("history", d.Channel, hist, err)
 }
 
 // joined publishes a join notice when s is v's first session in channel.
 func (h *Hub) joined(ctx context.Context, s *sockjs.Session, v identity, channel string) {
-	if v.User == "" {
-		return
-	}
-	if others, err := h.otherSessionsIn(ctx, v.User, s.ID(), channel); err != nil || others {
-		return
-	}
-	h.notice(ctx, "join", channel, v.User)
+	h.noticeIfOnly(ctx, "join", s, v.User, channel)
 }
 
 // onLeave is the ChannelHandler of join_leave channels: a leave notice when
@@ -774,14 +756,9 @@ func (h *Hub) joined(ctx context.Context, s *sockjs.Session, v identity, channel
 func (h *Hub) onLeave(s *sockjs.Session, channel string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	v, err := h.identity(ctx, s)
-	if err != nil || v.User == "" {
-		return
+	if v, err := h.identity(ctx, s); err == nil {
+		h.noticeIfOnly(ctx, "leave", s, v.User, channel)
 	}
-	if others, err := h.otherSessionsIn(ctx, v.User, s.ID(), channel); err != nil || others {
-		return
-	}
-	h.notice(ctx, "leave", channel, v.User)
 }
 
 // otherSessionsIn reports whether user has a session other than self in
@@ -796,21 +773,22 @@ func (h *Hub) otherSessionsIn(ctx context.Context, user, self, channel string) (
 		if id == self {
 			continue
 		}
-		chans, err := h.ep.Session(id).Channels(ctx)
-		if err != nil {
-			return false, err
-		}
-		for _, ch := range chans {
-			if ch == channel {
-				return true, nil
-			}
+		if in, err := inChannel(ctx, h.ep.Session(id), channel); err != nil || in {
+			return in, err
 		}
 	}
 	return false, nil
 }
 
-// notice publishes a join or leave notice in channel.
-func (h *Hub) notice(ctx context.Context, typ, channel, user string) {
+// noticeIfOnly publishes a join or leave notice of user in channel when s
+// is the user's only session there.
+func (h *Hub) noticeIfOnly(ctx context.Context, typ string, s *sockjs.Session, user, channel string) {
+	if user == "" {
+		return
+	}
+	if others, err := h.otherSessionsIn(ctx, user, s.ID(), channel); err != nil || others {
+		return
+	}
 	payload, _ := json.Marshal(map[string]any{"data_type": typ, "data": map[string]string{"channel": channel, "user": user}})
 	if _, err := h.Publish(ctx, channel, payload); err != nil {
 		h.log.Warn("hub: "+typ+" notice failed", "channel", channel, "err", err)

@@ -102,20 +102,60 @@ func logger(l *slog.Logger) *slog.Logger {
 	return l
 }
 
+// core is what the three bridges share: the hub they publish into, the
+// lease that elects the bridging node, the workers, the log and counters.
+type core struct {
+	pub            Publisher
+	lease          Lease
+	workers, depth int
+	log            *slog.Logger
+	Stats          Stats
+	live           atomic.Bool // this node is bridging now
+}
+
+// init takes a bridge config's shared fields, zero ones as defaults: a
+// Local lease (a lone node), 8 workers with 1024 queued each.
+func (b *core) init(pub Publisher, lease Lease, workers, depth int, log *slog.Logger) {
+	if lease == nil {
+		lease = Local{}
+	}
+	if workers <= 0 {
+		workers = 8
+	}
+	if depth <= 0 {
+		depth = 1024
+	}
+	b.pub, b.lease, b.workers, b.depth, b.log = pub, lease, workers, depth, log
+}
+
+// Live reports whether this node is the one bridging right now.
+func (b *core) Live() bool { return b.live.Load() }
+
+// bridging runs read, which queues what it reads on work, with this node
+// reported live; it returns once read has and the queued appends are done.
+func (b *core) bridging(read func(work *shards) error) error {
+	b.live.Store(true)
+	defer b.live.Store(false)
+	b.log.Info("bridge: bridging")
+	work := newShards(b.workers, b.depth)
+	defer work.close()
+	return read(work)
+}
+
 // appendAtMostOnce appends one message of an at-most-once bridge (Redis
 // pub/sub, NATS): no retry, since a Publish that failed may still have
 // appended, and a second one would deliver twice.
-func appendAtMostOnce(pub Publisher, stats *Stats, log *slog.Logger, valid func() bool, channel string, payload []byte) {
+func (b *core) appendAtMostOnce(valid func() bool, channel string, payload []byte) {
 	if !valid() {
-		stats.Fenced.Add(1)
+		b.Stats.Fenced.Add(1)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	if _, err := pub.Publish(ctx, channel, payload); err != nil {
-		stats.Failed.Add(1)
-		log.Warn("bridge: publish failed", "channel", channel, "err", err)
+	if _, err := b.pub.Publish(ctx, channel, payload); err != nil {
+		b.Stats.Failed.Add(1)
+		b.log.Warn("bridge: publish failed", "channel", channel, "err", err)
 		return
 	}
-	stats.Bridged.Add(1)
+	b.Stats.Bridged.Add(1)
 }

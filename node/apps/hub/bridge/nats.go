@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,11 +30,8 @@ type NATSConfig struct {
 // then append them in any order. A failover costs what it costs the Redis
 // bridge (core NATS keeps nothing either).
 type NATS struct {
-	pub   Publisher
-	cfg   NATSConfig
-	log   *slog.Logger
-	Stats Stats
-	live  atomic.Bool
+	core
+	cfg NATSConfig
 }
 
 // NewNATS returns a NATS bridge into pub; Run starts it.
@@ -44,24 +40,14 @@ func NewNATS(pub Publisher, c NATSConfig) *NATS {
 		c.Prefix = "shoal.bridge"
 	}
 	c.Prefix = strings.TrimSuffix(c.Prefix, ".")
-	if c.Lease == nil {
-		c.Lease = Local{}
-	}
-	if c.Workers <= 0 {
-		c.Workers = 8
-	}
-	if c.QueueDepth <= 0 {
-		c.QueueDepth = 1024
-	}
-	return &NATS{pub: pub, cfg: c, log: logger(c.Log).With("bridge", "nats", "prefix", c.Prefix)}
+	b := &NATS{cfg: c}
+	b.init(pub, c.Lease, c.Workers, c.QueueDepth, logger(c.Log).With("bridge", "nats", "prefix", c.Prefix))
+	return b
 }
-
-// Live reports whether this node is the one bridging right now.
-func (b *NATS) Live() bool { return b.live.Load() }
 
 // Run bridges whenever this node holds the lease, until ctx ends.
 func (b *NATS) Run(ctx context.Context) {
-	b.cfg.Lease.Run(ctx, func(ctx context.Context, valid func() bool) {
+	b.lease.Run(ctx, func(ctx context.Context, valid func() bool) {
 		if err := b.bridge(ctx, valid); err != nil {
 			b.log.Warn("bridge: nats subscription failed", "err", err)
 		}
@@ -69,7 +55,7 @@ func (b *NATS) Run(ctx context.Context) {
 }
 
 func (b *NATS) bridge(ctx context.Context, valid func() bool) error {
-	msgs := make(chan *nats.Msg, b.cfg.QueueDepth)
+	msgs := make(chan *nats.Msg, b.depth)
 	sub, err := b.cfg.Conn.ChanSubscribe(b.cfg.Prefix+".>", msgs)
 	if err != nil {
 		return fmt.Errorf("bridge: nats subscribe: %w", err)
@@ -79,20 +65,17 @@ func (b *NATS) bridge(ctx context.Context, valid func() bool) error {
 		sub.Unsubscribe()
 		return fmt.Errorf("bridge: nats flush: %w", err)
 	}
-	b.live.Store(true)
-	defer b.live.Store(false)
-	b.log.Info("bridge: nats bridging")
-	work := newShards(b.cfg.Workers, b.cfg.QueueDepth)
-	defer work.close()
-	defer sub.Unsubscribe()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-msgs:
-			channel := strings.TrimPrefix(m.Subject, b.cfg.Prefix+".")
-			payload := m.Data
-			work.add(channel, func() { appendAtMostOnce(b.pub, &b.Stats, b.log, valid, channel, payload) })
+	return b.bridging(func(work *shards) error {
+		defer sub.Unsubscribe()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case m := <-msgs:
+				channel := strings.TrimPrefix(m.Subject, b.cfg.Prefix+".")
+				payload := m.Data
+				work.add(channel, func() { b.appendAtMostOnce(valid, channel, payload) })
+			}
 		}
-	}
+	})
 }

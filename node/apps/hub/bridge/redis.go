@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -39,12 +38,8 @@ type RedisConfig struct {
 // twice: the old holder stops acting before its lease can expire.
 // Backends that need every message use the stream bridge.
 type Redis struct {
-	pub   Publisher
-	cfg   RedisConfig
-	log   *slog.Logger
-	Stats Stats
-	// live is 1 while this node is subscribed and bridging.
-	live atomic.Bool
+	core
+	cfg RedisConfig
 }
 
 // NewRedis returns a bridge that publishes into pub; Run starts it.
@@ -52,24 +47,14 @@ func NewRedis(pub Publisher, c RedisConfig) *Redis {
 	if c.Prefix == "" {
 		c.Prefix = "shoal:"
 	}
-	if c.Lease == nil {
-		c.Lease = Local{}
-	}
-	if c.Workers <= 0 {
-		c.Workers = 8
-	}
-	if c.QueueDepth <= 0 {
-		c.QueueDepth = 1024
-	}
-	return &Redis{pub: pub, cfg: c, log: logger(c.Log).With("bridge", "redis", "prefix", c.Prefix)}
+	b := &Redis{cfg: c}
+	b.init(pub, c.Lease, c.Workers, c.QueueDepth, logger(c.Log).With("bridge", "redis", "prefix", c.Prefix))
+	return b
 }
-
-// Live reports whether this node is the one bridging right now.
-func (b *Redis) Live() bool { return b.live.Load() }
 
 // Run bridges whenever this node holds the lease, until ctx ends.
 func (b *Redis) Run(ctx context.Context) {
-	runRetrying(ctx, b.cfg.Lease, b.log, "redis subscription", b.bridge)
+	runRetrying(ctx, b.lease, b.log, "redis subscription", b.bridge)
 }
 
 // bridge subscribes and appends until ctx ends or the subscription fails.
@@ -82,23 +67,20 @@ func (b *Redis) bridge(ctx context.Context, valid func() bool) error {
 	if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
 		return fmt.Errorf("bridge: psubscribe: %w", err)
 	}
-	b.live.Store(true)
-	defer b.live.Store(false)
-	b.log.Info("bridge: redis bridging")
-	work := newShards(b.cfg.Workers, b.cfg.QueueDepth)
-	defer work.close()
-	for {
-		msg, err := ps.ReceiveMessage(ctx)
-		if err != nil {
-			return err
+	return b.bridging(func(work *shards) error {
+		for {
+			msg, err := ps.ReceiveMessage(ctx)
+			if err != nil {
+				return err
+			}
+			channel, ok := strings.CutPrefix(msg.Channel, b.cfg.Prefix)
+			if !ok || channel == "" {
+				continue
+			}
+			payload := []byte(msg.Payload)
+			work.add(channel, func() { b.appendAtMostOnce(valid, channel, payload) })
 		}
-		channel, ok := strings.CutPrefix(msg.Channel, b.cfg.Prefix)
-		if !ok || channel == "" {
-			continue
-		}
-		payload := []byte(msg.Payload)
-		work.add(channel, func() { appendAtMostOnce(b.pub, &b.Stats, b.log, valid, channel, payload) })
-	}
+	})
 }
 
 // globEscape quotes the glob characters of a PSUBSCRIBE pattern.

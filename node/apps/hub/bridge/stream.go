@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,12 +64,9 @@ var _ Recorder = (*hub.Hub)(nil)
 // before appending it again; without a Recorder such an entry may
 // arrive twice.
 type Stream struct {
-	pub   Publisher
-	rec   Recorder // nil when pub is no Recorder
-	cfg   StreamConfig
-	log   *slog.Logger
-	Stats Stats
-	live  atomic.Bool
+	core
+	rec Recorder // nil when pub is no Recorder
+	cfg StreamConfig
 }
 
 // NewStream returns a durable bridge into pub; Run starts it.
@@ -81,15 +77,6 @@ func NewStream(pub Publisher, c StreamConfig) *Stream {
 	if c.Consumer == "" {
 		c.Consumer = "shoal"
 	}
-	if c.Lease == nil {
-		c.Lease = Local{}
-	}
-	if c.Workers <= 0 {
-		c.Workers = 8
-	}
-	if c.QueueDepth <= 0 {
-		c.QueueDepth = 1024
-	}
 	if c.Batch <= 0 {
 		c.Batch = 100
 	}
@@ -97,15 +84,14 @@ func NewStream(pub Publisher, c StreamConfig) *Stream {
 		c.MarkTTL = 24 * time.Hour
 	}
 	rec, _ := pub.(Recorder)
-	return &Stream{pub: pub, rec: rec, cfg: c, log: logger(c.Log).With("bridge", "stream", "stream", c.Stream)}
+	b := &Stream{rec: rec, cfg: c}
+	b.init(pub, c.Lease, c.Workers, c.QueueDepth, logger(c.Log).With("bridge", "stream", "stream", c.Stream))
+	return b
 }
-
-// Live reports whether this node is the one bridging right now.
-func (b *Stream) Live() bool { return b.live.Load() }
 
 // Run bridges whenever this node holds the lease, until ctx ends.
 func (b *Stream) Run(ctx context.Context) {
-	runRetrying(ctx, b.cfg.Lease, b.log, "stream read", b.bridge)
+	runRetrying(ctx, b.lease, b.log, "stream read", b.bridge)
 }
 
 func (b *Stream) bridge(ctx context.Context, valid func() bool) error {
@@ -114,46 +100,44 @@ func (b *Stream) bridge(ctx context.Context, valid func() bool) error {
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return fmt.Errorf("bridge: create group: %w", err)
 	}
-	b.live.Store(true)
-	defer b.live.Store(false)
-	work := newShards(b.cfg.Workers, b.cfg.QueueDepth)
-	defer work.close()
-	// Entries still pending in the group, whoever read them, come first:
-	// they are older than anything '>' returns.
-	start := "0-0"
-	for {
-		msgs, next, err := rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: b.cfg.Consumer,
-			Start: start, Count: int64(b.cfg.Batch),
-		}).Result()
-		if err != nil {
-			return fmt.Errorf("bridge: xautoclaim: %w", err)
+	return b.bridging(func(work *shards) error {
+		// Entries still pending in the group, whoever read them, come first:
+		// they are older than anything '>' returns.
+		start := "0-0"
+		for {
+			msgs, next, err := rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+				Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: b.cfg.Consumer,
+				Start: start, Count: int64(b.cfg.Batch),
+			}).Result()
+			if err != nil {
+				return fmt.Errorf("bridge: xautoclaim: %w", err)
+			}
+			for _, m := range msgs {
+				b.queue(ctx, work, valid, m, true)
+			}
+			if next == "0-0" || len(msgs) == 0 && next == start {
+				break
+			}
+			start = next
 		}
-		for _, m := range msgs {
-			b.queue(ctx, work, valid, m, true)
-		}
-		if next == "0-0" || len(msgs) == 0 && next == start {
-			break
-		}
-		start = next
-	}
-	for {
-		streams, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: b.cfg.Group, Consumer: b.cfg.Consumer,
-			Streams: []string{b.cfg.Stream, ">"}, Count: int64(b.cfg.Batch), Block: time.Second,
-		}).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("bridge: xreadgroup: %w", err)
-		}
-		for _, s := range streams {
-			for _, m := range s.Messages {
-				b.queue(ctx, work, valid, m, false)
+		for {
+			streams, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+				Group: b.cfg.Group, Consumer: b.cfg.Consumer,
+				Streams: []string{b.cfg.Stream, ">"}, Count: int64(b.cfg.Batch), Block: time.Second,
+			}).Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("bridge: xreadgroup: %w", err)
+			}
+			for _, s := range streams {
+				for _, m := range s.Messages {
+					b.queue(ctx, work, valid, m, false)
+				}
 			}
 		}
-	}
+	})
 }
 
 // queue hands one entry to its channel's worker. A malformed entry is

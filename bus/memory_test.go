@@ -20,14 +20,8 @@ func TestMemory(t *testing.T) {
 // A full listener queue drops and counts instead of blocking the sender.
 func TestMemoryDropsWhenFull(t *testing.T) {
 	m := bus.NewMemory()
-	defer m.Close()
-	release := make(chan struct{})
-	cancel, err := m.ListenNode("slow", func([]byte) { <-release })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
-	defer close(release)
+	t.Cleanup(func() { m.Close() })
+	bustest.ListenStuck(t, m, "slow")
 	n := bus.DefaultQueueSize + 10
 	for i := 0; i < n; i++ {
 		if err := m.SendNode(context.Background(), "slow", []byte("x")); err != nil {

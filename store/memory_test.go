@@ -10,8 +10,10 @@ import (
 	"github.com/shoal-rt/shoal/store/storetest"
 )
 
+// TestMemory runs every storetest suite (sessions, commits, node release,
+// lease take-over, channels) on the in-memory store.
 func TestMemory(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return store.NewMemory() })
+	storetest.RunAll(t, func(t *testing.T) store.Store { return store.NewMemory() })
 }
 
 func TestMemoryMaxBytes(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,10 +33,14 @@ const quiet = 100 * time.Millisecond
 // once per subtest.
 func Run(t *testing.T, newBus func(t *testing.T) []bus.Bus) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, buses []bus.Bus)
-	}{
+	atLeastTwo := func(t *testing.T) []bus.Bus {
+		buses := newBus(t)
+		if len(buses) < 2 {
+			t.Fatalf("newBus returned %d buses, want at least 2", len(buses))
+		}
+		return buses
+	}
+	testenv.RunCases(t, false, atLeastTwo, testenv.Cases[[]bus.Bus]{
 		{"SendNodeReachesOnlyThatNode", testSendNodeReachesOnlyThatNode},
 		{"ListenNodeTwice", testListenNodeTwice},
 		{"PublishReachesEveryListenerOnce", testPublishReachesEveryListenerOnce},
@@ -48,16 +53,7 @@ func Run(t *testing.T, newBus func(t *testing.T) []bus.Bus) {
 		{"CancelledContext", testCancelledContext},
 		{"SlowHandlerDoesNotBlockSender", testSlowHandlerDoesNotBlockSender},
 		{"Close", testClose},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			buses := newBus(t)
-			if len(buses) < 2 {
-				t.Fatalf("newBus returned %d buses, want at least 2", len(buses))
-			}
-			tt.fn(t, buses)
-		})
-	}
+	})
 }
 
 var nameSeq atomic.Uint64
@@ -67,52 +63,72 @@ func uniqueName(t *testing.T, what string) string {
 	return fmt.Sprintf("%s-%s-%d-%d", t.Name(), what, time.Now().UnixNano(), nameSeq.Add(1))
 }
 
-// recorder is a Handler that keeps what it received.
-type recorder struct {
+// Recorder keeps what its Handle, a bus.Handler, received; it is safe for
+// concurrent use. Tests of a bus outside this suite use it too.
+type Recorder struct {
 	mu   sync.Mutex
 	msgs []string
 }
 
-func (r *recorder) handle(msg []byte) {
+// Handle is the bus.Handler.
+func (r *Recorder) Handle(msg []byte) {
 	r.mu.Lock()
 	r.msgs = append(r.msgs, string(msg))
 	r.mu.Unlock()
 }
 
-func (r *recorder) got() []string {
+// Got returns a copy of what was received, in order.
+func (r *Recorder) Got() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.msgs...)
 }
 
-// waitFor waits until the recorder has received msg.
-func (r *recorder) waitFor(t *testing.T, msg string) {
+// Has reports whether msg was received.
+func (r *Recorder) Has(msg string) bool {
+	return slices.Contains(r.Got(), msg)
+}
+
+// WaitFor waits until the Recorder has received msg.
+func (r *Recorder) WaitFor(t *testing.T, msg string) {
 	t.Helper()
 	testenv.CheckFor(t, Timeout, 5*time.Millisecond, func() error {
-		for _, m := range r.got() {
-			if m == msg {
-				return nil
-			}
+		if !r.Has(msg) {
+			return fmt.Errorf("%q not received; got %q", msg, r.Got())
 		}
-		return fmt.Errorf("%q not received; got %q", msg, r.got())
+		return nil
 	})
 }
 
-// waitCount waits until the recorder has received at least n messages.
-func (r *recorder) waitCount(t *testing.T, n int) {
+// waitCount waits until the Recorder has received at least n messages.
+func (r *Recorder) waitCount(t *testing.T, n int) {
 	t.Helper()
 	testenv.CheckFor(t, Timeout, 5*time.Millisecond, func() error {
-		if got := len(r.got()); got < n {
+		if got := len(r.Got()); got < n {
 			return fmt.Errorf("received %d messages, want %d", got, n)
 		}
 		return nil
 	})
 }
 
-func listenNode(t *testing.T, b bus.Bus, node string) (*recorder, func()) {
+// ListenStuck listens on node with a handler that blocks until the test
+// ends, so that what is sent to node fills the listener's queue (tests of
+// a bus's drop counting).
+func ListenStuck(t *testing.T, b bus.Bus, node string) {
 	t.Helper()
-	r := &recorder{}
-	cancel, err := b.ListenNode(node, r.handle)
+	release := make(chan struct{})
+	cancel, err := b.ListenNode(node, func([]byte) { <-release })
+	if err != nil {
+		t.Fatalf("ListenNode(%q): %v", node, err)
+	}
+	t.Cleanup(cancel)
+	t.Cleanup(func() { close(release) }) // runs first: unblock, then cancel
+}
+
+func listenNode(t *testing.T, b bus.Bus, node string) (*Recorder, func()) {
+	t.Helper()
+	r := &Recorder{}
+	cancel, err := b.ListenNode(node, r.Handle)
 	if err != nil {
 		t.Fatalf("ListenNode(%q): %v", node, err)
 	}
@@ -120,10 +136,10 @@ func listenNode(t *testing.T, b bus.Bus, node string) (*recorder, func()) {
 	return r, cancel
 }
 
-func listenChannel(t *testing.T, b bus.Bus, channel string) (*recorder, func()) {
+func listenChannel(t *testing.T, b bus.Bus, channel string) (*Recorder, func()) {
 	t.Helper()
-	r := &recorder{}
-	cancel, err := b.ListenChannel(channel, r.handle)
+	r := &Recorder{}
+	cancel, err := b.ListenChannel(channel, r.Handle)
 	if err != nil {
 		t.Fatalf("ListenChannel(%q): %v", channel, err)
 	}
@@ -157,20 +173,20 @@ func testSendNodeReachesOnlyThatNode(t *testing.T, buses []bus.Bus) {
 	// Across instances, both ways.
 	sendNode(t, buses[1], nodeA, "for-a")
 	sendNode(t, buses[0], nodeB, "for-b")
-	a.waitFor(t, "for-a")
-	b.waitFor(t, "for-b")
+	a.WaitFor(t, "for-a")
+	b.WaitFor(t, "for-b")
 
 	// A message that was misrouted would arrive before a later one sent
 	// by the same sender; send fences and then check nothing else came.
 	sendNode(t, buses[1], nodeA, "fence-a")
 	sendNode(t, buses[0], nodeB, "fence-b")
-	a.waitFor(t, "fence-a")
-	b.waitFor(t, "fence-b")
+	a.WaitFor(t, "fence-a")
+	b.WaitFor(t, "fence-b")
 	settle()
-	if got := a.got(); !equal(got, []string{"for-a", "fence-a"}) {
+	if got := a.Got(); !equal(got, []string{"for-a", "fence-a"}) {
 		t.Errorf("node a got %q", got)
 	}
-	if got := b.got(); !equal(got, []string{"for-b", "fence-b"}) {
+	if got := b.Got(); !equal(got, []string{"for-b", "fence-b"}) {
 		t.Errorf("node b got %q", got)
 	}
 
@@ -186,13 +202,13 @@ func testListenNodeTwice(t *testing.T, buses []bus.Bus) {
 	second, _ := listenNode(t, buses[0], node)
 	sendNode(t, buses[1], node, "one")
 	sendNode(t, buses[0], node, "two")
-	for _, r := range []*recorder{first, second} {
-		r.waitFor(t, "one")
-		r.waitFor(t, "two")
+	for _, r := range []*Recorder{first, second} {
+		r.WaitFor(t, "one")
+		r.WaitFor(t, "two")
 	}
 	settle()
-	for i, r := range []*recorder{first, second} {
-		if got := r.got(); len(got) != 2 {
+	for i, r := range []*Recorder{first, second} {
+		if got := r.Got(); len(got) != 2 {
 			t.Errorf("listener %d got %q, want exactly one and two", i, got)
 		}
 	}
@@ -200,7 +216,7 @@ func testListenNodeTwice(t *testing.T, buses []bus.Bus) {
 
 func testPublishReachesEveryListenerOnce(t *testing.T, buses []bus.Bus) {
 	ch := uniqueName(t, "ch")
-	var recs []*recorder
+	var recs []*Recorder
 	for _, b := range buses {
 		r, _ := listenChannel(t, b, ch)
 		recs = append(recs, r)
@@ -223,7 +239,7 @@ func testPublishReachesEveryListenerOnce(t *testing.T, buses []bus.Bus) {
 	}
 	settle()
 	for i, r := range recs {
-		got := r.got()
+		got := r.Got()
 		if len(got) != n {
 			t.Errorf("listener %d got %d messages %q, want each of %q exactly once", i, len(got), got, want)
 			continue
@@ -238,7 +254,7 @@ func testPublishReachesEveryListenerOnce(t *testing.T, buses []bus.Bus) {
 			}
 		}
 	}
-	if got := other.got(); len(got) != 0 {
+	if got := other.Got(); len(got) != 0 {
 		t.Errorf("listener of another channel got %q", got)
 	}
 }
@@ -246,7 +262,7 @@ func testPublishReachesEveryListenerOnce(t *testing.T, buses []bus.Bus) {
 func testPerSenderOrder(t *testing.T, buses []bus.Bus) {
 	node, ch := uniqueName(t, "n"), uniqueName(t, "ch")
 	nodeRec, _ := listenNode(t, buses[0], node)
-	chRecs := []*recorder{}
+	chRecs := []*Recorder{}
 	for _, b := range buses[:2] {
 		r, _ := listenChannel(t, b, ch)
 		chRecs = append(chRecs, r)
@@ -276,10 +292,10 @@ func testPerSenderOrder(t *testing.T, buses []bus.Bus) {
 
 	total := n * len(buses)
 	nodeRec.waitCount(t, total)
-	checkOrder(t, "node listener", nodeRec.got(), len(buses), n)
+	checkOrder(t, "node listener", nodeRec.Got(), len(buses), n)
 	for i, r := range chRecs {
 		r.waitCount(t, total)
-		checkOrder(t, fmt.Sprintf("channel listener %d", i), r.got(), len(buses), n)
+		checkOrder(t, fmt.Sprintf("channel listener %d", i), r.Got(), len(buses), n)
 	}
 }
 
@@ -314,16 +330,16 @@ func testCancelStopsNodeDelivery(t *testing.T, buses []bus.Bus) {
 	r, cancel := listenNode(t, buses[0], node)
 	witness, _ := listenNode(t, buses[0], node)
 	sendNode(t, buses[1], node, "before")
-	r.waitFor(t, "before")
-	witness.waitFor(t, "before")
+	r.WaitFor(t, "before")
+	witness.WaitFor(t, "before")
 
 	cancel()
 	cancel() // idempotent
 
 	sendNode(t, buses[1], node, "after")
-	witness.waitFor(t, "after")
+	witness.WaitFor(t, "after")
 	settle()
-	if got := r.got(); !equal(got, []string{"before"}) {
+	if got := r.Got(); !equal(got, []string{"before"}) {
 		t.Errorf("cancelled listener got %q, want only %q", got, "before")
 	}
 
@@ -333,7 +349,7 @@ func testCancelStopsNodeDelivery(t *testing.T, buses []bus.Bus) {
 		// A networked bus may need a moment before a new listener is
 		// live; resend until it is.
 		sendNode(t, buses[1], node, "again")
-		if len(again.got()) == 0 {
+		if len(again.Got()) == 0 {
 			return errors.New("new listener got nothing")
 		}
 		return nil
@@ -346,18 +362,18 @@ func testCancelStopsChannelDelivery(t *testing.T, buses []bus.Bus) {
 	witness, _ := listenChannel(t, buses[1], ch)
 	remote, _ := listenChannel(t, buses[0], ch)
 	publish(t, buses[0], ch, "before")
-	for _, r := range []*recorder{cancelled, witness, remote} {
-		r.waitFor(t, "before")
+	for _, r := range []*Recorder{cancelled, witness, remote} {
+		r.WaitFor(t, "before")
 	}
 
 	cancel()
 	cancel()
 
 	publish(t, buses[0], ch, "after")
-	witness.waitFor(t, "after")
-	remote.waitFor(t, "after")
+	witness.WaitFor(t, "after")
+	remote.WaitFor(t, "after")
 	settle()
-	if got := cancelled.got(); !equal(got, []string{"before"}) {
+	if got := cancelled.Got(); !equal(got, []string{"before"}) {
 		t.Errorf("cancelled channel listener got %q, want only %q", got, "before")
 	}
 
@@ -367,7 +383,7 @@ func testCancelStopsChannelDelivery(t *testing.T, buses []bus.Bus) {
 	cancelLone()
 	publish(t, buses[0], ch, "x")
 	settle()
-	if got := lone.got(); len(got) != 0 {
+	if got := lone.Got(); len(got) != 0 {
 		t.Errorf("cancelled lone listener got %q", got)
 	}
 }
@@ -445,8 +461,8 @@ func testChannelNamesNeedNoEscaping(t *testing.T, buses []bus.Bus) {
 		base + "\x00nul",
 		strings.Repeat("long", 200) + base,
 	}
-	recs := make([]*recorder, len(names))
-	nodeRecs := make([]*recorder, len(names))
+	recs := make([]*Recorder, len(names))
+	nodeRecs := make([]*Recorder, len(names))
 	for i, name := range names {
 		recs[i], _ = listenChannel(t, buses[0], name)
 		nodeRecs[i], _ = listenNode(t, buses[0], name)
@@ -456,15 +472,15 @@ func testChannelNamesNeedNoEscaping(t *testing.T, buses []bus.Bus) {
 		sendNode(t, buses[1], name, "n"+strconv.Itoa(i))
 	}
 	for i := range names {
-		recs[i].waitFor(t, "c"+strconv.Itoa(i))
-		nodeRecs[i].waitFor(t, "n"+strconv.Itoa(i))
+		recs[i].WaitFor(t, "c"+strconv.Itoa(i))
+		nodeRecs[i].WaitFor(t, "n"+strconv.Itoa(i))
 	}
 	settle()
 	for i, name := range names {
-		if got := recs[i].got(); len(got) != 1 {
+		if got := recs[i].Got(); len(got) != 1 {
 			t.Errorf("channel %q got %q, want only its own message", name, got)
 		}
-		if got := nodeRecs[i].got(); len(got) != 1 {
+		if got := nodeRecs[i].Got(); len(got) != 1 {
 			t.Errorf("node %q got %q, want only its own message", name, got)
 		}
 	}
@@ -491,7 +507,7 @@ func testInvalidNameRejected(t *testing.T, buses []bus.Bus) {
 	name := strings.Repeat("y", bus.MaxNameLen-len(t.Name())) + t.Name()
 	r, _ := listenChannel(t, buses[0], name)
 	publish(t, buses[1], name, "max")
-	r.waitFor(t, "max")
+	r.WaitFor(t, "max")
 }
 
 func testCancelledContext(t *testing.T, buses []bus.Bus) {
@@ -506,8 +522,8 @@ func testCancelledContext(t *testing.T, buses []bus.Bus) {
 		t.Errorf("Publish with a cancelled context: %v, want context.Canceled", err)
 	}
 	sendNode(t, buses[1], node, "fence")
-	r.waitFor(t, "fence")
-	if got := r.got(); !equal(got, []string{"fence"}) {
+	r.WaitFor(t, "fence")
+	if got := r.Got(); !equal(got, []string{"fence"}) {
 		t.Errorf("got %q: a send with a cancelled context was delivered", got)
 	}
 }
@@ -565,7 +581,7 @@ func testSlowHandlerDoesNotBlockSender(t *testing.T, buses []bus.Bus) {
 	}
 
 	sendNode(t, buses[1], fastNode, "still-fast")
-	fast.waitFor(t, "still-fast")
+	fast.WaitFor(t, "still-fast")
 
 	// Once unblocked, the slow listener still receives new messages.
 	unblock()
@@ -587,8 +603,8 @@ func testClose(t *testing.T, buses []bus.Bus) {
 	chRec, cancelCh := listenChannel(t, buses[0], ch)
 	sendNode(t, buses[1], node, "before")
 	publish(t, buses[1], ch, "before")
-	nodeRec.waitFor(t, "before")
-	chRec.waitFor(t, "before")
+	nodeRec.WaitFor(t, "before")
+	chRec.WaitFor(t, "before")
 
 	if err := buses[0].Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -622,10 +638,10 @@ func testClose(t *testing.T, buses []bus.Bus) {
 		t.Errorf("Publish from another instance: %v", err)
 	}
 	settle()
-	if got := nodeRec.got(); !equal(got, []string{"before"}) {
+	if got := nodeRec.Got(); !equal(got, []string{"before"}) {
 		t.Errorf("node listener of a closed bus got %q", got)
 	}
-	if got := chRec.got(); !equal(got, []string{"before"}) {
+	if got := chRec.Got(); !equal(got, []string{"before"}) {
 		t.Errorf("channel listener of a closed bus got %q", got)
 	}
 }

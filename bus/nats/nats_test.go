@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,37 +47,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// inbox collects messages of one listener.
-type inbox struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (in *inbox) handle(msg []byte) {
-	in.mu.Lock()
-	in.msgs = append(in.msgs, string(msg))
-	in.mu.Unlock()
-}
-
-func (in *inbox) has(msg string) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	for _, m := range in.msgs {
-		if m == msg {
-			return true
-		}
-	}
-	return false
-}
-
 // awaitDelivery sends msg through send until in has it.
-func awaitDelivery(t *testing.T, in *inbox, msg string, send func([]byte) error) {
+func awaitDelivery(t *testing.T, in *bustest.Recorder, msg string, send func([]byte) error) {
 	t.Helper()
 	testenv.CheckFor(t, bustest.Timeout, 20*time.Millisecond, func() error {
 		if err := send([]byte(msg)); err != nil {
 			return err
 		}
-		if !in.has(msg) {
+		if !in.Has(msg) {
 			return fmt.Errorf("%q not delivered", msg)
 		}
 		return nil
@@ -93,11 +69,11 @@ func TestResubscribesAfterServerRestart(t *testing.T) {
 	listener, sender := newBus(t, listenerConn, prefix), newBus(t, senderConn, prefix)
 	ctx := context.Background()
 
-	var nodeIn, chIn inbox
-	if _, err := listener.ListenNode("n1", nodeIn.handle); err != nil {
+	var nodeIn, chIn bustest.Recorder
+	if _, err := listener.ListenNode("n1", nodeIn.Handle); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listener.ListenChannel("room.1", chIn.handle); err != nil {
+	if _, err := listener.ListenChannel("room.1", chIn.Handle); err != nil {
 		t.Fatal(err)
 	}
 	sendNode := func(msg []byte) error { return sender.SendNode(ctx, "n1", msg) }
@@ -181,8 +157,8 @@ func TestSendWhileNATSDown(t *testing.T) {
 	// Listening while down returns after SubscribeTimeout at most, and the
 	// listener works once NATS is back.
 	start := time.Now()
-	var in inbox
-	cancel, err := b.ListenNode("late", in.handle)
+	var in bustest.Recorder
+	cancel, err := b.ListenNode("late", in.Handle)
 	if err != nil {
 		t.Fatalf("ListenNode while NATS is down: %v", err)
 	}
@@ -203,8 +179,8 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 	prefix := testenv.Prefix(t)
 	listener := newBus(t, connect(t, url), prefix)
 	sender := newBus(t, connect(t, url), prefix)
-	var in inbox
-	if _, err := listener.ListenChannel("c", in.handle); err != nil {
+	var in bustest.Recorder
+	if _, err := listener.ListenChannel("c", in.Handle); err != nil {
 		t.Fatalf("ListenChannel before NATS is up: %v", err)
 	}
 	testenv.NATSOn(t, port)
@@ -219,13 +195,7 @@ func TestSlowListenerDropsAreCounted(t *testing.T) {
 	listener := natsbus.New(connect(t, s.URL()), natsbus.Config{Prefix: prefix, PendingMsgs: 10})
 	t.Cleanup(func() { listener.Close() })
 	sender := newBus(t, connect(t, s.URL()), prefix)
-	release := make(chan struct{})
-	cancel, err := listener.ListenNode("slow", func([]byte) { <-release })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
-	defer close(release)
+	bustest.ListenStuck(t, listener, "slow")
 	for i := 0; i < 1000; i++ {
 		if err := sender.SendNode(context.Background(), "slow", []byte("x")); err != nil {
 			t.Fatal(err)
@@ -246,19 +216,19 @@ func TestPrefixIsCleaned(t *testing.T) {
 	prefix := "bad *.> prefix.." + strconv.FormatInt(time.Now().UnixNano(), 10)
 	a := newBus(t, connect(t, s.URL()), prefix)
 	b := newBus(t, connect(t, s.URL()), prefix)
-	var in inbox
-	if _, err := a.ListenNode("n", in.handle); err != nil {
+	var in bustest.Recorder
+	if _, err := a.ListenNode("n", in.Handle); err != nil {
 		t.Fatal(err)
 	}
 	awaitDelivery(t, &in, "ok", func(msg []byte) error { return b.SendNode(context.Background(), "n", msg) })
 	// A bus with another prefix hears nothing of it.
 	c := newBus(t, connect(t, s.URL()), testenv.Prefix(t))
-	var otherIn inbox
-	if _, err := c.ListenNode("n", otherIn.handle); err != nil {
+	var otherIn bustest.Recorder
+	if _, err := c.ListenNode("n", otherIn.Handle); err != nil {
 		t.Fatal(err)
 	}
 	awaitDelivery(t, &in, "ok2", func(msg []byte) error { return b.SendNode(context.Background(), "n", msg) })
-	if otherIn.has("ok") || otherIn.has("ok2") {
+	if otherIn.Has("ok") || otherIn.Has("ok2") {
 		t.Error("a bus with another prefix received the messages")
 	}
 }

@@ -10,31 +10,7 @@ import (
 
 	"github.com/shoal-rt/shoal/store"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
-	"github.com/shoal-rt/shoal/store/storetest"
 )
-
-func TestChannels(t *testing.T) {
-	addr := testenv.Redis(t).Addr
-	client := newClient(t, addr)
-	storetest.RunChannels(t, func(t *testing.T) storetest.ChannelStore {
-		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
-	})
-	t.Run("OneBucket", func(t *testing.T) {
-		storetest.RunChannels(t, func(t *testing.T) storetest.ChannelStore {
-			return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t), Buckets: 1})
-		})
-	})
-}
-
-// TestChannelsCluster runs the channel suite on a three-master Redis
-// Cluster: channel and session keys sit in different slots, so every
-// script must keep to one and the pipelines must be split by shard.
-func TestChannelsCluster(t *testing.T) {
-	client := startCluster(t)
-	storetest.RunChannels(t, func(t *testing.T) storetest.ChannelStore {
-		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
-	})
-}
 
 // TestChannelKeysExpire: every channel key carries a TTL, so an abandoned
 // cluster leaves no garbage.

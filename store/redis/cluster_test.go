@@ -41,14 +41,14 @@ func clusterPort(t *testing.T) int {
 	return 0
 }
 
-// TestCluster runs the suite against a three-master Redis Cluster: every
-// script must keep to one slot, and Reap must read every shard.
+// TestCluster runs every storetest suite against a three-master Redis
+// Cluster: every script must keep to one slot (channel and session keys sit
+// in different slots), Reap must read every shard, and the pipelines must
+// be split by shard.
 func TestCluster(t *testing.T) {
 	client := startCluster(t)
 	ctx := context.Background()
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
-	})
+	storetest.RunAll(t, storesOn(client, 0))
 
 	// The buckets really are spread over the shards.
 	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})

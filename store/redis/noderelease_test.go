@@ -10,30 +10,7 @@ import (
 
 	"github.com/shoal-rt/shoal/store"
 	redisstore "github.com/shoal-rt/shoal/store/redis"
-	"github.com/shoal-rt/shoal/store/storetest"
 )
-
-func TestNodeReleaser(t *testing.T) {
-	addr := testenv.Redis(t).Addr
-	client := newClient(t, addr)
-	storetest.RunNodeReleaser(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
-	})
-	t.Run("OneBucket", func(t *testing.T) {
-		storetest.RunNodeReleaser(t, func(t *testing.T) store.Store {
-			return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t), Buckets: 1})
-		})
-	})
-}
-
-// TestNodeReleaserCluster: the holder index shares its bucket's slot, so
-// every script keeps to one slot on a three-master Redis Cluster.
-func TestNodeReleaserCluster(t *testing.T) {
-	client := startCluster(t)
-	storetest.RunNodeReleaser(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
-	})
-}
 
 // TestHolderIndex checks that the holder index follows the lease through
 // attach, a move to another node, detach and reap, and that it carries a

@@ -25,18 +25,22 @@ func newClient(t testing.TB, addr string) *redis.Client {
 	return c
 }
 
+// storesOn returns the storetest suites' newStore: a Store over client
+// with a prefix of its own, its sessions spread over buckets buckets (0:
+// the default).
+func storesOn(client redis.UniversalClient, buckets int) func(t *testing.T) store.Store {
+	return func(t *testing.T) store.Store {
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t), Buckets: buckets})
+	}
+}
+
+// TestConformance runs every storetest suite on one redis-server (Redis
+// Cluster: TestCluster).
 func TestConformance(t *testing.T) {
-	addr := testenv.Redis(t).Addr
-	client := newClient(t, addr)
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
-	})
-	// Sessions spread over few buckets must behave the same.
-	t.Run("OneBucket", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) store.Store {
-			return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t), Buckets: 1})
-		})
-	})
+	client := newClient(t, testenv.Redis(t).Addr)
+	storetest.RunAll(t, storesOn(client, 0))
+	// Sessions crowded into one bucket must behave the same.
+	t.Run("OneBucket", func(t *testing.T) { storetest.RunAll(t, storesOn(client, 1)) })
 }
 
 // TestTwoNodes races two Stores with their own connections ("nodes") over

@@ -25,10 +25,8 @@ type ChannelStore interface {
 // (a fresh key prefix for a shared server is enough); subtests run in
 // parallel.
 func RunChannels(t *testing.T, newStore func(t *testing.T) ChannelStore) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s ChannelStore)
-	}{
+	t.Helper()
+	testenv.RunCases(t, true, newStore, testenv.Cases[ChannelStore]{
 		{"Names", testChannelNames},
 		{"SubscribeCursor", testSubscribeCursor},
 		{"SubscribeTwice", testSubscribeTwice},
@@ -50,13 +48,7 @@ func RunChannels(t *testing.T, newStore func(t *testing.T) ChannelStore) {
 		{"TrimAge", testTrimAge},
 		{"ChannelsIndependent", testChannelsIndependent},
 		{"CanceledContext", testChannelsCanceledContext},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			tt.fn(t, newStore(t))
-		})
-	}
+	})
 }
 
 func mustSubscribe(t *testing.T, s ChannelStore, id, channel string) store.SubscribeResult {

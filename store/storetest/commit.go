@@ -13,10 +13,8 @@ import (
 // RunCommitter runs the store.Committer suite. newStore must return an
 // empty store that implements store.Committer; subtests run in parallel.
 func RunCommitter(t *testing.T, newStore func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, c store.Committer)
-	}{
+	t.Helper()
+	runCapability(t, newStore, []capabilityCase[store.Committer]{
 		{"Committed", testCommitted},
 		{"RedeliveredAfterCrash", testRedeliveredAfterCrash},
 		{"AttachRedelivers", testAttachRedelivers},
@@ -26,18 +24,7 @@ func RunCommitter(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClosedRedelivers", testClosedRedelivers},
 		{"LostDrainRepeats", testLostDrainRepeats},
 		{"LostAttachRepeats", testLostAttachRepeats},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := newStore(t)
-			c, ok := s.(store.Committer)
-			if !ok {
-				t.Fatalf("%T does not implement store.Committer", s)
-			}
-			tt.fn(t, s, c)
-		})
-	}
+	})
 }
 
 func mustDrainHeld(t *testing.T, s store.Store, id, token string, want ...string) {

@@ -16,10 +16,8 @@ import (
 // an empty store that implements store.NodeReleaser; subtests run in
 // parallel.
 func RunNodeReleaser(t *testing.T, newStore func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, r store.NodeReleaser)
-	}{
+	t.Helper()
+	runCapability(t, newStore, []capabilityCase[store.NodeReleaser]{
 		{"ReleasesMovable", testReleaseMovable},
 		{"ClosesSticky", testReleaseClosesSticky},
 		{"OnlyThatNode", testReleaseOnlyThatNode},
@@ -30,18 +28,7 @@ func RunNodeReleaser(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Race", testReleaseRace},
 		{"Many", testReleaseMany},
 		{"CreatedAttached", testReleaseCreatedAttached},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := newStore(t)
-			r, ok := s.(store.NodeReleaser)
-			if !ok {
-				t.Fatalf("%T does not implement store.NodeReleaser", s)
-			}
-			tt.fn(t, s, r)
-		})
-	}
+	})
 }
 
 func mustRelease(t *testing.T, r store.NodeReleaser, node string) store.ReleaseResult {

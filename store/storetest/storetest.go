@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -20,10 +21,8 @@ import (
 // Run runs the suite. newStore must return an empty store (a fresh key
 // prefix for a shared server is enough); subtests run in parallel.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{
+	t.Helper()
+	testenv.RunCases(t, true, newStore, testenv.Cases[store.Store]{
 		{"CreateGet", testCreateGet},
 		{"CreateRace", testCreateRace},
 		{"CreateAttached", testCreateAttached},
@@ -51,13 +50,50 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Attrs", testAttrs},
 		{"AttrsDeletedWithSession", testAttrsDeletedWithSession},
 		{"CanceledContext", testCanceledContext},
+	})
+}
+
+// RunAll runs every suite of this package: Run, and the suites of the
+// optional capabilities (Committer, NodeReleaser, LeaseTaker, Channels),
+// which newStore's stores must all implement (a missing one fails).
+func RunAll(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Helper()
+	t.Run("Store", func(t *testing.T) { Run(t, newStore) })
+	t.Run("Committer", func(t *testing.T) { RunCommitter(t, newStore) })
+	t.Run("NodeReleaser", func(t *testing.T) { RunNodeReleaser(t, newStore) })
+	t.Run("LeaseTaker", func(t *testing.T) { RunLeaseTaker(t, newStore) })
+	t.Run("Channels", func(t *testing.T) {
+		RunChannels(t, func(t *testing.T) ChannelStore { return capability[ChannelStore](t, newStore(t)) })
+	})
+}
+
+// capabilityCase is a test of an optional capability C that a store
+// implements beside store.Store.
+type capabilityCase[C any] struct {
+	name string
+	test func(t *testing.T, s store.Store, c C)
+}
+
+// runCapability runs the cases in parallel, each on its own store from
+// newStore, which must implement C.
+func runCapability[C any](t *testing.T, newStore func(t *testing.T) store.Store, cases []capabilityCase[C]) {
+	t.Helper()
+	tests := make(testenv.Cases[store.Store], len(cases))
+	for i, cc := range cases {
+		tests[i].Name = cc.name
+		tests[i].Test = func(t *testing.T, s store.Store) { cc.test(t, s, capability[C](t, s)) }
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			tt.fn(t, newStore(t))
-		})
+	testenv.RunCases(t, true, newStore, tests)
+}
+
+// capability returns s as C, or fails the test if s does not implement C.
+func capability[C any](t *testing.T, s store.Store) C {
+	t.Helper()
+	c, ok := s.(C)
+	if !ok {
+		t.Fatalf("%T does not implement %v", s, reflect.TypeFor[C]())
 	}
+	return c
 }
 
 const (

@@ -11,27 +11,14 @@ import (
 // RunLeaseTaker runs the store.LeaseTaker suite. newStore must return an
 // empty store that implements store.LeaseTaker; subtests run in parallel.
 func RunLeaseTaker(t *testing.T, newStore func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, lt store.LeaseTaker)
-	}{
+	t.Helper()
+	runCapability(t, newStore, []capabilityCase[store.LeaseTaker]{
 		{"TakesFromThatNode", testTakeOverFromNode},
 		{"NotFromAnotherNode", testTakeOverOtherNode},
 		{"NotSticky", testTakeOverSticky},
 		{"ClosedAndUnknown", testTakeOverClosedUnknown},
 		{"Race", testTakeOverRace},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := newStore(t)
-			lt, ok := s.(store.LeaseTaker)
-			if !ok {
-				t.Fatalf("%T does not implement store.LeaseTaker", s)
-			}
-			tt.fn(t, s, lt)
-		})
-	}
+	})
 }
 
 func wantTakeOver(t *testing.T, lt store.LeaseTaker, id, from string, l store.Lease, want store.AttachStatus) store.AttachResult {

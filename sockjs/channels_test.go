@@ -699,3 +699,40 @@ func TestChannelsListenWhileLive(t *testing.T) {
 		return nil
 	})
 }
+
+// TestChannelsStopAtNodeClose: a channel that lingers after its last
+// subscriber left (its retire timer a RecheckInterval away) stops
+// listening when Node.Close returns, not when the timer fires: the timer
+// belongs to the node's lifecycle and no longer runs once it closed.
+func TestChannelsStopAtNodeClose(t *testing.T) {
+	t.Parallel()
+	cc := newChannelCluster(t, 1, Settings{}, ChannelConfig{Pattern: "room"}, joinRoom,
+		func(c *NodeConfig) { c.RecheckInterval = time.Hour })
+	n, key := cc.nodes[0], cc.eps[0].channelKey("room")
+	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if hubLiveSubs(n, key) != 1 {
+			return errors.New("not delivering to the websocket")
+		}
+		return nil
+	})
+	conn.Close(websocket.StatusNormalClosure, "")
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if hubSubs(n, key) != 0 {
+			return errors.New("the websocket's subscription is still there")
+		}
+		return nil
+	})
+	if !n.chans.fanout.Listening(key) {
+		t.Fatal("the channel did not linger after its last subscriber left")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n.chans.fanout.Listening(key) {
+		t.Fatal("still listening on the channel after Node.Close returned")
+	}
+}

@@ -174,8 +174,9 @@ func (n *Node) ID() string { return n.id }
 
 // Close stops the node: receivers end (websockets are closed with
 // CodeGoingAway, HTTP receivers detach so the client resumes elsewhere),
-// the reaper and the bus listener stop. It waits for the node's goroutines
-// until ctx is done. Store and Bus stay open; they belong to the caller.
+// the reaper, the bus listeners and the channel fan-out stop. It waits for
+// the node's goroutines until ctx is done. Store and Bus stay open; they
+// belong to the caller.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	if n.closed {
@@ -201,12 +202,18 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	finished := make(chan struct{})
 	go func() { n.wg.Wait(); close(finished) }()
+	var err error
 	select {
 	case <-finished:
-		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("sockjs: node close: %w", ctx.Err())
+		err = fmt.Errorf("sockjs: node close: %w", ctx.Err())
 	}
+	if n.chans != nil {
+		// The fan-out's timers no longer run (afterFunc refuses now):
+		// stop the channels they would have retired.
+		n.chans.fanout.Close()
+	}
+	return err
 }
 
 // goFunc runs f on a goroutine that Close waits for. It refuses (returns

@@ -22,6 +22,11 @@
 // (Config.Recheck): a polling client comes back at once, and should not
 // cost a bus subscription per poll.
 //
+// Every timer (the linger, the gap and trailing checks) runs through
+// Config.AfterFunc and every goroutine through Config.Go, the owner's
+// lifecycle; Close stops what is left, so nothing of the fan-out runs
+// after its owner has closed.
+//
 // Lock order, the only one of the fan-out:
 //
 //	Channels.mu  before  Channel.mu  before  the Sink's own locks
@@ -115,9 +120,13 @@ type Config struct {
 type Channels struct {
 	cfg Config
 
-	mu       sync.Mutex // guards channels and each Channel's refs
+	mu       sync.Mutex // guards channels, closed and each Channel's refs
 	channels map[string]*Channel
+	closed   bool
 }
+
+// ErrClosed is returned by Join once the fan-out is closed.
+var ErrClosed = errors.New("fanout: closed")
 
 // New returns a node's fan-out, with no channel yet.
 func New(cfg Config) (*Channels, error) {
@@ -180,6 +189,9 @@ func (cs *Channels) Join(s *Subscription, render func(offset uint64, msg string)
 func (cs *Channels) join(name string, render func(uint64, string) string) (*Channel, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if cs.closed {
+		return nil, ErrClosed
+	}
 	if c := cs.channels[name]; c != nil {
 		c.refs++
 		return c, nil
@@ -204,11 +216,12 @@ func (c *Channel) Leave(s *Subscription) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c.refs--
-	if c.refs > 0 {
+	if c.refs > 0 || cs.closed {
 		return
 	}
-	// retire reads no store, so it may run after the owner closed.
-	time.AfterFunc(cs.cfg.Recheck, func() { cs.retire(c) })
+	// Inside the owner's lifecycle: once the owner closes, the timer does
+	// not run, and Close stops c instead.
+	cs.cfg.AfterFunc(cs.cfg.Recheck, func() { cs.retire(c) })
 }
 
 // retire stops c if nobody joined it again.
@@ -219,6 +232,25 @@ func (cs *Channels) retire(c *Channel) {
 		return
 	}
 	delete(cs.channels, c.name)
+	c.stop()
+}
+
+// Close stops every channel: it stops listening on the bus, its timers
+// stop, and Join fails with ErrClosed from now on. The owner calls it when
+// it closes, once its lifecycle runs no more timers (Config.AfterFunc) of
+// the fan-out; a Leave after Close is harmless.
+func (cs *Channels) Close() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.closed = true
+	for name, c := range cs.channels {
+		delete(cs.channels, name)
+		c.stop()
+	}
+}
+
+// stop ends c's bus listener and its timer. Channels.mu should be held.
+func (c *Channel) stop() {
 	c.cancel()
 	c.mu.Lock()
 	c.closed = true

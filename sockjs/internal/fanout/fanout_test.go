@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -330,6 +331,50 @@ func TestLinger(t *testing.T) {
 	}
 	e.publish("room", "", "again")
 	waitMsgs(t, rec3, "again")
+}
+
+// TestClose: Close stops a lingering channel at once (its bus listener
+// too), a Join after it fails, and a Leave after it is harmless; the
+// linger's timer went through Config.AfterFunc, the owner's lifecycle.
+func TestClose(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Hour)
+	var timers atomic.Int32
+	e.cs.cfg.AfterFunc = func(d time.Duration, f func()) *time.Timer {
+		timers.Add(1)
+		return time.AfterFunc(d, f)
+	}
+	s, _, c := e.subscribe("room", "a", false)
+	s2, rec2, c2 := e.subscribe("hall", "b", false)
+	c.Leave(s)
+	if !e.cs.Listening("room") || timers.Load() == 0 {
+		t.Fatalf("after the last Leave: listening %v, %d timers through Config.AfterFunc", e.cs.Listening("room"), timers.Load())
+	}
+	e.cs.Close()
+	if e.cs.Listening("room") || e.cs.Listening("hall") {
+		t.Fatal("a channel still listens after Close")
+	}
+	// The bus still carries the channel (a listener of the test's own
+	// sees the message); the closed fan-out delivers nothing of it.
+	seen := make(chan struct{}, 1)
+	cancel, err := e.bus.ListenChannel("hall", func([]byte) { seen <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	e.publish("hall", "", "after close")
+	select {
+	case <-seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bus did not carry the message")
+	}
+	c2.Leave(s2)
+	if _, err := e.cs.Join(&Subscription{Name: "room", Sink: &recorder{}}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Join after Close: %v, want ErrClosed", err)
+	}
+	if got := rec2.msgs(); len(got) != 0 {
+		t.Fatalf("delivered after Close: %q", got)
+	}
 }
 
 // TestGoneStopsCatchUp: a catch-up for a receiver that has finished reads

@@ -65,6 +65,9 @@ func TestConfigPolicy(t *testing.T) {
 		"option redispatch 1",
 		"retry-on conn-failure empty-response junk-response 502 503 504",
 		"http-request disable-l7-retry if { path_end /xhr_send /jsonp_send }",
+		// Streams end with the node's connection, so a killed node's
+		// streams end cleanly at the client (sockjs.HeaderStreamEnd).
+		"http-request set-header X-Shoal-Stream-End close",
 	} {
 		if !lines[want] {
 			t.Errorf("haproxy.cfg lacks %q", want)

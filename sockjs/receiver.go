@@ -27,12 +27,15 @@ type httpReceiver struct {
 	// the store cannot serve still gets a plain 503.
 	prelude []byte
 	started bool // the response status has been sent
-	written int
-	buf     []byte
-	frame   []byte
-	chans   *receiverChannels // the receiver's channels, nil without
-	commit  func()            // a stream's commit of what it took; nil for polls
-	stats   *nodeStats
+	// closeDelimited: a stream's response ends when the connection closes
+	// instead of with a final chunk (see HeaderStreamEnd).
+	closeDelimited bool
+	written        int
+	buf            []byte
+	frame          []byte
+	chans          *receiverChannels // the receiver's channels, nil without
+	commit         func()            // a stream's commit of what it took; nil for polls
+	stats          *nodeStats
 }
 
 func (e *Endpoint) newHTTPReceiver(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpReceiver {
@@ -56,6 +59,11 @@ func (hr *httpReceiver) start() error {
 	}
 	hr.started = true
 	hr.setDeadline()
+	if hr.closeDelimited {
+		// net/http then writes no chunked framing and closes the
+		// connection after the response.
+		hr.w.Header().Set("Transfer-Encoding", "identity")
+	}
 	hr.w.WriteHeader(http.StatusOK)
 	if hr.prelude == nil {
 		return nil
@@ -99,6 +107,18 @@ func (hr *httpReceiver) writeFrame(frame []byte) (done bool, err error) {
 	return hr.written >= hr.limit, nil
 }
 
+// HeaderStreamEnd, set to "close" on a request by the balancer in front
+// (haproxy/haproxy.cfg sets it on every request), asks for streams whose
+// end is the connection's close rather than a final chunk. The balancer
+// frames the response for its client itself, so a node that dies
+// mid-stream (its kernel closes the connection) ends the client's response
+// cleanly, and sockjs-client opens the stream again on another node; a
+// chunked stream cut mid-way is an error to the client (the browser's XHR
+// reports status 0), which sockjs-client takes for the end of the session.
+// The header only changes the framing of the requester's own response:
+// anyone may send it.
+const HeaderStreamEnd = "X-Shoal-Stream-End"
+
 // receive runs a receiving request of session sid: it opens the session if
 // it is new, takes the receiver lease, and writes frames until the response
 // is complete, the session closes, or the client goes away.
@@ -107,6 +127,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 	id := idFromClientSession(sid)
 	key := e.keyOf(id)
 	reqCtx := r.Context()
+	hr.closeDelimited = !hr.polling && r.Header.Get(HeaderStreamEnd) == "close"
 	lr := newLiveReceiver(key, reqCtx)
 	lr.chans = e.newReceiverChannels(lr, nil)
 	hr.chans = lr.chans

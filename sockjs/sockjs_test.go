@@ -391,6 +391,66 @@ func TestXHRStreaming(t *testing.T) {
 	want(t, "resumed", readLine(t, br), `a["y"]`+"\n")
 }
 
+// TestStreamEndBehindBalancer: with HeaderStreamEnd set (the shipped
+// HAProxy configuration sets it), a stream's response has no chunked
+// framing and ends with its connection, so a node killed mid-stream ends
+// the response the balancer relays cleanly; without it, HTTP/1.1 streams
+// stay chunked (the SockJS protocol's tests want that of a server reached
+// directly). Polls keep their Content-Length either way.
+func TestStreamEndBehindBalancer(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{ResponseLimit: 300})
+	open := func(method, path string, balanced bool) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		if balanced {
+			req.Header.Set(HeaderStreamEnd, "close")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for _, tc := range []struct{ name, method, path, open string }{
+		{"xhr_streaming", "POST", "/0/xs/xhr_streaming", "o\n"},
+		{"eventsource", "GET", "/0/es/eventsource", "data: o\r\n"},
+		{"htmlfile", "GET", "/0/hf/htmlfile?c=cb", `<script>` + "\n"},
+	} {
+		resp := open(tc.method, tc.path, true)
+		if len(resp.TransferEncoding) > 0 || resp.ContentLength != -1 || !resp.Close {
+			t.Errorf("%s behind the balancer: Transfer-Encoding %q, Content-Length %d, close %v; want neither, closed",
+				tc.name, resp.TransferEncoding, resp.ContentLength, resp.Close)
+		}
+		br := bufio.NewReader(resp.Body)
+		for {
+			line := readLine(t, br)
+			if line == tc.open {
+				break
+			}
+		}
+		// Past the response limit the stream ends: the connection closes.
+		sid := strings.Split(tc.path, "/")[2]
+		for range 4 {
+			do(t, "POST", base+"/0/"+sid+"/xhr_send", `["`+strings.Repeat("x", 100)+`"]`)
+		}
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			t.Errorf("%s behind the balancer: the stream did not end cleanly: %v", tc.name, err)
+		}
+
+		direct := open(tc.method, strings.Replace(tc.path, "/0/", "/1/", 1), false)
+		if len(direct.TransferEncoding) != 1 || direct.TransferEncoding[0] != "chunked" {
+			t.Errorf("%s reached directly: Transfer-Encoding %q, want chunked", tc.name, direct.TransferEncoding)
+		}
+	}
+	poll := open("POST", "/0/p/xhr", true)
+	if poll.ContentLength != 2 {
+		t.Errorf("poll behind the balancer: Content-Length %d, want 2 (o\\n)", poll.ContentLength)
+	}
+}
+
 func TestInterruptedReceiverClosesSession(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)

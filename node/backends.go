@@ -76,37 +76,14 @@ func backends(ctx context.Context, cfg config, log *slog.Logger, progress *start
 	return st, lat.Bus(nb), checks, release, nil
 }
 
-// redisClient parses a redis:// or rediss:// URL; several addr= query
-// parameters make it a Redis Cluster client. Every call honours its
-// context, so a stuck Redis cannot hold a request past its deadline.
-// During an outage a call waits up to outageWait for Redis, resending only
-// what Redis surely did not run (redisstore.WaitOutages); go-redis's own
-// retries are off, as they resend after errors that may follow a script
-// Redis ran (an append would be delivered twice).
+// redisClient returns a client for --redis (one server, Redis Cluster or
+// Sentinel: redisstore.URLForms) whose calls wait up to outageWait through
+// a restart or a failover; the flag's 0 means no wait.
 func redisClient(url string, outageWait time.Duration) (redis.UniversalClient, error) {
-	var client redis.UniversalClient
-	if strings.Contains(url, "addr=") {
-		opts, err := redis.ParseClusterURL(url)
-		if err != nil {
-			return nil, err
-		}
-		opts.ContextTimeoutEnabled = true
-		opts.MaxRetries = -1
-		client = redis.NewClusterClient(opts)
-	} else {
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, err
-		}
-		opts.ContextTimeoutEnabled = true
-		opts.MaxRetries = -1
-		client = redis.NewClient(opts)
-	}
 	if outageWait == 0 {
-		outageWait = -1 // the flag's 0 means: do not wait
+		outageWait = -1
 	}
-	redisstore.WaitOutages(client, outageWait)
-	return client, nil
+	return redisstore.NewClient(url, outageWait)
 }
 
 // waitUntil calls ping until it succeeds, logging each failure with what

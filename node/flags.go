@@ -80,7 +80,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("shoal", flag.ContinueOnError)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "public HTTP address (SockJS endpoints, apps; the operations endpoints too unless --admin-listen is set)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address for /metrics, /_shoal/*, /healthz and /readyz; when set, the public listener serves none of them")
-	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL for the shared store (redis://[:password@]host:port/db, rediss:// for TLS; several addr= parameters for Redis Cluster); empty: in-memory store")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL for the shared store: "+redisstore.URLForms+"; empty: in-memory store")
 	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL(s) for the bus, comma-separated; empty: in-process bus")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's id, unique in the cluster (default: a new ULID)")
 	fs.StringVar(&cfg.GossipListen, "gossip-listen", "", "memberlist bind address (host:port); empty: no gossip")

@@ -25,6 +25,7 @@ type RedisServer struct {
 
 	t      testing.TB
 	port   int
+	conf   string // a config file to start from (Sentinel's), if any
 	args   []string
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -71,10 +72,14 @@ func (r *RedisServer) Pid() int { return r.cmd.Process.Pid }
 // it started answers there; false if that process exited first.
 func (r *RedisServer) Start() bool {
 	r.t.Helper()
-	r.cmd = exec.Command(LookPath(r.t, "redis-server"), append([]string{
+	var args []string
+	if r.conf != "" {
+		args = []string{r.conf, "--sentinel"}
+	}
+	r.cmd = exec.Command(LookPath(r.t, "redis-server"), append(append(args,
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--loglevel", "warning",
-	}, r.args...)...)
+	), r.args...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: start redis-server: %v", err)
 	}
@@ -91,7 +96,7 @@ func (r *RedisServer) Start() bool {
 			return false
 		default:
 		}
-		if info, err := redisInfo(r.Addr); err == nil && strings.Contains(info, want+"\r\n") {
+		if info, err := redisInfo(r.Addr, "server"); err == nil && strings.Contains(info, want+"\r\n") {
 			return true
 		}
 	}
@@ -120,16 +125,16 @@ func (r *RedisServer) Signal(sig os.Signal) {
 	}
 }
 
-// redisInfo sends INFO server over RESP and returns the reply. It speaks
-// the protocol itself so that this package needs no Redis client.
-func redisInfo(addr string) (string, error) {
+// redisInfo sends INFO <section> over RESP and returns the reply. It
+// speaks the protocol itself so that this package needs no Redis client.
+func redisInfo(addr, section string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := io.WriteString(c, "*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"); err != nil {
+	if _, err := fmt.Fprintf(c, "*2\r\n$4\r\nINFO\r\n$%d\r\n%s\r\n", len(section), section); err != nil {
 		return "", err
 	}
 	br := bufio.NewReader(c)

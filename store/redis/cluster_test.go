@@ -109,3 +109,29 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 	})
 	return client
 }
+
+// sentinelClient is a client for g's redis+sentinel:// URL, built as a
+// node builds it (redisstore.NewClient), waiting up to wait in outages.
+func sentinelClient(t *testing.T, g *testenv.SentinelGroup, wait time.Duration) redis.UniversalClient {
+	t.Helper()
+	client, err := redisstore.NewClient(g.URL(), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// TestSentinel runs the store and channel suites on a master found
+// through three Sentinels.
+func TestSentinel(t *testing.T) {
+	g := testenv.RedisSentinel(t, 1, 3)
+	client := sentinelClient(t, g, 0)
+	newStore := func(t *testing.T) store.Store {
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
+	}
+	storetest.Run(t, newStore)
+	storetest.RunChannels(t, func(t *testing.T) storetest.ChannelStore {
+		return redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
+	})
+}

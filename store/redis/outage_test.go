@@ -2,11 +2,13 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -339,4 +341,144 @@ func TestOutageLostTakeReply(t *testing.T) {
 	if d, err := s.Drain(ctx, "sess", "t2"); err == nil {
 		t.Fatalf("drain without Hold whose reply was lost = %q; want an error, not a resend", d.Messages)
 	}
+}
+
+// TestSentinelFailover: the master is killed (kill -9) while sessions are
+// created, appended to, looked up and drained; the Sentinels promote a
+// replica. Calls wait through the failover instead of failing: only a
+// call in flight on the dead master's connection may fail, and only when
+// it changes state (an append: Redis may have run it). Every append that
+// succeeded is in its queue once, in order; the old master, started
+// again, rejoins as a replica and the calls keep going to the new one.
+func TestSentinelFailover(t *testing.T) {
+	// AOF on, as in production: the old master comes back with its data
+	// and the Sentinels make it a replica.
+	g := testenv.RedisSentinel(t, 2, 3, "--appendonly", "yes", "--appendfsync", "everysec")
+	client := sentinelClient(t, g, 15*time.Second)
+	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
+	ctx := context.Background()
+
+	const sessions = 8
+	type result struct {
+		acked, unsure []int // appends that succeeded, failed on a broken connection
+		slowest       time.Duration
+		err           error // any other failure
+	}
+	results := make([]result, sessions)
+	var stop atomic.Bool
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	for i := range sessions {
+		id := "sess" + strconv.Itoa(i)
+		if _, err := s.Create(ctx, id, store.CreateOptions{DisconnectDelay: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			r := &results[i]
+			for n := 0; !stop.Load(); n++ {
+				start := time.Now()
+				_, err := s.Append(ctx, id, []string{strconv.Itoa(n)}, store.QueueLimits{})
+				switch {
+				case err == nil:
+					r.acked = append(r.acked, n)
+				case brokenConnection(err):
+					r.unsure = append(r.unsure, n)
+				default:
+					r.err = fmt.Errorf("append %d: %w", n, err)
+					return
+				}
+				if _, err := s.Get(ctx, id); err != nil {
+					r.err = fmt.Errorf("lookup after append %d: %w (a lookup changes nothing: it must wait and be resent)", n, err)
+					return
+				}
+				r.slowest = max(r.slowest, time.Since(start))
+				calls.Add(2)
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+
+	waitCalls := func(n int64) {
+		t.Helper()
+		from := calls.Load()
+		testenv.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+			if got := calls.Load() - from; got < n {
+				return fmt.Errorf("%d calls done, want %d", got, n)
+			}
+			return nil
+		})
+	}
+	waitCalls(200) // the load runs
+	old := g.Master(t)
+	killed := time.Now()
+	old.Kill()
+	promoted := g.WaitFailover(t, old.Addr, 30*time.Second)
+	t.Logf("Sentinels promoted %s %v after the master was killed", promoted.Addr, time.Since(killed).Round(10*time.Millisecond))
+	waitCalls(200) // calls go to the new master
+
+	// The old master comes back (its AOF says it was master) and is
+	// turned into a replica of the new one.
+	if !old.Start() {
+		t.Fatal("the old master did not start again on its port")
+	}
+	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		c := redis.NewClient(&redis.Options{Addr: old.Addr})
+		defer c.Close()
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "role:slave") || !strings.Contains(info, "master_port:"+strconv.Itoa(promoted.Port())) {
+			return fmt.Errorf("old master not a replica of the new one yet")
+		}
+		return nil
+	})
+	waitCalls(200)
+	stop.Store(true)
+	wg.Wait()
+
+	var slowest time.Duration
+	unsure := 0
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("sess%d: %v", i, r.err)
+		}
+		slowest = max(slowest, r.slowest)
+		unsure += len(r.unsure)
+		id := "sess" + strconv.Itoa(i)
+		att, err := s.Attach(ctx, id, store.Lease{Node: "n", Token: "t", TTL: time.Minute})
+		if err != nil || att.Status != store.Attached {
+			t.Fatalf("%s: attach after the failover: %+v, %v", id, att.Status, err)
+		}
+		var got []int
+		for _, m := range att.Messages {
+			n, _ := strconv.Atoi(m)
+			got = append(got, n)
+		}
+		if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+			t.Fatalf("%s: queue out of order or with repeats: %v", id, got)
+		}
+		for _, n := range r.acked {
+			if _, found := slices.BinarySearch(got, n); !found {
+				t.Errorf("%s: append %d succeeded but is not in the queue", id, n)
+			}
+		}
+		for _, n := range got {
+			if !slices.Contains(r.acked, n) && !slices.Contains(r.unsure, n) {
+				t.Errorf("%s: %d in the queue was never appended", id, n)
+			}
+		}
+	}
+	t.Logf("%d calls; the slowest append+lookup took %v; %d appends failed on the dead master's connections",
+		calls.Load(), slowest.Round(time.Millisecond), unsure)
+	if slowest < testenv.SentinelDownAfter {
+		t.Errorf("no call waited for the failover (slowest %v): the master was not in use", slowest)
+	}
+}
+
+// brokenConnection reports whether err is a connection that broke with a
+// command on it: whether Redis ran it is unknown, so it is not resent.
+func brokenConnection(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -178,8 +178,8 @@ type receiverChannels struct {
 	chans *nodeChannels
 	e     *Endpoint
 	key   string
-	ws    *wsWriter     // websocket: messages go to its writer
-	lr    *liveReceiver // for waking an HTTP receiver
+	ws    *wsWriter      // websocket: messages go to its writer
+	lr    *localReceiver // for waking an HTTP receiver
 
 	mu       sync.Mutex // guards the fields below
 	loaded   bool       // subscriptions were read from the store
@@ -208,7 +208,7 @@ type chanNote struct {
 // newReceiverChannels returns the channel state of a live receiver, or nil when
 // the endpoint has no channels. A websocket's session is new, so there is
 // nothing to load.
-func (e *Endpoint) newReceiverChannels(lr *liveReceiver, ws *wsWriter) *receiverChannels {
+func (e *Endpoint) newReceiverChannels(lr *localReceiver, ws *wsWriter) *receiverChannels {
 	nc := e.node.chans
 	if nc == nil || len(e.routes()) == 0 {
 		return nil

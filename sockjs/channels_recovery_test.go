@@ -160,7 +160,7 @@ func TestChannelsRenderOncePerNode(t *testing.T) {
 	}
 	cc.waitMembers(t, "room", 5)
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if n := hubLiveSubs(cc.nodes[0], cc.eps[0].channelKey("room")); n != 5 {
+		if n := fanoutLiveSubs(cc.nodes[0], cc.eps[0].channelKey("room")); n != 5 {
 			return fmt.Errorf("%d live subscriptions, want 5", n)
 		}
 		return nil
@@ -283,7 +283,7 @@ func TestChannelsMembersOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, "direct", readWS(t, conn), `a["after"]`)
-	if n := hubSubs(cc.nodes[0], cc.eps[0].channelKey("user-ann")); n != 0 {
+	if n := fanoutSubs(cc.nodes[0], cc.eps[0].channelKey("user-ann")); n != 0 {
 		t.Fatalf("node A delivers the members-only channel to %d receivers", n)
 	}
 }

@@ -347,7 +347,7 @@ func TestChannelsSubscribeFromOtherNode(t *testing.T) {
 	// The note to A travels apart from the channel's messages: wait
 	// until A has stopped listening (see Session.Unsubscribe).
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if n := hubSubs(cc.nodes[0], cc.eps[0].channelKey("feed-7")); n != 0 {
+		if n := fanoutSubs(cc.nodes[0], cc.eps[0].channelKey("feed-7")); n != 0 {
 			return fmt.Errorf("node A still delivers the channel to %d receivers", n)
 		}
 		return nil
@@ -653,7 +653,7 @@ func TestChannelsRepairLostNote(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if n := hubSubs(cc.nodes[0], key); n != 0 {
+		if n := fanoutSubs(cc.nodes[0], key); n != 0 {
 			return fmt.Errorf("node still delivers the channel to %d receivers", n)
 		}
 		return nil
@@ -665,12 +665,13 @@ func TestChannelsRepairLostNote(t *testing.T) {
 	}
 }
 
-// hubSubs counts the receivers node delivers channel key to.
-func hubSubs(n *Node, key string) int { return n.chans.fanout.Subscribers(key) }
+// fanoutSubs counts the receivers node delivers channel key to.
+func fanoutSubs(n *Node, key string) int { return n.chans.fanout.Subscribers(key) }
 
-// hubLiveSubs counts the subscriptions on key that the node's hub delivers
-// to from memory; one still catching up from the log is not live yet.
-func hubLiveSubs(n *Node, key string) int { return n.chans.fanout.LiveSubscribers(key) }
+// fanoutLiveSubs counts the subscriptions on key that the node's fan-out
+// delivers to from memory; one still catching up from the log is not live
+// yet.
+func fanoutLiveSubs(n *Node, key string) int { return n.chans.fanout.LiveSubscribers(key) }
 
 // TestChannelsListenWhileLive: a node listens on a channel while it has
 // live subscribers, and stops a linger after the last one left.
@@ -686,7 +687,7 @@ func TestChannelsListenWhileLive(t *testing.T) {
 	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
 	want(t, "open", readWS(t, conn), "o")
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if !listening() || hubSubs(cc.nodes[0], key) != 1 {
+		if !listening() || fanoutSubs(cc.nodes[0], key) != 1 {
 			return errors.New("not delivering to the websocket")
 		}
 		return nil
@@ -712,14 +713,14 @@ func TestChannelsStopAtNodeClose(t *testing.T) {
 	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
 	want(t, "open", readWS(t, conn), "o")
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if hubLiveSubs(n, key) != 1 {
+		if fanoutLiveSubs(n, key) != 1 {
 			return errors.New("not delivering to the websocket")
 		}
 		return nil
 	})
 	conn.Close(websocket.StatusNormalClosure, "")
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if hubSubs(n, key) != 0 {
+		if fanoutSubs(n, key) != 0 {
 			return errors.New("the websocket's subscription is still there")
 		}
 		return nil

@@ -50,7 +50,7 @@ const (
 // receiverEngine is the loop of one live receiver.
 type receiverEngine struct {
 	n     *Node
-	lr    *liveReceiver
+	lr    *localReceiver
 	lease store.Lease
 	sink  receiverSink
 	// clientGone is closed when the client has gone (the request's
@@ -175,6 +175,6 @@ func (en *receiverEngine) wrote(done bool, err error) (receiverEnd, bool) {
 }
 
 var (
-	_ receiverSink = (*httpReceiver)(nil)
+	_ receiverSink = (*httpSink)(nil)
 	_ receiverSink = (*wsWriter)(nil)
 )

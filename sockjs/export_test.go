@@ -53,5 +53,5 @@ func (s *subscriber) RunWS(ctx context.Context, t testing.TB, base string) { s.r
 // LiveSubscribers counts e's node's subscriptions on channel that take its
 // messages from memory (not still catching up from the log).
 func LiveSubscribers(e *Endpoint, channel string) int {
-	return hubLiveSubs(e.node, e.channelKey(channel))
+	return fanoutLiveSubs(e.node, e.channelKey(channel))
 }

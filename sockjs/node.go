@@ -150,7 +150,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		newPerIP:  ipLimiter{perMinute: cfg.NewSessionsPerIP},
 	}
 	for i := range n.receivers {
-		n.receivers[i].m = make(map[string][]*liveReceiver)
+		n.receivers[i].m = make(map[string][]*localReceiver)
 	}
 	if cs, ok := cfg.Store.(store.Channels); ok {
 		chans, err := newNodeChannels(n, cs)
@@ -275,12 +275,14 @@ const receiverShards = 32
 
 type receiverShard struct {
 	mu sync.RWMutex // guards m
-	m  map[string][]*liveReceiver
+	m  map[string][]*localReceiver
 }
 
-// liveReceiver is a receiver (poll, stream or websocket) running in this
-// process.
-type liveReceiver struct {
+// localReceiver is the node's registry entry of a receiver (poll, stream
+// or websocket) running in this process: how a wake-up from the bus, a
+// websocket frame from another node or a channel note finds it. Its loop
+// is a receiverEngine; what it writes to goes through a receiverSink.
+type localReceiver struct {
 	key    string
 	wakeCh chan struct{}     // capacity 1: a pending wake-up
 	reqCtx context.Context   // the receiving request's context
@@ -289,11 +291,11 @@ type liveReceiver struct {
 	chans  *receiverChannels // channel state, nil without channels
 }
 
-func newLiveReceiver(key string, reqCtx context.Context) *liveReceiver {
-	return &liveReceiver{key: key, wakeCh: make(chan struct{}, 1), reqCtx: reqCtx, done: make(chan struct{})}
+func newLocalReceiver(key string, reqCtx context.Context) *localReceiver {
+	return &localReceiver{key: key, wakeCh: make(chan struct{}, 1), reqCtx: reqCtx, done: make(chan struct{})}
 }
 
-func (lr *liveReceiver) wake() {
+func (lr *localReceiver) wake() {
 	if lr.ws != nil {
 		lr.ws.kick(wsEvWake)
 		return
@@ -310,14 +312,14 @@ func (n *Node) shard(key string) *receiverShard {
 	return &n.receivers[h.Sum32()%receiverShards]
 }
 
-func (n *Node) register(lr *liveReceiver) {
+func (n *Node) register(lr *localReceiver) {
 	sh := n.shard(lr.key)
 	sh.mu.Lock()
 	sh.m[lr.key] = append(sh.m[lr.key], lr)
 	sh.mu.Unlock()
 }
 
-func (n *Node) unregister(lr *liveReceiver) {
+func (n *Node) unregister(lr *localReceiver) {
 	sh := n.shard(lr.key)
 	sh.mu.Lock()
 	list := sh.m[lr.key]
@@ -364,7 +366,7 @@ func (n *Node) websocketReceiver(key string) *wsWriter {
 }
 
 // otherReceiver returns a receiver of key running here other than self.
-func (n *Node) otherReceiver(key string, self *liveReceiver) *liveReceiver {
+func (n *Node) otherReceiver(key string, self *localReceiver) *localReceiver {
 	sh := n.shard(key)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()

@@ -13,9 +13,10 @@ import (
 	"github.com/shoal-rt/shoal/store"
 )
 
-// httpReceiver writes the frames of one receiving HTTP request (a poll or
-// a stream), each in its transport's envelope.
-type httpReceiver struct {
+// httpSink is the receiverSink of one receiving HTTP request (a poll or a
+// stream): it writes the frames, each in its transport's envelope. (A
+// websocket's sink is its wsWriter.)
+type httpSink struct {
 	w            http.ResponseWriter
 	writeTimeout time.Duration
 	rc           *http.ResponseController
@@ -38,8 +39,8 @@ type httpReceiver struct {
 	stats          *nodeStats
 }
 
-func (e *Endpoint) newHTTPReceiver(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpReceiver {
-	return &httpReceiver{
+func (e *Endpoint) newHTTPSink(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpSink {
+	return &httpSink{
 		w: w, rc: http.NewResponseController(w), wrap: wrap, polling: polling,
 		limit: e.settings.ResponseLimit, writeTimeout: e.settings.WriteTimeout,
 		stats: &e.node.stats,
@@ -48,12 +49,12 @@ func (e *Endpoint) newHTTPReceiver(w http.ResponseWriter, polling bool, wrap fun
 
 // setDeadline bounds the next write: a client that stops reading is
 // dropped instead of holding the receiver (and its session) forever.
-func (hr *httpReceiver) setDeadline() {
+func (hr *httpSink) setDeadline() {
 	hr.rc.SetWriteDeadline(time.Now().Add(hr.writeTimeout))
 }
 
 // start sends the response status and, for a stream, its prelude.
-func (hr *httpReceiver) start() error {
+func (hr *httpSink) start() error {
 	if hr.started {
 		return nil
 	}
@@ -76,7 +77,7 @@ func (hr *httpReceiver) start() error {
 
 // storeUnavailable answers a request the store could not serve: 503 if
 // nothing was sent yet, else the frame of an interrupted session.
-func (hr *httpReceiver) storeUnavailable() {
+func (hr *httpSink) storeUnavailable() {
 	if !hr.started {
 		hr.started = true
 		httpError(hr.w, http.StatusServiceUnavailable, "Session store unavailable.")
@@ -87,7 +88,7 @@ func (hr *httpReceiver) storeUnavailable() {
 
 // writeFrame writes one frame. done reports that the response is complete
 // (a poll answered, a stream past its limit).
-func (hr *httpReceiver) writeFrame(frame []byte) (done bool, err error) {
+func (hr *httpSink) writeFrame(frame []byte) (done bool, err error) {
 	if err := hr.start(); err != nil {
 		return true, err
 	}
@@ -122,13 +123,13 @@ const HeaderStreamEnd = "X-Shoal-Stream-End"
 // receive runs a receiving request of session sid: it opens the session if
 // it is new, takes the receiver lease, and writes frames until the response
 // is complete, the session closes, or the client goes away.
-func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpReceiver) {
+func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink) {
 	n := e.node
 	id := idFromClientSession(sid)
 	key := e.keyOf(id)
 	reqCtx := r.Context()
 	hr.closeDelimited = !hr.polling && r.Header.Get(HeaderStreamEnd) == "close"
-	lr := newLiveReceiver(key, reqCtx)
+	lr := newLocalReceiver(key, reqCtx)
 	lr.chans = e.newReceiverChannels(lr, nil)
 	hr.chans = lr.chans
 	// Close waits for the receiver to detach; one that starts while the
@@ -276,7 +277,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpRecei
 // writeClosed answers a receiver of a closed session: what was queued
 // before the close (the attach took it), then the close frame. A poll's
 // response is complete with the messages: its next poll gets the close.
-func (e *Endpoint) writeClosed(hr *httpReceiver, key string, lease store.Lease, res store.AttachResult) {
+func (e *Endpoint) writeClosed(hr *httpSink, key string, lease store.Lease, res store.AttachResult) {
 	n := e.node
 	for len(res.Messages) > 0 {
 		done, err := hr.writeMessageFrame(res.Messages)
@@ -301,7 +302,7 @@ func (e *Endpoint) writeClosed(hr *httpReceiver, key string, lease store.Lease, 
 
 // writeMessages implements receiverSink: msgs were drained from the
 // store, and a stream commits them once written.
-func (hr *httpReceiver) writeMessages(msgs []string) (bool, error) {
+func (hr *httpSink) writeMessages(msgs []string) (bool, error) {
 	done, err := hr.writeMessageFrame(msgs)
 	if err == nil {
 		hr.committed()
@@ -309,25 +310,25 @@ func (hr *httpReceiver) writeMessages(msgs []string) (bool, error) {
 	return done, err
 }
 
-func (hr *httpReceiver) writeMessageFrame(msgs []string) (bool, error) {
+func (hr *httpSink) writeMessageFrame(msgs []string) (bool, error) {
 	hr.frame = appendMessageFrame(hr.frame[:0], msgs)
 	return hr.writeFrame(hr.frame)
 }
 
 // committed tells the store that what the stream took reached the client.
-func (hr *httpReceiver) committed() {
+func (hr *httpSink) committed() {
 	if hr.commit != nil {
 		hr.commit()
 	}
 }
 
 // localReady implements receiverSink: channel messages wait.
-func (hr *httpReceiver) localReady() <-chan struct{} { return hr.chans.readyC() }
+func (hr *httpSink) localReady() <-chan struct{} { return hr.chans.readyC() }
 
 // writeLocal implements receiverSink: it writes the waiting channel
 // messages. A queue that overflowed ends the response: the client comes
 // back and catches up from the log.
-func (hr *httpReceiver) writeLocal() (bool, error) {
+func (hr *httpSink) writeLocal() (bool, error) {
 	msgs, items, overflow := hr.chans.take(nil)
 	if len(msgs) > 0 {
 		done, err := hr.writeMessageFrame(msgs)
@@ -346,10 +347,10 @@ func (hr *httpReceiver) writeLocal() (bool, error) {
 }
 
 // writeHeartbeat implements receiverSink.
-func (hr *httpReceiver) writeHeartbeat() (bool, error) { return hr.writeFrame([]byte(heartbeatFrame)) }
+func (hr *httpSink) writeHeartbeat() (bool, error) { return hr.writeFrame([]byte(heartbeatFrame)) }
 
 // writeClose implements receiverSink.
-func (hr *httpReceiver) writeClose(code int, reason string) { hr.writeFrame(closeFrame(code, reason)) }
+func (hr *httpSink) writeClose(code int, reason string) { hr.writeFrame(closeFrame(code, reason)) }
 
 // takeOptions are what a poll or a stream passes when it takes messages:
 // at most a response's worth, held in flight until committed when the
@@ -368,7 +369,7 @@ const busyGrace = 100 * time.Millisecond
 // attach takes the receiver lease of key, creating the session first if it
 // does not exist. created reports that this call created it (and must run
 // OnOpen); info is the stored connection info when it did.
-func (e *Endpoint) attach(r *http.Request, self *liveReceiver, lease store.Lease, transport string) (res store.AttachResult, created bool, info []byte, err error) {
+func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Lease, transport string) (res store.AttachResult, created bool, info []byte, err error) {
 	n := e.node
 	key := self.key
 	ctx, cancel := n.opContext()

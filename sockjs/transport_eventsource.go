@@ -33,7 +33,7 @@ func (e *Endpoint) serveEventSource(w http.ResponseWriter, r *http.Request, sid 
 	cors(h, r)
 	noCache(h)
 	h.Set("Content-Type", "text/event-stream")
-	hr := e.newHTTPReceiver(w, false, appendEventSourceFrame)
+	hr := e.newHTTPSink(w, false, appendEventSourceFrame)
 	// Opera needs one more new line first.
 	hr.prelude = []byte("\r\n")
 	e.receive(r, sid, TransportEventSource, hr)

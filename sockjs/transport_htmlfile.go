@@ -50,7 +50,7 @@ func (e *Endpoint) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid str
 	e.jsessionid(w, r)
 	noCache(h)
 	h.Set("Content-Type", contentTypeHTML)
-	hr := e.newHTTPReceiver(w, false, appendHTMLFileFrame)
+	hr := e.newHTTPSink(w, false, appendHTMLFileFrame)
 	hr.prelude = htmlfilePrelude(callback)
 	e.receive(r, sid, TransportHTMLFile, hr)
 }

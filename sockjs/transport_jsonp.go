@@ -27,7 +27,7 @@ func (e *Endpoint) serveJSONP(w http.ResponseWriter, r *http.Request, sid string
 	noCache(h)
 	h.Set("Content-Type", contentTypeJS)
 	h.Set("X-Content-Type-Options", "nosniff")
-	e.receive(r, sid, TransportJSONP, e.newHTTPReceiver(w, true, jsonpWrapper(callback)))
+	e.receive(r, sid, TransportJSONP, e.newHTTPSink(w, true, jsonpWrapper(callback)))
 }
 
 func (e *Endpoint) serveJSONPSend(w http.ResponseWriter, r *http.Request, sid string) {

@@ -163,7 +163,7 @@ type wsWriter struct {
 	raw   bool
 	key   string
 	lease store.Lease
-	lr    *liveReceiver
+	lr    *localReceiver
 	// mu guards items and itemBytes: what waits to be written, at most
 	// MaxQueuedMessages items and MaxQueuedBytes of messages. A slice, not
 	// a buffered channel, so an idle socket holds no queue memory (a
@@ -310,7 +310,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	}
 	readCtx, stopReading := context.WithCancel(context.Background())
 	defer stopReading()
-	lr := newLiveReceiver(key, readCtx)
+	lr := newLocalReceiver(key, readCtx)
 	ww := &wsWriter{
 		e: e, conn: conn, raw: raw, key: key, lr: lr,
 		lease: store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true},

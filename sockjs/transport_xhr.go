@@ -30,7 +30,7 @@ func (e *Endpoint) serveXHRPolling(w http.ResponseWriter, r *http.Request, sid s
 	}
 	e.xhrHeaders(w, r)
 	w.Header().Set("Content-Type", contentTypeJS)
-	e.receive(r, sid, TransportXHR, e.newHTTPReceiver(w, true, appendXHRFrame))
+	e.receive(r, sid, TransportXHR, e.newHTTPSink(w, true, appendXHRFrame))
 }
 
 func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid string) {
@@ -40,7 +40,7 @@ func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid
 	}
 	e.xhrHeaders(w, r)
 	w.Header().Set("Content-Type", contentTypeJS)
-	hr := e.newHTTPReceiver(w, false, appendXHRFrame)
+	hr := e.newHTTPSink(w, false, appendXHRFrame)
 	hr.prelude = xhrStreamingPrelude
 	e.receive(r, sid, TransportXHRStreaming, hr)
 }

@@ -117,24 +117,12 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = store.DefaultLeaseTTL
-	}
-	if cfg.RecheckInterval <= 0 {
-		cfg.RecheckInterval = time.Second
-	}
-	if cfg.WebsocketRecheckInterval <= 0 {
-		cfg.WebsocketRecheckInterval = 10 * time.Second
-	}
-	if cfg.ReapInterval <= 0 {
-		cfg.ReapInterval = time.Second
-	}
-	if cfg.HolderTimeout <= 0 {
-		cfg.HolderTimeout = defaultHolderTimeout
-	}
-	if cfg.OpTimeout <= 0 {
-		cfg.OpTimeout = 5 * time.Second
-	}
+	orDefault(&cfg.LeaseTTL, store.DefaultLeaseTTL)
+	orDefault(&cfg.RecheckInterval, time.Second)
+	orDefault(&cfg.WebsocketRecheckInterval, 10*time.Second)
+	orDefault(&cfg.ReapInterval, time.Second)
+	orDefault(&cfg.HolderTimeout, defaultHolderTimeout)
+	orDefault(&cfg.OpTimeout, 5*time.Second)
 	if cfg.BodyBudget == 0 {
 		cfg.BodyBudget = DefaultBodyBudget
 	}

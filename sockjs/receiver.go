@@ -586,6 +586,21 @@ func decodeFormOrJSON(r *http.Request, body []byte) ([]string, error) {
 	return decodeMessages(body)
 }
 
+// callbackHeaders reads the callback of a jsonp or htmlfile receiver, and
+// sets the headers of its answer, of contentType; false when the callback
+// is missing or invalid (the answer, a 500, is sent).
+func (e *Endpoint) callbackHeaders(w http.ResponseWriter, r *http.Request, contentType string) (string, bool) {
+	callback, ok := callbackParam(w, r)
+	if !ok {
+		return "", false
+	}
+	h := w.Header()
+	e.jsessionid(w, r)
+	noCache(h)
+	h.Set("Content-Type", contentType)
+	return callback, true
+}
+
 // callbackParam returns the JSONP/htmlfile callback name, or answers 500
 // as the protocol wants and returns ok false.
 func callbackParam(w http.ResponseWriter, r *http.Request) (string, bool) {

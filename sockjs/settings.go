@@ -126,36 +126,28 @@ func DefaultJSessionID(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Set-Cookie", "JSESSIONID="+v+"; path=/")
 }
 
+// orDefault sets *v to def when it is zero (or negative): a zero field of
+// Settings or NodeConfig means the default.
+func orDefault[T ~int | ~int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 func (s *Settings) fillDefaults() error {
 	if s.Prefix != "" && (!strings.HasPrefix(s.Prefix, "/") || strings.HasSuffix(s.Prefix, "/")) {
 		return fmt.Errorf("sockjs: prefix %q must start with / and not end with /", s.Prefix)
 	}
-	if s.ResponseLimit <= 0 {
-		s.ResponseLimit = DefaultResponseLimit
-	}
-	if s.HeartbeatDelay <= 0 {
-		s.HeartbeatDelay = DefaultHeartbeatDelay
-	}
-	if s.DisconnectDelay <= 0 {
-		s.DisconnectDelay = DefaultDisconnectDelay
-	}
+	orDefault(&s.ResponseLimit, DefaultResponseLimit)
+	orDefault(&s.HeartbeatDelay, DefaultHeartbeatDelay)
+	orDefault(&s.DisconnectDelay, DefaultDisconnectDelay)
 	if s.SockJSURL == "" {
 		s.SockJSURL = DefaultSockJSURL
 	}
-	if s.MaxMessageSize <= 0 {
-		s.MaxMessageSize = DefaultMaxMessageSize
-	}
-	if s.MaxQueuedMessages <= 0 {
-		s.MaxQueuedMessages = DefaultMaxQueuedMessages
-	}
-	if s.MaxQueuedBytes <= 0 {
-		s.MaxQueuedBytes = DefaultMaxQueuedBytes
-	}
-	if s.MaxChannels <= 0 {
-		s.MaxChannels = DefaultMaxChannels
-	}
-	if s.WriteTimeout <= 0 {
-		s.WriteTimeout = DefaultWriteTimeout
-	}
+	orDefault(&s.MaxMessageSize, DefaultMaxMessageSize)
+	orDefault(&s.MaxQueuedMessages, DefaultMaxQueuedMessages)
+	orDefault(&s.MaxQueuedBytes, DefaultMaxQueuedBytes)
+	orDefault(&s.MaxChannels, DefaultMaxChannels)
+	orDefault(&s.WriteTimeout, DefaultWriteTimeout)
 	return nil
 }

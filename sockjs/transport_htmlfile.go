@@ -42,14 +42,10 @@ func appendHTMLFileFrame(dst, frame []byte) []byte {
 }
 
 func (e *Endpoint) serveHTMLFile(w http.ResponseWriter, r *http.Request, sid string) {
-	callback, ok := callbackParam(w, r)
+	callback, ok := e.callbackHeaders(w, r, contentTypeHTML)
 	if !ok {
 		return
 	}
-	h := w.Header()
-	e.jsessionid(w, r)
-	noCache(h)
-	h.Set("Content-Type", contentTypeHTML)
 	hr := e.newHTTPSink(w, false, appendHTMLFileFrame)
 	hr.prelude = htmlfilePrelude(callback)
 	e.receive(r, sid, TransportHTMLFile, hr)

@@ -18,15 +18,11 @@ func jsonpWrapper(callback string) func(dst, frame []byte) []byte {
 }
 
 func (e *Endpoint) serveJSONP(w http.ResponseWriter, r *http.Request, sid string) {
-	callback, ok := callbackParam(w, r)
+	callback, ok := e.callbackHeaders(w, r, contentTypeJS)
 	if !ok {
 		return
 	}
-	h := w.Header()
-	e.jsessionid(w, r)
-	noCache(h)
-	h.Set("Content-Type", contentTypeJS)
-	h.Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	e.receive(r, sid, TransportJSONP, e.newHTTPSink(w, true, jsonpWrapper(callback)))
 }
 

@@ -16,29 +16,32 @@ func appendXHRFrame(dst, frame []byte) []byte {
 // an XHR stream before that much arrived.
 var xhrStreamingPrelude = append(bytes.Repeat([]byte{'h'}, 2048), '\n')
 
-func (e *Endpoint) xhrHeaders(w http.ResponseWriter, r *http.Request) {
+// xhrHeaders answers a CORS preflight (OPTIONS) and returns false, or sets
+// the headers of every xhr answer and returns true.
+func (e *Endpoint) xhrHeaders(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodOptions {
+		e.serveOptions(w, r, "OPTIONS, POST")
+		return false
+	}
 	h := w.Header()
 	e.jsessionid(w, r)
 	cors(h, r)
 	noCache(h)
+	return true
 }
 
 func (e *Endpoint) serveXHRPolling(w http.ResponseWriter, r *http.Request, sid string) {
-	if r.Method == http.MethodOptions {
-		e.serveOptions(w, r, "OPTIONS, POST")
+	if !e.xhrHeaders(w, r) {
 		return
 	}
-	e.xhrHeaders(w, r)
 	w.Header().Set("Content-Type", contentTypeJS)
 	e.receive(r, sid, TransportXHR, e.newHTTPSink(w, true, appendXHRFrame))
 }
 
 func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid string) {
-	if r.Method == http.MethodOptions {
-		e.serveOptions(w, r, "OPTIONS, POST")
+	if !e.xhrHeaders(w, r) {
 		return
 	}
-	e.xhrHeaders(w, r)
 	w.Header().Set("Content-Type", contentTypeJS)
 	hr := e.newHTTPSink(w, false, appendXHRFrame)
 	hr.prelude = xhrStreamingPrelude
@@ -46,11 +49,9 @@ func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid
 }
 
 func (e *Endpoint) serveXHRSend(w http.ResponseWriter, r *http.Request, sid string) {
-	if r.Method == http.MethodOptions {
-		e.serveOptions(w, r, "OPTIONS, POST")
+	if !e.xhrHeaders(w, r) {
 		return
 	}
-	e.xhrHeaders(w, r)
 	body, release, ok := e.readBody(w, r, sid)
 	defer release()
 	if !ok {

@@ -269,20 +269,18 @@ func (cs *Channels) Listening(name string) bool {
 
 // Subscribers counts the subscriptions of channel name on this node.
 func (cs *Channels) Subscribers(name string) int {
-	cs.mu.Lock()
-	c := cs.channels[name]
-	cs.mu.Unlock()
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.subs)
+	return cs.countSubscriptions(name, func(*Subscription) bool { return true })
 }
 
 // LiveSubscribers counts the subscriptions of channel name on this node
 // that take its messages (not those still catching up from the log).
 func (cs *Channels) LiveSubscribers(name string) int {
+	return cs.countSubscriptions(name, func(s *Subscription) bool { return s.live })
+}
+
+// countSubscriptions counts the subscriptions of channel name for which
+// match, called with Channel.mu held, is true.
+func (cs *Channels) countSubscriptions(name string, match func(*Subscription) bool) int {
 	cs.mu.Lock()
 	c := cs.channels[name]
 	cs.mu.Unlock()
@@ -291,13 +289,13 @@ func (cs *Channels) LiveSubscribers(name string) int {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	live := 0
+	n := 0
 	for s := range c.subs {
-		if s.live {
-			live++
+		if match(s) {
+			n++
 		}
 	}
-	return live
+	return n
 }
 
 // onBus takes one message from the bus listener (one at a time).

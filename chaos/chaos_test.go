@@ -22,8 +22,8 @@ type scenario struct {
 	fast bool
 	// netns: the nodes run in network namespaces (needs root).
 	netns bool
-	// ha: Redis Cluster with replicas and a NATS cluster (issue: failovers).
-	ha bool
+	// ha: a replicated Redis (Cluster or Sentinel) and a NATS cluster.
+	ha haTopology
 	// nodeLost: a node goes away, so its websockets may close (a
 	// websocket cannot move); no other session may.
 	nodeLost bool
@@ -36,6 +36,11 @@ type scenario struct {
 	fault func(t *testing.T, c *cluster, s settings)
 }
 
+// leanHASessions is the load of a failover scenario in the fast subset
+// (CI): two sessions per transport keep its cost near a minute for the
+// three of them, replicated backends and race-built nodes included.
+const leanHASessions = 8
+
 var scenarios = []scenario{
 	{name: "steady", fault: steady},
 	{name: "kill9", nodeLost: true, fault: kill9},
@@ -45,8 +50,9 @@ var scenarios = []scenario{
 	{name: "redis", fast: true, fault: redisRestart},
 	{name: "slow", fault: slowConsumers},
 	{name: "malformed", fast: true, fault: malformed},
-	{name: "redis-failover", ha: true, fault: redisFailover},
-	{name: "nats-failover", ha: true, fault: natsFailover},
+	{name: "redis-failover", fast: true, ha: redisClusterHA, fault: redisFailover},
+	{name: "nats-failover", fast: true, ha: redisClusterHA, fault: natsFailover},
+	{name: "sentinel-failover", fast: true, ha: redisSentinelHA, fault: sentinelFailover},
 	{name: "redis-nopersist", measureOnly: true, fault: redisRestartEmpty},
 }
 
@@ -62,6 +68,10 @@ func TestChaos(t *testing.T) {
 			continue
 		}
 		t.Run(sc.name, func(t *testing.T) {
+			s := s
+			if sc.ha != noHA && !s.full && !s.sessionsSet {
+				s.sessions = leanHASessions
+			}
 			var nsNet *netnsNet
 			if sc.netns {
 				nsNet = newNetnsNet(t, 3)
@@ -263,7 +273,7 @@ func redisFailover(t *testing.T, c *cluster, s settings) {
 	})
 	t.Logf("Redis Cluster failed over %v after the master was killed (cluster-node-timeout %s)",
 		time.Since(killed).Round(100*time.Millisecond), redisNodeTimeout)
-	time.Sleep(8 * time.Second)
+	time.Sleep(s.downtime(8 * time.Second))
 	master.start(t)
 }
 
@@ -272,7 +282,7 @@ func redisFailover(t *testing.T, c *cluster, s settings) {
 func natsFailover(t *testing.T, c *cluster, s settings) {
 	srv := c.natsNodes[0]
 	srv.stop(t, syscall.SIGKILL)
-	time.Sleep(6 * time.Second)
+	time.Sleep(s.downtime(6 * time.Second))
 	srv.start(t)
 	for _, n := range c.nodes {
 		n.waitReady(t, 15*time.Second)

@@ -38,6 +38,19 @@ type settings struct {
 	transports []string
 	only       map[string]bool
 	reportDir  string
+	// sessionsSet: SHOAL_CHAOS_SESSIONS was given (a lean HA run in CI
+	// then keeps it).
+	sessionsSet bool
+}
+
+// downtime is how long a failed server stays down before it starts
+// again: d at full size; in the fast subset CI runs, a quarter, enough
+// for the load to run on the failed-over cluster.
+func (s settings) downtime(d time.Duration) time.Duration {
+	if s.full {
+		return d
+	}
+	return d / 4
 }
 
 func loadSettings(t *testing.T) settings {
@@ -51,6 +64,7 @@ func loadSettings(t *testing.T) settings {
 	if s.full {
 		s.sessions = 120
 	}
+	s.sessionsSet = os.Getenv("SHOAL_CHAOS_SESSIONS") != ""
 	if v := os.Getenv("SHOAL_CHAOS_SESSIONS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
@@ -195,8 +209,10 @@ func (n *node) waitReady(t *testing.T, d time.Duration) {
 // three masters with a replica each and a cluster of three NATS servers.
 type cluster struct {
 	redis, nats *server // the single servers (not ha)
-	// ha: the Redis Cluster's and the NATS cluster's servers.
+	// ha: the Redis Cluster's (or Sentinel's master and replicas) and the
+	// NATS cluster's servers.
 	redisNodes, natsNodes []*server
+	sentinels             []*server // Sentinel: the Sentinels
 	redisURL, natsURL     string
 	natsMonitors          []string // host:port of each NATS server's monitoring
 	nodes                 []*node
@@ -204,14 +220,26 @@ type cluster struct {
 	net                   *netnsNet
 }
 
+// haTopology is the replicated Redis a scenario runs on, if any.
+type haTopology int
+
+const (
+	noHA            haTopology = iota // one redis-server, one nats-server
+	redisClusterHA                    // Redis Cluster and a NATS cluster (startHA)
+	redisSentinelHA                   // Redis under Sentinel and a NATS cluster (startSentinelHA)
+)
+
 // startCluster starts everything on loopback, or, with nsNet, each node in
 // its own network namespace on a bridge (so a node's address can vanish).
-func startCluster(t *testing.T, s settings, nsNet *netnsNet, ha bool) *cluster {
+func startCluster(t *testing.T, s settings, nsNet *netnsNet, ha haTopology) *cluster {
 	t.Helper()
 	c := &cluster{net: nsNet}
-	if ha {
+	switch ha {
+	case redisClusterHA:
 		c.startHA(t)
-	} else {
+	case redisSentinelHA:
+		c.startSentinelHA(t)
+	default:
 		c.startSingle(t, nsNet)
 	}
 	c.startNodes(t, s, nsNet)
@@ -501,7 +529,7 @@ func rss(pid int) (int64, error) {
 const redisNodeTimeout = 2 * time.Second
 
 // startHA starts a Redis Cluster (3 masters, 1 replica each, AOF on) and
-// three NATS servers routed to each other.
+// a NATS cluster.
 func (c *cluster) startHA(t *testing.T) {
 	t.Helper()
 	var addrs []string
@@ -549,7 +577,12 @@ func (c *cluster) startHA(t *testing.T) {
 		return nil
 	})
 	c.redisURL = "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
+	c.startNATSCluster(t)
+}
 
+// startNATSCluster starts three NATS servers routed to each other.
+func (c *cluster) startNATSCluster(t *testing.T) {
+	t.Helper()
 	routes := make([]string, 3)
 	ports, monitorPorts := make([]int, 3), make([]int, 3)
 	for i := range 3 {

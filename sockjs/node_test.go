@@ -1,0 +1,511 @@
+package sockjs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/store"
+)
+
+// A node's life: its stats, what Close ends and that nothing outlives it,
+// the release of a dead node's sessions and the take-over from a dead
+// holder (killableStore).
+
+// TestStats: the counters follow the traffic of a websocket and a polling
+// session exactly.
+func TestStats(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{}
+	n, _, base := c.node(t, rec, Settings{})
+
+	conn := dialWS(t, base+"/0/w/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if st := n.Stats(); st.SessionsActive != 1 || st.Transports[TransportWebsocket] != 1 || st.ConnectionsActive < 1 {
+			return fmt.Errorf("stats with one websocket: %+v", st)
+		}
+		return nil
+	})
+	for i := range 5 {
+		writeWS(t, conn, fmt.Sprintf(`["m%d"]`, i))
+		want(t, "echo", readWS(t, conn), fmt.Sprintf(`a["m%d"]`, i))
+	}
+	_, body := do(t, "POST", base+"/0/p/xhr", "")
+	want(t, "poll open", body, "o\n")
+	do(t, "POST", base+"/0/p/xhr_send", `["x","y"]`)
+	_, body = do(t, "POST", base+"/0/p/xhr", "")
+	want(t, "poll echo", body, `a["x","y"]`+"\n")
+	conn.Close(websocket.StatusNormalClosure, "")
+
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		st := n.Stats()
+		if st.PacketsRecv != 7 || st.PacketsSent != 7 || st.SessionsOpened != 2 || st.SessionsClosed != 1 ||
+			st.SessionsActive != 0 || st.Transports[TransportWebsocket] != 0 {
+			return fmt.Errorf("stats after traffic: %+v", st)
+		}
+		return nil
+	})
+	// The rates come from one-second samples; 7 packets each way within
+	// the window give a positive average no bigger than 7/s.
+	testenv.CheckFor(t, 3*time.Second, 50*time.Millisecond, func() error {
+		st := n.Stats()
+		if st.PacketsSentPS <= 0 || st.PacketsSentPS > 7 || st.PacketsRecvPS <= 0 || st.PacketsRecvPS > 7 {
+			return fmt.Errorf("rates: sent %v/s, recv %v/s", st.PacketsSentPS, st.PacketsRecvPS)
+		}
+		return nil
+	})
+}
+
+func TestStatsJSON(t *testing.T) {
+	a := Stats{SessionsActive: 2, Transports: map[string]int64{TransportXHR: 2}, PacketsSent: 5, PacketsSentPS: 1.5}
+	b := Stats{SessionsActive: 1, Transports: map[string]int64{TransportWebsocket: 1}, PacketsSent: 1, ConnectionsActive: 3}
+	sum := a.Add(b)
+	raw, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]float64{
+		"sessions_active": 3, "transp_xhr": 2, "transp_websocket": 1, "transp_eventsource": 0,
+		"connections_active": 3, "packets_sent": 6, "packets_sent_ps": 1.5, "connections_ps": 0, "packets_recv_ps": 0,
+	} {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v (%s)", k, m[k], v, raw)
+		}
+	}
+	var back Stats
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.SessionsActive != 3 || back.Transports[TransportXHR] != 2 || back.PacketsSent != 6 || back.PacketsSentPS != 1.5 {
+		t.Fatalf("round trip: %+v", back)
+	}
+}
+
+// TestReleaseNode: a survivor cleans up after a node: the websocket session
+// it held is closed with OnClose once, and a polling session it held is
+// served elsewhere at once.
+func TestReleaseNode(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	recA, recB := &recorder{}, &recorder{}
+	long := func(cfg *NodeConfig) { cfg.LeaseTTL = time.Hour }
+	a, _, baseA := c.node(t, recA, Settings{}, long)
+	b, eb, baseB := c.node(t, recB, Settings{}, long)
+
+	conn := dialWS(t, baseA+"/0/w/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	_, body := do(t, "POST", baseA+"/0/p/xhr", "")
+	want(t, "poll open", body, "o\n")
+	parked := make(chan string, 1)
+	go func() { // parks on A
+		_, body := do(t, "POST", baseA+"/0/p/xhr", "")
+		parked <- body
+	}()
+	key := eb.keyOf(idFromClientSession("p"))
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
+			return fmt.Errorf("poll not parked on A: %+v %v", st, err)
+		}
+		return nil
+	})
+	_, body = do(t, "POST", baseB+"/0/p/xhr", "")
+	want(t, "poll on B while A holds it", body, `c[2010,"Another connection still open"]`+"\n")
+
+	res, err := b.ReleaseNode(context.Background(), a.ID())
+	if err != nil || res.Released != 2 || len(res.Closed) != 1 {
+		t.Fatalf("ReleaseNode = %+v, %v; want 2 released, 1 closed", res, err)
+	}
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if _, closed := recB.counts(); closed != 1 {
+			return fmt.Errorf("OnClose on B ran %d times", closed)
+		}
+		return nil
+	})
+	do(t, "POST", baseB+"/0/p/xhr_send", `["moved"]`)
+	_, body = do(t, "POST", baseB+"/0/p/xhr", "")
+	want(t, "poll on B after release", body, `a["moved"]`+"\n")
+
+	// A second cleaner finds nothing; OnClose ran once in all.
+	if res, err := a.ReleaseNode(context.Background(), a.ID()); err != nil || res.Released != 0 {
+		t.Fatalf("second ReleaseNode = %+v, %v", res, err)
+	}
+	// A's parked poll finds its lease gone at its next look at the store
+	// and ends.
+	select {
+	case <-parked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("A's parked poll did not end")
+	}
+	_, closedA := recA.counts()
+	_, closedB := recB.counts()
+	if closedA+closedB != 1 {
+		t.Fatalf("OnClose ran %d times on A and %d on B; want once in all", closedA, closedB)
+	}
+}
+
+// TestCloseDrainsReceivers: closing a node (SIGTERM's drain) answers a
+// parked poll with a heartbeat, ends a stream cleanly, releases both
+// leases without closing the sessions, and closes websockets with 1001.
+func TestCloseDrainsReceivers(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	rec := &recorder{}
+	n, e, base := c.node(t, rec, Settings{})
+	_, body := do(t, "POST", base+"/0/p/xhr", "")
+	want(t, "poll open", body, "o\n")
+	polled := make(chan string, 1)
+	go func() {
+		_, body := do(t, "POST", base+"/0/p/xhr", "")
+		polled <- body
+	}()
+	_, br := stream(t, "POST", base+"/0/s/xhr_streaming")
+	readLine(t, br)
+	want(t, "stream open", readLine(t, br), "o\n")
+	conn := dialWS(t, base+"/0/w/websocket")
+	want(t, "ws open", readWS(t, conn), "o")
+	pollKey, streamKey := e.keyOf(idFromClientSession("p")), e.keyOf(idFromClientSession("s"))
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if st := n.Stats(); st.SessionsActive != 3 {
+			return fmt.Errorf("%d receivers live, want 3", st.SessionsActive)
+		}
+		return nil
+	})
+
+	// The client reads on, as a real one does: the websocket close
+	// handshake waits for its answer.
+	type wsEnd struct {
+		frame string
+		code  websocket.StatusCode
+	}
+	wsEnded := make(chan wsEnd, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, b, _ := conn.Read(ctx)
+		_, _, err := conn.Read(ctx)
+		wsEnded <- wsEnd{string(b), websocket.CloseStatus(err)}
+	}()
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case body := <-polled:
+		want(t, "parked poll answered", body, "h\n")
+	case <-time.After(2 * time.Second):
+		t.Fatal("parked poll not answered")
+	}
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Fatalf("stream did not end cleanly: %q, %v", rest, err)
+	}
+	end := <-wsEnded
+	want(t, "ws close frame", end.frame, `c[1001,"Going away"]`)
+	want(t, "ws close code", end.code, websocket.StatusGoingAway)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("drain took %v", d)
+	}
+	for _, key := range []string{pollKey, streamKey} {
+		st, err := c.store.Get(context.Background(), key)
+		if err != nil || st.State != store.StateOpen || st.ReceiverNode != "" {
+			t.Fatalf("%s after drain: %+v, %v; want open and released", key, st, err)
+		}
+	}
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if _, closed := rec.counts(); closed != 1 {
+			return fmt.Errorf("OnClose ran %d times, want 1 (the websocket)", closed)
+		}
+		return nil
+	})
+}
+
+// TestNothingReadsTheStoreAfterClose: once Node.Close has returned, none
+// of the node's receivers, timers or loops touches the store, whatever was
+// live at the close (a parked poll, a stream, a websocket), with every
+// timer (heartbeat, re-check, lease renewal) running every few
+// milliseconds. (A receiver that detached late, just after Close
+// returned, would be seen only when it loses that race; the timers that
+// keep firing are seen every time.)
+func TestNothingReadsTheStoreAfterClose(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ks := &killableStore{Store: c.store}
+	quick := func(cfg *NodeConfig) {
+		cfg.Store = ks
+		cfg.RecheckInterval = 10 * time.Millisecond
+		cfg.WebsocketRecheckInterval = 10 * time.Millisecond
+		cfg.LeaseTTL = 60 * time.Millisecond // renewals every 20 ms
+	}
+	n, _, base := c.node(t, &recorder{}, Settings{HeartbeatDelay: 15 * time.Millisecond}, quick)
+	_, body := do(t, "POST", base+"/0/p/xhr", "")
+	want(t, "poll open", body, "o\n")
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		do(t, "POST", base+"/0/p/xhr", "")
+	}()
+	resp, br := stream(t, "POST", base+"/0/s/xhr_streaming")
+	defer resp.Body.Close()
+	readLine(t, br) // the prelude
+	want(t, "stream open", readLine(t, br), "o\n")
+	conn := dialWS(t, base+"/0/w/websocket")
+	want(t, "ws open", readWS(t, conn), "o")
+	go func() {
+		for {
+			if _, _, err := conn.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // heartbeats, re-checks and renewals run
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ks.dead.Store(true)
+	<-polled
+	time.Sleep(100 * time.Millisecond) // ten re-check intervals, five renewals
+	if late := ks.late.Load(); late != 0 {
+		t.Fatalf("%d store calls after Node.Close returned", late)
+	}
+}
+
+// killableStore is the shared store as seen by one node: once killed,
+// nothing that node does reaches it any more, as after a SIGKILL. It has
+// the capabilities of the memory store it wraps.
+type killableStore struct {
+	store.Store
+	dead atomic.Bool
+	// late counts the calls made once dead.
+	late atomic.Int64
+	// dieOnDrain kills the node right after a Drain took messages: it
+	// dies before writing them.
+	dieOnDrain atomic.Bool
+}
+
+var errKilled = errors.New("test: node killed")
+
+func (s *killableStore) isDead() bool {
+	if s.dead.Load() {
+		s.late.Add(1)
+		return true
+	}
+	return false
+}
+
+func (s *killableStore) Create(ctx context.Context, id string, opts store.CreateOptions) (bool, error) {
+	if s.isDead() {
+		return false, errKilled
+	}
+	return s.Store.Create(ctx, id, opts)
+}
+
+func (s *killableStore) Get(ctx context.Context, id string) (store.Session, error) {
+	if s.isDead() {
+		return store.Session{}, errKilled
+	}
+	return s.Store.Get(ctx, id)
+}
+
+func (s *killableStore) Attach(ctx context.Context, id string, l store.Lease, opts ...store.DrainOption) (store.AttachResult, error) {
+	if s.isDead() {
+		return store.AttachResult{}, errKilled
+	}
+	return s.Store.Attach(ctx, id, l, opts...)
+}
+
+func (s *killableStore) Renew(ctx context.Context, id string, l store.Lease) error {
+	if s.isDead() {
+		return errKilled
+	}
+	return s.Store.Renew(ctx, id, l)
+}
+
+func (s *killableStore) Detach(ctx context.Context, id, token string) error {
+	if s.isDead() {
+		return errKilled
+	}
+	return s.Store.Detach(ctx, id, token)
+}
+
+func (s *killableStore) Append(ctx context.Context, id string, msgs []string, limits store.QueueLimits) (store.AppendResult, error) {
+	if s.isDead() {
+		return store.AppendResult{}, errKilled
+	}
+	return s.Store.Append(ctx, id, msgs, limits)
+}
+
+func (s *killableStore) Drain(ctx context.Context, id, token string, opts ...store.DrainOption) (store.DrainResult, error) {
+	if s.isDead() {
+		return store.DrainResult{}, errKilled
+	}
+	res, err := s.Store.Drain(ctx, id, token, opts...)
+	if err == nil && len(res.Messages) > 0 && s.dieOnDrain.Load() {
+		s.dead.Store(true)
+		return store.DrainResult{}, errKilled
+	}
+	return res, err
+}
+
+func (s *killableStore) Commit(ctx context.Context, id, token string, detach bool) error {
+	if s.isDead() {
+		return errKilled
+	}
+	return s.Store.(store.Committer).Commit(ctx, id, token, detach)
+}
+
+func (s *killableStore) TakeOver(ctx context.Context, id, from string, l store.Lease, opts ...store.DrainOption) (store.AttachResult, error) {
+	if s.isDead() {
+		return store.AttachResult{}, errKilled
+	}
+	return s.Store.(store.LeaseTaker).TakeOver(ctx, id, from, l, opts...)
+}
+
+func (s *killableStore) Close(ctx context.Context, id string, code int, reason string) (bool, error) {
+	if s.isDead() {
+		return false, errKilled
+	}
+	return s.Store.Close(ctx, id, code, reason)
+}
+
+func (s *killableStore) Reap(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	if s.isDead() {
+		return nil, errKilled
+	}
+	return s.Store.Reap(ctx, now, limit)
+}
+
+func (s *killableStore) SetAttr(ctx context.Context, id, key, value string) error {
+	if s.isDead() {
+		return errKilled
+	}
+	return s.Store.SetAttr(ctx, id, key, value)
+}
+
+func (s *killableStore) Attr(ctx context.Context, id, key string) (string, bool, error) {
+	if s.isDead() {
+		return "", false, errKilled
+	}
+	return s.Store.Attr(ctx, id, key)
+}
+
+// TestTakeOverFromDeadHolder: a node dies (no store, no bus, no cleanup)
+// while it holds a parked poll. The client polls again on a survivor: it
+// gets what was sent meanwhile within HolderTimeout, never 2010, long
+// before the lease's TTL or membership would free it. While the holder
+// lived, the same second poll got 2010.
+func TestTakeOverFromDeadHolder(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ks := &killableStore{Store: c.store}
+	settings := Settings{HeartbeatDelay: time.Minute}
+	a, _, baseA := c.node(t, &recorder{}, settings, func(cfg *NodeConfig) { cfg.Store = ks })
+	_, eB, baseB := c.node(t, &recorder{}, settings)
+	_, body := do(t, "POST", baseA+"/0/s/xhr", "")
+	want(t, "open on A", body, "o\n")
+
+	pollCtx, abortPoll := context.WithCancel(context.Background())
+	defer abortPoll()
+	go func() {
+		req, _ := http.NewRequestWithContext(pollCtx, "POST", baseA+"/0/s/xhr", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	key := eB.keyOf(idFromClientSession("s"))
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
+			return fmt.Errorf("poll not parked on A: %+v, %v", st, err)
+		}
+		return nil
+	})
+	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	want(t, "second poll while A lives", body, "c[2010,\"Another connection still open\"]\n")
+
+	// A dies: its store calls fail, its bus listener is gone, nothing
+	// detaches its poll.
+	ks.dead.Store(true)
+	a.stopListen()
+	resp, _ := do(t, "POST", baseB+"/0/s/xhr_send", `["after"]`)
+	want(t, "send on B", resp.StatusCode, http.StatusNoContent)
+	start := time.Now()
+	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	took := time.Since(start)
+	want(t, "poll on B after A died", body, `a["after"]`+"\n")
+	if limit := 5 * defaultHolderTimeout; took > limit {
+		t.Fatalf("take-over took %v, more than %v", took, limit)
+	}
+	t.Logf("poll on the survivor served %v after it began", took.Round(time.Millisecond))
+	// The session goes on from B.
+	do(t, "POST", baseB+"/0/s/xhr_send", `["next"]`)
+	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	if !strings.Contains(body, "next") {
+		t.Fatalf("poll after take-over: %q", body)
+	}
+}
+
+// TestDrainedMessagesSurviveHolderDeath: the node holding a parked poll
+// takes a message off the queue and dies before writing it. The client's
+// poll on a survivor gets it (the store kept it in flight), exactly once.
+func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ks := &killableStore{Store: c.store}
+	settings := Settings{HeartbeatDelay: time.Minute}
+	a, _, baseA := c.node(t, &recorder{}, settings, func(cfg *NodeConfig) { cfg.Store = ks })
+	_, eB, baseB := c.node(t, &recorder{}, settings)
+	_, body := do(t, "POST", baseA+"/0/s/xhr", "")
+	want(t, "open on A", body, "o\n")
+	pollCtx, abortPoll := context.WithCancel(context.Background())
+	defer abortPoll()
+	go func() {
+		req, _ := http.NewRequestWithContext(pollCtx, "POST", baseA+"/0/s/xhr", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	key := eB.keyOf(idFromClientSession("s"))
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
+			return fmt.Errorf("poll not parked on A: %+v, %v", st, err)
+		}
+		return nil
+	})
+	ks.dieOnDrain.Store(true)
+	resp, _ := do(t, "POST", baseB+"/0/s/xhr_send", `["taken"]`)
+	want(t, "send on B", resp.StatusCode, http.StatusNoContent)
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !ks.dead.Load() {
+			return errors.New("A has not drained yet")
+		}
+		return nil
+	})
+	a.stopListen()
+	abortPoll()
+	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	want(t, "poll on B after A died holding the message", body, `a["taken"]`+"\n")
+	do(t, "POST", baseB+"/0/s/xhr_send", `["next"]`)
+	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	want(t, "next poll: no duplicate", body, `a["next"]`+"\n")
+}

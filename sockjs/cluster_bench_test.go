@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoal-rt/shoal/sockjs"
 
@@ -39,19 +40,23 @@ func (c *redisCluster) redisCmds() int64 {
 }
 
 // pollingEcho opens a session (open(0)), then b.N times sends a message
-// with xhr_send (to send(i)) and polls its echo (from poll(i)).
-func pollingEcho(b *testing.B, open, send, poll func(i int) string) {
+// with xhr_send (to send(i)) and polls its echo (from poll(i)). With
+// parkedOn, the poll is parked before the send, as a browser's is: it
+// goes to parkedOn(i), whose attach is done when that node's next Redis
+// round trip has been answered.
+func pollingEcho(b *testing.B, open, send, poll func(i int) string, parkedOn func(i int) *clusterNode) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	b.Cleanup(client.CloseIdleConnections)
 	post := func(url, body string) string {
 		resp, err := client.Post(url, "text/plain", strings.NewReader(body))
 		if err != nil {
-			b.Fatal(err)
+			b.Error(err)
+			return ""
 		}
 		defer resp.Body.Close()
 		got, err := io.ReadAll(resp.Body)
 		if err != nil {
-			b.Fatal(err)
+			b.Error(err)
 		}
 		return string(got)
 	}
@@ -62,8 +67,20 @@ func pollingEcho(b *testing.B, open, send, poll func(i int) string) {
 	b.SetBytes(int64(len(benchMsg)))
 	b.ResetTimer()
 	for i := range b.N {
+		polled := make(chan string, 1)
+		if parkedOn != nil {
+			pn := parkedOn(i)
+			answered := pn.redis.answered.Load()
+			go func() { polled <- post(poll(i)+"/xhr", "") }()
+			for pn.redis.answered.Load() == answered {
+				time.Sleep(20 * time.Microsecond)
+			}
+		}
 		post(send(i)+"/xhr_send", benchMsg)
-		if got := post(poll(i)+"/xhr", ""); !strings.HasPrefix(got, "a[") {
+		if parkedOn == nil {
+			polled <- post(poll(i)+"/xhr", "")
+		}
+		if got := <-polled; !strings.HasPrefix(got, "a[") {
 			b.Fatalf("poll got %q", got)
 		}
 	}
@@ -72,32 +89,36 @@ func pollingEcho(b *testing.B, open, send, poll func(i int) string) {
 
 // BenchmarkClusterXHRPollingEcho: one xhr_send and one poll per op, on an
 // in-memory node, on one node over Redis and NATS, and over three such
-// nodes with the send and the poll each on another node than the last.
+// nodes with the send and the poll each on another node than the last;
+// "-parked": the poll is parked before the send (a browser's echo), so
+// the send wakes it.
 func BenchmarkClusterXHRPollingEcho(b *testing.B) {
 	b.Run("memory-1node", func(b *testing.B) {
 		base := sockjs.MemoryNode(b, sockjs.HandlerFuncs{Message: func(s *sockjs.Session, m string) { s.Send(m) }}, sockjs.Settings{})
 		u := base + newClientSession()
 		at := func(int) string { return u }
-		pollingEcho(b, at, at, at)
+		pollingEcho(b, at, at, at, nil)
 	})
-	b.Run("redis-1node", func(b *testing.B) {
-		c := newRedisCluster(b, 1, sockjs.Settings{}, nil)
-		u := c.node(0).base + newClientSession()
-		at := func(int) string { return u }
-		trips, cmds := c.redisTrips(), c.redisCmds()
-		pollingEcho(b, at, at, at)
-		reportRedis(b, c, trips, cmds)
-	})
-	b.Run("redis-3nodes", func(b *testing.B) {
-		c := newRedisCluster(b, 3, sockjs.Settings{}, nil)
-		sess := newClientSession()
-		trips, cmds := c.redisTrips(), c.redisCmds()
-		pollingEcho(b,
-			func(i int) string { return c.node(2*i).base + sess },
-			func(i int) string { return c.node(2*i+1).base + sess },
-			func(i int) string { return c.node(2*i+2).base + sess })
-		reportRedis(b, c, trips, cmds)
-	})
+	for _, bc := range []struct {
+		name   string
+		nodes  int
+		parked bool
+	}{{"redis-1node", 1, false}, {"redis-3nodes", 3, false}, {"redis-1node-parked", 1, true}, {"redis-3nodes-parked", 3, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := newRedisCluster(b, bc.nodes, sockjs.Settings{}, nil)
+			sess := newClientSession()
+			at := func(k int) func(i int) string {
+				return func(i int) string { return c.node(2*i+k).base + sess }
+			}
+			var parkedOn func(i int) *clusterNode
+			if bc.parked {
+				parkedOn = func(i int) *clusterNode { return c.node(2*i + 2) }
+			}
+			trips, cmds := c.redisTrips(), c.redisCmds()
+			pollingEcho(b, at(0), at(1), at(2), parkedOn)
+			reportRedis(b, c, trips, cmds)
+		})
+	}
 }
 
 // wsEcho writes a message and reads its echo, b.N times.

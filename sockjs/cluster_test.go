@@ -43,6 +43,8 @@ type redisCounter struct {
 	mu     sync.Mutex
 	trips  int64
 	byName map[string]int64
+	// answered counts round trips whose reply came back.
+	answered atomic.Int64
 }
 
 func (c *redisCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -50,6 +52,7 @@ func (c *redisCounter) DialHook(next redis.DialHook) redis.DialHook { return nex
 func (c *redisCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		c.count(cmd)
+		defer c.answered.Add(1)
 		return next(ctx, cmd)
 	}
 }
@@ -57,6 +60,7 @@ func (c *redisCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (c *redisCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.count(cmds...)
+		defer c.answered.Add(1)
 		return next(ctx, cmds)
 	}
 }
@@ -933,5 +937,67 @@ func TestClusterNATSDownUp(t *testing.T) {
 	if d := time.Since(start); d > recheck/2 {
 		t.Errorf("websocket frame from n2 took %v with NATS back", d)
 	}
+	c.h.checkOnce(t, false)
+}
+
+// TestClusterPollHandOff: a send to a parked poll on another node hands
+// the message over with the wake-up (store.HandOffCommitter), so the poll
+// writes it without draining the queue: its node makes two Redis round
+// trips, the attach and the commit. A hand-off whose wake-up never comes
+// is drained by the poll's re-check, and reaches the client once.
+func TestClusterPollHandOff(t *testing.T) {
+	t.Parallel()
+	c := newRedisCluster(t, 2, sockjs.Settings{}, func(cfg *sockjs.NodeConfig) {
+		cfg.RecheckInterval = 300 * time.Millisecond
+		cfg.ReapInterval = time.Hour
+	})
+	sess := newClientSession()
+	poll := func() string {
+		_, body := sockjs.Do(t, "POST", c.node(1).base+sess+"/xhr", "")
+		return body
+	}
+	sockjs.Want(t, "open", poll(), "o\n")
+	key := "/t/" + c.h.nextOpen(t)
+	// parked polls on node 1 and returns what it got; its attach has
+	// been answered when parked returns.
+	parked := func() <-chan string {
+		got := make(chan string, 1)
+		answered := c.node(1).redis.answered.Load()
+		go func() { got <- poll() }()
+		testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+			if c.node(1).redis.answered.Load() == answered {
+				return errors.New("poll not attached yet")
+			}
+			return nil
+		})
+		return got
+	}
+
+	for i := range 3 {
+		got := parked()
+		trips := c.node(1).redis.answered.Load()
+		msg := fmt.Sprintf("m%d", i)
+		resp, _ := sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["`+msg+`"]`)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("xhr_send: %d", resp.StatusCode)
+		}
+		sockjs.Want(t, "poll", <-got, `a["`+msg+`"]`+"\n")
+		// The commit runs before the response ends.
+		if n := c.node(1).redis.answered.Load() - trips; n > 1 {
+			_, byName := c.node(1).redis.snapshot()
+			t.Errorf("round %d: the woken poll's node made %d Redis round trips after its attach, want 1 (the commit): %v", i, n, byName)
+		}
+	}
+
+	// Handed off, but nobody tells the poll: its re-check drains it.
+	got := parked()
+	res, err := c.nodes[0].store.Append(context.Background(), key, []string{"lost"}, store.QueueLimits{})
+	if err != nil || res.HandOff.Token == "" {
+		t.Fatalf("Append to a parked poll = %+v, %v; want it handed off", res, err)
+	}
+	sockjs.Want(t, "poll after a lost hand-off", <-got, `a["lost"]`+"\n")
+	got = parked()
+	sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["after"]`)
+	sockjs.Want(t, "next poll", <-got, `a["after"]`+"\n")
 	c.h.checkOnce(t, false)
 }

@@ -36,6 +36,9 @@ type Endpoint struct {
 
 	chanMu     sync.Mutex                      // serialises HandleChannels
 	chanRoutes atomic.Pointer[[]*channelRoute] // see channels.go
+
+	takeOptsOnce          sync.Once // see takeOptions
+	takeOpts, handOffOpts []store.DrainOption
 }
 
 // NewEndpoint mounts handler on the node with settings (zero fields take

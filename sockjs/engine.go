@@ -65,6 +65,9 @@ type receiverEngine struct {
 	// drainOpts are passed to every Drain: a bound on what one takes (a
 	// poll's or a stream's write; the rest goes in the next), Hold.
 	drainOpts []store.DrainOption
+	// handedOff is the hand-off batch the receiver wrote (0: none), for
+	// its commit (store.HandOffCommitter).
+	handedOff uint64
 }
 
 // run runs the loop on the caller's goroutine until the receiver ends,
@@ -129,6 +132,16 @@ func (en *receiverEngine) drain() (receiverEnd, bool) {
 	default:
 	}
 	n := en.n
+	if b := en.lr.handOff.Swap(nil); b != nil {
+		// A sender handed these over with the wake-up: they head the
+		// queue, and go without a drain. (A poll ends with this write.)
+		done, err := en.sink.writeMessages(b.msgs)
+		if err == nil {
+			en.handedOff = b.batch
+			n.stats.sent.Add(uint64(len(b.msgs)))
+		}
+		return en.wrote(done, err)
+	}
 	ctx, cancel := n.opContext()
 	dr, err := n.store.Drain(ctx, en.lr.key, en.lease.Token, en.drainOpts...)
 	cancel()

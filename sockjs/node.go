@@ -277,6 +277,17 @@ type localReceiver struct {
 	done   chan struct{}     // closed when the receiver has finished
 	ws     *wsWriter         // set for websockets: in-memory delivery
 	chans  *receiverChannels // channel state, nil without channels
+	// handOffToken is the lease token of a poll that takes hand-offs
+	// (store.HandOffCommitter), empty for other receivers; handOff is
+	// the batch handed to it, waiting for its engine.
+	handOffToken string
+	handOff      atomic.Pointer[handOffBatch]
+}
+
+// handOffBatch is what a sender's Append handed to a parked poll.
+type handOffBatch struct {
+	batch uint64
+	msgs  []string
 }
 
 func newLocalReceiver(key string, reqCtx context.Context) *localReceiver {
@@ -385,6 +396,13 @@ func (n *Node) onBusMessage(msg []byte) {
 		if ws := n.websocketReceiver(key); ws != nil {
 			ws.enqueue(wsItem{msgs: msgs})
 		}
+	case envelopeHandOff:
+		key, token, batch, msgs, ok := decodeHandOffEnvelope(msg[1:])
+		if !ok {
+			n.log.Warn("sockjs: malformed hand-off envelope", "len", len(msg))
+			return
+		}
+		n.handOffLocal(key, token, &handOffBatch{batch: batch, msgs: msgs})
 	case envelopeChannels:
 		op, key, channel, cursor, ok := decodeNote(msg[1:])
 		if !ok || n.chans == nil {
@@ -446,6 +464,34 @@ func (n *Node) wake(ctx context.Context, key, receiverNode string) {
 			n.log.Debug("sockjs: wake-up not sent", "node", receiverNode, "err", err)
 		}
 	}
+}
+
+// handOff gives msgs, handed off by the store to the poll holding key's
+// lease (ho), to that poll on node receiverNode, and wakes it. It is a
+// wake-up that saves the poll a drain: lost, the poll drains as after any
+// wake-up.
+func (n *Node) handOff(ctx context.Context, key, receiverNode string, ho store.HandedOff, msgs []string) {
+	if receiverNode == n.id {
+		n.handOffLocal(key, ho.Token, &handOffBatch{batch: ho.Batch, msgs: msgs})
+		return
+	}
+	if err := n.bus.SendNode(ctx, receiverNode, appendHandOffEnvelope(nil, key, ho.Token, ho.Batch, msgs)); err != nil {
+		n.log.Debug("sockjs: hand-off not sent", "node", receiverNode, "err", err)
+	}
+}
+
+// handOffLocal gives b to this node's receiver of key whose lease token is
+// token, and wakes the receivers of key.
+func (n *Node) handOffLocal(key, token string, b *handOffBatch) {
+	sh := n.shard(key)
+	sh.mu.RLock()
+	for _, lr := range sh.m[key] {
+		if lr.handOffToken == token {
+			lr.handOff.Store(b)
+		}
+		lr.wake()
+	}
+	sh.mu.RUnlock()
 }
 
 // wakeReceiver wakes the receiver of key wherever it is.

@@ -132,6 +132,11 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	lr := newLocalReceiver(key, reqCtx)
 	lr.chans = e.newReceiverChannels(lr, nil)
 	hr.chans = lr.chans
+	lease := store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL}
+	_, handOffs := n.store.(store.HandOffCommitter)
+	if handOffs && hr.polling {
+		lr.handOffToken = lease.Token
+	}
 	// Close waits for the receiver to detach; one that starts while the
 	// node closes finds n.done closed at once and detaches all the same.
 	if n.enter() {
@@ -140,7 +145,6 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	n.register(lr)
 	defer n.unregister(lr)
 
-	lease := store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL}
 	res, created, info, err := e.attach(r, lr, lease, transport)
 	if errors.Is(err, errTooManyNewSessions) {
 		tooManyNewSessions(hr.w)
@@ -173,6 +177,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	}
 
 	interrupted := false
+	var handedOff uint64 // the hand-off batch the poll wrote
 	defer func() {
 		ctx, cancel := n.opContext()
 		defer cancel()
@@ -189,7 +194,9 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		// handler has not returned, so the client cannot poll again
 		// before the lease is free.
 		var err error
-		if committer, ok := n.store.(store.Committer); ok {
+		if hc, ok := n.store.(store.HandOffCommitter); ok && handedOff != 0 {
+			err = hc.CommitHandOff(ctx, key, lease.Token, handedOff, true)
+		} else if committer, ok := n.store.(store.Committer); ok {
 			err = committer.Commit(ctx, key, lease.Token, true)
 		} else {
 			err = n.store.Detach(ctx, key, lease.Token)
@@ -258,9 +265,11 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		clientGone:     reqCtx.Done(),
 		recheck:        n.cfg.RecheckInterval,
 		heartbeatDelay: e.settings.HeartbeatDelay,
-		drainOpts:      e.takeOptions(),
+		drainOpts:      e.takeOptions(false),
 	}
-	switch en.run() {
+	end := en.run()
+	handedOff = en.handedOff
+	switch end {
 	case endClientGone, endWriteFailed:
 		interrupted = true
 	case endNodeClosing:
@@ -354,13 +363,29 @@ func (hr *httpSink) writeClose(code int, reason string) { hr.writeFrame(closeFra
 
 // takeOptions are what a poll or a stream passes when it takes messages:
 // at most a response's worth, held in flight until committed when the
-// store can (store.Committer).
-func (e *Endpoint) takeOptions() []store.DrainOption {
-	if _, ok := e.node.store.(store.Committer); ok {
-		return []store.DrainOption{e.settings.drainLimit(), store.Hold()}
+// store can (store.Committer). With handOff (a poll's attach), the lease
+// also takes hand-offs when the store can (store.HandOffCommitter).
+// Computed once per endpoint: they cost allocations.
+func (e *Endpoint) takeOptions(handOff bool) []store.DrainOption {
+	e.takeOptsOnce.Do(func() {
+		e.takeOpts = []store.DrainOption{e.settings.drainLimit()}
+		if _, ok := e.node.store.(store.Committer); ok {
+			e.takeOpts = append(e.takeOpts, store.Hold())
+		}
+		e.handOffOpts = e.takeOpts[:len(e.takeOpts):len(e.takeOpts)]
+		if _, ok := e.node.store.(store.HandOffCommitter); ok {
+			e.handOffOpts = append(e.handOffOpts, store.HandOff(min(e.settings.ResponseLimit, maxHandOff)))
+		}
+	})
+	if handOff {
+		return e.handOffOpts
 	}
-	return []store.DrainOption{e.settings.drainLimit()}
+	return e.takeOpts
 }
+
+// maxHandOff bounds the bytes a sender hands to a parked poll with its
+// wake-up (store.HandOffCommitter); more goes through a drain.
+const maxHandOff = 16 << 10
 
 // busyGrace is how long a second receiver waits for a local holder that
 // may be on its way out before answering 2010.
@@ -374,7 +399,8 @@ func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Leas
 	key := self.key
 	ctx, cancel := n.opContext()
 	defer cancel()
-	res, err = n.store.Attach(ctx, key, lease, e.takeOptions()...)
+	opts := e.takeOptions(self.handOffToken != "")
+	res, err = n.store.Attach(ctx, key, lease, opts...)
 	if err != nil {
 		return res, false, nil, err
 	}
@@ -411,13 +437,13 @@ func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Leas
 				case <-old.done:
 				case <-time.After(time.Second):
 				}
-				res, err = n.store.Attach(ctx, key, lease, e.takeOptions()...)
+				res, err = n.store.Attach(ctx, key, lease, opts...)
 			case <-old.done:
-				res, err = n.store.Attach(ctx, key, lease, e.takeOptions()...)
+				res, err = n.store.Attach(ctx, key, lease, opts...)
 			case <-time.After(busyGrace):
 			}
 		} else if old == nil {
-			res, err = e.retryBusy(r.Context(), ctx, key, lease)
+			res, err = e.retryBusy(r.Context(), ctx, key, lease, opts)
 		}
 	}
 	return res, created, info, err
@@ -435,7 +461,7 @@ const busyRetry = 10 * time.Millisecond
 // Meanwhile it asks the holder whether it still serves the session, and
 // takes the lease over when it does not, or does not answer within
 // HolderTimeout: it died (see takeover.go).
-func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease store.Lease) (res store.AttachResult, err error) {
+func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease store.Lease, opts []store.DrainOption) (res store.AttachResult, err error) {
 	n := e.node
 	res.Status = store.Busy
 	var answer <-chan bool
@@ -454,7 +480,7 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 		}
 		defer func() {
 			if err == nil && res.Status == store.Busy && holder != "" {
-				res, err = lt.TakeOver(ctx, key, holder, lease, e.takeOptions()...)
+				res, err = lt.TakeOver(ctx, key, holder, lease, opts...)
 				if err == nil && res.Status == store.Attached {
 					n.log.Info("sockjs: took over the lease of a holder that did not answer", "key", key, "holder", holder)
 				}
@@ -490,7 +516,7 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 			holder = ""
 			return res, nil
 		}
-		if res, err = n.store.Attach(ctx, key, lease, e.takeOptions()...); err != nil {
+		if res, err = n.store.Attach(ctx, key, lease, opts...); err != nil {
 			return res, err
 		}
 	}

@@ -206,6 +206,9 @@ func (s *Session) appendAndWake(ctx context.Context, msgs []string) error {
 	n := s.ep.node
 	res, err := n.store.Append(ctx, s.key, msgs, s.ep.settings.queueLimits())
 	switch {
+	case err == nil && res.HandOff.Token != "":
+		n.handOff(ctx, s.key, res.ReceiverNode, res.HandOff, msgs)
+		return nil
 	case err == nil:
 		n.wake(ctx, s.key, res.ReceiverNode)
 		return nil

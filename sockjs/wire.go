@@ -13,6 +13,7 @@ import "encoding/binary"
 //
 //	wake      'w' key                           wake the receivers of key
 //	frames    'f' str(key) str(msg)...          messages for the websocket of key
+//	hand-off  'h' str(key) str(token) uv(batch) str(msg)...   messages handed to the poll holding lease token (store.HandOffCommitter)
 //	channels  'c' op str(key) str(channel) uv(cursor)   a subscription note
 //	ask       'q' str(node) str(key) uv(id)     does the receiver of key still live here? answer node
 //	answer    'a' uv(id) serving                 the answer to ask id; serving is 1 or 0
@@ -25,6 +26,7 @@ import "encoding/binary"
 const (
 	envelopeWake     = 'w'
 	envelopeFrames   = 'f'
+	envelopeHandOff  = 'h'
 	envelopeChannels = 'c'
 	envelopeAsk      = 'q'
 	envelopeAnswer   = 'a'
@@ -104,7 +106,10 @@ func appendWakeEnvelope(dst []byte, key string) []byte {
 }
 
 func appendFramesEnvelope(dst []byte, key string, msgs []string) []byte {
-	dst = appendStr(append(dst, envelopeFrames), key)
+	return appendStrs(appendStr(append(dst, envelopeFrames), key), msgs)
+}
+
+func appendStrs(dst []byte, msgs []string) []byte {
 	for _, m := range msgs {
 		dst = appendStr(dst, m)
 	}
@@ -115,13 +120,38 @@ func appendFramesEnvelope(dst []byte, key string, msgs []string) []byte {
 func decodeFramesEnvelope(b []byte) (key string, msgs []string, ok bool) {
 	r := wireReader{b: string(b)}
 	key = r.str()
-	for !r.failed && len(r.b) > 0 {
-		msgs = append(msgs, r.str())
-	}
+	msgs = r.strs()
 	if r.failed || len(msgs) == 0 {
 		return "", nil, false
 	}
 	return key, msgs, true
+}
+
+// strs reads str(s)... to the end: at least one.
+func (r *wireReader) strs() (msgs []string) {
+	for !r.failed && len(r.b) > 0 {
+		msgs = append(msgs, r.str())
+	}
+	return msgs
+}
+
+func appendHandOffEnvelope(dst []byte, key, token string, batch uint64, msgs []string) []byte {
+	dst = appendStr(append(dst, envelopeHandOff), key)
+	dst = binary.AppendUvarint(appendStr(dst, token), batch)
+	return appendStrs(dst, msgs)
+}
+
+// decodeHandOffEnvelope reads a hand-off envelope without its kind byte.
+func decodeHandOffEnvelope(b []byte) (key, token string, batch uint64, msgs []string, ok bool) {
+	r := wireReader{b: string(b)}
+	key = r.str()
+	token = r.str()
+	batch = r.uvarint()
+	msgs = r.strs()
+	if r.failed || len(msgs) == 0 || batch == 0 {
+		return "", "", 0, nil, false
+	}
+	return key, token, batch, msgs, true
 }
 
 func encodeNote(op byte, key, channel string, cursor uint64) []byte {

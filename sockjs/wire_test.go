@@ -50,6 +50,10 @@ func TestWireRoundTrips(t *testing.T) {
 	if id, serving, ok := decodeAnswer(appendAnswerEnvelope(nil, 5, true)[1:]); !ok || id != 5 || !serving {
 		t.Fatalf("answer: %d %v %v", id, serving, ok)
 	}
+	key, token, batch, msgs, ok := decodeHandOffEnvelope(appendHandOffEnvelope(nil, "/p/s", "tok", 1<<35, []string{"a", ""})[1:])
+	if !ok || key != "/p/s" || token != "tok" || batch != 1<<35 || !slices.Equal(msgs, []string{"a", ""}) {
+		t.Fatalf("hand-off: %q %q %d %q %v", key, token, batch, msgs, ok)
+	}
 	if _, _, _, _, ok := decodeNote([]byte("x\x01k\x01c\x00")); ok {
 		t.Fatal("note with an unknown op accepted")
 	}
@@ -63,6 +67,7 @@ func FuzzWire(f *testing.F) {
 	f.Add(encodeNote(noteSubscribe, "/p/s", "room", 7)[1:])
 	f.Add(encodeBusEntry(12, encodeEntry("/p/x", "msg")))
 	f.Add(appendAskEnvelope(nil, "node", "/p/s", 9)[1:])
+	f.Add(appendHandOffEnvelope(nil, "/t/k", "tok", 3, []string{"a", "ü"})[1:])
 	f.Add(appendAnswerEnvelope(nil, 9, true)[1:])
 	f.Add([]byte{0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -70,6 +75,12 @@ func FuzzWire(f *testing.F) {
 			k2, m2, ok2 := decodeFramesEnvelope(appendFramesEnvelope(nil, key, msgs)[1:])
 			if !ok2 || k2 != key || !slices.Equal(m2, msgs) {
 				t.Fatalf("frames: %q %q → %q %q %v", key, msgs, k2, m2, ok2)
+			}
+		}
+		if key, token, batch, msgs, ok := decodeHandOffEnvelope(b); ok {
+			k2, t2, b2, m2, ok2 := decodeHandOffEnvelope(appendHandOffEnvelope(nil, key, token, batch, msgs)[1:])
+			if !ok2 || k2 != key || t2 != token || b2 != batch || !slices.Equal(m2, msgs) {
+				t.Fatalf("hand-off: %q %q %d %q → %q %q %d %q %v", key, token, batch, msgs, k2, t2, b2, m2, ok2)
 			}
 		}
 		if op, key, channel, cursor, ok := decodeNote(b); ok {

@@ -34,9 +34,10 @@ type Memory struct {
 }
 
 var (
-	_ Store      = (*Memory)(nil)
-	_ LeaseTaker = (*Memory)(nil)
-	_ Committer  = (*Memory)(nil)
+	_ Store            = (*Memory)(nil)
+	_ LeaseTaker       = (*Memory)(nil)
+	_ Committer        = (*Memory)(nil)
+	_ HandOffCommitter = (*Memory)(nil)
 )
 
 const memoryShards = 64
@@ -71,6 +72,14 @@ type memSession struct {
 	inFlight      []string
 	inFlightToken string
 	attrs         map[string]string
+
+	// Hand-offs (see HandOffCommitter): the live lease takes up to
+	// leaseHandOff bytes; handOffBatch (0: none) names the first handOffN
+	// queued messages, handed to it; handOffSeq numbers the batches.
+	leaseHandOff int
+	handOffSeq   uint64
+	handOffBatch uint64
+	handOffN     int
 }
 
 // NewMemory returns an empty in-memory Store with the default MemoryConfig.
@@ -203,6 +212,7 @@ func (m *Memory) attach(ctx context.Context, id, from string, lease Lease, opts 
 	}
 	s.takeLease(lease, now)
 	o := DrainOptionsOf(opts)
+	s.leaseHandOff = o.HandOff
 	msgs, more := m.take(s, o.MaxBytes)
 	if o.Hold {
 		msgs = s.hold(lease.Token, msgs)
@@ -223,6 +233,9 @@ func (m *Memory) take(s *memSession, maxBytes int) (msgs []string, more bool) {
 		}
 	}
 	msgs = s.queue[:n:n]
+	if n > 0 {
+		s.handOffBatch = 0 // taken: a hand-off of it is stale
+	}
 	if n == len(s.queue) {
 		s.queue = nil
 	} else {
@@ -239,6 +252,7 @@ func (m *Memory) take(s *memSession, maxBytes int) (msgs []string, more bool) {
 func (m *Memory) dropQueue(s *memSession) {
 	m.queuedBytes.Add(-int64(s.queueBytes))
 	s.queue, s.queueBytes = nil, 0
+	s.handOffBatch = 0
 }
 
 // Lock should be held.
@@ -270,6 +284,7 @@ func (m *Memory) Detach(ctx context.Context, id, token string) error {
 func (s *memSession) detach(now time.Time) {
 	s.leaseNode, s.leaseToken, s.leaseSticky = "", "", false
 	s.leaseUntil = time.Time{}
+	s.leaseHandOff = 0
 	s.deadline = now.Add(s.delay)
 }
 
@@ -323,10 +338,16 @@ func (m *Memory) Append(ctx context.Context, id string, msgs []string, limits Qu
 			m.queuedBytes.Add(-int64(size))
 			return ErrQueueFull
 		}
+		handOff := len(s.queue) == 0 && len(s.inFlight) == 0 && size <= s.leaseHandOff
 		s.queueBytes += size
 		s.queue = append(s.queue, msgs...)
 		if s.leaseLive(time.Now()) {
 			res.ReceiverNode = s.leaseNode
+			if handOff {
+				s.handOffSeq++
+				s.handOffBatch, s.handOffN = s.handOffSeq, len(msgs)
+				res.HandOff = HandedOff{Token: s.leaseToken, Batch: s.handOffBatch}
+			}
 		}
 		return nil
 	})
@@ -365,7 +386,22 @@ func (s *memSession) hold(token string, msgs []string) []string {
 
 // Commit implements Committer.
 func (m *Memory) Commit(ctx context.Context, id, token string, detach bool) error {
+	return m.CommitHandOff(ctx, id, token, 0, detach)
+}
+
+// CommitHandOff implements HandOffCommitter.
+func (m *Memory) CommitHandOff(ctx context.Context, id, token string, batch uint64, detach bool) error {
 	return m.holding(ctx, id, token, func(s *memSession, now time.Time) {
+		if batch != 0 && s.handOffBatch == batch {
+			size := 0
+			for _, msg := range s.queue[:s.handOffN] {
+				size += len(msg)
+			}
+			s.queue = append([]string(nil), s.queue[s.handOffN:]...)
+			s.queueBytes -= size
+			m.queuedBytes.Add(-int64(size))
+			s.handOffBatch = 0
+		}
 		if s.inFlightToken == token {
 			s.inFlight, s.inFlightToken = nil, ""
 		}

@@ -152,6 +152,9 @@ type DrainOptions struct {
 	// Hold keeps what is taken in flight until committed (see
 	// Committer and the Hold option).
 	Hold bool
+	// HandOff: the lease Attach takes accepts hand-offs of up to this
+	// many bytes (see HandOffCommitter and the HandOff option).
+	HandOff int
 }
 
 // MaxBytes makes Attach or Drain take at most n bytes of messages (see
@@ -172,6 +175,9 @@ type AppendResult struct {
 	// ReceiverNode holds the live lease at the time of the append; empty
 	// when no receiver is attached (the next one will drain the queue).
 	ReceiverNode string
+	// HandOff, when its Token is set, names the receiver the messages
+	// were handed to (see HandOffCommitter): the wake-up may carry them.
+	HandOff HandedOff
 }
 
 // Store is the shared session state. All methods are safe for concurrent use

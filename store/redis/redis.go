@@ -67,9 +67,10 @@ type Store struct {
 }
 
 var (
-	_ store.Store      = (*Store)(nil)
-	_ store.LeaseTaker = (*Store)(nil)
-	_ store.Committer  = (*Store)(nil)
+	_ store.Store            = (*Store)(nil)
+	_ store.LeaseTaker       = (*Store)(nil)
+	_ store.Committer        = (*Store)(nil)
+	_ store.HandOffCommitter = (*Store)(nil)
 )
 
 // New returns a Store that keeps its state through client.
@@ -202,7 +203,7 @@ func (s *Store) attach(ctx context.Context, id, from string, l store.Lease, opts
 		return res, store.ErrNotHolder
 	}
 	o := store.DrainOptionsOf(opts)
-	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l), o.MaxBytes, from, flag(o.Hold))
+	r, err := s.run(ctx, attachScript, id, l.Node, l.Token, durationMs(l.TTL, store.DefaultLeaseTTL), sticky(l), o.MaxBytes, from, max(o.HandOff, 0), flag(o.Hold))
 	if err != nil {
 		return res, err
 	}
@@ -225,8 +226,13 @@ func (s *Store) attach(ctx context.Context, id, from string, l store.Lease, opts
 
 // Commit implements store.Committer.
 func (s *Store) Commit(ctx context.Context, id, token string, detach bool) (err error) {
+	return s.CommitHandOff(ctx, id, token, 0, detach)
+}
+
+// CommitHandOff implements store.HandOffCommitter.
+func (s *Store) CommitHandOff(ctx context.Context, id, token string, batch uint64, detach bool) (err error) {
 	defer wrap(&err, "commit")
-	r, err := s.run(ctx, commitScript, id, token, flag(detach))
+	r, err := s.run(ctx, commitScript, id, token, flag(detach), batch)
 	if err != nil {
 		return err
 	}
@@ -284,6 +290,9 @@ func (s *Store) Append(ctx context.Context, id string, msgs []string, limits sto
 		return res, d.done(err)
 	}
 	res.ReceiverNode = d.str()
+	if d.more() {
+		res.HandOff = store.HandedOff{Token: d.str(), Batch: uint64(d.int())}
+	}
 	return res, d.done(nil)
 }
 
@@ -474,6 +483,12 @@ func (d *decoder) next() any {
 	}
 	d.i++
 	return a[d.i-1]
+}
+
+// more reports whether the reply has elements left.
+func (d *decoder) more() bool {
+	a, ok := d.r.([]any)
+	return ok && d.i < len(a)
 }
 
 func (d *decoder) fail(err error) {

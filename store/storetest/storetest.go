@@ -60,6 +60,7 @@ func RunAll(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
 	t.Run("Store", func(t *testing.T) { Run(t, newStore) })
 	t.Run("Committer", func(t *testing.T) { RunCommitter(t, newStore) })
+	t.Run("HandOff", func(t *testing.T) { runCapability(t, newStore, handOffCases) })
 	t.Run("NodeReleaser", func(t *testing.T) { RunNodeReleaser(t, newStore) })
 	t.Run("LeaseTaker", func(t *testing.T) { RunLeaseTaker(t, newStore) })
 	t.Run("Channels", func(t *testing.T) {

@@ -1,19 +1,20 @@
 -- ARGV[3] node, ARGV[4] token, ARGV[5] TTL ms, ARGV[6] sticky, ARGV[7] max
 -- bytes to take (<= 0: all), ARGV[8] node whose live lease may be taken
 -- over (TakeOver; empty for Attach): a live lease of that node that is not
--- sticky counts as released. ARGV[9] 1: keep what is taken in flight
--- (store.Hold).
+-- sticky counts as released. ARGV[9] the bytes the lease takes by
+-- hand-off (lh; 0: none; see append.lua). ARGV[10] 1: keep what is taken
+-- in flight (store.Hold); last, as outage.go wants.
 -- Reply {1, messages, more 1/0} attached, {-5} busy (another live lease),
 -- {-2, code, reason, messages, more 1/0} closed: unless another token holds
 -- a live lease, what was queued before the close (after what a dead taker
 -- left in flight) is taken, so the client gets it before the close frame.
 -- {0} no such session.
-local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb')
+local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb', 'hb')
 if not v[1] then return {0} end
 local now = now_ms()
 if v[1] == '2' then
   if live(v[4], v[5], now) and v[4] ~= ARGV[4] then return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0} end
-  local msgs, more = take_queue(tonumber(ARGV[7]), v[9])
+  local msgs, more = take_queue(tonumber(ARGV[7]), v[9], v[10])
   local fl = redis.call('HGET', KEYS[1], 'fl')
   if fl then
     local all = cmsgpack.unpack(fl)
@@ -28,8 +29,8 @@ if live(v[4], v[5], now) and v[4] ~= ARGV[4] then
   if from == '' or v[7] ~= from or v[8] == '1' then return {-5} end
 end
 local lu = now + tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu)
+redis.call('HSET', KEYS[1], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu, 'lh', ARGV[9])
 hold(ARGV[3], v[7], set_deadline(lu + tonumber(v[6]), now))
-local msgs, more = take_queue(tonumber(ARGV[7]), v[9])
-if ARGV[9] == '1' then msgs = keep_in_flight(ARGV[4], msgs) end
+local msgs, more = take_queue(tonumber(ARGV[7]), v[9], v[10])
+if ARGV[10] == '1' then msgs = keep_in_flight(ARGV[4], msgs) end
 return {1, msgs, more}

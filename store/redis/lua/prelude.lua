@@ -56,9 +56,11 @@ end
 -- all; the oldest always, however big, so a queue always moves), keeping
 -- the session's queued byte count (field qb, read by the caller with the
 -- rest of the hash) in step. It returns them and 1 when some are left,
--- else 0.
-local function take_queue(max, qb)
+-- else 0. A hand-off batch (field hb, read by the caller; see append.lua)
+-- at the head of the queue is stale once taken.
+local function take_queue(max, qb, hb)
   qb = tonumber(qb or 0)
+  if hb then redis.call('HDEL', KEYS[1], 'hb', 'hn') end
   if max <= 0 or qb <= max then
     local msgs = redis.call('LRANGE', KEYS[2], 0, -1)
     redis.call('DEL', KEYS[2])

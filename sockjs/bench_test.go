@@ -12,15 +12,26 @@ import (
 // Single-node echo round trips over loopback: what one message costs end
 // to end (client, HTTP, store, handler, framing).
 
-func BenchmarkWebsocketEcho(b *testing.B) {
+// chatMessage is what the benchmarks send: a 40-byte chat message, as the
+// client frames it.
+var chatMessage = []byte(`["hello, this is a 40 byte chat message"]`)
+
+// echoBench starts a node whose handler echoes and returns its endpoint's
+// URL; b reports allocations and chatMessage's bytes per op.
+func echoBench(b *testing.B) string {
+	b.Helper()
 	c := newCluster(b)
 	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
-	conn := dialWS(b, base+"/0/s/websocket")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(chatMessage)))
+	return base
+}
+
+func BenchmarkWebsocketEcho(b *testing.B) {
+	conn := dialWS(b, echoBench(b)+"/0/s/websocket")
 	readWS(b, conn)
 	ctx := context.Background()
-	msg := []byte(`["hello, this is a 40 byte chat message"]`)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(msg)))
+	msg := chatMessage
 	for b.Loop() {
 		if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
 			b.Fatal(err)
@@ -34,14 +45,10 @@ func BenchmarkWebsocketEcho(b *testing.B) {
 // BenchmarkWebsocketEchoPipelined writes without waiting for answers, so
 // replies batch into frames: throughput rather than latency.
 func BenchmarkWebsocketEchoPipelined(b *testing.B) {
-	c := newCluster(b)
-	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
-	conn := dialWS(b, base+"/0/s/websocket")
+	conn := dialWS(b, echoBench(b)+"/0/s/websocket")
 	readWS(b, conn)
 	ctx := context.Background()
-	msg := []byte(`["hello, this is a 40 byte chat message"]`)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(msg)))
+	msg := chatMessage
 	b.ResetTimer()
 	done := make(chan int)
 	go func() {
@@ -69,9 +76,7 @@ func BenchmarkWebsocketEchoPipelined(b *testing.B) {
 }
 
 func BenchmarkXHRPollingEcho(b *testing.B) {
-	c := newCluster(b)
-	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
-	u := base + "/0/s"
+	u := echoBench(b) + "/0/s"
 	do(b, "POST", u+"/xhr", "")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	post := func(url, body string) string {
@@ -91,9 +96,7 @@ func BenchmarkXHRPollingEcho(b *testing.B) {
 		}
 		return sb.String()
 	}
-	msg := `["hello, this is a 40 byte chat message"]`
-	b.ReportAllocs()
-	b.SetBytes(int64(len(msg)))
+	msg := string(chatMessage)
 	for b.Loop() {
 		post(u+"/xhr_send", msg)
 		if got := post(u+"/xhr", ""); !strings.HasPrefix(got, "a[") {
@@ -105,11 +108,8 @@ func BenchmarkXHRPollingEcho(b *testing.B) {
 // BenchmarkWebsocketEchoParallel runs one websocket per benchmark
 // goroutine (GOMAXPROCS×4 of them): aggregate round trips of one node.
 func BenchmarkWebsocketEchoParallel(b *testing.B) {
-	c := newCluster(b)
-	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
-	msg := []byte(`["hello, this is a 40 byte chat message"]`)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(msg)))
+	base := echoBench(b)
+	msg := chatMessage
 	b.SetParallelism(4)
 	b.RunParallel(func(pb *testing.PB) {
 		conn := dialWS(b, base+"/0/s/websocket")

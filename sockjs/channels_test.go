@@ -102,57 +102,56 @@ func (s *subscriber) runWS(ctx context.Context, t testing.TB, base string) {
 // runPolling polls the session with xhr, each poll on the next of bases,
 // until ctx ends or the session closes.
 func (s *subscriber) runPolling(ctx context.Context, t testing.TB, bases []string) {
-	go func() {
-		for i := 0; ctx.Err() == nil; i++ {
-			req, _ := http.NewRequestWithContext(ctx, "POST", bases[i%len(bases)]+"/0/"+s.name+"/xhr", nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return
-			}
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return
-			}
-			if i == 0 {
-				close(s.opened)
-			}
-			ev := parseFrame(t, string(b))
-			s.add(ev)
-			if ev.close != "" {
-				return
-			}
+	s.requestEach(ctx, bases, "xhr", func(i int, body io.Reader) bool {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return true
 		}
-	}()
+		if i == 0 {
+			close(s.opened)
+		}
+		ev := parseFrame(t, string(b))
+		s.add(ev)
+		return ev.close != ""
+	})
 }
 
 // runStreaming reads xhr_streaming responses, each on the next of bases
 // (a small ResponseLimit makes them end often), until ctx ends.
 func (s *subscriber) runStreaming(ctx context.Context, t testing.TB, bases []string) {
+	s.requestEach(ctx, bases, "xhr_streaming", func(i int, body io.Reader) bool {
+		br := bufio.NewReader(body)
+		br.ReadString('\n') // prelude
+		closed := false
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return closed
+			}
+			if i == 0 && line == "o\n" {
+				close(s.opened)
+			}
+			ev := parseFrame(t, line)
+			s.add(ev)
+			closed = closed || ev.close != ""
+		}
+	})
+}
+
+// requestEach posts to the session's transport, request i on the next of
+// bases, and hands each response's body to read, until ctx ends, a request
+// fails or read returns true (the session closed).
+func (s *subscriber) requestEach(ctx context.Context, bases []string, transport string, read func(i int, body io.Reader) (stop bool)) {
 	go func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			req, _ := http.NewRequestWithContext(ctx, "POST", bases[i%len(bases)]+"/0/"+s.name+"/xhr_streaming", nil)
+			req, _ := http.NewRequestWithContext(ctx, "POST", bases[i%len(bases)]+"/0/"+s.name+"/"+transport, nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return
 			}
-			br := bufio.NewReader(resp.Body)
-			br.ReadString('\n') // prelude
-			closed := false
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					break
-				}
-				if i == 0 && line == "o\n" {
-					close(s.opened)
-				}
-				ev := parseFrame(t, line)
-				s.add(ev)
-				closed = closed || ev.close != ""
-			}
+			stop := read(i, resp.Body)
 			resp.Body.Close()
-			if closed {
+			if stop {
 				return
 			}
 		}

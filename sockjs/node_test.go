@@ -408,13 +408,17 @@ func (s *killableStore) Attr(ctx context.Context, id, key string) (string, bool,
 	return s.Store.Attr(ctx, id, key)
 }
 
-// TestTakeOverFromDeadHolder: a node dies (no store, no bus, no cleanup)
-// while it holds a parked poll. The client polls again on a survivor: it
-// gets what was sent meanwhile within HolderTimeout, never 2010, long
-// before the lease's TTL or membership would free it. While the holder
-// lived, the same second poll got 2010.
-func TestTakeOverFromDeadHolder(t *testing.T) {
-	t.Parallel()
+// parkedPoll is two nodes on one store, A's store killable, with session
+// "s" opened on A and its next poll parked there.
+type parkedPoll struct {
+	a         *Node
+	ks        *killableStore // A's store
+	baseB     string
+	abortPoll context.CancelFunc // ends the parked poll's request
+}
+
+func parkPollOnA(t *testing.T) parkedPoll {
+	t.Helper()
 	c := newCluster(t)
 	ks := &killableStore{Store: c.store}
 	settings := Settings{HeartbeatDelay: time.Minute}
@@ -424,7 +428,7 @@ func TestTakeOverFromDeadHolder(t *testing.T) {
 	want(t, "open on A", body, "o\n")
 
 	pollCtx, abortPoll := context.WithCancel(context.Background())
-	defer abortPoll()
+	t.Cleanup(abortPoll)
 	go func() {
 		req, _ := http.NewRequestWithContext(pollCtx, "POST", baseA+"/0/s/xhr", nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -439,7 +443,19 @@ func TestTakeOverFromDeadHolder(t *testing.T) {
 		}
 		return nil
 	})
-	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	return parkedPoll{a: a, ks: ks, baseB: baseB, abortPoll: abortPoll}
+}
+
+// TestTakeOverFromDeadHolder: a node dies (no store, no bus, no cleanup)
+// while it holds a parked poll. The client polls again on a survivor: it
+// gets what was sent meanwhile within HolderTimeout, never 2010, long
+// before the lease's TTL or membership would free it. While the holder
+// lived, the same second poll got 2010.
+func TestTakeOverFromDeadHolder(t *testing.T) {
+	t.Parallel()
+	p := parkPollOnA(t)
+	a, ks, baseB := p.a, p.ks, p.baseB
+	_, body := do(t, "POST", baseB+"/0/s/xhr", "")
 	want(t, "second poll while A lives", body, "c[2010,\"Another connection still open\"]\n")
 
 	// A dies: its store calls fail, its bus listener is gone, nothing
@@ -469,29 +485,8 @@ func TestTakeOverFromDeadHolder(t *testing.T) {
 // poll on a survivor gets it (the store kept it in flight), exactly once.
 func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	ks := &killableStore{Store: c.store}
-	settings := Settings{HeartbeatDelay: time.Minute}
-	a, _, baseA := c.node(t, &recorder{}, settings, func(cfg *NodeConfig) { cfg.Store = ks })
-	_, eB, baseB := c.node(t, &recorder{}, settings)
-	_, body := do(t, "POST", baseA+"/0/s/xhr", "")
-	want(t, "open on A", body, "o\n")
-	pollCtx, abortPoll := context.WithCancel(context.Background())
-	defer abortPoll()
-	go func() {
-		req, _ := http.NewRequestWithContext(pollCtx, "POST", baseA+"/0/s/xhr", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}()
-	key := eB.keyOf(idFromClientSession("s"))
-	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
-			return fmt.Errorf("poll not parked on A: %+v, %v", st, err)
-		}
-		return nil
-	})
+	p := parkPollOnA(t)
+	a, ks, baseB := p.a, p.ks, p.baseB
 	ks.dieOnDrain.Store(true)
 	resp, _ := do(t, "POST", baseB+"/0/s/xhr_send", `["taken"]`)
 	want(t, "send on B", resp.StatusCode, http.StatusNoContent)
@@ -502,8 +497,8 @@ func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
 		return nil
 	})
 	a.stopListen()
-	abortPoll()
-	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	p.abortPoll()
+	_, body := do(t, "POST", baseB+"/0/s/xhr", "")
 	want(t, "poll on B after A died holding the message", body, `a["taken"]`+"\n")
 	do(t, "POST", baseB+"/0/s/xhr_send", `["next"]`)
 	_, body = do(t, "POST", baseB+"/0/s/xhr", "")

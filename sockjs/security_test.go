@@ -270,19 +270,7 @@ func TestHixieInvalidUTF8(t *testing.T) {
 	c := newCluster(t)
 	rec := &recorder{}
 	_, _, base := c.node(t, rec, Settings{})
-	host, path, _ := strings.Cut(strings.TrimPrefix(base, "http://"), "/")
-	conn, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET /%s/000/s/websocket HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nOrigin: http://%s\r\n"+
-		"Sec-WebSocket-Key1: 4 @1  46546xW%%0l 1 5\r\nSec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n\r\n", path, host, host)
-	br := bufio.NewReader(conn)
-	if _, err := http.ReadResponse(br, nil); err != nil {
-		t.Fatal(err)
-	}
+	conn, br, _ := dialHixie76(t, base)
 	conn.Write([]byte("aaaaaaaa"))
 	io.ReadFull(br, make([]byte, 16))
 	conn.Write([]byte("\x00[\"\xc3\x28\"]\xff"))

@@ -675,17 +675,17 @@ func TestWebsocketSlowClient(t *testing.T) {
 	})
 }
 
-func TestHixie76(t *testing.T) {
-	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{})
-	addr := strings.TrimPrefix(base, "http://")
-	host, path, _ := strings.Cut(addr, "/")
+// dialHixie76 opens session "s" of the endpoint at base with a Hixie-76
+// websocket handshake (the example keys of its draft) and reads the
+// response; the 8-byte key3 is the caller's to send.
+func dialHixie76(t *testing.T, base string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	host, path, _ := strings.Cut(strings.TrimPrefix(base, "http://"), "/")
 	conn, err := net.Dial("tcp", host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprintf(conn, "GET /%s/000/s/websocket HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nOrigin: http://%s\r\n"+
 		"Sec-WebSocket-Key1: 4 @1  46546xW%%0l 1 5\r\nSec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n\r\n", path, host, host)
@@ -694,6 +694,15 @@ func TestHixie76(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn, br, resp
+}
+
+func TestHixie76(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{})
+	host, path, _ := strings.Cut(strings.TrimPrefix(base, "http://"), "/")
+	conn, br, resp := dialHixie76(t, base)
 	want(t, "status", resp.StatusCode, 101)
 	want(t, "location", resp.Header.Get("Sec-WebSocket-Location"), "ws://"+host+"/"+path+"/000/s/websocket")
 	want(t, "origin", resp.Header.Get("Sec-WebSocket-Origin"), "http://"+host)

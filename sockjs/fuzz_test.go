@@ -149,7 +149,7 @@ func FuzzHixieFrames(f *testing.F) {
 		const limit = 64
 		c := &hixieConn{br: bufio.NewReaderSize(bytes.NewReader(in), 16), limit: limit}
 		for range len(in) + 1 {
-			msg, err := c.readMessage(t.Context())
+			msg, err := c.readMessage()
 			if err != nil {
 				return
 			}

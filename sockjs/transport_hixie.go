@@ -2,7 +2,6 @@ package sockjs
 
 import (
 	"bufio"
-	"context"
 	"crypto/md5"
 	"encoding/binary"
 	"io"
@@ -114,7 +113,7 @@ type hixieConn struct {
 	once    sync.Once
 }
 
-func (c *hixieConn) readMessage(ctx context.Context) ([]byte, error) {
+func (c *hixieConn) readMessage() ([]byte, error) {
 	for {
 		typ, err := c.br.ReadByte()
 		if err != nil {
@@ -176,12 +175,10 @@ func (c *hixieConn) readUntilFF() ([]byte, error) {
 	}
 }
 
-func (c *hixieConn) writeText(ctx context.Context, b []byte) error {
+func (c *hixieConn) writeText(b []byte, d time.Duration) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	if d, ok := ctx.Deadline(); ok {
-		c.conn.SetWriteDeadline(d)
-	}
+	c.conn.SetWriteDeadline(time.Now().Add(d))
 	frame := make([]byte, 0, len(b)+2)
 	frame = append(append(append(frame, 0x00), b...), 0xff)
 	_, err := c.conn.Write(frame)

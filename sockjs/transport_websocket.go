@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -30,10 +31,12 @@ import (
 type wsConn interface {
 	// readMessage returns the next message. errMessageTooBig when it
 	// exceeds the limit, errInvalidUTF8 for text that is not UTF-8; any
-	// other error ends the connection.
-	readMessage(ctx context.Context) ([]byte, error)
-	// writeText sends one text message.
-	writeText(ctx context.Context, b []byte) error
+	// other error ends the connection. A read waiting for the client ends
+	// when close is called.
+	readMessage() ([]byte, error)
+	// writeText sends one text message, failing if the client has not
+	// taken it within d.
+	writeText(b []byte, d time.Duration) error
 	// close sends a close (code and reason where the protocol has them)
 	// and releases the connection. Only the first call counts.
 	close(code int, reason string)
@@ -41,15 +44,20 @@ type wsConn interface {
 
 var errMessageTooBig = errors.New("sockjs: websocket message too big")
 
-// rfc6455Conn adapts a coder/websocket connection.
+// rfc6455Conn adapts a coder/websocket connection. Its reads and writes
+// pass the library a context that never ends: a context with a deadline
+// or a cancel costs the library a context.AfterFunc per frame (and the
+// caller a timer), a quarter of a small write's CPU. A write is bounded
+// by the hijacked connection's write deadline instead, a read by close.
 type rfc6455Conn struct {
 	c     *websocket.Conn
+	nc    net.Conn // the hijacked connection
 	limit int64
 	once  sync.Once
 }
 
-func (c *rfc6455Conn) readMessage(ctx context.Context) ([]byte, error) {
-	typ, r, err := c.c.Reader(ctx)
+func (c *rfc6455Conn) readMessage() ([]byte, error) {
+	typ, r, err := c.c.Reader(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -66,8 +74,12 @@ func (c *rfc6455Conn) readMessage(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
-func (c *rfc6455Conn) writeText(ctx context.Context, b []byte) error {
-	return c.c.Write(ctx, websocket.MessageText, b)
+func (c *rfc6455Conn) writeText(b []byte, d time.Duration) error {
+	// Cleared after the write: the library's own writes (a pong, a
+	// close) must not meet a deadline long past.
+	c.nc.SetWriteDeadline(time.Now().Add(d))
+	defer c.nc.SetWriteDeadline(time.Time{})
+	return c.c.Write(context.Background(), websocket.MessageText, b)
 }
 
 func (c *rfc6455Conn) close(code int, reason string) {
@@ -136,12 +148,13 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request, raw bo
 	}
 	// Origins are checked above; the guard refuses oversized frames at
 	// their header (wsguard.go).
-	c, err := websocket.Accept(&frameGuard{ResponseWriter: w, limit: e.settings.MaxMessageSize}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	guard := &frameGuard{ResponseWriter: w, limit: e.settings.MaxMessageSize}
+	c, err := websocket.Accept(guard, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return // Accept has answered the request
 	}
 	c.SetReadLimit(e.settings.MaxMessageSize + 1)
-	e.runWebsocket(r, &rfc6455Conn{c: c, limit: e.settings.MaxMessageSize}, raw)
+	e.runWebsocket(r, &rfc6455Conn{c: c, nc: guard.conn, limit: e.settings.MaxMessageSize}, raw)
 }
 
 // wsItem is one Send or Broadcast to a live websocket. frame, when set, is
@@ -341,10 +354,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	// sends waits in the writer's queue until after "o".
 	e.runOnOpen(sess)
 	if !raw {
-		ctx, cancel = context.WithTimeout(context.Background(), e.settings.WriteTimeout)
-		err = conn.writeText(ctx, []byte(openFrame))
-		cancel()
-		if err != nil {
+		if err := conn.writeText([]byte(openFrame), e.settings.WriteTimeout); err != nil {
 			ww.endUnstarted()
 			conn.close(CodeInterrupted, ReasonInterrupted)
 			e.endWebsocket(sess, ww, CodeInterrupted, ReasonInterrupted)
@@ -356,7 +366,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	code, reason := CodeInterrupted, ReasonInterrupted
 	for {
 		ww.waitForRoom(readCtx)
-		msg, err := conn.readMessage(readCtx)
+		msg, err := conn.readMessage()
 		if err != nil {
 			switch {
 			case errors.Is(err, errMessageTooBig):
@@ -660,7 +670,5 @@ func (ww *wsWriter) writeItems(items []wsItem, buf []byte, batch []string) ([]by
 }
 
 func (ww *wsWriter) write(b []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), ww.e.settings.WriteTimeout)
-	defer cancel()
-	return ww.conn.writeText(ctx, b)
+	return ww.conn.writeText(b, ww.e.settings.WriteTimeout)
 }

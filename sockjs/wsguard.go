@@ -31,6 +31,7 @@ var errFrameTooBig = fmt.Errorf("sockjs: websocket frame header announces too ma
 type frameGuard struct {
 	http.ResponseWriter
 	limit int64
+	conn  net.Conn // set by Hijack: the hijacked connection, for its deadlines
 }
 
 func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -42,6 +43,7 @@ func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// guard too.
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	gc := &guardedConn{Conn: conn, fr: frameReader{r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn), limit: g.limit}}
+	g.conn = gc
 	return gc, bufio.NewReadWriter(bufio.NewReader(gc), brw.Writer), nil
 }
 

@@ -60,47 +60,38 @@ func BenchmarkAttachDetach(b *testing.B) {
 
 // BenchmarkPollCycle is one message through a polling session: append,
 // then a receiver attaches (draining it) and detaches.
-func BenchmarkPollCycle(b *testing.B) {
-	s, hook := benchStore(b)
-	ctx := context.Background()
-	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
-	msg := []string{`"hello"`}
-	run(b, hook, func() error {
-		if _, err := s.Append(ctx, "s", msg, store.QueueLimits{Messages: 1000}); err != nil {
-			return err
-		}
-		res, err := s.Attach(ctx, "s", l)
-		if err != nil {
-			return err
-		}
-		if len(res.Messages) != 1 {
-			return fmt.Errorf("drained %d messages", len(res.Messages))
-		}
-		return s.Detach(ctx, "s", "t1")
-	})
-}
+func BenchmarkPollCycle(b *testing.B) { benchPollCycle(b, false) }
 
 // BenchmarkPollCycleHeld is BenchmarkPollCycle as polls run it with a
 // store.Committer: the attach keeps the message in flight (store.Hold) and
 // the poll's commit releases it with the lease: as many round trips as
 // without Hold.
-func BenchmarkPollCycleHeld(b *testing.B) {
+func BenchmarkPollCycleHeld(b *testing.B) { benchPollCycle(b, true) }
+
+func benchPollCycle(b *testing.B, held bool) {
 	s, hook := benchStore(b)
 	ctx := context.Background()
 	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
 	msg := []string{`"hello"`}
+	var opts []store.DrainOption
+	if held {
+		opts = append(opts, store.Hold())
+	}
 	run(b, hook, func() error {
 		if _, err := s.Append(ctx, "s", msg, store.QueueLimits{Messages: 1000}); err != nil {
 			return err
 		}
-		res, err := s.Attach(ctx, "s", l, store.Hold())
+		res, err := s.Attach(ctx, "s", l, opts...)
 		if err != nil {
 			return err
 		}
 		if len(res.Messages) != 1 {
 			return fmt.Errorf("drained %d messages", len(res.Messages))
 		}
-		return s.Commit(ctx, "s", "t1", true)
+		if held {
+			return s.Commit(ctx, "s", "t1", true)
+		}
+		return s.Detach(ctx, "s", "t1")
 	})
 }
 

@@ -22,7 +22,7 @@ const DefaultOutageWait = 5 * time.Second
 // WaitOutages makes every command of client wait, up to max, while Redis
 // cannot take it: a restart (connection refused, LOADING while it reads its
 // AOF or RDB back), a Sentinel or Cluster failover (MASTERDOWN, READONLY,
-// CLUSTERDOWN, TRYAGAIN). A command is sent again only when its error
+// NOREPLICAS, CLUSTERDOWN, TRYAGAIN). A command is sent again only when its error
 // proves Redis did not run it, when it changes nothing (reads, and the
 // scripts that only read), or, after a broken connection, when a repeat
 // loses and doubles nothing (a take with Hold, a commit: see
@@ -232,8 +232,11 @@ func notRun(err error) bool {
 	if errors.Is(err, redis.ErrPoolTimeout) {
 		return true // no connection was free: nothing was sent
 	}
+	// NOREPLICAS (min-replicas-to-write unmet: a master whose replicas
+	// left it, as when one was promoted) and READONLY refuse a script at
+	// its first write, before it changed anything.
 	return redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsReadOnlyError(err) ||
-		redis.IsClusterDownError(err) || redis.IsTryAgainError(err)
+		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) || redis.IsNoReplicasError(err)
 }
 
 // connBroke reports whether err says the connection failed during the

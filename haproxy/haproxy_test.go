@@ -53,7 +53,7 @@ func TestConfigPolicy(t *testing.T) {
 			t.Errorf("requests must rotate over nodes, not stick: %q", l)
 		}
 	}
-	for _, want := range []string{
+	checkHas(t, "haproxy.cfg", func(l string) bool { return lines[l] },
 		"balance roundrobin",
 		"option httpchk",
 		"http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host shoal",
@@ -68,11 +68,7 @@ func TestConfigPolicy(t *testing.T) {
 		// Streams end with the node's connection, so a killed node's
 		// streams end cleanly at the client (sockjs.HeaderStreamEnd).
 		"http-request set-header X-Shoal-Stream-End close",
-	} {
-		if !lines[want] {
-			t.Errorf("haproxy.cfg lacks %q", want)
-		}
-	}
+	)
 	for name, min := range map[string]time.Duration{
 		"client":          60 * time.Second, // above the 25 s heartbeat of parked polls and streams
 		"server":          60 * time.Second,
@@ -163,7 +159,7 @@ func TestCompose(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker-compose config: %v", err)
 	}
-	for _, want := range []string{
+	checkHas(t, "docker-compose config", func(w string) bool { return strings.Contains(string(full), w) },
 		"haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro",
 		"published: 8080",
 		"127.0.0.1:8404:8404",
@@ -171,9 +167,15 @@ func TestCompose(t *testing.T) {
 		"SHOAL_NATS: nats://nats:4222",
 		"SHOAL_NODE_ID: node3",
 		"condition: service_healthy",
-	} {
-		if !strings.Contains(string(full), want) {
-			t.Errorf("docker-compose config lacks %q", want)
+	)
+}
+
+// checkHas reports each of wants that has does not find in what.
+func checkHas(t *testing.T, what string, has func(string) bool, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !has(want) {
+			t.Errorf("%s lacks %q", what, want)
 		}
 	}
 }

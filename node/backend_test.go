@@ -1,172 +1,40 @@
 package main
 
+// The hub's backend paths (Redis pub/sub and stream bridges, NATS, the
+// HTTP API) across a cluster of node processes: what each delivers, a
+// bridge holder killed mid-stream, and (SHOAL_MEASURE=1) what they cost.
+
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/shoal-rt/shoal/internal/testenv"
-
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
-// hubClient is a hub session over SockJS's websocket transport, on one
-// node, collecting the channel messages it gets.
-type hubClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-	mu   sync.Mutex
-	msgs []map[string]any
-}
-
-var hubClientSeq sync.Mutex
-var hubClientN int
-
-func dialHub(t *testing.T, n *nodetest.Node) *hubClient {
-	t.Helper()
-	hubClientSeq.Lock()
-	hubClientN++
-	id := hubClientN
-	hubClientSeq.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://%s/hub/0/b%d/websocket", n.Addr, id), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadLimit(1 << 24)
-	c := &hubClient{t: t, conn: conn}
-	t.Cleanup(func() { conn.CloseNow() })
-	go c.read()
-	return c
-}
-
-func (c *hubClient) read() {
-	for {
-		_, b, err := c.conn.Read(context.Background())
-		if err != nil || len(b) == 0 || b[0] == 'c' {
-			return
-		}
-		if b[0] != 'a' {
-			continue
-		}
-		var frames []string
-		json.Unmarshal(b[1:], &frames)
-		for _, f := range frames {
-			var m map[string]any
-			if json.Unmarshal([]byte(f), &m) == nil {
-				c.mu.Lock()
-				c.msgs = append(c.msgs, m)
-				c.mu.Unlock()
-			}
-		}
-	}
-}
-
-func (c *hubClient) send(msg string) {
-	b, _ := json.Marshal([]string{msg})
-	if err := c.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// subscribe joins channel and waits for the reply.
-func (c *hubClient) subscribe(channel string) {
-	c.t.Helper()
-	c.send(fmt.Sprintf(`{"data_type":"subscribe","id":1,"data":{"channel":%q}}`, channel))
-	testenv.CheckFor(c.t, 10*time.Second, 10*time.Millisecond, func() error {
-		for _, m := range c.messages() {
-			if m["data_type"] == "subscribe" {
-				return nil
-			}
-		}
-		return fmt.Errorf("no subscribe reply in %v", c.messages())
-	})
-}
-
-func (c *hubClient) messages() []map[string]any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]map[string]any(nil), c.msgs...)
-}
-
-// channelMessages returns the messages delivered from channels.
-func (c *hubClient) channelMessages() []map[string]any {
-	var out []map[string]any
-	for _, m := range c.messages() {
-		if _, ok := m["offset"]; ok && m["channel"] != nil && m["data_type"] != "subscribe" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 func apiCall(t *testing.T, n *nodetest.Node, key, path, body string) map[string]any {
 	t.Helper()
-	out, err := apiTry(n, key, path, body)
+	out, err := nodetest.HubAPI(n.URL(), key, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// apiTry makes one API call; a status other than 200 is an error.
-func apiTry(n *nodetest.Node, key, path, body string) (map[string]any, error) {
-	method := "GET"
-	if body != "" {
-		method = "POST"
-	}
-	req, _ := http.NewRequest(method, n.URL()+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "apikey "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 {
-		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	return out, nil
-}
-
-// bridging returns the node running bridge name, once exactly one does.
-func bridging(t *testing.T, nodes []*nodetest.Node, key, name string) int {
-	t.Helper()
-	var holder int
-	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		var live []int
-		for i, n := range nodes {
-			if n.Exited() {
-				continue
-			}
-			info, err := apiTry(n, key, "/api/info", "")
-			if err != nil {
-				return err // a node still starting answers 503
-			}
-			if info["node"].(map[string]any)["bridging"].(map[string]any)[name] == true {
-				live = append(live, i)
-			}
-		}
-		if len(live) != 1 {
-			return fmt.Errorf("%s bridging on %v", name, live)
-		}
-		holder = live[0]
-		return nil
-	})
-	return holder
 }
 
 const testStream = "shoal:stream"
@@ -231,22 +99,22 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 	}
 	defer nc.Close()
 	rooms := []string{"room-1", "room-2", "room-3"}
-	clients := map[string][]*hubClient{}
+	clients := map[string][]*nodetest.HubClient{}
 	// Per room also one session on an HTTP transport through the
 	// round-robin balancer: its requests land on every node.
-	httpClients := map[string]*httpHubClient{}
+	httpClients := map[string]*nodetest.HubClient{}
 	for i, r := range rooms {
 		for j := 0; j < 2; j++ {
-			cl := dialHub(t, c.Nodes[(i+j)%3])
-			cl.subscribe(r)
+			cl := nodetest.DialHub(t, c.Nodes[(i+j)%3].Addr)
+			cl.Subscribe(t, r)
 			clients[r] = append(clients[r], cl)
 		}
-		hc := dialHTTPHub(t, c.URL(), []string{"xhr", "xhr_streaming", "eventsource"}[i])
-		hc.subscribe(r)
+		hc := nodetest.DialHubHTTP(t, c.Addr, []string{"xhr", "xhr_streaming", "eventsource"}[i])
+		hc.Subscribe(t, r)
 		httpClients[r] = hc
 	}
 	for _, name := range []string{"redis", "stream", "nats"} {
-		bridging(t, c.Nodes, "k", name)
+		nodetest.Bridging(t, c.Nodes, "k", name)
 	}
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -283,14 +151,14 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 	for _, r := range rooms {
 		for _, cl := range clients[r] {
 			testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-				return checkRoom(cl.channelMessages(), r, want)
+				return checkRoom(cl.ChannelMessages(), r, want)
 			})
 		}
 	}
 	for i, r := range rooms {
 		hc := httpClients[r]
 		testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-			if err := checkRoom(hc.channelMessages(), r, want); err != nil {
+			if err := checkRoom(hc.ChannelMessages(), r, want); err != nil {
 				return fmt.Errorf("%s session: %w", []string{"xhr", "xhr_streaming", "eventsource"}[i], err)
 			}
 			return nil
@@ -299,7 +167,7 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 	// A string payload arrives in the "data" envelope.
 	rdb.Publish(ctx, "shoal:room-1", "hello")
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		msgs := clients["room-1"][0].channelMessages()
+		msgs := clients["room-1"][0].ChannelMessages()
 		if m := msgs[len(msgs)-1]; m["data_type"] != "data" || m["data"] != "hello" {
 			return fmt.Errorf("last message %v", m)
 		}
@@ -324,12 +192,12 @@ func TestBridgeNodeKilled(t *testing.T) {
 	c := startBackendCluster(t)
 	rdb := redis.NewClient(mustParseRedis(t, c.Redis))
 	defer rdb.Close()
-	holder := bridging(t, c.Nodes, "k", "redis")
-	var clients []*hubClient
+	holder := nodetest.Bridging(t, c.Nodes, "k", "redis")
+	var clients []*nodetest.HubClient
 	for i, n := range c.Nodes {
 		if i != holder {
-			cl := dialHub(t, n)
-			cl.subscribe("live")
+			cl := nodetest.DialHub(t, n.Addr)
+			cl.Subscribe(t, "live")
 			clients = append(clients, cl)
 		}
 	}
@@ -354,7 +222,7 @@ func TestBridgeNodeKilled(t *testing.T) {
 	for i, cl := range clients {
 		testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 			var stream int
-			for _, m := range cl.channelMessages() {
+			for _, m := range cl.ChannelMessages() {
 				if m["src"] == "stream" {
 					stream++
 				}
@@ -366,7 +234,7 @@ func TestBridgeNodeKilled(t *testing.T) {
 		})
 		seen := map[string][]int{}
 		var last float64
-		for _, m := range cl.channelMessages() {
+		for _, m := range cl.ChannelMessages() {
 			src := m["src"].(string)
 			seen[src] = append(seen[src], int(m["n"].(float64)))
 			if off := m["offset"].(float64); off <= last {
@@ -385,7 +253,7 @@ func TestBridgeNodeKilled(t *testing.T) {
 		if len(seen["stream"]) != perSource {
 			t.Fatalf("client %d: stream lost messages: %d of %d", i, len(seen["stream"]), perSource)
 		}
-		lost := missingOf(seen["redis"], perSource)
+		lost := nodetest.Missing(seen["redis"], perSource)
 		if len(lost) > 0 {
 			if lost[len(lost)-1]-lost[0] != len(lost)-1 {
 				t.Fatalf("client %d: pub/sub lost more than one run: %v", i, lost)
@@ -399,15 +267,168 @@ func TestBridgeNodeKilled(t *testing.T) {
 	}
 }
 
-func missingOf(got []int, sent int) (missing []int) {
-	have := map[int]bool{}
-	for _, n := range got {
-		have[n] = true
+// TestMeasureBackendPublish measures publish-to-delivery latency and the
+// nodes' CPU per delivery for the Redis bridge and the HTTP API, with
+// 1,000 websocket subscribers of one channel spread over three node
+// processes (built without -race). It is heavy: it runs only with
+// SHOAL_MEASURE=1.
+//
+//	SHOAL_MEASURE=1 go test -run TestMeasureBackendPublish -v -timeout 10m ./node
+func TestMeasureBackendPublish(t *testing.T) {
+	if os.Getenv("SHOAL_MEASURE") == "" {
+		t.Skip("a measurement, not a test: set SHOAL_MEASURE=1 (see docs/backends.md)")
 	}
-	for i := 0; i < sent; i++ {
-		if !have[i] {
-			missing = append(missing, i)
+	subs := envInt("SHOAL_MEASURE_SUBS", 1000)
+	msgs := envInt("SHOAL_MEASURE_MSGS", 200)
+	// Messages per second: at 1,000 subscribers 10/s is 10,000 deliveries
+	// a second, which a shared 2-core machine carries without queueing.
+	rate := envInt("SHOAL_MEASURE_RATE", 10)
+	gap := time.Second / time.Duration(rate)
+	bin := filepath.Join(t.TempDir(), "shoal")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	redisURL, natsURL := nodetest.Redis(t), nodetest.NATS(t)
+	var nodes []*nodetest.Node
+	for i := 1; i <= 3; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		p := nodetest.Start(t, bin, "--listen", addr, "--node-id", fmt.Sprint("m", i), "--redis", redisURL, "--nats", natsURL,
+			"--apps", "hub", "--api-key", "k", "--log-level", "warn")
+		n := &nodetest.Node{Process: p, ID: fmt.Sprint("m", i), Addr: addr}
+		testenv.WaitTCP(t, addr)
+		nodes = append(nodes, n)
+	}
+	nodetest.Bridging(t, nodes, "k", "redis")
+
+	// Subscribers: each records the latency of every message it gets.
+	var mu sync.Mutex
+	var lat []time.Duration
+	var got int
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := 0; i < subs; i++ {
+		n := nodes[i%3]
+		conn, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://%s/hub/0/m%d/websocket", n.Addr, i), nil)
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer conn.CloseNow()
+		sub, _ := json.Marshal([]string{`{"data_type":"subscribe","id":1,"data":{"channel":"bench"}}`})
+		conn.Write(ctx, websocket.MessageText, sub)
+		ready := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			once := sync.OnceFunc(func() { close(ready) })
+			for {
+				_, b, err := conn.Read(ctx)
+				if err != nil {
+					once()
+					return
+				}
+				now := time.Now()
+				if len(b) == 0 || b[0] != 'a' {
+					continue
+				}
+				var frames []string
+				json.Unmarshal(b[1:], &frames)
+				for _, f := range frames {
+					var m struct {
+						DataType string `json:"data_type"`
+						Sent     int64  `json:"sent"`
+					}
+					json.Unmarshal([]byte(f), &m)
+					if m.DataType == "subscribe" {
+						once()
+					}
+					if m.Sent > 0 {
+						mu.Lock()
+						lat = append(lat, now.Sub(time.Unix(0, m.Sent)))
+						got++
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+		<-ready
 	}
-	return missing
+	rdb := redis.NewClient(mustParseRedis(t, redisURL))
+	defer rdb.Close()
+	paths := []struct {
+		name    string
+		publish func(payload string) error
+	}{
+		{"redis bridge", func(p string) error { return rdb.Publish(ctx, "shoal:bench", p).Err() }},
+		{"http api", func(p string) error {
+			req, _ := http.NewRequest("POST", nodes[0].URL()+"/api/publish", strings.NewReader(`{"channel":"bench","data":`+p+`}`))
+			req.Header.Set("Authorization", "apikey k")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			return nil
+		}},
+	}
+	// The nodes' CPU while idle with these sessions over the same time
+	// (heartbeats, lease renewals, store re-checks), subtracted below.
+	idle0 := cpuOf(t, nodes)
+	time.Sleep(time.Duration(msgs) * gap)
+	idle := cpuOf(t, nodes) - idle0
+	t.Logf("idle: nodes' CPU %v over %v", idle, time.Duration(msgs)*gap)
+	for _, path := range paths {
+		mu.Lock()
+		lat, got = lat[:0], 0
+		mu.Unlock()
+		cpu0 := cpuOf(t, nodes)
+		for i := 0; i < msgs; i++ {
+			p := fmt.Sprintf(`{"data_type":"tick","n":%d,"sent":%d}`, i, time.Now().UnixNano())
+			if err := path.publish(p); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(gap)
+		}
+		want := msgs * subs
+		testenv.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if got < want {
+				return fmt.Errorf("%s: %d of %d deliveries", path.name, got, want)
+			}
+			return nil
+		})
+		cpu := cpuOf(t, nodes) - cpu0 - idle
+		mu.Lock()
+		ls := slices.Clone(lat)
+		mu.Unlock()
+		slices.Sort(ls)
+		t.Logf("%s: %d subscribers on 3 nodes, %d messages at %d/s, %d deliveries: latency p50 %v p99 %v max %v; nodes' CPU above idle %v, %.1f µs per delivery",
+			path.name, subs, msgs, rate, len(ls), ls[len(ls)/2], ls[len(ls)*99/100], ls[len(ls)-1],
+			cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(len(ls)))
+	}
+	cancel()
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// cpuOf sums user + system CPU of the node processes (/proc/<pid>/stat).
+func cpuOf(t *testing.T, nodes []*nodetest.Node) time.Duration {
+	var total time.Duration
+	for _, n := range nodes {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.Cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	}
+	return total
 }

@@ -207,16 +207,7 @@ func listen(addr string, h http.Handler, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	sw := newSwapHandler(h)
-	return &server{ln: ln, handler: sw, srv: &http.Server{
-		Handler: sw,
-		// Streaming transports keep responses open, so there is no
-		// overall read or write timeout; headers must come in time and
-		// bodies are read with their own deadline.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}}, nil
+	return &server{ln: ln, handler: sw, srv: ops.NewServer(sw, log)}, nil
 }
 
 // serve serves until the server is shut down; any other end goes to errs.

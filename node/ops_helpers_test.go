@@ -8,10 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +52,7 @@ func startGossipCluster(t *testing.T, n int, extra ...string) *gossipCluster {
 		}, extra...)
 		id := fmt.Sprintf("node%d", i+1)
 		c.nodes = append(c.nodes, &clusterNode{
-			Node:   startNodeAt(t, id, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), flags...),
+			Node:   nodetest.StartNodeAt(t, id, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), flags...),
 			gossip: gossip[i], flags: flags,
 		})
 	}
@@ -66,30 +62,7 @@ func startGossipCluster(t *testing.T, n int, extra ...string) *gossipCluster {
 // restart starts the node again, with the same id, address and flags.
 func (cn *clusterNode) restart(t *testing.T) {
 	t.Helper()
-	cn.Node = startNodeAt(t, cn.ID, cn.Addr, cn.flags...)
-}
-
-// startNodeAt is nodetest.StartNode at a chosen address, so a node can
-// come back where the balancer expects it.
-func startNodeAt(t *testing.T, id, addr string, flags ...string) *nodetest.Node {
-	t.Helper()
-	args := append([]string{"--listen", addr, "--node-id", id}, flags...)
-	n := &nodetest.Node{Process: nodetest.Start(t, nodetest.Binary(t), args...), ID: id, Addr: addr}
-	testenv.CheckFor(t, 30*time.Second, 25*time.Millisecond, func() error {
-		if n.Exited() {
-			t.Fatalf("node %s exited:\n%s", id, n.Output())
-		}
-		resp, err := http.Get(n.URL() + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s not ready: %s", id, resp.Status)
-		}
-		return nil
-	})
-	return n
+	cn.Node = nodetest.StartNodeAt(t, cn.ID, cn.Addr, cn.flags...)
 }
 
 // balancer is the deployed haproxy.cfg in front of nodes; with fast, its
@@ -101,32 +74,21 @@ type balancer struct {
 
 func startBalancer(t *testing.T, nodes []*clusterNode, fast bool) *balancer {
 	t.Helper()
-	servers := make([]haproxy.Server, len(nodes))
-	for i, n := range nodes {
-		servers[i] = haproxy.Server{Name: n.ID, Addr: n.Addr}
-	}
-	cfg, err := haproxy.Derive(servers)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const deployed, quick = "check inter 1s downinter 1s fall 2 rise 2", "check inter 200ms downinter 200ms fall 2 rise 1"
-	if !strings.Contains(cfg, deployed) {
-		t.Fatalf("haproxy.cfg no longer has %q; update this test", deployed)
+	plain := make([]*nodetest.Node, len(nodes))
+	for i, n := range nodes {
+		plain[i] = n.Node
 	}
-	if fast {
-		cfg = strings.Replace(cfg, deployed, quick, 1)
-	}
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b := &balancer{
-		addr:  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		stats: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-	}
-	nodetest.StartEnv(t, []string{haproxy.EnvBind + "=" + b.addr, haproxy.EnvStatsBind + "=" + b.stats},
-		binPath(t, "haproxy"), "-db", "-f", path)
-	testenv.WaitTCP(t, b.addr)
+	b := &balancer{}
+	_, b.addr, b.stats = nodetest.HAProxyWith(t, plain, func(cfg string) string {
+		if !strings.Contains(cfg, deployed) {
+			t.Fatalf("haproxy.cfg no longer has %q; update this test", deployed)
+		}
+		if fast {
+			cfg = strings.Replace(cfg, deployed, quick, 1)
+		}
+		return cfg
+	})
 	for _, n := range nodes {
 		b.waitStatus(t, n.ID, "UP")
 	}
@@ -167,54 +129,6 @@ func (b *balancer) waitStatus(t *testing.T, name, want string) {
 		}
 		return nil
 	})
-}
-
-// getJSON decodes a GET's JSON reply into v.
-func getJSON(url string, v any) error {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// metric returns the sum of the samples of name in a /metrics reply
-// (every label set), and whether there were any.
-func metric(url, name string) (float64, error) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	sum, found := 0.0, false
-	for line := range strings.SplitSeq(string(body), "\n") {
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
-			v, err := strconv.ParseFloat(rest[i+1:], 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s: %q: %w", name, line, err)
-			}
-			sum += v
-			found = true
-		}
-	}
-	if !found {
-		return 0, fmt.Errorf("no metric %s", name)
-	}
-	return sum, nil
 }
 
 // sjsClient is a SockJS client of one session over xhr-polling or
@@ -366,17 +280,4 @@ func (c *sjsClient) snapshot() (got []string, opens int, closes, errs []string, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.got...), c.opens, append([]string(nil), c.closes...), append([]string(nil), c.errs...), c.receives
-}
-
-// binPath finds a server binary, also in /usr/sbin, which a normal user's
-// PATH lacks.
-func binPath(t *testing.T, name string) string {
-	t.Helper()
-	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatalf("%s not found: scripts/test installs it", name)
-	return ""
 }

@@ -61,7 +61,7 @@ func TestAdvertisedHTTP(t *testing.T) {
 // viewOf reads a node's /_shoal/cluster.
 func viewOf(n *clusterNode) (ops.ClusterView, error) {
 	var v ops.ClusterView
-	err := getJSON(n.URL()+"/_shoal/cluster", &v)
+	err := nodetest.GetJSON(n.URL()+"/_shoal/cluster", &v)
 	return v, err
 }
 
@@ -136,7 +136,7 @@ func TestClusterNodeDeath(t *testing.T) {
 	go poller.pollOnce(ctx) // parks on node3 until node3 dies
 	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		var st ops.ClusterStats
-		if err := getJSON(victim.URL()+"/_shoal/stats", &st); err != nil {
+		if err := nodetest.GetJSON(victim.URL()+"/_shoal/stats", &st); err != nil {
 			return err
 		}
 		if st.Node.SessionsActive != 2 || st.Cluster.SessionsActive != 2 || len(st.Nodes) != 3 {
@@ -216,7 +216,7 @@ func TestClusterNodeDeath(t *testing.T) {
 	sum := func(name string) (float64, error) {
 		total := 0.0
 		for _, n := range survivors {
-			v, err := metric(n.URL(), name)
+			v, err := nodetest.Metric(n.URL(), name)
 			if err != nil {
 				return 0, err
 			}
@@ -250,7 +250,7 @@ func TestClusterNodeDeath(t *testing.T) {
 
 	// Cluster stats now cover the two survivors, none unreachable.
 	var st ops.ClusterStats
-	if err := getJSON(c.nodes[1].URL()+"/_shoal/stats", &st); err != nil {
+	if err := nodetest.GetJSON(c.nodes[1].URL()+"/_shoal/stats", &st); err != nil {
 		t.Fatal(err)
 	}
 	// Both sessions were opened on node3, whose figures died with it;
@@ -338,7 +338,7 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 				WS     float64 `json:"transp_websocket"`
 				XHR    float64 `json:"transp_xhr"`
 			}
-			if err := getJSON(n.URL()+"/_shoal/stats?scope=node", &st); err != nil {
+			if err := nodetest.GetJSON(n.URL()+"/_shoal/stats?scope=node", &st); err != nil {
 				return err
 			}
 			if got := (counts{st.Recv, st.Sent, st.Opened, st.Active, st.WS, st.XHR}); got != w {
@@ -350,7 +350,7 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 				"shoal_sessions_active{transport=\"websocket\"}": w.ws,
 				"shoal_ready": 1, "shoal_cluster_members": 2,
 			} {
-				got, err := metric(n.URL(), name)
+				got, err := nodetest.Metric(n.URL(), name)
 				if err != nil {
 					return err
 				}
@@ -363,7 +363,7 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 	})
 	for _, n := range c.nodes {
 		var st ops.ClusterStats
-		if err := getJSON(n.URL()+"/_shoal/stats", &st); err != nil {
+		if err := nodetest.GetJSON(n.URL()+"/_shoal/stats", &st); err != nil {
 			t.Fatal(err)
 		}
 		cl := st.Cluster
@@ -374,18 +374,6 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 	}
 }
 
-// status returns the HTTP status and body of a GET.
-func status(url string) (int, string, error) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
 // TestReadiness: /readyz follows the backends (a stopped Redis or NATS
 // that no other member reaches either leaves the node ready but says it is
 // degraded; their return clears it) and drops at once on SIGTERM while
@@ -394,19 +382,19 @@ func status(url string) (int, string, error) {
 func TestReadiness(t *testing.T) {
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	redisPort, natsPort := testenv.FreePort(t), testenv.FreePort(t)
-	redis := nodetest.Start(t, binPath(t, "redis-server"), "--port", fmt.Sprint(redisPort), "--bind", "127.0.0.1",
+	redis := nodetest.Start(t, testenv.LookPath(t, "redis-server"), "--port", fmt.Sprint(redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	nats := nodetest.Start(t, binPath(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
+	nats := nodetest.Start(t, testenv.LookPath(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
 	testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", redisPort))
 	testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", natsPort))
-	n := startNodeAt(t, "ready1", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+	n := nodetest.StartNodeAt(t, "ready1", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--nats", fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
 		"--drain-delay", "1500ms")
 
 	waitReady := func(wantCode int, wantBody string) {
 		t.Helper()
 		testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-			code, body, err := status(n.URL() + "/readyz")
+			code, body, err := nodetest.TryGet(n.URL() + "/readyz")
 			if err != nil {
 				return err
 			}
@@ -426,10 +414,10 @@ func TestReadiness(t *testing.T) {
 		stopped := time.Now()
 		waitReady(http.StatusOK, "degraded: "+b.name+" unreachable from every member")
 		t.Logf("%s stopped: /readyz said degraded after %v", b.name, time.Since(stopped).Round(time.Millisecond))
-		if up, err := metric(n.URL(), `shoal_backend_up{backend="`+b.name+`"}`); err != nil || up != 0 {
+		if up, err := nodetest.Metric(n.URL(), `shoal_backend_up{backend="`+b.name+`"}`); err != nil || up != 0 {
 			t.Fatalf("shoal_backend_up for %s = %v, %v; want 0", b.name, up, err)
 		}
-		if code, _, err := status(n.URL() + "/healthz"); err != nil || code != http.StatusOK {
+		if code, _, err := nodetest.TryGet(n.URL() + "/healthz"); err != nil || code != http.StatusOK {
 			t.Fatalf("/healthz = %d, %v while %s is stopped; want 200", code, err, b.name)
 		}
 		if err := b.p.Signal(syscall.SIGCONT); err != nil {
@@ -443,11 +431,11 @@ func TestReadiness(t *testing.T) {
 	}
 	term := time.Now()
 	waitReady(http.StatusServiceUnavailable, "draining")
-	if code, _, err := status(n.URL() + "/healthz"); err != nil || code != http.StatusOK {
+	if code, _, err := nodetest.TryGet(n.URL() + "/healthz"); err != nil || code != http.StatusOK {
 		t.Fatalf("/healthz = %d, %v while draining; want 200", code, err)
 	}
 	var v ops.ClusterView
-	if err := getJSON(n.URL()+"/_shoal/cluster", &v); err != nil || !v.Draining || v.Ready {
+	if err := nodetest.GetJSON(n.URL()+"/_shoal/cluster", &v); err != nil || !v.Draining || v.Ready {
 		t.Fatalf("/_shoal/cluster while draining: %+v, %v", v, err)
 	}
 	if err := n.Wait(10 * time.Second); err != nil {
@@ -473,12 +461,12 @@ func TestReadinessAlone(t *testing.T) {
 	redisProxy := startCutProxy(t, strings.TrimSuffix(strings.TrimPrefix(c.redis, "redis://"), "/0"))
 	natsProxy := startCutProxy(t, strings.TrimPrefix(c.nats, "nats://"))
 	gossip := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	alone := startNodeAt(t, "alone", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+	alone := nodetest.StartNodeAt(t, "alone", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"--redis", "redis://"+redisProxy.addr+"/0", "--nats", "nats://"+natsProxy.addr, "--apps", "echo",
 		"--gossip-listen", gossip, "--join", c.nodes[0].gossip)
 	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		var v ops.ClusterView
-		if err := getJSON(alone.URL()+"/_shoal/cluster", &v); err != nil {
+		if err := nodetest.GetJSON(alone.URL()+"/_shoal/cluster", &v); err != nil {
 			return err
 		}
 		if len(v.Members) != 2 {
@@ -492,7 +480,7 @@ func TestReadinessAlone(t *testing.T) {
 	}{{"redis", redisProxy}, {"nats", natsProxy}} {
 		b.proxy.cut(true)
 		testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
-			code, body, err := status(alone.URL() + "/readyz")
+			code, body, err := nodetest.TryGet(alone.URL() + "/readyz")
 			if err != nil {
 				return err
 			}
@@ -501,12 +489,12 @@ func TestReadinessAlone(t *testing.T) {
 			}
 			return nil
 		})
-		if code, body, err := status(c.nodes[0].URL() + "/readyz"); err != nil || code != http.StatusOK || body != "ready\n" {
+		if code, body, err := nodetest.TryGet(c.nodes[0].URL() + "/readyz"); err != nil || code != http.StatusOK || body != "ready\n" {
 			t.Fatalf("/readyz of the other node = %d %q, %v; want 200 ready", code, body, err)
 		}
 		b.proxy.cut(false)
 		testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
-			code, body, err := status(alone.URL() + "/readyz")
+			code, body, err := nodetest.TryGet(alone.URL() + "/readyz")
 			if err != nil || code != http.StatusOK || body != "ready\n" {
 				return fmt.Errorf("/readyz after the cut healed = %d %q, %v", code, body, err)
 			}

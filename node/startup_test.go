@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -42,7 +40,7 @@ func TestStartupWaitsVisibly(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Binary(t), "--listen", public, "--admin-listen", admin, "--node-id", "starting",
 		"--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--log-format", "json")
 	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
-		code, body, err := status("http://" + admin + "/readyz")
+		code, body, err := nodetest.TryGet("http://" + admin + "/readyz")
 		if err != nil {
 			return err
 		}
@@ -51,39 +49,39 @@ func TestStartupWaitsVisibly(t *testing.T) {
 		}
 		return nil
 	})
-	if code, _, err := status("http://" + admin + "/healthz"); err != nil || code != 200 {
+	if code, _, err := nodetest.TryGet("http://" + admin + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("/healthz while waiting for Redis = %d, %v", code, err)
 	}
-	if code, body, err := status("http://" + public + "/echo/info"); err != nil || code != 503 || !strings.Contains(body, "starting") {
+	if code, body, err := nodetest.TryGet("http://" + public + "/echo/info"); err != nil || code != 503 || !strings.Contains(body, "starting") {
 		t.Fatalf("/echo/info while waiting for Redis = %d %q, %v", code, body, err)
 	}
 
 	testenv.RedisOn(t, redisPort)
 	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
-		code, body, err := status("http://" + admin + "/readyz")
+		code, body, err := nodetest.TryGet("http://" + admin + "/readyz")
 		if err != nil || code != 200 {
 			return fmt.Errorf("/readyz = %d %q, %v", code, body, err)
 		}
 		return nil
 	})
-	if code, _, err := status("http://" + public + "/echo/info"); err != nil || code != 200 {
+	if code, _, err := nodetest.TryGet("http://" + public + "/echo/info"); err != nil || code != 200 {
 		t.Fatalf("/echo/info once ready = %d, %v", code, err)
 	}
 	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/_shoal/stats", "/_shoal/cluster"} {
-		if code, _, err := status("http://" + public + path); err != nil || code != 404 {
+		if code, _, err := nodetest.TryGet("http://" + public + path); err != nil || code != 404 {
 			t.Errorf("public GET %s = %d, %v; want 404 with --admin-listen", path, code, err)
 		}
-		if code, _, err := status("http://" + admin + path); err != nil || code != 200 {
+		if code, _, err := nodetest.TryGet("http://" + admin + path); err != nil || code != 200 {
 			t.Errorf("admin GET %s = %d, %v", path, code, err)
 		}
 	}
 
 	// Latency histograms: store operations by script name, the bus probe.
-	if code, body, err := post("http://"+public+"/echo/000/metrics/xhr", ""); err != nil || code != 200 || body != "o\n" {
+	if code, body, err := nodetest.TryPost("http://"+public+"/echo/000/metrics/xhr", ""); err != nil || code != 200 || body != "o\n" {
 		t.Fatalf("open a session: %d %q, %v", code, body, err)
 	}
 	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-		_, body, err := status("http://" + admin + "/metrics")
+		_, body, err := nodetest.TryGet("http://" + admin + "/metrics")
 		if err != nil {
 			return err
 		}
@@ -112,14 +110,4 @@ func TestStartupWaitsVisibly(t *testing.T) {
 	if lines == 0 {
 		t.Fatal("no log lines")
 	}
-}
-
-func post(url, body string) (int, string, error) {
-	resp, err := http.Post(url, "text/plain", strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,23 +26,13 @@ const (
 	apiKey = "example-api-key"
 )
 
-func python(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import django").Run() == nil {
-			return p
-		}
-	}
-	t.Fatal("no python3 with django: apt-get install python3-django (scripts/test does)")
-	return ""
-}
-
 // TestDjangoExample runs the example as its README says, on three nodes
 // behind HAProxy: a user logs in to the Django site, opens a room, and
 // two hub sessions with the token the page carries (each through the
 // balancer) get the arrival notice Django publishes by the HTTP API, each
 // other's chat, and the dashboard the management command pushes by Redis.
 func TestDjangoExample(t *testing.T) {
-	py := python(t)
+	py := nodetest.Python(t, "django")
 	sockjsClient, err := filepath.Abs(filepath.Join(browserModules, "sockjs-client"))
 	if err != nil {
 		t.Fatal(err)
@@ -106,25 +95,25 @@ func TestDjangoExample(t *testing.T) {
 		t.Fatalf("room page without token or hub script:\n%s", page)
 	}
 
-	a, b := dial(t, c.Addr), dial(t, c.Addr)
-	for _, s := range []*session{a, b} {
-		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "request_auth" })
+	a, b := nodetest.DialHub(t, c.Addr), nodetest.DialHub(t, c.Addr)
+	for _, s := range []*nodetest.HubClient{a, b} {
+		s.WaitFor(t, nodetest.Typed("request_auth", 0))
 		s.Send(t, fmt.Sprintf(`{"data_type":"auth","data":{"token":%q}}`, tok[1]))
-		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "auth" && data(m)["user"] == "1" })
+		s.WaitFor(t, func(m map[string]any) bool { return m["data_type"] == "auth" && data(m)["user"] == "1" })
 	}
 	get("/room/lobby/") // Django announces ann's arrival through the API
-	for _, s := range []*session{a, b} {
-		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "notice" && m["channel"] == "room-lobby" })
+	for _, s := range []*nodetest.HubClient{a, b} {
+		s.WaitFor(t, func(m map[string]any) bool { return m["data_type"] == "notice" && m["channel"] == "room-lobby" })
 	}
 	a.Send(t, `{"data_type":"publish","id":1,"data":{"channel":"room-lobby","data":{"data_type":"chat","user":"ann","text":"hello"}}}`)
-	b.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "chat" && m["text"] == "hello" })
+	b.WaitFor(t, func(m map[string]any) bool { return m["data_type"] == "chat" && m["text"] == "hello" })
 
 	out := manage("push_dashboard", "--count", "3", "--interval", "0.05")
 	if !strings.Contains(out, "tick 3 (bridged by 1 node)") {
 		t.Fatalf("push_dashboard: %s", out)
 	}
-	for _, s := range []*session{a, b} {
-		s.waitFor(t, func(m map[string]any) bool { return m["data_type"] == "stats" && m["tick"] == 3.0 && m["users"] == 2.0 })
+	for _, s := range []*nodetest.HubClient{a, b} {
+		s.WaitFor(t, func(m map[string]any) bool { return m["data_type"] == "stats" && m["tick"] == 3.0 && m["users"] == 2.0 })
 	}
 
 	t.Run("chromium", func(t *testing.T) { checkInChromium(t, site, manage) })
@@ -138,23 +127,11 @@ const browserModules = "../../node/e2e/testdata/browser/node_modules"
 // chat in one room through HAProxy; then the dashboard page shows what
 // the management command pushes.
 func checkInChromium(t *testing.T, site string, manage func(...string) string) {
-	chromium := ""
-	for _, p := range []string{"chromium", "/usr/bin/chromium"} {
-		if path, err := exec.LookPath(p); err == nil {
-			chromium = path
-			break
-		}
-	}
-	if chromium == "" {
-		t.Fatal("chromium not found: scripts/test installs Debian's chromium")
-	}
 	modules, _ := filepath.Abs(browserModules)
-	arg, _ := json.Marshal(map[string]any{"chromium": chromium, "site": site, "modules": modules, "timeoutMs": 90000})
+	arg, _ := json.Marshal(map[string]any{"chromium": testenv.LookPath(t, "chromium"), "site": site, "modules": modules, "timeoutMs": 90000})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "testdata/browser.js", string(arg))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	cmd := nodetest.NodeJS(t, ctx, "testdata/browser.js", string(arg))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +157,7 @@ func checkInChromium(t *testing.T, site string, manage func(...string) string) {
 		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			t.Fatalf("browser.js: %v\n%s", err, stderr.String())
+			t.Fatalf("browser.js: %v", err) // stderr: logged at the end
 		}
 		json.Unmarshal(raw, &line)
 		if line.DashboardReady {
@@ -190,7 +167,7 @@ func checkInChromium(t *testing.T, site string, manage func(...string) string) {
 		json.Unmarshal(raw, &result)
 	}
 	if result.Error != "" || len(result.PageErrors) > 0 {
-		t.Fatalf("browser: %s %v\n%s", result.Error, result.PageErrors, stderr.String())
+		t.Fatalf("browser: %s %v", result.Error, result.PageErrors)
 	}
 	for _, user := range []string{"ann", "bob"} {
 		chat := result.Chat[user]
@@ -206,34 +183,4 @@ func checkInChromium(t *testing.T, site string, manage func(...string) string) {
 func data(m map[string]any) map[string]any {
 	d, _ := m["data"].(map[string]any)
 	return d
-}
-
-// session is a hub session of the test, over the websocket transport.
-type session struct{ *nodetest.HubClient }
-
-var seq struct {
-	sync.Mutex
-	n int
-}
-
-func dial(t *testing.T, addr string) *session {
-	t.Helper()
-	seq.Lock()
-	seq.n++
-	id := seq.n
-	seq.Unlock()
-	return &session{nodetest.DialHub(t, fmt.Sprintf("ws://%s/hub/0/dj%d/websocket", addr, id))}
-}
-
-func (s *session) waitFor(t *testing.T, match func(map[string]any) bool) {
-	t.Helper()
-	testenv.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
-		msgs := s.Messages()
-		for _, m := range msgs {
-			if match(m) {
-				return nil
-			}
-		}
-		return fmt.Errorf("not among %d messages: last %v", len(msgs), msgs[max(0, len(msgs)-3):])
-	})
 }

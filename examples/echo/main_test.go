@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // The README's Go example is this program, to the letter; built and run, it
@@ -45,15 +44,7 @@ func TestEchoExample(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill() })
 	testenv.WaitTCP(t, addr)
 
-	post := func(path, body string) string {
-		resp, err := http.Post("http://"+addr+"/echo/000/s"+path, "text/plain", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	post := func(path, body string) string { return nodetest.Post(t, "http://"+addr+"/echo/000/s"+path, body) }
 	if got := post("/xhr", ""); got != "o\n" {
 		t.Fatalf("open: %q", got)
 	}
@@ -62,11 +53,9 @@ func TestEchoExample(t *testing.T) {
 		t.Fatalf("echo: %q", got)
 	}
 	for _, path := range []string{"/readyz", "/metrics"} {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %v %v", path, resp, err)
+		if code, body := nodetest.Get(t, "http://"+addr+path); code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, body)
 		}
-		resp.Body.Close()
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {

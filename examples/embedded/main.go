@@ -130,13 +130,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger, listening chan<- str
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "SockJS endpoint at /chat; /readyz, /metrics, /_shoal/stats")
 	})
-	srv := &http.Server{
-		Handler: node.Handler(mux), // the node routes /chat, mux the rest
-		// Streaming transports keep responses open: no write timeout.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ConnState:         node.ConnState, // connection counts in stats and metrics
-	}
+	// The node routes /chat, mux the rest; the server has the program's
+	// timeouts (none on writes: streaming transports keep responses open).
+	srv := ops.NewServer(node.Handler(mux), log)
+	srv.ConnState = node.ConnState // connection counts in stats and metrics
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // Two instances of the example on one Redis and one NATS: a message sent
@@ -65,13 +66,7 @@ func TestEmbeddedServesAndDrains(t *testing.T) {
 		t.Fatalf("websocket opened with %q", got)
 	}
 	post := func(path, body string) string {
-		resp, err := http.Post("http://"+b.addr+"/chat/000/poller"+path, "text/plain", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		got, _ := io.ReadAll(resp.Body)
-		return string(got)
+		return nodetest.Post(t, "http://"+b.addr+"/chat/000/poller"+path, body)
 	}
 	if got := post("/xhr", ""); got != "o\n" {
 		t.Fatalf("poller opened with %q", got)
@@ -83,14 +78,8 @@ func TestEmbeddedServesAndDrains(t *testing.T) {
 
 	for _, inst := range []instance{a, b} {
 		for path, want := range map[string]string{"/readyz": "ready\n", "/metrics": "shoal_sessions_opened_total 1"} {
-			resp, err := http.Get("http://" + inst.addr + path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-				t.Fatalf("GET %s on %s = %d, want %q in:\n%s", path, inst.addr, resp.StatusCode, want, body)
+			if code, body := nodetest.Get(t, "http://"+inst.addr+path); code != 200 || !strings.Contains(body, want) {
+				t.Fatalf("GET %s on %s = %d, want %q in:\n%s", path, inst.addr, code, want, body)
 			}
 		}
 	}

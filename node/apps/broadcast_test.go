@@ -10,6 +10,8 @@ import (
 
 	"github.com/shoal-rt/shoal/bus"
 	"github.com/shoal-rt/shoal/store"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // TestBroadcastAcrossNodes: /broadcast is a channel, so a message sent by
@@ -39,7 +41,7 @@ func TestBroadcastAcrossNodes(t *testing.T) {
 	if got := read(); got != "o" {
 		t.Fatalf("websocket open: %q", got)
 	}
-	if got := post(t, bases[0]+"/0/p/xhr", ""); got != "o\n" {
+	if got := nodetest.Post(t, bases[0]+"/0/p/xhr", ""); got != "o\n" {
 		t.Fatalf("poll open: %q", got)
 	}
 	// From the websocket on node B: to itself and to the poller on A.
@@ -49,16 +51,16 @@ func TestBroadcastAcrossNodes(t *testing.T) {
 	if got := read(); got != `a["from ws"]` {
 		t.Fatalf("websocket got %q", got)
 	}
-	if got := post(t, bases[0]+"/0/p/xhr", ""); got != "a[\"from ws\"]\n" {
+	if got := nodetest.Post(t, bases[0]+"/0/p/xhr", ""); got != "a[\"from ws\"]\n" {
 		t.Fatalf("poller got %q", got)
 	}
 	// From the poller, sent through node B: to the websocket, and to the
 	// poller's next poll.
-	post(t, bases[1]+"/0/p/xhr_send", `["from poller"]`)
+	nodetest.Post(t, bases[1]+"/0/p/xhr_send", `["from poller"]`)
 	if got := read(); got != `a["from poller"]` {
 		t.Fatalf("websocket got %q", got)
 	}
-	if got := post(t, bases[1]+"/0/p/xhr", ""); got != "a[\"from poller\"]\n" {
+	if got := nodetest.Post(t, bases[1]+"/0/p/xhr", ""); got != "a[\"from poller\"]\n" {
 		t.Fatalf("poller got %q", got)
 	}
 }

@@ -1,22 +1,20 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -126,17 +124,6 @@ func startAssets(t *testing.T) *assetServer {
 	return a
 }
 
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"chromium", "/usr/bin/chromium"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatal("chromium not found: scripts/test installs Debian's chromium")
-	return ""
-}
-
 // runBrowser runs driver.js once (one browser launch) against base.
 func runBrowser(t *testing.T, assets *assetServer, base string) browserResult {
 	t.Helper()
@@ -144,7 +131,7 @@ func runBrowser(t *testing.T, assets *assetServer, base string) browserResult {
 		t.Fatalf("%v: run scripts/test, which runs npm ci in %s", err, browserDir)
 	}
 	cfg, _ := json.Marshal(map[string]any{
-		"chromium":  chromiumPath(t),
+		"chromium":  testenv.LookPath(t, "chromium"),
 		"page":      assets.URL + "/page.html",
 		"base":      base,
 		"echo":      map[string]any{"endpoint": "/echo", "transports": browserTransports, "count": browserEchoCount},
@@ -154,22 +141,10 @@ func runBrowser(t *testing.T, assets *assetServer, base string) browserResult {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(browserDir, "driver.js"), string(cfg))
-	// On timeout, SIGTERM first: playwright then closes Chromium, which a
-	// SIGKILLed driver would leave behind.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	start := time.Now()
-	out, err := cmd.Output()
-	t.Cleanup(func() {
-		if t.Failed() && stderr.Len() > 0 {
-			t.Logf("driver stderr:\n%s", stderr.String())
-		}
-	})
+	out, err := nodetest.NodeJS(t, ctx, filepath.Join(browserDir, "driver.js"), string(cfg)).Output()
 	if err != nil {
-		t.Fatalf("driver: %v\nstdout: %s", err, out) // stderr: logged by the cleanup above
+		t.Fatalf("driver: %v\nstdout: %s", err, out) // stderr: logged at the end
 	}
 	var r browserResult
 	if err := json.Unmarshal(out, &r); err != nil {

@@ -2,23 +2,17 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -60,68 +54,19 @@ func hubRoomTokens(t *testing.T) map[string]string {
 
 func runMint(t *testing.T, requests []map[string]any) []string {
 	t.Helper()
-	in, _ := json.Marshal(requests)
-	cmd := exec.Command(pythonWithDjango(t), filepath.Join("..", "apps", "hub", "token", "testdata", "mint.py"))
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("mint.py: %v\n%s", err, stderr.String())
-	}
 	var toks []string
-	if err := json.Unmarshal(out, &toks); err != nil || len(toks) != len(requests) {
-		t.Fatalf("mint.py output %q: %v", out, err)
+	nodetest.RunPython(t, []string{"django"}, filepath.Join("..", "apps", "hub", "token", "testdata", "mint.py"), requests, &toks)
+	if len(toks) != len(requests) {
+		t.Fatalf("mint.py: %d tokens for %d requests", len(toks), len(requests))
 	}
 	return toks
-}
-
-// hubAPI makes one API call to base; a status other than 200 is an error.
-func hubAPI(base, path, body string) (map[string]any, error) {
-	method := "GET"
-	if body != "" {
-		method = "POST"
-	}
-	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "apikey "+hubAPIKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	return out, nil
 }
 
 // waitRedisBridge waits until exactly one node runs the Redis bridge: a
 // PUBLISH before that reaches nobody (pub/sub keeps nothing).
 func waitRedisBridge(t *testing.T, c *nodetest.Cluster) {
 	t.Helper()
-	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		var live []string
-		for _, n := range c.Nodes {
-			info, err := hubAPI(n.URL(), "/api/info", "")
-			if err != nil {
-				return err
-			}
-			node, _ := info["node"].(map[string]any)
-			bridging, _ := node["bridging"].(map[string]any)
-			if bridging["redis"] == true {
-				live = append(live, n.ID)
-			}
-		}
-		if len(live) != 1 {
-			return fmt.Errorf("redis bridge on %v", live)
-		}
-		return nil
-	})
+	nodetest.Bridging(t, c.Nodes, hubAPIKey, "redis")
 }
 
 type backendMessage struct {
@@ -158,11 +103,7 @@ func runBackendRooms(t *testing.T, c *nodetest.Cluster, cfg map[string]any) {
 	arg, _ := json.Marshal(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("testdata", "hub", "hub.js"), string(arg))
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd := nodetest.NodeJS(t, ctx, filepath.Join("testdata", "hub", "hub.js"), string(arg))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -170,11 +111,6 @@ func runBackendRooms(t *testing.T, c *nodetest.Cluster, cfg map[string]any) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() && stderr.Len() > 0 {
-			t.Logf("hub.js stderr:\n%s", lastLines(stderr.String(), 60))
-		}
-	})
 	lines := make(chan string, 2)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -220,7 +156,7 @@ func runBackendRooms(t *testing.T, c *nodetest.Cluster, cfg map[string]any) {
 			defer wg.Done()
 			for i := 0; i < hubBackendEach; i++ {
 				body := fmt.Sprintf(`{"channel":%q,"data":{"data_type":"backend","src":"api","room":%q,"n":%d}}`, room, room, i)
-				if _, err := hubAPI(c.URL(), "/api/publish", body); err != nil {
+				if _, err := nodetest.HubAPI(c.URL(), hubAPIKey, "/api/publish", body); err != nil {
 					t.Errorf("through the balancer: %v", err)
 				}
 			}

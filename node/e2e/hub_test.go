@@ -1,19 +1,17 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -85,23 +83,6 @@ func mintHubTokens(t *testing.T) hubTokens {
 	return hubTokens{Ann: toks[0], Bob: toks[1], Carol: toks[2], Blog: toks[3], BlogChannel: hubBlogChannel, Expired: toks[4], BadSalt: toks[5]}
 }
 
-// pythonWithDjango finds a python3 that imports Debian's django (a pyenv
-// python3 earlier in PATH does not see it).
-func pythonWithDjango(t *testing.T) string {
-	t.Helper()
-	candidates := []string{"/usr/bin/python3"}
-	if p, err := exec.LookPath("python3"); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, p := range candidates {
-		if exec.Command(p, "-c", "import django").Run() == nil {
-			return p
-		}
-	}
-	t.Fatal("no python3 with django: apt-get install python3-django (scripts/test does)")
-	return ""
-}
-
 type hubScenario struct {
 	Errors []string       `json:"errors"`
 	Facts  map[string]any `json:"facts"`
@@ -149,29 +130,11 @@ func runDriver(t *testing.T, dir, script string, cfg any, timeout time.Duration)
 	arg, _ := json.Marshal(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, script), string(arg))
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	t.Cleanup(func() {
-		if t.Failed() && stderr.Len() > 0 {
-			t.Logf("%s stderr:\n%s", script, lastLines(stderr.String(), 60))
-		}
-	})
+	out, err := nodetest.NodeJS(t, ctx, filepath.Join(dir, script), string(arg)).Output()
 	if err != nil {
 		t.Fatalf("%s: %v\nstdout: %s", script, err, out)
 	}
 	return out
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func TestHubCluster(t *testing.T) {
@@ -244,7 +207,7 @@ func TestHubCluster(t *testing.T) {
 		}
 		start := time.Now()
 		out := runDriver(t, browserDir, "hub.js", with(map[string]any{
-			"chromium": chromiumPath(t), "transports": browserHubTransports(), "timeoutMs": 240000, "scenarioMs": 30000,
+			"chromium": testenv.LookPath(t, "chromium"), "transports": browserHubTransports(), "timeoutMs": 240000, "scenarioMs": 30000,
 			"chat": map[string]any{"room": "room-chat", "screenshotDir": os.TempDir()},
 		}), 240*time.Second)
 		var r struct {

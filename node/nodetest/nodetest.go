@@ -78,7 +78,7 @@ func StartEnv(t testing.TB, env []string, name string, args ...string) *Process 
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("--- output of %s %s:\n%s", p.Name, strings.Join(args, " "), lastLines(p.Output(), 60))
+			t.Logf("--- output of %s %s:\n%s", p.Name, strings.Join(args, " "), LastLines(p.Output(), 60))
 		}
 	})
 	return p
@@ -133,22 +133,40 @@ type Node struct {
 // URL returns the node's base URL.
 func (n *Node) URL() string { return "http://" + n.Addr }
 
-// StartNode starts a node with the given extra flags and waits until it
-// answers HTTP.
+// StartNode starts a node on a free port with the given extra flags and
+// waits until it answers HTTP (ready or not: its backends may be away).
 func StartNode(t testing.TB, id string, flags ...string) *Node {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	return startNode(t, id, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), false, flags)
+}
+
+// StartNodeAt starts a node at addr (say, again where a balancer expects
+// it) and waits until it is ready (/readyz answers 200).
+func StartNodeAt(t testing.TB, id, addr string, flags ...string) *Node {
+	t.Helper()
+	return startNode(t, id, addr, true, flags)
+}
+
+func startNode(t testing.TB, id, addr string, ready bool, flags []string) *Node {
+	t.Helper()
 	args := append([]string{"--listen", addr, "--node-id", id}, flags...)
 	n := &Node{Process: Start(t, Binary(t), args...), ID: id, Addr: addr}
-	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
+	path := "/healthz"
+	if ready {
+		path = "/readyz"
+	}
+	testenv.CheckFor(t, 30*time.Second, 25*time.Millisecond, func() error {
 		if n.Exited() {
-			t.Fatalf("nodetest: node %s exited:\n%s", id, lastLines(n.Output(), 40))
+			t.Fatalf("nodetest: node %s exited:\n%s", id, LastLines(n.Output(), 40))
 		}
-		resp, err := http.Get(n.URL() + "/healthz")
+		resp, err := http.Get(n.URL() + path)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
+		if ready && resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("nodetest: %s not ready: %s", id, resp.Status)
+		}
 		return nil
 	})
 	return n
@@ -182,6 +200,15 @@ func StartCluster(t testing.TB, n int, flags ...string) *Cluster {
 // request, no stickiness, health checks on /readyz) in front of nodes.
 func HAProxy(t testing.TB, nodes []*Node) (*Process, string) {
 	t.Helper()
+	p, addr, _ := HAProxyWith(t, nodes, nil)
+	return p, addr
+}
+
+// HAProxyWith is HAProxy with the configuration passed through edit
+// first, if not nil; it also returns the address of HAProxy's statistics
+// page.
+func HAProxyWith(t testing.TB, nodes []*Node, edit func(cfg string) string) (p *Process, addr, stats string) {
+	t.Helper()
 	servers := make([]haproxy.Server, len(nodes))
 	for i, n := range nodes {
 		servers[i] = haproxy.Server{Name: n.ID, Addr: n.Addr}
@@ -190,17 +217,19 @@ func HAProxy(t testing.TB, nodes []*Node) (*Process, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if edit != nil {
+		cfg = edit(cfg)
+	}
 	path := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := StartEnv(t, []string{
-		haproxy.EnvBind + "=" + addr,
-		haproxy.EnvStatsBind + "=" + fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-	}, testenv.LookPath(t, "haproxy"), "-db", "-f", path)
+	addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	stats = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p = StartEnv(t, []string{haproxy.EnvBind + "=" + addr, haproxy.EnvStatsBind + "=" + stats},
+		testenv.LookPath(t, "haproxy"), "-db", "-f", path)
 	testenv.WaitTCP(t, addr)
-	return p, addr
+	return p, addr, stats
 }
 
 // RunClient runs the sockjs-client driver (testdata/client/client.js under
@@ -209,17 +238,30 @@ func RunClient(t testing.TB, dir string, args ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.js")}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := NodeJS(t, ctx, filepath.Join(dir, "client.js"), args...).Output()
 	if err != nil && len(out) == 0 {
-		t.Fatalf("nodetest: sockjs-client %v: %v\n%s", args, err, stderr.String())
+		t.Fatalf("nodetest: sockjs-client %v: %v", args, err) // stderr: logged at the end
 	}
 	return out
 }
 
-func lastLines(s string, n int) string {
+// Missing returns the numbers of 0..sent-1 that got lacks: what a test
+// that sent numbered messages did not receive.
+func Missing(got []int, sent int) (missing []int) {
+	have := make(map[int]bool, len(got))
+	for _, n := range got {
+		have[n] = true
+	}
+	for i := range sent {
+		if !have[i] {
+			missing = append(missing, i)
+		}
+	}
+	return missing
+}
+
+// LastLines is the last n lines of s, for failure reports.
+func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -14,6 +14,8 @@ import (
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // TestCleanupTakenOver: the survivor responsible for a dead node dies too
@@ -48,15 +50,7 @@ func TestCleanupTakenOver(t *testing.T) {
 
 	st, b := store.NewMemory(), bus.NewMemory()
 	t.Cleanup(func() { b.Close() })
-	node, err := sockjs.NewNode(sockjs.NodeConfig{ID: "b", Store: st, Bus: b, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		node.Close(ctx)
-	})
+	node := nodetest.SockJSNode(t, sockjs.NodeConfig{ID: "b", Store: st, Bus: b, Logger: quiet})
 	var closed atomic.Int32
 	if _, err := node.NewEndpoint(sockjs.HandlerFuncs{Close: func(*sockjs.Session) { closed.Add(1) }},
 		sockjs.Settings{Prefix: "/t"}); err != nil {

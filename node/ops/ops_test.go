@@ -3,7 +3,6 @@ package ops_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,38 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-rt/shoal/bus"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/ops"
 	"github.com/shoal-rt/shoal/sockjs"
-	"github.com/shoal-rt/shoal/store"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 func newNode(t *testing.T) *sockjs.Node {
 	t.Helper()
-	b := bus.NewMemory()
-	t.Cleanup(func() { b.Close() })
-	n, err := sockjs.NewNode(sockjs.NodeConfig{ID: "n1", Store: store.NewMemory(), Bus: b, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n.Close(ctx)
-	})
-	return n
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return nodetest.SockJSNode(t, sockjs.NodeConfig{ID: "n1"})
 }
 
 // A lone node whose backend fails stays ready, degraded (no other member
@@ -69,32 +46,32 @@ func TestReadinessFollowsChecks(t *testing.T) {
 	srv := httptest.NewServer(o.Handler())
 	t.Cleanup(srv.Close)
 
-	if code, body := get(t, srv.URL+"/readyz"); code != 200 || body != "ready\n" {
+	if code, body := nodetest.Get(t, srv.URL+"/readyz"); code != 200 || body != "ready\n" {
 		t.Fatalf("/readyz = %d %q", code, body)
 	}
 	down.Store(true)
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if code, body := get(t, srv.URL+"/readyz"); code != 200 || body != "ready, degraded: redis unreachable from every member\n" {
+		if code, body := nodetest.Get(t, srv.URL+"/readyz"); code != 200 || body != "ready, degraded: redis unreachable from every member\n" {
 			return errors.New(body)
 		}
 		return nil
 	})
-	if _, body := get(t, srv.URL+"/metrics"); !strings.Contains(body, `shoal_backend_up{backend="redis"} 0`) {
+	if _, body := nodetest.Get(t, srv.URL+"/metrics"); !strings.Contains(body, `shoal_backend_up{backend="redis"} 0`) {
 		t.Fatalf("/metrics while redis is down:\n%s", body)
 	}
 	down.Store(false)
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if code, body := get(t, srv.URL+"/readyz"); code != 200 || body != "ready\n" {
+		if code, body := nodetest.Get(t, srv.URL+"/readyz"); code != 200 || body != "ready\n" {
 			return errors.New(body)
 		}
 		return nil
 	})
 	for _, path := range []string{"/healthz", "/_shoal/stats", "/_shoal/cluster", "/metrics"} {
-		if code, _ := get(t, srv.URL+path); code != 200 {
+		if code, _ := nodetest.Get(t, srv.URL+path); code != 200 {
 			t.Errorf("GET %s = %d", path, code)
 		}
 	}
-	if code, _ := get(t, srv.URL+"/echo/info"); code != 404 {
+	if code, _ := nodetest.Get(t, srv.URL+"/echo/info"); code != 404 {
 		t.Errorf("the operations handler served /echo/info: %d", code)
 	}
 }
@@ -118,25 +95,10 @@ func TestDrain(t *testing.T) {
 	t.Cleanup(admin.Close)
 
 	// A parked poll ends with a heartbeat when the node drains.
-	resp, err := http.Post(public.URL+"/echo/000/s1/xhr", "text/plain", nil)
-	if err != nil {
-		t.Fatal(err)
+	if got := nodetest.Post(t, public.URL+"/echo/000/s1/xhr", ""); got != "o\n" {
+		t.Fatalf("open: %q", got)
 	}
-	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "o\n" {
-		t.Fatalf("open: %d %q", resp.StatusCode, b)
-	}
-	resp.Body.Close()
-	parked := make(chan string, 1)
-	go func() {
-		resp, err := http.Post(public.URL+"/echo/000/s1/xhr", "text/plain", nil)
-		if err != nil {
-			parked <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		parked <- string(b)
-	}()
+	parked := nodetest.PostAsync(public.URL+"/echo/000/s1/xhr", "")
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if node.Stats().SessionsActive != 1 {
 			return errors.New("poll not parked yet")
@@ -148,7 +110,7 @@ func TestDrain(t *testing.T) {
 	done := make(chan time.Duration)
 	go func() { done <- o.Drain(skip, public.Config) }()
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if code, body := get(t, admin.URL+"/readyz"); code != 503 || body != "not ready: draining\n" {
+		if code, body := nodetest.Get(t, admin.URL+"/readyz"); code != 503 || body != "not ready: draining\n" {
 			return errors.New(body)
 		}
 		return nil

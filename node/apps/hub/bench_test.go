@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/sockjs"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // BenchmarkDelivery measures what the hub adds to each delivered message
@@ -42,10 +43,7 @@ func BenchmarkDelivery(b *testing.B) {
 			join := sockjs.HandlerFuncs{Open: func(s *sockjs.Session) error { return s.Subscribe(context.Background(), "room") }}
 			for range setup.nodes {
 				st, bs := be(b)
-				node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: bs})
-				if err != nil {
-					b.Fatal(err)
-				}
+				node := nodetest.SockJSNode(b, sockjs.NodeConfig{Store: st, Bus: bs})
 				ep, err := node.NewEndpoint(join, sockjs.Settings{Prefix: "/broadcast"})
 				if err != nil {
 					b.Fatal(err)
@@ -53,7 +51,7 @@ func BenchmarkDelivery(b *testing.B) {
 				if err := ep.HandleChannels(sockjs.ChannelConfig{Pattern: "room"}); err != nil {
 					b.Fatal(err)
 				}
-				bases = append(bases, serve(b, node)+"/broadcast")
+				bases = append(bases, nodetest.Serve(b, node, node.Handler(nil))+"/broadcast")
 				eps = append(eps, ep)
 			}
 			publish := func() error { return eps[0].Publish(context.Background(), "room", string(payload)) }
@@ -65,33 +63,18 @@ func BenchmarkDelivery(b *testing.B) {
 			var hubs []*Hub
 			for range setup.nodes {
 				st, bs := be(b)
-				node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: bs})
-				if err != nil {
-					b.Fatal(err)
-				}
+				node := nodetest.SockJSNode(b, sockjs.NodeConfig{Store: st, Bus: bs})
 				h, err := New(node, Config{Verifier: testVerifier{}, File: File{Limits: Limits{MessageRate: -1}}})
 				if err != nil {
 					b.Fatal(err)
 				}
-				bases = append(bases, serve(b, node)+DefaultPrefix)
+				bases = append(bases, nodetest.Serve(b, node, node.Handler(nil))+DefaultPrefix)
 				hubs = append(hubs, h)
 			}
 			publish := func() error { _, err := hubs[0].Publish(context.Background(), "room", payload); return err }
 			runDelivery(b, subs, bases, []string{`{"data_type":"auth","data":{"token":"user:u:room"}}`}, publish)
 		})
 	}
-}
-
-func serve(b *testing.B, node *sockjs.Node) string {
-	srv := httptest.NewServer(node.Handler(nil))
-	b.Cleanup(func() {
-		srv.CloseClientConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		node.Close(ctx)
-		srv.Close()
-	})
-	return srv.URL
 }
 
 // runDelivery opens subs websockets over bases (each sending hello first),

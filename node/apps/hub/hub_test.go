@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,8 @@ import (
 	"github.com/shoal-rt/shoal/node/apps/hub/token"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
+
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // Tests run hubs on nodes that share a store and a bus: the memory ones
@@ -66,24 +67,14 @@ func startHubs(t testing.TB, be backends, n int, cfg Config) []*testHub {
 	var out []*testHub
 	for range n {
 		st, b := be(t)
-		node, err := sockjs.NewNode(sockjs.NodeConfig{Store: st, Bus: b, ReapInterval: 20 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
+		node := nodetest.SockJSNode(t, sockjs.NodeConfig{Store: st, Bus: b, ReapInterval: 20 * time.Millisecond})
 		h, err := New(node, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(node.Handler(nil))
-		t.Cleanup(func() {
-			srv.CloseClientConnections()
-			h.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			node.Close(ctx)
-			srv.Close()
-		})
-		out = append(out, &testHub{Hub: h, node: node, base: srv.URL + DefaultPrefix})
+		base := nodetest.Serve(t, node, node.Handler(nil))
+		t.Cleanup(h.Close) // its auth timers stop before the node closes
+		out = append(out, &testHub{Hub: h, node: node, base: base + DefaultPrefix})
 	}
 	return out
 }

@@ -4,29 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shoal-rt/shoal/internal/testenv"
-)
 
-// post sends a SockJS HTTP request and returns the body.
-func post(t *testing.T, url, body string) string {
-	t.Helper()
-	resp, err := http.Post(url, "text/plain", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+	"github.com/shoal-rt/shoal/node/nodetest"
+)
 
 // TestClusterRecoveryPolling: an xhr-polling session whose requests each
 // land on another node subscribes with since; the next poll brings the
@@ -45,15 +30,15 @@ func TestClusterRecoveryPolling(t *testing.T) {
 		offs = append(offs, off)
 	}
 	sid := "/0/poller/"
-	if got := post(t, hubs[0].base+sid+"xhr", ""); got != "o\n" {
+	if got := nodetest.Post(t, hubs[0].base+sid+"xhr", ""); got != "o\n" {
 		t.Fatalf("open: %q", got)
 	}
 	msg, _ := json.Marshal([]string{fmt.Sprintf(`{"data_type":"subscribe","id":1,"data":{"channel":"room","since":%d}}`, offs[0])})
-	post(t, hubs[1].base+sid+"xhr_send", string(msg))
+	nodetest.Post(t, hubs[1].base+sid+"xhr_send", string(msg))
 	var got []map[string]any
 	deadline := time.Now().Add(10 * time.Second)
 	for len(got) < 4 && time.Now().Before(deadline) {
-		f := post(t, hubs[2].base+sid+"xhr", "")
+		f := nodetest.Post(t, hubs[2].base+sid+"xhr", "")
 		if !strings.HasPrefix(f, "a") {
 			continue
 		}
@@ -96,18 +81,18 @@ func TestAuthTimeoutOnAnyNode(t *testing.T) {
 	hubs := startHubs(t, clusterBackends(t), 2, Config{Verifier: testVerifier{}, File: File{AuthTimeout: Duration(timeout)}})
 	sid := "/0/late/"
 	start := time.Now()
-	if got := post(t, hubs[0].base+sid+"xhr", ""); got != "o\n" {
+	if got := nodetest.Post(t, hubs[0].base+sid+"xhr", ""); got != "o\n" {
 		t.Fatalf("open: %q", got)
 	}
 	hubs[0].Close() // its timers die with it
-	if got := post(t, hubs[1].base+sid+"xhr", ""); !strings.Contains(got, "request_auth") {
+	if got := nodetest.Post(t, hubs[1].base+sid+"xhr", ""); !strings.Contains(got, "request_auth") {
 		t.Fatalf("first poll: %q", got)
 	}
 	// A ping every 100 ms (well within the rate limit) until the close.
 	var closed time.Duration
 	testenv.CheckFor(t, timeout+10*time.Second, 100*time.Millisecond, func() error {
-		post(t, hubs[1].base+sid+"xhr_send", `["{\"data_type\":\"ping\",\"id\":1,\"data\":{}}"]`)
-		got := post(t, hubs[1].base+sid+"xhr", "")
+		nodetest.Post(t, hubs[1].base+sid+"xhr_send", `["{\"data_type\":\"ping\",\"id\":1,\"data\":{}}"]`)
+		got := nodetest.Post(t, hubs[1].base+sid+"xhr", "")
 		if got == `c[4001,"Not authenticated"]`+"\n" {
 			closed = time.Since(start)
 			return nil

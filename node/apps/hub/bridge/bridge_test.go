@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/node/apps/hub"
+	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 // channelLog is the hub side of these tests: an append-only log per
@@ -76,23 +77,14 @@ func (l *channelLog) numbers(channel string) []int {
 
 // checkSequence fails unless got is strictly increasing (no duplicate, in
 // order) and returns the numbers of 0..sent-1 missing from it.
-func checkSequence(t *testing.T, got []int, sent int) (missing []int) {
+func checkSequence(t *testing.T, got []int, sent int) []int {
 	t.Helper()
 	for i := 1; i < len(got); i++ {
 		if got[i] <= got[i-1] {
 			t.Fatalf("out of order or duplicate at %d: %v", i, got)
 		}
 	}
-	have := make(map[int]bool)
-	for _, n := range got {
-		have[n] = true
-	}
-	for i := 0; i < sent; i++ {
-		if !have[i] {
-			missing = append(missing, i)
-		}
-	}
-	return missing
+	return nodetest.Missing(got, sent)
 }
 
 func redisClient(t *testing.T, url string) *redis.Client {

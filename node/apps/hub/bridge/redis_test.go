@@ -14,57 +14,62 @@ import (
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
-func startRedisBridges(t *testing.T, url, prefix string, log *channelLog, n int) []*bridgeNode {
-	var nodes []*bridgeNode
-	for i := 0; i < n; i++ {
-		nodes = append(nodes, startNode(t, url, func(c *redis.Client) runner {
-			return NewRedis(log, RedisConfig{Client: c, Prefix: prefix,
-				Lease: &RedisLease{Client: c, Key: prefix + "lease", Owner: fmt.Sprint("node", i), TTL: testTTL}})
+// redisBridges is three nodes running the Redis bridge into log, a
+// client that PUBLISHes on their Redis, and the node bridging first.
+type redisBridges struct {
+	pub    *redis.Client
+	log    *channelLog
+	prefix string
+	nodes  []*bridgeNode
+	first  int
+}
+
+func startRedisBridges(t *testing.T) *redisBridges {
+	t.Helper()
+	url := nodetest.Redis(t)
+	b := &redisBridges{pub: redisClient(t, url), log: newChannelLog(), prefix: uniquePrefix(t)}
+	for i := range 3 {
+		b.nodes = append(b.nodes, startNode(t, url, func(c *redis.Client) runner {
+			return NewRedis(b.log, RedisConfig{Client: c, Prefix: b.prefix,
+				Lease: &RedisLease{Client: c, Key: b.prefix + "lease", Owner: fmt.Sprint("node", i), TTL: testTTL}})
 		}))
 	}
-	return nodes
+	b.first = waitOneHolder(t, b.nodes, -1)
+	return b
 }
 
 // TestRedisBridgeOnceInOrder: three nodes run the bridge; each PUBLISH is
 // appended once, in order, and a graceful handover loses nothing.
 func TestRedisBridgeOnceInOrder(t *testing.T) {
-	url := nodetest.Redis(t)
-	pub := redisClient(t, url)
-	log := newChannelLog()
-	prefix := uniquePrefix(t)
-	nodes := startRedisBridges(t, url, prefix, log, 3)
-	first := waitOneHolder(t, nodes, -1)
+	b := startRedisBridges(t)
+	pub, log, prefix, nodes, first := b.pub, b.log, b.prefix, b.nodes, b.first
 	ctx := context.Background()
 	rooms := []string{"room-1", "room-2", "room.3"}
-	for i := 0; i < 10; i++ {
-		for _, r := range rooms {
-			pub.Publish(ctx, prefix+r, strconv.Itoa(i))
-		}
-	}
-	pub.Publish(ctx, prefix, "no channel: ignored")
-	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		for _, r := range rooms {
-			if n := len(log.numbers(r)); n != 10 {
-				return fmt.Errorf("%s has %d", r, n)
+	// publishUpTo publishes the numbers from..to-1 in every room and waits
+	// until each room has to messages.
+	publishUpTo := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			for _, r := range rooms {
+				pub.Publish(ctx, prefix+r, strconv.Itoa(i))
 			}
 		}
-		return nil
-	})
+		if from == 0 {
+			pub.Publish(ctx, prefix, "no channel: ignored")
+		}
+		testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+			for _, r := range rooms {
+				if n := len(log.numbers(r)); n != to {
+					return fmt.Errorf("%s has %d", r, n)
+				}
+			}
+			return nil
+		})
+	}
+	publishUpTo(0, 10)
 	nodes[first].stop()
 	waitOneHolder(t, nodes, first)
-	for i := 10; i < 20; i++ {
-		for _, r := range rooms {
-			pub.Publish(ctx, prefix+r, strconv.Itoa(i))
-		}
-	}
-	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		for _, r := range rooms {
-			if n := len(log.numbers(r)); n != 20 {
-				return fmt.Errorf("%s has %d", r, n)
-			}
-		}
-		return nil
-	})
+	publishUpTo(10, 20)
 	for _, r := range rooms {
 		if missing := checkSequence(t, log.numbers(r), 20); len(missing) > 0 {
 			t.Fatalf("%s missing %v", r, missing)
@@ -78,12 +83,8 @@ func TestRedisBridgeOnceInOrder(t *testing.T) {
 // within the documented window (lease TTL + TTL/8 + a round trip) after
 // the crash.
 func TestRedisBridgeCrash(t *testing.T) {
-	url := nodetest.Redis(t)
-	pub := redisClient(t, url)
-	log := newChannelLog()
-	prefix := uniquePrefix(t)
-	nodes := startRedisBridges(t, url, prefix, log, 3)
-	first := waitOneHolder(t, nodes, -1)
+	b := startRedisBridges(t)
+	pub, log, prefix, nodes, first := b.pub, b.log, b.prefix, b.nodes, b.first
 	ctx := context.Background()
 	sentAt := make([]time.Time, 0, 400)
 	var crashedAt time.Time

@@ -25,37 +25,15 @@ const { chromium } = require('playwright-core');
 
 const cfg = JSON.parse(process.argv[2]);
 const stepMs = 20000; // bound of any single wait inside a page
-const result = { echo: [], broadcast: [], oversize: [], offLoopback: [], pageErrors: [] };
-let browser = null;
-
-async function finish(error) {
-  if (error) result.error = String(error && error.stack ? error.stack : error);
-  clearTimeout(deadline);
-  process.stdout.write(JSON.stringify(result) + '\n');
-  if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
-  process.exit(0);
-}
-const deadline = setTimeout(() => finish('driver timeout'), cfg.timeoutMs);
-
-// Every request and WebSocket the page or its iframes make must stay on
-// loopback; anything else is reported (and Chromium could not reach it).
-const loopback = /^(https?|wss?):\/\/127\.0\.0\.1(:\d+)?\//;
+const run = require('./run').start({ echo: [], broadcast: [], oversize: [] }, cfg.timeoutMs);
+const result = run.result;
 
 // newPage opens page.html in a fresh context. servers collects the
 // X-Shoal-Server header (which node HAProxy chose) of every response.
 async function newPage(label, servers) {
-  const context = await browser.newContext();
+  const context = await run.browser.newContext();
   const page = await context.newPage();
-  page.on('request', (r) => {
-    if (!loopback.test(r.url()) && !r.url().startsWith('data:')) result.offLoopback.push(r.url());
-  });
-  page.on('websocket', (ws) => {
-    if (!loopback.test(ws.url())) result.offLoopback.push(ws.url());
-  });
-  page.on('pageerror', (e) => result.pageErrors.push(`${label}: ${e}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') process.stderr.write(`[${label}] console: ${m.text()}\n`);
-  });
+  run.watch(page, label);
   page.on('response', (r) => {
     const node = r.headers()['x-shoal-server'];
     if (node && servers.length < 100 && !servers.includes(node)) servers.push(node);
@@ -157,7 +135,7 @@ async function broadcastGroup(g, group) {
 
 async function main() {
   const t0 = Date.now();
-  browser = await chromium.launch({
+  run.browser = await chromium.launch({
     executablePath: cfg.chromium,
     headless: true,
     // The network is closed: without these Chromium's own background
@@ -175,4 +153,4 @@ async function main() {
   result.totalMs = Date.now() - t0;
 }
 
-main().then(() => finish(), (e) => finish(e));
+main().then(() => run.finish(), (e) => run.finish(e));

@@ -13,41 +13,23 @@ const path = require('path');
 const { chromium } = require('playwright-core');
 
 const cfg = JSON.parse(process.argv[2]);
-const result = { scenarios: {}, chat: null, echo: null, offLoopback: [], pageErrors: [] };
-let browser = null;
-
-async function finish(error) {
-  if (error) result.error = String(error && error.stack ? error.stack : error);
-  clearTimeout(deadline);
-  process.stdout.write(JSON.stringify(result) + '\n');
-  if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
-  process.exit(0);
-}
-const deadline = setTimeout(() => finish('driver timeout'), cfg.timeoutMs);
-
-const loopback = /^(https?|wss?):\/\/127\.0\.0\.1(:\d+)?\//;
+const run = require('./run').start({ scenarios: {}, chat: null, echo: null }, cfg.timeoutMs);
+const result = run.result;
 
 async function newPage(label, contextOnly) {
-  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  const context = await run.browser.newContext({ viewport: { width: 900, height: 640 } });
   if (contextOnly) return { context };
   const page = await context.newPage();
   watch(page, label);
   return { context, page };
 }
 
+// sockjs-client's jsonp receiver deletes its callback when its session
+// closes; the parked poll's answer then calls a missing function.
+const jsonpLateAnswer = /_jp\.\w+ is not a function/;
+
 function watch(page, label) {
-  page.on('request', (r) => {
-    if (!loopback.test(r.url()) && !r.url().startsWith('data:')) result.offLoopback.push(r.url());
-  });
-  page.on('pageerror', (e) => {
-    // sockjs-client's jsonp receiver deletes its callback when its session
-    // closes; the parked poll's answer then calls a missing function.
-    if (/_jp\.\w+ is not a function/.test(String(e))) return;
-    result.pageErrors.push(`${label}: ${e}`);
-  });
-  page.on('console', (m) => {
-    if (m.type() === 'error') process.stderr.write(`[${label}] console: ${m.text()}\n`);
-  });
+  run.watch(page, label, jsonpLateAnswer);
 }
 
 // scenarios runs scenarios.js in a page of the node (the chat demo page,
@@ -192,7 +174,7 @@ async function echo() {
 
 (async () => {
   const t0 = Date.now();
-  browser = await chromium.launch({ executablePath: cfg.chromium, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  run.browser = await chromium.launch({ executablePath: cfg.chromium, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   result.launchMs = Date.now() - t0;
   let t = Date.now();
   await scenarios();
@@ -203,5 +185,5 @@ async function echo() {
   t = Date.now();
   try { result.echo = await echo(); } catch (e) { result.echoError = String(e); }
   result.echoMs = Date.now() - t;
-  await finish();
-})().catch((e) => finish(e));
+  await run.finish();
+})().catch((e) => run.finish(e));

@@ -1,0 +1,56 @@
+package nodetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// opsClient reads a node's operations endpoints; a node that does not
+// answer in 5 s counts as an error.
+var opsClient = &http.Client{Timeout: 5 * time.Second}
+
+// GetJSON decodes the JSON reply of a GET of url into v; a status other
+// than 200 is an error.
+func GetJSON(url string, v any) error {
+	code, body, err := TryGet(url)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("nodetest: GET %s: %d %s", url, code, body)
+	}
+	return json.Unmarshal([]byte(body), v)
+}
+
+// Metric returns the sum of the samples of metric name, every label set,
+// in the /metrics of the node at base (http://host:port); an error when
+// there is none.
+func Metric(base, name string) (float64, error) {
+	_, body, err := TryGet(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	sum, found := 0.0, false
+	for line := range strings.SplitSeq(body, "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+			v, err := strconv.ParseFloat(rest[i+1:], 64)
+			if err != nil {
+				return 0, fmt.Errorf("nodetest: %s: %q: %w", name, line, err)
+			}
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("nodetest: no metric %s", name)
+	}
+	return sum, nil
+}

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 
 	natsbus "github.com/shoal-rt/shoal/bus/nats"
 	"github.com/shoal-rt/shoal/node/ops"
@@ -43,7 +42,7 @@ type config struct {
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:9001", "HTTP listen address")
-	flag.StringVar(&cfg.Redis, "redis", "redis://127.0.0.1:6379/0", "Redis URL")
+	flag.StringVar(&cfg.Redis, "redis", "redis://127.0.0.1:6379/0", "Redis URL: "+redisstore.URLForms)
 	flag.StringVar(&cfg.NATS, "nats", nats.DefaultURL, "NATS URL")
 	flag.StringVar(&cfg.NodeID, "node-id", "", "this node's id (default: a new ULID)")
 	flag.StringVar(&cfg.Prefix, "key-prefix", "embedded", "Redis key and NATS subject prefix, shared by the cluster")
@@ -61,14 +60,14 @@ func main() {
 // run serves until ctx ends, then drains. It sends the address it listens
 // on to listening, if not nil.
 func run(ctx context.Context, cfg config, log *slog.Logger, listening chan<- string) error {
-	// The store: every call honours its context, so a stuck Redis cannot
-	// hold a request past its deadline.
-	opts, err := redis.ParseURL(cfg.Redis)
+	// The store, on the client the shoal program uses: any URL form (one
+	// server, Redis Cluster, Sentinel), calls bounded by their context,
+	// and go-redis's retries off (a resent script could append twice) in
+	// favour of waiting out a restart or a failover.
+	rc, err := redisstore.NewClient(cfg.Redis, 0)
 	if err != nil {
 		return fmt.Errorf("--redis: %w", err)
 	}
-	opts.ContextTimeoutEnabled = true
-	rc := redis.NewClient(opts)
 	defer rc.Close()
 	st := redisstore.New(rc, redisstore.Config{Prefix: cfg.Prefix})
 

@@ -255,7 +255,8 @@ func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
 		host = nsNet.hostIP
 		redisBind = "127.0.0.1 " + nsNet.hostIP
 	}
-	redisPort, natsPort := testenv.FreePort(t), testenv.FreePort(t)
+	free := testenv.FreePorts(t, 3)
+	redisPort, natsPort := free[0], free[1]
 	// Persistence on (AOF, fsync every second): a restart keeps the
 	// sessions, as a production Redis does.
 	args := append([]string{"--port", strconv.Itoa(redisPort), "--bind"}, strings.Fields(redisBind)...)
@@ -268,7 +269,7 @@ func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
 		c.redis.args = append(c.redis.args, "--protected-mode", "no")
 	}
 	c.redis.start(t)
-	monitor := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	monitor := fmt.Sprintf("127.0.0.1:%d", free[2])
 	c.natsMonitors = []string{monitor}
 	c.nats = &server{name: "nats-server", bin: lookBin(t, "nats-server"), addr: fmt.Sprintf("%s:%d", host, natsPort),
 		args: []string{"-a", host, "-p", strconv.Itoa(natsPort), "--http_port", strings.TrimPrefix(monitor, "127.0.0.1:")}}
@@ -282,13 +283,14 @@ func (c *cluster) startNodes(t *testing.T, s settings, nsNet *netnsNet) {
 	bin := nodeBinary(t, s)
 	const n = 3
 	addrs, gossip := make([]string, n), make([]string, n)
+	free := testenv.FreePorts(t, 2*n)
 	for i := range n {
 		if nsNet != nil {
 			ip := nsNet.nodeIP(i)
 			addrs[i], gossip[i] = ip+":8080", ip+":7946"
 		} else {
-			addrs[i] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-			gossip[i] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			addrs[i] = fmt.Sprintf("127.0.0.1:%d", free[2*i])
+			gossip[i] = fmt.Sprintf("127.0.0.1:%d", free[2*i+1])
 		}
 	}
 	for i := range n {
@@ -588,11 +590,12 @@ func (c *cluster) startHA(t *testing.T) {
 func (c *cluster) startNATSCluster(t *testing.T) {
 	t.Helper()
 	routes := make([]string, 3)
+	free := testenv.FreePorts(t, 9)
 	ports, monitorPorts := make([]int, 3), make([]int, 3)
 	for i := range 3 {
-		ports[i], monitorPorts[i] = testenv.FreePort(t), testenv.FreePort(t)
+		ports[i], monitorPorts[i] = free[3*i], free[3*i+1]
 		c.natsMonitors = append(c.natsMonitors, fmt.Sprintf("127.0.0.1:%d", monitorPorts[i]))
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", testenv.FreePort(t))
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", free[3*i+2])
 	}
 	var urls []string
 	for i := range 3 {

@@ -67,3 +67,13 @@ func TestNATSStopsAndStartsOnItsPort(t *testing.T) {
 	}
 	testenv.WaitTCP(t, strings.TrimPrefix(url, "nats://"))
 }
+
+func TestFreePortsAreDistinct(t *testing.T) {
+	seen := map[int]bool{}
+	for _, p := range testenv.FreePorts(t, 20) {
+		if seen[p] || p == 0 {
+			t.Fatalf("port %d handed out twice (or zero)", p)
+		}
+		seen[p] = true
+	}
+}

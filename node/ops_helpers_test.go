@@ -99,20 +99,12 @@ func (b *balancer) url() string { return "http://" + b.addr }
 
 // status is HAProxy's view of server name (UP, DOWN, ...).
 func (b *balancer) status(name string) (string, error) {
-	resp, err := http.Get("http://" + b.stats + "/;csv")
+	st, err := haproxy.ServerStatus("http://" + b.stats)
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		f := strings.Split(line, ",")
-		if len(f) > 17 && f[0] == haproxy.Backend && f[1] == name {
-			return f[17], nil
-		}
+	if s, ok := st[name]; ok {
+		return s, nil
 	}
 	return "", fmt.Errorf("server %s not in HAProxy's statistics", name)
 }

@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +22,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/haproxy"
+	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/node/ops"
 )
 
 const (
@@ -57,57 +61,35 @@ func compose(t *testing.T, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// checkFor polls cond until it returns nil or the time is up.
-func checkFor(t *testing.T, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, within, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 var client = &http.Client{Timeout: 10 * time.Second}
 
-func getJSON(url string, v any) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s %s", url, resp.Status, body)
-	}
-	return json.Unmarshal(body, v)
+// waitFor polls cond every 200 ms for up to within.
+func waitFor(t *testing.T, within time.Duration, cond func() error) {
+	t.Helper()
+	testenv.CheckFor(t, within, 200*time.Millisecond, cond)
 }
 
-type clusterView struct {
-	Self    string `json:"self"`
-	Ready   bool   `json:"ready"`
-	Members []struct {
-		ID       string `json:"id"`
-		HTTPAddr string `json:"http_addr"`
-		Version  string `json:"version"`
-		State    string `json:"state"`
-	} `json:"members"`
+// nodesUp: HAProxy sees every one of want UP.
+func nodesUp(want ...string) func() error {
+	return func() error {
+		st, err := haproxy.ServerStatus(statsURL)
+		if err != nil {
+			return err
+		}
+		for _, n := range want {
+			if !strings.HasPrefix(st[n], "UP") {
+				return fmt.Errorf("HAProxy sees %v, want %v UP", st, want)
+			}
+		}
+		return nil
+	}
 }
 
-// aliveMembers asks whichever node HAProxy picks who is in the cluster.
-func aliveMembers() ([]string, clusterView, error) {
-	var v clusterView
-	if err := getJSON(lbURL+"/_shoal/cluster", &v); err != nil {
-		return nil, v, err
-	}
+// clusterView is what the node HAProxy picks sees: its view, and the ids
+// of the members alive in it, sorted.
+func clusterView() (ops.ClusterView, []string, error) {
+	var v ops.ClusterView
+	err := nodetest.GetJSON(lbURL+"/_shoal/cluster", &v)
 	var ids []string
 	for _, m := range v.Members {
 		if m.State == "alive" {
@@ -115,42 +97,18 @@ func aliveMembers() ([]string, clusterView, error) {
 		}
 	}
 	slices.Sort(ids)
-	return ids, v, nil
+	return v, ids, err
 }
 
-// haproxyStatus is HAProxy's view of each node (UP, DOWN, MAINT...), from
-// its statistics CSV.
-func haproxyStatus() (map[string]string, error) {
-	resp, err := client.Get(statsURL + "/;csv")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	r := csv.NewReader(resp.Body)
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, row := range rows {
-		if len(row) > 17 && row[0] == "shoal_nodes" && slices.Contains(nodes, row[1]) {
-			out[row[1]] = row[17]
-		}
-	}
-	return out, nil
-}
-
-func allUp(want ...string) func() error {
+// membersAre: the node HAProxy picks sees exactly want alive.
+func membersAre(want ...string) func() error {
 	return func() error {
-		st, err := haproxyStatus()
+		_, ids, err := clusterView()
 		if err != nil {
 			return err
 		}
-		for _, n := range want {
-			if !strings.HasPrefix(st[n], "UP") {
-				return fmt.Errorf("HAProxy sees %v", st)
-			}
+		if !slices.Equal(ids, want) {
+			return fmt.Errorf("alive members %v, want %v", ids, want)
 		}
 		return nil
 	}
@@ -159,17 +117,8 @@ func allUp(want ...string) func() error {
 func TestCompose(t *testing.T) {
 	// The stack was just started: HAProxy marks a node up after two
 	// passed /readyz checks (2 s apart), and memberlist needs a moment.
-	checkFor(t, 90*time.Second, "HAProxy sees every node UP", allUp(nodes...))
-	checkFor(t, 60*time.Second, "three alive members", func() error {
-		ids, _, err := aliveMembers()
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(ids, nodes) {
-			return fmt.Errorf("alive members %v", ids)
-		}
-		return nil
-	})
+	waitFor(t, 90*time.Second, nodesUp(nodes...))
+	waitFor(t, 60*time.Second, membersAre(nodes...))
 	t.Run("Members", testMembers)
 	t.Run("RoundRobin", testRoundRobin)
 	t.Run("SockJSClientServed", testSockJSClientServed)
@@ -181,9 +130,9 @@ func TestCompose(t *testing.T) {
 // testMembers: every node sees the same three members, each advertising an
 // HTTP address the others reach (its container's address, not 0.0.0.0).
 func testMembers(t *testing.T) {
-	seen := map[string]clusterView{}
-	checkFor(t, 20*time.Second, "a view from every node", func() error {
-		_, v, err := aliveMembers()
+	seen := map[string]ops.ClusterView{}
+	waitFor(t, 20*time.Second, func() error {
+		v, _, err := clusterView()
 		if err != nil {
 			return err
 		}
@@ -214,7 +163,7 @@ func testMembers(t *testing.T) {
 		Nodes       map[string]json.RawMessage `json:"nodes"`
 		Unreachable map[string]string          `json:"unreachable"`
 	}
-	if err := getJSON(lbURL+"/_shoal/stats", &st); err != nil {
+	if err := nodetest.GetJSON(lbURL+"/_shoal/stats", &st); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Nodes) != len(nodes) || len(st.Unreachable) != 0 {
@@ -223,28 +172,8 @@ func testMembers(t *testing.T) {
 }
 
 // testRoundRobin: consecutive requests on one keep-alive connection rotate
-// over the three nodes (X-Shoal-Server names the node HAProxy chose).
-func testRoundRobin(t *testing.T) {
-	counts := map[string]int{}
-	for range 30 {
-		resp, err := client.Get(lbURL + "/echo/info")
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("/echo/info: %s", resp.Status)
-		}
-		counts[resp.Header.Get("X-Shoal-Server")]++
-	}
-	for _, n := range nodes {
-		if counts[n] != 10 {
-			t.Errorf("30 requests went %v, want 10 to each node", counts)
-			break
-		}
-	}
-}
+// over the three nodes.
+func testRoundRobin(t *testing.T) { nodetest.CheckRotation(t, lbURL, nodes, 10) }
 
 // testSockJSClientServed: the image's npm copy of sockjs-client is served
 // at /sockjs.min.js, and the demo page loads it from there, not the CDN.
@@ -302,10 +231,10 @@ func testTransports(t *testing.T) {
 	}
 }
 
-// startNode starts one of testdata's sockjs-client scripts and waits for
+// startClient starts one of testdata's sockjs-client scripts and waits for
 // its "ready" line; the returned function closes its stdin and returns
 // the rest of its output.
-func startNode(t *testing.T, script string, args ...string) func() string {
+func startClient(t *testing.T, script string, args ...string) func() string {
 	t.Helper()
 	cmd := exec.Command("node", append([]string{filepath.Join("testdata", script)}, args...)...)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(env(t, "SHOAL_COMPOSE_CLIENT"), "node_modules"))
@@ -353,7 +282,12 @@ func startNode(t *testing.T, script string, args ...string) func() string {
 	}
 	return func() string {
 		stdin.Close()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%s: no result within 60 s of its stdin closing", script)
+		}
 		cmd.Wait()
 		return rest.String()
 	}
@@ -366,7 +300,7 @@ func startNode(t *testing.T, script string, args ...string) func() string {
 func testHubPublish(t *testing.T) {
 	apiKey := env(t, "SHOAL_API_KEY")
 	const channel, perPath = "news", 5
-	wait := startNode(t, "hub.js", lbURL+"/hub", strings.Join(transports, ","), channel, fmt.Sprint(2*perPath))
+	wait := startClient(t, "hub.js", lbURL+"/hub", strings.Join(transports, ","), channel, fmt.Sprint(2*perPath))
 	for i := range perPath {
 		req, _ := http.NewRequest(http.MethodPost, lbURL+"/api/publish",
 			strings.NewReader(fmt.Sprintf(`{"channel":%q,"data":{"n":%d}}`, channel, i)))
@@ -439,36 +373,7 @@ type pollingResult struct {
 func testKillNode(t *testing.T) {
 	const sessions = 12
 	victim := "node2"
-	cmd := exec.Command("node", "testdata/polling.js", lbURL+"/echo", "xhr-polling", fmt.Sprint(sessions))
-	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(env(t, "SHOAL_COMPOSE_CLIENT"), "node_modules"))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout bytes.Buffer
-	pr, pw := io.Pipe()
-	cmd.Stdout = io.MultiWriter(&stdout, pw)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		ok := sc.Scan() && sc.Text() == "ready"
-		ready <- ok
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			cmd.Wait()
-			t.Fatalf("polling client did not start: %s", stdout.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("polling client not ready in 30 s: %s", stdout.String())
-	}
+	wait := startClient(t, "polling.js", lbURL+"/echo", "xhr-polling", fmt.Sprint(sessions))
 	time.Sleep(2 * time.Second) // traffic on every node before the kill
 
 	id := compose(t, "ps", "-q", victim)
@@ -476,13 +381,13 @@ func testKillNode(t *testing.T) {
 	if out, err := exec.Command("docker", "kill", id).CombinedOutput(); err != nil {
 		t.Fatalf("docker kill %s: %v\n%s", victim, err, out)
 	}
-	checkFor(t, 30*time.Second, "HAProxy marks "+victim+" down", func() error {
-		st, err := haproxyStatus()
+	waitFor(t, 30*time.Second, func() error {
+		st, err := haproxy.ServerStatus(statsURL)
 		if err != nil {
 			return err
 		}
 		if strings.HasPrefix(st[victim], "UP") {
-			return fmt.Errorf("HAProxy sees %v", st)
+			return fmt.Errorf("HAProxy still sees %s UP: %v", victim, st)
 		}
 		return nil
 	})
@@ -492,26 +397,14 @@ func testKillNode(t *testing.T) {
 	if out, _ := exec.Command("docker", "inspect", "-f", "{{.State.Running}} {{.RestartCount}}", id).Output(); strings.TrimSpace(string(out)) != "false 0" {
 		t.Errorf("killed %s: running, restarts = %s", victim, out)
 	}
-	checkFor(t, 60*time.Second, "the others see "+victim+" gone", func() error {
-		ids, _, err := aliveMembers()
-		if err != nil {
-			return err
-		}
-		if slices.Contains(ids, victim) {
-			return fmt.Errorf("alive members %v", ids)
-		}
-		return nil
-	})
+	waitFor(t, 60*time.Second, membersAre("node1", "node3"))
 	t.Logf("members without %s %v after the kill", victim, time.Since(killed).Round(100*time.Millisecond))
 	time.Sleep(3 * time.Second) // traffic on the two survivors
 
-	stdin.Close()
-	cmd.Wait()
-	pw.Close()
 	var r pollingResult
-	line := strings.TrimSpace(strings.TrimPrefix(stdout.String(), "ready\n"))
-	if err := json.Unmarshal([]byte(line), &r); err != nil || r.Error != "" {
-		t.Fatalf("polling client output %q: %v", stdout.String(), err)
+	out := wait()
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Error != "" {
+		t.Fatalf("polling client output %q: %v", out, err)
 	}
 	lost, total := 0, 0
 	for _, s := range r.Sessions {
@@ -542,15 +435,6 @@ func testKillNode(t *testing.T) {
 
 	// Start it again as a user would.
 	compose(t, "start", victim)
-	checkFor(t, 60*time.Second, victim+" back in HAProxy", allUp(nodes...))
-	checkFor(t, 60*time.Second, victim+" back in the cluster", func() error {
-		ids, _, err := aliveMembers()
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(ids, nodes) {
-			return fmt.Errorf("alive members %v", ids)
-		}
-		return nil
-	})
+	waitFor(t, 60*time.Second, nodesUp(nodes...))
+	waitFor(t, 60*time.Second, membersAre(nodes...))
 }

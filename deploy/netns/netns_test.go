@@ -15,8 +15,6 @@ package netns
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +26,7 @@ import (
 	"github.com/shoal-rt/shoal/haproxy"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/node/ops"
 )
 
 // hostNet is one test's network: a bridge, and a namespace per host.
@@ -114,33 +113,10 @@ func (h *hostNet) url(name string, port int) string {
 	return fmt.Sprintf("http://%s:%d", h.hosts[name], port)
 }
 
-var client = &http.Client{Timeout: 3 * time.Second}
-
-type clusterView struct {
-	Self    string `json:"self"`
-	Members []struct {
-		ID       string `json:"id"`
-		HTTPAddr string `json:"http_addr"`
-		State    string `json:"state"`
-	} `json:"members"`
-}
-
-func getJSON(url string, v any) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// alive is what node sees: member id -> advertised HTTP address.
+// alive is what the node at url sees: member id -> advertised HTTP address.
 func alive(url string) (map[string]string, error) {
-	var v clusterView
-	if err := getJSON(url+"/_shoal/cluster", &v); err != nil {
+	var v ops.ClusterView
+	if err := nodetest.GetJSON(url+"/_shoal/cluster", &v); err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
@@ -154,20 +130,14 @@ func alive(url string) (map[string]string, error) {
 
 // haproxyUp lists the servers HAProxy's statistics show UP.
 func haproxyUp(statsURL string) ([]string, error) {
-	resp, err := client.Get(statsURL + "/;csv")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	st, err := haproxy.ServerStatus(statsURL)
 	if err != nil {
 		return nil, err
 	}
 	var up []string
-	for _, line := range strings.Split(string(body), "\n") {
-		f := strings.Split(line, ",")
-		if len(f) > 17 && f[0] == haproxy.Backend && f[1] != "BACKEND" && strings.HasPrefix(f[17], "UP") {
-			up = append(up, f[1])
+	for name, status := range st {
+		if strings.HasPrefix(status, "UP") {
+			up = append(up, name)
 		}
 	}
 	slices.Sort(up)
@@ -248,10 +218,10 @@ func TestMultiHost(t *testing.T) {
 		Nodes       map[string]json.RawMessage `json:"nodes"`
 		Unreachable map[string]string          `json:"unreachable"`
 	}
-	if err := getJSON(h.url("node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
+	if err := nodetest.GetJSON(h.url("node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
 		t.Fatalf("/_shoal/stats: %d nodes, unreachable %v, %v", len(st.Nodes), st.Unreachable, err)
 	}
-	checkRotation(t, lb, nodes)
+	nodetest.CheckRotation(t, lb, nodes, 9)
 
 	// A node's address vanishes (its link goes down: no refusal, no reset,
 	// nothing comes back): the others declare it dead, HAProxy takes it out
@@ -284,13 +254,13 @@ func TestMultiHost(t *testing.T) {
 	})
 	testenv.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 		st.Nodes, st.Unreachable = nil, nil
-		if err := getJSON(h.url("node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
+		if err := nodetest.GetJSON(h.url("node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
 			return fmt.Errorf("/_shoal/stats: %d nodes, unreachable %v, %v", len(st.Nodes), st.Unreachable, err)
 		}
 		return nil
 	})
 	waitMembers(t, h, nodes, stats)
-	checkRotation(t, lb, nodes)
+	nodetest.CheckRotation(t, lb, nodes, 9)
 
 	// haproxy.cfg resolves the node names through Docker's DNS, which is
 	// not here: HAProxy must keep the addresses it resolved at start. With
@@ -302,30 +272,7 @@ func TestMultiHost(t *testing.T) {
 	if up, err := haproxyUp(stats); err != nil || !slices.Equal(up, nodes) {
 		t.Fatalf("HAProxy %v after start: UP %v, %v", time.Since(lbStarted).Round(time.Second), up, err)
 	}
-	checkRotation(t, lb, nodes)
-}
-
-// checkRotation: 30 requests through HAProxy go 10 to each node.
-func checkRotation(t *testing.T, lb string, nodes []string) {
-	t.Helper()
-	counts := map[string]int{}
-	for range 3 * len(nodes) * 3 {
-		resp, err := client.Get(lb + "/echo/info")
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("/echo/info through HAProxy: %s", resp.Status)
-		}
-		counts[resp.Header.Get("X-Shoal-Server")]++
-	}
-	for _, n := range nodes {
-		if counts[n] != 9 {
-			t.Fatalf("requests went %v, want 9 to each of %v", counts, nodes)
-		}
-	}
+	nodetest.CheckRotation(t, lb, nodes, 9)
 }
 
 // waitGone waits until the survivors no longer list victim as alive and
@@ -355,7 +302,7 @@ func waitGone(t *testing.T, h *hostNet, lb, stats, victim string, survivors []st
 	}
 	t.Logf("%s: HAProxy took it out after %v, gossip declared it dead after %v", victim,
 		lbOut.Round(10*time.Millisecond), time.Since(since).Round(10*time.Millisecond))
-	checkRotation(t, lb, survivors)
+	nodetest.CheckRotation(t, lb, survivors, 9)
 }
 
 // waitMembers waits until every node sees every other alive and HAProxy

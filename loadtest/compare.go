@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -324,17 +323,10 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 	rep.Elapsed = math.Round(time.Since(started).Seconds())
 	rep.JSONPath = filepath.Join(rep.Dir, "compare.json")
 	rep.HTMLPath = filepath.Join(rep.Dir, "compare.html")
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
+	if err := writeJSON(rep.JSONPath, "comparison", rep); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(rep.JSONPath, append(b, '\n'), 0o644); err != nil {
-		return nil, err
-	}
-	if err := rep.writeHTML(rep.HTMLPath); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(rep.Dir, "compare.md"), []byte(rep.Markdown()), 0o644); err != nil {
+	if err := rep.writePages(); err != nil {
 		return nil, err
 	}
 	return rep, nil

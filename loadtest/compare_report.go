@@ -356,11 +356,20 @@ func RenderCompare(jsonPath string) (*CompareReport, error) {
 	rep.JSONPath = jsonPath
 	rep.HTMLPath = filepath.Join(rep.Dir, "compare.html")
 	rep.Ratios = rep.ratios()
-	if err := rep.writeHTML(rep.HTMLPath); err != nil {
+	if err := rep.writePages(); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(rep.Dir, "compare.md"), []byte(rep.Markdown()), 0o644); err != nil {
-		return nil, fmt.Errorf("loadtest: write comparison: %w", err)
-	}
 	return &rep, nil
+}
+
+// writePages writes the comparison's HTML (HTMLPath) and Markdown
+// (compare.md in Dir).
+func (rep *CompareReport) writePages() error {
+	if err := rep.writeHTML(rep.HTMLPath); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(rep.Dir, "compare.md"), []byte(rep.Markdown()), 0o644); err != nil {
+		return fmt.Errorf("loadtest: write comparison: %w", err)
+	}
+	return nil
 }

@@ -97,13 +97,17 @@ type ClientStats struct {
 }
 
 // WriteJSON writes the result to path.
-func (r *Result) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
+func (r *Result) WriteJSON(path string) error { return writeJSON(path, "result", r) }
+
+// writeJSON writes v to path as indented JSON; what names the file in
+// errors.
+func writeJSON(path, what string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("loadtest: encode result: %w", err)
+		return fmt.Errorf("loadtest: encode %s: %w", what, err)
 	}
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("loadtest: write result: %w", err)
+		return fmt.Errorf("loadtest: write %s: %w", what, err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/node/nodetest"
 
 	"github.com/coder/websocket"
 )
@@ -45,7 +46,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	sendCtx, stopSending := context.WithCancel(context.Background())
 	defer stopSending()
 	type load struct {
-		c         *sjsClient
+		c         *nodetest.SockJSClient
 		streaming bool
 		mu        sync.Mutex
 		sent      []string
@@ -54,15 +55,15 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	var loads []*load
 	var receivers, senders sync.WaitGroup
 	for i := range pollers + streamers {
-		l := &load{c: newSJSClient(lb.url()+"/echo", fmt.Sprintf("s%d", i)), streaming: i >= pollers}
+		l := &load{c: nodetest.NewSockJSClient(lb.url()+"/echo", fmt.Sprintf("s%d", i)), streaming: i >= pollers}
 		loads = append(loads, l)
-		receivers.Go(func() { l.c.receive(ctx, l.streaming) })
+		receivers.Go(func() { l.c.Receive(ctx, l.streaming) })
 	}
 	// Senders start once every session is open.
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for _, l := range loads {
-			if _, opens, _, _, _ := l.c.snapshot(); opens != 1 {
-				return fmt.Errorf("session %s not open", l.c.sid)
+			if _, opens, _, _, _ := l.c.Snapshot(); opens != 1 {
+				return fmt.Errorf("session %s not open", l.c.ID())
 			}
 		}
 		return nil
@@ -77,12 +78,12 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 					return
 				case <-t.C:
 				}
-				msg := fmt.Sprintf("%s-%d", l.c.sid, n)
+				msg := fmt.Sprintf("%s-%d", l.c.ID(), n)
 				// A send is never cut short by the end of sending: one
 				// cancelled in flight may still reach the node and come
 				// back, unaccounted for.
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := l.c.send(ctx, msg)
+				err := l.c.Send(ctx, msg)
 				cancel()
 				l.mu.Lock()
 				if err == nil {
@@ -146,12 +147,12 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	// Every message sent comes back once, in order, on its session.
 	testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
 		for _, l := range loads {
-			got, _, _, _, _ := l.c.snapshot()
+			got, _, _, _, _ := l.c.Snapshot()
 			l.mu.Lock()
 			n := len(l.sent)
 			l.mu.Unlock()
 			if len(got) < n {
-				return fmt.Errorf("session %s: %d of %d messages back", l.c.sid, len(got), n)
+				return fmt.Errorf("session %s: %d of %d messages back", l.c.ID(), len(got), n)
 			}
 		}
 		return nil
@@ -161,7 +162,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	total, receives, streams := 0, 0, 0
 	var recvErrs []string
 	for _, l := range loads {
-		got, opens, closes, errs, rcv := l.c.snapshot()
+		got, opens, closes, errs, rcv := l.c.Snapshot()
 		receives += rcv
 		if l.streaming {
 			streams += rcv
@@ -172,13 +173,13 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			kind = "streaming"
 		}
 		if opens != 1 || len(closes) != 0 {
-			t.Errorf("%s session %s lost: %d open frames, close frames %v", kind, l.c.sid, opens, closes)
+			t.Errorf("%s session %s lost: %d open frames, close frames %v", kind, l.c.ID(), opens, closes)
 		}
 		if len(l.sendErrs) > 0 {
-			t.Errorf("%s session %s: %d sends failed: %v", kind, l.c.sid, len(l.sendErrs), l.sendErrs)
+			t.Errorf("%s session %s: %d sends failed: %v", kind, l.c.ID(), len(l.sendErrs), l.sendErrs)
 		}
 		if !slices.Equal(got, l.sent) {
-			t.Errorf("%s session %s: received %d messages, sent %d; not the same sequence", kind, l.c.sid, len(got), len(l.sent))
+			t.Errorf("%s session %s: received %d messages, sent %d; not the same sequence", kind, l.c.ID(), len(got), len(l.sent))
 		}
 		total += len(l.sent)
 	}

@@ -4,7 +4,6 @@ package main
 // with tokens real Django signed, and its webhooks to a real backend.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
@@ -45,22 +42,16 @@ for p in sys.argv[4:]:
 	return strings.Fields(string(out))
 }
 
-// hubSession is a websocket hub session on a node process.
+// hubSession is a websocket hub session on a node process, read message
+// by message.
 type hubSession struct {
-	t    *testing.T
-	conn *websocket.Conn
+	t  *testing.T
+	ws *nodetest.WS
 }
 
 func dialHubSession(t *testing.T, url string) *hubSession {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/0/x/websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.CloseNow() })
-	return &hubSession{t: t, conn: conn}
+	return &hubSession{t: t, ws: nodetest.DialWS(t, "ws"+strings.TrimPrefix(url, "http")+"/0/x/websocket")}
 }
 
 // next returns the next hub message (heartbeats and the open frame
@@ -68,13 +59,7 @@ func dialHubSession(t *testing.T, url string) *hubSession {
 func (s *hubSession) next() string {
 	s.t.Helper()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, b, err := s.conn.Read(ctx)
-		cancel()
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		f := string(b)
+		f := s.ws.Next(s.t)
 		switch f[0] {
 		case 'o', 'h':
 			continue
@@ -82,20 +67,14 @@ func (s *hubSession) next() string {
 			return f
 		}
 		var msgs []string
-		if err := json.Unmarshal(b[1:], &msgs); err != nil || len(msgs) != 1 {
+		if err := json.Unmarshal([]byte(f[1:]), &msgs); err != nil || len(msgs) != 1 {
 			s.t.Fatalf("frame %q", f)
 		}
 		return msgs[0]
 	}
 }
 
-func (s *hubSession) send(msg string) {
-	s.t.Helper()
-	b, _ := json.Marshal([]string{msg})
-	if err := s.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
-		s.t.Fatal(err)
-	}
-}
+func (s *hubSession) send(msg string) { s.ws.Send(s.t, msg) }
 
 // TestHubWithDjangoTokens: a node started with the hub's flags and their
 // SHOAL_* variables verifies tokens real Django signed: ok, bad, expired,

@@ -108,32 +108,19 @@ func TestClusterNodeDeath(t *testing.T) {
 
 	// A websocket session and a parked poll on node3.
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, "ws://"+victim.Addr+"/echo/000/ws1/websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	readWS := func() string {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_, b, err := ws.Read(rctx)
-		if err != nil {
-			t.Fatalf("websocket read: %v", err)
-		}
-		return string(b)
-	}
-	if f := readWS(); f != "o" {
+	ws := nodetest.DialWS(t, "ws://"+victim.Addr+"/echo/000/ws1/websocket")
+	if f := ws.Next(t); f != "o" {
 		t.Fatalf("websocket open frame %q", f)
 	}
 	ws.Write(ctx, websocket.MessageText, []byte(`["hi"]`))
-	if f := readWS(); f != `a["hi"]` {
+	if f := ws.Next(t); f != `a["hi"]` {
 		t.Fatalf("websocket echo %q", f)
 	}
-	poller := newSJSClient(victim.URL()+"/echo", "p1")
-	if err := poller.pollOnce(ctx); err != nil {
+	poller := nodetest.NewSockJSClient(victim.URL()+"/echo", "p1")
+	if err := poller.PollOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	go poller.pollOnce(ctx) // parks on node3 until node3 dies
+	go poller.PollOnce(ctx) // parks on node3 until node3 dies
 	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		var st ops.ClusterStats
 		if err := nodetest.GetJSON(victim.URL()+"/_shoal/stats", &st); err != nil {
@@ -176,26 +163,24 @@ func TestClusterNodeDeath(t *testing.T) {
 
 	// The polling session, on node1: served within the holder timeout with
 	// what was sent meanwhile, never busy (2010).
-	other := newSJSClient(c.nodes[0].URL()+"/echo", "p1")
-	if err := other.send(ctx, "after-death"); err != nil {
+	other := nodetest.NewSockJSClient(c.nodes[0].URL()+"/echo", "p1")
+	if err := other.Send(ctx, "after-death"); err != nil {
 		t.Fatal(err)
 	}
 	busy := 0
 	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if err := other.pollOnce(pctx); err != nil {
+		if err := other.PollOnce(pctx); err != nil {
 			return err
 		}
-		got, _, closes, _, _ := other.snapshot()
+		got, _, closes, _, _ := other.Snapshot()
 		if len(closes) > 0 {
 			if closes[len(closes)-1] != `c[2010,"Another connection still open"]` {
 				t.Fatalf("polling session closed: %v", closes)
 			}
 			busy++
-			other.mu.Lock()
-			other.closes = nil
-			other.mu.Unlock()
+			other.ForgetCloses()
 			return fmt.Errorf("busy")
 		}
 		if !slices.Equal(got, []string{"after-death"}) {
@@ -282,49 +267,39 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 	ctx := context.Background()
 
 	// Ten messages over a websocket on node1.
-	ws, _, err := websocket.Dial(ctx, "ws://"+n1.Addr+"/echo/000/w/websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	ws := nodetest.DialWS(t, "ws://"+n1.Addr+"/echo/000/w/websocket")
 	for i := range 11 {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, b, err := ws.Read(rctx)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
 		want := "o"
 		if i > 0 {
 			want = fmt.Sprintf(`a["m%d"]`, i-1)
 		}
-		if string(b) != want {
-			t.Fatalf("websocket frame %q, want %q", b, want)
+		if got := ws.Next(t); got != want {
+			t.Fatalf("websocket frame %q, want %q", got, want)
 		}
 		if i < 10 {
-			ws.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`["m%d"]`, i)))
+			ws.Send(t, fmt.Sprintf("m%d", i))
 		}
 	}
 	// Five messages in one xhr_send on node2, echoed in one poll, then a
 	// parked poll.
-	p := newSJSClient(n2.URL()+"/echo", "p")
-	if err := p.pollOnce(ctx); err != nil {
+	p := nodetest.NewSockJSClient(n2.URL()+"/echo", "p")
+	if err := p.PollOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(p.url("xhr_send"), "text/plain", strings.NewReader(`["a","b","c","d","e"]`))
+	resp, err := http.Post(p.URL("xhr_send"), "text/plain", strings.NewReader(`["a","b","c","d","e"]`))
 	if err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("xhr_send: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if err := p.pollOnce(ctx); err != nil {
+	if err := p.PollOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _, _, _ := p.snapshot(); len(got) != 5 {
+	if got, _, _, _, _ := p.Snapshot(); len(got) != 5 {
 		t.Fatalf("poll got %q", got)
 	}
 	pctx, cancelPoll := context.WithCancel(ctx)
 	defer cancelPoll()
-	go p.pollOnce(pctx)
+	go p.PollOnce(pctx)
 
 	type counts struct{ recv, sent, opened, active, ws, xhr float64 }
 	want := map[*clusterNode]counts{n1: {10, 10, 1, 1, 1, 0}, n2: {5, 5, 1, 1, 0, 1}}

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
@@ -48,21 +46,8 @@ func TestEmbeddedServesAndDrains(t *testing.T) {
 	}
 	a, b := start("a"), start("b")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+a.addr+"/chat/000/wsess/websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	read := func() string {
-		_, msg, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(msg)
-	}
-	if got := read(); got != "o" {
+	ws := nodetest.DialWS(t, "ws://"+a.addr+"/chat/000/wsess/websocket")
+	if got := ws.Next(t); got != "o" {
 		t.Fatalf("websocket opened with %q", got)
 	}
 	post := func(path, body string) string {
@@ -72,7 +57,7 @@ func TestEmbeddedServesAndDrains(t *testing.T) {
 		t.Fatalf("poller opened with %q", got)
 	}
 	post("/xhr_send", `["hello"]`)
-	if got := read(); !strings.HasPrefix(got, `a["`) || !strings.HasSuffix(got, `: hello"]`) {
+	if got := ws.Next(t); !strings.HasPrefix(got, `a["`) || !strings.HasSuffix(got, `: hello"]`) {
 		t.Fatalf("websocket on a got %q", got)
 	}
 
@@ -99,7 +84,7 @@ func TestEmbeddedServesAndDrains(t *testing.T) {
 		}
 		return nil
 	})
-	if got := read(); got != `c[1001,"Going away"]` {
+	if got := ws.Next(t); got != `c[1001,"Going away"]` {
 		t.Fatalf("websocket on a draining node got %q", got)
 	}
 	select {

@@ -1,12 +1,8 @@
 package apps
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/bus"
 	"github.com/shoal-rt/shoal/store"
@@ -24,31 +20,16 @@ func TestBroadcastAcrossNodes(t *testing.T) {
 	for range 2 {
 		bases = append(bases, serveOn(t, st, b, Options{}, "conformance")+"/broadcast")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(bases[1], "http")+"/0/w/websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	read := func() string {
-		_, m, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(m)
-	}
-	if got := read(); got != "o" {
+	ws := nodetest.DialWS(t, "ws"+strings.TrimPrefix(bases[1], "http")+"/0/w/websocket")
+	if got := ws.Next(t); got != "o" {
 		t.Fatalf("websocket open: %q", got)
 	}
 	if got := nodetest.Post(t, bases[0]+"/0/p/xhr", ""); got != "o\n" {
 		t.Fatalf("poll open: %q", got)
 	}
 	// From the websocket on node B: to itself and to the poller on A.
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`["from ws"]`)); err != nil {
-		t.Fatal(err)
-	}
-	if got := read(); got != `a["from ws"]` {
+	ws.Send(t, "from ws")
+	if got := ws.Next(t); got != `a["from ws"]` {
 		t.Fatalf("websocket got %q", got)
 	}
 	if got := nodetest.Post(t, bases[0]+"/0/p/xhr", ""); got != "a[\"from ws\"]\n" {
@@ -57,7 +38,7 @@ func TestBroadcastAcrossNodes(t *testing.T) {
 	// From the poller, sent through node B: to the websocket, and to the
 	// poller's next poll.
 	nodetest.Post(t, bases[1]+"/0/p/xhr_send", `["from poller"]`)
-	if got := read(); got != `a["from poller"]` {
+	if got := ws.Next(t); got != `a["from poller"]` {
 		t.Fatalf("websocket got %q", got)
 	}
 	if got := nodetest.Post(t, bases[1]+"/0/p/xhr", ""); got != "a[\"from poller\"]\n" {

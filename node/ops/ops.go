@@ -258,22 +258,14 @@ func (o *Ops) judgeOutages(ctx context.Context, health map[string]error) map[str
 // memberBackendsUp returns the backends a member reports reachable, from
 // its GET /_shoal/cluster.
 func (o *Ops) memberBackendsUp(ctx context.Context, m cluster.Member) (map[string]bool, error) {
-	if m.HTTPAddr == "" {
-		return nil, fmt.Errorf("no HTTP address in its metadata")
-	}
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.CheckTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/_shoal/cluster", nil)
+	_, body, err := o.getMember(ctx, m, "/_shoal/cluster")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := o.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var v ClusterView
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatsBody)).Decode(&v); err != nil {
+	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, fmt.Errorf("bad cluster view: %w", err)
 	}
 	up := make(map[string]bool)
@@ -444,29 +436,36 @@ func (o *Ops) serveStats(w http.ResponseWriter, r *http.Request) {
 // memberStats fetches one member's own stats.
 func (o *Ops) memberStats(ctx context.Context, m cluster.Member) (sockjs.Stats, error) {
 	var st sockjs.Stats
-	if m.HTTPAddr == "" {
-		return st, fmt.Errorf("no HTTP address in its metadata")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/_shoal/stats?scope=node", nil)
+	code, body, err := o.getMember(ctx, m, "/_shoal/stats?scope=node")
 	if err != nil {
 		return st, err
 	}
-	resp, err := o.client.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatsBody))
-	if err != nil {
-		return st, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("status %s", resp.Status)
+	if code != http.StatusOK {
+		return st, fmt.Errorf("status %d %s", code, http.StatusText(code))
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		return st, fmt.Errorf("bad stats: %w", err)
 	}
 	return st, nil
+}
+
+// getMember GETs path from member m and returns the reply's status and
+// body (at most maxStatsBody bytes).
+func (o *Ops) getMember(ctx context.Context, m cluster.Member, path string) (int, []byte, error) {
+	if m.HTTPAddr == "" {
+		return 0, nil, fmt.Errorf("no HTTP address in its metadata")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatsBody))
+	return resp.StatusCode, body, err
 }
 
 // MemberView is one member in GET /_shoal/cluster.

@@ -68,6 +68,12 @@ func TestConfigPolicy(t *testing.T) {
 		// Streams end with the node's connection, so a killed node's
 		// streams end cleanly at the client (sockjs.HeaderStreamEnd).
 		"http-request set-header X-Shoal-Stream-End close",
+		// A poll or stream parked on a node whose address vanished is cut
+		// within seconds, not timeout server (chaos: vanish).
+		"option srvtcpka",
+		"srvtcpka-idle 1s",
+		"srvtcpka-intvl 1s",
+		"srvtcpka-cnt 2",
 	)
 	for name, min := range map[string]time.Duration{
 		"client":          60 * time.Second, // above the 25 s heartbeat of parked polls and streams

@@ -17,11 +17,11 @@ import (
 	"github.com/shoal-rt/shoal/store/storetest"
 )
 
-// TestScriptKeysShareASlot runs the store, channel and node-release suites
-// with every script call recorded, and checks that the keys of each call
-// hash to one Redis Cluster slot (a script over two slots fails on Cluster
-// with CROSSSLOT), and that every script of the package was called, so
-// none escapes the check. docs/keys.md explains the layout it proves.
+// TestScriptKeysShareASlot runs every storetest suite with every script
+// call recorded, and checks that the keys of each call hash to one Redis
+// Cluster slot (a script over two slots fails on Cluster with CROSSSLOT),
+// and that every script of the package was called, so none escapes the
+// check. docs/keys.md explains the layout it proves.
 func TestScriptKeysShareASlot(t *testing.T) {
 	rec := &keyRecorder{calls: map[string][][]string{}}
 	client := redis.NewClient(&redis.Options{Addr: testenv.Redis(t).Addr, ContextTimeoutEnabled: true})
@@ -29,9 +29,7 @@ func TestScriptKeysShareASlot(t *testing.T) {
 	client.AddHook(rec)
 	newStore := func(t *testing.T) *Store { return New(client, Config{Prefix: testenv.Prefix(t)}) }
 	t.Run("suites", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) store.Store { return newStore(t) })
-		storetest.RunChannels(t, func(t *testing.T) storetest.ChannelStore { return newStore(t) })
-		storetest.RunNodeReleaser(t, func(t *testing.T) store.Store { return newStore(t) })
+		storetest.RunAll(t, func(t *testing.T) store.Store { return newStore(t) })
 	})
 
 	scripts := map[string]*redis.Script{

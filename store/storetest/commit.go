@@ -10,21 +10,17 @@ import (
 	"github.com/shoal-rt/shoal/store"
 )
 
-// RunCommitter runs the store.Committer suite. newStore must return an
-// empty store that implements store.Committer; subtests run in parallel.
-func RunCommitter(t *testing.T, newStore func(t *testing.T) store.Store) {
-	t.Helper()
-	runCapability(t, newStore, []capabilityCase[store.Committer]{
-		{"Committed", testCommitted},
-		{"RedeliveredAfterCrash", testRedeliveredAfterCrash},
-		{"AttachRedelivers", testAttachRedelivers},
-		{"CommitDetaches", testCommitDetaches},
-		{"NotHolder", testCommitNotHolder},
-		{"WithoutHold", testDrainWithoutHold},
-		{"ClosedRedelivers", testClosedRedelivers},
-		{"LostDrainRepeats", testLostDrainRepeats},
-		{"LostAttachRepeats", testLostAttachRepeats},
-	})
+// committerCases are the store.Committer suite (see RunAll).
+var committerCases = []capabilityCase[store.Committer]{
+	{"Committed", testCommitted},
+	{"RedeliveredAfterCrash", testRedeliveredAfterCrash},
+	{"AttachRedelivers", testAttachRedelivers},
+	{"CommitDetaches", testCommitDetaches},
+	{"NotHolder", testCommitNotHolder},
+	{"WithoutHold", testDrainWithoutHold},
+	{"ClosedRedelivers", testClosedRedelivers},
+	{"LostDrainRepeats", testLostDrainRepeats},
+	{"LostAttachRepeats", testLostAttachRepeats},
 }
 
 func mustDrainHeld(t *testing.T, s store.Store, id, token string, want ...string) {

@@ -12,23 +12,18 @@ import (
 	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
-// RunNodeReleaser runs the store.NodeReleaser suite. newStore must return
-// an empty store that implements store.NodeReleaser; subtests run in
-// parallel.
-func RunNodeReleaser(t *testing.T, newStore func(t *testing.T) store.Store) {
-	t.Helper()
-	runCapability(t, newStore, []capabilityCase[store.NodeReleaser]{
-		{"ReleasesMovable", testReleaseMovable},
-		{"ClosesSticky", testReleaseClosesSticky},
-		{"OnlyThatNode", testReleaseOnlyThatNode},
-		{"SkipsDetachedAndExpired", testReleaseSkipsDetachedAndExpired},
-		{"LeaseMovedOn", testReleaseLeaseMovedOn},
-		{"StartsDeadline", testReleaseStartsDeadline},
-		{"ClosedStickyNotReturned", testReleaseClosedSticky},
-		{"Race", testReleaseRace},
-		{"Many", testReleaseMany},
-		{"CreatedAttached", testReleaseCreatedAttached},
-	})
+// nodeReleaserCases are the store.NodeReleaser suite (see RunAll).
+var nodeReleaserCases = []capabilityCase[store.NodeReleaser]{
+	{"ReleasesMovable", testReleaseMovable},
+	{"ClosesSticky", testReleaseClosesSticky},
+	{"OnlyThatNode", testReleaseOnlyThatNode},
+	{"SkipsDetachedAndExpired", testReleaseSkipsDetachedAndExpired},
+	{"LeaseMovedOn", testReleaseLeaseMovedOn},
+	{"StartsDeadline", testReleaseStartsDeadline},
+	{"ClosedStickyNotReturned", testReleaseClosedSticky},
+	{"Race", testReleaseRace},
+	{"Many", testReleaseMany},
+	{"CreatedAttached", testReleaseCreatedAttached},
 }
 
 func mustRelease(t *testing.T, r store.NodeReleaser, node string) store.ReleaseResult {
@@ -156,16 +151,7 @@ func testReleaseSkipsDetachedAndExpired(t *testing.T, s store.Store, r store.Nod
 func testReleaseLeaseMovedOn(t *testing.T, s store.Store, r store.NodeReleaser) {
 	mustCreate(t, s, "m", long)
 	mustAttach(t, s, "m", lease("dead", "t1", short))
-	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
-		res, err := s.Attach(ctx(t), "m", sticky("alive", "t2"))
-		if err != nil {
-			return err
-		}
-		if res.Status != store.Attached {
-			return fmt.Errorf("attach status %v", res.Status)
-		}
-		return nil
-	})
+	attachOnceFree(t, s, "m", sticky("alive", "t2"))
 	if res := mustRelease(t, r, "dead"); res.Released != 0 || len(res.Closed) != 0 {
 		t.Fatalf("ReleaseNode = %+v; want nothing", res)
 	}

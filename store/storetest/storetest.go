@@ -54,15 +54,16 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 }
 
 // RunAll runs every suite of this package: Run, and the suites of the
-// optional capabilities (Committer, NodeReleaser, LeaseTaker, Channels),
-// which newStore's stores must all implement (a missing one fails).
+// optional capabilities (Committer, HandOffCommitter, NodeReleaser,
+// LeaseTaker, Channels), which newStore's stores must all implement (a
+// missing one fails).
 func RunAll(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
 	t.Run("Store", func(t *testing.T) { Run(t, newStore) })
-	t.Run("Committer", func(t *testing.T) { RunCommitter(t, newStore) })
+	t.Run("Committer", func(t *testing.T) { runCapability(t, newStore, committerCases) })
 	t.Run("HandOff", func(t *testing.T) { runCapability(t, newStore, handOffCases) })
-	t.Run("NodeReleaser", func(t *testing.T) { RunNodeReleaser(t, newStore) })
-	t.Run("LeaseTaker", func(t *testing.T) { RunLeaseTaker(t, newStore) })
+	t.Run("NodeReleaser", func(t *testing.T) { runCapability(t, newStore, nodeReleaserCases) })
+	t.Run("LeaseTaker", func(t *testing.T) { runCapability(t, newStore, leaseTakerCases) })
 	t.Run("Channels", func(t *testing.T) {
 		RunChannels(t, func(t *testing.T) ChannelStore { return capability[ChannelStore](t, newStore(t)) })
 	})
@@ -137,6 +138,22 @@ func mustAppend(t *testing.T, s store.Store, id string, msgs ...string) store.Ap
 		t.Fatalf("Append(%q, %q) = %v", id, msgs, err)
 	}
 	return res
+}
+
+// attachOnceFree attaches l to id as soon as the lease that holds it
+// runs out.
+func attachOnceFree(t *testing.T, s store.Store, id string, l store.Lease) {
+	t.Helper()
+	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
+		res, err := s.Attach(ctx(t), id, l)
+		if err != nil {
+			return err
+		}
+		if res.Status != store.Attached {
+			return fmt.Errorf("attach status %v", res.Status)
+		}
+		return nil
+	})
 }
 
 func wantErr(t *testing.T, what string, got, want error) {
@@ -353,16 +370,7 @@ func testAttachRace(t *testing.T, s store.Store) {
 func testLeaseExpiry(t *testing.T, s store.Store) {
 	mustCreate(t, s, "e", long)
 	mustAttach(t, s, "e", lease("n1", "t1", short))
-	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
-		res, err := s.Attach(ctx(t), "e", lease("n2", "t2", long))
-		if err != nil {
-			return err
-		}
-		if res.Status != store.Attached {
-			return fmt.Errorf("attach status %v", res.Status)
-		}
-		return nil
-	})
+	attachOnceFree(t, s, "e", lease("n2", "t2", long))
 	wantErr(t, "Renew by expired holder", s.Renew(ctx(t), "e", lease("n1", "t1", long)), store.ErrNotHolder)
 	wantErr(t, "Detach by expired holder", s.Detach(ctx(t), "e", "t1"), store.ErrNotHolder)
 	_, err := s.Drain(ctx(t), "e", "t1")
@@ -383,16 +391,7 @@ func testRenew(t *testing.T, s store.Store) {
 	if err := s.Renew(ctx(t), "rn", lease("n1", "t1", short)); err != nil {
 		t.Fatalf("Renew: %v", err)
 	}
-	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
-		res, err := s.Attach(ctx(t), "rn", lease("n2", "t2", long))
-		if err != nil {
-			return err
-		}
-		if res.Status != store.Attached {
-			return fmt.Errorf("attach status %v", res.Status)
-		}
-		return nil
-	})
+	attachOnceFree(t, s, "rn", lease("n2", "t2", long))
 }
 
 func testDetach(t *testing.T, s store.Store) {

@@ -8,17 +8,13 @@ import (
 	"github.com/shoal-rt/shoal/store"
 )
 
-// RunLeaseTaker runs the store.LeaseTaker suite. newStore must return an
-// empty store that implements store.LeaseTaker; subtests run in parallel.
-func RunLeaseTaker(t *testing.T, newStore func(t *testing.T) store.Store) {
-	t.Helper()
-	runCapability(t, newStore, []capabilityCase[store.LeaseTaker]{
-		{"TakesFromThatNode", testTakeOverFromNode},
-		{"NotFromAnotherNode", testTakeOverOtherNode},
-		{"NotSticky", testTakeOverSticky},
-		{"ClosedAndUnknown", testTakeOverClosedUnknown},
-		{"Race", testTakeOverRace},
-	})
+// leaseTakerCases are the store.LeaseTaker suite (see RunAll).
+var leaseTakerCases = []capabilityCase[store.LeaseTaker]{
+	{"TakesFromThatNode", testTakeOverFromNode},
+	{"NotFromAnotherNode", testTakeOverOtherNode},
+	{"NotSticky", testTakeOverSticky},
+	{"ClosedAndUnknown", testTakeOverClosedUnknown},
+	{"Race", testTakeOverRace},
 }
 
 func wantTakeOver(t *testing.T, lt store.LeaseTaker, id, from string, l store.Lease, want store.AttachStatus) store.AttachResult {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -536,7 +535,7 @@ func (c *cluster) startHA(t *testing.T) {
 	t.Helper()
 	var addrs []string
 	for i := range 6 {
-		port := clusterPort(t)
+		port := testenv.ClusterPort(t)
 		dir := t.TempDir()
 		srv := &server{name: fmt.Sprintf("redis-cluster-%d", i), bin: lookBin(t, "redis-server"), addr: fmt.Sprintf("127.0.0.1:%d", port),
 			args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
@@ -625,22 +624,4 @@ func redisCLI(t *testing.T, addr string, args ...string) string {
 	host, port, _ := strings.Cut(addr, ":")
 	out, _ := exec.Command(lookBin(t, "redis-cli"), append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
 	return string(out)
-}
-
-// clusterPort returns a free port whose cluster bus port (+10000) is free too.
-func clusterPort(t *testing.T) int {
-	for range 100 {
-		p := testenv.FreePort(t)
-		if p+10000 > 65535 {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return p
-	}
-	t.Fatal("chaos: no free port pair for a Redis Cluster node")
-	return 0
 }

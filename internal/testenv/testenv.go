@@ -10,6 +10,7 @@ package testenv
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,6 +62,26 @@ func FreePorts(t testing.TB, n int) []int {
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return ports
+}
+
+// ClusterPort returns a free loopback port whose Redis Cluster bus port
+// (+10000) is free too.
+func ClusterPort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		p := FreePort(t)
+		if p+10000 > 65535 {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
+	}
+	t.Fatal("testenv: no free port pair for a Redis Cluster node")
+	return 0
 }
 
 var prefixSeq atomic.Int64

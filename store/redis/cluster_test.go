@@ -3,10 +3,8 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,26 +18,6 @@ import (
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 	"github.com/shoal-rt/shoal/store/storetest"
 )
-
-// clusterPort returns a free port whose cluster bus port (+10000) is free
-// too.
-func clusterPort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		p := testenv.FreePort(t)
-		if p+10000 > 65535 {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return p
-	}
-	t.Fatal("no free port pair for a cluster node")
-	return 0
-}
 
 // TestCluster runs every storetest suite against a three-master Redis
 // Cluster: every script must keep to one slot (channel and session keys sit
@@ -76,7 +54,7 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 	var addrs []string
 	for i := range 3 {
 		dir := t.TempDir()
-		r := testenv.RedisOn(t, clusterPort(t), "--cluster-enabled", "yes",
+		r := testenv.RedisOn(t, testenv.ClusterPort(t), "--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)), "--dir", dir)
 		if r == nil {
 			t.Fatal("cluster node did not start (port taken)")

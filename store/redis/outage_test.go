@@ -145,42 +145,12 @@ func TestOutageNoResend(t *testing.T) {
 func TestOutageBrokenConnection(t *testing.T) {
 	srv := testenv.Redis(t)
 	var breakNext atomic.Bool
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", srv.Addr)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go io.Copy(in, out)
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := in.Read(buf)
-					if err != nil {
-						return
-					}
-					if breakNext.CompareAndSwap(true, false) {
-						return // the command was sent; the connection breaks
-					}
-					if _, err := out.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	client := redis.NewClient(&redis.Options{Addr: l.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: 1})
+	addr := proxyTo(t, srv.Addr, func(in, out net.Conn) {
+		go io.Copy(in, out)
+		// After breakNext, the command is read and the connection breaks.
+		forward(in, out, func() bool { return breakNext.CompareAndSwap(true, false) })
+	})
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: 1})
 	t.Cleanup(func() { client.Close() })
 	redisstore.WaitOutages(client, 3*time.Second)
 	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
@@ -212,6 +182,42 @@ func TestOutageBrokenConnection(t *testing.T) {
 func lossyProxy(t *testing.T, addr string) (proxyAddr string, lose func()) {
 	t.Helper()
 	var loseNext atomic.Bool
+	proxyAddr = proxyTo(t, addr, func(in, out net.Conn) {
+		var lost atomic.Bool
+		go func() {
+			defer in.Close()
+			forward(out, in, lost.Load) // once lost, the reply Redis sent is dropped
+		}()
+		forward(in, out, func() bool {
+			if loseNext.CompareAndSwap(true, false) {
+				lost.Store(true)
+			}
+			return false
+		})
+	})
+	return proxyAddr, func() { loseNext.Store(true) }
+}
+
+// forward copies from to to, a read at a time, until either fails or
+// stop, asked after each read, says so (that read is then not sent).
+func forward(from, to net.Conn, stop func() bool) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := from.Read(buf)
+		if err != nil || stop() {
+			return
+		}
+		if _, err := to.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// proxyTo listens on a loopback port and, for each connection, dials
+// addr and runs pipe between the two until it returns; both are closed
+// then.
+func proxyTo(t *testing.T, addr string, pipe func(in, out net.Conn)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -230,37 +236,11 @@ func lossyProxy(t *testing.T, addr string) (proxyAddr string, lose func()) {
 					return
 				}
 				defer out.Close()
-				var lost atomic.Bool
-				go func() {
-					defer in.Close()
-					buf := make([]byte, 64<<10)
-					for {
-						n, err := out.Read(buf)
-						if err != nil || lost.Load() {
-							return // the reply Redis sent is dropped
-						}
-						if _, err := in.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-				}()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := in.Read(buf)
-					if err != nil {
-						return
-					}
-					if loseNext.CompareAndSwap(true, false) {
-						lost.Store(true)
-					}
-					if _, err := out.Write(buf[:n]); err != nil {
-						return
-					}
-				}
+				pipe(in, out)
 			}()
 		}
 	}()
-	return l.Addr().String(), func() { loseNext.Store(true) }
+	return l.Addr().String()
 }
 
 // TestOutageLostTakeReply: a take with Hold whose reply is lost (Redis ran

@@ -309,7 +309,6 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		conn.close(CodeGoingAway, ReasonGoingAway)
 		return
 	}
-	defer n.exit()
 	id := newULID()
 	key := e.keyOf(id)
 	info, _ := json.Marshal(newConnectionInfo(r, transport, e.settings.InfoHeaders))
@@ -319,10 +318,10 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	if err != nil || !created {
 		n.log.Warn("sockjs: websocket session not created", "err", err)
 		conn.close(1011, "Session store unavailable")
+		n.exit()
 		return
 	}
 	readCtx, stopReading := context.WithCancel(context.Background())
-	defer stopReading()
 	lr := newLocalReceiver(key, readCtx)
 	ww := &wsWriter{
 		e: e, conn: conn, raw: raw, key: key, lr: lr,
@@ -336,7 +335,12 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	lr.ws = ww
 	lr.chans = e.newReceiverChannels(lr, ww)
 	n.register(lr)
-	defer n.unregister(lr)
+	// ended undoes the above when the websocket has ended.
+	ended := func() {
+		n.unregister(lr)
+		stopReading()
+		n.exit()
+	}
 	sess := e.sessionFor(id, key, info)
 
 	ctx, cancel = n.opContext()
@@ -345,9 +349,16 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	if err != nil || res.Status != store.Attached {
 		n.log.Warn("sockjs: websocket attach failed", "err", err, "status", res.Status)
 		conn.close(1011, "Session store unavailable")
+		ended()
 		return
 	}
-	defer n.stats.holding(transport)()
+	unholding := n.stats.holding(transport)
+	defer func() {
+		if ended != nil {
+			unholding()
+			ended()
+		}
+	}()
 	// OnOpen runs before the client sees the open frame, so nothing the
 	// client does can reach a handler that has not finished opening (a
 	// broadcast app must have registered the session first). What OnOpen
@@ -363,6 +374,25 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	}
 	ww.start(stopReading)
 
+	// The reads run on a goroutine of their own and this one, net/http's,
+	// returns: its stack, grown by the handshake, the store calls and
+	// OnOpen, ends with it, and so does what net/http kept of the
+	// connection. An idle socket holds a small stack and its own buffers.
+	end := ended
+	ended = nil // the reads end it now
+	read := func() {
+		defer end()
+		defer unholding()
+		e.readWebsocket(sess, ww, conn, raw, readCtx)
+	}
+	if !n.goFunc(read) {
+		read() // the node is closing: the writer ends the socket
+	}
+}
+
+// readWebsocket hands what the client sends to the handler until the
+// connection ends, then ends the websocket's session.
+func (e *Endpoint) readWebsocket(sess *Session, ww *wsWriter, conn wsConn, raw bool, readCtx context.Context) {
 	code, reason := CodeInterrupted, ReasonInterrupted
 	for {
 		ww.waitForRoom(readCtx)

@@ -40,12 +40,22 @@ func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	// What the server had buffered beyond the handshake goes through the
-	// guard too.
+	// guard too. The socket gets small buffers of its own: an idle one
+	// holds them, and net/http's (4 KiB each) go with its goroutine (see
+	// runWebsocket).
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	gc := &guardedConn{Conn: conn, fr: frameReader{r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn), limit: g.limit}}
 	g.conn = gc
-	return gc, bufio.NewReadWriter(bufio.NewReader(gc), brw.Writer), nil
+	return gc, bufio.NewReadWriter(bufio.NewReaderSize(gc, wsReadBuffer), bufio.NewWriterSize(gc, wsWriteBuffer)), nil
 }
+
+// A websocket's buffers. A frame that fits the write buffer goes out in
+// one write, a bigger one in two (the buffer, then the rest); a read
+// bigger than the read buffer goes straight into the message.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 1 << 10
+)
 
 type guardedConn struct {
 	net.Conn

@@ -103,6 +103,7 @@ func sentinelClient(t *testing.T, g *testenv.SentinelGroup, wait time.Duration) 
 // TestSentinel runs the store and channel suites on a master found
 // through three Sentinels.
 func TestSentinel(t *testing.T) {
+	t.Parallel() // mostly waiting on the Sentinels' timers
 	g := testenv.RedisSentinel(t, 1, 3)
 	client := sentinelClient(t, g, 0)
 	newStore := func(t *testing.T) store.Store {

@@ -331,6 +331,7 @@ func TestOutageLostTakeReply(t *testing.T) {
 // succeeded is in its queue once, in order; the old master, started
 // again, rejoins as a replica and the calls keep going to the new one.
 func TestSentinelFailover(t *testing.T) {
+	t.Parallel() // mostly waiting on the Sentinels' timers
 	// AOF on, as in production: the old master comes back with its data
 	// and the Sentinels make it a replica.
 	g := testenv.RedisSentinel(t, 2, 3, "--appendonly", "yes", "--appendfsync", "everysec")
@@ -369,6 +370,7 @@ func TestSentinelFailover(t *testing.T) {
 // between the promotion and its demotion is gone (Redis replicates
 // asynchronously): counted, not judged.
 func TestSentinelManualFailover(t *testing.T) {
+	t.Parallel() // mostly waiting on the Sentinels' timers
 	g := testenv.RedisSentinel(t, 1, 3)
 	client := sentinelClient(t, g, 15*time.Second)
 	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})

@@ -53,6 +53,7 @@ var scenarios = []scenario{
 	{name: "redis-failover", fast: true, ha: redisClusterHA, fault: redisFailover},
 	{name: "nats-failover", fast: true, ha: redisClusterHA, fault: natsFailover},
 	{name: "sentinel-failover", fast: true, ha: redisSentinelHA, fault: sentinelFailover},
+	{name: "failovers", ha: redisClusterHA, fault: redisThenNATSFailover},
 	{name: "redis-nopersist", measureOnly: true, fault: redisRestartEmpty},
 }
 
@@ -287,6 +288,13 @@ func natsFailover(t *testing.T, c *cluster, s settings) {
 	for _, n := range c.nodes {
 		n.waitReady(t, 15*time.Second)
 	}
+}
+
+// redisThenNATSFailover: issue 15's check in one run: a Redis Cluster
+// master killed, and once the cluster has recovered, a NATS server.
+func redisThenNATSFailover(t *testing.T, c *cluster, s settings) {
+	redisFailover(t, c, s)
+	natsFailover(t, c, s)
 }
 
 // steady: no fault, 20 s of load: the baseline, and the clean reading of

@@ -173,6 +173,7 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 // kill9: node2 dies without a word; 6 s later it starts again.
 func kill9(t *testing.T, c *cluster, s settings) {
 	n := c.nodes[1]
+	t.Logf("kill -9 %s at %d ms since the epoch", n.ID, time.Now().UnixMilli())
 	if err := n.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

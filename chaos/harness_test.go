@@ -420,10 +420,14 @@ func (d *driver) stop(t *testing.T) map[string]*transportReport {
 	case line := <-d.lines:
 		var r struct {
 			Transports map[string]*transportReport
+			Duplicates []json.RawMessage // the first few, with their times
 			Error      string
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Error != "" {
 			t.Fatalf("chaos: driver.js: %q %v\n%s", line, err, d.stderr())
+		}
+		for _, dup := range r.Duplicates {
+			t.Logf("duplicate: %s", dup)
 		}
 		return r.Transports
 	case <-time.After(60 * time.Second):

@@ -60,11 +60,13 @@ func TestConfigPolicy(t *testing.T) {
 		"http-check expect status 200",
 		"option forwardfor",
 		`bind "${SHOAL_STATS_BIND-127.0.0.1:8404}"`,
-		// A receiver that found a dead node is opened again elsewhere; a
-		// send that may have reached one is retried on conn-failure only.
+		// A request that found a dead node is sent again elsewhere; a
+		// send carries an id, the same on its retries, so that a node
+		// appends nothing twice (TestSendRetrySameID).
 		"option redispatch 1",
 		"retry-on conn-failure empty-response junk-response 502 503 504",
-		"http-request disable-l7-retry if { path_end /xhr_send /jsonp_send }",
+		`unique-id-format %{+X}o\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid`,
+		"http-request set-header X-Shoal-Send-Id %[unique-id] if { path_end /xhr_send /jsonp_send }",
 		// Streams end with the node's connection, so a killed node's
 		// streams end cleanly at the client (sockjs.HeaderStreamEnd).
 		"http-request set-header X-Shoal-Stream-End close",

@@ -53,15 +53,7 @@ func TestRoundRobin(t *testing.T) {
 		t.Logf("node has no /readyz yet (issue 5): this run's health check uses /echo/info")
 		cfg = strings.Replace(cfg, "uri /readyz ", "uri /echo/info ", 1)
 	}
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	lb, stats := freeAddr(t), freeAddr(t)
-	start(t, "haproxy", testenv.LookPath(t, "haproxy"), []string{EnvBind + "=" + lb, EnvStatsBind + "=" + stats}, "-db", "-f", path)
-	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-		return serversState(stats, "UP", "node1", "node2", "node3")
-	})
+	lb, stats := startHAProxy(t, cfg, "node1", "node2", "node3")
 
 	// One keep-alive connection for every request.
 	tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
@@ -302,6 +294,23 @@ func buildNode(t *testing.T) string {
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+}
+
+// startHAProxy runs HAProxy on cfg until the test ends and waits for the
+// servers named to be up; it returns the balancer's and the statistics
+// page's addresses.
+func startHAProxy(t *testing.T, cfg string, servers ...string) (lb, stats string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lb, stats = freeAddr(t), freeAddr(t)
+	start(t, "haproxy", testenv.LookPath(t, "haproxy"), []string{EnvBind + "=" + lb, EnvStatsBind + "=" + stats}, "-db", "-f", path)
+	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		return serversState(stats, "UP", servers...)
+	})
+	return lb, stats
 }
 
 // start runs bin until the test ends; its output goes to a file that is

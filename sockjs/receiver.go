@@ -559,12 +559,23 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) 
 	return body, br.release, true
 }
 
+// HeaderSendID, set by the balancer on each send (haproxy.cfg: an id
+// unique per request, the same on the request's retries), makes a send
+// safe to repeat: the appends its handler makes through the request's
+// Session handle are tagged with it (store.OnceAppender), so a send that a
+// dying node had started, and that the balancer then sent to another
+// node, appends nothing twice. Its other effects (channel publishes,
+// sends to other sessions) may run twice. Anyone may set it: it tags only
+// the appends to the sender's own session; longer than
+// store.MaxAppendTagID, it is ignored.
+const HeaderSendID = "X-Shoal-Send-Id"
+
 // deliver decodes body with decode and hands the messages of session sid
 // to the handler. It answers 404 (and returns false) when the session does
 // not exist, 500 when the body does not decode. A closed session drops
 // what it is sent without decoding it, so a flood into a session its queue
 // bound closed costs no more than reading it.
-func (e *Endpoint) deliver(w http.ResponseWriter, sid string, body []byte, decode func([]byte) ([]string, error)) bool {
+func (e *Endpoint) deliver(w http.ResponseWriter, r *http.Request, sid string, body []byte, decode func([]byte) ([]string, error)) bool {
 	id := idFromClientSession(sid)
 	key := e.keyOf(id)
 	ctx, cancel := e.node.opContext()
@@ -588,6 +599,10 @@ func (e *Endpoint) deliver(w http.ResponseWriter, sid string, body []byte, decod
 		return false
 	}
 	sess := e.sessionFor(id, key, st.Info)
+	if sendID := r.Header.Get(HeaderSendID); sendID != "" && len(sendID) <= store.MaxAppendTagID {
+		sess.send.Store(&sendTag{id: sendID})
+		defer sess.send.Store(nil)
+	}
 	for _, m := range msgs {
 		e.runOnMessage(sess, m)
 	}

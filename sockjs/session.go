@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/shoal-rt/shoal/store"
 )
@@ -144,6 +145,17 @@ type Session struct {
 	infoOnce sync.Once
 	infoRaw  []byte
 	info     ConnectionInfo
+
+	// send tags the appends made through this handle while the messages
+	// of a send carrying HeaderSendID are handled; nil otherwise.
+	send atomic.Pointer[sendTag]
+}
+
+// sendTag numbers the appends one send's handlers make, so that a repeat
+// of the send numbers them alike (store.AppendTag).
+type sendTag struct {
+	id   string
+	next atomic.Int64
 }
 
 // ID identifies the session within its endpoint. It is not the id the
@@ -204,7 +216,7 @@ func (s *Session) SendContext(ctx context.Context, msgs ...string) error {
 // appendAndWake queues msgs in the store and wakes the receiver.
 func (s *Session) appendAndWake(ctx context.Context, msgs []string) error {
 	n := s.ep.node
-	res, err := n.store.Append(ctx, s.key, msgs, s.ep.settings.queueLimits())
+	res, err := s.append(ctx, msgs)
 	switch {
 	case err == nil && res.HandOff.Token != "":
 		n.handOff(ctx, s.key, res.ReceiverNode, res.HandOff, msgs)
@@ -220,6 +232,19 @@ func (s *Session) appendAndWake(ctx context.Context, msgs []string) error {
 	default:
 		return fmt.Errorf("sockjs: send: %w", err)
 	}
+}
+
+// append queues msgs in the store, tagged when a send is being handled
+// through this handle and the store can skip a repeat.
+func (s *Session) append(ctx context.Context, msgs []string) (store.AppendResult, error) {
+	st, limits := s.ep.node.store, s.ep.settings.queueLimits()
+	if tag := s.send.Load(); tag != nil {
+		if a, ok := st.(store.OnceAppender); ok {
+			seq := int(tag.next.Add(1) - 1)
+			return a.AppendOnce(ctx, s.key, msgs, limits, store.AppendTag{ID: tag.id, Seq: seq})
+		}
+	}
+	return st.Append(ctx, s.key, msgs, limits)
 }
 
 // Close is CloseContext bounded by the node's OpTimeout.

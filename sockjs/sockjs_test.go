@@ -451,6 +451,50 @@ func TestStreamEndBehindBalancer(t *testing.T) {
 	}
 }
 
+// TestSendRepeatedByBalancer: a send the balancer repeats (same
+// HeaderSendID: its first node died before answering) queues its handler's
+// appends once, each rank once: the second echo of a message is skipped,
+// a rank the first try had not reached goes in. Sends without the header,
+// or with another id, are each handled anew.
+func TestSendRepeatedByBalancer(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	echoTwice := HandlerFuncs{Message: func(s *Session, m string) {
+		s.Send(m)
+		s.Send(m + "'")
+	}}
+	_, e, base := c.node(t, echoTwice, Settings{})
+	u := base + "/0/s"
+	_, body := do(t, "POST", u+"/xhr", "")
+	want(t, "open", body, "o\n")
+	send := func(body, id string) {
+		t.Helper()
+		var hdr []string
+		if id != "" {
+			hdr = []string{HeaderSendID, id}
+		}
+		resp, _ := do(t, "POST", u+"/xhr_send", body, hdr...)
+		want(t, "send status", resp.StatusCode, http.StatusNoContent)
+	}
+	// A first try that died after its handler's first append: the
+	// repeat adds only the second.
+	key := e.keyOf(idFromClientSession("s"))
+	tag := store.AppendTag{ID: "id0", Seq: 0}
+	if _, err := c.store.AppendOnce(context.Background(), key, []string{"z"}, store.QueueLimits{}, tag); err != nil {
+		t.Fatal(err)
+	}
+	send(`["z"]`, "id0")
+	send(`["a"]`, "id1")
+	send(`["a"]`, "id1")
+	send(`["b"]`, "id2")
+	send(`["c"]`, "")
+	send(`["c"]`, "")
+	send(`["d"]`, strings.Repeat("x", store.MaxAppendTagID+1)) // ignored
+	send(`["d"]`, strings.Repeat("x", store.MaxAppendTagID+1))
+	_, body = do(t, "POST", u+"/xhr", "")
+	want(t, "queued", body, `a["z","z'","a","a'","b","b'","c","c'","c","c'","d","d'","d","d'"]`+"\n")
+}
+
 func TestInterruptedReceiverClosesSession(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)

@@ -36,7 +36,7 @@ func (e *Endpoint) serveJSONPSend(w http.ResponseWriter, r *http.Request, sid st
 		return
 	}
 	decode := func(body []byte) ([]string, error) { return decodeFormOrJSON(r, body) }
-	if !e.deliver(w, sid, body, decode) {
+	if !e.deliver(w, r, sid, body, decode) {
 		return
 	}
 	// "ok" rather than 204: Konqueror mishandles empty answers here.

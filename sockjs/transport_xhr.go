@@ -57,7 +57,7 @@ func (e *Endpoint) serveXHRSend(w http.ResponseWriter, r *http.Request, sid stri
 	if !ok {
 		return
 	}
-	if !e.deliver(w, sid, body, decodeMessages) {
+	if !e.deliver(w, r, sid, body, decodeMessages) {
 		return
 	}
 	// Firefox takes a 204 without a content type for XML and complains.

@@ -38,6 +38,7 @@ var (
 	_ LeaseTaker       = (*Memory)(nil)
 	_ Committer        = (*Memory)(nil)
 	_ HandOffCommitter = (*Memory)(nil)
+	_ OnceAppender     = (*Memory)(nil)
 )
 
 const memoryShards = 64
@@ -80,6 +81,10 @@ type memSession struct {
 	handOffSeq   uint64
 	handOffBatch uint64
 	handOffN     int
+
+	// lastTag is the tag of the last tagged append (see OnceAppender).
+	lastTag    AppendTag
+	hasLastTag bool
 }
 
 // NewMemory returns an empty in-memory Store with the default MemoryConfig.
@@ -320,6 +325,18 @@ func (m *Memory) holding(ctx context.Context, id, token string, f func(s *memSes
 // Append implements Store. Besides limits, the store's MaxBytes bounds all
 // queues together.
 func (m *Memory) Append(ctx context.Context, id string, msgs []string, limits QueueLimits) (res AppendResult, err error) {
+	return m.appendTagged(ctx, id, msgs, limits, nil)
+}
+
+// AppendOnce implements OnceAppender.
+func (m *Memory) AppendOnce(ctx context.Context, id string, msgs []string, limits QueueLimits, tag AppendTag) (AppendResult, error) {
+	if err := tag.Check(); err != nil {
+		return AppendResult{}, err
+	}
+	return m.appendTagged(ctx, id, msgs, limits, &tag)
+}
+
+func (m *Memory) appendTagged(ctx context.Context, id string, msgs []string, limits QueueLimits, tag *AppendTag) (res AppendResult, err error) {
 	size := 0
 	for _, msg := range msgs {
 		size += len(msg)
@@ -327,6 +344,13 @@ func (m *Memory) Append(ctx context.Context, id string, msgs []string, limits Qu
 	err = m.with(ctx, id, func(s *memSession) error {
 		if s.state == StateClosed {
 			return ErrClosed
+		}
+		if tag != nil && s.hasLastTag && s.lastTag.ID == tag.ID && s.lastTag.Seq >= tag.Seq {
+			// A repeat: queued already.
+			if s.leaseLive(time.Now()) {
+				res.ReceiverNode = s.leaseNode
+			}
+			return nil
 		}
 		if limits.Messages > 0 && len(s.queue)+len(msgs) > limits.Messages {
 			return ErrQueueFull
@@ -348,6 +372,9 @@ func (m *Memory) Append(ctx context.Context, id string, msgs []string, limits Qu
 				s.handOffBatch, s.handOffN = s.handOffSeq, len(msgs)
 				res.HandOff = HandedOff{Token: s.leaseToken, Batch: s.handOffBatch}
 			}
+		}
+		if tag != nil {
+			s.lastTag, s.hasLastTag = *tag, true
 		}
 		return nil
 	})

@@ -22,11 +22,12 @@ const interval = parseInt(intervalArg, 10);
 
 const sessions = [];
 let stopping = false;
+const dupSamples = []; // the first duplicates seen: which message, when (ms since the epoch)
 
 function newSession(n, transport) {
   const s = {
     n, transport, sock: null, opened: false, failed: null, closed: null,
-    next: 0, echoed: new Map(), reordered: 0, last: -1,
+    next: 0, echoed: new Map(), sentAt: new Map(), reordered: 0, last: -1,
   };
   return s;
 }
@@ -41,6 +42,9 @@ function open(s) {
       if (!m || parseInt(m[1], 10) !== s.n) return;
       const seq = parseInt(m[2], 10);
       s.echoed.set(seq, (s.echoed.get(seq) || 0) + 1);
+      if (s.echoed.get(seq) > 1 && dupSamples.length < 20) {
+        dupSamples.push({ session: s.n, transport: s.transport, seq, at: Date.now(), sentAt: s.sentAt.get(seq) });
+      }
       if (seq < s.last) s.reordered++;
       s.last = Math.max(s.last, seq);
     };
@@ -59,6 +63,7 @@ function send(s) {
   if (stopping || !s.opened || s.closed) return;
   try {
     s.sock.send(`${s.n}:${s.next}`);
+    s.sentAt.set(s.next, Date.now());
     s.next++;
   } catch (e) {
     // sockjs-client throws when the session is not open: it closed.
@@ -132,7 +137,7 @@ async function main() {
       r.lost += missing;
     }
   }
-  process.stdout.write(JSON.stringify({ transports: report }) + '\n');
+  process.stdout.write(JSON.stringify({ transports: report, duplicates: dupSamples }) + '\n');
   process.exit(0);
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -104,13 +105,33 @@ func (h outageHook) safeToRepeat(cmd redis.Cmder) bool {
 // finds the lease gone: ErrNotHolder, which the receiver ignores). Left
 // unsent, a commit that did not run has its messages sent twice by the
 // next take.
+//
+// A tagged append (store.OnceAppender) is sent again too: a repeat of one
+// that ran appends nothing.
 func (h outageHook) repeatAfterBreak(cmd redis.Cmder) bool {
 	sha := scriptHash(cmd)
 	if sha != "" && sha == commitScript.Hash() {
 		return true
 	}
 	args := cmd.Args()
+	if sha != "" && sha == appendScript.Hash() {
+		return appendTag(args) != ""
+	}
 	return h.heldTakes[sha] && fmt.Sprint(args[len(args)-1]) == "1"
+}
+
+// appendTag returns the tag id of an append script call's arguments
+// (EVALSHA sha numkeys keys... id margin limits... tag ...), "" if none.
+func appendTag(args []any) string {
+	if len(args) < 3 {
+		return ""
+	}
+	numKeys, err := strconv.Atoi(fmt.Sprint(args[2]))
+	i := 3 + numKeys + 2 + appendArgTag
+	if err != nil || i >= len(args) {
+		return ""
+	}
+	return fmt.Sprint(args[i])
 }
 
 // scriptHash returns the SHA1 of the script cmd runs, "" when it runs none.

@@ -247,7 +247,7 @@ func proxyTo(t *testing.T, addr string, pipe func(in, out net.Conn)) string {
 // it; the chaos suite's "drain failed: EOF" during a Redis restart) loses
 // no message. Sent again, or taken again by the receiver with the same
 // token, it returns what the lost run took; a commit then forgets each
-// message once.
+// message once. A tagged append is sent again and appends once.
 func TestOutageLostTakeReply(t *testing.T) {
 	srv := testenv.Redis(t)
 	addr, lose := lossyProxy(t, srv.Addr)
@@ -320,6 +320,21 @@ func TestOutageLostTakeReply(t *testing.T) {
 	lose()
 	if d, err := s.Drain(ctx, "sess", "t2"); err == nil {
 		t.Fatalf("drain without Hold whose reply was lost = %q; want an error, not a resend", d.Messages)
+	}
+
+	// A tagged append whose reply is lost is sent again, and appends once;
+	// an untagged one is not sent again.
+	lose()
+	if _, err := s.AppendOnce(ctx, "sess", []string{"m7"}, store.QueueLimits{}, store.AppendTag{ID: "send", Seq: 0}); err != nil {
+		t.Fatalf("tagged append whose reply was lost: %v; want it sent again", err)
+	}
+	lose()
+	if _, err := s.Append(ctx, "sess", []string{"m8"}, store.QueueLimits{}); err == nil {
+		t.Fatal("untagged append whose reply was lost: no error; want one, not a resend")
+	}
+	// (m6 went with the lost drain; m8 ran, its caller got an error.)
+	if d, err := s.Drain(ctx, "sess", "t2"); err != nil || !slices.Equal(d.Messages, []string{"m7", "m8"}) {
+		t.Fatalf("queued after the lost replies = %q, %v; want [m7 m8] (each once)", d.Messages, err)
 	}
 }
 

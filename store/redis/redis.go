@@ -71,6 +71,7 @@ var (
 	_ store.LeaseTaker       = (*Store)(nil)
 	_ store.Committer        = (*Store)(nil)
 	_ store.HandOffCommitter = (*Store)(nil)
+	_ store.OnceAppender     = (*Store)(nil)
 )
 
 // New returns a Store that keeps its state through client.
@@ -274,10 +275,28 @@ func (s *Store) Detach(ctx context.Context, id, token string) (err error) {
 }
 
 // Append implements store.Store.
-func (s *Store) Append(ctx context.Context, id string, msgs []string, limits store.QueueLimits) (res store.AppendResult, err error) {
+func (s *Store) Append(ctx context.Context, id string, msgs []string, limits store.QueueLimits) (store.AppendResult, error) {
+	return s.appendTagged(ctx, id, msgs, limits, store.AppendTag{})
+}
+
+// AppendOnce implements store.OnceAppender: the tag goes into the append
+// script, which skips a repeat in the same atomic step. A tagged append is
+// therefore also sent again after a broken connection (see outage.go).
+func (s *Store) AppendOnce(ctx context.Context, id string, msgs []string, limits store.QueueLimits, tag store.AppendTag) (store.AppendResult, error) {
+	if err := tag.Check(); err != nil {
+		return store.AppendResult{}, fmt.Errorf("store/redis: append: %w", err)
+	}
+	return s.appendTagged(ctx, id, msgs, limits, tag)
+}
+
+// appendArgTag is the position of the tag id among the append script's
+// arguments after the session id and the TTL margin (see outage.go).
+const appendArgTag = 2
+
+func (s *Store) appendTagged(ctx context.Context, id string, msgs []string, limits store.QueueLimits, tag store.AppendTag) (res store.AppendResult, err error) {
 	defer wrap(&err, "append")
-	args := make([]any, 2, 2+len(msgs))
-	args[0], args[1] = limits.Messages, limits.Bytes
+	args := make([]any, 0, 4+len(msgs))
+	args = append(args, limits.Messages, limits.Bytes, tag.ID, tag.Seq)
 	for _, m := range msgs {
 		args = append(args, m)
 	}

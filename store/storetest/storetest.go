@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,8 +56,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 // RunAll runs every suite of this package: Run, and the suites of the
 // optional capabilities (Committer, HandOffCommitter, NodeReleaser,
-// LeaseTaker, Channels), which newStore's stores must all implement (a
-// missing one fails).
+// LeaseTaker, OnceAppender, Channels), which newStore's stores must all
+// implement (a missing one fails).
 func RunAll(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
 	t.Run("Store", func(t *testing.T) { Run(t, newStore) })
@@ -64,6 +65,7 @@ func RunAll(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("HandOff", func(t *testing.T) { runCapability(t, newStore, handOffCases) })
 	t.Run("NodeReleaser", func(t *testing.T) { runCapability(t, newStore, nodeReleaserCases) })
 	t.Run("LeaseTaker", func(t *testing.T) { runCapability(t, newStore, leaseTakerCases) })
+	t.Run("OnceAppender", func(t *testing.T) { runCapability(t, newStore, onceAppenderCases) })
 	t.Run("Channels", func(t *testing.T) {
 		RunChannels(t, func(t *testing.T) ChannelStore { return capability[ChannelStore](t, newStore(t)) })
 	})
@@ -881,4 +883,77 @@ func testCanceledContext(t *testing.T, s store.Store) {
 	if _, err := s.Get(ctx(t), "cx2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Create with canceled context created the session (Get err %v)", err)
 	}
+}
+
+// onceAppenderCases are the store.OnceAppender suite (RunAll runs it).
+var onceAppenderCases = []capabilityCase[store.OnceAppender]{
+	{"RepeatAppendsNothing", testAppendOnceRepeat},
+	{"RepeatOfWhatQueueHolds", testAppendOnceFullQueue},
+	{"Refusals", testAppendOnceRefusals},
+}
+
+func appendOnce(t *testing.T, a store.OnceAppender, id, tag string, seq int, limits store.QueueLimits, msgs ...string) error {
+	t.Helper()
+	_, err := a.AppendOnce(ctx(t), id, msgs, limits, store.AppendTag{ID: tag, Seq: seq})
+	return err
+}
+
+func mustAppendOnce(t *testing.T, a store.OnceAppender, id, tag string, seq int, msgs ...string) {
+	t.Helper()
+	if err := appendOnce(t, a, id, tag, seq, store.QueueLimits{}, msgs...); err != nil {
+		t.Fatalf("AppendOnce(%q, %s/%d, %q) = %v", id, tag, seq, msgs, err)
+	}
+}
+
+// A send repeated (its first node died before answering) appends nothing
+// its first try appended, also after untagged appends from others, and
+// the next send's appends go in.
+func testAppendOnceRepeat(t *testing.T, s store.Store, a store.OnceAppender) {
+	mustCreate(t, s, "o", long)
+	mustAppendOnce(t, a, "o", "send1", 0, "a")
+	mustAppendOnce(t, a, "o", "send1", 0, "a") // the whole send again
+	mustAppendOnce(t, a, "o", "send1", 1, "b") // ... and the append it had not reached
+	mustAppend(t, s, "o", "other")
+	mustAppendOnce(t, a, "o", "send1", 0, "a") // a third try
+	mustAppendOnce(t, a, "o", "send1", 1, "b")
+	mustAppendOnce(t, a, "o", "send2", 0, "c")
+	res := mustAttach(t, s, "o", lease("n1", "t1", long))
+	if want := []string{"a", "b", "other", "c"}; !slices.Equal(res.Messages, want) {
+		t.Fatalf("queued %q, want %q", res.Messages, want)
+	}
+	// Delivered: a late repeat still appends nothing.
+	mustAppendOnce(t, a, "o", "send2", 0, "c")
+	if d := mustDrain(t, s, "o", "t1", 0); len(d.Messages) != 0 {
+		t.Fatalf("queued after a late repeat: %q, want nothing", d.Messages)
+	}
+}
+
+// A repeat of what is queued succeeds even when the queue is full: its
+// messages are there already.
+func testAppendOnceFullQueue(t *testing.T, s store.Store, a store.OnceAppender) {
+	mustCreate(t, s, "f", long)
+	limits := store.QueueLimits{Messages: 2}
+	if err := appendOnce(t, a, "f", "s", 0, limits, "1", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendOnce(t, a, "f", "s", 0, limits, "1", "2"); err != nil {
+		t.Fatalf("repeat into a full queue: %v, want nil", err)
+	}
+	wantErr(t, "next append into a full queue", appendOnce(t, a, "f", "s", 1, limits, "3"), store.ErrQueueFull)
+	res := mustAttach(t, s, "f", lease("n1", "t1", long))
+	if !slices.Equal(res.Messages, []string{"1", "2"}) {
+		t.Fatalf("queued %q, want [1 2]", res.Messages)
+	}
+}
+
+func testAppendOnceRefusals(t *testing.T, s store.Store, a store.OnceAppender) {
+	wantErr(t, "AppendOnce to a missing session", appendOnce(t, a, "none", "s", 0, store.QueueLimits{}, "x"), store.ErrNotFound)
+	mustCreate(t, s, "c", long)
+	wantErr(t, "empty tag", appendOnce(t, a, "c", "", 0, store.QueueLimits{}, "x"), store.ErrBadTag)
+	wantErr(t, "long tag", appendOnce(t, a, "c", strings.Repeat("x", store.MaxAppendTagID+1), 0, store.QueueLimits{}, "x"), store.ErrBadTag)
+	mustAppendOnce(t, a, "c", "s", 0, "x")
+	if _, err := s.Close(ctx(t), "c", 3000, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "repeat into a closed session", appendOnce(t, a, "c", "s", 0, store.QueueLimits{}, "x"), store.ErrClosed)
 }

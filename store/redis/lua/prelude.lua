@@ -8,7 +8,8 @@
 -- reason, in info, qb bytes queued (message lengths summed), dy disconnect
 -- delay ms, ln/lt/ls/lu lease node, token, sticky (1/0) and expiry ms, dl
 -- deadline ms (while a lease is held, lease expiry + delay, so a receiver
--- that vanishes still lets the session expire).
+-- that vanishes still lets the session expire), ai/as the tag id and seq
+-- of the last tagged append (append.lua, store.OnceAppender).
 --
 -- Replies use integer codes, mapped to store results in scripts.go:
 -- 1 ok, 0 no such session, -1 lease not held, -2 closed, -3 queue full,

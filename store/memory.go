@@ -362,7 +362,7 @@ func (m *Memory) appendTagged(ctx context.Context, id string, msgs []string, lim
 			m.queuedBytes.Add(-int64(size))
 			return ErrQueueFull
 		}
-		handOff := len(s.queue) == 0 && len(s.inFlight) == 0 && size <= s.leaseHandOff
+		handOff := s.leaseHandOff > 0 && len(s.queue) == 0 && len(s.inFlight) == 0 && size <= s.leaseHandOff
 		s.queueBytes += size
 		s.queue = append(s.queue, msgs...)
 		if s.leaseLive(time.Now()) {

@@ -83,6 +83,9 @@ func testHandOffOnlyWhenAsked(t *testing.T, s store.Store, c store.HandOffCommit
 	mustCommit(t, c, "p", "t1", false)
 	mustNotHandOff(t, s, "p", "m1") // attached without HandOff
 	mustDrainHeld(t, s, "p", "t1", "m1")
+	mustCommit(t, c, "p", "t1", false)
+	mustNotHandOff(t, s, "p", "") // not even nothing
+	mustDrainHeld(t, s, "p", "t1", "")
 	mustCommit(t, c, "p", "t1", true)
 	attachHandOff(t, s, "p", lease("n1", "t2", long))
 	mustNotHandOff(t, s, "p", strings.Repeat("x", 101)) // more than the lease takes

@@ -34,7 +34,8 @@ if n > 0 then
 end
 if tag ~= '' then redis.call('HSET', KEYS[1], 'ai', tag, 'as', seq) end
 if not live(v[3], v[4], now_ms()) then return {1, ''} end
-if n > 0 and queued == 0 and size <= tonumber(v[6] or 0) and redis.call('HEXISTS', KEYS[1], 'fl') == 0 then
+local lh = tonumber(v[6] or 0)
+if n > 0 and queued == 0 and lh > 0 and size <= lh and redis.call('HEXISTS', KEYS[1], 'fl') == 0 then
   local batch = redis.call('HINCRBY', KEYS[1], 'hq', 1)
   redis.call('HSET', KEYS[1], 'hb', batch, 'hn', n)
   return {1, v[2] or '', v[3], batch}

@@ -335,16 +335,8 @@ func start(t *testing.T, name, bin string, env []string, args ...string) *exec.C
 		<-done
 		if t.Failed() {
 			out, _ := os.ReadFile(logPath)
-			t.Logf("--- %s %s:\n%s", name, strings.Join(args, " "), lastLines(string(out), 40))
+			t.Logf("--- %s %s:\n%s", name, strings.Join(args, " "), testenv.LastLines(string(out), 40))
 		}
 	})
 	return cmd
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

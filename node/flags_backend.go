@@ -125,10 +125,10 @@ func (b *backendSide) ready(ctx context.Context, h *hub.Hub, mux *http.ServeMux)
 			return fmt.Errorf("--bridge-redis %s: %w", redactURL(redisURL), err)
 		}
 		b.closers = append(b.closers, func() { c.Close() })
-		rb := bridge.NewRedis(h, bridge.RedisConfig{Client: c, Prefix: f.BridgePref, Lease: lease("redis"), Log: b.log})
+		rb := bridge.NewRedis(h, bridge.RedisConfig{Client: c, Prefix: f.BridgePref, Options: bridge.Options{Lease: lease("redis"), Log: b.log}})
 		b.start(ctx, "redis", rb.Run, rb.Live)
 		if f.Stream != "" {
-			sb := bridge.NewStream(h, bridge.StreamConfig{Client: c, Stream: f.Stream, Consumer: b.cfg.NodeID, Lease: lease("stream"), Log: b.log})
+			sb := bridge.NewStream(h, bridge.StreamConfig{Client: c, Stream: f.Stream, Consumer: b.cfg.NodeID, Options: bridge.Options{Lease: lease("stream"), Log: b.log}})
 			b.start(ctx, "stream", sb.Run, sb.Live)
 		}
 	} else if f.Stream != "" {
@@ -140,7 +140,7 @@ func (b *backendSide) ready(ctx context.Context, h *hub.Hub, mux *http.ServeMux)
 			return fmt.Errorf("--bridge-nats %s: %w", redactURL(natsURL), err)
 		}
 		b.closers = append(b.closers, nc.Close)
-		nb := bridge.NewNATS(h, bridge.NATSConfig{Conn: nc, Prefix: f.NATSPrefix, Lease: lease("nats"), Log: b.log})
+		nb := bridge.NewNATS(h, bridge.NATSConfig{Conn: nc, Prefix: f.NATSPrefix, Options: bridge.Options{Lease: lease("nats"), Log: b.log}})
 		b.start(ctx, "nats", nb.Run, nb.Live)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,4 +104,14 @@ func WaitTCP(t testing.TB, addr string) {
 		}
 		return err
 	})
+}
+
+// LastLines is the last n lines of s: a process's output in a failure
+// report.
+func LastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

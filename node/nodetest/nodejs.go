@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // NodeJS returns the command that runs the Node.js script with args under
@@ -23,7 +25,7 @@ func NodeJS(t testing.TB, ctx context.Context, script string, args ...string) *e
 	cmd.Stderr = stderr
 	t.Cleanup(func() {
 		if t.Failed() && stderr.String() != "" {
-			t.Logf("--- stderr of %s:\n%s", filepath.Base(script), LastLines(stderr.String(), 100))
+			t.Logf("--- stderr of %s:\n%s", filepath.Base(script), testenv.LastLines(stderr.String(), 100))
 		}
 	})
 	return cmd

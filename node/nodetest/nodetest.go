@@ -78,7 +78,7 @@ func StartEnv(t testing.TB, env []string, name string, args ...string) *Process 
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("--- output of %s %s:\n%s", p.Name, strings.Join(args, " "), LastLines(p.Output(), 60))
+			t.Logf("--- output of %s %s:\n%s", p.Name, strings.Join(args, " "), testenv.LastLines(p.Output(), 60))
 		}
 	})
 	return p
@@ -157,7 +157,7 @@ func startNode(t testing.TB, id, addr string, ready bool, flags []string) *Node 
 	}
 	testenv.CheckFor(t, 30*time.Second, 25*time.Millisecond, func() error {
 		if n.Exited() {
-			t.Fatalf("nodetest: node %s exited:\n%s", id, LastLines(n.Output(), 40))
+			t.Fatalf("nodetest: node %s exited:\n%s", id, testenv.LastLines(n.Output(), 40))
 		}
 		resp, err := http.Get(n.URL() + path)
 		if err != nil {
@@ -258,15 +258,6 @@ func Missing(got []int, sent int) (missing []int) {
 		}
 	}
 	return missing
-}
-
-// LastLines is the last n lines of s, for failure reports.
-func LastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 type syncBuffer struct {

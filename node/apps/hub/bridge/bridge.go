@@ -113,19 +113,30 @@ type core struct {
 	live           atomic.Bool // this node is bridging now
 }
 
-// init takes a bridge config's shared fields, zero ones as defaults: a
-// Local lease (a lone node), 8 workers with 1024 queued each.
-func (b *core) init(pub Publisher, lease Lease, workers, depth int, log *slog.Logger) {
-	if lease == nil {
-		lease = Local{}
+// Options are the settings every bridge's config has. Zero fields take
+// defaults.
+type Options struct {
+	// Lease elects the bridging node; nil: Local (a lone node).
+	Lease Lease
+	// Workers bound how many channels are appended in parallel (default
+	// 8); QueueDepth is each worker's queue (default 1024).
+	Workers, QueueDepth int
+	Log                 *slog.Logger
+}
+
+// init takes a bridge's Options, with their defaults, and log (o.Log with
+// the bridge's attributes).
+func (b *core) init(pub Publisher, o Options, log *slog.Logger) {
+	if o.Lease == nil {
+		o.Lease = Local{}
 	}
-	if workers <= 0 {
-		workers = 8
+	if o.Workers <= 0 {
+		o.Workers = 8
 	}
-	if depth <= 0 {
-		depth = 1024
+	if o.QueueDepth <= 0 {
+		o.QueueDepth = 1024
 	}
-	b.pub, b.lease, b.workers, b.depth, b.log = pub, lease, workers, depth, log
+	b.pub, b.lease, b.workers, b.depth, b.log = pub, o.Lease, o.Workers, o.QueueDepth, log
 }
 
 // Live reports whether this node is the one bridging right now.

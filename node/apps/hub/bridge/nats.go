@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -18,10 +17,7 @@ type NATSConfig struct {
 	// name with dots spans several subject tokens, which is fine; one with
 	// spaces or wildcards cannot be reached this way.
 	Prefix string
-	// Lease elects the bridging node; nil: Local.
-	Lease               Lease
-	Workers, QueueDepth int
-	Log                 *slog.Logger
+	Options
 }
 
 // NATS bridges core NATS messages to hub channels. Only the lease holder
@@ -41,7 +37,7 @@ func NewNATS(pub Publisher, c NATSConfig) *NATS {
 	}
 	c.Prefix = strings.TrimSuffix(c.Prefix, ".")
 	b := &NATS{cfg: c}
-	b.init(pub, c.Lease, c.Workers, c.QueueDepth, logger(c.Log).With("bridge", "nats", "prefix", c.Prefix))
+	b.init(pub, c.Options, logger(c.Log).With("bridge", "nats", "prefix", c.Prefix))
 	return b
 }
 

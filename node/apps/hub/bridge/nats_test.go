@@ -31,7 +31,7 @@ func TestNATSBridgeOnceInOrder(t *testing.T) {
 		t.Cleanup(nc.Close)
 		nodes = append(nodes, startNode(t, url, func(c *redis.Client) runner {
 			return NewNATS(log, NATSConfig{Conn: nc, Prefix: subject,
-				Lease: &RedisLease{Client: c, Key: prefix + "lease", Owner: fmt.Sprint("node", i), TTL: testTTL}})
+				Options: Options{Lease: &RedisLease{Client: c, Key: prefix + "lease", Owner: fmt.Sprint("node", i), TTL: testTTL}}})
 		}))
 	}
 	pub, err := nats.Connect(ns.URL())

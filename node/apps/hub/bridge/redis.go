@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -17,12 +16,7 @@ type RedisConfig struct {
 	// Prefix starts every bridged Redis channel: PUBLISH <Prefix><channel>
 	// reaches hub channel <channel>. Default "shoal:".
 	Prefix string
-	// Lease elects the bridging node; nil: Local (a lone node).
-	Lease Lease
-	// Workers bound how many channels are appended in parallel (default
-	// 8); QueueDepth is each worker's queue (default 1024).
-	Workers, QueueDepth int
-	Log                 *slog.Logger
+	Options
 }
 
 // Redis bridges Redis pub/sub to hub channels. While its node holds the
@@ -48,7 +42,7 @@ func NewRedis(pub Publisher, c RedisConfig) *Redis {
 		c.Prefix = "shoal:"
 	}
 	b := &Redis{cfg: c}
-	b.init(pub, c.Lease, c.Workers, c.QueueDepth, logger(c.Log).With("bridge", "redis", "prefix", c.Prefix))
+	b.init(pub, c.Options, logger(c.Log).With("bridge", "redis", "prefix", c.Prefix))
 	return b
 }
 

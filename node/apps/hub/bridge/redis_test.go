@@ -31,7 +31,7 @@ func startRedisBridges(t *testing.T) *redisBridges {
 	for i := range 3 {
 		b.nodes = append(b.nodes, startNode(t, url, func(c *redis.Client) runner {
 			return NewRedis(b.log, RedisConfig{Client: c, Prefix: b.prefix,
-				Lease: &RedisLease{Client: c, Key: b.prefix + "lease", Owner: fmt.Sprint("node", i), TTL: testTTL}})
+				Options: Options{Lease: &RedisLease{Client: c, Key: b.prefix + "lease", Owner: fmt.Sprint("node", i), TTL: testTTL}}})
 		}))
 	}
 	b.first = waitOneHolder(t, b.nodes, -1)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"reflect"
 	"strconv"
 	"strings"
@@ -28,17 +27,12 @@ type StreamConfig struct {
 	// start of the stream, so entries added before any node ran are
 	// bridged too. Consumer is this node's name in it (its node id).
 	Group, Consumer string
-	// Lease elects the bridging node; nil: Local.
-	Lease Lease
-	// Workers bound how many channels are appended in parallel (default
-	// 8); QueueDepth is each worker's queue (default 1024).
-	Workers, QueueDepth int
+	Options
 	// Batch is how many entries one XREADGROUP returns (default 100).
 	Batch int
 	// MarkTTL is how long an appended entry's id is remembered (default
 	// 24 h): a pending entry older than that is appended again.
 	MarkTTL time.Duration
-	Log     *slog.Logger
 }
 
 // Recorder is an optional capability of a Publisher (*hub.Hub has it):
@@ -85,7 +79,7 @@ func NewStream(pub Publisher, c StreamConfig) *Stream {
 	}
 	rec, _ := pub.(Recorder)
 	b := &Stream{rec: rec, cfg: c}
-	b.init(pub, c.Lease, c.Workers, c.QueueDepth, logger(c.Log).With("bridge", "stream", "stream", c.Stream))
+	b.init(pub, c.Options, logger(c.Log).With("bridge", "stream", "stream", c.Stream))
 	return b
 }
 

@@ -34,7 +34,7 @@ func TestStreamBridgeLosesNothing(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		nodes = append(nodes, startNode(t, url, func(c *redis.Client) runner {
 			return NewStream(log, StreamConfig{Client: c, Stream: stream, Consumer: fmt.Sprint("node", i), Batch: 20,
-				Lease: &RedisLease{Client: c, Key: prefix + "lease", Owner: fmt.Sprint("node", i), TTL: testTTL}})
+				Options: Options{Lease: &RedisLease{Client: c, Key: prefix + "lease", Owner: fmt.Sprint("node", i), TTL: testTTL}}})
 		}))
 	}
 	first := waitOneHolder(t, nodes, -1)

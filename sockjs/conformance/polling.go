@@ -250,18 +250,7 @@ func (s *suite) testJSONP(t *testing.T) {
 		wantStatus(t, "jsonp", r.status, 200)
 		wantBody(t, "jsonp", r.body, "/**/callback(\"a[\\\"x\\\"]\");\r\n")
 	})
-	t.Run("missing callback is 500", func(t *testing.T) {
-		r := s.get(t, s.url("/echo/a/a/jsonp"))
-		wantStatus(t, "jsonp without c", r.status, 500)
-		wantContains(t, "jsonp without c", r.body, `"callback" parameter required`)
-	})
-	t.Run("invalid callback is 500", func(t *testing.T) {
-		for _, cb := range []string{"%20", "*", "abc(", "abc%28"} {
-			r := s.get(t, s.url("/echo/a/a/jsonp?c="+cb))
-			wantStatus(t, "jsonp c="+cb, r.status, 500)
-			wantContains(t, "jsonp c="+cb, r.body, `invalid "callback" parameter`)
-		}
-	})
+	s.testCallbackParam(t, "jsonp")
 	t.Run("broken json and missing payload are 500", func(t *testing.T) {
 		u := s.sessionURL("/echo")
 		wantBody(t, "open", s.get(t, u+"/jsonp?c=x").body, "/**/x(\"o\");\r\n")
@@ -302,5 +291,22 @@ func (s *suite) testJSONP(t *testing.T) {
 		r := s.get(t, u+"/jsonp?c=x")
 		wantStatus(t, "poll", r.status, 200)
 		wantBody(t, "poll", r.body, "/**/x(\"a[\\\"x\\\"]\");\r\n")
+	})
+}
+
+// testCallbackParam: a jsonp or htmlfile (transport) request without its
+// callback parameter, or with an invalid one, is a 500 that says which.
+func (s *suite) testCallbackParam(t *testing.T, transport string) {
+	t.Run("missing callback is 500", func(t *testing.T) {
+		r := s.get(t, s.url("/echo/a/a/"+transport))
+		wantStatus(t, transport+" without c", r.status, 500)
+		wantContains(t, transport+" without c", r.body, `"callback" parameter required`)
+	})
+	t.Run("invalid callback is 500", func(t *testing.T) {
+		for _, cb := range []string{"%20", "*", "abc(", "abc%28"} {
+			r := s.get(t, s.url("/echo/a/a/"+transport+"?c="+cb))
+			wantStatus(t, transport+" c="+cb, r.status, 500)
+			wantContains(t, transport+" c="+cb, r.body, `invalid "callback" parameter`)
+		}
 	})
 }

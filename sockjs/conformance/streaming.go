@@ -29,24 +29,31 @@ func (s *suite) testXHRStreaming(t *testing.T) {
 		st.want("a[\"x\"]\n")
 	})
 	t.Run("response closes after response_limit bytes", func(t *testing.T) {
-		// /echo has response_limit 4096: the stream ends once 4096 bytes of
-		// frames (prelude not counted) went out, so browsers can free memory.
-		u := s.sessionURL("/echo")
-		st := s.openStream(t, "POST", u+"/xhr_streaming")
-		defer st.close()
-		wantStatus(t, st.what, st.head.status, 200)
-		if st.next() == "" {
-			t.Fatal("empty prelude")
-		}
-		st.want("o\n")
 		msg := `"` + strings.Repeat("x", 128) + `"`
-		for i := 0; i < 31; i++ {
-			r := s.post(t, u+"/xhr_send", "["+msg+"]")
-			wantStatus(t, "xhr_send", r.status, 204)
-			st.want("a[" + msg + "]\n")
-		}
-		st.wantEnd()
+		s.wantEndAtResponseLimit(t, "POST", "xhr_streaming", "o\n", msg, "a["+msg+"]\n", 31)
 	})
+}
+
+// wantEndAtResponseLimit: /echo has response_limit 4096, so a stream ends
+// once 4096 bytes of frames (prelude not counted) went out, and browsers
+// can free memory. It opens the stream (method, transport), reads past its
+// prelude and the open frame, sends msg through xhr_send sends times,
+// reading echo back each time, and wants the stream to end then.
+func (s *suite) wantEndAtResponseLimit(t *testing.T, method, transport, open, msg, echo string, sends int) {
+	t.Helper()
+	u := s.sessionURL("/echo")
+	st := s.openStream(t, method, u+"/"+transport)
+	defer st.close()
+	wantStatus(t, st.what, st.head.status, 200)
+	if st.next() == "" {
+		t.Fatal("empty prelude")
+	}
+	st.want(open)
+	for i := 0; i < sends; i++ {
+		wantStatus(t, "xhr_send", s.post(t, u+"/xhr_send", "["+msg+"]").status, 204)
+		st.want(echo)
+	}
+	st.wantEnd()
 }
 
 // testEventSource: /eventsource.
@@ -71,18 +78,8 @@ func (s *suite) testEventSource(t *testing.T) {
 		st.want("data: a[\"  \\u0000\\n\\r \"]\r\n\r\n")
 	})
 	t.Run("response closes after response_limit bytes", func(t *testing.T) {
-		u := s.sessionURL("/echo")
-		st := s.openStream(t, "GET", u+"/eventsource")
-		defer st.close()
-		wantStatus(t, st.what, st.head.status, 200)
-		if st.next() == "" {
-			t.Fatal("empty prelude")
-		}
-		st.want("data: o\r\n\r\n")
 		msg := `"` + strings.Repeat("x", 4096) + `"`
-		wantStatus(t, "xhr_send", s.post(t, u+"/xhr_send", "["+msg+"]").status, 204)
-		st.want("data: a[" + msg + "]\r\n\r\n")
-		st.wantEnd()
+		s.wantEndAtResponseLimit(t, "GET", "eventsource", "data: o\r\n\r\n", msg, "data: a["+msg+"]\r\n\r\n", 1)
 	})
 }
 
@@ -125,30 +122,9 @@ func (s *suite) testHTMLFile(t *testing.T) {
 		wantBody(t, "xhr_send", r.body, "")
 		st.want(htmlfileFrame(`"a[\"x\"]"`))
 	})
-	t.Run("missing callback is 500", func(t *testing.T) {
-		r := s.get(t, s.url("/echo/a/a/htmlfile"))
-		wantStatus(t, "htmlfile without c", r.status, 500)
-		wantContains(t, "htmlfile without c", r.body, `"callback" parameter required`)
-	})
-	t.Run("invalid callback is 500", func(t *testing.T) {
-		for _, cb := range []string{"%20", "*", "abc(", "abc%28"} {
-			r := s.get(t, s.url("/echo/a/a/htmlfile?c="+cb))
-			wantStatus(t, "htmlfile c="+cb, r.status, 500)
-			wantContains(t, "htmlfile c="+cb, r.body, `invalid "callback" parameter`)
-		}
-	})
+	s.testCallbackParam(t, "htmlfile")
 	t.Run("response closes after response_limit bytes", func(t *testing.T) {
-		u := s.sessionURL("/echo")
-		st := s.openStream(t, "GET", u+"/htmlfile?c=callback")
-		defer st.close()
-		wantStatus(t, st.what, st.head.status, 200)
-		if st.next() == "" {
-			t.Fatal("empty head")
-		}
-		st.want(htmlfileFrame(`"o"`))
-		msg := strings.Repeat("x", 4096)
-		wantStatus(t, "xhr_send", s.post(t, u+"/xhr_send", `["`+msg+`"]`).status, 204)
-		st.want(htmlfileFrame(`"a[\"` + msg + `\"]"`))
-		st.wantEnd()
+		x := strings.Repeat("x", 4096)
+		s.wantEndAtResponseLimit(t, "GET", "htmlfile?c=callback", htmlfileFrame(`"o"`), `"`+x+`"`, htmlfileFrame(`"a[\"`+x+`\"]"`), 1)
 	})
 }

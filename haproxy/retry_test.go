@@ -111,3 +111,57 @@ func TestSendRetrySameID(t *testing.T) {
 	}
 	t.Logf("%d drops, each retried with its id (e.g. %q)", dropped, good[0])
 }
+
+// TestStreamCutEndsCleanly: a stream whose node dies mid-way (its kernel
+// closes the connection) reaches the client through the shipped
+// configuration as a response that ended, when the node answered it
+// close-delimited, as Shoal does on the X-Shoal-Stream-End header that
+// haproxy.cfg sets; sockjs-client then opens the stream again. A chunked
+// stream cut mid-way is an error to the client, which ends the session.
+func TestStreamCutEndsCleanly(t *testing.T) {
+	cut := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/close-delimited") {
+			if r.Header.Get("X-Shoal-Stream-End") != "close" {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Transfer-Encoding", "identity")
+		}
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("o\n"))
+		rc := http.NewResponseController(w)
+		rc.Flush()
+		if conn, _, err := rc.Hijack(); err == nil {
+			conn.Close() // the node dies: a FIN, no final chunk
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(cut)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	cfg, err := Derive([]Server{{Name: "node1", Addr: l.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, _ := startHAProxy(t, cfg, "node1")
+	for _, framing := range []string{"close-delimited", "chunked"} {
+		resp, err := http.Post("http://"+lb+"/echo/000/s/"+framing, "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case framing == "close-delimited" && (resp.StatusCode != http.StatusOK || err != nil || string(body) != "o\n"):
+			t.Errorf("close-delimited stream cut by its node: %s %q, %v; want 200, o\\n and a clean end", resp.Status, body, err)
+		case framing == "chunked" && err == nil:
+			t.Errorf("chunked stream cut by its node ended cleanly (%q): the test no longer shows the difference", body)
+		}
+	}
+}

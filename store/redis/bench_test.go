@@ -3,9 +3,13 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/internal/testenv"
 
@@ -16,6 +20,11 @@ import (
 // benchStore returns a Store on a fresh redis-server with one open session
 // "s", and the hook counting its round trips.
 func benchStore(b *testing.B) (*redisstore.Store, *countHook) {
+	s, hook, _ := benchStoreClient(b)
+	return s, hook
+}
+
+func benchStoreClient(b *testing.B) (*redisstore.Store, *countHook, *redis.Client) {
 	addr := testenv.Redis(b).Addr
 	c := newClient(b, addr)
 	hook := &countHook{}
@@ -24,7 +33,25 @@ func benchStore(b *testing.B) (*redisstore.Store, *countHook) {
 	if _, err := s.Create(context.Background(), "s", store.CreateOptions{DisconnectDelay: time.Hour}); err != nil {
 		b.Fatal(err)
 	}
-	return s, hook
+	return s, hook, c
+}
+
+// commandsRun returns how many commands Redis has run, those scripts run
+// included (INFO commandstats), and the INFO calls that read them.
+func commandsRun(b *testing.B, c *redis.Client) int64 {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	for line := range strings.SplitSeq(info, "\n") {
+		if _, stats, ok := strings.Cut(line, ":calls="); ok && strings.HasPrefix(line, "cmdstat_") {
+			calls, _, _ := strings.Cut(stats, ",")
+			v, _ := strconv.ParseInt(calls, 10, 64)
+			n += v
+		}
+	}
+	return n
 }
 
 // run times op after one warm-up call (which loads the script) and reports
@@ -93,6 +120,37 @@ func benchPollCycle(b *testing.B, held bool) {
 		}
 		return s.Detach(ctx, "s", "t1")
 	})
+}
+
+// BenchmarkPollCycleHandOff is one message through a parked poll, as a
+// browser's echo runs it: the poll attaches (Hold, HandOff) and finds
+// nothing; the send looks the session up and appends, which hands the
+// message to the poll; the poll writes it and commits with detach.
+// commands/op counts what Redis ran, scripts' commands included.
+func BenchmarkPollCycleHandOff(b *testing.B) {
+	s, hook, c := benchStoreClient(b)
+	ctx := context.Background()
+	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
+	msg := []string{`"hello"`}
+	cycle := func() error {
+		if _, err := s.Attach(ctx, "s", l, store.Hold(), store.HandOff(4096)); err != nil {
+			return err
+		}
+		if _, err := s.Get(ctx, "s"); err != nil {
+			return err
+		}
+		res, err := s.Append(ctx, "s", msg, store.QueueLimits{Messages: 1000})
+		if err != nil {
+			return err
+		}
+		if res.HandOff.Token != "t1" {
+			return fmt.Errorf("not handed off: %+v", res)
+		}
+		return s.CommitHandOff(ctx, "s", "t1", res.HandOff.Batch, true)
+	}
+	cmds := commandsRun(b, c)
+	run(b, hook, cycle)
+	b.ReportMetric(float64(commandsRun(b, c)-cmds-1)/float64(b.N+1), "commands/op")
 }
 
 func BenchmarkAppend(b *testing.B) {

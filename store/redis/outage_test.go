@@ -588,7 +588,9 @@ func (l *appendLoad) finish(t *testing.T, mustLand []int) (slowest time.Duration
 
 // brokenConnection reports whether err is a connection that broke with a
 // command on it: whether Redis ran it is unknown, so it is not resent.
+// net.ErrClosed is go-redis closing, on a Sentinel's switch, the
+// connections to the old master, one of them in use.
 func brokenConnection(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }

@@ -155,6 +155,24 @@ func TestMemberlistThreeNodes(t *testing.T) {
 	}
 }
 
+// waitLeft waits up to total until every survivor's OnLeave has seen
+// node go, in state (dead or left).
+func waitLeft(t *testing.T, total time.Duration, node string, state cluster.State, survivors ...*leaves) {
+	t.Helper()
+	testenv.CheckFor(t, total, 10*time.Millisecond, func() error {
+		for i, l := range survivors {
+			m, _, ok := l.get(node)
+			if !ok {
+				return fmt.Errorf("survivor %d has not seen %s go", i, node)
+			}
+			if m.State != state {
+				return fmt.Errorf("survivor %d saw %s %v, want %v", i, node, m.State, state)
+			}
+		}
+		return nil
+	})
+}
+
 // A node killed without a goodbye (SIGKILL) is declared dead by the others
 // within a bounded time, and exactly one survivor cleans up after it.
 func TestMemberlistCrashDetected(t *testing.T) {
@@ -169,18 +187,7 @@ func TestMemberlistCrashDetected(t *testing.T) {
 	// The bound: probe round + suspicion (2 s) with slack for a loaded
 	// machine running -race; memberlist's awareness may stretch probes.
 	const bound = 15 * time.Second
-	testenv.CheckFor(t, bound, 10*time.Millisecond, func() error {
-		for i, l := range []*leaves{la, lb} {
-			m, _, ok := l.get("node-c")
-			if !ok {
-				return fmt.Errorf("survivor %d has not seen node-c die", i)
-			}
-			if m.State != cluster.StateDead {
-				return fmt.Errorf("survivor %d saw node-c %v, want dead", i, m.State)
-			}
-		}
-		return nil
-	})
+	waitLeft(t, bound, "node-c", cluster.StateDead, la, lb)
 	_, atA, _ := la.get("node-c")
 	_, atB, _ := lb.get("node-c")
 	t.Logf("crash detected after %v (node-a) and %v (node-b)",
@@ -223,18 +230,7 @@ func TestMemberlistLeave(t *testing.T) {
 	if got := b.Self().State; got != cluster.StateLeft {
 		t.Errorf("leaver's own state = %v, want left", got)
 	}
-	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		for i, l := range []*leaves{la, lc} {
-			m, _, ok := l.get("node-b")
-			if !ok {
-				return fmt.Errorf("survivor %d has not seen node-b leave", i)
-			}
-			if m.State != cluster.StateLeft {
-				return fmt.Errorf("survivor %d saw node-b %v, want left", i, m.State)
-			}
-		}
-		return nil
-	})
+	waitLeft(t, 5*time.Second, "node-b", cluster.StateLeft, la, lc)
 	_, at, _ := la.get("node-b")
 	t.Logf("graceful leave seen after %v", at.Sub(left).Round(time.Millisecond))
 	if _, _, ok := lb.get("node-b"); ok {

@@ -29,17 +29,11 @@ func (s *Store) ReleaseNode(ctx context.Context, node string, code int, reason s
 			return res, err
 		}
 		last := min(first+releaseBucketBatch, s.buckets)
-		pipe := s.client.Pipeline()
-		reads := make([]*redis.StringSliceCmd, 0, last-first)
-		for b := first; b < last; b++ {
-			reads = append(reads, pipe.SMembers(ctx, s.tag(b)+":h:"+node))
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		ids, err := s.readBuckets(ctx, last-first, func(p redis.Pipeliner, i int) *redis.StringSliceCmd {
+			return p.SMembers(ctx, s.tag(first+i)+":h:"+node)
+		})
+		if err != nil {
 			return res, err
-		}
-		var ids []string
-		for _, r := range reads {
-			ids = append(ids, r.Val()...)
 		}
 		for len(ids) > 0 {
 			n := min(len(ids), releaseSessionBatch)

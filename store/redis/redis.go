@@ -356,6 +356,25 @@ func (s *Store) Close(ctx context.Context, id string, code int, reason string) (
 	}
 }
 
+// readBuckets sends n reads of string lists in one pipeline (read(p, i)
+// gives the i-th, of one bucket's key) and returns what they all listed,
+// in order.
+func (s *Store) readBuckets(ctx context.Context, n int, read func(p redis.Pipeliner, i int) *redis.StringSliceCmd) ([]string, error) {
+	pipe := s.client.Pipeline()
+	reads := make([]*redis.StringSliceCmd, n)
+	for i := range reads {
+		reads[i] = read(pipe, i)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var all []string
+	for _, r := range reads {
+		all = append(all, r.Val()...)
+	}
+	return all, nil
+}
+
 // Reap implements store.Store. now picks candidates from the deadline
 // index; whether each is due is decided by the Redis server's clock, in one
 // script per session, so each reaped id goes to exactly one caller however
@@ -373,20 +392,13 @@ func (s *Store) Reap(ctx context.Context, now time.Time, limit int) (ids []strin
 	// One pipelined read of every bucket's due ids. Start at a rotating
 	// bucket so that, under a limit, no bucket waits behind the others.
 	start := int(s.next.Add(1) % uint32(s.buckets))
-	pipe := s.client.Pipeline()
-	reads := make([]*redis.StringSliceCmd, s.buckets)
-	for i := range reads {
-		b := (start + i) % s.buckets
-		reads[i] = pipe.ZRangeByScore(ctx, s.tag(b)+":due", &redis.ZRangeBy{
+	candidates, err := s.readBuckets(ctx, s.buckets, func(p redis.Pipeliner, i int) *redis.StringSliceCmd {
+		return p.ZRangeByScore(ctx, s.tag((start+i)%s.buckets)+":due", &redis.ZRangeBy{
 			Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: per,
 		})
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	})
+	if err != nil {
 		return nil, err
-	}
-	var candidates []string
-	for _, r := range reads {
-		candidates = append(candidates, r.Val()...)
 	}
 	// Each candidate yields at most one id, so a batch no bigger than what
 	// the limit leaves can never overshoot it.

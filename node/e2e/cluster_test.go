@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/shoal-rt/shoal/internal/testenv"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
+	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/sockjs/conformance"
 )
 
@@ -27,11 +27,31 @@ import (
 func TestConformanceCluster(t *testing.T) {
 	c := nodetest.StartCluster(t, 3, "--apps", "conformance")
 	t.Run("per request", func(t *testing.T) {
-		conformance.RunWith(t, c.URL(), conformance.Options{HTTPProxy: true})
+		conformance.RunWith(t, "http://"+chunkedStreams(t, c.Nodes), conformance.Options{HTTPProxy: true})
 	})
 	t.Run("per connection", func(t *testing.T) {
 		conformance.Run(t, "http://"+haproxyTCP(t, c.Nodes))
 	})
+}
+
+// chunkedStreams starts the deployed HAProxy config in front of nodes but
+// for one line, and returns its address. The deployed config has nodes end
+// streams with their connection (sockjs.HeaderStreamEnd), so that a node
+// killed mid-stream ends the client's stream cleanly; clients then get
+// close-delimited streams, not the chunked ones the protocol's HTTP/1.1
+// rules check. Those rules run through this balancer without that line;
+// the stream end itself is tested by haproxy's TestStreamCutEndsCleanly
+// and sockjs's TestStreamEndBehindBalancer.
+func chunkedStreams(t *testing.T, nodes []*nodetest.Node) string {
+	t.Helper()
+	line := "    http-request set-header " + sockjs.HeaderStreamEnd + " close\n"
+	_, addr, _ := nodetest.HAProxyWith(t, nodes, func(cfg string) string {
+		if !strings.Contains(cfg, line) {
+			t.Fatalf("haproxy.cfg no longer has %q; update this test", line)
+		}
+		return strings.Replace(cfg, line, "", 1)
+	})
+	return addr
 }
 
 // haproxyTCP starts HAProxy in TCP mode, round robin over nodes (a new
@@ -58,11 +78,7 @@ backend shoal_nodes
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		bin = "/usr/sbin/haproxy"
-	}
-	nodetest.Start(t, bin, "-db", "-f", path)
+	nodetest.Start(t, testenv.LookPath(t, "haproxy"), "-db", "-f", path)
 	testenv.WaitTCP(t, addr)
 	return addr
 }

@@ -48,26 +48,8 @@ func (s *Store) ReleaseNode(ctx context.Context, node string, code int, reason s
 
 // releaseBatch runs the release script for each id in one pipeline.
 func (s *Store) releaseBatch(ctx context.Context, ids []string, node string, code int, reason string, res *store.ReleaseResult) error {
-	pipe := s.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = releaseScript.EvalSha(ctx, pipe, s.keys(id), id, s.margin, node, code, reason)
-	}
-	// Exec's error is the first command's; each command is judged below.
-	_, _ = pipe.Exec(ctx)
-	var firstErr error
-	for i, cmd := range cmds {
-		id := ids[i]
-		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-			cmd = releaseScript.Eval(ctx, s.client, s.keys(id), id, s.margin, node, code, reason)
-		}
-		n, err := cmd.Int()
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
+	args := func(id string) []any { return []any{id, s.margin, node, code, reason} }
+	return s.evalEach(ctx, releaseScript, ids, args, func(id string, n int) error {
 		switch n {
 		case releaseClosed:
 			res.Released++
@@ -76,10 +58,8 @@ func (s *Store) releaseBatch(ctx context.Context, ids []string, node string, cod
 			res.Released++
 		case releaseNothing:
 		default:
-			if firstErr == nil {
-				firstErr = fmt.Errorf("unexpected reply code %d", n)
-			}
+			return fmt.Errorf("unexpected reply code %d", n)
 		}
-	}
-	return firstErr
+		return nil
+	})
 }

@@ -423,39 +423,49 @@ func (s *Store) Reap(ctx context.Context, now time.Time, limit int) (ids []strin
 // reapBatch runs the reap script for each candidate in one pipeline and
 // returns the ids of the open sessions it reaped.
 func (s *Store) reapBatch(ctx context.Context, candidates []string) ([]string, error) {
-	pipe := s.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(candidates))
-	for i, id := range candidates {
-		cmds[i] = reapScript.EvalSha(ctx, pipe, s.keys(id), id, s.margin)
-	}
-	// Exec's error is the first command's; each command is judged below.
-	_, _ = pipe.Exec(ctx)
 	var ids []string
-	var firstErr error
-	for i, cmd := range cmds {
-		id := candidates[i]
-		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-			// A fresh or flushed server: EVAL loads the script there.
-			cmd = reapScript.Eval(ctx, s.client, s.keys(id), id, s.margin)
-		}
-		n, err := cmd.Int()
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
+	args := func(id string) []any { return []any{id, s.margin} }
+	err := s.evalEach(ctx, reapScript, candidates, args, func(id string, n int) error {
 		switch n {
 		case reapReapedOpen:
 			ids = append(ids, id)
 		case reapDeletedClosed, reapGone, reapNotDue:
 		default:
-			if firstErr == nil {
-				firstErr = fmt.Errorf("unexpected reply code %d", n)
-			}
+			return fmt.Errorf("unexpected reply code %d", n)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// evalEach runs script once for each of ids, in one pipeline, with the
+// session's keys and args(id), loading the script where the server lacks
+// it (NOSCRIPT: a fresh or flushed server), and hands each reply code to
+// reply, in order. It returns the first error, of a call or of reply,
+// once every reply has been handed over.
+func (s *Store) evalEach(ctx context.Context, script *redis.Script, ids []string, args func(id string) []any, reply func(id string, code int) error) error {
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = script.EvalSha(ctx, pipe, s.keys(id), args(id)...)
+	}
+	// Exec's error is the first command's; each command is judged below.
+	_, _ = pipe.Exec(ctx)
+	var firstErr error
+	for i, cmd := range cmds {
+		id := ids[i]
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			cmd = script.Eval(ctx, s.client, s.keys(id), args(id)...)
+		}
+		n, err := cmd.Int()
+		if err == nil {
+			err = reply(id, n)
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
-	return ids, firstErr
+	return firstErr
 }
 
 // SetAttr implements store.Store.

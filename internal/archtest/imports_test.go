@@ -52,6 +52,17 @@ func TestImportRules(t *testing.T) {
 	forbid(t, "sockjs", deps, backends...)
 	// Nor do sockjs's own tests; the backend ones are package sockjs_test.
 	forbid(t, "sockjs's internal tests", list(t, `{{join .TestImports " "}}`, "./sockjs"), backends...)
+	// The fan-out core sits below the rest of sockjs: of Shoal it imports
+	// store and bus only (tests included), so no reference points up
+	// from it into sockjs; and it reaches no backend.
+	const fanout = "./sockjs/internal/fanout"
+	shoalImports := list(t, `{{join .Imports " "}} {{join .TestImports " "}}`, fanout)
+	for _, p := range shoalImports {
+		if strings.HasPrefix(p, module) && p != module+"store" && p != module+"bus" && p != module+"internal/testenv" {
+			t.Errorf("sockjs/internal/fanout imports %s; only store, bus (and testenv in tests) are allowed", p)
+		}
+	}
+	forbid(t, "sockjs/internal/fanout", list(t, `{{join .Deps " "}}`, fanout), backends...)
 	// node/ops knows no backend: applications pass theirs as checks.
 	forbid(t, "node/ops", list(t, `{{join .Deps " "}}`, "./node/ops"),
 		module+"store/redis", module+"bus/nats", "github.com/redis/", "github.com/nats-io/nats.go")

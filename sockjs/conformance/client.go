@@ -475,24 +475,31 @@ func doBody(ctx context.Context, hc *http.Client, method, u, contentType, body s
 	return resp.StatusCode, string(b), err
 }
 
-func pollXHR(ctx context.Context, s *suite, session, query string) ([]string, error) {
-	status, body, err := doBody(ctx, s.streamClient(), "POST", withQuery(session+"/xhr", query), "", "")
+// pollBody makes one poll request and returns its body; a status other
+// than 200 is an error.
+func pollBody(ctx context.Context, s *suite, what, method, url string) (string, error) {
+	status, body, err := doBody(ctx, s.streamClient(), method, url, "", "")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if status != http.StatusOK {
-		return nil, fmt.Errorf("xhr poll: status %d", status)
+		return "", fmt.Errorf("%s poll: status %d", what, status)
+	}
+	return body, nil
+}
+
+func pollXHR(ctx context.Context, s *suite, session, query string) ([]string, error) {
+	body, err := pollBody(ctx, s, "xhr", "POST", withQuery(session+"/xhr", query))
+	if err != nil {
+		return nil, err
 	}
 	return strings.Split(strings.TrimSuffix(body, "\n"), "\n"), nil
 }
 
 func pollJSONP(ctx context.Context, s *suite, session, query string) ([]string, error) {
-	status, body, err := doBody(ctx, s.streamClient(), "GET", withQuery(session+"/jsonp?c=cb", query), "", "")
+	body, err := pollBody(ctx, s, "jsonp", "GET", withQuery(session+"/jsonp?c=cb", query))
 	if err != nil {
 		return nil, err
-	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("jsonp poll: status %d", status)
 	}
 	// The "/**/" prefix is checked by the jsonp group; a browser runs the
 	// script without it, so this client does too.

@@ -42,13 +42,10 @@ type Options struct {
 	// the suite's requests. Such a proxy re-chunks streaming responses as
 	// data reaches it (two frames written a moment apart may arrive in one
 	// chunk, a big frame in two), so streams are checked frame by frame
-	// instead of chunk by chunk; a stream the proxy sends close-delimited
-	// (Shoal's haproxy.cfg asks nodes for that: a node's crash then ends
-	// the stream cleanly) is read to its end the same way. HAProxy 2.x
-	// refuses websocket upgrades without Sec-WebSocket-Key before the
-	// server sees them, so the hixie-76 handshake and the POST with
-	// upgrade headers are skipped, saying why. A TCP balancer, or none,
-	// lets the suite check all that.
+	// instead of chunk by chunk. HAProxy 2.x refuses websocket upgrades
+	// without Sec-WebSocket-Key before the server sees them, so the
+	// hixie-76 handshake and the POST with upgrade headers are skipped,
+	// saying why. A TCP balancer, or none, lets the suite check all that.
 	HTTPProxy bool
 }
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/textproto"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,9 +230,6 @@ type stream struct {
 	// frame each) from the body, which an HTTP proxy may have split or
 	// merged into other chunks (Options.HTTPProxy).
 	units *unitSplitter
-	// closeDelimited: the proxy sent the body without chunks, ended by
-	// closing the connection (Options.HTTPProxy).
-	closeDelimited bool
 }
 
 // unitSplitter cuts a streaming body into its prelude and frames by their
@@ -268,36 +264,9 @@ func (s *suite) openStream(t *testing.T, method, rawURL string, headers ...strin
 		st.units = unitsFor(rawURL)
 	}
 	if r.status == 200 && !r.chunked() {
-		// Shoal's balancer asks nodes for streams that end with their
-		// connection (so a node's crash ends a stream cleanly) and HAProxy
-		// relays them so; the frames and the end are checked all the same.
-		st.closeDelimited = st.units != nil && r.Get("Content-Length") == "" && slices.Contains(r.connectionTokens(), "close")
-		if !st.closeDelimited {
-			t.Fatalf("%s: streaming response is not chunked (Transfer-Encoding %q)", st.what, r.Get("Transfer-Encoding"))
-		}
+		t.Fatalf("%s: streaming response is not chunked (Transfer-Encoding %q)", st.what, r.Get("Transfer-Encoding"))
 	}
 	return st
-}
-
-// read returns the next chunk, or what arrived of a close-delimited body;
-// "" at the end of the response.
-func (st *stream) read() (string, error) {
-	if !st.closeDelimited {
-		return st.c.readChunk()
-	}
-	_ = st.c.conn.SetReadDeadline(time.Now().Add(requestTimeout))
-	buf := make([]byte, 32<<10)
-	n, err := st.c.br.Read(buf)
-	if n > 0 {
-		return string(buf[:n]), nil
-	}
-	if errors.Is(err, io.EOF) {
-		return "", nil
-	}
-	if err == nil {
-		err = io.ErrNoProgress
-	}
-	return "", err
 }
 
 // next returns the next chunk, failing the test on a read error.
@@ -316,7 +285,7 @@ func (st *stream) next() string {
 				return unit
 			}
 		}
-		ch, err := st.read()
+		ch, err := st.c.readChunk()
 		if err != nil {
 			st.c.t.Fatalf("%s: reading chunk: %v", st.what, err)
 		}
@@ -348,7 +317,7 @@ func (st *stream) wantEnd() {
 		st.c.t.Errorf("%s: want end of response, got %s", st.what, clip(st.units.pending))
 		return
 	}
-	ch, err := st.read()
+	ch, err := st.c.readChunk()
 	if err != nil {
 		st.c.t.Errorf("%s: want the last chunk, got error %v", st.what, err)
 		return

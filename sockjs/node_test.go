@@ -111,11 +111,7 @@ func TestReleaseNode(t *testing.T) {
 	want(t, "open", readWS(t, conn), "o")
 	_, body := do(t, "POST", baseA+"/0/p/xhr", "")
 	want(t, "poll open", body, "o\n")
-	parked := make(chan string, 1)
-	go func() { // parks on A
-		_, body := do(t, "POST", baseA+"/0/p/xhr", "")
-		parked <- body
-	}()
+	parked := pollAsync(t, baseA+"/0/p/xhr") // parks on A
 	key := eb.keyOf(idFromClientSession("p"))
 	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
@@ -168,11 +164,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 	n, e, base := c.node(t, rec, Settings{})
 	_, body := do(t, "POST", base+"/0/p/xhr", "")
 	want(t, "poll open", body, "o\n")
-	polled := make(chan string, 1)
-	go func() {
-		_, body := do(t, "POST", base+"/0/p/xhr", "")
-		polled <- body
-	}()
+	polled := pollAsync(t, base+"/0/p/xhr")
 	_, br := stream(t, "POST", base+"/0/s/xhr_streaming")
 	readLine(t, br)
 	want(t, "stream open", readLine(t, br), "o\n")

@@ -107,6 +107,17 @@ func (c *cluster) node(t testing.TB, h Handler, s Settings, tweak ...func(*NodeC
 	return n, e, srv.URL + s.Prefix
 }
 
+// pollAsync sends a POST to url (a poll) on a goroutine and returns where
+// its body arrives.
+func pollAsync(t testing.TB, url string) <-chan string {
+	ch := make(chan string, 1)
+	go func() {
+		_, body := do(t, "POST", url, "")
+		ch <- body
+	}()
+	return ch
+}
+
 func do(t testing.TB, method, url, body string, hdr ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -204,11 +215,7 @@ func TestXHRPolling(t *testing.T) {
 	want(t, "unknown session", resp.StatusCode, 404)
 
 	// A second receiver while one is parked gets 2010.
-	first := make(chan string, 1)
-	go func() {
-		_, body := do(t, "POST", u+"/xhr", "")
-		first <- body
-	}()
+	first := pollAsync(t, u+"/xhr")
 	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		st, err := c.store.Get(context.Background(), e.keyOf(idFromClientSession("s1")))
 		if err != nil || st.ReceiverNode == "" {
@@ -278,11 +285,7 @@ func TestCrossNodeDelivery(t *testing.T) {
 	_, _, b := c.node(t, &recorder{}, settings, slowRecheck)
 	_, body := do(t, "POST", a+"/0/s/xhr", "")
 	want(t, "open on A", body, "o\n")
-	got := make(chan string, 1)
-	go func() {
-		_, body := do(t, "POST", a+"/0/s/xhr", "")
-		got <- body
-	}()
+	got := pollAsync(t, a+"/0/s/xhr")
 	time.Sleep(50 * time.Millisecond) // let the poll park (a late send is drained at attach anyway)
 	resp, _ := do(t, "POST", b+"/0/s/xhr_send", `["hop"]`)
 	want(t, "send on B", resp.StatusCode, 204)

@@ -148,8 +148,7 @@ func TestFloodOfBigSendsStaysBounded(t *testing.T) {
 func TestPollTakesAtMostResponseLimit(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	sessions := make(chan *Session, 1)
-	rec := &recorder{onOpen: func(s *Session) error { sessions <- s; return nil }}
+	rec, sessions := openedSessions()
 	_, _, base := c.node(t, rec, Settings{ResponseLimit: 1000})
 	do(t, "POST", base+"/0/p/xhr", "")
 	s := <-sessions

@@ -70,6 +70,13 @@ type cluster struct {
 	bus   *bus.Memory
 }
 
+// openedSessions returns a recorder whose OnOpen hands each new session
+// to the channel (room for one), so a test can send to it.
+func openedSessions() (*recorder, chan *Session) {
+	sessions := make(chan *Session, 1)
+	return &recorder{onOpen: func(s *Session) error { sessions <- s; return nil }}, sessions
+}
+
 func newCluster(t testing.TB) *cluster {
 	c := &cluster{store: store.NewMemory(), bus: bus.NewMemory()}
 	t.Cleanup(func() { c.bus.Close() })
@@ -328,8 +335,7 @@ func TestHeartbeat(t *testing.T) {
 func TestQueueOverflow(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	sessions := make(chan *Session, 1)
-	rec := &recorder{onOpen: func(s *Session) error { sessions <- s; return nil }}
+	rec, sessions := openedSessions()
 	_, _, base := c.node(t, rec, Settings{MaxQueuedMessages: 2})
 	do(t, "POST", base+"/0/s/xhr", "")
 	s := <-sessions
@@ -697,8 +703,7 @@ func TestWebsocketClose(t *testing.T) {
 func TestWebsocketSlowClient(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	sessions := make(chan *Session, 1)
-	rec := &recorder{onOpen: func(s *Session) error { sessions <- s; return nil }}
+	rec, sessions := openedSessions()
 	_, _, base := c.node(t, rec, Settings{MaxQueuedMessages: 8, WriteTimeout: time.Second})
 	dialWS(t, base+"/0/s/websocket") // never read
 	s := <-sessions

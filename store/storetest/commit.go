@@ -46,16 +46,24 @@ func mustCommit(t *testing.T, c store.Committer, id, token string, detach bool) 
 	}
 }
 
+// commitOnward commits what token took from id, then has it take and
+// commit one more message ("m3") and detach: the next receiver, next,
+// gets nothing, as each was committed once.
+func commitOnward(t *testing.T, s store.Store, c store.Committer, id, token string, next store.Lease) {
+	t.Helper()
+	mustCommit(t, c, id, token, false)
+	mustAppend(t, s, id, "m3")
+	mustDrainHeld(t, s, id, token, "m3")
+	mustCommit(t, c, id, token, true)
+	mustAttachHeld(t, s, id, next)
+}
+
 func testCommitted(t *testing.T, s store.Store, c store.Committer) {
 	mustCreate(t, s, "p", long)
 	mustAttachHeld(t, s, "p", lease("n1", "t1", long))
 	mustAppend(t, s, "p", "m1", "m2")
 	mustDrainHeld(t, s, "p", "t1", "m1", "m2")
-	mustCommit(t, c, "p", "t1", false)
-	mustAppend(t, s, "p", "m3")
-	mustDrainHeld(t, s, "p", "t1", "m3")
-	mustCommit(t, c, "p", "t1", true)
-	mustAttachHeld(t, s, "p", lease("n2", "t2", long))
+	commitOnward(t, s, c, "p", "t1", lease("n2", "t2", long))
 }
 
 // A receiver took messages and died before writing them: the next one
@@ -70,11 +78,7 @@ func testRedeliveredAfterCrash(t *testing.T, s store.Store, c store.Committer) {
 	}
 	mustAppend(t, s, "p", "m2")
 	mustAttachHeld(t, s, "p", lease("n2", "t2", long), "m1", "m2")
-	mustCommit(t, c, "p", "t2", false)
-	mustAppend(t, s, "p", "m3")
-	mustDrainHeld(t, s, "p", "t2", "m3")
-	mustCommit(t, c, "p", "t2", true)
-	mustAttachHeld(t, s, "p", lease("n3", "t3", long))
+	commitOnward(t, s, c, "p", "t2", lease("n3", "t3", long))
 }
 
 func testAttachRedelivers(t *testing.T, s store.Store, c store.Committer) {

@@ -147,11 +147,7 @@ func TestFloodOfBigSendsStaysBounded(t *testing.T) {
 // ResponseLimit; the rest stays queued for the next poll, in order.
 func TestPollTakesAtMostResponseLimit(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	rec, sessions := openedSessions()
-	_, _, base := c.node(t, rec, Settings{ResponseLimit: 1000})
-	do(t, "POST", base+"/0/p/xhr", "")
-	s := <-sessions
+	s, u := openPolling(t, Settings{ResponseLimit: 1000}, "p")
 	a, b, d := strings.Repeat("a", 400), strings.Repeat("b", 400), strings.Repeat("d", 1500)
 	if err := s.Send(a, b, "c", d, "e"); err != nil {
 		t.Fatal(err)
@@ -161,7 +157,7 @@ func TestPollTakesAtMostResponseLimit(t *testing.T) {
 		`a["` + d + `"]`, // bigger than the limit: it goes alone
 		`a["e"]`,
 	} {
-		_, got := do(t, "POST", base+"/0/p/xhr", "")
+		_, got := do(t, "POST", u+"/xhr", "")
 		if got != exp+"\n" {
 			t.Fatalf("poll %d: got %.60q…, want %.60q…", i, got, exp)
 		}

@@ -77,6 +77,18 @@ func openedSessions() (*recorder, chan *Session) {
 	return &recorder{onOpen: func(s *Session) error { sessions <- s; return nil }}, sessions
 }
 
+// openPolling starts a node with settings, opens session sid there by
+// xhr-polling, and returns the node's Session and the session's URL.
+func openPolling(t *testing.T, settings Settings, sid string) (*Session, string) {
+	t.Helper()
+	c := newCluster(t)
+	rec, sessions := openedSessions()
+	_, _, base := c.node(t, rec, settings)
+	u := base + "/0/" + sid
+	do(t, "POST", u+"/xhr", "")
+	return <-sessions, u
+}
+
 func newCluster(t testing.TB) *cluster {
 	c := &cluster{store: store.NewMemory(), bus: bus.NewMemory()}
 	t.Cleanup(func() { c.bus.Close() })
@@ -334,11 +346,7 @@ func TestHeartbeat(t *testing.T) {
 
 func TestQueueOverflow(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	rec, sessions := openedSessions()
-	_, _, base := c.node(t, rec, Settings{MaxQueuedMessages: 2})
-	do(t, "POST", base+"/0/s/xhr", "")
-	s := <-sessions
+	s, u := openPolling(t, Settings{MaxQueuedMessages: 2}, "s")
 	if err := s.Send("1", "2"); err != nil {
 		t.Fatal(err)
 	}
@@ -346,9 +354,9 @@ func TestQueueOverflow(t *testing.T) {
 		t.Fatalf("overflowing send: %v", err)
 	}
 	// What was queued before the overflow closed the session, then why.
-	_, body := do(t, "POST", base+"/0/s/xhr", "")
+	_, body := do(t, "POST", u+"/xhr", "")
 	want(t, "queued before the close", body, `a["1","2"]`+"\n")
-	_, body = do(t, "POST", base+"/0/s/xhr", "")
+	_, body = do(t, "POST", u+"/xhr", "")
 	want(t, "overflow close", body, `c[3009,"Queue overflow"]`+"\n")
 	if err := s.Send("4"); !errors.Is(err, ErrSessionClosed) {
 		t.Fatalf("send to closed: %v", err)

@@ -58,6 +58,19 @@ func commitOnward(t *testing.T, s store.Store, c store.Committer, id, token stri
 	mustAttachHeld(t, s, id, next)
 }
 
+// redeliveredOnce: the receiver t1 of "p" goes (a detach, as when its
+// lease runs out); the next, t2, gets want, commits it with its lease, and
+// the one after gets nothing.
+func redeliveredOnce(t *testing.T, s store.Store, c store.Committer, want ...string) {
+	t.Helper()
+	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	mustAttachHeld(t, s, "p", lease("n2", "t2", long), want...)
+	mustCommit(t, c, "p", "t2", true)
+	mustAttachHeld(t, s, "p", lease("n2", "t3", long))
+}
+
 func testCommitted(t *testing.T, s store.Store, c store.Committer) {
 	mustCreate(t, s, "p", long)
 	mustAttachHeld(t, s, "p", lease("n1", "t1", long))
@@ -85,12 +98,7 @@ func testAttachRedelivers(t *testing.T, s store.Store, c store.Committer) {
 	mustCreate(t, s, "p", long)
 	mustAppend(t, s, "p", "m1")
 	mustAttachHeld(t, s, "p", lease("n1", "t1", long), "m1")
-	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
-		t.Fatal(err)
-	}
-	mustAttachHeld(t, s, "p", lease("n2", "t2", long), "m1")
-	mustCommit(t, c, "p", "t2", true)
-	mustAttachHeld(t, s, "p", lease("n2", "t3", long))
+	redeliveredOnce(t, s, c, "m1")
 }
 
 func testCommitDetaches(t *testing.T, s store.Store, c store.Committer) {
@@ -186,12 +194,7 @@ func testLostDrainRepeats(t *testing.T, s store.Store, c store.Committer) {
 	}
 	// The poll ends without them (its client went on): the next receiver
 	// gets them, once.
-	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
-		t.Fatal(err)
-	}
-	mustAttachHeld(t, s, "p", lease("n2", "t2", long), "m4")
-	mustCommit(t, c, "p", "t2", true)
-	mustAttachHeld(t, s, "p", lease("n2", "t3", long))
+	redeliveredOnce(t, s, c, "m4")
 }
 
 // An attach whose result was lost, sent again with the same lease, gets

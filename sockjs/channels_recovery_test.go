@@ -37,16 +37,11 @@ func TestChannelsSubscribeSince(t *testing.T) {
 	h := HandlerFuncs{Open: func(s *Session) error { id.Store(s.ID()); return nil }}
 	cc := newChannelCluster(t, 2, Settings{}, ChannelConfig{Pattern: "room", AllowLoss: true, Render: renderOffset(&calls)}, h)
 	ctx := context.Background()
-	var offs []uint64
-	for i := range 5 {
-		off, err := cc.eps[0].PublishOffset(ctx, "room", fmt.Sprint(i))
-		if err != nil {
-			t.Fatal(err)
+	offs := publishNumbered(t, cc.eps[0], "room", 5)
+	for i := 1; i < len(offs); i++ {
+		if offs[i] != offs[i-1]+1 {
+			t.Fatalf("offsets %v, want consecutive", offs)
 		}
-		if len(offs) > 0 && off != offs[len(offs)-1]+1 {
-			t.Fatalf("offsets %v then %d, want consecutive", offs, off)
-		}
-		offs = append(offs, off)
 	}
 	conn := dialWS(t, cc.bases[1]+"/0/s/websocket")
 	want(t, "open", readWS(t, conn), "o")
@@ -83,16 +78,7 @@ func TestChannelsSubscribeSinceTrimmed(t *testing.T) {
 	h := HandlerFuncs{Open: func(s *Session) error { id.Store(s.ID()); return nil }}
 	cc := newChannelCluster(t, 1, Settings{}, ChannelConfig{Pattern: "room", MaxLen: 2}, h)
 	ctx := context.Background()
-	var first uint64
-	for i := range 5 {
-		off, err := cc.eps[0].PublishOffset(ctx, "room", fmt.Sprint(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			first = off
-		}
-	}
+	first := publishNumbered(t, cc.eps[0], "room", 5)[0]
 	conn := dialWS(t, cc.bases[0]+"/0/s/websocket")
 	want(t, "open", readWS(t, conn), "o")
 	s := cc.eps[0].Session(id.Load().(string))
@@ -128,14 +114,7 @@ func TestChannelsSubscribeSincePolling(t *testing.T) {
 	h := HandlerFuncs{Open: func(s *Session) error { id.Store(s.ID()); return nil }}
 	cc := newChannelCluster(t, 2, Settings{}, ChannelConfig{Pattern: "room", AllowLoss: true}, h)
 	ctx := context.Background()
-	var offs []uint64
-	for i := range 3 {
-		off, err := cc.eps[0].PublishOffset(ctx, "room", fmt.Sprint(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		offs = append(offs, off)
-	}
+	offs := publishNumbered(t, cc.eps[0], "room", 3)
 	_, body := do(t, "POST", cc.bases[0]+"/0/p/xhr", "")
 	want(t, "open", body, "o\n")
 	s := cc.eps[0].Session(id.Load().(string))
@@ -189,14 +168,7 @@ func TestChannelsHistory(t *testing.T) {
 	if h, err := e.History(ctx, "room", 0, 10); err != nil || len(h.Messages) != 0 || !h.Complete {
 		t.Fatalf("History of an empty channel = %+v, %v", h, err)
 	}
-	var offs []uint64
-	for i := range 15 {
-		off, err := e.PublishOffset(ctx, "room", fmt.Sprint(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		offs = append(offs, off)
-	}
+	offs := publishNumbered(t, e, "room", 15)
 	h, err := e.History(ctx, "room", 0, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -286,4 +258,19 @@ func TestChannelsMembersOnly(t *testing.T) {
 	if n := fanoutSubs(cc.nodes[0], cc.eps[0].channelKey("user-ann")); n != 0 {
 		t.Fatalf("node A delivers the members-only channel to %d receivers", n)
 	}
+}
+
+// publishNumbered publishes "0", "1", … up to n-1 on channel through e and
+// returns their offsets.
+func publishNumbered(t *testing.T, e *Endpoint, channel string, n int) []uint64 {
+	t.Helper()
+	offs := make([]uint64, n)
+	for i := range offs {
+		off, err := e.PublishOffset(context.Background(), channel, fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs[i] = off
+	}
+	return offs
 }

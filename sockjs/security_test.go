@@ -177,22 +177,12 @@ func TestWebsocketInvalidUTF8(t *testing.T) {
 // library would send.
 func rawWebsocket(t *testing.T, base, path string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	host, prefix, _ := strings.Cut(strings.TrimPrefix(base, "http://"), "/")
-	conn, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	key := make([]byte, 16)
 	rand.Read(key)
-	fmt.Fprintf(conn, "GET /%s%s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n", prefix, path, host, base64.StdEncoding.EncodeToString(key))
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, br, resp := rawHandshake(t, base, 10*time.Second, func(host, prefix string) string {
+		return fmt.Sprintf("GET /%s%s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n", prefix, path, host, base64.StdEncoding.EncodeToString(key))
+	})
 	want(t, "upgrade", resp.StatusCode, 101)
 	return conn, br
 }

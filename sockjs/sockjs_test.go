@@ -740,15 +740,26 @@ func TestWebsocketSlowClient(t *testing.T) {
 // response; the 8-byte key3 is the caller's to send.
 func dialHixie76(t *testing.T, base string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	host, path, _ := strings.Cut(strings.TrimPrefix(base, "http://"), "/")
+	return rawHandshake(t, base, 5*time.Second, func(host, prefix string) string {
+		return fmt.Sprintf("GET /%s/000/s/websocket HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nOrigin: http://%s\r\n"+
+			"Sec-WebSocket-Key1: 4 @1  46546xW%%0l 1 5\r\nSec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n\r\n", prefix, host, host)
+	})
+}
+
+// rawHandshake dials the server of the endpoint at base, writes the
+// handshake request gives (host and the endpoint's prefix, without its
+// slash), and reads the response. The connection closes when the test
+// ends; timeout bounds all its reads and writes.
+func rawHandshake(t *testing.T, base string, timeout time.Duration, request func(host, prefix string) string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	host, prefix, _ := strings.Cut(strings.TrimPrefix(base, "http://"), "/")
 	conn, err := net.Dial("tcp", host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET /%s/000/s/websocket HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nOrigin: http://%s\r\n"+
-		"Sec-WebSocket-Key1: 4 @1  46546xW%%0l 1 5\r\nSec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n\r\n", path, host, host)
+	conn.SetDeadline(time.Now().Add(timeout))
+	io.WriteString(conn, request(host, prefix))
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {

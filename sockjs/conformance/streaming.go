@@ -14,13 +14,9 @@ func (s *suite) testXHRStreaming(t *testing.T) {
 		s.checkOptions(t, s.url("/echo/abc/abc/xhr_streaming"), "OPTIONS", "POST")
 	})
 	t.Run("prelude, open frame, messages, headers", func(t *testing.T) {
-		u := s.sessionURL("/echo")
-		st := s.openStream(t, "POST", u+"/xhr_streaming", "Origin", "test")
+		st, u := s.openEchoStream(t, "POST", "xhr_streaming", "application/javascript;charset=UTF-8", "Origin", "test")
 		defer st.close()
-		wantStatus(t, st.what, st.head.status, 200)
-		wantContentType(t, st.what, st.head, "application/javascript;charset=UTF-8")
 		wantCORS(t, st.what, st.head, "test")
-		wantNotCached(t, st.what, st.head)
 		st.want(xhrPrelude)
 		st.want("o\n")
 		r := s.post(t, u+"/xhr_send", `["x"]`)
@@ -32,6 +28,19 @@ func (s *suite) testXHRStreaming(t *testing.T) {
 		msg := `"` + strings.Repeat("x", 128) + `"`
 		s.wantEndAtResponseLimit(t, "POST", "xhr_streaming", "o\n", msg, "a["+msg+"]\n", 31)
 	})
+}
+
+// openEchoStream opens a stream (method, transport) of a new /echo
+// session, wants it a 200 of contentType that no cache may keep, and
+// returns it with the session's URL. The caller closes it.
+func (s *suite) openEchoStream(t *testing.T, method, transport, contentType string, headers ...string) (*stream, string) {
+	t.Helper()
+	u := s.sessionURL("/echo")
+	st := s.openStream(t, method, u+"/"+transport, headers...)
+	wantStatus(t, st.what, st.head.status, 200)
+	wantContentType(t, st.what, st.head, contentType)
+	wantNotCached(t, st.what, st.head)
+	return st, u
 }
 
 // wantEndAtResponseLimit: /echo has response_limit 4096, so a stream ends
@@ -59,12 +68,8 @@ func (s *suite) wantEndAtResponseLimit(t *testing.T, method, transport, open, ms
 // testEventSource: /eventsource.
 func (s *suite) testEventSource(t *testing.T) {
 	t.Run("prelude, data frames, escaping, headers", func(t *testing.T) {
-		u := s.sessionURL("/echo")
-		st := s.openStream(t, "GET", u+"/eventsource")
+		st, u := s.openEchoStream(t, "GET", "eventsource", "text/event-stream")
 		defer st.close()
-		wantStatus(t, st.what, st.head.status, 200)
-		wantContentType(t, st.what, st.head, "text/event-stream")
-		wantNotCached(t, st.what, st.head)
 		// Opera needs a new line before the first event.
 		st.want("\r\n")
 		st.want("data: o\r\n\r\n")
@@ -104,12 +109,8 @@ func htmlfileFrame(jsString string) string {
 // testHTMLFile: /htmlfile.
 func (s *suite) testHTMLFile(t *testing.T) {
 	t.Run("page head with padding, script frames, headers", func(t *testing.T) {
-		u := s.sessionURL("/echo")
-		st := s.openStream(t, "GET", u+"/htmlfile?c=%63allback")
+		st, u := s.openEchoStream(t, "GET", "htmlfile?c=%63allback", "text/html;charset=UTF-8")
 		defer st.close()
-		wantStatus(t, st.what, st.head.status, 200)
-		wantContentType(t, st.what, st.head, "text/html;charset=UTF-8")
-		wantNotCached(t, st.what, st.head)
 		head := st.next()
 		wantBody(t, "htmlfile head", strings.TrimSpace(head), strings.Replace(htmlfileHead, "CALLBACK", "callback", 1))
 		// IE renders nothing before 1 KiB arrived.

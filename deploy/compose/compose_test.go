@@ -418,7 +418,7 @@ func testKillNode(t *testing.T) {
 			lost++
 			why := ""
 			if strings.HasPrefix(s.Closed.Reason, "Sending error") {
-				// Still seen in 2 of 7 full runs (1 of 12 sessions)
+				// Still seen in 2 of 16 full runs (1 of 12 sessions)
 				// after sends became safe to retry: HAProxy's lines
 				// of what did not end 200/204, printed by
 				// scripts/compose-test on failure, say why.

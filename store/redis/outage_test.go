@@ -469,6 +469,10 @@ type appendLoad struct {
 	stop    atomic.Bool
 	calls   atomic.Int64
 	wg      sync.WaitGroup
+	// stopped and firstErr say, while the load runs, which sessions
+	// stopped on an error (results are read only once it is over).
+	stopped  atomic.Int64
+	firstErr atomic.Pointer[string]
 }
 
 type appendResult struct {
@@ -489,6 +493,13 @@ func startAppendLoad(t *testing.T, s *redisstore.Store, sessions int) *appendLoa
 		}
 		l.wg.Go(func() {
 			r := &l.results[i]
+			defer func() {
+				if r.err != nil {
+					msg := r.err.Error()
+					l.stopped.Add(1)
+					l.firstErr.CompareAndSwap(nil, &msg)
+				}
+			}()
 			for n := 0; !l.stop.Load(); n = int(r.next.Add(1)) {
 				start := time.Now()
 				_, err := s.Append(ctx, id, []string{strconv.Itoa(n)}, store.QueueLimits{})
@@ -521,10 +532,19 @@ func (l *appendLoad) waitCalls(t *testing.T, n int64) {
 	from := l.calls.Load()
 	testenv.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if got := l.calls.Load() - from; got < n {
-			return fmt.Errorf("%d calls done, want %d", got, n)
+			return fmt.Errorf("%d calls done, want %d (%s)", got, n, l.failures())
 		}
 		return nil
 	})
+}
+
+// failures says how many sessions stopped on an error, and the first.
+func (l *appendLoad) failures() string {
+	first := "none"
+	if p := l.firstErr.Load(); p != nil {
+		first = *p
+	}
+	return fmt.Sprintf("%d sessions stopped on an error, first: %s", l.stopped.Load(), first)
 }
 
 // mark returns each session's next append number.

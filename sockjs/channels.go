@@ -462,6 +462,17 @@ func (e *Endpoint) Members(ctx context.Context, channel string) ([]*Session, err
 	return out, nil
 }
 
+// LiveSubscribers counts the subscriptions to channel of this node's
+// receivers that take its messages as they are published, not those
+// still catching up from the log: once every member is live, a publish
+// costs no more log reads.
+func (e *Endpoint) LiveSubscribers(channel string) int {
+	if e.node.chans == nil {
+		return 0
+	}
+	return e.node.chans.fanout.LiveSubscribers(e.channelKey(channel))
+}
+
 // ChannelMessage is one message of a channel's log, rendered (see
 // ChannelConfig.Render).
 type ChannelMessage struct {

@@ -1,13 +1,9 @@
 package sockjs
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 
 	"github.com/coder/websocket"
@@ -23,140 +20,6 @@ import (
 )
 
 // Channel tests run on clusters of nodes sharing one memory store and bus.
-
-// frameEvent is what a test client saw: messages, or a close.
-type frameEvent struct {
-	msgs  []string
-	close string // c[...] frame, when closed
-}
-
-// parseFrame reads one SockJS frame.
-func parseFrame(t testing.TB, f string) frameEvent {
-	t.Helper()
-	f = strings.TrimSuffix(f, "\n")
-	switch {
-	case f == "o" || f == "h" || f == "":
-		return frameEvent{}
-	case f[0] == 'a':
-		var msgs []string
-		if err := json.Unmarshal([]byte(f[1:]), &msgs); err != nil {
-			t.Errorf("bad frame %q: %v", f, err)
-		}
-		return frameEvent{msgs: msgs}
-	case f[0] == 'c':
-		return frameEvent{close: f}
-	}
-	t.Errorf("unknown frame %q", f)
-	return frameEvent{}
-}
-
-// subscriber is a test client of one transport that collects the
-// messages of its session.
-type subscriber struct {
-	name   string
-	mu     sync.Mutex
-	msgs   []string
-	closed string
-	opened chan struct{}
-}
-
-func newSubscriber(name string) *subscriber {
-	return &subscriber{name: name, opened: make(chan struct{})}
-}
-
-func (s *subscriber) add(ev frameEvent) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, ev.msgs...)
-	if ev.close != "" && s.closed == "" {
-		s.closed = ev.close
-	}
-}
-
-func (s *subscriber) got() ([]string, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.msgs), s.closed
-}
-
-// runWS reads a SockJS websocket session until ctx ends.
-func (s *subscriber) runWS(ctx context.Context, t testing.TB, base string) {
-	conn := dialWS(t, base+"/0/"+s.name+"/websocket")
-	go func() {
-		defer conn.CloseNow()
-		first := true
-		for {
-			_, b, err := conn.Read(ctx)
-			if err != nil {
-				return
-			}
-			if first {
-				close(s.opened)
-				first = false
-			}
-			s.add(parseFrame(t, string(b)))
-		}
-	}()
-}
-
-// runPolling polls the session with xhr, each poll on the next of bases,
-// until ctx ends or the session closes.
-func (s *subscriber) runPolling(ctx context.Context, t testing.TB, bases []string) {
-	s.requestEach(ctx, bases, "xhr", func(i int, body io.Reader) bool {
-		b, err := io.ReadAll(body)
-		if err != nil {
-			return true
-		}
-		if i == 0 {
-			close(s.opened)
-		}
-		ev := parseFrame(t, string(b))
-		s.add(ev)
-		return ev.close != ""
-	})
-}
-
-// runStreaming reads xhr_streaming responses, each on the next of bases
-// (a small ResponseLimit makes them end often), until ctx ends.
-func (s *subscriber) runStreaming(ctx context.Context, t testing.TB, bases []string) {
-	s.requestEach(ctx, bases, "xhr_streaming", func(i int, body io.Reader) bool {
-		br := bufio.NewReader(body)
-		br.ReadString('\n') // prelude
-		closed := false
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return closed
-			}
-			if i == 0 && line == "o\n" {
-				close(s.opened)
-			}
-			ev := parseFrame(t, line)
-			s.add(ev)
-			closed = closed || ev.close != ""
-		}
-	})
-}
-
-// requestEach posts to the session's transport, request i on the next of
-// bases, and hands each response's body to read, until ctx ends, a request
-// fails or read returns true (the session closed).
-func (s *subscriber) requestEach(ctx context.Context, bases []string, transport string, read func(i int, body io.Reader) (stop bool)) {
-	go func() {
-		for i := 0; ctx.Err() == nil; i++ {
-			req, _ := http.NewRequestWithContext(ctx, "POST", bases[i%len(bases)]+"/0/"+s.name+"/"+transport, nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return
-			}
-			stop := read(i, resp.Body)
-			resp.Body.Close()
-			if stop {
-				return
-			}
-		}
-	}()
-}
 
 // channelCluster is nodes that share a store and a bus, each serving
 // endpoint "/t" with handler h and channels cfg.
@@ -203,95 +66,13 @@ func (cc *channelCluster) waitMembers(t *testing.T, channel string, n int) {
 	})
 }
 
-// checkAll waits until every subscriber has want messages and checks that
-// each arrived exactly once and each publisher's ("p:i") in order.
-func checkAll(t *testing.T, subs []*subscriber, publishers, each int) {
-	t.Helper()
-	for _, s := range subs {
-		// Generous: TestChannelsSlowSubscriber polls 200 messages of 64 KiB
-		// through an overflowing queue, which took over 20 s under -race on
-		// a busy 2-core machine (153 of 200 had arrived).
-		testenv.CheckFor(t, 90*time.Second, 20*time.Millisecond, func() error {
-			msgs, closed := s.got()
-			if closed != "" {
-				t.Fatalf("%s: closed with %s after %d messages", s.name, closed, len(msgs))
-			}
-			if len(msgs) < publishers*each {
-				return fmt.Errorf("%s: %d of %d messages", s.name, len(msgs), publishers*each)
-			}
-			return nil
-		})
-		time.Sleep(20 * time.Millisecond) // a duplicate would show up now
-		msgs, _ := s.got()
-		if len(msgs) != publishers*each {
-			t.Fatalf("%s: %d messages, want %d", s.name, len(msgs), publishers*each)
-		}
-		next := make([]int, publishers)
-		for _, m := range msgs {
-			var p, i int
-			if _, err := fmt.Sscanf(m, "%d:%d", &p, &i); err != nil || p >= publishers {
-				t.Fatalf("%s: unexpected message %q", s.name, m)
-			}
-			if i != next[p] {
-				t.Fatalf("%s: publisher %d: got %d, want %d (out of order or duplicated)", s.name, p, i, next[p])
-			}
-			next[p]++
-		}
-	}
-}
-
 // TestChannelsExactlyOnceInOrder: subscribers on every transport, their
 // requests spread over three nodes, and a publisher on each node. Every
 // subscriber gets every message once, each publisher's in order.
 func TestChannelsExactlyOnceInOrder(t *testing.T) {
 	t.Parallel()
 	cc := newChannelCluster(t, 3, Settings{ResponseLimit: 4096}, ChannelConfig{Pattern: "room"}, joinRoom)
-	exactlyOnceInOrder(t, cc.eps, cc.bases, 150)
-}
-
-// exactlyOnceInOrder runs a websocket, a polling and a streaming
-// subscriber per node (polls and streams move between the nodes) and a
-// publisher per node on channel "room" of endpoints eps (whose sessions
-// join it on open, with a small ResponseLimit), each publishing each
-// messages.
-func exactlyOnceInOrder(t *testing.T, eps []*Endpoint, bases []string, each int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var subs []*subscriber
-	for i := range bases {
-		rotated := append(append([]string(nil), bases[i:]...), bases[:i]...)
-		ws := newSubscriber(fmt.Sprint("ws", i))
-		ws.runWS(ctx, t, bases[i])
-		poll := newSubscriber(fmt.Sprint("poll", i))
-		poll.runPolling(ctx, t, rotated)
-		str := newSubscriber(fmt.Sprint("stream", i))
-		str.runStreaming(ctx, t, rotated)
-		subs = append(subs, ws, poll, str)
-	}
-	for _, s := range subs {
-		<-s.opened
-	}
-	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		m, err := eps[0].Members(ctx, "room")
-		if err != nil || len(m) != len(subs) {
-			return fmt.Errorf("%d members (%v), want %d", len(m), err, len(subs))
-		}
-		return nil
-	})
-	var wg sync.WaitGroup
-	for p := range eps {
-		wg.Go(func() {
-			for i := range each {
-				if err := eps[p].Publish(ctx, "room", fmt.Sprintf("%d:%d", p, i)); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	checkAll(t, subs, len(eps), each)
+	sockjstest.ExactlyOnceInOrder(t, cc.eps, cc.bases, 150)
 }
 
 // TestChannelsPollingBetweenPolls: a message published while a polling
@@ -569,11 +350,11 @@ func readWSMessages(t *testing.T, conn *websocket.Conn, n int) []string {
 	t.Helper()
 	var got []string
 	for len(got) < n {
-		ev := parseFrame(t, readWS(t, conn))
-		if ev.close != "" {
-			t.Fatalf("closed after %q: %s", got, ev.close)
+		f := sockjstest.ParseFrame(t, readWS(t, conn))
+		if f.Close != "" {
+			t.Fatalf("closed after %q: %s", got, f.Close)
 		}
-		got = append(got, ev.msgs...)
+		got = append(got, f.Msgs...)
 	}
 	return got
 }
@@ -588,9 +369,9 @@ func TestChannelsSlowSubscriber(t *testing.T) {
 	defer cancel()
 	slow := dialWS(t, cc.bases[0]+"/0/slow/websocket")
 	want(t, "open", readWS(t, slow), "o")
-	fast := newSubscriber("fast")
-	fast.runPolling(ctx, t, cc.bases)
-	<-fast.opened
+	fast := sockjstest.NewSubscriber("fast")
+	fast.RunPolling(ctx, t, cc.bases)
+	<-fast.Opened()
 	cc.waitMembers(t, "room", 2)
 	big := strings.Repeat("x", 64<<10)
 	start := time.Now()
@@ -609,7 +390,7 @@ func TestChannelsSlowSubscriber(t *testing.T) {
 	// The poller's queue overflows too (8 places); each overflow ends
 	// its response and the next poll reads on from the log: all arrive,
 	// once, in order.
-	checkAll(t, []*subscriber{fast}, 1, n)
+	sockjstest.CheckAll(t, []*sockjstest.Subscriber{fast}, 1, n)
 	// The slow one, reading now, finds its session closed for overflow.
 	var last string
 	for {

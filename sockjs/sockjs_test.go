@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/store"
 )
@@ -113,18 +113,23 @@ func (c *cluster) node(t testing.TB, h Handler, s Settings, tweak ...func(*NodeC
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(n.Handler(nil))
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
+	url := sockjstest.Serve(t, n.Handler(nil), func(ctx context.Context) {
 		if err := n.Close(ctx); err != nil {
 			t.Errorf("node close: %v", err)
 		}
-		srv.Close()
 	})
-	return n, e, srv.URL + s.Prefix
+	return n, e, url + s.Prefix
 }
+
+// The clients of every test here, shared with the tests on the real
+// backends (sockjs/clustertest).
+var (
+	do      = sockjstest.Do
+	want    = sockjstest.Want
+	dialWS  = sockjstest.DialWS
+	readWS  = sockjstest.ReadWS
+	writeWS = sockjstest.WriteWS
+)
 
 // pollAsync sends a POST to url (a poll) on a goroutine and returns where
 // its body arrives.
@@ -135,34 +140,6 @@ func pollAsync(t testing.TB, url string) <-chan string {
 		ch <- body
 	}()
 	return ch
-}
-
-func do(t testing.TB, method, url, body string, hdr ...string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
-}
-
-func want(t testing.TB, what string, got, exp any) {
-	t.Helper()
-	if got != exp {
-		t.Fatalf("%s: got %q, want %q", what, got, exp)
-	}
 }
 
 func TestStaticURLs(t *testing.T) {
@@ -597,30 +574,6 @@ func TestMaxMessageSize(t *testing.T) {
 	want(t, "close status", websocket.CloseStatus(err), websocket.StatusMessageTooBig)
 }
 
-func dialWS(t testing.TB, httpURL string) *websocket.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(httpURL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadLimit(1 << 24)
-	t.Cleanup(func() { conn.CloseNow() })
-	return conn
-}
-
-func readWS(t testing.TB, conn *websocket.Conn) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, b, err := conn.Read(ctx)
-	if err != nil {
-		t.Fatalf("websocket read: %v", err)
-	}
-	return string(b)
-}
-
 // readWSRawMessages reads "a" frames until they carried n messages, and
 // returns them as one frame would: a[m1,m2,...] with each message's JSON
 // as the server wrote it (readWSMessages decodes them).
@@ -638,13 +591,6 @@ func readWSRawMessages(t testing.TB, conn *websocket.Conn, n int) string {
 		}
 	}
 	return "a[" + strings.Join(msgs, ",") + "]"
-}
-
-func writeWS(t testing.TB, conn *websocket.Conn, s string) {
-	t.Helper()
-	if err := conn.Write(context.Background(), websocket.MessageText, []byte(s)); err != nil {
-		t.Fatalf("websocket write: %v", err)
-	}
 }
 
 func TestWebsocket(t *testing.T) {

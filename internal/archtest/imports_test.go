@@ -50,8 +50,9 @@ func TestImportRules(t *testing.T) {
 		t.Fatalf("go list shows sockjs without store among its dependencies: %v", deps)
 	}
 	forbid(t, "sockjs", deps, backends...)
-	// Nor do sockjs's own tests; the backend ones are package sockjs_test.
-	forbid(t, "sockjs's internal tests", list(t, `{{join .TestImports " "}}`, "./sockjs"), backends...)
+	// Nor do sockjs's own tests, internal or external: the tests on the
+	// real backends are in sockjs/clustertest, above both.
+	forbid(t, "sockjs's tests", list(t, `{{join .TestImports " "}} {{join .XTestImports " "}}`, "./sockjs"), backends...)
 	// The fan-out core sits below the rest of sockjs: of Shoal it imports
 	// store and bus only (tests included), so no reference points up
 	// from it into sockjs; and it reaches no backend.

@@ -1,15 +1,15 @@
-package sockjs_test
+package clustertest
 
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
@@ -99,13 +100,17 @@ type clusterHandler struct {
 	opened   map[string]int
 	closed   map[string]int
 	closedOn map[string]string // session id → node that ran OnClose
-	errs     []error
+
+	// nodeOf names the node of each endpoint.
+	nodeOf map[*sockjs.Endpoint]string
+	errs   []error
 }
 
 func newClusterHandler() *clusterHandler {
 	return &clusterHandler{
 		opens:  make(chan string, 1024),
 		opened: make(map[string]int), closed: make(map[string]int), closedOn: make(map[string]string),
+		nodeOf: make(map[*sockjs.Endpoint]string),
 	}
 }
 
@@ -132,7 +137,7 @@ func (h *clusterHandler) OnMessage(s *sockjs.Session, msg string) {
 	}
 	if err != nil {
 		h.mu.Lock()
-		h.errs = append(h.errs, fmt.Errorf("%s on node %s: %w", msg, sockjs.EndpointNodeID(s.Endpoint()), err))
+		h.errs = append(h.errs, fmt.Errorf("%s on node %s: %w", msg, h.nodeOf[s.Endpoint()], err))
 		h.mu.Unlock()
 	}
 }
@@ -140,7 +145,7 @@ func (h *clusterHandler) OnMessage(s *sockjs.Session, msg string) {
 func (h *clusterHandler) OnClose(s *sockjs.Session) {
 	h.mu.Lock()
 	h.closed[s.ID()]++
-	h.closedOn[s.ID()] = sockjs.EndpointNodeID(s.Endpoint())
+	h.closedOn[s.ID()] = h.nodeOf[s.Endpoint()]
 	h.mu.Unlock()
 }
 
@@ -236,25 +241,13 @@ func newRedisCluster(t testing.TB, n int, s sockjs.Settings, tweak func(*sockjs.
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		cn.node, err = sockjs.NewNode(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Prefix = "/t"
-		if cn.ep, err = cn.node.NewEndpoint(c.h, s); err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(cn.node.Handler(nil))
-		t.Cleanup(func() {
-			srv.CloseClientConnections()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			cn.node.Close(ctx)
-			srv.Close()
+		cn.node, cn.ep, cn.base = startNode(t, cfg, c.h, s, nil, func() {
 			b.Close()
 			rc.Close()
 		})
-		cn.base = srv.URL + "/t"
+		c.h.mu.Lock()
+		c.h.nodeOf[cn.ep] = cfg.ID
+		c.h.mu.Unlock()
 		c.nodes = append(c.nodes, cn)
 	}
 	return c
@@ -274,7 +267,7 @@ func (c *redisCluster) redisTrips() int64 {
 }
 
 // session returns a new client session path: /000/<random>.
-func newClientSession() string { return "/000/" + sockjs.NewULID() }
+func newClientSession() string { return "/000/" + rand.Text() }
 
 // TestClusterPolling: xhr-polling and jsonp-polling sessions whose every
 // request (open, poll, send) goes to another node; a second receiver on
@@ -294,26 +287,26 @@ func TestClusterPolling(t *testing.T) {
 	for _, tr := range []polling{{
 		name: "xhr",
 		poll: func(i int, sess, _ string) (int, string) {
-			resp, body := sockjs.Do(t, "POST", c.node(i).base+sess+"/xhr", "")
+			resp, body := sockjstest.Do(t, "POST", c.node(i).base+sess+"/xhr", "")
 			return resp.StatusCode, body
 		},
 		send: func(i int, sess, body string) (int, string) {
-			resp, b := sockjs.Do(t, "POST", c.node(i).base+sess+"/xhr_send", body)
+			resp, b := sockjstest.Do(t, "POST", c.node(i).base+sess+"/xhr_send", body)
 			return resp.StatusCode, b
 		},
 		frame: func(f string) string { return f + "\n" },
 	}, {
 		name: "jsonp",
 		poll: func(i int, sess, _ string) (int, string) {
-			resp, body := sockjs.Do(t, "GET", c.node(i).base+sess+"/jsonp?c=cb", "")
+			resp, body := sockjstest.Do(t, "GET", c.node(i).base+sess+"/jsonp?c=cb", "")
 			return resp.StatusCode, body
 		},
 		send: func(i int, sess, body string) (int, string) {
-			resp, b := sockjs.Do(t, "POST", c.node(i).base+sess+"/jsonp_send", "d="+urlQueryEscape(body),
+			resp, b := sockjstest.Do(t, "POST", c.node(i).base+sess+"/jsonp_send", "d="+urlQueryEscape(body),
 				"Content-Type", "application/x-www-form-urlencoded")
 			return resp.StatusCode, b
 		},
-		frame: func(f string) string { return "/**/cb(" + string(sockjs.AppendJSString(nil, f)) + ");\r\n" },
+		frame: func(f string) string { return "/**/cb(" + jsString(f) + ");\r\n" },
 	}} {
 		t.Run(tr.name, func(t *testing.T) {
 			sess := newClientSession()
@@ -383,6 +376,18 @@ func TestClusterPolling(t *testing.T) {
 	c.h.checkOnce(t, true)
 }
 
+// jsString is f as a JavaScript string literal, as a jsonp response
+// carries it: JSON's escaping is SockJS's for the ASCII frames these
+// tests send.
+func jsString(f string) string {
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
+// xhrStreamingPrelude is the line of 2048 'h's an xhr_streaming response
+// starts with.
+var xhrStreamingPrelude = strings.Repeat("h", 2048)
+
 func urlQueryEscape(s string) string {
 	var b strings.Builder
 	for _, c := range []byte(s) {
@@ -429,7 +434,7 @@ func openFrames(method, url, transport string) (<-chan string, error) {
 			}
 			switch transport {
 			case sockjs.TransportXHRStreaming:
-				if f := strings.TrimSuffix(line, "\n"); len(f) != len(sockjs.XHRStreamingPrelude)-1 {
+				if f := strings.TrimSuffix(line, "\n"); f != xhrStreamingPrelude {
 					frames <- f
 				}
 			case sockjs.TransportEventSource:
@@ -509,7 +514,7 @@ func TestClusterStreaming(t *testing.T) {
 			for i := range 12 {
 				want := fmt.Sprintf(`a["%s%02d"]`, msg, i)
 				// Never the holder's node.
-				resp, _ := sockjs.Do(t, "POST", c.node(holder+1+i%2).base+sess+"/xhr_send", fmt.Sprintf(`["%s%02d"]`, msg, i))
+				resp, _ := sockjstest.Do(t, "POST", c.node(holder+1+i%2).base+sess+"/xhr_send", fmt.Sprintf(`["%s%02d"]`, msg, i))
 				if resp.StatusCode != 204 {
 					t.Fatalf("send: %s", resp.Status)
 				}
@@ -520,7 +525,7 @@ func TestClusterStreaming(t *testing.T) {
 			if reopened < 2 {
 				t.Errorf("streams reopened %d times, want the limit to end a few", reopened)
 			}
-			sockjs.Do(t, "POST", c.node(holder+2).base+sess+"/xhr_send", `["close:`+id+`:3002"]`)
+			sockjstest.Do(t, "POST", c.node(holder+2).base+sess+"/xhr_send", `["close:`+id+`:3002"]`)
 			if f := next("close"); f != `c[3002,"bye"]` {
 				t.Fatalf("close frame %q", f)
 			}
@@ -545,16 +550,16 @@ func TestClusterWebsocket(t *testing.T) {
 		cfg.RecheckInterval = time.Minute
 		cfg.ReapInterval = time.Minute
 	})
-	conn := sockjs.DialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
-	sockjs.Want(t, "open", sockjs.ReadWS(t, conn), "o")
+	conn := sockjstest.DialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
+	sockjstest.Want(t, "open", sockjstest.ReadWS(t, conn), "o")
 	wsID := c.h.nextOpen(t)
 
 	before := c.redisTrips()
 	_, cmdsBefore := c.nodes[0].redis.snapshot()
 	for i := range 20 {
 		msg := fmt.Sprintf("echo %d", i)
-		sockjs.WriteWS(t, conn, `["`+msg+`"]`)
-		sockjs.Want(t, "echo", sockjs.ReadWS(t, conn), `a["`+msg+`"]`)
+		sockjstest.WriteWS(t, conn, `["`+msg+`"]`)
+		sockjstest.Want(t, "echo", sockjstest.ReadWS(t, conn), `a["`+msg+`"]`)
 	}
 	if after := c.redisTrips(); after != before {
 		_, cmdsAfter := c.nodes[0].redis.snapshot()
@@ -564,14 +569,14 @@ func TestClusterWebsocket(t *testing.T) {
 	// A polling session whose messages land on n1 and n2 drives the
 	// handler there.
 	poll := newClientSession()
-	sockjs.Do(t, "POST", c.nodes[1].base+poll+"/xhr", "")
+	sockjstest.Do(t, "POST", c.nodes[1].base+poll+"/xhr", "")
 	c.h.nextOpen(t)
-	resp, _ := sockjs.Do(t, "POST", c.nodes[2].base+poll+"/xhr_send", `["to:`+wsID+`:from n2"]`)
-	sockjs.Want(t, "send on n2", resp.StatusCode, 204)
-	sockjs.Want(t, "Send from a handler on n2", sockjs.ReadWS(t, conn), `a["from n2"]`)
-	resp, _ = sockjs.Do(t, "POST", c.nodes[1].base+poll+"/xhr_send", `["close:`+wsID+`:3003"]`)
-	sockjs.Want(t, "send on n1", resp.StatusCode, 204)
-	sockjs.Want(t, "Close from a handler on n1", sockjs.ReadWS(t, conn), `c[3003,"bye"]`)
+	resp, _ := sockjstest.Do(t, "POST", c.nodes[2].base+poll+"/xhr_send", `["to:`+wsID+`:from n2"]`)
+	sockjstest.Want(t, "send on n2", resp.StatusCode, 204)
+	sockjstest.Want(t, "Send from a handler on n2", sockjstest.ReadWS(t, conn), `a["from n2"]`)
+	resp, _ = sockjstest.Do(t, "POST", c.nodes[1].base+poll+"/xhr_send", `["close:`+wsID+`:3003"]`)
+	sockjstest.Want(t, "send on n1", resp.StatusCode, 204)
+	sockjstest.Want(t, "Close from a handler on n1", sockjstest.ReadWS(t, conn), `c[3003,"bye"]`)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, _, err := conn.Read(ctx); err == nil {
@@ -642,7 +647,7 @@ func TestClusterReapOnce(t *testing.T) {
 	})
 	const sessions = 30
 	for i := range sessions {
-		resp, body := sockjs.Do(t, "POST", c.node(i).base+newClientSession()+"/xhr", "")
+		resp, body := sockjstest.Do(t, "POST", c.node(i).base+newClientSession()+"/xhr", "")
 		if resp.StatusCode != 200 || body != "o\n" {
 			t.Fatalf("open: %s %q", resp.Status, body)
 		}
@@ -776,12 +781,12 @@ func settleGoroutines(t *testing.T, base int) {
 func echoRound(t *testing.T, c *redisCluster) {
 	t.Helper()
 	sess := newClientSession()
-	_, body := sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
-	sockjs.Want(t, "open after the outage", body, "o\n")
-	resp, _ := sockjs.Do(t, "POST", c.node(1).base+sess+"/xhr_send", `["back"]`)
-	sockjs.Want(t, "send after the outage", resp.StatusCode, 204)
-	_, body = sockjs.Do(t, "POST", c.node(2).base+sess+"/xhr", "")
-	sockjs.Want(t, "echo after the outage", body, `a["back"]`+"\n")
+	_, body := sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
+	sockjstest.Want(t, "open after the outage", body, "o\n")
+	resp, _ := sockjstest.Do(t, "POST", c.node(1).base+sess+"/xhr_send", `["back"]`)
+	sockjstest.Want(t, "send after the outage", resp.StatusCode, 204)
+	_, body = sockjstest.Do(t, "POST", c.node(2).base+sess+"/xhr", "")
+	sockjstest.Want(t, "echo after the outage", body, `a["back"]`+"\n")
 }
 
 // TestClusterRedisDownUp: Redis stops answering (SIGSTOP), then is killed
@@ -796,8 +801,8 @@ func TestClusterRedisDownUp(t *testing.T) {
 		cfg.RecheckInterval = 100 * time.Millisecond
 	})
 	sess := newClientSession()
-	_, body := sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
-	sockjs.Want(t, "open", body, "o\n")
+	_, body := sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
+	sockjstest.Want(t, "open", body, "o\n")
 	http.DefaultClient.CloseIdleConnections()
 	base := runtime.NumGoroutine()
 
@@ -818,8 +823,8 @@ func TestClusterRedisDownUp(t *testing.T) {
 		}
 		return nil
 	})
-	_, body = sockjs.Do(t, "POST", c.node(2).base+sess+"/xhr", "")
-	sockjs.Want(t, "poll after SIGCONT", body, `a["again"]`+"\n")
+	_, body = sockjstest.Do(t, "POST", c.node(2).base+sess+"/xhr", "")
+	sockjstest.Want(t, "poll after SIGCONT", body, `a["again"]`+"\n")
 	settleGoroutines(t, base)
 
 	// Killed: calls fail at once (connection refused).
@@ -857,11 +862,11 @@ func TestClusterNATSDownUp(t *testing.T) {
 		cfg.WebsocketRecheckInterval = recheck
 	})
 	sess := newClientSession()
-	_, body := sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
-	sockjs.Want(t, "open", body, "o\n")
+	_, body := sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
+	sockjstest.Want(t, "open", body, "o\n")
 	id := c.h.nextOpen(t)
-	conn := sockjs.DialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
-	sockjs.Want(t, "websocket open", sockjs.ReadWS(t, conn), "o")
+	conn := sockjstest.DialWS(t, c.nodes[0].base+newClientSession()+"/websocket")
+	sockjstest.Want(t, "websocket open", sockjstest.ReadWS(t, conn), "o")
 	wsID := c.h.nextOpen(t)
 	parkAndSend := func(msg string) time.Duration {
 		t.Helper()
@@ -884,11 +889,11 @@ func TestClusterNATSDownUp(t *testing.T) {
 			return nil
 		})
 		start := time.Now()
-		resp, _ := sockjs.Do(t, "POST", c.node(1).base+sess+"/xhr_send", `["`+msg+`"]`)
-		sockjs.Want(t, "send on n1", resp.StatusCode, 204)
+		resp, _ := sockjstest.Do(t, "POST", c.node(1).base+sess+"/xhr_send", `["`+msg+`"]`)
+		sockjstest.Want(t, "send on n1", resp.StatusCode, 204)
 		select {
 		case b := <-parked:
-			sockjs.Want(t, "parked poll", b, `a["`+msg+`"]`+"\n")
+			sockjstest.Want(t, "parked poll", b, `a["`+msg+`"]`+"\n")
 		case <-time.After(3 * recheck):
 			t.Fatalf("%s: parked poll got nothing", msg)
 		}
@@ -910,9 +915,9 @@ func TestClusterNATSDownUp(t *testing.T) {
 	d := parkAndSend("nats down")
 	t.Logf("delivery to a parked poll with NATS down: %v (recheck %v)", d, recheck)
 	// A handler on n2 sends to the websocket on n0: through the store.
-	resp, _ := sockjs.Do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:nats down"]`)
-	sockjs.Want(t, "send on n2", resp.StatusCode, 204)
-	sockjs.Want(t, "websocket frame from n2 with NATS down", sockjs.ReadWS(t, conn), `a["nats down"]`)
+	resp, _ := sockjstest.Do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:nats down"]`)
+	sockjstest.Want(t, "send on n2", resp.StatusCode, 204)
+	sockjstest.Want(t, "websocket frame from n2 with NATS down", sockjstest.ReadWS(t, conn), `a["nats down"]`)
 
 	c.nats.Start()
 	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
@@ -930,10 +935,10 @@ func TestClusterNATSDownUp(t *testing.T) {
 		}
 		return nil
 	})
-	resp, _ = sockjs.Do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:over nats"]`)
-	sockjs.Want(t, "send on n2", resp.StatusCode, 204)
+	resp, _ = sockjstest.Do(t, "POST", c.node(2).base+sess+"/xhr_send", `["to:`+wsID+`:over nats"]`)
+	sockjstest.Want(t, "send on n2", resp.StatusCode, 204)
 	start := time.Now()
-	sockjs.Want(t, "websocket frame from n2", sockjs.ReadWS(t, conn), `a["over nats"]`)
+	sockjstest.Want(t, "websocket frame from n2", sockjstest.ReadWS(t, conn), `a["over nats"]`)
 	if d := time.Since(start); d > recheck/2 {
 		t.Errorf("websocket frame from n2 took %v with NATS back", d)
 	}
@@ -953,10 +958,10 @@ func TestClusterPollHandOff(t *testing.T) {
 	})
 	sess := newClientSession()
 	poll := func() string {
-		_, body := sockjs.Do(t, "POST", c.node(1).base+sess+"/xhr", "")
+		_, body := sockjstest.Do(t, "POST", c.node(1).base+sess+"/xhr", "")
 		return body
 	}
-	sockjs.Want(t, "open", poll(), "o\n")
+	sockjstest.Want(t, "open", poll(), "o\n")
 	key := "/t/" + c.h.nextOpen(t)
 	// parked polls on node 1 and returns what it got; its attach has
 	// been answered when parked returns.
@@ -977,11 +982,11 @@ func TestClusterPollHandOff(t *testing.T) {
 		got := parked()
 		trips := c.node(1).redis.answered.Load()
 		msg := fmt.Sprintf("m%d", i)
-		resp, _ := sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["`+msg+`"]`)
+		resp, _ := sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["`+msg+`"]`)
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("xhr_send: %d", resp.StatusCode)
 		}
-		sockjs.Want(t, "poll", <-got, `a["`+msg+`"]`+"\n")
+		sockjstest.Want(t, "poll", <-got, `a["`+msg+`"]`+"\n")
 		// The commit runs before the response ends.
 		if n := c.node(1).redis.answered.Load() - trips; n > 1 {
 			_, byName := c.node(1).redis.snapshot()
@@ -995,9 +1000,9 @@ func TestClusterPollHandOff(t *testing.T) {
 	if err != nil || res.HandOff.Token == "" {
 		t.Fatalf("Append to a parked poll = %+v, %v; want it handed off", res, err)
 	}
-	sockjs.Want(t, "poll after a lost hand-off", <-got, `a["lost"]`+"\n")
+	sockjstest.Want(t, "poll after a lost hand-off", <-got, `a["lost"]`+"\n")
 	got = parked()
-	sockjs.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["after"]`)
-	sockjs.Want(t, "next poll", <-got, `a["after"]`+"\n")
+	sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["after"]`)
+	sockjstest.Want(t, "next poll", <-got, `a["after"]`+"\n")
 	c.h.checkOnce(t, false)
 }

@@ -1,4 +1,4 @@
-package sockjs_test
+package clustertest
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/sockjs"
 
 	"github.com/coder/websocket"
@@ -16,7 +17,7 @@ import (
 // Echo round trips on the real backends (redis-server, NATS) next to the
 // in-memory ones, with the Redis round trips each one costs:
 //
-//	go test -run '^$' -bench 'Cluster' -benchtime 2000x ./sockjs/
+//	go test -run '^$' -bench 'Cluster' -benchtime 2000x ./sockjs/clustertest/
 
 const benchMsg = `["hello, this is a 40 byte chat message"]`
 
@@ -94,7 +95,8 @@ func pollingEcho(b *testing.B, open, send, poll func(i int) string, parkedOn fun
 // the send wakes it.
 func BenchmarkClusterXHRPollingEcho(b *testing.B) {
 	b.Run("memory-1node", func(b *testing.B) {
-		base := sockjs.MemoryNode(b, sockjs.HandlerFuncs{Message: func(s *sockjs.Session, m string) { s.Send(m) }}, sockjs.Settings{})
+		_, bases := memoryNodes(b, 1, echo, sockjs.Settings{}, nil)
+		base := bases[0]
 		u := base + newClientSession()
 		at := func(int) string { return u }
 		pollingEcho(b, at, at, at, nil)
@@ -143,15 +145,16 @@ func wsEcho(b *testing.B, conn *websocket.Conn) {
 // Redis round trip per message).
 func BenchmarkClusterWebsocketEcho(b *testing.B) {
 	b.Run("memory", func(b *testing.B) {
-		base := sockjs.MemoryNode(b, sockjs.HandlerFuncs{Message: func(s *sockjs.Session, m string) { s.Send(m) }}, sockjs.Settings{})
-		conn := sockjs.DialWS(b, base+newClientSession()+"/websocket")
-		sockjs.ReadWS(b, conn)
+		_, bases := memoryNodes(b, 1, echo, sockjs.Settings{}, nil)
+		base := bases[0]
+		conn := sockjstest.DialWS(b, base+newClientSession()+"/websocket")
+		sockjstest.ReadWS(b, conn)
 		wsEcho(b, conn)
 	})
 	b.Run("redis-nats", func(b *testing.B) {
 		c := newRedisCluster(b, 3, sockjs.Settings{}, nil)
-		conn := sockjs.DialWS(b, c.node(0).base+newClientSession()+"/websocket")
-		sockjs.ReadWS(b, conn)
+		conn := sockjstest.DialWS(b, c.node(0).base+newClientSession()+"/websocket")
+		sockjstest.ReadWS(b, conn)
 		trips, cmds := c.redisTrips(), c.redisCmds()
 		wsEcho(b, conn)
 		reportRedis(b, c, trips, cmds)
@@ -163,8 +166,8 @@ func BenchmarkClusterWebsocketEcho(b *testing.B) {
 // message to that node), until the client has read it.
 func BenchmarkClusterWebsocketSendFromOtherNode(b *testing.B) {
 	c := newRedisCluster(b, 2, sockjs.Settings{}, nil)
-	conn := sockjs.DialWS(b, c.node(0).base+newClientSession()+"/websocket")
-	sockjs.ReadWS(b, conn)
+	conn := sockjstest.DialWS(b, c.node(0).base+newClientSession()+"/websocket")
+	sockjstest.ReadWS(b, conn)
 	s := c.nodes[1].ep.Session(c.h.nextOpen(b))
 	ctx := context.Background()
 	trips, cmds := c.redisTrips(), c.redisCmds()

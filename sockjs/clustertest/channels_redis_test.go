@@ -1,16 +1,16 @@
-package sockjs_test
+package clustertest
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
 
@@ -48,31 +48,13 @@ func backendCluster(t testing.TB, nodes int, redisAddr, natsURL string, h sockjs
 		if tweak != nil {
 			tweak(&ncfg)
 		}
-		n, err := sockjs.NewNode(ncfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Prefix = "/t"
-		e, err := n.NewEndpoint(h, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.HandleChannels(cfg); err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(n.Handler(nil))
-		t.Cleanup(func() {
-			srv.CloseClientConnections()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			n.Close(ctx)
-			srv.Close()
+		_, e, base := startNode(t, ncfg, h, s, &cfg, func() {
 			b.Close()
 			nc.Close()
 			rc.Close()
 		})
 		eps = append(eps, e)
-		bases = append(bases, srv.URL+"/t")
+		bases = append(bases, base)
 	}
 	return eps, bases
 }
@@ -103,9 +85,9 @@ func commandStats(t testing.TB, c *redis.Client) map[string]int64 {
 // three nodes' connections really do arrive out of offset order.
 func TestChannelsRedisExactlyOnceInOrder(t *testing.T) {
 	t.Parallel()
-	eps, bases := backendCluster(t, 3, testenv.Redis(t).Addr, testenv.NATS(t).URL(), sockjs.JoinRoom,
+	eps, bases := backendCluster(t, 3, testenv.Redis(t).Addr, testenv.NATS(t).URL(), joinRoom,
 		sockjs.Settings{ResponseLimit: 4096}, sockjs.ChannelConfig{Pattern: "room"}, nil)
-	sockjs.ExactlyOnceInOrder(t, eps, bases, 150)
+	sockjstest.ExactlyOnceInOrder(t, eps, bases, 150)
 }
 
 // TestChannelsRedisCostPerPublish: what one publish costs in Redis
@@ -120,16 +102,16 @@ func TestChannelsRedisCostPerPublish(t *testing.T) {
 		c.ReapInterval = time.Hour
 		c.LeaseTTL = time.Hour
 	}
-	eps, bases := backendCluster(t, 3, redisAddr, ns.ClientURL(), sockjs.JoinRoom, sockjs.Settings{}, sockjs.ChannelConfig{Pattern: "room"}, quiet)
+	eps, bases := backendCluster(t, 3, redisAddr, ns.ClientURL(), joinRoom, sockjs.Settings{}, sockjs.ChannelConfig{Pattern: "room"}, quiet)
 	admin := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer admin.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	var subs []*sockjs.Subscriber
+	var subs []*sockjstest.Subscriber
 	measure := func(live int) (redisPer, natsInPer, natsOutPer float64, perCmd map[string]float64) {
 		for len(subs) < live {
-			s := sockjs.NewSubscriber(fmt.Sprint("s", len(subs)))
+			s := sockjstest.NewSubscriber(fmt.Sprint("s", len(subs)))
 			s.RunWS(ctx, t, bases[len(subs)%len(bases)])
 			<-s.Opened()
 			subs = append(subs, s)
@@ -144,7 +126,7 @@ func TestChannelsRedisCostPerPublish(t *testing.T) {
 			// counted against the publishes if measured now.
 			n := 0
 			for _, ep := range eps {
-				n += sockjs.LiveSubscribers(ep, "room")
+				n += ep.LiveSubscribers("room")
 			}
 			if n != live {
 				return fmt.Errorf("%d live subscriptions, want %d", n, live)

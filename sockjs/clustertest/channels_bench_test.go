@@ -1,4 +1,4 @@
-package sockjs_test
+package clustertest
 
 import (
 	"bufio"
@@ -30,7 +30,7 @@ import (
 // child process (this test binary again, see TestMain), and Redis and NATS
 // are processes of their own.
 //
-//	SHOAL_CHANNEL_BENCH=1 go test -run TestChannelsBenchmark -v -timeout 20m ./sockjs/
+//	SHOAL_CHANNEL_BENCH=1 go test -run TestChannelsBenchmark -v -timeout 20m ./sockjs/clustertest/
 //
 // SHOAL_CHANNEL_BENCH_SUBS (default "1000,10000") lists subscriber counts;
 // SHOAL_CHANNEL_BENCH_DELIVERIES (default 40000) is the target deliveries
@@ -273,7 +273,7 @@ func runChannelBench(t *testing.T, setup string, subs, target, seconds int) stri
 	cfg := sockjs.ChannelConfig{Pattern: "room"}
 	switch setup {
 	case "1 node, memory":
-		eps, bases = sockjs.MemoryChannelCluster(t, 1, sockjs.Settings{}, cfg, sockjs.JoinRoom)
+		eps, bases = memoryNodes(t, 1, joinRoom, sockjs.Settings{}, &cfg)
 	default:
 		nodes := 3
 		if strings.HasPrefix(setup, "1") {
@@ -284,7 +284,7 @@ func runChannelBench(t *testing.T, setup string, subs, target, seconds int) stri
 		redisProc = r.Pid()
 		natsURL, pid := startNATSProcess(t)
 		natsProc = pid
-		eps, bases = backendCluster(t, nodes, redisAddr, natsURL, sockjs.JoinRoom, sockjs.Settings{}, cfg, nil)
+		eps, bases = backendCluster(t, nodes, redisAddr, natsURL, joinRoom, sockjs.Settings{}, cfg, nil)
 	}
 	rate := max(1, target/subs)
 	msgs := rate * seconds

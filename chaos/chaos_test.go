@@ -217,21 +217,19 @@ func vanish(t *testing.T, c *cluster, s settings) {
 }
 
 // natsRestart: nats-server stops for 6 s and starts again.
-func natsRestart(t *testing.T, c *cluster, s settings) {
-	c.nats.stop(t, syscall.SIGTERM)
-	time.Sleep(6 * time.Second)
-	c.nats.start(t)
-	for _, n := range c.nodes {
-		n.waitReady(t, 15*time.Second)
-	}
-}
+func natsRestart(t *testing.T, c *cluster, s settings) { c.restart(t, c.nats, 6*time.Second) }
 
 // redisRestart: redis-server shuts down (SIGTERM: it writes its AOF),
 // stays down 2 s and starts again, reading its AOF back.
-func redisRestart(t *testing.T, c *cluster, s settings) {
-	c.redis.stop(t, syscall.SIGTERM)
-	time.Sleep(2 * time.Second)
-	c.redis.start(t)
+func redisRestart(t *testing.T, c *cluster, s settings) { c.restart(t, c.redis, 2*time.Second) }
+
+// restart stops srv (SIGTERM), keeps it down for down (a fault lasts
+// that long: sleeping is the fault here, not a wait for a condition),
+// starts it again and waits until every node is ready.
+func (c *cluster) restart(t *testing.T, srv *server, down time.Duration) {
+	srv.stop(t, syscall.SIGTERM)
+	time.Sleep(down)
+	srv.start(t)
 	for _, n := range c.nodes {
 		n.waitReady(t, 15*time.Second)
 	}

@@ -78,12 +78,10 @@ func (s *suite) testJSessionID(t *testing.T) {
 	}
 	t.Run("xhr sets a dummy cookie or echoes the client's", func(t *testing.T) {
 		r := s.post(t, s.sessionURL("/cookie_needed_echo")+"/xhr", "")
-		wantStatus(t, "xhr", r.status, 200)
-		wantBody(t, "xhr", r.body, "o\n")
+		wantResponse(t, "xhr", r, 200, "o\n")
 		wantCookie(t, "xhr", r.header, "dummy")
 		r = s.post(t, s.sessionURL("/cookie_needed_echo")+"/xhr", "", "Cookie", "JSESSIONID=abcdef")
-		wantStatus(t, "xhr with cookie", r.status, 200)
-		wantBody(t, "xhr with cookie", r.body, "o\n")
+		wantResponse(t, "xhr with cookie", r, 200, "o\n")
 		wantCookie(t, "xhr with cookie", r.header, "abcdef")
 	})
 	for _, c := range []struct{ name, method, path string }{
@@ -105,8 +103,7 @@ func (s *suite) testJSessionID(t *testing.T) {
 		wantCookie(t, "jsonp", r.header, "dummy")
 		wantBody(t, "jsonp", r.body, "/**/callback(\"o\");\r\n")
 		r = s.post(t, u+"/jsonp_send", "d=%5B%22x%22%5D", "Content-Type", formURLEncoded)
-		wantStatus(t, "jsonp_send", r.status, 200)
-		wantBody(t, "jsonp_send", r.body, "ok")
+		wantResponse(t, "jsonp_send", r, 200, "ok")
 		wantCookie(t, "jsonp_send", r.header, "dummy")
 	})
 }

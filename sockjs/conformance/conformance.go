@@ -190,6 +190,13 @@ func wantBody(t *testing.T, what, got, want string) {
 	}
 }
 
+// wantResponse checks r's status, then its body.
+func wantResponse(t *testing.T, what string, r response, status int, body string) {
+	t.Helper()
+	wantStatus(t, what, r.status, status)
+	wantBody(t, what, r.body, body)
+}
+
 func wantContains(t *testing.T, what, got, want string) {
 	t.Helper()
 	if !strings.Contains(got, want) {

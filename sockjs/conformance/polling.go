@@ -94,14 +94,11 @@ func (s *suite) testProtocol(t *testing.T) {
 	t.Run("new session opens, messages echo, unknown session send is 404", func(t *testing.T) {
 		u := s.sessionURL("/echo")
 		r := s.post(t, u+"/xhr", "")
-		wantStatus(t, "open", r.status, 200)
-		wantBody(t, "open", r.body, "o\n")
+		wantResponse(t, "open", r, 200, "o\n")
 		r = s.post(t, u+"/xhr_send", `["a"]`)
-		wantStatus(t, "xhr_send", r.status, 204)
-		wantBody(t, "xhr_send", r.body, "")
+		wantResponse(t, "xhr_send", r, 204, "")
 		r = s.post(t, u+"/xhr", "")
-		wantStatus(t, "poll", r.status, 200)
-		wantBody(t, "poll", r.body, "a[\"a\"]\n")
+		wantResponse(t, "poll", r, 200, "a[\"a\"]\n")
 		r = s.post(t, s.url("/echo/000/bad_session_"+newID()+"/xhr_send"), `["a"]`)
 		wantStatus(t, "xhr_send to unknown session", r.status, 404)
 	})
@@ -113,12 +110,10 @@ func (s *suite) testProtocol(t *testing.T) {
 	t.Run("server close gives 3000 go away and repeats it", func(t *testing.T) {
 		u := s.sessionURL("/close")
 		r := s.post(t, u+"/xhr", "")
-		wantStatus(t, "open", r.status, 200)
-		wantBody(t, "open", r.body, "o\n")
+		wantResponse(t, "open", r, 200, "o\n")
 		for i := 0; i < 2; i++ {
 			r = s.post(t, u+"/xhr", "")
-			wantStatus(t, "poll closed session", r.status, 200)
-			wantBody(t, "poll closed session", r.body, frameGoAway+"\n")
+			wantResponse(t, "poll closed session", r, 200, frameGoAway+"\n")
 		}
 	})
 }
@@ -133,23 +128,20 @@ func (s *suite) testXHRPolling(t *testing.T) {
 	t.Run("content types, cors, no cache, 204 on send", func(t *testing.T) {
 		u := s.sessionURL("/echo")
 		r := s.post(t, u+"/xhr", "", "Origin", "test")
-		wantStatus(t, "xhr", r.status, 200)
-		wantBody(t, "xhr", r.body, "o\n")
+		wantResponse(t, "xhr", r, 200, "o\n")
 		wantContentType(t, "xhr", r.header, "application/javascript;charset=UTF-8")
 		wantCORS(t, "xhr", r.header, "test")
 		wantNotCached(t, "xhr", r.header)
 
 		r = s.post(t, u+"/xhr_send", `["x"]`, "Origin", "test")
-		wantStatus(t, "xhr_send", r.status, 204)
-		wantBody(t, "xhr_send", r.body, "")
+		wantResponse(t, "xhr_send", r, 204, "")
 		// text/plain even on a 204: Firefox otherwise parses it as XML.
 		wantContentType(t, "xhr_send", r.header, "text/plain;charset=UTF-8")
 		wantCORS(t, "xhr_send", r.header, "test")
 		wantNotCached(t, "xhr_send", r.header)
 
 		r = s.post(t, u+"/xhr", "")
-		wantStatus(t, "xhr", r.status, 200)
-		wantBody(t, "xhr", r.body, "a[\"x\"]\n")
+		wantResponse(t, "xhr", r, 200, "a[\"x\"]\n")
 	})
 	t.Run("send to unknown session is 404", func(t *testing.T) {
 		wantStatus(t, "xhr_send", s.post(t, s.sessionURL("/echo")+"/xhr_send", `["x"]`).status, 404)
@@ -164,11 +156,9 @@ func (s *suite) testXHRPolling(t *testing.T) {
 		wantStatus(t, "empty payload", r.status, 500)
 		wantContains(t, "empty payload", r.body, "Payload expected.")
 		r = s.post(t, u+"/xhr_send", `["a"]`)
-		wantStatus(t, "good send after bad ones", r.status, 204)
-		wantBody(t, "good send after bad ones", r.body, "")
+		wantResponse(t, "good send after bad ones", r, 204, "")
 		r = s.post(t, u+"/xhr", "")
-		wantStatus(t, "poll", r.status, 200)
-		wantBody(t, "poll", r.body, "a[\"a\"]\n")
+		wantResponse(t, "poll", r, 200, "a[\"a\"]\n")
 	})
 	t.Run("any request content type is accepted", func(t *testing.T) {
 		u := s.sessionURL("/echo")
@@ -181,8 +171,7 @@ func (s *suite) testXHRPolling(t *testing.T) {
 			wantBody(t, "xhr_send with Content-Type "+ct, r.body, "")
 		}
 		r := s.post(t, u+"/xhr", "")
-		wantStatus(t, "poll", r.status, 200)
-		wantBody(t, "poll", r.body, "a["+strings.TrimSuffix(strings.Repeat(`"a",`, len(cts)), ",")+"]\n")
+		wantResponse(t, "poll", r, 200, "a["+strings.TrimSuffix(strings.Repeat(`"a",`, len(cts)), ",")+"]\n")
 	})
 	t.Run("access-control-request-headers is echoed", func(t *testing.T) {
 		cases := []struct {
@@ -212,8 +201,7 @@ func (s *suite) testXHRPolling(t *testing.T) {
 		wantStatus(t, "send []", s.post(t, u+"/xhr_send", `[]`).status, 204)
 		wantStatus(t, "send [\"a\"]", s.post(t, u+"/xhr_send", `["a"]`).status, 204)
 		r := s.post(t, u+"/xhr", "")
-		wantStatus(t, "poll", r.status, 200)
-		wantBody(t, "poll", r.body, "a[\"a\"]\n")
+		wantResponse(t, "poll", r, 200, "a[\"a\"]\n")
 	})
 	t.Run("query string on session urls is ignored", func(t *testing.T) {
 		u := s.sessionURL("/echo")
@@ -241,14 +229,12 @@ func (s *suite) testJSONP(t *testing.T) {
 
 		r = send(t, u, "d=%5B%22x%22%5D", formURLEncoded)
 		// Konqueror mishandles 204, hence 200 "ok".
-		wantStatus(t, "jsonp_send", r.status, 200)
-		wantBody(t, "jsonp_send", r.body, "ok")
+		wantResponse(t, "jsonp_send", r, 200, "ok")
 		wantContentType(t, "jsonp_send", r.header, "text/plain;charset=UTF-8")
 		wantNotCached(t, "jsonp_send", r.header)
 
 		r = s.get(t, u+"/jsonp?c=%63allback")
-		wantStatus(t, "jsonp", r.status, 200)
-		wantBody(t, "jsonp", r.body, "/**/callback(\"a[\\\"x\\\"]\");\r\n")
+		wantResponse(t, "jsonp", r, 200, "/**/callback(\"a[\\\"x\\\"]\");\r\n")
 	})
 	s.testCallbackParam(t, "jsonp")
 	t.Run("broken json and missing payload are 500", func(t *testing.T) {
@@ -264,8 +250,7 @@ func (s *suite) testJSONP(t *testing.T) {
 		}
 		wantBody(t, "good send", send(t, u, "d=%5B%22b%22%5D", formURLEncoded).body, "ok")
 		r = s.get(t, u+"/jsonp?c=x")
-		wantStatus(t, "poll", r.status, 200)
-		wantBody(t, "poll", r.body, "/**/x(\"a[\\\"b\\\"]\");\r\n")
+		wantResponse(t, "poll", r, 200, "/**/x(\"a[\\\"b\\\"]\");\r\n")
 	})
 	t.Run("form and raw text payloads are accepted", func(t *testing.T) {
 		u := s.sessionURL("/echo")
@@ -273,8 +258,7 @@ func (s *suite) testJSONP(t *testing.T) {
 		wantBody(t, "form send", send(t, u, "d=%5B%22abc%22%5D", formURLEncoded).body, "ok")
 		wantBody(t, "raw send", send(t, u, `["%61bc"]`, "text/plain").body, "ok")
 		r := s.get(t, u+"/jsonp?c=x")
-		wantStatus(t, "poll", r.status, 200)
-		wantBody(t, "poll", r.body, "/**/x(\"a[\\\"abc\\\",\\\"%61bc\\\"]\");\r\n")
+		wantResponse(t, "poll", r, 200, "/**/x(\"a[\\\"abc\\\",\\\"%61bc\\\"]\");\r\n")
 	})
 	t.Run("server close repeats the close frame", func(t *testing.T) {
 		u := s.sessionURL("/close")
@@ -289,8 +273,7 @@ func (s *suite) testJSONP(t *testing.T) {
 		wantBody(t, "send []", send(t, u, "d=%5B%5D", formURLEncoded).body, "ok")
 		wantBody(t, "send [\"x\"]", send(t, u, "d=%5B%22x%22%5D", formURLEncoded).body, "ok")
 		r := s.get(t, u+"/jsonp?c=x")
-		wantStatus(t, "poll", r.status, 200)
-		wantBody(t, "poll", r.body, "/**/x(\"a[\\\"x\\\"]\");\r\n")
+		wantResponse(t, "poll", r, 200, "/**/x(\"a[\\\"x\\\"]\");\r\n")
 	})
 }
 

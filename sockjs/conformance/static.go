@@ -8,6 +8,15 @@ import (
 	"testing"
 )
 
+// wantNotFound checks that a GET of base+suffix is 404, for each suffix.
+func (s *suite) wantNotFound(t *testing.T, base string, suffixes ...string) {
+	t.Helper()
+	for _, sfx := range suffixes {
+		u := s.url(base + sfx)
+		wantStatus(t, u, s.get(t, u).status, 404)
+	}
+}
+
 // testGreeting: the base URL greets, anything else non-protocol is 404.
 func (s *suite) testGreeting(t *testing.T) {
 	t.Run("base url greets with text/plain", func(t *testing.T) {
@@ -20,15 +29,11 @@ func (s *suite) testGreeting(t *testing.T) {
 		}
 	})
 	t.Run("unknown paths are 404", func(t *testing.T) {
-		for _, suffix := range []string{"/a", "/a.html", "//", "///", "/a/a", "/a/a/", "/a/"} {
-			u := s.url("/echo" + suffix)
-			wantStatus(t, u, s.get(t, u).status, 404)
-		}
+		s.wantNotFound(t, "/echo", "/a", "/a.html", "//", "///", "/a/a", "/a/a/", "/a/")
 	})
 	t.Run("unknown prefix is 404", func(t *testing.T) {
 		// sockjs-client reports "Cannot connect to server" when info is 404.
-		u := s.url("/invalid_url/info")
-		wantStatus(t, u, s.get(t, u).status, 404)
+		s.wantNotFound(t, "/invalid_url", "/info")
 	})
 }
 
@@ -91,10 +96,7 @@ func (s *suite) testIframe(t *testing.T) {
 		}
 	})
 	t.Run("malformed iframe urls are 404", func(t *testing.T) {
-		for _, sfx := range []string{"/iframe.htm", "/iframe", "/IFRAME.HTML", "/IFRAME", "/iframe.HTML", "/iframe.xml", "/iframe-/.html"} {
-			u := s.url("/echo" + sfx)
-			wantStatus(t, u, s.get(t, u).status, 404)
-		}
+		s.wantNotFound(t, "/echo", "/iframe.htm", "/iframe", "/IFRAME.HTML", "/IFRAME", "/iframe.HTML", "/iframe.xml", "/iframe-/.html")
 	})
 	t.Run("etag is stable and if-none-match gives 304", func(t *testing.T) {
 		u := s.url("/echo/iframe.html")
@@ -218,8 +220,7 @@ func (s *suite) testSessionURLs(t *testing.T) {
 	open := func(t *testing.T, u string) {
 		t.Helper()
 		r := s.post(t, u, "")
-		wantStatus(t, u, r.status, 200)
-		wantBody(t, u, r.body, "o\n")
+		wantResponse(t, u, r, 200, "o\n")
 	}
 	t.Run("any server and session value opens", func(t *testing.T) {
 		id := newID()
@@ -239,11 +240,9 @@ func (s *suite) testSessionURLs(t *testing.T) {
 		open(t, s.url("/echo/000/"+id+"/xhr"))
 		u := s.url("/echo/000/" + id + "/xhr_send")
 		r := s.post(t, u, `["a"]`)
-		wantStatus(t, u, r.status, 204)
-		wantBody(t, u, r.body, "")
+		wantResponse(t, u, r, 204, "")
 		u = s.url("/echo/999/" + id + "/xhr")
 		r = s.post(t, u, "")
-		wantStatus(t, u, r.status, 200)
-		wantBody(t, u, r.body, "a[\"a\"]\n")
+		wantResponse(t, u, r, 200, "a[\"a\"]\n")
 	})
 }

@@ -20,8 +20,7 @@ func (s *suite) testXHRStreaming(t *testing.T) {
 		st.want(xhrPrelude)
 		st.want("o\n")
 		r := s.post(t, u+"/xhr_send", `["x"]`)
-		wantStatus(t, "xhr_send", r.status, 204)
-		wantBody(t, "xhr_send", r.body, "")
+		wantResponse(t, "xhr_send", r, 204, "")
 		st.want("a[\"x\"]\n")
 	})
 	t.Run("response closes after response_limit bytes", func(t *testing.T) {
@@ -74,8 +73,7 @@ func (s *suite) testEventSource(t *testing.T) {
 		st.want("\r\n")
 		st.want("data: o\r\n\r\n")
 		r := s.post(t, u+"/xhr_send", `["x"]`)
-		wantStatus(t, "xhr_send", r.status, 204)
-		wantBody(t, "xhr_send", r.body, "")
+		wantResponse(t, "xhr_send", r, 204, "")
 		st.want("data: a[\"x\"]\r\n\r\n")
 		// Leading spaces, NUL and new lines must not break the event framing.
 		r = s.post(t, u+"/xhr_send", `["  \u0000\n\r "]`)
@@ -119,8 +117,7 @@ func (s *suite) testHTMLFile(t *testing.T) {
 		}
 		st.want(htmlfileFrame(`"o"`))
 		r := s.post(t, u+"/xhr_send", `["x"]`)
-		wantStatus(t, "xhr_send", r.status, 204)
-		wantBody(t, "xhr_send", r.body, "")
+		wantResponse(t, "xhr_send", r, 204, "")
 		st.want(htmlfileFrame(`"a[\"x\"]"`))
 	})
 	s.testCallbackParam(t, "htmlfile")

@@ -38,6 +38,14 @@ func dialWS(t *testing.T, u string) *wsConn {
 	return &wsConn{t: t, c: c, what: u}
 }
 
+// openWS dials u and reads the session's open frame.
+func openWS(t *testing.T, u string) *wsConn {
+	t.Helper()
+	w := dialWS(t, u)
+	w.want("o")
+	return w
+}
+
 // read returns the next text message.
 func (w *wsConn) read() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
@@ -70,6 +78,13 @@ func (w *wsConn) send(msg string) {
 	if err := w.c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
 		w.t.Fatalf("%s: write: %v", w.what, err)
 	}
+}
+
+// echo sends msg in a frame of its own and wants it back.
+func (w *wsConn) echo(msg string) {
+	w.t.Helper()
+	w.send(`["` + msg + `"]`)
+	w.want(`a["` + msg + `"]`)
 }
 
 // wantClosed checks that the server ends the connection with no further
@@ -137,20 +152,15 @@ func (s *suite) testWebsocketHTTPErrors(t *testing.T) {
 // testWebsocket: the framed /<server>/<session>/websocket transport.
 func (s *suite) testWebsocket(t *testing.T) {
 	t.Run("open frame and echo", func(t *testing.T) {
-		w := dialWS(t, wsURL(s.sessionURL("/echo"))+"/websocket")
-		w.want("o")
-		w.send(`["a"]`)
-		w.want(`a["a"]`)
+		w := openWS(t, wsURL(s.sessionURL("/echo"))+"/websocket")
+		w.echo("a")
 	})
 	t.Run("query string is ignored", func(t *testing.T) {
-		w := dialWS(t, wsURL(s.sessionURL("/echo"))+"/websocket?testqs=1")
-		w.want("o")
-		w.send(`["q"]`)
-		w.want(`a["q"]`)
+		w := openWS(t, wsURL(s.sessionURL("/echo"))+"/websocket?testqs=1")
+		w.echo("q")
 	})
 	t.Run("server close sends 3000 go away then closes", func(t *testing.T) {
-		w := dialWS(t, wsURL(s.sessionURL("/close"))+"/websocket")
-		w.want("o")
+		w := openWS(t, wsURL(s.sessionURL("/close"))+"/websocket")
 		w.want(frameGoAway)
 		w.wantClosed()
 	})
@@ -175,12 +185,10 @@ func (s *suite) testWebsocket(t *testing.T) {
 		wantNoHeader(t, "101 response", r, "Content-Length")
 	})
 	t.Run("empty frames are ignored", func(t *testing.T) {
-		w := dialWS(t, wsURL(s.sessionURL("/echo"))+"/websocket")
-		w.want("o")
+		w := openWS(t, wsURL(s.sessionURL("/echo"))+"/websocket")
 		w.send("")
 		w.send("[]")
-		w.send(`["a"]`)
-		w.want(`a["a"]`)
+		w.echo("a")
 	})
 	t.Run("session id may be reused by concurrent and later connections", func(t *testing.T) {
 		// A websocket session lives as long as its connection: two live
@@ -189,26 +197,20 @@ func (s *suite) testWebsocket(t *testing.T) {
 		w1, w2 := dialWS(t, u), dialWS(t, u)
 		w1.want("o")
 		w2.want("o")
-		w1.send(`["a"]`)
-		w1.want(`a["a"]`)
-		w2.send(`["b"]`)
-		w2.want(`a["b"]`)
+		w1.echo("a")
+		w2.echo("b")
 		w1.c.Close(websocket.StatusNormalClosure, "")
 		w2.c.Close(websocket.StatusNormalClosure, "")
-		w3 := dialWS(t, u)
-		w3.want("o")
-		w3.send(`["a"]`)
-		w3.want(`a["a"]`)
+		w3 := openWS(t, u)
+		w3.echo("a")
 	})
 	t.Run("broken json closes the connection", func(t *testing.T) {
-		w := dialWS(t, wsURL(s.sessionURL("/echo"))+"/websocket")
-		w.want("o")
+		w := openWS(t, wsURL(s.sessionURL("/echo"))+"/websocket")
 		w.send(`["a`)
 		w.wantClosed()
 	})
 	t.Run("client close handshake completes", func(t *testing.T) {
-		w := dialWS(t, wsURL(s.sessionURL("/echo"))+"/websocket")
-		w.want("o")
+		w := openWS(t, wsURL(s.sessionURL("/echo"))+"/websocket")
 		if err := w.c.Close(websocket.StatusCode(3000), "User message"); err != nil {
 			t.Errorf("close handshake: %v", err)
 		}

@@ -22,6 +22,16 @@ import (
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
+// outageClient returns a client of addr with no retries of its own (the
+// store waits out an outage of up to wait, WaitOutages) and a pool of
+// poolSize connections (0: go-redis's default), closed when the test ends.
+func outageClient(t testing.TB, addr string, wait time.Duration, poolSize int) *redis.Client {
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: poolSize})
+	t.Cleanup(func() { client.Close() })
+	redisstore.WaitOutages(client, wait)
+	return client
+}
+
 // TestOutageWait: Redis killed and restarted on the same port with its AOF
 // (a restart with persistence) costs the callers a wait, not an error; an
 // append made during the outage lands exactly once; an outage longer than
@@ -30,10 +40,7 @@ func TestOutageWait(t *testing.T) {
 	persist := []string{"--appendonly", "yes", "--appendfsync", "always", "--dir", t.TempDir()}
 	srv := testenv.Redis(t, persist...)
 	addr := srv.Addr
-	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { client.Close() })
-	redisstore.WaitOutages(client, 4*time.Second)
-	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
+	s := redisstore.New(outageClient(t, addr, 4*time.Second, 0), redisstore.Config{Prefix: testenv.Prefix(t)})
 	ctx := context.Background()
 	if _, err := s.Create(ctx, "sess", store.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -150,10 +157,7 @@ func TestOutageBrokenConnection(t *testing.T) {
 		// After breakNext, the command is read and the connection breaks.
 		forward(in, out, func() bool { return breakNext.CompareAndSwap(true, false) })
 	})
-	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: 1})
-	t.Cleanup(func() { client.Close() })
-	redisstore.WaitOutages(client, 3*time.Second)
-	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
+	s := redisstore.New(outageClient(t, addr, 3*time.Second, 1), redisstore.Config{Prefix: testenv.Prefix(t)})
 	ctx := context.Background()
 	if _, err := s.Create(ctx, "sess", store.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -253,10 +257,7 @@ func TestOutageLostTakeReply(t *testing.T) {
 	addr, lose := lossyProxy(t, srv.Addr)
 	prefix := testenv.Prefix(t)
 	newStore := func(wait time.Duration) *redisstore.Store {
-		client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: 1})
-		t.Cleanup(func() { client.Close() })
-		redisstore.WaitOutages(client, wait)
-		return redisstore.New(client, redisstore.Config{Prefix: prefix})
+		return redisstore.New(outageClient(t, addr, wait, 1), redisstore.Config{Prefix: prefix})
 	}
 	s := newStore(3 * time.Second)
 	ctx := context.Background()
@@ -411,10 +412,7 @@ func TestSentinelManualFailover(t *testing.T) {
 // waits, is sent again once a replica is back, and lands once.
 func TestOutageNoReplicas(t *testing.T) {
 	master := testenv.Redis(t, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
-	client := redis.NewClient(&redis.Options{Addr: master.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { client.Close() })
-	redisstore.WaitOutages(client, 15*time.Second)
-	s := redisstore.New(client, redisstore.Config{Prefix: testenv.Prefix(t)})
+	s := redisstore.New(outageClient(t, master.Addr, 15*time.Second, 0), redisstore.Config{Prefix: testenv.Prefix(t)})
 	ctx := context.Background()
 	if _, err := s.Get(ctx, "sess"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("lookup on a master without replicas: %v; reads need none", err)

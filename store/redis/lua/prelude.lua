@@ -9,7 +9,10 @@
 -- delay ms, ln/lt/ls/lu lease node, token, sticky (1/0) and expiry ms, dl
 -- deadline ms (while a lease is held, lease expiry + delay, so a receiver
 -- that vanishes still lets the session expire), ai/as the tag id and seq
--- of the last tagged append (append.lua, store.OnceAppender).
+-- of the last tagged append (append.lua, store.OnceAppender), fl/ft the
+-- messages in flight and their taker's token (keep_in_flight), hb/hn/hz
+-- the hand-off batch at the head of the queue, its message count and
+-- bytes, hq the last batch number (append.lua).
 --
 -- Replies use integer codes, mapped to store results in scripts.go:
 -- 1 ok, 0 no such session, -1 lease not held, -2 closed, -3 queue full,
@@ -27,10 +30,12 @@ local function live(token, until_ms, now)
   return token and token ~= '' and tonumber(until_ms or 0) > now
 end
 -- set_deadline records when the session may be reaped and makes every key
--- outlive it by the margin; the index lives as long as its longest session.
--- It returns that key TTL.
-local function set_deadline(dl, now)
-  redis.call('HSET', KEYS[1], 'dl', dl)
+-- outlive it by the margin (so each key expires at dl + margin, which
+-- append.lua relies on); the index lives as long as its longest session.
+-- The field/value pairs given after now are set in the same HSET. It
+-- returns that key TTL.
+local function set_deadline(dl, now, ...)
+  redis.call('HSET', KEYS[1], 'dl', dl, ...)
   redis.call('ZADD', KEYS[4], dl, ARGV[1])
   local ttl = dl - now + tonumber(ARGV[2])
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
@@ -61,10 +66,11 @@ end
 -- at the head of the queue is stale once taken.
 local function take_queue(max, qb, hb)
   qb = tonumber(qb or 0)
-  if hb then redis.call('HDEL', KEYS[1], 'hb', 'hn') end
+  if hb then redis.call('HDEL', KEYS[1], 'hb', 'hn', 'hz') end
   if max <= 0 or qb <= max then
     local msgs = redis.call('LRANGE', KEYS[2], 0, -1)
-    redis.call('DEL', KEYS[2])
+    -- An empty list does not exist: nothing to delete.
+    if #msgs > 0 then redis.call('DEL', KEYS[2]) end
     if qb > 0 then redis.call('HDEL', KEYS[1], 'qb') end
     return msgs, 0
   end
@@ -87,9 +93,10 @@ end
 -- and what token itself took before without committing (the reply of that
 -- take was lost: it never got them) both go out again, so a held take is
 -- safe to repeat; the receiver commits after each write, before it takes
--- again.
-local function keep_in_flight(token, msgs)
-  local fl = redis.call('HGET', KEYS[1], 'fl')
+-- again. ft is the hash's field ft as the caller read it: fl and ft are
+-- always set and deleted together, so without ft there is no fl to read.
+local function keep_in_flight(token, msgs, ft)
+  local fl = ft and redis.call('HGET', KEYS[1], 'fl')
   if fl then
     local all = cmsgpack.unpack(fl)
     for i = 1, #msgs do all[#all + 1] = msgs[i] end

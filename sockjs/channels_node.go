@@ -61,9 +61,12 @@ func newNodeChannels(n *Node, cs store.Channels) (*nodeChannels, error) {
 	return &nodeChannels{n: n, store: cs, fanout: fo, receivers: make(map[*receiverChannels]struct{})}, nil
 }
 
-// messageFrame is the frame of one channel message, encoded once for every
-// websocket of the node.
-func messageFrame(msg string) []byte { return appendMessageFrame(nil, []string{msg}) }
+// messageFrame is the websocket frame of one channel message, encoded once
+// for every websocket of the node (wsFrame).
+func messageFrame(msg string) []byte {
+	buf := make([]byte, 0, wsHeaderRoom+len(msg)+8)
+	return wsFrame(appendMessageFrame(append(buf, wsRoom[:]...), []string{msg}))
+}
 
 // registryLife is the channel registry session's disconnect delay: it has
 // no receiver, so this is its lifetime; it is created again when gone.

@@ -320,7 +320,7 @@ func Broadcast(sessions []*Session, msg string) error {
 		return nil
 	}
 	msgs := []string{msg}
-	frame := appendMessageFrame(nil, msgs)
+	frame := messageFrame(msg)
 	var errs []error
 	var ctx context.Context
 	for _, s := range sessions {

@@ -175,6 +175,18 @@ func (c *hixieConn) readUntilFF() ([]byte, error) {
 	}
 }
 
+// writeFrame sends the payload of wire in a Hixie frame.
+func (c *hixieConn) writeFrame(wire []byte, d time.Duration) error {
+	if wire == nil {
+		return nil
+	}
+	return c.writeText(wsPayload(wire), d)
+}
+
+// tryWriteFrame takes nothing: Hixie-76 sockets are rare enough to go
+// through their writer.
+func (c *hixieConn) tryWriteFrame([]byte) (bool, bool, error) { return false, false, nil }
+
 func (c *hixieConn) writeText(b []byte, d time.Duration) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()

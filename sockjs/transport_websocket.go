@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -34,9 +33,15 @@ type wsConn interface {
 	// other error ends the connection. A read waiting for the client ends
 	// when close is called.
 	readMessage() ([]byte, error)
-	// writeText sends one text message, failing if the client has not
-	// taken it within d.
-	writeText(b []byte, d time.Duration) error
+	// writeFrame sends wire, one text message framed by wsFrame (a
+	// Hixie-76 connection frames its payload its own way), failing if
+	// the client has not taken it within d. A nil wire only finishes
+	// what tryWriteFrame left pending.
+	writeFrame(wire []byte, d time.Duration) error
+	// tryWriteFrame sends wire only if the socket takes it without
+	// blocking. taken: it goes to the client, and pending: its end waits
+	// for the next writeFrame. Not taken: nothing was written.
+	tryWriteFrame(wire []byte) (taken, pending bool, err error)
 	// close sends a close (code and reason where the protocol has them)
 	// and releases the connection. Only the first call counts.
 	close(code int, reason string)
@@ -44,14 +49,14 @@ type wsConn interface {
 
 var errMessageTooBig = errors.New("sockjs: websocket message too big")
 
-// rfc6455Conn adapts a coder/websocket connection. Its reads and writes
-// pass the library a context that never ends: a context with a deadline
-// or a cancel costs the library a context.AfterFunc per frame (and the
-// caller a timer), a quarter of a small write's CPU. A write is bounded
-// by the hijacked connection's write deadline instead, a read by close.
+// rfc6455Conn adapts a coder/websocket connection. Its reads pass the
+// library a context that never ends: a context with a cancel costs the
+// library a context.AfterFunc per frame; a read ends with close instead.
+// Text messages are written to the hijacked connection, framed already
+// (see wsguard.go), and bounded by its write deadline.
 type rfc6455Conn struct {
 	c     *websocket.Conn
-	nc    net.Conn // the hijacked connection
+	nc    *guardedConn // the hijacked connection
 	limit int64
 	once  sync.Once
 }
@@ -74,12 +79,12 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 	return b, nil
 }
 
-func (c *rfc6455Conn) writeText(b []byte, d time.Duration) error {
-	// Cleared after the write: the library's own writes (a pong, a
-	// close) must not meet a deadline long past.
-	c.nc.SetWriteDeadline(time.Now().Add(d))
-	defer c.nc.SetWriteDeadline(time.Time{})
-	return c.c.Write(context.Background(), websocket.MessageText, b)
+func (c *rfc6455Conn) writeFrame(wire []byte, d time.Duration) error {
+	return c.nc.writeFrame(wire, d)
+}
+
+func (c *rfc6455Conn) tryWriteFrame(wire []byte) (bool, bool, error) {
+	return c.nc.tryWriteFrame(wire)
 }
 
 func (c *rfc6455Conn) close(code int, reason string) {
@@ -157,8 +162,11 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request, raw bo
 	e.runWebsocket(r, &rfc6455Conn{c: c, nc: guard.conn, limit: e.settings.MaxMessageSize}, raw)
 }
 
+// openWire is the open frame, framed for the wire.
+var openWire = wsFrameOf([]byte(openFrame))
+
 // wsItem is one Send or Broadcast to a live websocket. frame, when set, is
-// the SockJS frame of msgs, encoded once for many sessions.
+// the frame of msgs, encoded once for many sessions (wsFrame).
 type wsItem struct {
 	msgs  []string
 	frame []byte
@@ -169,7 +177,9 @@ type wsItem struct {
 // receiver engine's steps only while there is something to do: an event
 // (a send, a wake-up, a timer, the reader's end, the node's close) starts
 // a goroutine that handles what has piled up and exits, so an idle socket
-// costs no parked goroutine, only its timers.
+// costs no parked goroutine, only its timers. A channel message for an
+// idle writer is written by the fan-out itself if the socket takes it at
+// once (writeNow).
 type wsWriter struct {
 	e     *Endpoint
 	conn  wsConn
@@ -193,6 +203,11 @@ type wsWriter struct {
 	// session.
 	overflowed atomic.Bool
 
+	// lastWrite is when a frame last went out (monotonic, since
+	// wsEpoch): the heartbeat timer checks it instead of being reset at
+	// every write.
+	lastWrite atomic.Int64
+
 	// The writer's own: buffers reused from one write to the next, and
 	// how the session closed.
 	buf           []byte
@@ -209,6 +224,7 @@ type wsWriter struct {
 	ended   bool
 
 	en                          receiverEngine
+	heartbeatDelay              time.Duration
 	heartbeat, recheck, renewal *time.Timer // nil heartbeat: raw websocket
 	stopReading                 context.CancelFunc
 
@@ -220,6 +236,9 @@ type wsWriter struct {
 func (ww *wsWriter) enqueue(it wsItem) error {
 	if ww.closed.Load() {
 		return ErrSessionClosed
+	}
+	if ww.writeNow(it) {
+		return nil
 	}
 	size := 0
 	for _, m := range it.msgs {
@@ -238,6 +257,66 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 	ww.kick(wsEvLocal)
 	return ErrQueueOverflow
 }
+
+// writeNow writes an item on the caller's goroutine (the fan-out's, a
+// sender's) when the writer is idle, nothing waits before the item, and
+// the socket takes the frame without blocking: a message to a live
+// websocket then costs one syscall and wakes no goroutine. It reports
+// false when the item must be queued instead. A socket that took only
+// part of the frame, or a write that failed, starts the writer, which
+// finishes it or ends the socket.
+func (ww *wsWriter) writeNow(it wsItem) bool {
+	ww.evMu.Lock()
+	if ww.running || ww.ended || ww.events != 0 {
+		ww.evMu.Unlock()
+		return false
+	}
+	ww.running = true // the writer's part, for this write
+	ww.evMu.Unlock()
+	var taken, pending bool
+	var err error
+	if n, _ := ww.queued(); n == 0 && (!ww.raw || len(it.msgs) == 1) {
+		// The writer's buffer is this goroutine's while it holds the
+		// writer's part.
+		wire := it.frame
+		switch {
+		case ww.raw:
+			ww.buf = append(append(ww.buf[:0], wsRoom[:]...), it.msgs[0]...)
+			wire = wsFrame(ww.buf)
+		case wire == nil:
+			wire = ww.encode(it.msgs)
+		}
+		taken, pending, err = ww.conn.tryWriteFrame(wire)
+		if cap(ww.buf) > 64<<10 {
+			ww.buf = nil // an idle socket keeps no big message's buffer
+		}
+	}
+	if taken {
+		ww.wroteNow()
+		ww.e.node.stats.sent.Add(uint64(len(it.msgs)))
+	}
+	ww.evMu.Lock()
+	switch {
+	case err != nil:
+		ww.events |= wsEvWriteFailed
+	case pending:
+		ww.events |= wsEvFlush
+	}
+	if ww.events == 0 {
+		ww.running = false
+		ww.evMu.Unlock()
+	} else {
+		ww.evMu.Unlock()
+		go ww.handleEvents() // as kick would
+	}
+	return taken || err != nil
+}
+
+// wsEpoch is what lastWrite counts from.
+var wsEpoch = time.Now()
+
+// wroteNow records that a frame went out (see lastWrite).
+func (ww *wsWriter) wroteNow() { ww.lastWrite.Store(int64(time.Since(wsEpoch))) }
 
 func (ww *wsWriter) isClosed() bool { return ww.closed.Load() }
 
@@ -365,7 +444,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	// sends waits in the writer's queue until after "o".
 	e.runOnOpen(sess)
 	if !raw {
-		if err := conn.writeText([]byte(openFrame), e.settings.WriteTimeout); err != nil {
+		if err := conn.writeFrame(openWire, e.settings.WriteTimeout); err != nil {
 			ww.endUnstarted()
 			conn.close(CodeInterrupted, ReasonInterrupted)
 			e.endWebsocket(sess, ww, CodeInterrupted, ReasonInterrupted)
@@ -447,7 +526,7 @@ func (e *Endpoint) endWebsocket(sess *Session, ww *wsWriter, code int, reason st
 }
 
 // wsEvent is a set of things for the writer to do.
-type wsEvent uint8
+type wsEvent uint16
 
 const (
 	wsEvWake        wsEvent = 1 << iota // the store may hold messages or a close
@@ -457,6 +536,8 @@ const (
 	wsEvRenew                           // the lease wants renewing
 	wsEvStop                            // the reader has ended
 	wsEvNodeClosing                     // the node is closing
+	wsEvFlush                           // the socket took only part of a frame writeNow wrote
+	wsEvWriteFailed                     // a write by writeNow failed
 )
 
 // start arms the writer's timers and lets it handle events, those that
@@ -470,9 +551,10 @@ func (ww *wsWriter) start(stopReading context.CancelFunc) {
 		recheck:    n.cfg.WebsocketRecheckInterval,
 	}
 	if !ww.raw {
-		ww.en.heartbeatDelay = e.settings.HeartbeatDelay
-		ww.heartbeat = time.AfterFunc(ww.en.heartbeatDelay, func() { ww.kick(wsEvHeartbeat) })
-		ww.en.heartbeat = ww.heartbeat
+		// Not the engine's heartbeat: it would reset the timer at every
+		// write, writeNow's included (see lastWrite).
+		ww.heartbeatDelay = e.settings.HeartbeatDelay
+		ww.heartbeat = time.AfterFunc(ww.heartbeatDelay, func() { ww.kick(wsEvHeartbeat) })
 	}
 	ww.recheck = time.AfterFunc(ww.en.recheck, func() { ww.kick(wsEvRecheck) })
 	ww.renewal = time.AfterFunc(n.cfg.LeaseTTL/3, func() { ww.kick(wsEvRenew) })
@@ -544,6 +626,13 @@ func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 		return endClientGone, true
 	case ev&wsEvNodeClosing != 0:
 		return endNodeClosing, true
+	case ev&wsEvWriteFailed != 0:
+		return endWriteFailed, true
+	}
+	if ev&wsEvFlush != 0 {
+		if end, stop := en.wrote(false, ww.conn.writeFrame(nil, ww.e.settings.WriteTimeout)); stop {
+			return end, true
+		}
 	}
 	if ev&wsEvRenew != 0 {
 		if end, stop := en.renew(); stop {
@@ -552,8 +641,16 @@ func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 		ww.renewal.Reset(n.cfg.LeaseTTL / 3)
 	}
 	if ev&wsEvHeartbeat != 0 {
-		if end, stop := en.wrote(ww.writeHeartbeat()); stop {
-			return end, true
+		// The client has had no frame for heartbeatDelay, unless one went
+		// out since the timer was set: then it waits out the rest.
+		idle := time.Since(wsEpoch) - time.Duration(ww.lastWrite.Load())
+		if idle < ww.heartbeatDelay {
+			ww.heartbeat.Reset(ww.heartbeatDelay - idle)
+		} else {
+			ww.heartbeat.Reset(ww.heartbeatDelay)
+			if end, stop := en.wrote(ww.writeHeartbeat()); stop {
+				return end, true
+			}
 		}
 	}
 	if ev&wsEvLocal != 0 {
@@ -603,9 +700,7 @@ func (ww *wsWriter) end(why receiverEnd) {
 
 // writeMessages implements receiverSink.
 func (ww *wsWriter) writeMessages(msgs []string) (bool, error) {
-	var err error
-	ww.buf, ww.batch, err = ww.writeItems([]wsItem{{msgs: msgs}}, ww.buf, ww.batch)
-	return false, err
+	return false, ww.writeItems([]wsItem{{msgs: msgs}})
 }
 
 // localReady implements receiverSink. A websocket's sends kick its
@@ -619,8 +714,7 @@ func (ww *wsWriter) writeLocal() (bool, error) {
 		sessClose(ww, CodeQueueOverflow, ReasonQueueOverflow)
 	}
 	items := ww.take()
-	var err error
-	ww.buf, ww.batch, err = ww.writeItems(items, ww.buf, ww.batch)
+	err := ww.writeItems(items)
 	ww.release(items)
 	if err != nil {
 		return true, err
@@ -638,7 +732,7 @@ func (ww *wsWriter) writeHeartbeat() (bool, error) { return false, ww.write([]by
 // writeClose implements receiverSink: what was sent before the close goes out
 // before its frame.
 func (ww *wsWriter) writeClose(code int, reason string) {
-	ww.writeItems(ww.take(), ww.buf, ww.batch)
+	ww.writeItems(ww.take())
 	ww.writeClosed(code, reason)
 	ww.sessionCode, ww.sessionReason = code, reason
 }
@@ -660,45 +754,63 @@ func (ww *wsWriter) writeClosed(code int, reason string) {
 // writeItems writes items. One item with a frame encoded for many
 // sockets goes out as is; anything else becomes one frame (one write, one
 // syscall), which beats a shared encoding when several wait.
-func (ww *wsWriter) writeItems(items []wsItem, buf []byte, batch []string) ([]byte, []string, error) {
+func (ww *wsWriter) writeItems(items []wsItem) error {
 	if len(items) == 0 {
-		return buf, batch, nil
+		return nil
 	}
 	if len(items) == 1 && items[0].frame != nil && !ww.raw {
-		if err := ww.write(items[0].frame); err != nil {
-			return buf, batch, err
+		if err := ww.writeWire(items[0].frame); err != nil {
+			return err
 		}
 		ww.e.node.stats.sent.Add(uint64(len(items[0].msgs)))
-		return buf, batch, nil
+		return nil
 	}
-	batch = batch[:0]
+	batch := ww.batch[:0]
 	for _, it := range items {
 		batch = append(batch, it.msgs...)
 	}
 	if ww.raw {
 		for _, m := range batch {
-			if err := ww.write([]byte(m)); err != nil {
-				return buf, batch, err
+			ww.buf = append(append(ww.buf[:0], wsRoom[:]...), m...)
+			if err := ww.writeWire(wsFrame(ww.buf)); err != nil {
+				return err
 			}
 			ww.e.node.stats.sent.Add(1)
 		}
 	} else {
-		buf = appendMessageFrame(buf[:0], batch)
-		if err := ww.write(buf); err != nil {
-			return buf, batch, err
+		if err := ww.writeWire(ww.encode(batch)); err != nil {
+			return err
 		}
 		ww.e.node.stats.sent.Add(uint64(len(batch)))
 	}
 	// Keep small buffers for the next write; let a burst's go.
-	if cap(buf) > 64<<10 {
-		buf = nil
+	clear(batch)
+	ww.batch = batch[:0]
+	if cap(ww.buf) > 64<<10 {
+		ww.buf = nil
 	}
-	if cap(batch) > 1024 {
-		batch = nil
+	if cap(ww.batch) > 1024 {
+		ww.batch = nil
 	}
-	return buf, batch[:0], nil
+	return nil
 }
 
-func (ww *wsWriter) write(b []byte) error {
-	return ww.conn.writeText(b, ww.e.settings.WriteTimeout)
+// encode returns the frame of msgs, in the writer's buffer.
+func (ww *wsWriter) encode(msgs []string) []byte {
+	ww.buf = appendMessageFrame(append(ww.buf[:0], wsRoom[:]...), msgs)
+	return wsFrame(ww.buf)
+}
+
+// write writes one frame of payload.
+func (ww *wsWriter) write(payload []byte) error {
+	ww.buf = append(append(ww.buf[:0], wsRoom[:]...), payload...)
+	return ww.writeWire(wsFrame(ww.buf))
+}
+
+func (ww *wsWriter) writeWire(wire []byte) error {
+	if err := ww.conn.writeFrame(wire, ww.e.settings.WriteTimeout); err != nil {
+		return err
+	}
+	ww.wroteNow()
+	return nil
 }

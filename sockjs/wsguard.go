@@ -3,11 +3,15 @@ package sockjs
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync"
+	"syscall"
+	"time"
 )
 
 // Input checks of websocket frames that coder/websocket does not make.
@@ -19,6 +23,14 @@ import (
 // AcceptOptions default), so a frame's length is its message bytes. The
 // library does not check that text messages are UTF-8 either (RFC 6455
 // section 8.1); readMessage does and closes with CodeInvalidUTF8.
+//
+// The write side: Shoal frames its outgoing text messages itself (wsFrame)
+// and the library writes only its control frames (pong, close). The
+// library cannot write a prepared message, and a channel message's frame,
+// header included, is then encoded once and the same bytes go to every
+// subscriber; and a frame can be offered to the socket without blocking
+// (tryWriteFrame), so the fan-out writes to an idle socket itself, with one
+// syscall and no goroutine woken.
 
 // errInvalidUTF8: a text message that is not UTF-8.
 var errInvalidUTF8 = errors.New("sockjs: websocket text message is not UTF-8")
@@ -31,7 +43,7 @@ var errFrameTooBig = fmt.Errorf("sockjs: websocket frame header announces too ma
 type frameGuard struct {
 	http.ResponseWriter
 	limit int64
-	conn  net.Conn // set by Hijack: the hijacked connection, for its deadlines
+	conn  *guardedConn // set by Hijack
 }
 
 func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -45,6 +57,14 @@ func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// runWebsocket).
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	gc := &guardedConn{Conn: conn, fr: frameReader{r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn), limit: g.limit}}
+	// Only a connection that is the socket itself (not TLS, not another
+	// wrapper) offers its descriptor: the bytes written there are the
+	// bytes on the wire.
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			gc.raw = raw
+		}
+	}
 	g.conn = gc
 	return gc, bufio.NewReadWriter(bufio.NewReaderSize(gc, wsReadBuffer), bufio.NewWriterSize(gc, wsWriteBuffer)), nil
 }
@@ -57,12 +77,199 @@ const (
 	wsWriteBuffer = 1 << 10
 )
 
+// guardedConn is the hijacked connection as the library and the
+// websocket's writer see it.
 type guardedConn struct {
 	net.Conn
-	fr frameReader
+	fr  frameReader
+	raw syscall.RawConn // the socket, for writes that must not block; nil without
+
+	// wmu is held while a frame is written, so frames never interleave;
+	// it guards rest, closeSent and werr.
+	wmu       sync.Mutex
+	rest      []byte // the end of a frame tryWriteFrame began, not yet taken by the socket
+	closeSent bool   // the library has written its close frame: no frame may follow
+	// werr is the first write error: part of a frame may have gone out,
+	// so nothing more can be written (the library's close then fails at
+	// once and releases the connection, instead of waiting on a client
+	// that reads nothing).
+	werr error
+	try  *socketWrite // made at the first tryWriteFrame
+}
+
+// socketWrite is one non-blocking write attempt, kept with its connection:
+// a closure made per attempt, and what it captures, would be allocations
+// per message.
+type socketWrite struct {
+	fn   func(fd uintptr) bool // do, bound once
+	wire []byte
+	n    int
+	err  error
+}
+
+func (w *socketWrite) do(fd uintptr) bool {
+	for {
+		w.n, w.err = syscall.Write(int(fd), w.wire)
+		if w.err != syscall.EINTR {
+			return true // one attempt: never wait for the socket
+		}
+	}
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) { return c.fr.Read(p) }
+
+// Write is the library's: one control frame per call (its write buffer
+// holds a control frame whole, and it flushes after each). Its deadline
+// is the library's own.
+func (c *guardedConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writeRest(); err != nil {
+		return 0, err
+	}
+	if len(p) > 0 && p[0]&0x0f == wsOpClose {
+		c.closeSent = true
+	}
+	return c.write(p)
+}
+
+// write writes p, or fails with the first write error. wmu should be held.
+func (c *guardedConn) write(p []byte) (int, error) {
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.werr = err
+	}
+	return n, err
+}
+
+// writeFrame writes wire, a whole frame (wsFrame), after what an earlier
+// tryWriteFrame left; it fails if the client has not taken them within
+// d. A nil wire writes only the rest.
+func (c *guardedConn) writeFrame(wire []byte, d time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return net.ErrClosed
+	}
+	// Cleared after the write: the library's own writes (a pong, a
+	// close) must not meet a deadline long past.
+	c.Conn.SetWriteDeadline(time.Now().Add(d))
+	defer c.Conn.SetWriteDeadline(time.Time{})
+	if err := c.writeRest(); err != nil || wire == nil {
+		return err
+	}
+	_, err := c.write(wire)
+	return err
+}
+
+// writeRest writes what tryWriteFrame left. wmu should be held.
+func (c *guardedConn) writeRest() error {
+	if len(c.rest) == 0 {
+		return nil
+	}
+	_, err := c.write(c.rest)
+	c.rest = nil
+	return err
+}
+
+// tryWriteFrame offers wire, a whole frame, to the socket without ever
+// blocking. taken: the frame goes to the client; pending: the socket took
+// only its start and the rest waits for writeFrame (the caller must make
+// sure one follows). Not taken: nothing was written (no descriptor, a
+// frame being written, a full socket buffer), so the caller writes it the
+// blocking way.
+func (c *guardedConn) tryWriteFrame(wire []byte) (taken, pending bool, err error) {
+	if c.raw == nil || !c.wmu.TryLock() {
+		return false, false, nil
+	}
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return false, false, net.ErrClosed
+	}
+	if c.werr != nil {
+		return false, false, c.werr
+	}
+	if len(c.rest) > 0 {
+		return false, false, nil
+	}
+	if c.try == nil {
+		c.try = &socketWrite{}
+		c.try.fn = c.try.do
+	}
+	c.try.wire = wire
+	err = c.raw.Write(c.try.fn)
+	n, werr := c.try.n, c.try.err
+	c.try.wire, c.try.err = nil, nil
+	if err != nil {
+		return false, false, err
+	}
+	switch {
+	case werr == syscall.EAGAIN:
+		return false, false, nil
+	case werr != nil:
+		c.werr = werr
+		return false, false, werr
+	case n < len(wire):
+		c.rest = bytes.Clone(wire[n:]) // wire is shared with other sockets
+		return true, true, nil
+	}
+	return true, false, nil
+}
+
+// RFC 6455 framing of what a server sends: unmasked, one frame per
+// message.
+const (
+	wsOpText  = 0x1
+	wsOpClose = 0x8
+	wsFin     = 0x80
+	// wsHeaderRoom is the most a server frame's header takes: what
+	// wsFrame wants free before the payload.
+	wsHeaderRoom = 10
+)
+
+// wsRoom is wsHeaderRoom bytes, to append before a payload.
+var wsRoom [wsHeaderRoom]byte
+
+// wsFrame makes buf[wsHeaderRoom:] a text frame in place: its header goes
+// into the room before it, and the frame is returned.
+func wsFrame(buf []byte) []byte {
+	n := len(buf) - wsHeaderRoom
+	var hdr []byte
+	switch {
+	case n < 126:
+		hdr = buf[wsHeaderRoom-2 : wsHeaderRoom]
+		hdr[1] = byte(n)
+	case n <= 0xffff:
+		hdr = buf[wsHeaderRoom-4 : wsHeaderRoom]
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
+	default:
+		hdr = buf[:wsHeaderRoom]
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
+	}
+	hdr[0] = wsFin | wsOpText
+	return buf[wsHeaderRoom-len(hdr):]
+}
+
+// wsFrameOf returns the text frame of payload.
+func wsFrameOf(payload []byte) []byte {
+	return wsFrame(append(append(make([]byte, 0, wsHeaderRoom+len(payload)), wsRoom[:]...), payload...))
+}
+
+// wsPayload returns the payload of a frame wsFrame made.
+func wsPayload(wire []byte) []byte {
+	switch wire[1] {
+	case 126:
+		return wire[4:]
+	case 127:
+		return wire[10:]
+	}
+	return wire[2:]
+}
 
 // frameReader passes a client's RFC 6455 byte stream through unchanged
 // while following its frame boundaries; a data frame whose header

@@ -168,8 +168,7 @@ func TestPollTakesAtMostResponseLimit(t *testing.T) {
 // and leaves its session open; the budget comes back after each send.
 func TestBodyBudget(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	n, _, base := c.node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) { cfg.BodyBudget = 1000 })
+	n, _, base := newCluster(t).node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) { cfg.BodyBudget = 1000 })
 	do(t, "POST", base+"/0/b/xhr", "")
 	for range 3 {
 		resp, _ := do(t, "POST", base+"/0/b/xhr_send", `["`+strings.Repeat("x", 900)+`"]`)

@@ -25,9 +25,8 @@ import (
 // session exactly.
 func TestStats(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	rec := &recorder{}
-	n, _, base := c.node(t, rec, Settings{})
+	n, _, base := newCluster(t).node(t, rec, Settings{})
 
 	conn := dialWS(t, base+"/0/w/websocket")
 	want(t, "open", readWS(t, conn), "o")

@@ -23,8 +23,7 @@ import (
 
 func TestAllowedOrigins(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{AllowedOrigins: []string{"https://good.example", "*.friends.example"}})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{AllowedOrigins: []string{"https://good.example", "*.friends.example"}})
 	host := strings.TrimPrefix(strings.SplitN(base, "/", 4)[2], "")
 
 	for _, tc := range []struct {
@@ -92,8 +91,7 @@ func TestAllowedOrigins(t *testing.T) {
 
 func TestAnyOriginByDefault(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{})
 	resp, _ := do(t, "GET", base+"/info", "", "Origin", "https://anywhere.example")
 	want(t, "status", resp.StatusCode, 200)
 	want(t, "reflected", resp.Header.Get("Access-Control-Allow-Origin"), "https://anywhere.example")
@@ -129,8 +127,7 @@ func TestOriginMatches(t *testing.T) {
 
 func TestSessionIDBounds(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{})
 	long := strings.Repeat("a", 60000)
 	for _, path := range []string{
 		"/000/" + long + "/xhr",
@@ -150,9 +147,8 @@ func TestSessionIDBounds(t *testing.T) {
 
 func TestWebsocketInvalidUTF8(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	rec := &recorder{}
-	_, _, base := c.node(t, rec, Settings{RawWebsocket: true})
+	_, _, base := newCluster(t).node(t, rec, Settings{RawWebsocket: true})
 	for _, path := range []string{"/000/s/websocket", "/websocket"} {
 		conn := dialWS(t, base+path)
 		if path != "/websocket" {
@@ -209,8 +205,7 @@ func readServerFrame(t *testing.T, br *bufio.Reader) (opcode byte, payload []byt
 
 func TestWebsocketFrameHeaderTooBig(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{MaxMessageSize: 1024})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{MaxMessageSize: 1024})
 	for _, announced := range []uint64{1 << 62, 1<<63 + 5, 1025} {
 		conn, br := rawWebsocket(t, base, "/000/s/websocket")
 		op, p := readServerFrame(t, br)
@@ -257,9 +252,8 @@ func TestFrameReaderPassesFramesThrough(t *testing.T) {
 
 func TestHixieInvalidUTF8(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	rec := &recorder{}
-	_, _, base := c.node(t, rec, Settings{})
+	_, _, base := newCluster(t).node(t, rec, Settings{})
 	conn, br, _ := dialHixie76(t, base)
 	conn.Write([]byte("aaaaaaaa"))
 	io.ReadFull(br, make([]byte, 16))
@@ -311,8 +305,7 @@ func TestTrustedProxies(t *testing.T) {
 
 func TestNewSessionsPerIP(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) {
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) {
 		cfg.NewSessionsPerIP = 3
 		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	})

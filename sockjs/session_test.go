@@ -34,9 +34,8 @@ func TestInfoHeaders(t *testing.T) {
 // a send that must reach the store, and a live one works as Send does.
 func TestSessionContext(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	ids := make(chan string, 1)
-	_, ep, base := c.node(t, HandlerFuncs{Open: func(s *Session) error { ids <- s.ID(); return nil }}, Settings{})
+	_, ep, base := newCluster(t).node(t, HandlerFuncs{Open: func(s *Session) error { ids <- s.ID(); return nil }}, Settings{})
 	_, body := do(t, "POST", base+"/0/s/xhr", "")
 	want(t, "open", body, "o\n")
 	s := ep.Session(<-ids)
@@ -76,8 +75,7 @@ func (c *closer) OnMessage(s *Session, msg string) {
 // (sockjs-node does the same); only once.
 func TestClosedSessionSendsPendingFirst(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &closer{}, Settings{})
+	_, _, base := newCluster(t).node(t, &closer{}, Settings{})
 	const closeFrame = `c[4008,"Policy violation"]`
 
 	t.Run("xhr", func(t *testing.T) {
@@ -130,8 +128,7 @@ func (c *bigCloser) OnMessage(s *Session, msg string) {
 // (on this stream, or on the next request once the stream hit its limit).
 func TestClosedStreamSendsAllPending(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &bigCloser{}, Settings{ResponseLimit: 4096})
+	_, _, base := newCluster(t).node(t, &bigCloser{}, Settings{ResponseLimit: 4096})
 	u := base + "/000/big"
 	_, body := do(t, "POST", u+"/xhr", "")
 	want(t, "open", body, "o\n")

@@ -81,9 +81,8 @@ func openedSessions() (*recorder, chan *Session) {
 // xhr-polling, and returns the node's Session and the session's URL.
 func openPolling(t *testing.T, settings Settings, sid string) (*Session, string) {
 	t.Helper()
-	c := newCluster(t)
 	rec, sessions := openedSessions()
-	_, _, base := c.node(t, rec, settings)
+	_, _, base := newCluster(t).node(t, rec, settings)
 	u := base + "/0/" + sid
 	do(t, "POST", u+"/xhr", "")
 	return <-sessions, u
@@ -144,8 +143,7 @@ func pollAsync(t testing.TB, url string) <-chan string {
 
 func TestStaticURLs(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{SockJSURL: "/sockjs.js"})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{SockJSURL: "/sockjs.js"})
 	for _, u := range []string{base, base + "/"} {
 		resp, body := do(t, "GET", u, "")
 		want(t, "greeting", body, "Welcome to SockJS!\n")
@@ -298,9 +296,8 @@ func TestCrossNodeDelivery(t *testing.T) {
 
 func TestDisconnectDelayReaps(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	rec := &recorder{}
-	_, _, base := c.node(t, rec, Settings{DisconnectDelay: 100 * time.Millisecond})
+	_, _, base := newCluster(t).node(t, rec, Settings{DisconnectDelay: 100 * time.Millisecond})
 	do(t, "POST", base+"/0/s/xhr", "")
 	testenv.CheckFor(t, 3*time.Second, 10*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
@@ -314,8 +311,7 @@ func TestDisconnectDelayReaps(t *testing.T) {
 
 func TestHeartbeat(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{HeartbeatDelay: 50 * time.Millisecond})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{HeartbeatDelay: 50 * time.Millisecond})
 	do(t, "POST", base+"/0/s/xhr", "")
 	_, body := do(t, "POST", base+"/0/s/xhr", "")
 	want(t, "heartbeat", body, "h\n")
@@ -363,8 +359,7 @@ func readLine(t testing.TB, br *bufio.Reader) string {
 
 func TestXHRStreaming(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{ResponseLimit: 300})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{ResponseLimit: 300})
 	u := base + "/0/s"
 	resp, br := stream(t, "POST", u+"/xhr_streaming")
 	want(t, "type", resp.Header.Get("Content-Type"), contentTypeJS)
@@ -393,8 +388,7 @@ func TestXHRStreaming(t *testing.T) {
 // directly). Polls keep their Content-Length either way.
 func TestStreamEndBehindBalancer(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{ResponseLimit: 300})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{ResponseLimit: 300})
 	open := func(method, path string, balanced bool) *http.Response {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, nil)
@@ -491,9 +485,8 @@ func TestSendRepeatedByBalancer(t *testing.T) {
 
 func TestInterruptedReceiverClosesSession(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	rec := &recorder{}
-	_, _, base := c.node(t, rec, Settings{})
+	_, _, base := newCluster(t).node(t, rec, Settings{})
 	u := base + "/0/s"
 	resp, br := stream(t, "POST", u+"/xhr_streaming")
 	readLine(t, br)
@@ -511,8 +504,7 @@ func TestInterruptedReceiverClosesSession(t *testing.T) {
 
 func TestEventSourceAndHTMLFile(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{})
 	resp, br := stream(t, "GET", base+"/0/es/eventsource")
 	want(t, "type", resp.Header.Get("Content-Type"), "text/event-stream")
 	want(t, "prelude", readLine(t, br), "\r\n")
@@ -540,8 +532,7 @@ func TestEventSourceAndHTMLFile(t *testing.T) {
 
 func TestJSONP(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{})
 	u := base + "/0/s"
 	resp, body := do(t, "GET", u+"/jsonp", "")
 	want(t, "no callback", resp.StatusCode, 500)
@@ -561,8 +552,7 @@ func TestJSONP(t *testing.T) {
 
 func TestMaxMessageSize(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{MaxMessageSize: 100})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{MaxMessageSize: 100})
 	do(t, "POST", base+"/0/s/xhr", "")
 	resp, _ := do(t, "POST", base+"/0/s/xhr_send", `["`+strings.Repeat("x", 200)+`"]`)
 	want(t, "too big body", resp.StatusCode, 413)
@@ -595,9 +585,8 @@ func readWSRawMessages(t testing.TB, conn *websocket.Conn, n int) string {
 
 func TestWebsocket(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	rec := &recorder{}
-	_, _, base := c.node(t, rec, Settings{RawWebsocket: true})
+	_, _, base := newCluster(t).node(t, rec, Settings{RawWebsocket: true})
 	u := base + "/0/s/websocket"
 	conn := dialWS(t, u)
 	want(t, "open", readWS(t, conn), "o")
@@ -632,12 +621,11 @@ func TestWebsocket(t *testing.T) {
 
 func TestWebsocketClose(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	rec := &recorder{onOpen: func(s *Session) error {
 		s.Send("bye")
 		return s.Close(3000, "Go away!")
 	}}
-	_, _, base := c.node(t, rec, Settings{RawWebsocket: true})
+	_, _, base := newCluster(t).node(t, rec, Settings{RawWebsocket: true})
 	conn := dialWS(t, base+"/0/s/websocket")
 	want(t, "open", readWS(t, conn), "o")
 	want(t, "sent before close", readWS(t, conn), `a["bye"]`)
@@ -656,9 +644,8 @@ func TestWebsocketClose(t *testing.T) {
 // CodeQueueOverflow while the sender never blocks.
 func TestWebsocketSlowClient(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	rec, sessions := openedSessions()
-	_, _, base := c.node(t, rec, Settings{MaxQueuedMessages: 8, WriteTimeout: time.Second})
+	_, _, base := newCluster(t).node(t, rec, Settings{MaxQueuedMessages: 8, WriteTimeout: time.Second})
 	dialWS(t, base+"/0/s/websocket") // never read
 	s := <-sessions
 	big := strings.Repeat("x", 256<<10)
@@ -716,8 +703,7 @@ func rawHandshake(t *testing.T, base string, timeout time.Duration, request func
 
 func TestHixie76(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{})
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{})
 	host, path, _ := strings.Cut(strings.TrimPrefix(base, "http://"), "/")
 	conn, br, resp := dialHixie76(t, base)
 	want(t, "status", resp.StatusCode, 101)
@@ -767,7 +753,6 @@ func TestHixieKeyNumber(t *testing.T) {
 
 func TestBroadcastAndAttributes(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t)
 	var mu sync.Mutex
 	var all []*Session
 	rec := &recorder{onOpen: func(s *Session) error {
@@ -779,7 +764,7 @@ func TestBroadcastAndAttributes(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}}
-	_, e, base := c.node(t, rec, Settings{})
+	_, e, base := newCluster(t).node(t, rec, Settings{})
 	ws := dialWS(t, base+"/0/w/websocket")
 	want(t, "open", readWS(t, ws), "o")
 	do(t, "POST", base+"/0/p/xhr", "")

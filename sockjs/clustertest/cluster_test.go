@@ -161,6 +161,19 @@ func (h *clusterHandler) nextOpen(t testing.TB) string {
 	}
 }
 
+// waitClosed waits until OnClose of session id ran.
+func (h *clusterHandler) waitClosed(t testing.TB, id string) {
+	t.Helper()
+	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.closed[id] == 0 {
+			return fmt.Errorf("OnClose of %s not run", id)
+		}
+		return nil
+	})
+}
+
 // checkOnce fails unless every session the handler saw was opened exactly
 // once and, when wantClosed, closed exactly once; and no handler call
 // failed.
@@ -363,14 +376,7 @@ func TestClusterPolling(t *testing.T) {
 			for i := range 3 {
 				wantPoll(i, `c[3001,"bye"]`)
 			}
-			testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
-				c.h.mu.Lock()
-				defer c.h.mu.Unlock()
-				if c.h.closed[id] == 0 {
-					return fmt.Errorf("OnClose of %s not run", id)
-				}
-				return nil
-			})
+			c.h.waitClosed(t, id)
 		})
 	}
 	c.h.checkOnce(t, true)
@@ -582,14 +588,7 @@ func TestClusterWebsocket(t *testing.T) {
 	if _, _, err := conn.Read(ctx); err == nil {
 		t.Fatal("websocket still open after its session closed")
 	}
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
-		c.h.mu.Lock()
-		defer c.h.mu.Unlock()
-		if c.h.closed[wsID] == 0 {
-			return fmt.Errorf("OnClose of %s not run", wsID)
-		}
-		return nil
-	})
+	c.h.waitClosed(t, wsID)
 	c.h.checkOnce(t, false)
 }
 
@@ -811,18 +810,7 @@ func TestClusterRedisDownUp(t *testing.T) {
 	checkOutage(t, requestsDuringOutage(c, sess), 3*opTimeout)
 	c.redis.Signal(syscall.SIGCONT)
 	// The data survived: the session goes on, across nodes.
-	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		req, _ := http.NewRequest("POST", c.node(1).base+sess+"/xhr_send", strings.NewReader(`["again"]`))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 204 {
-			return fmt.Errorf("send after SIGCONT: %s", resp.Status)
-		}
-		return nil
-	})
+	waitStatus(t, "send after SIGCONT", c.node(1).base+sess+"/xhr_send", `["again"]`, 204)
 	_, body = sockjstest.Do(t, "POST", c.node(2).base+sess+"/xhr", "")
 	sockjstest.Want(t, "poll after SIGCONT", body, `a["again"]`+"\n")
 	settleGoroutines(t, base)
@@ -834,17 +822,7 @@ func TestClusterRedisDownUp(t *testing.T) {
 		t.Fatal("redis-server could not restart on its port")
 	}
 	// A fresh Redis: new sessions work on every node again.
-	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		resp, err := http.Post(c.node(0).base+newClientSession()+"/xhr", "text/plain", nil)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("poll after restart: %s", resp.Status)
-		}
-		return nil
-	})
+	waitStatus(t, "poll after restart", c.node(0).base+newClientSession()+"/xhr", "", 200)
 	echoRound(t, c)
 	settleGoroutines(t, base)
 	c.h.checkOnce(t, false)
@@ -1005,4 +983,21 @@ func TestClusterPollHandOff(t *testing.T) {
 	sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["after"]`)
 	sockjstest.Want(t, "next poll", <-got, `a["after"]`+"\n")
 	c.h.checkOnce(t, false)
+}
+
+// waitStatus repeats a POST of body to url until it answers status (what
+// names the request in the failure).
+func waitStatus(t *testing.T, what, url, body string, status int) {
+	t.Helper()
+	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			return fmt.Errorf("%s: %s", what, resp.Status)
+		}
+		return nil
+	})
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // counters are the cluster's cumulative costs at one moment: commands Redis
@@ -37,11 +39,14 @@ func readCounters(t *testing.T, c *cluster) counters {
 		redisAddrs = append(redisAddrs, r.addr)
 	}
 	for _, a := range redisAddrs {
-		info := redisCLI(t, a, "info", "all")
-		k.redisCmds += infoInt(info, "total_commands_processed")
-		k.redisUsedMemory += infoInt(info, "used_memory")
-		k.redisCPU += time.Duration((infoFloat(info, "used_cpu_user") + infoFloat(info, "used_cpu_sys")) * float64(time.Second))
-		k.redisScripts += infoCalls(info, "cmdstat_evalsha") + infoCalls(info, "cmdstat_eval")
+		// redis-cli, not testenv.ReadRedisInfo: a server down for the
+		// fault reads as zeros here instead of failing the test.
+		info := testenv.RedisInfo(redisCLI(t, a, "info", "all"))
+		calls := info.Calls()
+		k.redisCmds += info.Int("total_commands_processed")
+		k.redisUsedMemory += info.Int("used_memory")
+		k.redisCPU += info.CPU()
+		k.redisScripts += calls["evalsha"] + calls["eval"]
 	}
 	for _, m := range c.natsMonitors {
 		resp, err := http.Get("http://" + m + "/varz")
@@ -69,37 +74,6 @@ func readCounters(t *testing.T, c *cluster) counters {
 		}
 	}
 	return k
-}
-
-func infoInt(info, field string) int64 {
-	for _, l := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func infoFloat(info, field string) float64 {
-	for _, l := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
-}
-
-// infoCalls reads calls= of a commandstats line (cmdstat_x:calls=N,...).
-func infoCalls(info, stat string) int64 {
-	for _, l := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), stat+":calls="); ok {
-			n, _ := strconv.ParseInt(v[:strings.IndexByte(v+",", ',')], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // cpuTime is a process's user + system CPU time, from /proc (clock ticks

@@ -3,82 +3,16 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
-
-	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
-
-	natsbus "github.com/shoal-rt/shoal/bus/nats"
-	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
 // Channels on the real backends: three nodes in one process, each with its
 // own Redis and NATS connections, as three processes would have.
-
-var backendPrefixes atomic.Int64
-
-// backendCluster starts nodes on Redis and NATS, each serving endpoint
-// "/t" with handler h and channels cfg.
-func backendCluster(t testing.TB, nodes int, redisAddr, natsURL string, h sockjs.Handler, s sockjs.Settings, cfg sockjs.ChannelConfig, tweak func(*sockjs.NodeConfig)) ([]*sockjs.Endpoint, []string) {
-	t.Helper()
-	prefix := fmt.Sprintf("chtest%d-%d", time.Now().UnixNano(), backendPrefixes.Add(1))
-	var eps []*sockjs.Endpoint
-	var bases []string
-	for range nodes {
-		rc := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true, PoolSize: 64})
-		nc, err := natsbus.Connect(natsURL, nats.Name(prefix))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
-		ncfg := sockjs.NodeConfig{
-			Store:  redisstore.New(rc, redisstore.Config{Prefix: prefix}),
-			Bus:    b,
-			Logger: slog.New(slog.DiscardHandler), // teardown races the clients' close
-		}
-		if tweak != nil {
-			tweak(&ncfg)
-		}
-		_, e, base := startNode(t, ncfg, h, s, &cfg, func() {
-			b.Close()
-			nc.Close()
-			rc.Close()
-		})
-		eps = append(eps, e)
-		bases = append(bases, base)
-	}
-	return eps, bases
-}
-
-// commandStats returns Redis's command counters (calls per command,
-// commands run inside scripts included).
-func commandStats(t testing.TB, c *redis.Client) map[string]int64 {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(map[string]int64)
-	for line := range strings.SplitSeq(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		calls, _, _ := strings.Cut(rest, ",")
-		n, _ := strconv.ParseInt(calls, 10, 64)
-		out[strings.TrimPrefix(name, "cmdstat_")] = n
-	}
-	return out
-}
 
 // TestChannelsRedisExactlyOnceInOrder: the transports test of
 // TestChannelsExactlyOnceInOrder on Redis and NATS, where messages from
@@ -103,8 +37,6 @@ func TestChannelsRedisCostPerPublish(t *testing.T) {
 		c.LeaseTTL = time.Hour
 	}
 	eps, bases := backendCluster(t, 3, redisAddr, ns.ClientURL(), joinRoom, sockjs.Settings{}, sockjs.ChannelConfig{Pattern: "room"}, quiet)
-	admin := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer admin.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -139,7 +71,7 @@ func TestChannelsRedisCostPerPublish(t *testing.T) {
 			already[i] = len(msgs)
 		}
 		const publishes = 200
-		before := commandStats(t, admin)
+		before := testenv.ReadRedisInfo(t, redisAddr, "commandstats").Calls()
 		v0, _ := ns.Varz(nil)
 		for i := range publishes {
 			if err := eps[i%len(eps)].Publish(ctx, "room", fmt.Sprint("m", i)); err != nil {
@@ -158,7 +90,7 @@ func TestChannelsRedisCostPerPublish(t *testing.T) {
 				return nil
 			})
 		}
-		after := commandStats(t, admin)
+		after := testenv.ReadRedisInfo(t, redisAddr, "commandstats").Calls()
 		v1, _ := ns.Varz(nil)
 		var total int64
 		perCmd = make(map[string]float64)

@@ -8,14 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,68 +24,12 @@ import (
 	"github.com/shoal-rt/shoal/store"
 
 	"github.com/coder/websocket"
-	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
-
-	natsbus "github.com/shoal-rt/shoal/bus/nats"
-	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
 // A cluster in one process: three nodes, each with its own Redis and NATS
 // clients on one real redis-server and one NATS server, as three processes
 // would have, and each behind its own HTTP server. The tests send every
 // request of a session to another node.
-
-// redisCounter is a go-redis hook that counts round trips (a command or a
-// pipeline) and commands, by name.
-type redisCounter struct {
-	mu     sync.Mutex
-	trips  int64
-	byName map[string]int64
-	// answered counts round trips whose reply came back.
-	answered atomic.Int64
-}
-
-func (c *redisCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *redisCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.count(cmd)
-		defer c.answered.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (c *redisCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.count(cmds...)
-		defer c.answered.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
-func (c *redisCounter) count(cmds ...redis.Cmder) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.trips++
-	if c.byName == nil {
-		c.byName = make(map[string]int64)
-	}
-	for _, cmd := range cmds {
-		c.byName[cmd.Name()]++
-	}
-}
-
-// snapshot returns the round trips so far and the commands by name.
-func (c *redisCounter) snapshot() (int64, map[string]int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := make(map[string]int64, len(c.byName))
-	for k, v := range c.byName {
-		m[k] = v
-	}
-	return c.trips, m
-}
 
 // clusterHandler echoes, counts OnOpen and OnClose per session across
 // every node of the process (which is the whole cluster), and obeys two
@@ -205,76 +147,6 @@ func (h *clusterHandler) closedCount() int {
 	n := 0
 	for _, c := range h.closed {
 		n += c
-	}
-	return n
-}
-
-// clusterNode is one node of a redisCluster.
-type clusterNode struct {
-	node  *sockjs.Node
-	ep    *sockjs.Endpoint
-	store store.Store // the node's, to read a session's state
-	base  string      // http://host:port/t
-	redis *redisCounter
-	nc    *nats.Conn
-}
-
-type redisCluster struct {
-	redis *testenv.RedisServer
-	nats  *testenv.NATSServer
-	nodes []*clusterNode
-	h     *clusterHandler
-}
-
-var clusterPrefixes atomic.Int64
-
-// newRedisCluster starts a redis-server, a NATS server and n nodes on
-// them, each serving endpoint "/t" with a clusterHandler and settings s.
-func newRedisCluster(t testing.TB, n int, s sockjs.Settings, tweak func(*sockjs.NodeConfig)) *redisCluster {
-	t.Helper()
-	c := &redisCluster{redis: testenv.Redis(t), nats: testenv.NATS(t), h: newClusterHandler()}
-	prefix := fmt.Sprintf("cl%d-%d", time.Now().UnixNano(), clusterPrefixes.Add(1))
-	for i := range n {
-		cn := &clusterNode{redis: &redisCounter{}}
-		rc := redis.NewClient(&redis.Options{Addr: c.redis.Addr, ContextTimeoutEnabled: true})
-		rc.AddHook(cn.redis)
-		nc, err := natsbus.Connect(c.nats.URL(), nats.Name(prefix))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cn.nc = nc
-		cn.store = redisstore.New(rc, redisstore.Config{Prefix: prefix})
-		b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
-		cfg := sockjs.NodeConfig{
-			ID:     fmt.Sprintf("n%d", i),
-			Store:  cn.store,
-			Bus:    b,
-			Logger: slog.New(slog.DiscardHandler),
-		}
-		if tweak != nil {
-			tweak(&cfg)
-		}
-		cn.node, cn.ep, cn.base = startNode(t, cfg, c.h, s, nil, func() {
-			b.Close()
-			rc.Close()
-		})
-		c.h.mu.Lock()
-		c.h.nodeOf[cn.ep] = cfg.ID
-		c.h.mu.Unlock()
-		c.nodes = append(c.nodes, cn)
-	}
-	return c
-}
-
-// node returns the i-th node, round robin.
-func (c *redisCluster) node(i int) *clusterNode { return c.nodes[i%len(c.nodes)] }
-
-// redisTrips returns the Redis round trips of all nodes so far.
-func (c *redisCluster) redisTrips() int64 {
-	var n int64
-	for _, cn := range c.nodes {
-		trips, _ := cn.redis.snapshot()
-		n += trips
 	}
 	return n
 }

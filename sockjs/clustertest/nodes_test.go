@@ -2,13 +2,23 @@ package clustertest
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shoal-rt/shoal/bus"
+	natsbus "github.com/shoal-rt/shoal/bus/nats"
 	"github.com/shoal-rt/shoal/internal/sockjstest"
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
+	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
 // startNode starts a node on cfg serving h under "/t" with settings s and,
@@ -64,3 +74,160 @@ var joinRoom = sockjs.HandlerFuncs{Open: func(s *sockjs.Session) error {
 	defer cancel()
 	return s.Subscribe(ctx, "room")
 }}
+
+// backendConfig connects a node's own Redis client (opts, with hook if not
+// nil) and NATS connection, as a node process would have, and returns the
+// node's config with the store and bus on them under prefix (and no logs:
+// teardown races the clients' close), its NATS connection, and what closes
+// them.
+func backendConfig(t testing.TB, opts *redis.Options, hook redis.Hook, natsURL, prefix string) (sockjs.NodeConfig, *nats.Conn, func()) {
+	t.Helper()
+	opts.ContextTimeoutEnabled = true
+	rc := redis.NewClient(opts)
+	if hook != nil {
+		rc.AddHook(hook)
+	}
+	nc, err := natsbus.Connect(natsURL, nats.Name(prefix))
+	if err != nil {
+		rc.Close()
+		t.Fatal(err)
+	}
+	b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
+	cfg := sockjs.NodeConfig{
+		Store:  redisstore.New(rc, redisstore.Config{Prefix: prefix}),
+		Bus:    b,
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	return cfg, nc, func() {
+		b.Close()
+		nc.Close()
+		rc.Close()
+	}
+}
+
+var backendPrefixes atomic.Int64
+
+// backendCluster starts nodes on Redis and NATS, each serving endpoint
+// "/t" with handler h and channels cfg.
+func backendCluster(t testing.TB, nodes int, redisAddr, natsURL string, h sockjs.Handler, s sockjs.Settings, cfg sockjs.ChannelConfig, tweak func(*sockjs.NodeConfig)) ([]*sockjs.Endpoint, []string) {
+	t.Helper()
+	prefix := testenv.Prefix(t)
+	var eps []*sockjs.Endpoint
+	var bases []string
+	for range nodes {
+		ncfg, _, closeBackends := backendConfig(t, &redis.Options{Addr: redisAddr, PoolSize: 64}, nil, natsURL, prefix)
+		if tweak != nil {
+			tweak(&ncfg)
+		}
+		_, e, base := startNode(t, ncfg, h, s, &cfg, closeBackends)
+		eps = append(eps, e)
+		bases = append(bases, base)
+	}
+	return eps, bases
+}
+
+// clusterNode is one node of a redisCluster.
+type clusterNode struct {
+	node  *sockjs.Node
+	ep    *sockjs.Endpoint
+	store store.Store // the node's, to read a session's state
+	base  string      // http://host:port/t
+	redis *redisCounter
+	nc    *nats.Conn
+}
+
+type redisCluster struct {
+	redis *testenv.RedisServer
+	nats  *testenv.NATSServer
+	nodes []*clusterNode
+	h     *clusterHandler
+}
+
+// newRedisCluster starts a redis-server, a NATS server and n nodes on
+// them, each serving endpoint "/t" with a clusterHandler and settings s.
+func newRedisCluster(t testing.TB, n int, s sockjs.Settings, tweak func(*sockjs.NodeConfig)) *redisCluster {
+	t.Helper()
+	c := &redisCluster{redis: testenv.Redis(t), nats: testenv.NATS(t), h: newClusterHandler()}
+	prefix := testenv.Prefix(t)
+	for i := range n {
+		cn := &clusterNode{redis: &redisCounter{}}
+		var cfg sockjs.NodeConfig
+		var closeBackends func()
+		cfg, cn.nc, closeBackends = backendConfig(t, &redis.Options{Addr: c.redis.Addr}, cn.redis, c.nats.URL(), prefix)
+		cfg.ID = fmt.Sprintf("n%d", i)
+		cn.store = cfg.Store
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		cn.node, cn.ep, cn.base = startNode(t, cfg, c.h, s, nil, closeBackends)
+		c.h.mu.Lock()
+		c.h.nodeOf[cn.ep] = cfg.ID
+		c.h.mu.Unlock()
+		c.nodes = append(c.nodes, cn)
+	}
+	return c
+}
+
+// node returns the i-th node, round robin.
+func (c *redisCluster) node(i int) *clusterNode { return c.nodes[i%len(c.nodes)] }
+
+// redisTrips returns the Redis round trips of all nodes so far.
+func (c *redisCluster) redisTrips() int64 {
+	var n int64
+	for _, cn := range c.nodes {
+		trips, _ := cn.redis.snapshot()
+		n += trips
+	}
+	return n
+}
+
+// redisCounter is a go-redis hook that counts round trips (a command or a
+// pipeline) and commands, by name.
+type redisCounter struct {
+	mu     sync.Mutex
+	trips  int64
+	byName map[string]int64
+	// answered counts round trips whose reply came back.
+	answered atomic.Int64
+}
+
+func (c *redisCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *redisCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.count(cmd)
+		defer c.answered.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *redisCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.count(cmds...)
+		defer c.answered.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func (c *redisCounter) count(cmds ...redis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trips++
+	if c.byName == nil {
+		c.byName = make(map[string]int64)
+	}
+	for _, cmd := range cmds {
+		c.byName[cmd.Name()]++
+	}
+}
+
+// snapshot returns the round trips so far and the commands by name.
+func (c *redisCounter) snapshot() (int64, map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[string]int64, len(c.byName))
+	for k, v := range c.byName {
+		m[k] = v
+	}
+	return c.trips, m
+}

@@ -3,13 +3,9 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/internal/testenv"
 
@@ -20,11 +16,12 @@ import (
 // benchStore returns a Store on a fresh redis-server with one open session
 // "s", and the hook counting its round trips.
 func benchStore(b *testing.B) (*redisstore.Store, *countHook) {
-	s, hook, _ := benchStoreClient(b)
+	s, hook, _ := benchStoreServer(b)
 	return s, hook
 }
 
-func benchStoreClient(b *testing.B) (*redisstore.Store, *countHook, *redis.Client) {
+// benchStoreServer is benchStore that also returns the server's address.
+func benchStoreServer(b *testing.B) (*redisstore.Store, *countHook, string) {
 	addr := testenv.Redis(b).Addr
 	c := newClient(b, addr)
 	hook := &countHook{}
@@ -33,44 +30,17 @@ func benchStoreClient(b *testing.B) (*redisstore.Store, *countHook, *redis.Clien
 	if _, err := s.Create(context.Background(), "s", store.CreateOptions{DisconnectDelay: time.Hour}); err != nil {
 		b.Fatal(err)
 	}
-	return s, hook, c
+	return s, hook, addr
 }
 
-// commandsRun returns how many commands Redis has run, those scripts run
-// included (INFO commandstats), and the INFO calls that read them.
-func commandsRun(b *testing.B, c *redis.Client) int64 {
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
+// commandsRun returns how many commands the server at addr has run, those
+// scripts run included, and the INFO calls that read them.
+func commandsRun(b *testing.B, addr string) int64 {
 	var n int64
-	for line := range strings.SplitSeq(info, "\n") {
-		if _, stats, ok := strings.Cut(line, ":calls="); ok && strings.HasPrefix(line, "cmdstat_") {
-			calls, _, _ := strings.Cut(stats, ",")
-			v, _ := strconv.ParseInt(calls, 10, 64)
-			n += v
-		}
+	for _, calls := range testenv.ReadRedisInfo(b, addr, "commandstats").Calls() {
+		n += calls
 	}
 	return n
-}
-
-// redisCPU returns the CPU time the Redis server has used so far (INFO
-// cpu: user + system), the machine's load on other CPUs aside a steadier
-// figure than the wall clock.
-func redisCPU(b *testing.B, c *redis.Client) time.Duration {
-	info, err := c.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var sum float64
-	for line := range strings.SplitSeq(info, "\n") {
-		name, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-		if name == "used_cpu_user" || name == "used_cpu_sys" {
-			f, _ := strconv.ParseFloat(v, 64)
-			sum += f
-		}
-	}
-	return time.Duration(sum * float64(time.Second))
 }
 
 // run times op after one warm-up call (which loads the script) and reports
@@ -147,7 +117,7 @@ func benchPollCycle(b *testing.B, held bool) {
 // message to the poll; the poll writes it and commits with detach.
 // commands/op counts what Redis ran, scripts' commands included.
 func BenchmarkPollCycleHandOff(b *testing.B) {
-	s, hook, c := benchStoreClient(b)
+	s, hook, addr := benchStoreServer(b)
 	ctx := context.Background()
 	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
 	msg := []string{`"hello"`}
@@ -167,10 +137,10 @@ func BenchmarkPollCycleHandOff(b *testing.B) {
 		}
 		return s.CommitHandOff(ctx, "s", "t1", res.HandOff.Batch, true)
 	}
-	cmds, cpu := commandsRun(b, c), redisCPU(b, c)
+	cmds, cpu := commandsRun(b, addr), testenv.ReadRedisInfo(b, addr, "cpu").CPU()
 	run(b, hook, cycle)
-	b.ReportMetric(float64(redisCPU(b, c)-cpu)/float64(time.Microsecond)/float64(b.N+1), "redis-µs/op")
-	b.ReportMetric(float64(commandsRun(b, c)-cmds-1)/float64(b.N+1), "commands/op")
+	b.ReportMetric(float64(testenv.ReadRedisInfo(b, addr, "cpu").CPU()-cpu)/float64(time.Microsecond)/float64(b.N+1), "redis-µs/op")
+	b.ReportMetric(float64(commandsRun(b, addr)-cmds-1)/float64(b.N+1), "commands/op")
 }
 
 func BenchmarkAppend(b *testing.B) {

@@ -190,6 +190,7 @@ type receiverChannels struct {
 	subs     map[string]*chanSub
 	finished bool
 	queue    []chanItem    // HTTP: waiting to be written
+	spare    []chanItem    // HTTP: the last batch written, for the queue to reuse
 	ready    chan struct{} // HTTP: capacity 1, queue has items
 	overflow bool          // HTTP: queue overflowed; the receiver ends
 	written  map[string]uint64
@@ -460,7 +461,7 @@ func (r *receiverChannels) take(msgs []string) (_ []string, items []chanItem, ov
 		return msgs, nil, false
 	}
 	r.mu.Lock()
-	items, r.queue = r.queue, nil
+	items, r.queue, r.spare = r.queue, r.spare[:0], nil
 	overflow = r.overflow
 	r.mu.Unlock()
 	for _, it := range items {
@@ -482,6 +483,10 @@ func (r *receiverChannels) wrote(items []chanItem) {
 		if _, ok := r.subs[it.name]; ok && it.offset > r.written[it.name] {
 			r.written[it.name] = it.offset
 		}
+	}
+	if cap(items) <= 64 { // a burst's slice is let go
+		clear(items)
+		r.spare = items[:0]
 	}
 }
 

@@ -2,6 +2,7 @@ package sockjs
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-rt/shoal/store"
@@ -62,6 +63,11 @@ type receiverEngine struct {
 	// before it gets a heartbeat; 0 sends none.
 	heartbeatDelay time.Duration
 	heartbeat      *time.Timer // nil without heartbeats
+	// lastWrite is when a frame last went out, as time.Since(engineEpoch):
+	// the heartbeat timer checks it when it fires (heartbeatDue) instead
+	// of being reset at every write, a runtime timer change per message.
+	// Atomic: a websocket's writeNow writes outside the engine's steps.
+	lastWrite atomic.Int64
 	// drainOpts are passed to every Drain: a bound on what one takes (a
 	// poll's or a stream's write; the rest goes in the next), Hold.
 	drainOpts []store.DrainOption
@@ -96,7 +102,9 @@ func (en *receiverEngine) run() receiverEnd {
 		case <-renew.C:
 			end, stop = en.renew()
 		case <-heartbeatC:
-			end, stop = en.wrote(en.sink.writeHeartbeat())
+			if en.heartbeatDue() {
+				end, stop = en.wrote(en.sink.writeHeartbeat())
+			}
 		case <-en.sink.localReady():
 			end, stop = en.wrote(en.sink.writeLocal())
 		case <-en.lr.wakeCh:
@@ -181,10 +189,27 @@ func (en *receiverEngine) wrote(done bool, err error) (receiverEnd, bool) {
 	case done:
 		return endComplete, true
 	}
-	if en.heartbeat != nil {
-		en.heartbeat.Reset(en.heartbeatDelay)
-	}
+	en.noteWrite()
 	return 0, false
+}
+
+// engineEpoch is what lastWrite counts from.
+var engineEpoch = time.Now()
+
+// noteWrite records that a frame went out now.
+func (en *receiverEngine) noteWrite() { en.lastWrite.Store(int64(time.Since(engineEpoch))) }
+
+// heartbeatDue is called when the heartbeat timer has fired: it reports
+// whether the client has gone heartbeatDelay without a frame, and sets the
+// timer again, for the rest of the delay when it has not.
+func (en *receiverEngine) heartbeatDue() bool {
+	idle := time.Since(engineEpoch) - time.Duration(en.lastWrite.Load())
+	if idle < en.heartbeatDelay {
+		en.heartbeat.Reset(en.heartbeatDelay - idle)
+		return false
+	}
+	en.heartbeat.Reset(en.heartbeatDelay)
+	return true
 }
 
 var (

@@ -32,8 +32,10 @@ type httpSink struct {
 	// instead of with a final chunk (see HeaderStreamEnd).
 	closeDelimited bool
 	written        int
+	deadlineSet    time.Time // when setDeadline last moved the write deadline
 	buf            []byte
 	frame          []byte
+	msgs           []string // writeLocal's, reused
 	chans          *receiverChannels // the receiver's channels, nil without
 	commit         func()            // a stream's commit of what it took; nil for polls
 	stats          *nodeStats
@@ -48,9 +50,17 @@ func (e *Endpoint) newHTTPSink(w http.ResponseWriter, polling bool, wrap func(ds
 }
 
 // setDeadline bounds the next write: a client that stops reading is
-// dropped instead of holding the receiver (and its session) forever.
+// dropped instead of holding the receiver (and its session) forever. A
+// deadline moved less than an eighth of writeTimeout ago is left as it
+// is (moving it is a runtime timer change, per message on a busy
+// stream), so a write gets at least seven eighths of writeTimeout.
 func (hr *httpSink) setDeadline() {
-	hr.rc.SetWriteDeadline(time.Now().Add(hr.writeTimeout))
+	now := time.Now()
+	if now.Sub(hr.deadlineSet) < hr.writeTimeout/8 {
+		return
+	}
+	hr.deadlineSet = now
+	hr.rc.SetWriteDeadline(now.Add(hr.writeTimeout))
 }
 
 // start sends the response status and, for a stream, its prelude.
@@ -338,7 +348,11 @@ func (hr *httpSink) localReady() <-chan struct{} { return hr.chans.readyC() }
 // messages. A queue that overflowed ends the response: the client comes
 // back and catches up from the log.
 func (hr *httpSink) writeLocal() (bool, error) {
-	msgs, items, overflow := hr.chans.take(nil)
+	msgs, items, overflow := hr.chans.take(hr.msgs[:0])
+	defer func() {
+		clear(msgs)
+		hr.msgs = msgs[:0]
+	}()
 	if len(msgs) > 0 {
 		done, err := hr.writeMessageFrame(msgs)
 		if err != nil {

@@ -203,11 +203,6 @@ type wsWriter struct {
 	// session.
 	overflowed atomic.Bool
 
-	// lastWrite is when a frame last went out (monotonic, since
-	// wsEpoch): the heartbeat timer checks it instead of being reset at
-	// every write.
-	lastWrite atomic.Int64
-
 	// The writer's own: buffers reused from one write to the next, and
 	// how the session closed.
 	buf           []byte
@@ -224,7 +219,6 @@ type wsWriter struct {
 	ended   bool
 
 	en                          receiverEngine
-	heartbeatDelay              time.Duration
 	heartbeat, recheck, renewal *time.Timer // nil heartbeat: raw websocket
 	stopReading                 context.CancelFunc
 
@@ -292,7 +286,7 @@ func (ww *wsWriter) writeNow(it wsItem) bool {
 		}
 	}
 	if taken {
-		ww.wroteNow()
+		ww.en.noteWrite()
 		ww.e.node.stats.sent.Add(uint64(len(it.msgs)))
 	}
 	ww.evMu.Lock()
@@ -311,12 +305,6 @@ func (ww *wsWriter) writeNow(it wsItem) bool {
 	}
 	return taken || err != nil
 }
-
-// wsEpoch is what lastWrite counts from.
-var wsEpoch = time.Now()
-
-// wroteNow records that a frame went out (see lastWrite).
-func (ww *wsWriter) wroteNow() { ww.lastWrite.Store(int64(time.Since(wsEpoch))) }
 
 func (ww *wsWriter) isClosed() bool { return ww.closed.Load() }
 
@@ -551,10 +539,9 @@ func (ww *wsWriter) start(stopReading context.CancelFunc) {
 		recheck:    n.cfg.WebsocketRecheckInterval,
 	}
 	if !ww.raw {
-		// Not the engine's heartbeat: it would reset the timer at every
-		// write, writeNow's included (see lastWrite).
-		ww.heartbeatDelay = e.settings.HeartbeatDelay
-		ww.heartbeat = time.AfterFunc(ww.heartbeatDelay, func() { ww.kick(wsEvHeartbeat) })
+		ww.en.heartbeatDelay = e.settings.HeartbeatDelay
+		ww.heartbeat = time.AfterFunc(ww.en.heartbeatDelay, func() { ww.kick(wsEvHeartbeat) })
+		ww.en.heartbeat = ww.heartbeat
 	}
 	ww.recheck = time.AfterFunc(ww.en.recheck, func() { ww.kick(wsEvRecheck) })
 	ww.renewal = time.AfterFunc(n.cfg.LeaseTTL/3, func() { ww.kick(wsEvRenew) })
@@ -640,17 +627,9 @@ func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 		}
 		ww.renewal.Reset(n.cfg.LeaseTTL / 3)
 	}
-	if ev&wsEvHeartbeat != 0 {
-		// The client has had no frame for heartbeatDelay, unless one went
-		// out since the timer was set: then it waits out the rest.
-		idle := time.Since(wsEpoch) - time.Duration(ww.lastWrite.Load())
-		if idle < ww.heartbeatDelay {
-			ww.heartbeat.Reset(ww.heartbeatDelay - idle)
-		} else {
-			ww.heartbeat.Reset(ww.heartbeatDelay)
-			if end, stop := en.wrote(ww.writeHeartbeat()); stop {
-				return end, true
-			}
+	if ev&wsEvHeartbeat != 0 && en.heartbeatDue() {
+		if end, stop := en.wrote(ww.writeHeartbeat()); stop {
+			return end, true
 		}
 	}
 	if ev&wsEvLocal != 0 {
@@ -808,9 +787,5 @@ func (ww *wsWriter) write(payload []byte) error {
 }
 
 func (ww *wsWriter) writeWire(wire []byte) error {
-	if err := ww.conn.writeFrame(wire, ww.e.settings.WriteTimeout); err != nil {
-		return err
-	}
-	ww.wroteNow()
-	return nil
+	return ww.conn.writeFrame(wire, ww.e.settings.WriteTimeout)
 }

@@ -2,11 +2,7 @@ package chaos
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -68,29 +64,13 @@ func readCounters(t *testing.T, c *cluster) counters {
 			continue
 		}
 		pid := n.Cmd.Process.Pid
-		k.nodeCPU += cpuTime(pid)
+		cpu, _ := testenv.ProcessCPU(pid) // 0 for a process gone meanwhile
+		k.nodeCPU += cpu
 		if v, err := rss(pid); err == nil {
 			k.nodeRSS += v
 		}
 	}
 	return k
-}
-
-// cpuTime is a process's user + system CPU time, from /proc (clock ticks
-// of 10 ms on Linux).
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // logCosts prints what the load cost per delivered message and per

@@ -47,3 +47,20 @@ func ServerStatus(statsURL string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// UpServers returns the servers of Backend that the statistics page at
+// statsURL shows UP (a status starting "UP": "UP 1/2" counts), sorted.
+func UpServers(statsURL string) ([]string, error) {
+	st, err := ServerStatus(statsURL)
+	if err != nil {
+		return nil, err
+	}
+	var up []string
+	for name, status := range st {
+		if strings.HasPrefix(status, "UP") {
+			up = append(up, name)
+		}
+	}
+	slices.Sort(up)
+	return up, nil
+}

@@ -421,14 +421,11 @@ func envInt(name string, def int) int {
 func cpuOf(t *testing.T, nodes []*nodetest.Node) time.Duration {
 	var total time.Duration
 	for _, n := range nodes {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.Cmd.Process.Pid))
+		cpu, err := testenv.ProcessCPU(n.Cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		total += time.Duration(ut+st) * time.Second / 100 // USER_HZ
+		total += cpu
 	}
 	return total
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,28 +12,6 @@ import (
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
-
-// freePorts returns a port p such that p plus each of offsets was free a
-// moment ago (scripts/cluster numbers its ports from a base).
-func freePorts(t *testing.T, offsets ...int) int {
-	t.Helper()
-	for range 50 {
-		p, ok := testenv.FreePort(t), true
-		for _, d := range offsets {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+d))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no free ports at the offsets")
-	return 0
-}
 
 // scripts/cluster up 2, restart 1 (drained, started again, back in
 // HAProxy), status, down.
@@ -50,9 +27,9 @@ func TestClusterScriptRestart(t *testing.T) {
 		fmt.Sprintf("SHOAL_CLUSTER_LB=127.0.0.1:%d", testenv.FreePort(t)),
 		fmt.Sprintf("SHOAL_CLUSTER_STATS=127.0.0.1:%d", testenv.FreePort(t)),
 		fmt.Sprintf("SHOAL_CLUSTER_REDIS_PORT=%d", testenv.FreePort(t)),
-		fmt.Sprintf("SHOAL_CLUSTER_NATS_PORT=%d", freePorts(t, 4000)),
-		fmt.Sprintf("SHOAL_CLUSTER_NODE_PORT=%d", freePorts(t, 1)),
-		fmt.Sprintf("SHOAL_CLUSTER_GOSSIP_PORT=%d", freePorts(t, 1)),
+		fmt.Sprintf("SHOAL_CLUSTER_NATS_PORT=%d", testenv.PortWithOffsets(t, 4000)),
+		fmt.Sprintf("SHOAL_CLUSTER_NODE_PORT=%d", testenv.PortWithOffsets(t, 1)),
+		fmt.Sprintf("SHOAL_CLUSTER_GOSSIP_PORT=%d", testenv.PortWithOffsets(t, 1)),
 	)
 	script := func(args ...string) string {
 		t.Helper()

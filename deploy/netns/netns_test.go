@@ -26,7 +26,6 @@ import (
 	"github.com/shoal-rt/shoal/haproxy"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
-	"github.com/shoal-rt/shoal/node/ops"
 )
 
 // hostNet is one test's network: a bridge, and a namespace per host.
@@ -113,37 +112,6 @@ func (h *hostNet) url(name string, port int) string {
 	return fmt.Sprintf("http://%s:%d", h.hosts[name], port)
 }
 
-// alive is what the node at url sees: member id -> advertised HTTP address.
-func alive(url string) (map[string]string, error) {
-	var v ops.ClusterView
-	if err := nodetest.GetJSON(url+"/_shoal/cluster", &v); err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, m := range v.Members {
-		if m.State == "alive" {
-			out[m.ID] = m.HTTPAddr
-		}
-	}
-	return out, nil
-}
-
-// haproxyUp lists the servers HAProxy's statistics show UP.
-func haproxyUp(statsURL string) ([]string, error) {
-	st, err := haproxy.ServerStatus(statsURL)
-	if err != nil {
-		return nil, err
-	}
-	var up []string
-	for name, status := range st {
-		if strings.HasPrefix(status, "UP") {
-			up = append(up, name)
-		}
-	}
-	slices.Sort(up)
-	return up, nil
-}
-
 func TestMultiHost(t *testing.T) {
 	h := newHostNet(t)
 	nodes := []string{"node1", "node2", "node3"}
@@ -192,7 +160,7 @@ func TestMultiHost(t *testing.T) {
 	start := time.Now()
 	for _, n := range nodes {
 		testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-			got, err := alive(h.url(n, 8080))
+			got, err := nodetest.AliveMembers(h.url(n, 8080))
 			if err != nil {
 				return err
 			}
@@ -205,7 +173,7 @@ func TestMultiHost(t *testing.T) {
 		})
 	}
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		up, err := haproxyUp(stats)
+		up, err := haproxy.UpServers(stats)
 		if err != nil || !slices.Equal(up, nodes) {
 			return fmt.Errorf("HAProxy: UP %v, %v", up, err)
 		}
@@ -246,7 +214,7 @@ func TestMultiHost(t *testing.T) {
 	// others record that name and reach it through it.
 	procs["node3"] = h.start("node3", nil, bin, flags("node3", "--advertise-http", "node3:8080")...)
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		got, err := alive(h.url("node1", 8080))
+		got, err := nodetest.AliveMembers(h.url("node1", 8080))
 		if err != nil || got["node3"] != "node3:8080" {
 			return fmt.Errorf("node1 sees %v, %v; want node3 at node3:8080", got, err)
 		}
@@ -269,7 +237,7 @@ func TestMultiHost(t *testing.T) {
 	if wait := 45*time.Second - time.Since(lbStarted); wait > 0 {
 		time.Sleep(wait)
 	}
-	if up, err := haproxyUp(stats); err != nil || !slices.Equal(up, nodes) {
+	if up, err := haproxy.UpServers(stats); err != nil || !slices.Equal(up, nodes) {
 		t.Fatalf("HAProxy %v after start: UP %v, %v", time.Since(lbStarted).Round(time.Second), up, err)
 	}
 	nodetest.CheckRotation(t, lb, nodes, 9)
@@ -281,7 +249,7 @@ func TestMultiHost(t *testing.T) {
 func waitGone(t *testing.T, h *hostNet, lb, stats, victim string, survivors []string, since time.Time) {
 	t.Helper()
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		up, err := haproxyUp(stats)
+		up, err := haproxy.UpServers(stats)
 		if err != nil || !slices.Equal(up, survivors) {
 			return fmt.Errorf("HAProxy: UP %v, %v", up, err)
 		}
@@ -290,7 +258,7 @@ func waitGone(t *testing.T, h *hostNet, lb, stats, victim string, survivors []st
 	lbOut := time.Since(since)
 	for _, s := range survivors {
 		testenv.CheckFor(t, 45*time.Second, 100*time.Millisecond, func() error {
-			got, err := alive(h.url(s, 8080))
+			got, err := nodetest.AliveMembers(h.url(s, 8080))
 			if err != nil {
 				return err
 			}
@@ -311,7 +279,7 @@ func waitMembers(t *testing.T, h *hostNet, nodes []string, stats string) {
 	t.Helper()
 	testenv.CheckFor(t, 45*time.Second, 100*time.Millisecond, func() error {
 		for _, n := range nodes {
-			got, err := alive(h.url(n, 8080))
+			got, err := nodetest.AliveMembers(h.url(n, 8080))
 			if err != nil {
 				return err
 			}
@@ -319,7 +287,7 @@ func waitMembers(t *testing.T, h *hostNet, nodes []string, stats string) {
 				return fmt.Errorf("%s sees %v", n, got)
 			}
 		}
-		up, err := haproxyUp(stats)
+		up, err := haproxy.UpServers(stats)
 		if err != nil || !slices.Equal(up, nodes) {
 			return fmt.Errorf("HAProxy: UP %v, %v", up, err)
 		}

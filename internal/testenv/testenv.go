@@ -69,19 +69,33 @@ func FreePorts(t testing.TB, n int) []int {
 // (+10000) is free too.
 func ClusterPort(t testing.TB) int {
 	t.Helper()
+	return PortWithOffsets(t, 10000)
+}
+
+// PortWithOffsets returns a free loopback port p such that p plus each of
+// offsets was free a moment ago too (for servers that open more ports at
+// fixed distances from the first).
+func PortWithOffsets(t testing.TB, offsets ...int) int {
+	t.Helper()
 	for range 100 {
-		p := FreePort(t)
-		if p+10000 > 65535 {
-			continue
+		p, ok := FreePort(t), true
+		for _, d := range offsets {
+			if p+d > 65535 {
+				ok = false
+				break
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+d))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
-		if err != nil {
-			continue
+		if ok {
+			return p
 		}
-		l.Close()
-		return p
 	}
-	t.Fatal("testenv: no free port pair for a Redis Cluster node")
+	t.Fatalf("testenv: no free port with free ports at offsets %v", offsets)
 	return 0
 }
 

@@ -26,6 +26,29 @@ func GetJSON(url string, v any) error {
 	return json.Unmarshal([]byte(body), v)
 }
 
+// AliveMembers reads the /_shoal/cluster of the node at base
+// (http://host:port) and returns the members it sees alive: id ->
+// advertised HTTP address.
+func AliveMembers(base string) (map[string]string, error) {
+	var v struct {
+		Members []struct {
+			ID       string `json:"id"`
+			State    string `json:"state"`
+			HTTPAddr string `json:"http_addr"`
+		} `json:"members"`
+	}
+	if err := GetJSON(base+"/_shoal/cluster", &v); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range v.Members {
+		if m.State == "alive" {
+			out[m.ID] = m.HTTPAddr
+		}
+	}
+	return out, nil
+}
+
 // Metric returns the sum of the samples of metric name, every label set,
 // in the /metrics of the node at base (http://host:port); an error when
 // there is none.

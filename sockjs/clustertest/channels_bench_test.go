@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -178,22 +177,6 @@ func benchClient() int {
 	return 0
 }
 
-// procCPU returns the user+system CPU time of process pid.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ = 100
-}
-
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -204,25 +187,14 @@ func selfCPU() time.Duration {
 // is counted apart from Shoal's.
 func startNATSProcess(t *testing.T) (string, int) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	port := strconv.Itoa(testenv.FreePort(t))
+	addr := "127.0.0.1:" + port
+	cmd := exec.Command(testenv.LookPath(t, "nats-server"), "-a", "127.0.0.1", "-p", port)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
+	testenv.WaitTCP(t, addr)
 	return "nats://" + addr, cmd.Process.Pid
 }
 
@@ -322,7 +294,8 @@ func runChannelBench(t *testing.T, setup string, subs, target, seconds int) stri
 	sample := func() cpuSample {
 		s := cpuSample{shoal: selfCPU()}
 		if redisProc != 0 {
-			s.redis, s.nats = procCPU(redisProc), procCPU(natsProc)
+			s.redis, _ = testenv.ProcessCPU(redisProc)
+			s.nats, _ = testenv.ProcessCPU(natsProc)
 		}
 		return s
 	}

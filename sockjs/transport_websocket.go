@@ -62,6 +62,7 @@ type rfc6455Conn struct {
 }
 
 func (c *rfc6455Conn) readMessage() ([]byte, error) {
+	c.nc.waitReadable()
 	typ, r, err := c.c.Reader(context.Background())
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -56,26 +57,36 @@ func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// holds them, and net/http's (4 KiB each) go with its goroutine (see
 	// runWebsocket).
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	gc := &guardedConn{Conn: conn, fr: frameReader{r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn), limit: g.limit}}
-	// Only a connection that is the socket itself (not TLS, not another
-	// wrapper) offers its descriptor: the bytes written there are the
-	// bytes on the wire.
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			gc.raw = raw
-		}
-	}
+	gc := &guardedConn{Conn: conn, raw: rawSocket(conn), fr: frameReader{r: conn, limit: g.limit}}
+	gc.fr.unread(bytes.Clone(buffered))
 	g.conn = gc
-	return gc, bufio.NewReadWriter(bufio.NewReaderSize(gc, wsReadBuffer), bufio.NewWriterSize(gc, wsWriteBuffer)), nil
+	return gc, bufio.NewReadWriter(bufio.NewReaderSize(gc, wsReadBuffer), bufio.NewWriterSize(gc, wsControlBuffer)), nil
 }
 
-// A websocket's buffers. A frame that fits the write buffer goes out in
-// one write, a bigger one in two (the buffer, then the rest); a read
-// bigger than the read buffer goes straight into the message.
+// A websocket's buffers. A read bigger than the read buffer goes straight
+// into the message. The library writes only control frames (at most 127
+// bytes for a server) through its write buffer; messages are written to
+// the connection directly.
 const (
-	wsReadBuffer  = 512
-	wsWriteBuffer = 1 << 10
+	wsReadBuffer    = 512
+	wsControlBuffer = 128
 )
+
+// rawSocket returns conn's descriptor for writes that must not block and
+// for waiting until it is readable, or nil. Only a connection that is
+// the socket itself (not TLS, not another wrapper) offers it: the bytes
+// written there are the bytes on the wire.
+func rawSocket(conn net.Conn) syscall.RawConn {
+	sc, ok := conn.(syscall.Conn)
+	if !ok || !nonblockingSupported {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
 
 // guardedConn is the hijacked connection as the library and the
 // websocket's writer see it.
@@ -95,6 +106,7 @@ type guardedConn struct {
 	// that reads nothing).
 	werr error
 	try  *socketWrite // made at the first tryWriteFrame
+	peek *socketPeek  // made at the first waitReadable; the reader's
 }
 
 // socketWrite is one non-blocking write attempt, kept with its connection:
@@ -108,12 +120,45 @@ type socketWrite struct {
 }
 
 func (w *socketWrite) do(fd uintptr) bool {
-	for {
-		w.n, w.err = syscall.Write(int(fd), w.wire)
-		if w.err != syscall.EINTR {
-			return true // one attempt: never wait for the socket
-		}
+	w.n, w.err = writeNonblocking(fd, w.wire)
+	return true // one attempt: never wait for the socket
+}
+
+// socketPeek is waitReadable's wait, kept like socketWrite.
+type socketPeek struct {
+	fn     func(fd uintptr) bool // ready, bound once
+	waited bool
+	buf    [1]byte
+}
+
+// ready is asked by the poller whether to stop waiting: at first only if
+// the socket has something (or an error) to read; after a wake-up, yes
+// (a spurious one only means the library's read waits instead).
+func (p *socketPeek) ready(fd uintptr) bool {
+	if p.waited {
+		return true
 	}
+	p.waited = true
+	return !peekWouldBlock(fd, p.buf[:])
+}
+
+// waitReadable returns once the client has sent something or the
+// connection has ended. The reader calls it between messages and waits
+// there, a few calls deep, instead of deep in the library's read: the
+// runtime shrinks the stack of an idle socket's goroutine to its minimum
+// (it keeps a stack that is a quarter used). Between messages the
+// library's read buffer is empty (frameReader hands it one frame at a
+// time), so anything sent is in the socket or the frameReader's stash.
+func (c *guardedConn) waitReadable() {
+	if c.raw == nil || c.fr.stashed.Load() {
+		return
+	}
+	if c.peek == nil {
+		c.peek = &socketPeek{}
+		c.peek.fn = c.peek.ready
+	}
+	c.peek.waited = false
+	c.raw.Read(c.peek.fn) // an error: the library's read meets it too
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) { return c.fr.Read(p) }
@@ -274,7 +319,9 @@ func wsPayload(wire []byte) []byte {
 // frameReader passes a client's RFC 6455 byte stream through unchanged
 // while following its frame boundaries; a data frame whose header
 // announces more than limit payload bytes ends the stream with
-// errFrameTooBig before any of that payload is read.
+// errFrameTooBig before any of that payload is read. A read hands on at
+// most the rest of one frame: what the socket gave beyond it waits in the
+// stash for the next read.
 type frameReader struct {
 	r       io.Reader
 	limit   int64
@@ -282,21 +329,35 @@ type frameReader struct {
 	hdrLen  int
 	payload int64 // payload bytes left in the current frame
 	err     error
+	stash   []byte      // read from r, not handed on yet
+	stashed atomic.Bool // len(stash) > 0, for waitReadable outside the library's reads
 }
 
 func (f *frameReader) Read(p []byte) (int, error) {
 	if f.err != nil {
 		return 0, f.err
 	}
-	n, err := f.r.Read(p)
+	var n int
+	var err error
+	fromStash := len(f.stash) > 0
+	if fromStash {
+		n = copy(p, f.stash)
+	} else {
+		n, err = f.r.Read(p)
+	}
 	// Follow the frames in what was read; hand on only what comes before
-	// a refused header.
+	// a refused header, and nothing past the end of a frame.
 	start := 0 // where the header being parsed began in p (0: in an earlier read)
+	end := n
 	for i := 0; i < n; {
 		if f.payload > 0 {
 			skip := int(min(f.payload, int64(n-i)))
 			f.payload -= int64(skip)
 			i += skip
+			if f.payload == 0 {
+				end = i
+				break
+			}
 			continue
 		}
 		if f.hdrLen == 0 {
@@ -312,8 +373,26 @@ func (f *frameReader) Read(p []byte) (int, error) {
 			f.err = ferr
 			return start, ferr
 		}
+		if f.payload == 0 {
+			end = i
+			break
+		}
 	}
-	return n, err
+	if fromStash {
+		f.unread(f.stash[end:])
+	} else if end < n {
+		f.unread(bytes.Clone(p[end:n]))
+	}
+	return end, err
+}
+
+// unread makes b what the next reads hand on first.
+func (f *frameReader) unread(b []byte) {
+	if len(b) == 0 {
+		b = nil // an idle socket keeps no buffer
+	}
+	f.stash = b
+	f.stashed.Store(b != nil)
 }
 
 // headerNeed is how many more bytes the current header needs (its size is

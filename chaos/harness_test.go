@@ -96,12 +96,6 @@ func root(t *testing.T) string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
 // nodeBinary is the node program: the race-detector build the other tests
 // share in the fast subset (its packages are in the build cache already),
 // a plain build at full size, where -race would slow three nodes under 120
@@ -110,32 +104,7 @@ func nodeBinary(t *testing.T, s settings) string {
 	if !s.full {
 		return nodetest.Binary(t)
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "shoal-chaos-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "shoal")
-		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/shoal-rt/shoal/node").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("chaos: build node: %v", buildErr)
-	}
-	return buildPath
-}
-
-func lookBin(t *testing.T, name string) string {
-	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatalf("chaos: %s not found: run scripts/test, which installs it", name)
-	return ""
+	return nodetest.PlainBinary(t)
 }
 
 // server is a backend process that can be stopped and started again on
@@ -259,7 +228,7 @@ func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
 	// Persistence on (AOF, fsync every second): a restart keeps the
 	// sessions, as a production Redis does.
 	args := append([]string{"--port", strconv.Itoa(redisPort), "--bind"}, strings.Fields(redisBind)...)
-	c.redis = &server{name: "redis-server", bin: lookBin(t, "redis-server"), addr: fmt.Sprintf("%s:%d", host, redisPort),
+	c.redis = &server{name: "redis-server", bin: testenv.LookPath(t, "redis-server"), addr: fmt.Sprintf("%s:%d", host, redisPort),
 		args: append(args, "--dir", t.TempDir(), "--appendonly", "yes", "--appendfsync", "everysec",
 			"--save", "", "--loglevel", "warning")}
 	if nsNet != nil {
@@ -270,7 +239,7 @@ func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
 	c.redis.start(t)
 	monitor := fmt.Sprintf("127.0.0.1:%d", free[2])
 	c.natsMonitors = []string{monitor}
-	c.nats = &server{name: "nats-server", bin: lookBin(t, "nats-server"), addr: fmt.Sprintf("%s:%d", host, natsPort),
+	c.nats = &server{name: "nats-server", bin: testenv.LookPath(t, "nats-server"), addr: fmt.Sprintf("%s:%d", host, natsPort),
 		args: []string{"-a", host, "-p", strconv.Itoa(natsPort), "--http_port", strings.TrimPrefix(monitor, "127.0.0.1:")}}
 	c.nats.start(t)
 	c.redisURL, c.natsURL = "redis://"+c.redis.addr+"/0", "nats://"+c.nats.addr
@@ -548,7 +517,7 @@ func (c *cluster) startHA(t *testing.T) {
 	for i := range 6 {
 		port := testenv.ClusterPort(t)
 		dir := t.TempDir()
-		srv := &server{name: fmt.Sprintf("redis-cluster-%d", i), bin: lookBin(t, "redis-server"), addr: fmt.Sprintf("127.0.0.1:%d", port),
+		srv := &server{name: fmt.Sprintf("redis-cluster-%d", i), bin: testenv.LookPath(t, "redis-server"), addr: fmt.Sprintf("127.0.0.1:%d", port),
 			args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 				"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", strconv.FormatInt(redisNodeTimeout.Milliseconds(), 10),
 				"--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--loglevel", "warning"}}
@@ -558,7 +527,7 @@ func (c *cluster) startHA(t *testing.T) {
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
-	if out, err := exec.Command(lookBin(t, "redis-cli"), args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testenv.LookPath(t, "redis-cli"), args...).CombinedOutput(); err != nil {
 		t.Fatalf("chaos: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
@@ -611,7 +580,7 @@ func (c *cluster) startNATSCluster(t *testing.T) {
 				others = append(others, r)
 			}
 		}
-		srv := &server{name: fmt.Sprintf("nats-%d", i), bin: lookBin(t, "nats-server"), addr: fmt.Sprintf("127.0.0.1:%d", ports[i]),
+		srv := &server{name: fmt.Sprintf("nats-%d", i), bin: testenv.LookPath(t, "nats-server"), addr: fmt.Sprintf("127.0.0.1:%d", ports[i]),
 			args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[i]), "--cluster_name", "shoal", "--http_port", strconv.Itoa(monitorPorts[i]),
 				"--cluster", routes[i], "--routes", strings.Join(others, ",")}}
 		srv.start(t)
@@ -633,6 +602,6 @@ func (c *cluster) startNATSCluster(t *testing.T) {
 // redisCLI runs redis-cli against addr and returns its output.
 func redisCLI(t *testing.T, addr string, args ...string) string {
 	host, port, _ := strings.Cut(addr, ":")
-	out, _ := exec.Command(lookBin(t, "redis-cli"), append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	out, _ := exec.Command(testenv.LookPath(t, "redis-cli"), append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
 	return string(out)
 }

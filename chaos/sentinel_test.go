@@ -30,7 +30,7 @@ const sentinelDownAfter = 2 * time.Second
 // the master through the Sentinels (redis+sentinel://).
 func (c *cluster) startSentinelHA(t *testing.T) {
 	t.Helper()
-	redisServer := lookBin(t, "redis-server")
+	redisServer := testenv.LookPath(t, "redis-server")
 	for i := range 3 {
 		port := testenv.FreePort(t)
 		srv := &server{name: fmt.Sprintf("redis-%d", i), bin: redisServer, addr: fmt.Sprintf("127.0.0.1:%d", port),

@@ -293,7 +293,7 @@ func buildNode(t *testing.T) string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	return testenv.FreeAddr(t)
 }
 
 // startHAProxy runs HAProxy on cfg until the test ends and waits for the

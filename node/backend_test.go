@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -284,14 +282,11 @@ func TestMeasureBackendPublish(t *testing.T) {
 	// a second, which a shared 2-core machine carries without queueing.
 	rate := envInt("SHOAL_MEASURE_RATE", 10)
 	gap := time.Second / time.Duration(rate)
-	bin := filepath.Join(t.TempDir(), "shoal")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := nodetest.PlainBinary(t)
 	redisURL, natsURL := nodetest.Redis(t), nodetest.NATS(t)
 	var nodes []*nodetest.Node
 	for i := 1; i <= 3; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		addr := testenv.FreeAddr(t)
 		p := nodetest.Start(t, bin, "--listen", addr, "--node-id", fmt.Sprint("m", i), "--redis", redisURL, "--nats", natsURL,
 			"--apps", "hub", "--api-key", "k", "--log-level", "warn")
 		n := &nodetest.Node{Process: p, ID: fmt.Sprint("m", i), Addr: addr}

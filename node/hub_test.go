@@ -133,7 +133,7 @@ func dataOf(m map[string]any) map[string]any {
 // subscribe, publish, events and disconnects; a slow backend and a dead
 // one give clients "Backend unavailable", never a stalled session.
 func TestWebhooksThroughNode(t *testing.T) {
-	backendAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	backendAddr := testenv.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(backendAddr)
 	nodetest.Start(t, "python3", "apps/hub/webhook/testdata/backend.py", port, "hook-secret")
 	testenv.WaitTCP(t, backendAddr)
@@ -142,7 +142,7 @@ func TestWebhooksThroughNode(t *testing.T) {
 	n := nodetest.StartNode(t, "hook1", "--apps", "hub", "--config", cfg,
 		"--webhook-url", "http://"+backendAddr+"/hook", "--webhook-secret", "hook-secret", "--webhook-timeout", "1s")
 	dead := nodetest.StartNode(t, "hook2", "--apps", "hub", "--config", cfg,
-		"--webhook-url", fmt.Sprintf("http://127.0.0.1:%d/hook", testenv.FreePort(t)), "--webhook-secret", "x")
+		"--webhook-url", "http://"+testenv.FreeAddr(t)+"/hook", "--webhook-secret", "x")
 
 	auth := func(n *nodetest.Node, tok string) *nodetest.HubClient {
 		c := nodetest.DialHub(t, n.Addr)

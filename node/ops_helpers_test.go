@@ -36,7 +36,7 @@ func startGossipCluster(t *testing.T, n int, extra ...string) *gossipCluster {
 	c := &gossipCluster{redis: nodetest.Redis(t), nats: nodetest.NATS(t)}
 	gossip := make([]string, n)
 	for i := range gossip {
-		gossip[i] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		gossip[i] = testenv.FreeAddr(t)
 	}
 	for i := range n {
 		flags := append([]string{
@@ -45,7 +45,7 @@ func startGossipCluster(t *testing.T, n int, extra ...string) *gossipCluster {
 		}, extra...)
 		id := fmt.Sprintf("node%d", i+1)
 		c.nodes = append(c.nodes, &clusterNode{
-			Node:   nodetest.StartNodeAt(t, id, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), flags...),
+			Node:   nodetest.StartNodeAt(t, id, testenv.FreeAddr(t), flags...),
 			gossip: gossip[i], flags: flags,
 		})
 	}

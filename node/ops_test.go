@@ -362,7 +362,7 @@ func TestReadiness(t *testing.T) {
 	nats := nodetest.Start(t, testenv.LookPath(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
 	testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", redisPort))
 	testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", natsPort))
-	n := nodetest.StartNodeAt(t, "ready1", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+	n := nodetest.StartNodeAt(t, "ready1", testenv.FreeAddr(t),
 		"--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--nats", fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
 		"--drain-delay", "1500ms")
 
@@ -435,8 +435,8 @@ func TestReadinessAlone(t *testing.T) {
 	c := startGossipCluster(t, 1)
 	redisProxy := startCutProxy(t, strings.TrimSuffix(strings.TrimPrefix(c.redis, "redis://"), "/0"))
 	natsProxy := startCutProxy(t, strings.TrimPrefix(c.nats, "nats://"))
-	gossip := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	alone := nodetest.StartNodeAt(t, "alone", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+	gossip := testenv.FreeAddr(t)
+	alone := nodetest.StartNodeAt(t, "alone", testenv.FreeAddr(t),
 		"--redis", "redis://"+redisProxy.addr+"/0", "--nats", "nats://"+natsProxy.addr, "--apps", "echo",
 		"--gossip-listen", gossip, "--join", c.nodes[0].gossip)
 	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {

@@ -35,8 +35,8 @@ func TestHelp(t *testing.T) {
 // endpoints, and --log-format json writes one JSON object a line.
 func TestStartupWaitsVisibly(t *testing.T) {
 	redisPort := testenv.FreePort(t)
-	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	public := testenv.FreeAddr(t)
+	admin := testenv.FreeAddr(t)
 	n := nodetest.Start(t, nodetest.Binary(t), "--listen", public, "--admin-listen", admin, "--node-id", "starting",
 		"--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--log-format", "json")
 	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {

@@ -488,11 +488,11 @@ func testNodeStarts(t *testing.T, objs objects, c corev1.Container) {
 	if err := os.WriteFile(cfgFile, []byte(hubJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	httpAddr := testenv.FreeAddr(t)
 	env = podEnv(t, objs, c, map[string]string{
 		"SHOAL_LISTEN":         httpAddr,
 		"SHOAL_ADVERTISE_HTTP": httpAddr,
-		"SHOAL_GOSSIP_LISTEN":  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		"SHOAL_GOSSIP_LISTEN":  testenv.FreeAddr(t),
 		"SHOAL_JOIN":           "",
 		"SHOAL_REDIS":          nodetest.Redis(t),
 		"SHOAL_NATS":           nodetest.NATS(t),

@@ -59,7 +59,7 @@ func TestDjangoExample(t *testing.T) {
 			t.Fatalf("createsuperuser %s: %v\n%s", user, err, out)
 		}
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	addr := testenv.FreeAddr(t)
 	nodetest.StartEnv(t, env, py, "manage.py", "runserver", "--noreload", addr)
 	testenv.WaitTCP(t, addr)
 	site := "http://" + addr

@@ -48,6 +48,12 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreeAddr returns 127.0.0.1:<a free port>, for a server to listen on.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
+}
+
 // FreePorts returns n distinct loopback TCP ports that were free a moment
 // ago: all are held at once while chosen, so none is handed out twice, as
 // separate FreePort calls may do once the port they returned is closed.

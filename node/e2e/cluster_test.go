@@ -58,7 +58,7 @@ func chunkedStreams(t *testing.T, nodes []*nodetest.Node) string {
 // node for every client connection), and returns its address.
 func haproxyTCP(t *testing.T, nodes []*nodetest.Node) string {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	addr := testenv.FreeAddr(t)
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `defaults
     mode tcp

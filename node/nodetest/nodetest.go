@@ -96,31 +96,48 @@ func NATS(t testing.TB) string {
 	return testenv.NATS(t).URL()
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+// nodeBuild is one build of ./node, made once per test binary.
+type nodeBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-// Binary builds ./node once per test binary and returns its path.
+var raceBuild, plainBuild nodeBuild
+
+// Binary builds ./node with the race detector once per test binary and
+// returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	return raceBuild.binary(t, "-race")
+}
+
+// PlainBinary builds ./node without the race detector once per test
+// binary and returns its path: for measurements, of which the detector
+// would be most.
+func PlainBinary(t testing.TB) string {
+	t.Helper()
+	return plainBuild.binary(t)
+}
+
+func (b *nodeBuild) binary(t testing.TB, flags ...string) string {
+	t.Helper()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "shoal-node-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		buildPath = filepath.Join(dir, "shoal")
-		cmd := exec.Command("go", "build", "-race", "-o", buildPath, "github.com/shoal-rt/shoal/node")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("%v\n%s", err, out)
+		b.path = filepath.Join(dir, "shoal")
+		args := append(append([]string{"build"}, flags...), "-o", b.path, "github.com/shoal-rt/shoal/node")
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("%v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatalf("nodetest: build node: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("nodetest: build node: %v", b.err)
 	}
-	return buildPath
+	return b.path
 }
 
 // Node is one running Shoal node.
@@ -137,7 +154,7 @@ func (n *Node) URL() string { return "http://" + n.Addr }
 // waits until it answers HTTP (ready or not: its backends may be away).
 func StartNode(t testing.TB, id string, flags ...string) *Node {
 	t.Helper()
-	return startNode(t, id, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), false, flags)
+	return startNode(t, id, testenv.FreeAddr(t), false, flags)
 }
 
 // StartNodeAt starts a node at addr (say, again where a balancer expects
@@ -224,8 +241,8 @@ func HAProxyWith(t testing.TB, nodes []*Node, edit func(cfg string) string) (p *
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	stats = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	addr = testenv.FreeAddr(t)
+	stats = testenv.FreeAddr(t)
 	p = StartEnv(t, []string{haproxy.EnvBind + "=" + addr, haproxy.EnvStatsBind + "=" + stats},
 		testenv.LookPath(t, "haproxy"), "-db", "-f", path)
 	testenv.WaitTCP(t, addr)

@@ -3,7 +3,6 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -273,7 +272,7 @@ func TestUnreachable(t *testing.T) {
 	}
 
 	t.Run("NothingListening", func(t *testing.T) {
-		c := newClient(t, "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)))
+		c := newClient(t, testenv.FreeAddr(t))
 		check(t, redisstore.New(c, redisstore.Config{}))
 	})
 	t.Run("ServerStopped", func(t *testing.T) {

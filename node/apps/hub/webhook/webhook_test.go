@@ -20,7 +20,7 @@ import (
 // process, and returns its URL.
 func startBackend(t *testing.T, secret string) string {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	addr := testenv.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	nodetest.Start(t, "python3", "testdata/backend.py", port, secret)
 	testenv.WaitTCP(t, addr)
@@ -115,7 +115,7 @@ func TestWebhookAgainstBackend(t *testing.T) {
 }
 
 func TestWebhookBackendDown(t *testing.T) {
-	url := fmt.Sprintf("http://127.0.0.1:%d/hook", testenv.FreePort(t))
+	url := "http://" + testenv.FreeAddr(t) + "/hook"
 	w := newWebhook(t, Config{URL: url, Secret: "x", Retries: 2, RetryBase: 10 * time.Millisecond})
 	if _, err := w.Connect(context.Background(), hub.ConnectRequest{Token: "t"}); err == nil || errors.Is(err, hub.ErrDenied) {
 		t.Fatalf("connect to nothing: %v", err)

@@ -115,38 +115,7 @@ func TestTwoNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reaped := map[string]int{}
-	for _, s := range nodes {
-		wg.Go(func() {
-			deadline := time.Now().Add(10 * time.Second)
-			for time.Now().Before(deadline) {
-				ids, err := s.Reap(ctx, time.Now(), 2)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				for _, id := range ids {
-					reaped[id]++
-				}
-				done := len(reaped) >= sessions
-				mu.Unlock()
-				if done {
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-		})
-	}
-	wg.Wait()
-	if len(reaped) != sessions {
-		t.Fatalf("reaped %d open sessions, want %d: %v", len(reaped), sessions, reaped)
-	}
-	for id, n := range reaped {
-		if n != 1 {
-			t.Errorf("%s reaped %d times", id, n)
-		}
-	}
+	storetest.ReapOnce(t, []store.Store{nodes[0], nodes[1]}, sessions, 2)
 	// The closed sessions go silently; then nothing of the prefix is left.
 	raw := newClient(t, addr)
 	waitNoKeys(t, raw, prefix, func() error {

@@ -238,7 +238,7 @@ func malformed(t *testing.T, c *cluster, s settings) {
 	}
 	wg.Wait()
 	t.Logf("malformed: %d requests in %v, %d transport errors", total, time.Since(start).Round(100*time.Millisecond), errs.Load())
-	for _, kind := range slices.Sorted(mapKeys(codes)) {
+	for _, kind := range slices.Sorted(maps.Keys(codes)) {
 		t.Logf("  %-34s %v", kind, codes[kind])
 		for code, n := range codes[kind] {
 			// The SockJS protocol itself answers 500 to broken JSON, an

@@ -3,6 +3,7 @@ package chaos
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,7 +107,7 @@ func TestChaos(t *testing.T) {
 // when its node went away, and loses nothing while it stays open.
 func judge(t *testing.T, sc scenario, report map[string]*transportReport) {
 	t.Helper()
-	for _, name := range slices.Sorted(mapKeys(report)) {
+	for _, name := range slices.Sorted(maps.Keys(report)) {
 		r := report[name]
 		if r.FailedOpen > 0 {
 			t.Errorf("%s: %d sessions failed to open: %v", name, r.FailedOpen, r.CloseCodes)
@@ -137,7 +138,7 @@ func logReport(t *testing.T, name string, s settings, report map[string]*transpo
 	fmt.Fprintf(&b, "scenario %s: %d sessions, one message per %v each\n", name, s.sessions, s.interval)
 	fmt.Fprintf(&b, "  %-14s %8s %6s %6s %6s %8s %8s %5s %9s %4s %5s  %s\n",
 		"transport", "sessions", "opened", "failed", "closed", "sent", "received", "lost", "lost(cl.)", "dup", "order", "close codes")
-	for _, tr := range slices.Sorted(mapKeys(report)) {
+	for _, tr := range slices.Sorted(maps.Keys(report)) {
 		r := report[tr]
 		codes, _ := json.Marshal(r.CloseCodes)
 		fmt.Fprintf(&b, "  %-14s %8d %6d %6d %6d %8d %8d %5d %9d %4d %5d  %s\n", tr, r.Sessions, r.Opened, r.FailedOpen,
@@ -157,16 +158,6 @@ func writeReport(t *testing.T, dir, name string, s settings, report map[string]*
 	path := filepath.Join(dir, fmt.Sprintf("%s-%s.json", name, time.Now().UTC().Format("20060102T150405")))
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -42,7 +43,7 @@ func TestScriptKeysShareASlot(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	for _, name := range slices.Sorted(mapKeys(scripts)) {
+	for _, name := range slices.Sorted(maps.Keys(scripts)) {
 		calls := rec.calls[scripts[name].Hash()]
 		if len(calls) == 0 {
 			t.Errorf("script %s was never called by the suites: its keys are unchecked", name)
@@ -142,14 +143,4 @@ func slot(key string) int {
 		}
 	}
 	return int(crc) % 16384
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

@@ -237,12 +237,7 @@ func dialWebsocket(ctx context.Context, s *suite, session, query string, emit em
 				emit(frame{err: err})
 				return
 			}
-			f, err := parseFrame(string(p))
-			if err != nil {
-				emit(frame{err: err})
-				return
-			}
-			if !emit(f) || f.typ == 'c' {
+			if !emitText(emit, string(p)) {
 				return
 			}
 		}
@@ -425,6 +420,18 @@ func streamingDialer(method, path string, split splitter) func(context.Context, 
 	}
 }
 
+// emitText hands the frame in text to emit (a malformed one as an error)
+// and reports whether the receiver should go on: not after an error, a
+// close frame, or when emit declines.
+func emitText(emit emitFunc, text string) bool {
+	f, err := parseFrame(text)
+	if err != nil {
+		emit(frame{err: err})
+		return false
+	}
+	return emit(f) && f.typ != 'c'
+}
+
 // poller performs one receiving request and returns the frame texts it got.
 type poller func(ctx context.Context, s *suite, session, query string) ([]string, error)
 
@@ -439,12 +446,7 @@ func pollingDialer(poll poller, send func(s *suite, session, query string) func(
 					return
 				}
 				for _, text := range texts {
-					f, err := parseFrame(text)
-					if err != nil {
-						emit(frame{err: err})
-						return
-					}
-					if !emit(f) || f.typ == 'c' {
+					if !emitText(emit, text) {
 						return
 					}
 				}

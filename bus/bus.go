@@ -36,3 +36,14 @@ type Bus interface {
 	// Close stops every listener and releases the connection.
 	Close() error
 }
+
+// LossCounter is a Bus that can tell whether it may have lost messages
+// sent to this node. Losses counts the events that may have lost some (a
+// reconnect, a message dropped for a slow listener); up is false while the
+// bus is cut off from its server. While up holds and the count stays the
+// same, every message sent to this node's listeners since has arrived or
+// is on its way, so a receiver may trust its wake-ups and look at the
+// store less often. A Bus without it never vouches for its wake-ups.
+type LossCounter interface {
+	Losses() (n uint64, up bool)
+}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-rt/shoal/bus"
 	"github.com/shoal-rt/shoal/store"
 )
 
@@ -59,6 +60,12 @@ type receiverEngine struct {
 	clientGone <-chan struct{}
 	// recheck is how often the store's queue is read without a wake-up.
 	recheck time.Duration
+	// lookedAt is when the store was last read (the attach, a drain) and
+	// losses the bus's bus.LossCounter count just before: while the bus
+	// stays up with the same count, the re-check waits for
+	// QuietRecheckInterval since lookedAt (see quiet).
+	lookedAt time.Time
+	losses   uint64
 	// heartbeatDelay is how long the client may go without a frame
 	// before it gets a heartbeat; 0 sends none.
 	heartbeatDelay time.Duration
@@ -89,6 +96,7 @@ func (en *receiverEngine) run() receiverEnd {
 	}
 	recheck := time.NewTicker(en.recheck)
 	defer recheck.Stop()
+	en.look() // the attach read the store just before
 	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
 	defer renew.Stop()
 	for {
@@ -110,11 +118,34 @@ func (en *receiverEngine) run() receiverEnd {
 		case <-en.lr.wakeCh:
 			end, stop = en.drain()
 		case <-recheck.C:
-			end, stop = en.drain()
+			if !en.quiet() {
+				end, stop = en.drain()
+			}
 		}
 		if stop {
 			return end
 		}
+	}
+}
+
+// quiet reports whether a re-check may be skipped: the bus has stayed up
+// and lost nothing since the store was last read, less than
+// QuietRecheckInterval ago.
+func (en *receiverEngine) quiet() bool {
+	lc, ok := en.n.bus.(bus.LossCounter)
+	if !ok {
+		return false
+	}
+	losses, up := lc.Losses()
+	return up && losses == en.losses && time.Since(en.lookedAt) < en.n.cfg.QuietRecheckInterval
+}
+
+// look notes that the store is being read now, and the bus's count of
+// losses before it.
+func (en *receiverEngine) look() {
+	en.lookedAt = time.Now()
+	if lc, ok := en.n.bus.(bus.LossCounter); ok {
+		en.losses, _ = lc.Losses()
 	}
 }
 
@@ -150,6 +181,7 @@ func (en *receiverEngine) drain() (receiverEnd, bool) {
 		}
 		return en.wrote(done, err)
 	}
+	en.look()
 	ctx, cancel := n.opContext()
 	dr, err := n.store.Drain(ctx, en.lr.key, en.lease.Token, en.drainOpts...)
 	cancel()

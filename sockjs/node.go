@@ -42,6 +42,13 @@ type NodeConfig struct {
 	// from another node): checking rarely saves one store call per second
 	// per socket. Default 10 s.
 	WebsocketRecheckInterval time.Duration
+	// QuietRecheckInterval replaces RecheckInterval for an HTTP receiver
+	// while the bus vouches for its wake-ups (bus.LossCounter: connected,
+	// and nothing lost since the receiver last looked at the store): a
+	// lost wake-up is then unlikely, and each re-check costs a store round
+	// trip per parked poll or stream. A reconnect or a drop brings the
+	// next re-check back to RecheckInterval. Default 10 s, as websockets.
+	QuietRecheckInterval time.Duration
 	// ReapInterval is how often the node reaps expired sessions. Default 1 s.
 	ReapInterval time.Duration
 	// HolderTimeout is how long a receiver that finds its session's lease
@@ -120,6 +127,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	orDefault(&cfg.LeaseTTL, store.DefaultLeaseTTL)
 	orDefault(&cfg.RecheckInterval, time.Second)
 	orDefault(&cfg.WebsocketRecheckInterval, 10*time.Second)
+	orDefault(&cfg.QuietRecheckInterval, 10*time.Second)
 	orDefault(&cfg.ReapInterval, time.Second)
 	orDefault(&cfg.HolderTimeout, defaultHolderTimeout)
 	orDefault(&cfg.OpTimeout, 5*time.Second)

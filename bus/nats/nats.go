@@ -24,7 +24,10 @@ import (
 	"github.com/shoal-rt/shoal/bus"
 )
 
-var _ bus.Bus = (*Bus)(nil)
+var (
+	_ bus.Bus         = (*Bus)(nil)
+	_ bus.LossCounter = (*Bus)(nil)
+)
 
 // Config tunes a Bus. The zero value is usable.
 type Config struct {
@@ -58,6 +61,10 @@ type Bus struct {
 	closed  atomic.Bool
 	subs    map[*nats.Subscription]struct{}
 	dropped atomic.Uint64 // drops of listeners already cancelled
+	// nodeSubs are the subs of ListenNode (wake-ups travel there) and
+	// nodeDropped the drops of those already cancelled, for Losses.
+	nodeSubs    map[*nats.Subscription]struct{}
+	nodeDropped atomic.Uint64
 }
 
 // New returns a Bus over nc and takes ownership of it: Close closes nc.
@@ -73,10 +80,11 @@ func New(nc *nats.Conn, c Config) *Bus {
 		c.SubscribeTimeout = 2 * time.Second
 	}
 	return &Bus{
-		nc:     nc,
-		prefix: cleanPrefix(c.Prefix),
-		cfg:    c,
-		subs:   make(map[*nats.Subscription]struct{}),
+		nc:       nc,
+		prefix:   cleanPrefix(c.Prefix),
+		cfg:      c,
+		subs:     make(map[*nats.Subscription]struct{}),
+		nodeSubs: make(map[*nats.Subscription]struct{}),
 	}
 }
 
@@ -149,6 +157,24 @@ func (b *Bus) ListenChannel(channel string, h bus.Handler) (func(), error) {
 // Connected reports whether the connection to NATS is up right now; while
 // it is not, sends are buffered (see Connect) and may reach nobody.
 func (b *Bus) Connected() bool { return b.nc.IsConnected() }
+
+// Losses implements bus.LossCounter for what is sent to this node
+// (ListenNode): reconnects plus drops of its node listeners; up while the
+// connection is. A disconnect loses what was sent to this node meanwhile
+// (NATS keeps nothing for a subscriber that is away), and the reconnect
+// that ends it changes the count. Channel listeners are left out: a
+// channel's fan-out finds its gaps in the channel's log.
+func (b *Bus) Losses() (n uint64, up bool) {
+	b.mu.Lock()
+	n = b.nodeDropped.Load()
+	for sub := range b.nodeSubs {
+		if d, err := sub.Dropped(); err == nil && d > 0 {
+			n += uint64(d)
+		}
+	}
+	b.mu.Unlock()
+	return n + b.nc.Stats().Reconnects, b.nc.IsConnected()
+}
 
 // Dropped reports how many messages NATS dropped because a listener of this
 // Bus fell behind (slow consumer).
@@ -246,6 +272,9 @@ func (b *Bus) listen(kind, name string, h bus.Handler) (func(), error) {
 		return nil, bus.ErrClosed
 	}
 	b.subs[sub] = struct{}{}
+	if kind == "node" {
+		b.nodeSubs[sub] = struct{}{}
+	}
 	var once sync.Once
 	cancel := func() {
 		once.Do(func() {
@@ -263,7 +292,11 @@ func (b *Bus) listen(kind, name string, h bus.Handler) (func(), error) {
 func (b *Bus) retire(sub *nats.Subscription) {
 	if d, err := sub.Dropped(); err == nil && d > 0 {
 		b.dropped.Add(uint64(d))
+		if _, ok := b.nodeSubs[sub]; ok {
+			b.nodeDropped.Add(uint64(d))
+		}
 	}
+	delete(b.nodeSubs, sub)
 	// Unsubscribe fails only when the connection is already closed, and
 	// then the subscription is gone anyway.
 	_ = sub.Unsubscribe()

@@ -80,6 +80,10 @@ func TestResubscribesAfterServerRestart(t *testing.T) {
 	publish := func(msg []byte) error { return sender.Publish(ctx, "room.1", msg) }
 	awaitDelivery(t, &nodeIn, "before", sendNode)
 	awaitDelivery(t, &chIn, "before", publish)
+	losses, up := listener.Losses()
+	if !up {
+		t.Fatal("Losses: not up while connected")
+	}
 
 	s.Stop()
 	testenv.CheckFor(t, bustest.Timeout, 10*time.Millisecond, func() error {
@@ -88,6 +92,9 @@ func TestResubscribesAfterServerRestart(t *testing.T) {
 		}
 		return nil
 	})
+	if _, up := listener.Losses(); up {
+		t.Error("Losses: up while NATS is down")
+	}
 	// While NATS is down a send neither blocks nor fails: it is buffered.
 	start := time.Now()
 	if err := sender.SendNode(ctx, "n1", []byte("while-down")); err != nil {
@@ -105,6 +112,11 @@ func TestResubscribesAfterServerRestart(t *testing.T) {
 	t.Logf("delivery resumed %v after the server restarted", time.Since(restarted).Round(time.Millisecond))
 	if r := listenerConn.Stats().Reconnects; r < 1 {
 		t.Errorf("listener reconnects = %d, want at least 1", r)
+	}
+	// What was sent to the listener while it was away is lost: the count
+	// says so (a receiver then re-checks the store at once).
+	if n, up := listener.Losses(); !up || n <= losses {
+		t.Errorf("Losses after a restart = %d, %v; want more than %d, up", n, up, losses)
 	}
 }
 
@@ -207,6 +219,10 @@ func TestSlowListenerDropsAreCounted(t *testing.T) {
 		}
 		return nil
 	})
+	// The drops were of a node listener: wake-ups may be among them.
+	if n, _ := listener.Losses(); n < 1000-10-1 {
+		t.Errorf("Losses() = %d, want at least %d", n, 1000-10-1)
+	}
 }
 
 func TestPrefixIsCleaned(t *testing.T) {

@@ -60,7 +60,9 @@ func (l *Latency) ObserveStore(op string, d time.Duration, err error) {
 }
 
 // Bus returns b with its sends timed. The result keeps b's Connected
-// method, if it has one (sockjs asks it before taking over a lease).
+// method, if it has one (sockjs asks it before taking over a lease), and
+// its Losses (bus.LossCounter: sockjs re-checks the store less often while
+// the bus lost nothing).
 func (l *Latency) Bus(b bus.Bus) bus.Bus {
 	tb := timedBus{Bus: b, l: l}
 	if cb, ok := b.(interface{ Connected() bool }); ok {
@@ -72,6 +74,14 @@ func (l *Latency) Bus(b bus.Bus) bus.Bus {
 type timedBus struct {
 	bus.Bus
 	l *Latency
+}
+
+// Losses forwards bus.LossCounter; a bus without it never vouches.
+func (t timedBus) Losses() (n uint64, up bool) {
+	if lc, ok := t.Bus.(bus.LossCounter); ok {
+		return lc.Losses()
+	}
+	return 0, false
 }
 
 func (t timedBus) SendNode(ctx context.Context, node string, msg []byte) error {

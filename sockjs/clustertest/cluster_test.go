@@ -540,11 +540,15 @@ func TestClusterReapOnce(t *testing.T) {
 // the message over with the wake-up (store.HandOffCommitter), so the poll
 // writes it without draining the queue: its node makes two Redis round
 // trips, the attach and the commit. A hand-off whose wake-up never comes
-// is drained by the poll's re-check, and reaches the client once.
+// is drained by the poll's re-check, and reaches the client once; while
+// NATS stays up and lost nothing the poll does not re-check
+// (QuietRecheckInterval), once NATS is gone it does (RecheckInterval).
 func TestClusterPollHandOff(t *testing.T) {
 	t.Parallel()
+	const recheck = 300 * time.Millisecond
 	c := newRedisCluster(t, 2, sockjs.Settings{}, func(cfg *sockjs.NodeConfig) {
-		cfg.RecheckInterval = 300 * time.Millisecond
+		cfg.RecheckInterval = recheck
+		cfg.QuietRecheckInterval = time.Hour
 		cfg.ReapInterval = time.Hour
 	})
 	sess := newClientSession()
@@ -585,13 +589,36 @@ func TestClusterPollHandOff(t *testing.T) {
 		}
 	}
 
-	// Handed off, but nobody tells the poll: its re-check drains it.
+	// Handed off, but nobody tells the poll. With NATS up and nothing
+	// lost the poll trusts its wake-ups: five re-check periods go by
+	// without a store call from its node.
 	got := parked()
+	trips := c.node(1).redis.answered.Load()
 	res, err := c.nodes[0].store.Append(context.Background(), key, []string{"lost"}, store.QueueLimits{})
 	if err != nil || res.HandOff.Token == "" {
 		t.Fatalf("Append to a parked poll = %+v, %v; want it handed off", res, err)
 	}
-	sockjstest.Want(t, "poll after a lost hand-off", <-got, `a["lost"]`+"\n")
+	select {
+	case body := <-got:
+		t.Fatalf("the poll re-checked the store with NATS up: %q", body)
+	case <-time.After(5 * recheck):
+	}
+	if n := c.node(1).redis.answered.Load() - trips; n != 0 {
+		_, byName := c.node(1).redis.snapshot()
+		t.Errorf("the parked poll's node made %d Redis round trips with NATS up, want 0: %v", n, byName)
+	}
+	// NATS gone: wake-ups may be lost, the re-check drains it.
+	c.nats.Stop()
+	sockjstest.Want(t, "poll after a lost hand-off, NATS down", <-got, `a["lost"]`+"\n")
+	c.nats.Start()
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for _, cn := range c.nodes {
+			if !cn.nc.IsConnected() {
+				return errors.New("a node not yet reconnected to NATS")
+			}
+		}
+		return nil
+	})
 	got = parked()
 	sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["after"]`)
 	sockjstest.Want(t, "next poll", <-got, `a["after"]`+"\n")

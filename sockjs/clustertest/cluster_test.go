@@ -611,14 +611,7 @@ func TestClusterPollHandOff(t *testing.T) {
 	c.nats.Stop()
 	sockjstest.Want(t, "poll after a lost hand-off, NATS down", <-got, `a["lost"]`+"\n")
 	c.nats.Start()
-	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		for _, cn := range c.nodes {
-			if !cn.nc.IsConnected() {
-				return errors.New("a node not yet reconnected to NATS")
-			}
-		}
-		return nil
-	})
+	c.waitNATS(t, true)
 	got = parked()
 	sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr_send", `["after"]`)
 	sockjstest.Want(t, "next poll", <-got, `a["after"]`+"\n")

@@ -171,6 +171,20 @@ func newRedisCluster(t testing.TB, n int, s sockjs.Settings, tweak func(*sockjs.
 // node returns the i-th node, round robin.
 func (c *redisCluster) node(i int) *clusterNode { return c.nodes[i%len(c.nodes)] }
 
+// waitNATS waits until every node's NATS connection is up (connected) or
+// down.
+func (c *redisCluster) waitNATS(t *testing.T, connected bool) {
+	t.Helper()
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for _, cn := range c.nodes {
+			if cn.nc.IsConnected() != connected {
+				return fmt.Errorf("a node's NATS connection is not yet %s", map[bool]string{true: "up", false: "down"}[connected])
+			}
+		}
+		return nil
+	})
+}
+
 // redisTrips returns the Redis round trips of all nodes so far.
 func (c *redisCluster) redisTrips() int64 {
 	var n int64

@@ -237,14 +237,7 @@ func TestClusterNATSDownUp(t *testing.T) {
 	}
 
 	c.nats.Stop()
-	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		for _, cn := range c.nodes {
-			if cn.nc.IsConnected() {
-				return errors.New("a node still connected to NATS")
-			}
-		}
-		return nil
-	})
+	c.waitNATS(t, false)
 	d := parkAndSend("nats down")
 	t.Logf("delivery to a parked poll with NATS down: %v (recheck %v)", d, recheck)
 	// A handler on n2 sends to the websocket on n0: through the store.
@@ -253,14 +246,7 @@ func TestClusterNATSDownUp(t *testing.T) {
 	sockjstest.Want(t, "websocket frame from n2 with NATS down", sockjstest.ReadWS(t, conn), `a["nats down"]`)
 
 	c.nats.Start()
-	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		for _, cn := range c.nodes {
-			if !cn.nc.IsConnected() {
-				return errors.New("a node not yet reconnected to NATS")
-			}
-		}
-		return nil
-	})
+	c.waitNATS(t, true)
 	// Subscriptions are back: wake-ups are fast again.
 	testenv.CheckFor(t, 10*time.Second, 0, func() error {
 		if d := parkAndSend("nats back"); d > recheck/2 {

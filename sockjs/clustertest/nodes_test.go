@@ -13,24 +13,19 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-rt/shoal/bus"
-	natsbus "github.com/shoal-rt/shoal/bus/nats"
+	"github.com/shoal-rt/shoal/internal/backendtest"
 	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
-	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
 // startNode starts a node on cfg serving h under "/t" with settings s and,
-// unless ch is nil, channels ch, behind its own HTTP server. When the test
-// ends it closes the node and the server, then the node's backend clients
-// (closeBackends, if not nil). It returns the node, its endpoint and the endpoint's
-// URL.
-func startNode(t testing.TB, cfg sockjs.NodeConfig, h sockjs.Handler, s sockjs.Settings, ch *sockjs.ChannelConfig, closeBackends func()) (*sockjs.Node, *sockjs.Endpoint, string) {
+// unless ch is nil, channels ch, behind its own HTTP server, both closed
+// when the test ends (before the backend clients cfg uses, which the test
+// opened first). It returns the node, its endpoint and the endpoint's URL.
+func startNode(t testing.TB, cfg sockjs.NodeConfig, h sockjs.Handler, s sockjs.Settings, ch *sockjs.ChannelConfig) (*sockjs.Node, *sockjs.Endpoint, string) {
 	t.Helper()
-	if closeBackends != nil {
-		t.Cleanup(closeBackends) // after the node's (cleanups run last first)
-	}
 	n, err := sockjs.NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +53,7 @@ func memoryNodes(t testing.TB, n int, h sockjs.Handler, s sockjs.Settings, ch *s
 	var eps []*sockjs.Endpoint
 	var bases []string
 	for range n {
-		_, e, base := startNode(t, sockjs.NodeConfig{Store: st, Bus: b, ReapInterval: 20 * time.Millisecond}, h, s, ch, nil)
+		_, e, base := startNode(t, sockjs.NodeConfig{Store: st, Bus: b, ReapInterval: 20 * time.Millisecond}, h, s, ch)
 		eps = append(eps, e)
 		bases = append(bases, base)
 	}
@@ -75,37 +70,13 @@ var joinRoom = sockjs.HandlerFuncs{Open: func(s *sockjs.Session) error {
 	return s.Subscribe(ctx, "room")
 }}
 
-// backendConfig connects a node's own Redis client (opts, with hook if not
-// nil) and NATS connection, as a node process would have, and returns the
-// node's config with the store and bus on them under prefix (and no logs:
-// teardown races the clients' close), its NATS connection, and what closes
-// them.
-func backendConfig(t testing.TB, opts *redis.Options, hook redis.Hook, natsURL, prefix string) (sockjs.NodeConfig, *nats.Conn, func()) {
+// backendConfig is the config of a node on its own Redis and NATS clients
+// (backendtest.Connect), with no logs: teardown races the clients' close.
+func backendConfig(t testing.TB, redisAddr, natsURL, prefix string, tune ...func(*redis.Options)) (sockjs.NodeConfig, *backendtest.Node) {
 	t.Helper()
-	opts.ContextTimeoutEnabled = true
-	rc := redis.NewClient(opts)
-	if hook != nil {
-		rc.AddHook(hook)
-	}
-	nc, err := natsbus.Connect(natsURL, nats.Name(prefix))
-	if err != nil {
-		rc.Close()
-		t.Fatal(err)
-	}
-	b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
-	cfg := sockjs.NodeConfig{
-		Store:  redisstore.New(rc, redisstore.Config{Prefix: prefix}),
-		Bus:    b,
-		Logger: slog.New(slog.DiscardHandler),
-	}
-	return cfg, nc, func() {
-		b.Close()
-		nc.Close()
-		rc.Close()
-	}
+	bn := backendtest.Connect(t, redisAddr, natsURL, prefix, tune...)
+	return sockjs.NodeConfig{Store: bn.Store, Bus: bn.Bus, Logger: slog.New(slog.DiscardHandler)}, bn
 }
-
-var backendPrefixes atomic.Int64
 
 // backendCluster starts nodes on Redis and NATS, each serving endpoint
 // "/t" with handler h and channels cfg.
@@ -115,11 +86,11 @@ func backendCluster(t testing.TB, nodes int, redisAddr, natsURL string, h sockjs
 	var eps []*sockjs.Endpoint
 	var bases []string
 	for range nodes {
-		ncfg, _, closeBackends := backendConfig(t, &redis.Options{Addr: redisAddr, PoolSize: 64}, nil, natsURL, prefix)
+		ncfg, _ := backendConfig(t, redisAddr, natsURL, prefix, func(o *redis.Options) { o.PoolSize = 64 })
 		if tweak != nil {
 			tweak(&ncfg)
 		}
-		_, e, base := startNode(t, ncfg, h, s, &cfg, closeBackends)
+		_, e, base := startNode(t, ncfg, h, s, &cfg)
 		eps = append(eps, e)
 		bases = append(bases, base)
 	}
@@ -151,15 +122,15 @@ func newRedisCluster(t testing.TB, n int, s sockjs.Settings, tweak func(*sockjs.
 	prefix := testenv.Prefix(t)
 	for i := range n {
 		cn := &clusterNode{redis: &redisCounter{}}
-		var cfg sockjs.NodeConfig
-		var closeBackends func()
-		cfg, cn.nc, closeBackends = backendConfig(t, &redis.Options{Addr: c.redis.Addr}, cn.redis, c.nats.URL(), prefix)
+		cfg, bn := backendConfig(t, c.redis.Addr, c.nats.URL(), prefix)
+		bn.Redis.AddHook(cn.redis)
+		cn.nc = bn.NATS
 		cfg.ID = fmt.Sprintf("n%d", i)
 		cn.store = cfg.Store
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		cn.node, cn.ep, cn.base = startNode(t, cfg, c.h, s, nil, closeBackends)
+		cn.node, cn.ep, cn.base = startNode(t, cfg, c.h, s, nil)
 		c.h.mu.Lock()
 		c.h.nodeOf[cn.ep] = cfg.ID
 		c.h.mu.Unlock()

@@ -6,14 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shoal-rt/shoal/bus"
-	natsbus "github.com/shoal-rt/shoal/bus/nats"
+	"github.com/shoal-rt/shoal/internal/backendtest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/store"
-	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
 // clusterBackends runs each node on its own Redis and NATS clients of one
@@ -24,15 +20,8 @@ func clusterBackends(t testing.TB) backends {
 	ns := testenv.NATS(t)
 	prefix := testenv.Prefix(t)
 	return func(t testing.TB) (store.Store, bus.Bus) {
-		rc := redis.NewClient(&redis.Options{Addr: rs.Addr})
-		t.Cleanup(func() { rc.Close() })
-		nc, err := nats.Connect(ns.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := natsbus.New(nc, natsbus.Config{Prefix: prefix})
-		t.Cleanup(func() { b.Close() })
-		return redisstore.New(rc, redisstore.Config{Prefix: prefix}), b
+		bn := backendtest.Connect(t, rs.Addr, ns.URL(), prefix)
+		return bn.Store, bn.Bus
 	}
 }
 

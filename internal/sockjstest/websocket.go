@@ -9,13 +9,20 @@ import (
 	"github.com/coder/websocket"
 )
 
-// DialWS opens a websocket to httpURL (http:// becomes ws://); it closes
-// when the test ends.
-func DialWS(t testing.TB, httpURL string) *websocket.Conn {
+// wsTimeout bounds a dial and each read: generous, for nodes built with
+// -race on a loaded machine.
+const wsTimeout = 10 * time.Second
+
+// DialWS opens a websocket to url (ws://, or http:// which becomes
+// ws://); it closes when the test ends.
+func DialWS(t testing.TB, url string) *websocket.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wsTimeout)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(httpURL, "http"), nil)
+	if rest, ok := strings.CutPrefix(url, "http"); ok {
+		url = "ws" + rest
+	}
+	conn, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,10 +31,11 @@ func DialWS(t testing.TB, httpURL string) *websocket.Conn {
 	return conn
 }
 
-// ReadWS returns the next websocket message, which must come within 5 s.
+// ReadWS returns the next websocket message, which must come within
+// wsTimeout.
 func ReadWS(t testing.TB, conn *websocket.Conn) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wsTimeout)
 	defer cancel()
 	_, b, err := conn.Read(ctx)
 	if err != nil {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 )
 
 // WS is a session on SockJS's websocket transport whose frames a test
@@ -19,26 +19,13 @@ type WS struct {
 // connection closes when the test ends.
 func DialWS(t testing.TB, url string) *WS {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.CloseNow() })
-	return &WS{conn}
+	return &WS{sockjstest.DialWS(t, url)}
 }
 
 // Next returns the next frame, which must come within 10 s.
 func (w *WS) Next(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, err := w.Read(ctx)
-	if err != nil {
-		t.Fatalf("nodetest: websocket read: %v", err)
-	}
-	return string(b)
+	return sockjstest.ReadWS(t, w.Conn)
 }
 
 // Send sends msgs in one frame.

@@ -124,9 +124,10 @@ type targetRunner struct {
 
 // running is a started target: the URL to load and the processes to measure.
 type running struct {
-	url   string
-	procs []*proc
-	notes []string
+	url      string
+	procs    []*proc
+	notes    []string
+	counters Counters // the backends' counts, if the target has backends
 }
 
 func (r *running) pids() []int {
@@ -360,6 +361,7 @@ func runOne(ctx context.Context, c CompareConfig, tr *targetRunner, scen, logDir
 	cfg.Transport = ""
 	cfg.Label = tr.info.Name
 	cfg.ServerPIDs = rt.pids()
+	cfg.Counters = rt.counters
 	p := comparePresets[scen]
 	if scen == "idle" {
 		p.sessions = c.IdleSessions

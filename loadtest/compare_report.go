@@ -120,6 +120,27 @@ func loadText(r *Result) string {
 	return ""
 }
 
+// backendsMarkdown tables what the runs with backends (the cluster) cost
+// them per op: counts the machine's load does not move. Empty without such
+// runs.
+func (rep *CompareReport) backendsMarkdown() string {
+	var b strings.Builder
+	for _, r := range rep.Runs {
+		res := r.Result
+		if res == nil || res.BackendPerOp == nil {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\nWhat each op cost the backends, counted by Redis (INFO commandstats, INFO cpu) and NATS (/varz) over the window:\n\n" +
+				"| scenario | target | per | Redis commands | of which scripts | Redis CPU (µs) | NATS msgs in | NATS msgs out |\n|---|---|---|---:|---:|---:|---:|---:|\n")
+		}
+		p := res.BackendPerOp
+		fmt.Fprintf(&b, "| %s | %s | %s | %.1f | %.2f | %.0f | %.2f | %.2f |\n", r.Scenario, r.Target, res.OpsName,
+			p[CountRedisCommands], p[CountRedisScripts], p[CountRedisCPU], p[CountNATSIn], p[CountNATSOut])
+	}
+	return b.String()
+}
+
 // Markdown renders the comparison as tables for BENCHMARKS.md.
 func (rep *CompareReport) Markdown() string {
 	var b strings.Builder
@@ -159,6 +180,7 @@ func (rep *CompareReport) Markdown() string {
 			}
 		}
 	}
+	b.WriteString(rep.backendsMarkdown())
 	b.WriteString("\nTargets:\n\n")
 	for _, t := range rep.Targets {
 		if t.Available {

@@ -111,6 +111,9 @@ type Config struct {
 	// NATS, balancer) whose CPU and memory the run reports; their
 	// descendants at the start of the run are measured too.
 	ServerPIDs []int
+	// Counters, when set, are read at the window's edges (Redis and NATS
+	// counts of a cluster: see Result.BackendPerOp).
+	Counters Counters `json:"-"`
 
 	Label    string    // names the target in reports
 	Progress io.Writer // live progress line; nil for none

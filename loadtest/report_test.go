@@ -164,8 +164,10 @@ func TestCompareReportRatios(t *testing.T) {
 			t.Errorf("ratio %s = %v, want %v", k, r.Ratio, w)
 		}
 	}
+	rep.Runs[2].Result.BackendPerOp = map[string]float64{CountRedisCommands: 33.25, CountRedisScripts: 4, CountRedisCPU: 210, CountNATSIn: 0.5, CountNATSOut: 0.5}
 	md := rep.Markdown()
 	for _, s := range []string{"| ws-echo | 50 websocket sessions, 4k msg/s | server CPU per message (µs) | 26.0 | 13.0 | 6.50 | unavailable |",
+		"| ws-echo | shoal | message | 33.2 | 4.00 | 210 | 0.50 | 0.50 |",
 		"| idle | shoal memory", "0.25", "1.25", "unavailable: node rejected --redis"} {
 		if s == "| idle | shoal memory" {
 			s = "| idle | server memory per idle session (KiB) | shoal | 1.25 | 0.40 |"

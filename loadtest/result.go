@@ -48,7 +48,11 @@ type Result struct {
 	Errors          []ErrorCount `json:"errors"`
 	Server          *ServerStats `json:"server,omitempty"`
 	Client          *ClientStats `json:"client,omitempty"`
-	Notes           []string     `json:"notes,omitempty"`
+	// BackendPerOp is what the backends' counters (Config.Counters: Redis
+	// commands, scripts and CPU µs, NATS messages) grew by over the
+	// window, per op.
+	BackendPerOp map[string]float64 `json:"backend_per_op,omitempty"`
+	Notes        []string           `json:"notes,omitempty"`
 }
 
 // Counts are the window's totals.
@@ -163,6 +167,10 @@ func (r *Result) Summary() string {
 		if len(sv.Processes) > 1 {
 			s += "  by process: " + processText(sv.Processes) + "\n"
 		}
+	}
+	if b := r.BackendPerOp; b != nil {
+		s += fmt.Sprintf("  backends per %s: redis %.1f commands (%.2f scripts, %.0f µs cpu) · nats %.2f msgs in, %.2f out\n", r.OpsName,
+			b[CountRedisCommands], b[CountRedisScripts], b[CountRedisCPU], b[CountNATSIn], b[CountNATSOut])
 	}
 	if c := r.Client; c != nil {
 		s += fmt.Sprintf("  client   cpu %.2fs (%.0f%% of a core)  rss %s\n", c.CPUSeconds, 100*c.CPUUtilization, fmtKiB(c.RSSKiB))

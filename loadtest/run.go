@@ -27,10 +27,13 @@ type runner struct {
 	procStart    *ProcSample // at the window's start
 	procEnd      *ProcSample // at the window's end
 	procErr      error
-	procMid      *ProcSample // idle: after the first half of the sessions opened
-	openMid      int64       // idle: sessions open at procMid
-	selfStart    *ProcSample // this process at the window's start
-	selfEnd      *ProcSample // and at its end
+	procMid      *ProcSample        // idle: after the first half of the sessions opened
+	openMid      int64              // idle: sessions open at procMid
+	selfStart    *ProcSample        // this process at the window's start
+	selfEnd      *ProcSample        // and at its end
+	countsStart  map[string]float64 // Config.Counters at the window's start
+	countsEnd    map[string]float64 // and at its end
+	countsErr    error
 	window       time.Duration
 	receivers    int64 // broadcast: sessions every publish should reach
 }
@@ -97,13 +100,23 @@ func (r *runner) measure(ctx context.Context) error {
 		return err
 	}
 	r.sampleWindowEdge(&r.procStart)
+	r.readCounters(ctx, &r.countsStart)
 	r.rec.SetPhase("measure")
 	t0 := time.Now()
 	err := sleepCtx(ctx, r.cfg.Duration)
 	r.rec.SetPhase("drain")
 	r.window = time.Since(t0)
 	r.sampleWindowEdge(&r.procEnd)
+	r.readCounters(ctx, &r.countsEnd)
 	return err
+}
+
+// readCounters reads Config.Counters into dst, if there are any.
+func (r *runner) readCounters(ctx context.Context, dst *map[string]float64) {
+	if r.cfg.Counters == nil || r.countsErr != nil {
+		return
+	}
+	*dst, r.countsErr = r.cfg.Counters(ctx)
 }
 
 func (r *runner) sampleWindowEdge(dst **ProcSample) {
@@ -367,6 +380,10 @@ func (r *runner) result(started time.Time) *Result {
 	if r.procErr != nil {
 		res.Notes = append(res.Notes, "server measurement failed: "+r.procErr.Error())
 	}
+	if r.countsErr != nil {
+		res.Notes = append(res.Notes, "backend counters failed: "+r.countsErr.Error())
+	}
+	res.BackendPerOp = countsPerOp(r.countsStart, r.countsEnd, res.Ops)
 	if r.procBaseline != nil && r.procStart != nil && r.procEnd != nil {
 		sv := &ServerStats{
 			PIDs:           r.cfg.ServerPIDs,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,8 +206,8 @@ func waitTCP(ctx context.Context, procs []*proc, addr string) error {
 // stopped; it is nil only when nothing was.
 func startCluster(ctx context.Context, logBase, bin string, tools map[string]string, cpus string, gossip bool) (rt *running, err error) {
 	rt = &running{}
-	ports := make([]int, 0, 9)
-	for range 9 {
+	ports := make([]int, 0, 10)
+	for range 10 {
 		p, err := freePort()
 		if err != nil {
 			return rt, err
@@ -216,6 +217,7 @@ func startCluster(ctx context.Context, logBase, bin string, tools map[string]str
 	redisAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	lbAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	natsMonitor := fmt.Sprintf("127.0.0.1:%d", ports[9])
 
 	redis, err := startProc("redis-server", logBase+"-redis.log", "", cpus, nil,
 		tools["redis-server"], "--port", fmt.Sprint(ports[0]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
@@ -224,11 +226,12 @@ func startCluster(ctx context.Context, logBase, bin string, tools map[string]str
 	}
 	rt.procs = append(rt.procs, redis)
 	nats, err := startProc("nats-server", logBase+"-nats.log", "", cpus, nil,
-		tools["nats-server"], "-a", "127.0.0.1", "-p", fmt.Sprint(ports[1]))
+		tools["nats-server"], "-a", "127.0.0.1", "-p", fmt.Sprint(ports[1]), "-m", fmt.Sprint(ports[9]))
 	if err != nil {
 		return rt, err
 	}
 	rt.procs = append(rt.procs, nats)
+	rt.counters = joinCounters(redisCounters(redisAddr), natsCounters(natsMonitor))
 	if err := waitTCP(ctx, rt.procs, redisAddr); err != nil {
 		return rt, err
 	}
@@ -274,6 +277,32 @@ func startCluster(ctx context.Context, logBase, bin string, tools map[string]str
 		return rt, fmt.Errorf("haproxy: %w", err)
 	}
 	return rt, nil
+}
+
+// natsCounters reads the in and out message counts of the NATS server
+// whose monitoring endpoint (nats-server -m) is at monitor.
+func natsCounters(monitor string) Counters {
+	return func(ctx context.Context) (map[string]float64, error) {
+		ctx, cancel := context.WithTimeout(ctx, countersTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+monitor+"/varz", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: nats monitor at %s: %w", monitor, err)
+		}
+		defer resp.Body.Close()
+		var v struct {
+			InMsgs  float64 `json:"in_msgs"`
+			OutMsgs float64 `json:"out_msgs"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			return nil, fmt.Errorf("loadtest: nats monitor at %s: %w", monitor, err)
+		}
+		return map[string]float64{CountNATSIn: v.InMsgs, CountNATSOut: v.OutMsgs}, nil
+	}
 }
 
 // haproxyMaxConn is as many connections as the open-files limit lets

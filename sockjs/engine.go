@@ -69,11 +69,18 @@ type receiverEngine struct {
 	// heartbeatDelay is how long the client may go without a frame
 	// before it gets a heartbeat; 0 sends none.
 	heartbeatDelay time.Duration
-	heartbeat      *time.Timer // nil without heartbeats
-	// lastWrite is when a frame last went out, as time.Since(engineEpoch):
-	// the heartbeat timer checks it when it fires (heartbeatDue) instead
-	// of being reset at every write, a runtime timer change per message.
-	// Atomic: a websocket's writeNow writes outside the engine's steps.
+	// clock is the one timer of the engine's duties (renewing the lease,
+	// re-checking the store, the heartbeat), set for the earliest of due
+	// (as time.Since(engineEpoch); 0: never). One timer, not three: an
+	// idle websocket holds it, and a loop that selects on timer channels
+	// pays to add and remove them from the runtime's timer heap at every
+	// wake-up.
+	clock *time.Timer
+	due   [duties]time.Duration
+	// lastWrite is when a frame last went out (as due): the heartbeat is
+	// due heartbeatDelay after it, found when the clock fires, so a
+	// write does not touch the timer. Atomic: a websocket's writeNow
+	// writes outside the engine's steps.
 	lastWrite atomic.Int64
 	// drainOpts are passed to every Drain: a bound on what one takes (a
 	// poll's or a stream's write; the rest goes in the next), Hold.
@@ -83,22 +90,28 @@ type receiverEngine struct {
 	handedOff uint64
 }
 
+// The engine's duties on its clock.
+const (
+	dutyRenew     = iota // renew the lease
+	dutyRecheck          // read the store without a wake-up
+	dutyHeartbeat        // the client may have gone heartbeatDelay without a frame
+	duties
+)
+
 // run runs the loop on the caller's goroutine until the receiver ends,
 // and says why. (A websocket drives the same steps from events instead:
 // see wsWriter.kick.)
 func (en *receiverEngine) run() receiverEnd {
 	n := en.n
-	var heartbeatC <-chan time.Time
-	if en.heartbeatDelay > 0 {
-		en.heartbeat = time.NewTimer(en.heartbeatDelay)
-		defer en.heartbeat.Stop()
-		heartbeatC = en.heartbeat.C
-	}
-	recheck := time.NewTicker(en.recheck)
-	defer recheck.Stop()
+	tick := make(chan struct{}, 1)
+	en.startClock(func() {
+		select {
+		case tick <- struct{}{}:
+		default:
+		}
+	})
+	defer en.clock.Stop()
 	en.look() // the attach read the store just before
-	renew := time.NewTicker(n.cfg.LeaseTTL / 3)
-	defer renew.Stop()
 	for {
 		var end receiverEnd
 		var stop bool
@@ -107,20 +120,15 @@ func (en *receiverEngine) run() receiverEnd {
 			return endClientGone
 		case <-n.done:
 			return endNodeClosing
-		case <-renew.C:
-			end, stop = en.renew()
-		case <-heartbeatC:
-			if en.heartbeatDue() {
-				end, stop = en.wrote(en.sink.writeHeartbeat())
+		case <-tick:
+			var recheck bool
+			if recheck, end, stop = en.clockDuties(); recheck && !stop && !en.quiet() {
+				end, stop = en.drain()
 			}
 		case <-en.sink.localReady():
 			end, stop = en.wrote(en.sink.writeLocal())
 		case <-en.lr.wakeCh:
 			end, stop = en.drain()
-		case <-recheck.C:
-			if !en.quiet() {
-				end, stop = en.drain()
-			}
 		}
 		if stop {
 			return end
@@ -147,6 +155,65 @@ func (en *receiverEngine) look() {
 	if lc, ok := en.n.bus.(bus.LossCounter); ok {
 		en.losses, _ = lc.Losses()
 	}
+}
+
+// startClock sets the duties going; fire runs (on a goroutine of its own)
+// whenever one may be due, and must make the engine call clockDuties.
+func (en *receiverEngine) startClock(fire func()) {
+	now := time.Since(engineEpoch)
+	en.due[dutyRenew] = now + en.n.cfg.LeaseTTL/3
+	en.due[dutyRecheck] = now + en.recheck
+	if en.heartbeatDelay > 0 {
+		en.due[dutyHeartbeat] = now + en.heartbeatDelay
+	}
+	en.clock = time.AfterFunc(en.nextDue(now), fire)
+}
+
+// nextDue is how long from now the earliest duty is due.
+func (en *receiverEngine) nextDue(now time.Duration) time.Duration {
+	next := time.Duration(0)
+	for _, at := range en.due {
+		if at != 0 && (next == 0 || at < next) {
+			next = at
+		}
+	}
+	return max(next-now, 0)
+}
+
+// clockDuties renews the lease and sends a heartbeat when they are due,
+// and sets the clock for the next duty; recheck: the store is due a look
+// (the caller drains it, once with a wake-up that came too).
+func (en *receiverEngine) clockDuties() (recheck bool, _ receiverEnd, _ bool) {
+	now := time.Since(engineEpoch)
+	var renew, heartbeat bool
+	if at := en.due[dutyRenew]; at <= now {
+		renew, en.due[dutyRenew] = true, now+en.n.cfg.LeaseTTL/3
+	}
+	if at := en.due[dutyRecheck]; at <= now {
+		recheck, en.due[dutyRecheck] = true, now+en.recheck
+	}
+	if at := en.due[dutyHeartbeat]; at != 0 && at <= now {
+		// Due only if no frame went out since: else heartbeatDelay
+		// after the last one.
+		last := time.Duration(en.lastWrite.Load())
+		if heartbeat = now-last >= en.heartbeatDelay; heartbeat {
+			en.due[dutyHeartbeat] = now + en.heartbeatDelay
+		} else {
+			en.due[dutyHeartbeat] = last + en.heartbeatDelay
+		}
+	}
+	en.clock.Reset(en.nextDue(now))
+	if renew {
+		if end, stop := en.renew(); stop {
+			return false, end, true
+		}
+	}
+	if heartbeat {
+		if end, stop := en.wrote(en.sink.writeHeartbeat()); stop {
+			return false, end, true
+		}
+	}
+	return recheck, 0, false
 }
 
 // renew renews the lease; the engine stops when it was lost.
@@ -230,19 +297,6 @@ var engineEpoch = time.Now()
 
 // noteWrite records that a frame went out now.
 func (en *receiverEngine) noteWrite() { en.lastWrite.Store(int64(time.Since(engineEpoch))) }
-
-// heartbeatDue is called when the heartbeat timer has fired: it reports
-// whether the client has gone heartbeatDelay without a frame, and sets the
-// timer again, for the rest of the delay when it has not.
-func (en *receiverEngine) heartbeatDue() bool {
-	idle := time.Since(engineEpoch) - time.Duration(en.lastWrite.Load())
-	if idle < en.heartbeatDelay {
-		en.heartbeat.Reset(en.heartbeatDelay - idle)
-		return false
-	}
-	en.heartbeat.Reset(en.heartbeatDelay)
-	return true
-}
 
 var (
 	_ receiverSink = (*httpSink)(nil)

@@ -35,7 +35,7 @@ type httpSink struct {
 	deadlineSet    time.Time // when setDeadline last moved the write deadline
 	buf            []byte
 	frame          []byte
-	msgs           []string // writeLocal's, reused
+	msgs           []string          // writeLocal's, reused
 	chans          *receiverChannels // the receiver's channels, nil without
 	commit         func()            // a stream's commit of what it took; nil for polls
 	stats          *nodeStats

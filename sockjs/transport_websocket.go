@@ -219,9 +219,8 @@ type wsWriter struct {
 	running bool
 	ended   bool
 
-	en                          receiverEngine
-	heartbeat, recheck, renewal *time.Timer // nil heartbeat: raw websocket
-	stopReading                 context.CancelFunc
+	en          receiverEngine
+	stopReading context.CancelFunc
 
 	finishOnce  sync.Once
 	closeCode   int // websocket close code, set before stop is closed
@@ -519,10 +518,8 @@ type wsEvent uint16
 
 const (
 	wsEvWake        wsEvent = 1 << iota // the store may hold messages or a close
-	wsEvRecheck                         // look at the store even without a wake-up
+	wsEvClock                           // the engine's clock: a duty may be due
 	wsEvLocal                           // sends on this node wait (or overflowed)
-	wsEvHeartbeat                       // the client has had no frame for a while
-	wsEvRenew                           // the lease wants renewing
 	wsEvStop                            // the reader has ended
 	wsEvNodeClosing                     // the node is closing
 	wsEvFlush                           // the socket took only part of a frame writeNow wrote
@@ -541,11 +538,8 @@ func (ww *wsWriter) start(stopReading context.CancelFunc) {
 	}
 	if !ww.raw {
 		ww.en.heartbeatDelay = e.settings.HeartbeatDelay
-		ww.heartbeat = time.AfterFunc(ww.en.heartbeatDelay, func() { ww.kick(wsEvHeartbeat) })
-		ww.en.heartbeat = ww.heartbeat
 	}
-	ww.recheck = time.AfterFunc(ww.en.recheck, func() { ww.kick(wsEvRecheck) })
-	ww.renewal = time.AfterFunc(n.cfg.LeaseTTL/3, func() { ww.kick(wsEvRenew) })
+	ww.en.startClock(func() { ww.kick(wsEvClock) })
 	select {
 	case <-n.done:
 		// Node.Close kicks the writers it finds registered; this one may
@@ -608,7 +602,7 @@ func (ww *wsWriter) handleEvents() {
 
 // handle does what ev asks, in the order the engine's loop would.
 func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
-	en, n := &ww.en, ww.e.node
+	en := &ww.en
 	switch {
 	case ev&wsEvStop != 0:
 		return endClientGone, true
@@ -622,26 +616,20 @@ func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 			return end, true
 		}
 	}
-	if ev&wsEvRenew != 0 {
-		if end, stop := en.renew(); stop {
-			return end, true
-		}
-		ww.renewal.Reset(n.cfg.LeaseTTL / 3)
-	}
-	if ev&wsEvHeartbeat != 0 && en.heartbeatDue() {
-		if end, stop := en.wrote(ww.writeHeartbeat()); stop {
-			return end, true
-		}
-	}
 	if ev&wsEvLocal != 0 {
 		if end, stop := en.wrote(ww.writeLocal()); stop {
 			return end, true
 		}
 	}
-	if ev&wsEvRecheck != 0 {
-		ww.recheck.Reset(en.recheck)
+	drain := ev&wsEvWake != 0
+	if ev&wsEvClock != 0 {
+		recheck, end, stop := en.clockDuties()
+		if stop {
+			return end, true
+		}
+		drain = drain || recheck
 	}
-	if ev&(wsEvWake|wsEvRecheck) != 0 {
+	if drain {
 		return en.drain()
 	}
 	return 0, false
@@ -653,11 +641,7 @@ func (ww *wsWriter) end(why receiverEnd) {
 	ww.evMu.Lock()
 	ww.ended = true
 	ww.evMu.Unlock()
-	if ww.heartbeat != nil {
-		ww.heartbeat.Stop()
-	}
-	ww.recheck.Stop()
-	ww.renewal.Stop()
+	ww.en.clock.Stop()
 	code, reason := CodeInterrupted, ReasonInterrupted
 	switch why {
 	case endClientGone:

@@ -74,11 +74,7 @@ func TestChaos(t *testing.T) {
 			if sc.ha != noHA && !s.full && !s.sessionsSet {
 				s.sessions = leanHASessions
 			}
-			var nsNet *netnsNet
-			if sc.netns {
-				nsNet = newNetnsNet(t, 3)
-			}
-			c := startCluster(t, s, nsNet, sc.ha)
+			c := startCluster(t, s, sc.netns, sc.ha)
 			idle := readCounters(t, c)
 			d := startDriver(t, s, "http://"+c.lb+"/echo")
 			before := readCounters(t, c)
@@ -195,7 +191,7 @@ func rollingRestart(t *testing.T, c *cluster, s settings) {
 // unseen; 8 s later the address and the node come back.
 func vanish(t *testing.T, c *cluster, s settings) {
 	n := c.nodes[1]
-	c.net.vanish(t, 1, true)
+	c.net.SetLink(hostName(1), false)
 	if err := n.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +199,7 @@ func vanish(t *testing.T, c *cluster, s settings) {
 		t.Fatal(err)
 	}
 	time.Sleep(8 * time.Second)
-	c.net.vanish(t, 1, false)
+	c.net.SetLink(hostName(1), true)
 	n.start(t)
 }
 

@@ -185,7 +185,7 @@ type cluster struct {
 	natsMonitors          []string // host:port of each NATS server's monitoring
 	nodes                 []*node
 	lb                    string // HAProxy's host:port
-	net                   *netnsNet
+	net                   *nodetest.HostNet
 }
 
 // haTopology is the replicated Redis a scenario runs on, if any.
@@ -197,31 +197,35 @@ const (
 	redisSentinelHA                   // Redis under Sentinel and a NATS cluster (startSentinelHA)
 )
 
-// startCluster starts everything on loopback, or, with nsNet, each node in
-// its own network namespace on a bridge (so a node's address can vanish).
-func startCluster(t *testing.T, s settings, nsNet *netnsNet, ha haTopology) *cluster {
+// startCluster starts everything on loopback, or, with ownHosts, each node
+// on a host of its own (a network namespace on a bridge, newHostNet) so
+// that a node's address can vanish.
+func startCluster(t *testing.T, s settings, ownHosts bool, ha haTopology) *cluster {
 	t.Helper()
-	c := &cluster{net: nsNet}
+	c := &cluster{}
+	if ownHosts {
+		c.net = newHostNet(t, 3)
+	}
 	switch ha {
 	case redisClusterHA:
 		c.startHA(t)
 	case redisSentinelHA:
 		c.startSentinelHA(t)
 	default:
-		c.startSingle(t, nsNet)
+		c.startSingle(t, c.net)
 	}
-	c.startNodes(t, s, nsNet)
+	c.startNodes(t, s, c.net)
 	return c
 }
 
 // startSingle starts one redis-server (AOF on) and one nats-server.
-func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
+func (c *cluster) startSingle(t *testing.T, nsNet *nodetest.HostNet) {
 	t.Helper()
 	host := "127.0.0.1"
 	redisBind := "127.0.0.1"
 	if nsNet != nil {
-		host = nsNet.hostIP
-		redisBind = "127.0.0.1 " + nsNet.hostIP
+		host = nsNet.HostIP()
+		redisBind = "127.0.0.1 " + nsNet.HostIP()
 	}
 	free := testenv.FreePorts(t, 3)
 	redisPort, natsPort := free[0], free[1]
@@ -246,7 +250,7 @@ func (c *cluster) startSingle(t *testing.T, nsNet *netnsNet) {
 }
 
 // startNodes starts three gossiping nodes on the backends and HAProxy.
-func (c *cluster) startNodes(t *testing.T, s settings, nsNet *netnsNet) {
+func (c *cluster) startNodes(t *testing.T, s settings, nsNet *nodetest.HostNet) {
 	t.Helper()
 	bin := nodeBinary(t, s)
 	const n = 3
@@ -254,7 +258,7 @@ func (c *cluster) startNodes(t *testing.T, s settings, nsNet *netnsNet) {
 	free := testenv.FreePorts(t, 2*n)
 	for i := range n {
 		if nsNet != nil {
-			ip := nsNet.nodeIP(i)
+			ip := nsNet.IP(hostName(i))
 			addrs[i], gossip[i] = ip+":8080", ip+":7946"
 		} else {
 			addrs[i] = fmt.Sprintf("127.0.0.1:%d", free[2*i])
@@ -277,7 +281,7 @@ func (c *cluster) startNodes(t *testing.T, s settings, nsNet *netnsNet) {
 			nd.args = append(nd.args, "--redis-outage-wait", "10s")
 		}
 		if nsNet != nil {
-			nd.netns = nsNet.ns(i)
+			nd.netns = nsNet.NS(hostName(i))
 		}
 		c.nodes = append(c.nodes, nd)
 	}
@@ -416,77 +420,22 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// netnsNet is a bridge on the host with one network namespace per node
-// behind a veth pair: taking a namespace's link down makes its node's
-// address vanish (no refusal, no reset: packets go nowhere), as when a
-// container or a host disappears.
-type netnsNet struct {
-	id     string // short unique tag in every name
-	bridge string
-	hostIP string
-	n      int
-}
-
-const netnsSubnet = "10.213.%d"
-
-// newNetnsNet creates the bridge and n namespaces, removed when the test
-// ends. It needs root (CAP_NET_ADMIN).
-func newNetnsNet(t *testing.T, n int) *netnsNet {
+// newHostNet gives the nodes hosts of their own (nodetest.HostNet), node
+// i at <subnet>.(10+i), so that one's address can vanish. It needs root.
+func newHostNet(t *testing.T, n int) *nodetest.HostNet {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatalf("chaos: the vanished-address scenario needs root to create network namespaces (run scripts/chaos as root, or leave out vanish with SHOAL_CHAOS_RUN)")
 	}
-	id := strconv.Itoa(os.Getpid() % 100000)
-	sub := os.Getpid()%200 + 20
-	nn := &netnsNet{id: id, bridge: "scb" + id, hostIP: fmt.Sprintf(netnsSubnet+".1", sub), n: n}
-	ipCmd := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("chaos: ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	t.Cleanup(func() {
-		for i := range n {
-			exec.Command("ip", "netns", "del", nn.ns(i)).Run()
-			exec.Command("ip", "link", "del", nn.hostVeth(i)).Run()
-		}
-		exec.Command("ip", "link", "del", nn.bridge).Run()
-	})
-	ipCmd("link", "add", nn.bridge, "type", "bridge")
-	ipCmd("addr", "add", nn.hostIP+"/24", "dev", nn.bridge)
-	ipCmd("link", "set", nn.bridge, "up")
+	h := nodetest.NewHostNet(t)
 	for i := range n {
-		ns, hv, nv := nn.ns(i), nn.hostVeth(i), "scn"+id+strconv.Itoa(i)
-		ipCmd("netns", "add", ns)
-		ipCmd("link", "add", hv, "type", "veth", "peer", "name", nv)
-		ipCmd("link", "set", hv, "master", nn.bridge)
-		ipCmd("link", "set", hv, "up")
-		ipCmd("link", "set", nv, "netns", ns)
-		ipCmd("-n", ns, "link", "set", nv, "name", "eth0")
-		ipCmd("-n", ns, "addr", "add", nn.nodeIP(i)+"/24", "dev", "eth0")
-		ipCmd("-n", ns, "link", "set", "eth0", "up")
-		ipCmd("-n", ns, "link", "set", "lo", "up")
+		h.AddHost(hostName(i), 10+i)
 	}
-	return nn
+	return h
 }
 
-func (nn *netnsNet) ns(i int) string       { return "shoalchaos" + nn.id + "n" + strconv.Itoa(i) }
-func (nn *netnsNet) hostVeth(i int) string { return "sch" + nn.id + strconv.Itoa(i) }
-func (nn *netnsNet) nodeIP(i int) string {
-	return strings.TrimSuffix(nn.hostIP, ".1") + "." + strconv.Itoa(10+i)
-}
-
-// vanish takes node i's link down: its address stops answering anything.
-func (nn *netnsNet) vanish(t *testing.T, i int, gone bool) {
-	t.Helper()
-	state := "up"
-	if gone {
-		state = "down"
-	}
-	if out, err := exec.Command("ip", "-n", nn.ns(i), "link", "set", "eth0", state).CombinedOutput(); err != nil {
-		t.Fatalf("chaos: link %s in %s: %v\n%s", state, nn.ns(i), err, out)
-	}
-}
+// hostName names node i's host in a HostNet.
+func hostName(i int) string { return "n" + strconv.Itoa(i) }
 
 // rss returns a process's resident memory in bytes, from /proc.
 func rss(pid int) (int64, error) {

@@ -16,10 +16,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,106 +26,30 @@ import (
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
-// hostNet is one test's network: a bridge, and a namespace per host.
-type hostNet struct {
-	t      *testing.T
-	id     string // short, unique per run: names of links and namespaces
-	subnet string // first three octets of the /24
-	hosts  map[string]string
-	order  []string
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// newHostNet creates the bridge (the host's side gets .1, the test reaches
-// every host through it) and removes everything when the test ends.
-func newHostNet(t *testing.T) *hostNet {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces: sudo go test ./deploy/netns")
-	}
-	n := os.Getpid() % 250
-	h := &hostNet{t: t, id: fmt.Sprintf("s%d", os.Getpid()%100000), subnet: fmt.Sprintf("10.213.%d", n), hosts: map[string]string{}}
-	br := h.id + "br"
-	ipCmd(t, "link", "add", br, "type", "bridge")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", br).Run() })
-	ipCmd(t, "addr", "add", h.subnet+".1/24", "dev", br)
-	ipCmd(t, "link", "set", br, "up")
-	return h
-}
-
-func (h *hostNet) ns(name string) string { return h.id + "-" + name }
-
-// addHost gives name a namespace, a veth into the bridge and address .octet.
-func (h *hostNet) addHost(name string, octet int) {
-	t := h.t
-	ns := h.ns(name)
-	ipCmd(t, "netns", "add", ns)
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", ns).Run()
-		os.RemoveAll(filepath.Join("/etc/netns", ns))
-	})
-	outer, inner := fmt.Sprintf("%sv%d", h.id, octet), fmt.Sprintf("%si%d", h.id, octet)
-	ipCmd(t, "link", "add", outer, "type", "veth", "peer", "name", inner)
-	ipCmd(t, "link", "set", inner, "netns", ns)
-	ipCmd(t, "link", "set", outer, "master", h.id+"br")
-	ipCmd(t, "link", "set", outer, "up")
-	ipCmd(t, "-n", ns, "link", "set", "lo", "up")
-	ipCmd(t, "-n", ns, "link", "set", inner, "name", "eth0")
-	ipCmd(t, "-n", ns, "addr", "add", fmt.Sprintf("%s.%d/24", h.subnet, octet), "dev", "eth0")
-	ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-	h.hosts[name] = fmt.Sprintf("%s.%d", h.subnet, octet)
-	h.order = append(h.order, name)
-}
-
-// writeHosts gives every namespace an /etc/hosts naming every host.
-func (h *hostNet) writeHosts() {
-	var b strings.Builder
-	b.WriteString("127.0.0.1 localhost\n")
-	for _, name := range h.order {
-		fmt.Fprintf(&b, "%s %s\n", h.hosts[name], name)
-	}
-	for _, name := range h.order {
-		dir := filepath.Join("/etc/netns", h.ns(name))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			h.t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(b.String()), 0o644); err != nil {
-			h.t.Fatal(err)
-		}
-	}
-}
-
-// start runs a program on host name ("ip netns exec" execs it: the
-// process is the program itself).
-func (h *hostNet) start(name string, env []string, prog string, args ...string) *nodetest.Process {
-	return nodetest.StartEnv(h.t, env, "ip", append([]string{"netns", "exec", h.ns(name), prog}, args...)...)
-}
-
-func (h *hostNet) url(name string, port int) string {
-	return fmt.Sprintf("http://%s:%d", h.hosts[name], port)
+// url is the base URL of port on host name.
+func url(h *nodetest.HostNet, name string, port int) string {
+	return fmt.Sprintf("http://%s:%d", h.IP(name), port)
 }
 
 func TestMultiHost(t *testing.T) {
-	h := newHostNet(t)
-	nodes := []string{"node1", "node2", "node3"}
-	h.addHost("redis", 2)
-	h.addHost("nats", 3)
-	for i, n := range nodes {
-		h.addHost(n, 11+i)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces: sudo go test ./deploy/netns")
 	}
-	h.addHost("haproxy", 20)
-	h.writeHosts()
+	h := nodetest.NewHostNet(t)
+	nodes := []string{"node1", "node2", "node3"}
+	h.AddHost("redis", 2)
+	h.AddHost("nats", 3)
+	for i, n := range nodes {
+		h.AddHost(n, 11+i)
+	}
+	h.AddHost("haproxy", 20)
+	h.WriteHosts()
 
-	h.start("redis", nil, testenv.LookPath(t, "redis-server"), "--bind", "0.0.0.0", "--port", "6379",
+	h.Start("redis", nil, testenv.LookPath(t, "redis-server"), "--bind", "0.0.0.0", "--port", "6379",
 		"--protected-mode", "no", "--save", "", "--appendonly", "no")
-	h.start("nats", nil, testenv.LookPath(t, "nats-server"), "-a", "0.0.0.0", "-p", "4222")
-	testenv.WaitTCP(t, h.hosts["redis"]+":6379")
-	testenv.WaitTCP(t, h.hosts["nats"]+":4222")
+	h.Start("nats", nil, testenv.LookPath(t, "nats-server"), "-a", "0.0.0.0", "-p", "4222")
+	testenv.WaitTCP(t, h.IP("redis")+":6379")
+	testenv.WaitTCP(t, h.IP("nats")+":4222")
 
 	bin := nodetest.Binary(t)
 	// The flags docker-compose.yml gives its nodes: no --advertise-http, so
@@ -140,7 +62,7 @@ func TestMultiHost(t *testing.T) {
 	}
 	procs := map[string]*nodetest.Process{}
 	for _, n := range nodes {
-		procs[n] = h.start(n, nil, bin, flags(n)...)
+		procs[n] = h.Start(n, nil, bin, flags(n)...)
 	}
 
 	cfg, err := haproxy.Derive([]haproxy.Server{{Name: "node1", Addr: "node1:8080"}, {Name: "node2", Addr: "node2:8080"}, {Name: "node3", Addr: "node3:8080"}})
@@ -151,22 +73,22 @@ func TestMultiHost(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.start("haproxy", []string{haproxy.EnvBind + "=0.0.0.0:8080", haproxy.EnvStatsBind + "=0.0.0.0:8404"},
+	h.Start("haproxy", []string{haproxy.EnvBind + "=0.0.0.0:8080", haproxy.EnvStatsBind + "=0.0.0.0:8404"},
 		testenv.LookPath(t, "haproxy"), "-db", "-f", cfgPath)
 	lbStarted := time.Now()
-	lb, stats := h.url("haproxy", 8080), h.url("haproxy", 8404)
+	lb, stats := url(h, "haproxy", 8080), url(h, "haproxy", 8404)
 
 	// Every node sees all three, each at the address of its own interface.
 	start := time.Now()
 	for _, n := range nodes {
 		testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-			got, err := nodetest.AliveMembers(h.url(n, 8080))
+			got, err := nodetest.AliveMembers(url(h, n, 8080))
 			if err != nil {
 				return err
 			}
 			for _, m := range nodes {
-				if got[m] != h.hosts[m]+":8080" {
-					return fmt.Errorf("%s sees %v; want %s at %s:8080", n, got, m, h.hosts[m])
+				if got[m] != h.IP(m)+":8080" {
+					return fmt.Errorf("%s sees %v; want %s at %s:8080", n, got, m, h.IP(m))
 				}
 			}
 			return nil
@@ -186,7 +108,7 @@ func TestMultiHost(t *testing.T) {
 		Nodes       map[string]json.RawMessage `json:"nodes"`
 		Unreachable map[string]string          `json:"unreachable"`
 	}
-	if err := nodetest.GetJSON(h.url("node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
+	if err := nodetest.GetJSON(url(h, "node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
 		t.Fatalf("/_shoal/stats: %d nodes, unreachable %v, %v", len(st.Nodes), st.Unreachable, err)
 	}
 	nodetest.CheckRotation(t, lb, nodes, 9)
@@ -195,12 +117,12 @@ func TestMultiHost(t *testing.T) {
 	// nothing comes back): the others declare it dead, HAProxy takes it out
 	// and the balancer keeps answering.
 	gone := time.Now()
-	ipCmd(t, "-n", h.ns("node2"), "link", "set", "eth0", "down")
+	h.SetLink("node2", false)
 	waitGone(t, h, lb, stats, "node2", []string{"node1", "node3"}, gone)
 
 	// Its link comes back with the process still running: it rejoins.
 	back := time.Now()
-	ipCmd(t, "-n", h.ns("node2"), "link", "set", "eth0", "up")
+	h.SetLink("node2", true)
 	waitMembers(t, h, nodes, stats)
 	t.Logf("node2's link back: all members alive and UP again after %v", time.Since(back).Round(10*time.Millisecond))
 
@@ -212,9 +134,9 @@ func TestMultiHost(t *testing.T) {
 
 	// It comes back with --advertise-http naming it by host name: the
 	// others record that name and reach it through it.
-	procs["node3"] = h.start("node3", nil, bin, flags("node3", "--advertise-http", "node3:8080")...)
+	procs["node3"] = h.Start("node3", nil, bin, flags("node3", "--advertise-http", "node3:8080")...)
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		got, err := nodetest.AliveMembers(h.url("node1", 8080))
+		got, err := nodetest.AliveMembers(url(h, "node1", 8080))
 		if err != nil || got["node3"] != "node3:8080" {
 			return fmt.Errorf("node1 sees %v, %v; want node3 at node3:8080", got, err)
 		}
@@ -222,7 +144,7 @@ func TestMultiHost(t *testing.T) {
 	})
 	testenv.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 		st.Nodes, st.Unreachable = nil, nil
-		if err := nodetest.GetJSON(h.url("node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
+		if err := nodetest.GetJSON(url(h, "node1", 8080)+"/_shoal/stats", &st); err != nil || len(st.Nodes) != 3 || len(st.Unreachable) != 0 {
 			return fmt.Errorf("/_shoal/stats: %d nodes, unreachable %v, %v", len(st.Nodes), st.Unreachable, err)
 		}
 		return nil
@@ -246,7 +168,7 @@ func TestMultiHost(t *testing.T) {
 // waitGone waits until the survivors no longer list victim as alive and
 // HAProxy has taken it out, then checks requests through HAProxy all
 // succeed, on the survivors only.
-func waitGone(t *testing.T, h *hostNet, lb, stats, victim string, survivors []string, since time.Time) {
+func waitGone(t *testing.T, h *nodetest.HostNet, lb, stats, victim string, survivors []string, since time.Time) {
 	t.Helper()
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		up, err := haproxy.UpServers(stats)
@@ -258,7 +180,7 @@ func waitGone(t *testing.T, h *hostNet, lb, stats, victim string, survivors []st
 	lbOut := time.Since(since)
 	for _, s := range survivors {
 		testenv.CheckFor(t, 45*time.Second, 100*time.Millisecond, func() error {
-			got, err := nodetest.AliveMembers(h.url(s, 8080))
+			got, err := nodetest.AliveMembers(url(h, s, 8080))
 			if err != nil {
 				return err
 			}
@@ -275,11 +197,11 @@ func waitGone(t *testing.T, h *hostNet, lb, stats, victim string, survivors []st
 
 // waitMembers waits until every node sees every other alive and HAProxy
 // has all of them UP.
-func waitMembers(t *testing.T, h *hostNet, nodes []string, stats string) {
+func waitMembers(t *testing.T, h *nodetest.HostNet, nodes []string, stats string) {
 	t.Helper()
 	testenv.CheckFor(t, 45*time.Second, 100*time.Millisecond, func() error {
 		for _, n := range nodes {
-			got, err := nodetest.AliveMembers(h.url(n, 8080))
+			got, err := nodetest.AliveMembers(url(h, n, 8080))
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
@@ -39,14 +40,7 @@ func hubSessionPath(addr string) string {
 // connection closes when the test ends.
 func DialHub(t testing.TB, addr string) *HubClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws://"+hubSessionPath(addr)+"/websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadLimit(1 << 24)
-	t.Cleanup(func() { conn.CloseNow() })
+	conn := sockjstest.DialWS(t, "ws://"+hubSessionPath(addr)+"/websocket")
 	c := &HubClient{
 		send: func(msg []byte) error {
 			return conn.Write(context.Background(), websocket.MessageText, msg)

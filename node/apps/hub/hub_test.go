@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/node/apps/hub/token"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
@@ -95,16 +96,8 @@ var clientSeq atomic.Int64
 
 func dial(t testing.TB, base string) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	url := "ws" + strings.TrimPrefix(base, "http") + fmt.Sprintf("/0/c%d/websocket", clientSeq.Add(1))
-	conn, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadLimit(1 << 24)
+	conn := sockjstest.DialWS(t, base+fmt.Sprintf("/0/c%d/websocket", clientSeq.Add(1)))
 	c := &client{t: t, conn: conn, msgs: make(chan map[string]any, 10000), raw: make(chan string, 10000), done: make(chan struct{})}
-	t.Cleanup(func() { conn.CloseNow() })
 	go c.read()
 	return c
 }

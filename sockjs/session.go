@@ -189,6 +189,11 @@ func (s *Session) Info() ConnectionInfo {
 
 // Send is SendContext bounded by the node's OpTimeout.
 func (s *Session) Send(msgs ...string) error {
+	// A websocket here needs no context (one with a timeout costs a
+	// timer per send).
+	if ws := s.ep.node.websocketReceiver(s.key); ws != nil && len(msgs) > 0 {
+		return ws.enqueue(wsItem{msgs: msgs})
+	}
 	ctx, cancel := s.ep.node.opContext()
 	defer cancel()
 	return s.SendContext(ctx, msgs...)

@@ -28,10 +28,11 @@ import (
 
 // wsConn is one accepted websocket, RFC 6455 (coder/websocket) or Hixie-76.
 type wsConn interface {
-	// readMessage returns the next message. errMessageTooBig when it
-	// exceeds the limit, errInvalidUTF8 for text that is not UTF-8; any
-	// other error ends the connection. A read waiting for the client ends
-	// when close is called.
+	// readMessage returns the next message, which the caller may hand to
+	// putReadBuffer once done with it. errMessageTooBig when it exceeds
+	// the limit, errInvalidUTF8 for text that is not UTF-8; any other
+	// error ends the connection. A read waiting for the client ends when
+	// close is called.
 	readMessage() ([]byte, error)
 	// writeFrame sends wire, one text message framed by wsFrame (a
 	// Hixie-76 connection frames its payload its own way), failing if
@@ -67,17 +68,42 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := io.ReadAll(io.LimitReader(r, c.limit+1))
-	if err != nil {
-		return nil, err
+	// Into a pooled buffer, taken only now: a reader waiting for the
+	// client holds none.
+	b := (*readBuffers.Get().(*[]byte))[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):min(int64(cap(b)), c.limit+1)])
+		b = b[:len(b)+n]
+		switch {
+		case int64(len(b)) > c.limit:
+			putReadBuffer(b)
+			return nil, errMessageTooBig
+		case err == io.EOF:
+			if typ == websocket.MessageText && !utf8.Valid(b) {
+				putReadBuffer(b)
+				return nil, errInvalidUTF8
+			}
+			return b, nil
+		case err != nil:
+			putReadBuffer(b)
+			return nil, err
+		}
 	}
-	if int64(len(b)) > c.limit {
-		return nil, errMessageTooBig
+}
+
+// readBuffers holds the buffers websocket messages are read into (each a
+// *[]byte).
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// putReadBuffer gives b, read by readMessage, back once nothing refers to
+// it any more; a big one is let go.
+func putReadBuffer(b []byte) {
+	if cap(b) <= 64<<10 {
+		readBuffers.Put(&b)
 	}
-	if typ == websocket.MessageText && !utf8.Valid(b) {
-		return nil, errInvalidUTF8
-	}
-	return b, nil
 }
 
 func (c *rfc6455Conn) writeFrame(wire []byte, d time.Duration) error {
@@ -480,10 +506,13 @@ func (e *Endpoint) readWebsocket(sess *Session, ww *wsWriter, conn wsConn, raw b
 			break
 		}
 		if raw {
-			e.runOnMessage(sess, string(msg))
+			text := string(msg)
+			putReadBuffer(msg)
+			e.runOnMessage(sess, text)
 			continue
 		}
-		msgs, err := decodeWebsocketMessages(msg)
+		msgs, err := decodeWebsocketMessages(msg) // copies what it keeps
+		putReadBuffer(msg)
 		if err != nil {
 			code, reason = CodeBrokenFraming, ReasonBrokenFraming
 			break

@@ -208,28 +208,32 @@ func testCreateGet(t *testing.T, s store.Store) {
 }
 
 func testCreateRace(t *testing.T, s store.Store) {
-	const n = 16
+	oneWinner(t, "Create", 16, func(int) (bool, error) {
+		return s.Create(ctx(t), "race", store.CreateOptions{DisconnectDelay: long})
+	})
+}
+
+// oneWinner makes n calls of race at once (call i given i) and fails the
+// test on an error, or unless exactly one call won; it returns that one.
+func oneWinner(t *testing.T, what string, n int, race func(i int) (won bool, err error)) int {
+	t.Helper()
 	var wg sync.WaitGroup
-	results := make([]bool, n)
+	won := make([]bool, n)
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() {
-			results[i], errs[i] = s.Create(ctx(t), "race", store.CreateOptions{DisconnectDelay: long})
-		})
+		wg.Go(func() { won[i], errs[i] = race(i) })
 	}
 	wg.Wait()
-	won := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("Create: %v", errs[i])
-		}
-		if results[i] {
-			won++
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	if won != 1 {
-		t.Fatalf("%d callers created the session, want exactly 1", won)
+	winner := slices.Index(won, true)
+	if winner < 0 || slices.Index(won[winner+1:], true) >= 0 {
+		t.Fatalf("%s: winners %v, want exactly one", what, won)
 	}
+	return winner
 }
 
 // testCreateAttached: a creator that asks for the lease holds it from the
@@ -265,24 +269,10 @@ func testCreateAttached(t *testing.T, s store.Store) {
 	_, err = s.Create(ctx(t), "e", store.CreateOptions{Lease: &store.Lease{Node: "n1"}})
 	wantErr(t, "Create with an empty token", err, store.ErrNotHolder)
 
-	const n = 8
-	var wg sync.WaitGroup
-	won := make([]bool, n)
-	for i := range n {
-		wg.Go(func() {
-			l := lease(fmt.Sprintf("n%d", i), fmt.Sprintf("t%d", i), long)
-			created, err := s.Create(ctx(t), "race", store.CreateOptions{DisconnectDelay: long, Lease: &l})
-			if err != nil {
-				t.Errorf("Create: %v", err)
-			}
-			won[i] = created
-		})
-	}
-	wg.Wait()
-	winner := slices.Index(won, true)
-	if winner < 0 || slices.Index(won[winner+1:], true) >= 0 {
-		t.Fatalf("creators %v, want exactly one", won)
-	}
+	winner := oneWinner(t, "Create with a lease", 8, func(i int) (bool, error) {
+		l := lease(fmt.Sprintf("n%d", i), fmt.Sprintf("t%d", i), long)
+		return s.Create(ctx(t), "race", store.CreateOptions{DisconnectDelay: long, Lease: &l})
+	})
 	if got, _ := s.Get(ctx(t), "race"); got.ReceiverNode != fmt.Sprintf("n%d", winner) {
 		t.Fatalf("holder %q, want the creator n%d", got.ReceiverNode, winner)
 	}
@@ -658,28 +648,9 @@ func testAttachClosedTakesQueue(t *testing.T, s store.Store) {
 
 func testCloseRace(t *testing.T, s store.Store) {
 	mustCreate(t, s, "cr", long)
-	const n = 16
-	var wg sync.WaitGroup
-	won := make([]bool, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { won[i], errs[i] = s.Close(ctx(t), "cr", 3000+i, "closer") })
-	}
-	wg.Wait()
-	winners := 0
-	code := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("Close: %v", errs[i])
-		}
-		if won[i] {
-			winners++
-			code = 3000 + i
-		}
-	}
-	if winners != 1 {
-		t.Fatalf("%d callers won Close, want exactly 1", winners)
-	}
+	code := 3000 + oneWinner(t, "Close", 16, func(i int) (bool, error) {
+		return s.Close(ctx(t), "cr", 3000+i, "closer")
+	})
 	if got, err := s.Get(ctx(t), "cr"); err != nil || got.Code != code {
 		t.Fatalf("Get = %+v, %v; want the winner's code %d", got, err, code)
 	}

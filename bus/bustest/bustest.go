@@ -127,21 +127,23 @@ func ListenStuck(t *testing.T, b bus.Bus, node string) {
 
 func listenNode(t *testing.T, b bus.Bus, node string) (*Recorder, func()) {
 	t.Helper()
-	r := &Recorder{}
-	cancel, err := b.ListenNode(node, r.Handle)
-	if err != nil {
-		t.Fatalf("ListenNode(%q): %v", node, err)
-	}
-	t.Cleanup(cancel)
-	return r, cancel
+	return listen(t, "ListenNode", b.ListenNode, node)
 }
 
 func listenChannel(t *testing.T, b bus.Bus, channel string) (*Recorder, func()) {
 	t.Helper()
+	return listen(t, "ListenChannel", b.ListenChannel, channel)
+}
+
+// listen registers a Recorder for name with l (a Bus's ListenNode or
+// ListenChannel, named what); it is cancelled when the test ends, if not
+// before.
+func listen(t *testing.T, what string, l func(string, bus.Handler) (func(), error), name string) (*Recorder, func()) {
+	t.Helper()
 	r := &Recorder{}
-	cancel, err := b.ListenChannel(channel, r.Handle)
+	cancel, err := l(name, r.Handle)
 	if err != nil {
-		t.Fatalf("ListenChannel(%q): %v", channel, err)
+		t.Fatalf("%s(%q): %v", what, name, err)
 	}
 	t.Cleanup(cancel)
 	return r, cancel

@@ -189,10 +189,9 @@ type receiverChannels struct {
 	notes    []chanNote // arrived before loading
 	subs     map[string]*chanSub
 	finished bool
-	queue    []chanItem    // HTTP: waiting to be written
-	spare    []chanItem    // HTTP: the last batch written, for the queue to reuse
-	ready    chan struct{} // HTTP: capacity 1, queue has items
-	overflow bool          // HTTP: queue overflowed; the receiver ends
+	queue    []chanItem // HTTP: waiting to be written
+	spare    []chanItem // HTTP: the last batch written, for the queue to reuse
+	overflow bool       // HTTP: queue overflowed; the receiver ends
 	written  map[string]uint64
 	stored   map[string]uint64 // cursors as the store has them
 	max      int
@@ -221,7 +220,6 @@ func (e *Endpoint) newReceiverChannels(lr *localReceiver, ws *wsWriter) *receive
 		chans: nc, e: e, key: lr.key, ws: ws, lr: lr,
 		loaded:  ws != nil,
 		subs:    make(map[string]*chanSub),
-		ready:   make(chan struct{}, 1),
 		written: make(map[string]uint64),
 		stored:  make(map[string]uint64),
 		max:     e.settings.MaxQueuedMessages,
@@ -280,15 +278,6 @@ func (r *receiverChannels) repair() {
 	for _, name := range removes {
 		r.remove(name)
 	}
-}
-
-// readyC is closed-over by the receiver loop: it has something when
-// messages wait. nil (never ready) without channels.
-func (r *receiverChannels) readyC() <-chan struct{} {
-	if r == nil {
-		return nil
-	}
-	return r.ready
 }
 
 // load reads the session's subscriptions and catches each up from its
@@ -448,10 +437,7 @@ func (r *receiverChannels) Deliver(s *fanout.Subscription, off uint64, msg strin
 	} else {
 		r.queue = append(r.queue, chanItem{name: s.Name, offset: off, msg: msg, skip: skip})
 	}
-	select {
-	case r.ready <- struct{}{}:
-	default:
-	}
+	r.lr.signal(lrLocal)
 }
 
 // take appends the queued messages to msgs. The items go back to wrote

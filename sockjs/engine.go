@@ -25,10 +25,8 @@ type receiverSink interface {
 	// reports that the response is complete (a poll answered, a stream
 	// past its limit).
 	writeMessages(msgs []string) (done bool, err error)
-	// localReady has a value when messages handed over in memory wait
-	// (channel deliveries, a websocket's sends); nil when there are none.
-	localReady() <-chan struct{}
-	// writeLocal writes what waits in memory.
+	// writeLocal writes what waits in memory (channel deliveries, a
+	// websocket's sends), signalled by lrLocal or wsEvLocal.
 	writeLocal() (done bool, err error)
 	// writeHeartbeat writes a heartbeat frame.
 	writeHeartbeat() (done bool, err error)
@@ -103,13 +101,7 @@ const (
 // see wsWriter.kick.)
 func (en *receiverEngine) run() receiverEnd {
 	n := en.n
-	tick := make(chan struct{}, 1)
-	en.startClock(func() {
-		select {
-		case tick <- struct{}{}:
-		default:
-		}
-	})
+	en.startClock(func() { en.lr.signal(lrClock) })
 	defer en.clock.Stop()
 	en.look() // the attach read the store just before
 	for {
@@ -120,15 +112,8 @@ func (en *receiverEngine) run() receiverEnd {
 			return endClientGone
 		case <-n.done:
 			return endNodeClosing
-		case <-tick:
-			var recheck bool
-			if recheck, end, stop = en.clockDuties(); recheck && !stop && !en.quiet() {
-				end, stop = en.drain()
-			}
-		case <-en.sink.localReady():
-			end, stop = en.wrote(en.sink.writeLocal())
 		case <-en.lr.wakeCh:
-			end, stop = en.drain()
+			end, stop = en.signalled(en.lr.signals.Swap(0))
 		}
 		if stop {
 			return end
@@ -155,6 +140,27 @@ func (en *receiverEngine) look() {
 	if lc, ok := en.n.bus.(bus.LossCounter); ok {
 		en.losses, _ = lc.Losses()
 	}
+}
+
+// signalled does what the receiver was signalled for.
+func (en *receiverEngine) signalled(what uint32) (receiverEnd, bool) {
+	if what&lrLocal != 0 {
+		if end, stop := en.wrote(en.sink.writeLocal()); stop {
+			return end, true
+		}
+	}
+	drain := what&lrWake != 0
+	if what&lrClock != 0 {
+		recheck, end, stop := en.clockDuties()
+		if stop {
+			return end, true
+		}
+		drain = drain || recheck && !en.quiet()
+	}
+	if drain {
+		return en.drain()
+	}
+	return 0, false
 }
 
 // startClock sets the duties going; fire runs (on a goroutine of its own)

@@ -280,11 +280,14 @@ type receiverShard struct {
 // is a receiverEngine; what it writes to goes through a receiverSink.
 type localReceiver struct {
 	key    string
-	wakeCh chan struct{}     // capacity 1: a pending wake-up
-	reqCtx context.Context   // the receiving request's context
-	done   chan struct{}     // closed when the receiver has finished
-	ws     *wsWriter         // set for websockets: in-memory delivery
-	chans  *receiverChannels // channel state, nil without channels
+	wakeCh chan struct{} // capacity 1: signalled (HTTP receivers; nil for a websocket)
+	// signals are what wakeCh was signalled for (lrWake, lrLocal,
+	// lrClock): one channel for the engine's loop to wait on, not three.
+	signals atomic.Uint32
+	reqCtx  context.Context   // the receiving request's context
+	done    chan struct{}     // closed when the receiver has finished
+	ws      *wsWriter         // set for websockets: in-memory delivery
+	chans   *receiverChannels // channel state, nil without channels
 	// handOffToken is the lease token of a poll that takes hand-offs
 	// (store.HandOffCommitter), empty for other receivers; handOff is
 	// the batch handed to it, waiting for its engine.
@@ -298,15 +301,35 @@ type handOffBatch struct {
 	msgs  []string
 }
 
-func newLocalReceiver(key string, reqCtx context.Context) *localReceiver {
-	return &localReceiver{key: key, wakeCh: make(chan struct{}, 1), reqCtx: reqCtx, done: make(chan struct{})}
+// newLocalReceiver returns the registry entry of a receiver; ws is set
+// for a websocket, whose writer gets its wake-ups as events.
+func newLocalReceiver(key string, reqCtx context.Context, ws *wsWriter) *localReceiver {
+	lr := &localReceiver{key: key, reqCtx: reqCtx, done: make(chan struct{}), ws: ws}
+	if ws == nil {
+		lr.wakeCh = make(chan struct{}, 1)
+	}
+	return lr
 }
+
+// What an HTTP receiver's engine is signalled for.
+const (
+	lrWake  = 1 << iota // the store may hold messages or a close
+	lrLocal             // channel messages wait in memory
+	lrClock             // one of the engine's duties may be due
+)
 
 func (lr *localReceiver) wake() {
 	if lr.ws != nil {
 		lr.ws.kick(wsEvWake)
 		return
 	}
+	lr.signal(lrWake)
+}
+
+// signal records what (lrWake, lrLocal, lrClock) and wakes an HTTP
+// receiver's engine.
+func (lr *localReceiver) signal(what uint32) {
+	lr.signals.Or(what)
 	select {
 	case lr.wakeCh <- struct{}{}:
 	default:

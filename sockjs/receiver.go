@@ -139,7 +139,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	key := e.keyOf(id)
 	reqCtx := r.Context()
 	hr.closeDelimited = !hr.polling && r.Header.Get(HeaderStreamEnd) == "close"
-	lr := newLocalReceiver(key, reqCtx)
+	lr := newLocalReceiver(key, reqCtx, nil)
 	lr.chans = e.newReceiverChannels(lr, nil)
 	hr.chans = lr.chans
 	lease := store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL}
@@ -340,9 +340,6 @@ func (hr *httpSink) committed() {
 		hr.commit()
 	}
 }
-
-// localReady implements receiverSink: channel messages wait.
-func (hr *httpSink) localReady() <-chan struct{} { return hr.chans.readyC() }
 
 // writeLocal implements receiverSink: it writes the waiting channel
 // messages. A queue that overflowed ends the response: the client comes

@@ -415,9 +415,8 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		return
 	}
 	readCtx, stopReading := context.WithCancel(context.Background())
-	lr := newLocalReceiver(key, readCtx)
 	ww := &wsWriter{
-		e: e, conn: conn, raw: raw, key: key, lr: lr,
+		e: e, conn: conn, raw: raw, key: key,
 		lease: store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true},
 		wrote: make(chan struct{}, 1),
 		stop:  make(chan struct{}),
@@ -425,7 +424,8 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		// Events wait until start: what OnOpen sends goes after "o".
 		running: true,
 	}
-	lr.ws = ww
+	lr := newLocalReceiver(key, readCtx, ww)
+	ww.lr = lr
 	lr.chans = e.newReceiverChannels(lr, ww)
 	n.register(lr)
 	// ended undoes the above when the websocket has ended.
@@ -695,10 +695,6 @@ func (ww *wsWriter) end(why receiverEnd) {
 func (ww *wsWriter) writeMessages(msgs []string) (bool, error) {
 	return false, ww.writeItems([]wsItem{{msgs: msgs}})
 }
-
-// localReady implements receiverSink. A websocket's sends kick its
-// writer (wsEvLocal) instead.
-func (ww *wsWriter) localReady() <-chan struct{} { return nil }
 
 // writeLocal implements receiverSink. A queue that overflowed closes the
 // session; the engine's next drain finds it closed and says so.

@@ -64,6 +64,9 @@ type receiverEngine struct {
 	// QuietRecheckInterval since lookedAt (see quiet).
 	lookedAt time.Time
 	losses   uint64
+	// quietRechecks: re-checks may wait while the bus vouches (quiet);
+	// HTTP receivers only, a websocket keeps its own interval.
+	quietRechecks bool
 	// heartbeatDelay is how long the client may go without a frame
 	// before it gets a heartbeat; 0 sends none.
 	heartbeatDelay time.Duration
@@ -125,6 +128,9 @@ func (en *receiverEngine) run() receiverEnd {
 // and lost nothing since the store was last read, less than
 // QuietRecheckInterval ago.
 func (en *receiverEngine) quiet() bool {
+	if !en.quietRechecks {
+		return false
+	}
 	lc, ok := en.n.bus.(bus.LossCounter)
 	if !ok {
 		return false
@@ -149,8 +155,14 @@ func (en *receiverEngine) signalled(what uint32) (receiverEnd, bool) {
 			return end, true
 		}
 	}
-	drain := what&lrWake != 0
-	if what&lrClock != 0 {
+	return en.tickAndDrain(what&lrWake != 0, what&lrClock != 0)
+}
+
+// tickAndDrain does the clock's duties if it fired (clock), then drains
+// the store once if woken or a re-check is due (and not quiet).
+func (en *receiverEngine) tickAndDrain(woken, clock bool) (receiverEnd, bool) {
+	drain := woken
+	if clock {
 		recheck, end, stop := en.clockDuties()
 		if stop {
 			return end, true

@@ -275,6 +275,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		clientGone:     reqCtx.Done(),
 		recheck:        n.cfg.RecheckInterval,
 		heartbeatDelay: e.settings.HeartbeatDelay,
+		quietRechecks:  true,
 		drainOpts:      e.takeOptions(false),
 	}
 	end := en.run()

@@ -650,18 +650,7 @@ func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 			return end, true
 		}
 	}
-	drain := ev&wsEvWake != 0
-	if ev&wsEvClock != 0 {
-		recheck, end, stop := en.clockDuties()
-		if stop {
-			return end, true
-		}
-		drain = drain || recheck
-	}
-	if drain {
-		return en.drain()
-	}
-	return 0, false
+	return en.tickAndDrain(ev&wsEvWake != 0, ev&wsEvClock != 0)
 }
 
 // end ends the writer: it tells the client why, when the client is there

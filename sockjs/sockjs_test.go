@@ -317,6 +317,18 @@ func TestHeartbeat(t *testing.T) {
 	want(t, "heartbeat", body, "h\n")
 }
 
+// TestWebsocketHeartbeat: an idle websocket gets heartbeats from its
+// writer's clock, also after a message went out.
+func TestWebsocketHeartbeat(t *testing.T) {
+	t.Parallel()
+	_, _, base := newCluster(t).node(t, &recorder{onOpen: func(s *Session) error { return s.Send("hi") }}, Settings{HeartbeatDelay: 50 * time.Millisecond})
+	conn := dialWS(t, base+"/0/s/websocket")
+	want(t, "open", readWS(t, conn), "o")
+	want(t, "message", readWS(t, conn), `a["hi"]`)
+	want(t, "heartbeat", readWS(t, conn), "h")
+	want(t, "next heartbeat", readWS(t, conn), "h")
+}
+
 func TestQueueOverflow(t *testing.T) {
 	t.Parallel()
 	s, u := openPolling(t, Settings{MaxQueuedMessages: 2}, "s")

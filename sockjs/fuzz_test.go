@@ -115,7 +115,9 @@ func FuzzFrameReader(f *testing.F) {
 		refuse, size, ends := frameHeaderTooBig(in, limit)
 		var out []byte
 		var err error
-		buf := make([]byte, 64)
+		// Reads smaller than a chunk go through frameReader's pooled
+		// chunk, bigger ones straight from the socket.
+		buf := make([]byte, []int{wsReadBuffer, 64, 2 * wsReadChunk}[int(chunk/16)%3])
 		for err == nil {
 			var n int
 			n, err = fr.Read(buf)

@@ -285,7 +285,7 @@ type localReceiver struct {
 	// lrClock): one channel for the engine's loop to wait on, not three.
 	signals atomic.Uint32
 	reqCtx  context.Context   // the receiving request's context
-	done    chan struct{}     // closed when the receiver has finished
+	done    chan struct{}     // closed when the receiver has finished (HTTP receivers; nil for a websocket, which nothing waits for)
 	ws      *wsWriter         // set for websockets: in-memory delivery
 	chans   *receiverChannels // channel state, nil without channels
 	// handOffToken is the lease token of a poll that takes hand-offs
@@ -304,9 +304,10 @@ type handOffBatch struct {
 // newLocalReceiver returns the registry entry of a receiver; ws is set
 // for a websocket, whose writer gets its wake-ups as events.
 func newLocalReceiver(key string, reqCtx context.Context, ws *wsWriter) *localReceiver {
-	lr := &localReceiver{key: key, reqCtx: reqCtx, done: make(chan struct{}), ws: ws}
+	lr := &localReceiver{key: key, reqCtx: reqCtx, ws: ws}
 	if ws == nil {
 		lr.wakeCh = make(chan struct{}, 1)
+		lr.done = make(chan struct{})
 	}
 	return lr
 }
@@ -366,7 +367,9 @@ func (n *Node) unregister(lr *localReceiver) {
 	}
 	sh.mu.Unlock()
 	lr.chans.finish()
-	close(lr.done)
+	if lr.done != nil {
+		close(lr.done)
+	}
 }
 
 // wakeLocal wakes this node's receivers of key; it reports whether there

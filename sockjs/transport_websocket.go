@@ -94,9 +94,9 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 	}
 }
 
-// readBuffers holds the buffers websocket messages are read into (each a
-// *[]byte).
-var readBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// readBuffers holds the buffers websocket messages are read into, and the
+// chunks of socket bytes frameReader fills (each a *[]byte).
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 0, wsReadChunk); return &b }}
 
 // putReadBuffer gives b, read by readMessage, back once nothing refers to
 // it any more; a big one is let go.
@@ -208,23 +208,20 @@ type wsItem struct {
 // idle writer is written by the fan-out itself if the socket takes it at
 // once (writeNow).
 type wsWriter struct {
-	e     *Endpoint
-	conn  wsConn
-	raw   bool
-	key   string
-	lease store.Lease
-	lr    *localReceiver
+	e    *Endpoint
+	conn wsConn
+	raw  bool
+	key  string
 	// mu guards items and itemBytes: what waits to be written, at most
 	// MaxQueuedMessages items and MaxQueuedBytes of messages. A slice, not
 	// a buffered channel, so an idle socket holds no queue memory (a
-	// 1024-slot channel cost ~48 KiB).
+	// 1024-slot channel cost ~48 KiB). It guards wrote too.
 	mu        sync.Mutex
 	items     []wsItem
 	itemBytes int
 	spare     []wsItem      // the writer's last batch, reused by the next
-	wrote     chan struct{} // capacity 1: the writer has taken items
+	wrote     chan struct{} // capacity 1: the writer has written items; made by the first waitForRoom that waits
 	stop      chan struct{} // closed by finish: the reader has ended
-	done      chan struct{} // closed when the writer has ended
 	closed    atomic.Bool   // no more messages will be written
 	// overflowed: a send found the queue full; the writer closes the
 	// session.
@@ -239,12 +236,18 @@ type wsWriter struct {
 
 	// evMu guards events, running and ended: the events not yet
 	// handled, whether a goroutine is handling them, and whether the
-	// writer has ended (events are ignored from then on).
-	evMu    sync.Mutex
-	events  wsEvent
-	running bool
-	ended   bool
+	// writer has ended (events are ignored from then on); and done and
+	// finished: a channel for endWebsocket to wait on, made only then
+	// (an idle socket holds none), and whether the writer has finished.
+	evMu     sync.Mutex
+	events   wsEvent
+	running  bool
+	ended    bool
+	finished bool
+	done     chan struct{} // closed when the writer has finished
 
+	// en is the receiver engine: its lease and localReceiver are the
+	// websocket's, set when the writer is made; the rest at start.
 	en          receiverEngine
 	stopReading context.CancelFunc
 
@@ -369,11 +372,18 @@ func (ww *wsWriter) release(items []wsItem) {
 // overflowing the queue. Other senders are never held back.
 func (ww *wsWriter) waitForRoom(ctx context.Context) {
 	for !ww.closed.Load() {
-		if n, b := ww.queued(); n <= ww.e.settings.MaxQueuedMessages/2 && b <= ww.e.settings.MaxQueuedBytes/2 {
+		ww.mu.Lock()
+		if len(ww.items) <= ww.e.settings.MaxQueuedMessages/2 && ww.itemBytes <= ww.e.settings.MaxQueuedBytes/2 {
+			ww.mu.Unlock()
 			return
 		}
+		if ww.wrote == nil {
+			ww.wrote = make(chan struct{}, 1)
+		}
+		wrote := ww.wrote
+		ww.mu.Unlock()
 		select {
-		case <-ww.wrote:
+		case <-wrote:
 		case <-ctx.Done():
 			return
 		case <-time.After(ww.e.settings.WriteTimeout):
@@ -417,15 +427,13 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	readCtx, stopReading := context.WithCancel(context.Background())
 	ww := &wsWriter{
 		e: e, conn: conn, raw: raw, key: key,
-		lease: store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true},
-		wrote: make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		stop: make(chan struct{}),
 		// Events wait until start: what OnOpen sends goes after "o".
 		running: true,
 	}
+	ww.en.lease = store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true}
 	lr := newLocalReceiver(key, readCtx, ww)
-	ww.lr = lr
+	ww.en.lr = lr
 	lr.chans = e.newReceiverChannels(lr, ww)
 	n.register(lr)
 	// ended undoes the above when the websocket has ended.
@@ -437,7 +445,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	sess := e.sessionFor(id, key, info)
 
 	ctx, cancel = n.opContext()
-	res, err := n.store.Attach(ctx, key, ww.lease)
+	res, err := n.store.Attach(ctx, key, ww.en.lease)
 	cancel()
 	if err != nil || res.Status != store.Attached {
 		n.log.Warn("sockjs: websocket attach failed", "err", err, "status", res.Status)
@@ -534,10 +542,10 @@ func (e *Endpoint) endWebsocket(sess *Session, ww *wsWriter, code int, reason st
 	sess.closeWith(ctx, code, reason)
 	ww.finish(code, reason)
 	select {
-	case <-ww.done:
+	case <-ww.writerDone():
 	case <-time.After(e.settings.WriteTimeout + 5*time.Second):
 	}
-	if err := e.node.store.Detach(ctx, sess.key, ww.lease.Token); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+	if err := e.node.store.Detach(ctx, sess.key, ww.en.lease.Token); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
 		e.node.log.Warn("sockjs: detach failed", "err", err)
 	}
 }
@@ -560,11 +568,9 @@ const (
 func (ww *wsWriter) start(stopReading context.CancelFunc) {
 	e, n := ww.e, ww.e.node
 	ww.stopReading = stopReading
-	ww.en = receiverEngine{
-		n: n, lr: ww.lr, lease: ww.lease, sink: ww,
-		clientGone: ww.stop,
-		recheck:    n.cfg.WebsocketRecheckInterval,
-	}
+	ww.en.n, ww.en.sink = n, ww
+	ww.en.clientGone = ww.stop
+	ww.en.recheck = n.cfg.WebsocketRecheckInterval
 	if !ww.raw {
 		ww.en.heartbeatDelay = e.settings.HeartbeatDelay
 	}
@@ -587,7 +593,30 @@ func (ww *wsWriter) endUnstarted() {
 	ww.ended = true
 	ww.evMu.Unlock()
 	ww.closed.Store(true)
-	close(ww.done)
+	ww.markFinished()
+}
+
+// writerDone returns a channel closed once the writer has finished.
+func (ww *wsWriter) writerDone() <-chan struct{} {
+	ww.evMu.Lock()
+	defer ww.evMu.Unlock()
+	if ww.done == nil {
+		ww.done = make(chan struct{})
+		if ww.finished {
+			close(ww.done)
+		}
+	}
+	return ww.done
+}
+
+// markFinished records that the writer has finished, for writerDone.
+func (ww *wsWriter) markFinished() {
+	ww.evMu.Lock()
+	defer ww.evMu.Unlock()
+	ww.finished = true
+	if ww.done != nil {
+		close(ww.done)
+	}
 }
 
 // kick records ev and starts a goroutine to handle it unless one runs.
@@ -677,7 +706,7 @@ func (ww *wsWriter) end(why receiverEnd) {
 	ww.closed.Store(true)
 	ww.conn.close(code, reason)
 	ww.stopReading()
-	close(ww.done)
+	ww.markFinished()
 }
 
 // writeMessages implements receiverSink.
@@ -697,9 +726,14 @@ func (ww *wsWriter) writeLocal() (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	select {
-	case ww.wrote <- struct{}{}:
-	default:
+	ww.mu.Lock()
+	wrote := ww.wrote
+	ww.mu.Unlock()
+	if wrote != nil {
+		select {
+		case wrote <- struct{}{}:
+		default:
+		}
 	}
 	return false, nil
 }

@@ -63,12 +63,15 @@ func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return gc, bufio.NewReadWriter(bufio.NewReaderSize(gc, wsReadBuffer), bufio.NewWriterSize(gc, wsControlBuffer)), nil
 }
 
-// A websocket's buffers. A read bigger than the read buffer goes straight
-// into the message. The library writes only control frames (at most 127
-// bytes for a server) through its write buffer; messages are written to
-// the connection directly.
+// A websocket's buffers. The library reads frame headers and small
+// payloads through its read buffer (bufio's smallest), filled from a
+// pooled chunk of the socket's bytes (frameReader.fill); a read of a
+// chunk or more goes straight into the message. The library writes only
+// control frames (at most 127 bytes for a server) through its write
+// buffer; messages are written to the connection directly.
 const (
-	wsReadBuffer    = 512
+	wsReadBuffer    = 16
+	wsReadChunk     = 512
 	wsControlBuffer = 128
 )
 
@@ -330,6 +333,7 @@ type frameReader struct {
 	payload int64 // payload bytes left in the current frame
 	err     error
 	stash   []byte      // read from r, not handed on yet
+	chunk   *[]byte     // the pooled buffer stash is in (fill), or nil
 	stashed atomic.Bool // len(stash) > 0, for waitReadable outside the library's reads
 }
 
@@ -339,6 +343,12 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	}
 	var n int
 	var err error
+	if len(f.stash) == 0 && len(p) < wsReadChunk {
+		// A small read (the library's, into its small buffer) takes what
+		// the socket has into a pooled chunk, kept only while its bytes
+		// wait: an idle socket holds no read buffer.
+		f.fill()
+	}
 	fromStash := len(f.stash) > 0
 	if fromStash {
 		n = copy(p, f.stash)
@@ -386,10 +396,28 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	return end, err
 }
 
+// fill reads what the socket has into a pooled chunk, the stash. An
+// error is left for the next read of the socket to meet again.
+func (f *frameReader) fill() {
+	chunk := readBuffers.Get().(*[]byte)
+	n, _ := f.r.Read((*chunk)[:cap(*chunk)])
+	if n == 0 {
+		readBuffers.Put(chunk)
+		return
+	}
+	f.chunk = chunk
+	f.stash = (*chunk)[:n]
+	f.stashed.Store(true)
+}
+
 // unread makes b what the next reads hand on first.
 func (f *frameReader) unread(b []byte) {
 	if len(b) == 0 {
 		b = nil // an idle socket keeps no buffer
+		if f.chunk != nil {
+			readBuffers.Put(f.chunk)
+			f.chunk = nil
+		}
 	}
 	f.stash = b
 	f.stashed.Store(b != nil)

@@ -415,15 +415,6 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	id := newULID()
 	key := e.keyOf(id)
 	info, _ := json.Marshal(newConnectionInfo(r, transport, e.settings.InfoHeaders))
-	ctx, cancel := n.opContext()
-	created, err := n.store.Create(ctx, key, store.CreateOptions{DisconnectDelay: e.settings.DisconnectDelay, Info: info})
-	cancel()
-	if err != nil || !created {
-		n.log.Warn("sockjs: websocket session not created", "err", err)
-		conn.close(1011, "Session store unavailable")
-		n.exit()
-		return
-	}
 	readCtx, stopReading := context.WithCancel(context.Background())
 	ww := &wsWriter{
 		e: e, conn: conn, raw: raw, key: key,
@@ -442,17 +433,20 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		stopReading()
 		n.exit()
 	}
-	sess := e.sessionFor(id, key, info)
-
-	ctx, cancel = n.opContext()
-	res, err := n.store.Attach(ctx, key, ww.en.lease)
+	// The session is new: it is created with the lease taken, one store
+	// operation (as an HTTP receiver creates its session), with the
+	// receiver registered first so that the lease names a node that
+	// knows it.
+	ctx, cancel := n.opContext()
+	created, err := n.store.Create(ctx, key, store.CreateOptions{DisconnectDelay: e.settings.DisconnectDelay, Info: info, Lease: &ww.en.lease})
 	cancel()
-	if err != nil || res.Status != store.Attached {
-		n.log.Warn("sockjs: websocket attach failed", "err", err, "status", res.Status)
+	if err != nil || !created {
+		n.log.Warn("sockjs: websocket session not created", "err", err)
 		conn.close(1011, "Session store unavailable")
 		ended()
 		return
 	}
+	sess := e.sessionFor(id, key, info)
 	unholding := n.stats.holding(transport)
 	defer func() {
 		if ended != nil {

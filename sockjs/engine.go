@@ -1,6 +1,7 @@
 package sockjs
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -106,19 +107,30 @@ func (en *receiverEngine) run() receiverEnd {
 	n := en.n
 	en.startClock(func() { en.lr.signal(lrClock) })
 	defer en.clock.Stop()
+	// The loop waits on the one channel every signal comes through, the
+	// client's going and the node's closing included: a select on three
+	// channels cost every wake-up (one per channel message of a stream)
+	// three channel locks and waiters.
+	stopGone := context.AfterFunc(en.lr.reqCtx, func() { en.lr.signal(lrClientGone) })
+	defer stopGone()
+	select {
+	case <-n.done:
+		// Node.Close signals the receivers it finds registered; this one
+		// may have registered after it looked.
+		return endNodeClosing
+	default:
+	}
 	en.look() // the attach read the store just before
 	for {
-		var end receiverEnd
-		var stop bool
-		select {
-		case <-en.clientGone:
+		<-en.lr.wakeCh
+		what := en.lr.signals.Swap(0)
+		switch {
+		case what&lrClientGone != 0:
 			return endClientGone
-		case <-n.done:
+		case what&lrNodeClosing != 0:
 			return endNodeClosing
-		case <-en.lr.wakeCh:
-			end, stop = en.signalled(en.lr.signals.Swap(0))
 		}
-		if stop {
+		if end, stop := en.signalled(what); stop {
 			return end
 		}
 	}

@@ -183,7 +183,8 @@ func (n *Node) Close(ctx context.Context) error {
 	close(n.done)
 	n.mu.Unlock()
 	n.stopListen()
-	// Websocket writers run only when kicked: tell them.
+	// Websocket writers run only when kicked, and HTTP receivers wait
+	// for their signals: tell them.
 	for i := range n.receivers {
 		sh := &n.receivers[i]
 		sh.mu.RLock()
@@ -191,6 +192,8 @@ func (n *Node) Close(ctx context.Context) error {
 			for _, lr := range list {
 				if lr.ws != nil {
 					lr.ws.kick(wsEvNodeClosing)
+				} else {
+					lr.signal(lrNodeClosing)
 				}
 			}
 		}
@@ -282,7 +285,8 @@ type localReceiver struct {
 	key    string
 	wakeCh chan struct{} // capacity 1: signalled (HTTP receivers; nil for a websocket)
 	// signals are what wakeCh was signalled for (lrWake, lrLocal,
-	// lrClock): one channel for the engine's loop to wait on, not three.
+	// lrClock, lrClientGone, lrNodeClosing): one channel for the
+	// engine's loop to wait on, not several.
 	signals atomic.Uint32
 	reqCtx  context.Context   // the receiving request's context
 	done    chan struct{}     // closed when the receiver has finished (HTTP receivers; nil for a websocket, which nothing waits for)
@@ -314,9 +318,11 @@ func newLocalReceiver(key string, reqCtx context.Context, ws *wsWriter) *localRe
 
 // What an HTTP receiver's engine is signalled for.
 const (
-	lrWake  = 1 << iota // the store may hold messages or a close
-	lrLocal             // channel messages wait in memory
-	lrClock             // one of the engine's duties may be due
+	lrWake        = 1 << iota // the store may hold messages or a close
+	lrLocal                   // channel messages wait in memory
+	lrClock                   // one of the engine's duties may be due
+	lrClientGone              // the request's context is done
+	lrNodeClosing             // the node is closing
 )
 
 func (lr *localReceiver) wake() {
@@ -327,7 +333,7 @@ func (lr *localReceiver) wake() {
 	lr.signal(lrWake)
 }
 
-// signal records what (lrWake, lrLocal, lrClock) and wakes an HTTP
+// signal records what (lrWake, lrLocal, ...) and wakes an HTTP
 // receiver's engine.
 func (lr *localReceiver) signal(what uint32) {
 	lr.signals.Or(what)

@@ -189,10 +189,9 @@ type receiverChannels struct {
 	notes    []chanNote // arrived before loading
 	subs     map[string]*chanSub
 	finished bool
-	queue    []chanItem // HTTP: waiting to be written
-	spare    []chanItem // HTTP: the last batch written, for the queue to reuse
-	overflow bool       // HTTP: queue overflowed; the receiver ends
-	written  map[string]uint64
+	queue    []chanItem        // HTTP: waiting to be written
+	spare    []chanItem        // HTTP: the last batch written, for the queue to reuse
+	overflow bool              // HTTP: queue overflowed; the receiver ends
 	stored   map[string]uint64 // cursors as the store has them
 	max      int
 	since    time.Time         // when the receiver started
@@ -220,7 +219,6 @@ func (e *Endpoint) newReceiverChannels(lr *localReceiver, ws *wsWriter) *receive
 		chans: nc, e: e, key: lr.key, ws: ws, lr: lr,
 		loaded:  ws != nil,
 		subs:    make(map[string]*chanSub),
-		written: make(map[string]uint64),
 		stored:  make(map[string]uint64),
 		max:     e.settings.MaxQueuedMessages,
 		since:   time.Now(),
@@ -330,6 +328,10 @@ func (r *receiverChannels) apply(nt chanNote, sync bool) {
 type chanSub struct {
 	fanout.Subscription
 	ch *fanout.Channel // set once joined; guarded by receiverChannels.mu
+	// written is the offset of the last message written to the client
+	// (HTTP receivers; guarded by receiverChannels.mu), the cursor
+	// saveCursors stores.
+	written uint64
 }
 
 // add subscribes the receiver to name from cursor: joins the fan-out's
@@ -393,7 +395,6 @@ func (r *receiverChannels) remove(name string) {
 	r.gen++
 	r.changed[name] = r.gen
 	delete(r.stored, name)
-	delete(r.written, name)
 	var ch *fanout.Channel
 	if s != nil {
 		ch = s.ch
@@ -466,8 +467,8 @@ func (r *receiverChannels) wrote(items []chanItem) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, it := range items {
-		if _, ok := r.subs[it.name]; ok && it.offset > r.written[it.name] {
-			r.written[it.name] = it.offset
+		if s := r.subs[it.name]; s != nil && it.offset > s.written {
+			s.written = it.offset
 		}
 	}
 	if cap(items) <= 64 { // a burst's slice is let go
@@ -496,12 +497,12 @@ func (r *receiverChannels) saveCursors(ctx context.Context) {
 	}
 	r.mu.Lock()
 	var cursors map[string]uint64
-	for name, off := range r.written {
-		if off > r.stored[name] {
+	for name, s := range r.subs {
+		if s.written > r.stored[name] {
 			if cursors == nil {
 				cursors = make(map[string]uint64)
 			}
-			cursors[name] = off
+			cursors[name] = s.written
 		}
 	}
 	r.mu.Unlock()

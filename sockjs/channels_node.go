@@ -19,8 +19,9 @@ import (
 // other nodes, the repair of notes that were lost, and each endpoint's
 // registry of channels.
 //
-// receiverChannels is one live receiver's view, and the fanout.Sink of its
-// subscriptions: its channels and, for HTTP receivers, a bounded queue the
+// receiverChannels is one live receiver's view, which its subscriptions
+// (chanSub, each the fanout.Sink of its own) deliver to: its channels
+// and, for HTTP receivers, a bounded queue the
 // receiver loop writes from and the offsets actually written, which become
 // the session's cursors in the store when it detaches. A websocket gets
 // messages straight into its writer's queue, the frame encoded once for
@@ -170,7 +171,7 @@ func (nc *nodeChannels) onNote(op byte, key, channel string, cursor uint64) {
 
 // chanItem is one channel message waiting in an HTTP receiver's queue.
 type chanItem struct {
-	name   string
+	sub    *chanSub
 	offset uint64
 	msg    string
 	skip   bool // the session published it with Except: not sent, but read
@@ -198,8 +199,6 @@ type receiverChannels struct {
 	gen      uint64            // counts subscription changes
 	changed  map[string]uint64 // channel → gen of its last change
 }
-
-var _ fanout.Sink = (*receiverChannels)(nil)
 
 type chanNote struct {
 	op     byte
@@ -327,12 +326,31 @@ func (r *receiverChannels) apply(nt chanNote, sync bool) {
 // Channel it joined.
 type chanSub struct {
 	fanout.Subscription
+	r  *receiverChannels
 	ch *fanout.Channel // set once joined; guarded by receiverChannels.mu
 	// written is the offset of the last message written to the client
-	// (HTTP receivers; guarded by receiverChannels.mu), the cursor
-	// saveCursors stores.
+	// (HTTP receivers), the cursor saveCursors stores; left: the
+	// subscription is no longer the receiver's (removed, finished, or
+	// its join failed), so what is written no longer counts. Guarded by
+	// receiverChannels.mu.
 	written uint64
+	left    bool
 }
+
+// The fan-out delivers to the subscription itself, so a message's queue
+// item names its subscription without a lookup by channel name.
+var _ fanout.Sink = (*chanSub)(nil)
+
+// Deliver implements fanout.Sink (receiverChannels.deliver).
+func (s *chanSub) Deliver(_ *fanout.Subscription, off uint64, msg string, frame []byte, skip bool) {
+	s.r.deliver(s, off, msg, frame, skip)
+}
+
+// Lost implements fanout.Sink (receiverChannels.lost).
+func (s *chanSub) Lost(*fanout.Subscription) { s.r.lost() }
+
+// Gone implements fanout.Sink: the receiver has finished.
+func (s *chanSub) Gone() bool { return s.r.gone() }
 
 // add subscribes the receiver to name from cursor: joins the fan-out's
 // Channel, then catches up (now, or on its own goroutine).
@@ -346,9 +364,10 @@ func (r *receiverChannels) add(name string, cursor uint64, sync bool) {
 		r.mu.Unlock()
 		return
 	}
-	s := &chanSub{Subscription: fanout.Subscription{
-		Name: name, Session: r.key, AllowLoss: route != nil && route.allowLoss, Framed: r.ws != nil, Sink: r,
+	s := &chanSub{r: r, Subscription: fanout.Subscription{
+		Name: name, Session: r.key, AllowLoss: route != nil && route.allowLoss, Framed: r.ws != nil,
 	}}
+	s.Sink = s
 	r.subs[name] = s
 	r.gen++
 	r.changed[name] = r.gen
@@ -364,6 +383,7 @@ func (r *receiverChannels) add(name string, cursor uint64, sync bool) {
 		if r.subs[name] == s {
 			delete(r.subs, name)
 		}
+		s.left = true
 		r.mu.Unlock()
 		return
 	}
@@ -392,6 +412,9 @@ func (r *receiverChannels) remove(name string) {
 	}
 	s := r.subs[name]
 	delete(r.subs, name)
+	if s != nil {
+		s.left = true
+	}
 	r.gen++
 	r.changed[name] = r.gen
 	delete(r.stored, name)
@@ -405,18 +428,17 @@ func (r *receiverChannels) remove(name string) {
 	}
 }
 
-// Gone implements fanout.Sink.
-func (r *receiverChannels) Gone() bool {
+// gone reports whether the receiver has finished.
+func (r *receiverChannels) gone() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.finished
 }
 
-// Deliver implements fanout.Sink: it hands one message to the receiver and
-// never blocks. The fan-out calls it under the Channel's lock (or by
-// catch-up, before s is live), so each channel's messages come in offset
-// order.
-func (r *receiverChannels) Deliver(s *fanout.Subscription, off uint64, msg string, frame []byte, skip bool) {
+// deliver hands one message of s to the receiver and never blocks. The
+// fan-out calls it under the Channel's lock (or by catch-up, before s is
+// live), so each channel's messages come in offset order.
+func (r *receiverChannels) deliver(s *chanSub, off uint64, msg string, frame []byte, skip bool) {
 	if r.ws != nil {
 		if skip {
 			return
@@ -436,7 +458,7 @@ func (r *receiverChannels) Deliver(s *fanout.Subscription, off uint64, msg strin
 		// the log (cursors count only what was written).
 		r.overflow = true
 	} else {
-		r.queue = append(r.queue, chanItem{name: s.Name, offset: off, msg: msg, skip: skip})
+		r.queue = append(r.queue, chanItem{sub: s, offset: off, msg: msg, skip: skip})
 	}
 	r.lr.signal(lrLocal)
 }
@@ -467,7 +489,7 @@ func (r *receiverChannels) wrote(items []chanItem) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, it := range items {
-		if s := r.subs[it.name]; s != nil && it.offset > s.written {
+		if s := it.sub; !s.left && it.offset > s.written {
 			s.written = it.offset
 		}
 	}
@@ -477,9 +499,8 @@ func (r *receiverChannels) wrote(items []chanItem) {
 	}
 }
 
-// Lost implements fanout.Sink: it closes the session, whose channel
-// messages are gone.
-func (r *receiverChannels) Lost(*fanout.Subscription) {
+// lost closes the session, whose channel messages are gone.
+func (r *receiverChannels) lost() {
 	n := r.chans.n
 	n.goFunc(func() {
 		ctx, cancel := n.opContext()
@@ -535,6 +556,7 @@ func (r *receiverChannels) finish() {
 	r.finished = true
 	joined := make(map[*chanSub]*fanout.Channel, len(r.subs))
 	for _, s := range r.subs {
+		s.left = true
 		if s.ch != nil {
 			joined[s] = s.ch
 		}

@@ -164,6 +164,9 @@ func (d *decoder) str() (string, error) {
 		}
 		d.pos++
 	}
+	if !utf8.Valid(d.buf[start:d.pos]) {
+		d.pos = start // the slow path replaces invalid bytes
+	}
 	out := append(d.tmp[:0], d.buf[start:d.pos]...)
 	for d.pos < len(d.buf) {
 		c := d.buf[d.pos]

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,54 +225,6 @@ func TestXHRPolling(t *testing.T) {
 		want(t, "parked poll", body, `a["x"]`+"\n")
 	case <-time.After(2 * time.Second):
 		t.Fatal("parked poll not woken")
-	}
-}
-
-// heldCommits is the memory store whose commits wait, while hold is set,
-// until release is closed.
-type heldCommits struct {
-	*store.Memory
-	hold    atomic.Bool
-	release chan struct{}
-}
-
-func (h *heldCommits) wait() {
-	if h.hold.Load() {
-		<-h.release
-	}
-}
-
-func (h *heldCommits) Commit(ctx context.Context, id, token string, detach bool) error {
-	h.wait()
-	return h.Memory.Commit(ctx, id, token, detach)
-}
-
-func (h *heldCommits) CommitHandOff(ctx context.Context, id, token string, batch uint64, detach bool) error {
-	h.wait()
-	return h.Memory.CommitHandOff(ctx, id, token, batch, detach)
-}
-
-// A poll's messages leave the store's in-flight hold only once its
-// response is on its way: a node killed between the two then sends
-// them again (the lease expires) rather than losing them. So the client
-// has the whole response while the commit still waits.
-func TestPollAnsweredBeforeCommit(t *testing.T) {
-	t.Parallel()
-	held := &heldCommits{Memory: store.NewMemory(), release: make(chan struct{})}
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) { cfg.Store = held })
-	u := base + "/000/s1"
-	_, body := do(t, "POST", u+"/xhr", "")
-	want(t, "open", body, "o\n")
-	do(t, "POST", u+"/xhr_send", `["a"]`)
-
-	held.hold.Store(true)
-	defer close(held.release)
-	select {
-	case body := <-pollAsync(t, u+"/xhr"):
-		want(t, "poll", body, `a["a"]`+"\n")
-	case <-time.After(5 * time.Second):
-		t.Fatal("the poll's response waited for its commit")
 	}
 }
 

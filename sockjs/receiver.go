@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/shoal-rt/shoal/store"
@@ -71,10 +70,6 @@ func (hr *httpSink) start() error {
 	}
 	hr.started = true
 	hr.setDeadline()
-	if hr.polling {
-		// A poll's status goes out with its one frame (writeFrame).
-		return nil
-	}
 	if hr.closeDelimited {
 		// net/http then writes no chunked framing and closes the
 		// connection after the response.
@@ -109,37 +104,18 @@ func (hr *httpSink) writeFrame(frame []byte) (done bool, err error) {
 	}
 	hr.buf = hr.wrap(hr.buf[:0], frame)
 	hr.setDeadline()
-	if hr.polling {
-		return true, hr.answerPoll()
-	}
 	if _, err := hr.w.Write(hr.buf); err != nil {
 		return true, err
 	}
 	hr.written += len(hr.buf)
+	if hr.polling {
+		// Unflushed, so the response gets a Content-Length.
+		return true, nil
+	}
 	if err := hr.rc.Flush(); err != nil {
 		return true, err
 	}
 	return hr.written >= hr.limit, nil
-}
-
-// errPollAnswered: a poll's response is its one frame.
-var errPollAnswered = errors.New("sockjs: poll already answered")
-
-// answerPoll sends hr.buf as the whole response of a poll, with its
-// length, and flushes it before the poll's commit (which follows when the
-// handler ends): a node killed after its commit has handed the frame to
-// its kernel already, which still delivers it.
-func (hr *httpSink) answerPoll() error {
-	if hr.written > 0 {
-		return errPollAnswered
-	}
-	hr.written = len(hr.buf)
-	hr.w.Header().Set("Content-Length", strconv.Itoa(len(hr.buf)))
-	hr.w.WriteHeader(http.StatusOK)
-	if _, err := hr.w.Write(hr.buf); err != nil {
-		return err
-	}
-	return hr.rc.Flush()
 }
 
 // HeaderStreamEnd, set to "close" on a request by the balancer in front

@@ -47,6 +47,11 @@ type CompareConfig struct {
 	// --gossip-listen/--join. Without it they get them, and run without
 	// them (with a note) if the node program rejects the flags.
 	NoClusterGossip bool
+	// ClosedLoop runs each echo and broadcast scenario at saturation:
+	// every sender sends its next message when one of its in-flight
+	// messages is back, at the closed-loop presets' sizes, so the
+	// servers' CPU is the bottleneck. Churn and idle keep their presets.
+	ClosedLoop bool
 }
 
 // preset is a scenario's default size in a comparison: modest, so that the
@@ -54,17 +59,33 @@ type CompareConfig struct {
 type preset struct {
 	sessions int
 	rate     float64
+	inflight int // closed loop: messages each sender keeps in flight
 }
 
 var comparePresets = map[string]preset{
-	"ws-echo":       {50, 4000},
-	"xhr-polling":   {20, 1000},
-	"broadcast":     {200, 20},
-	"xhr-streaming": {100, 20},
-	"eventsource":   {100, 20},
-	"churn":         {50, 50},
-	"idle":          {2000, 0},
-	"echo":          {50, 4000},
+	"ws-echo":       {sessions: 50, rate: 4000},
+	"xhr-polling":   {sessions: 20, rate: 1000},
+	"broadcast":     {sessions: 200, rate: 20},
+	"xhr-streaming": {sessions: 100, rate: 20},
+	"eventsource":   {sessions: 100, rate: 20},
+	"churn":         {sessions: 50, rate: 50},
+	"idle":          {sessions: 2000},
+	"echo":          {sessions: 50, rate: 4000},
+}
+
+// ClosedLoopScenarios are the scenarios a closed-loop comparison runs by
+// default: those that have a closed loop.
+var ClosedLoopScenarios = []string{"ws-echo", "xhr-polling", "xhr-streaming", "eventsource", "broadcast"}
+
+// closedLoopPresets size the scenarios of a closed-loop comparison (rate
+// 0): enough senders and messages in flight to keep one server CPU busy.
+var closedLoopPresets = map[string]preset{
+	"ws-echo":       {sessions: 100, inflight: 4},
+	"echo":          {sessions: 100, inflight: 4},
+	"xhr-polling":   {sessions: 50, inflight: 1},
+	"broadcast":     {sessions: 1000, inflight: 1},
+	"xhr-streaming": {sessions: 100, inflight: 1},
+	"eventsource":   {sessions: 100, inflight: 1},
 }
 
 // CompareReport is what a comparison measured; it is the comparison's JSON
@@ -255,6 +276,9 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 		Scenarios:  c.Scenarios,
 	}
 	rep.Notes = append(rep.Notes, c.Notes...)
+	if c.ClosedLoop {
+		rep.Notes = append(rep.Notes, "closed loop: each sender sends its next message when one in flight is back (echo and broadcast scenarios at their closed-loop sizes); the servers' CPU is meant to be the bottleneck, see its utilisation per run")
+	}
 	if server == "" {
 		rep.Notes = append(rep.Notes, "servers and load generator share the CPUs: taskset or a second CPU is missing")
 	}
@@ -366,10 +390,17 @@ func runOne(ctx context.Context, c CompareConfig, tr *targetRunner, scen, logDir
 	if scen == "idle" {
 		p.sessions = c.IdleSessions
 	}
+	if cp, ok := closedLoopPresets[scen]; ok && c.ClosedLoop {
+		p = cp
+		cfg.Rate = 0
+		if cfg.Inflight == 0 {
+			cfg.Inflight = p.inflight
+		}
+	}
 	if cfg.Sessions == 0 {
 		cfg.Sessions = max(1, int(float64(p.sessions)*c.Scale))
 	}
-	if cfg.Rate == 0 {
+	if cfg.Rate == 0 && p.rate > 0 {
 		cfg.Rate = p.rate * c.Scale
 	}
 	res, err := Run(ctx, cfg)

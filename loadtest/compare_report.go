@@ -107,6 +107,12 @@ func fmtMetric(v float64) string {
 
 // loadText describes the load a run offered.
 func loadText(r *Result) string {
+	switch {
+	case r.Kind == KindEcho && r.Rate == 0:
+		return fmt.Sprintf("%d %s sessions × %d in flight, closed loop (%s msg/s)", r.Sessions, r.Transport, r.Inflight, fmtNumber(r.SendRate))
+	case r.Kind == KindBroadcast && r.Rate == 0:
+		return fmt.Sprintf("%d %s subscribers, publishes closed loop (%s/s)", r.Sessions, r.Transport, fmtNumber(r.SendRate))
+	}
 	switch r.Kind {
 	case KindEcho:
 		return fmt.Sprintf("%d %s sessions, %s msg/s", r.Sessions, r.Transport, fmtNumber(r.Rate))

@@ -74,6 +74,7 @@ func run() error {
 	fs.StringVar(&cc.ServerCPUs, "server-cpus", "", "compare: CPU list servers are pinned to with taskset (default: the last CPU)")
 	fs.StringVar(&cc.LoadCPUs, "load-cpus", "", "compare: CPU list this program pins itself to (default: all but the servers')")
 	fs.IntVar(&cc.IdleSessions, "idle-sessions", 0, "compare: sessions the idle scenario holds (default 2000)")
+	fs.BoolVar(&cc.ClosedLoop, "closed-loop", false, "compare: run echo and broadcast at saturation (rate 0, closed-loop sizes; default scenarios: those five)")
 	fs.Float64Var(&cc.Scale, "scale", 1, "compare: multiply the default sessions and rates (bigger machines)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -120,6 +121,9 @@ func run() error {
 	if compare {
 		cc.Base = cfg
 		cc.Scenarios = splitList(scens)
+		if cc.ClosedLoop && !flagSet(fs, "scenarios") {
+			cc.Scenarios = loadtest.ClosedLoopScenarios
+		}
 		cc.Targets = splitList(targets)
 		cc.Out = out
 		cc.Log = os.Stderr
@@ -178,4 +182,11 @@ func raiseFileLimit() error {
 		return fmt.Errorf("open files limit: %w", err)
 	}
 	return nil
+}
+
+// flagSet reports whether the command line named the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -29,7 +29,8 @@ func (rep *CompareReport) table() []compareRow {
 	for _, scen := range rep.Scenarios {
 		load := ""
 		metric := ""
-		var m, lat, del, marg []cell
+		var m, lat, del, marg, busy []cell
+		closedLoop := false
 		for _, t := range rep.Targets {
 			var run *CompareRun
 			for i := range rep.Runs {
@@ -45,11 +46,12 @@ func (rep *CompareReport) table() []compareRow {
 						txt = "unavailable"
 					}
 				}
-				m, lat, del, marg = append(m, cell{Text: txt}), append(lat, cell{Text: txt}), append(del, cell{Text: txt}), append(marg, cell{Text: txt})
+				m, lat, del, marg, busy = append(m, cell{Text: txt}), append(lat, cell{Text: txt}), append(del, cell{Text: txt}), append(marg, cell{Text: txt}), append(busy, cell{Text: txt})
 				continue
 			}
 			r := run.Result
 			load = loadText(r)
+			closedLoop = closedLoop || (r.Rate == 0 && r.Kind != KindIdle)
 			name, v, ok := metricOf(scen, r)
 			if ok {
 				metric = name
@@ -66,6 +68,7 @@ func (rep *CompareReport) table() []compareRow {
 				lat = append(lat, cell{Text: fmt.Sprintf("%s / %s", fmtMicros(r.Connect.P50), fmtMicros(r.Connect.P99))})
 				del = append(del, cell{Text: fmt.Sprintf("%d of %d open", r.Counts.Open, r.Sessions), Class: boolClass(r.Counts.Open >= int64(r.Sessions))})
 			} else {
+				busy = append(busy, busyCell(r))
 				lat = append(lat, cell{Text: fmt.Sprintf("%s / %s", fmtMicros(r.Latency.P50), fmtMicros(r.Latency.P99))})
 				del = append(del, cell{Text: fmt.Sprintf("%.1f%% (%s/s)", 100*r.DeliveryRatio, fmtNumber(r.ReceiveRate)), Class: boolClass(r.DeliveryRatio >= 0.99 && r.Counts.Errors == 0)})
 			}
@@ -78,6 +81,9 @@ func (rep *CompareReport) table() []compareRow {
 			latName, delName = "connect p50 / p99", "sessions held"
 		}
 		rows = append(rows, compareRow{Scenario: scen, Load: load, Metric: metric, Cells: m})
+		if closedLoop {
+			rows = append(rows, compareRow{Metric: "servers busy / client busy (cores)", Cells: busy})
+		}
 		if strings.HasPrefix(scen, "idle") {
 			rows = append(rows, compareRow{Metric: "marginal per session, second half (KiB)", Cells: marg})
 		}
@@ -105,13 +111,30 @@ func fmtMetric(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
+// saturated is how busy, in cores, the servers of a closed-loop run must be
+// for it to count as measured at saturation; below it the client was the
+// limit and the cell is marked.
+const saturated = 0.9
+
+// busyCell says how many cores the servers and the load generator kept busy.
+func busyCell(r *Result) cell {
+	if r.Server == nil {
+		return cell{Text: "n/a"}
+	}
+	txt := fmt.Sprintf("%.2f", r.Server.CPUUtilization)
+	if r.Client != nil {
+		txt += fmt.Sprintf(" / %.2f", r.Client.CPUUtilization)
+	}
+	return cell{Text: txt, Class: boolClass(r.Rate > 0 || r.Server.CPUUtilization >= saturated)}
+}
+
 // loadText describes the load a run offered.
 func loadText(r *Result) string {
 	switch {
 	case r.Kind == KindEcho && r.Rate == 0:
-		return fmt.Sprintf("%d %s sessions × %d in flight, closed loop (%s msg/s)", r.Sessions, r.Transport, r.Inflight, fmtNumber(r.SendRate))
+		return fmt.Sprintf("%d %s sessions × %d in flight, closed loop", r.Sessions, r.Transport, r.Inflight)
 	case r.Kind == KindBroadcast && r.Rate == 0:
-		return fmt.Sprintf("%d %s subscribers, publishes closed loop (%s/s)", r.Sessions, r.Transport, fmtNumber(r.SendRate))
+		return fmt.Sprintf("%d %s subscribers, publishes closed loop", r.Sessions, r.Transport)
 	}
 	switch r.Kind {
 	case KindEcho:

@@ -84,3 +84,37 @@ func TestCompareRunsPeerAndReportsUnavailableCluster(t *testing.T) {
 		t.Errorf("markdown does not say the cluster was unavailable:\n%s", md)
 	}
 }
+
+// TestCompareClosedLoopRunsAtRateZero: a closed-loop comparison must not
+// fall back to the fixed-rate presets (it once did, so "--rate 0" measured
+// nothing at saturation): the run is closed loop, with the preset's
+// messages in flight, and the report says how busy the server was.
+func TestCompareClosedLoopRunsAtRateZero(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Compare(ctx, CompareConfig{
+		Base:       Config{Sessions: 3, Duration: time.Second, Warmup: 200 * time.Millisecond},
+		Scenarios:  []string{"ws-echo"},
+		Targets:    []string{TargetSockJSNode},
+		RepoRoot:   "..",
+		Out:        dir,
+		ClosedLoop: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Runs[0].Result
+	if r == nil {
+		t.Fatalf("run failed: %s", rep.Runs[0].Error)
+	}
+	if r.Rate != 0 || r.Inflight != closedLoopPresets["ws-echo"].inflight || r.Counts.Received == 0 || r.DeliveryRatio < 0.99 {
+		t.Errorf("want a closed-loop run with %d in flight: %s", closedLoopPresets["ws-echo"].inflight, r.Summary())
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"× 4 in flight, closed loop", "servers busy / client busy (cores)", "closed loop: each sender"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}

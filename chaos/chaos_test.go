@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -161,12 +160,7 @@ func writeReport(t *testing.T, dir, name string, s settings, report map[string]*
 func kill9(t *testing.T, c *cluster, s settings) {
 	n := c.nodes[1]
 	t.Logf("kill -9 %s at %d ms since the epoch", n.ID, time.Now().UnixMilli())
-	if err := n.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Wait(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	n.Kill(t)
 	time.Sleep(6 * time.Second)
 	n.start(t)
 }
@@ -175,9 +169,7 @@ func kill9(t *testing.T, c *cluster, s settings) {
 // again; the next one goes once it is ready.
 func rollingRestart(t *testing.T, c *cluster, s settings) {
 	for _, n := range c.nodes {
-		if err := n.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
+		n.Terminate(t)
 		if err := n.Wait(60 * time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -192,12 +184,7 @@ func rollingRestart(t *testing.T, c *cluster, s settings) {
 func vanish(t *testing.T, c *cluster, s settings) {
 	n := c.nodes[1]
 	c.net.SetLink(hostName(1), false)
-	if err := n.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Wait(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	n.Kill(t)
 	time.Sleep(8 * time.Second)
 	c.net.SetLink(hostName(1), true)
 	n.start(t)
@@ -214,7 +201,7 @@ func redisRestart(t *testing.T, c *cluster, s settings) { c.restart(t, c.redis, 
 // that long: sleeping is the fault here, not a wait for a condition),
 // starts it again and waits until every node is ready.
 func (c *cluster) restart(t *testing.T, srv *server, down time.Duration) {
-	srv.stop(t, syscall.SIGTERM)
+	srv.stop(t)
 	time.Sleep(down)
 	srv.start(t)
 	for _, n := range c.nodes {
@@ -237,7 +224,7 @@ func redisFailover(t *testing.T, c *cluster, s settings) {
 		t.Fatal("chaos: no Redis Cluster master found")
 	}
 	killed := time.Now()
-	master.stop(t, syscall.SIGKILL)
+	master.proc.Kill(t)
 	// Failed over: three masters among the survivors (the replica was
 	// promoted), and every survivor says the cluster is ok.
 	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
@@ -268,7 +255,7 @@ func redisFailover(t *testing.T, c *cluster, s settings) {
 // it reconnect to the others; 6 s later it starts again.
 func natsFailover(t *testing.T, c *cluster, s settings) {
 	srv := c.natsNodes[0]
-	srv.stop(t, syscall.SIGKILL)
+	srv.proc.Kill(t)
 	time.Sleep(s.downtime(6 * time.Second))
 	srv.start(t)
 	for _, n := range c.nodes {
@@ -292,7 +279,7 @@ func steady(t *testing.T, c *cluster, s settings) {
 // redisRestartEmpty: Redis restarts without its data (no persistence, or a
 // lost volume): every session, queue and channel log is gone.
 func redisRestartEmpty(t *testing.T, c *cluster, s settings) {
-	c.redis.stop(t, syscall.SIGKILL)
+	c.redis.proc.Kill(t)
 	for i, a := range c.redis.args {
 		if a == "--dir" {
 			c.redis.args[i+1] = t.TempDir()

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -123,12 +122,11 @@ func (s *server) start(t *testing.T) {
 	testenv.WaitTCP(t, s.addr)
 }
 
-// stop ends the process with sig and waits for it to exit.
-func (s *server) stop(t *testing.T, sig syscall.Signal) {
+// stop asks the process to end (SIGTERM: Redis writes its AOF) and waits
+// for it to exit.
+func (s *server) stop(t *testing.T) {
 	t.Helper()
-	if err := s.proc.Signal(sig); err != nil {
-		t.Fatalf("chaos: signal %s: %v", s.name, err)
-	}
+	s.proc.Terminate(t)
 	if err := s.proc.Wait(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}

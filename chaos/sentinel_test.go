@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,7 +109,7 @@ func sentinelFailover(t *testing.T, c *cluster, s settings) {
 		t.Fatalf("chaos: the Sentinels name %q, no server of ours", addr)
 	}
 	killed := time.Now()
-	master.stop(t, syscall.SIGKILL)
+	master.proc.Kill(t)
 	// Failed over: every Sentinel names another server, and it is master.
 	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		for _, srv := range c.sentinels {

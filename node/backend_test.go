@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -208,9 +207,7 @@ func TestBridgeNodeKilled(t *testing.T) {
 		perSource++
 		if i == 100 {
 			killedAt = time.Now()
-			if err := c.Nodes[holder].Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
+			c.Nodes[holder].Kill(t)
 		}
 		sent = append(sent, time.Now())
 		rdb.Publish(ctx, "shoal:live", fmt.Sprintf(`{"src":"redis","n":%d}`, i))

@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -121,9 +120,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		}()
 
 		start := time.Now()
-		if err := n.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
+		n.Terminate(t)
 		lb.waitStatus(t, n.ID, "DOWN")
 		if err := n.Wait(drainDelay + 15*time.Second); err != nil {
 			t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,9 +132,7 @@ func TestClusterNodeDeath(t *testing.T) {
 		return nil
 	})
 
-	if err := victim.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	victim.Kill(t)
 	killed := time.Now()
 	survivors := c.nodes[:2]
 
@@ -383,9 +380,7 @@ func TestReadiness(t *testing.T) {
 		name string
 		p    *nodetest.Process
 	}{{"redis", redis}, {"nats", nats}} {
-		if err := b.p.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		b.p.Pause(t)
 		stopped := time.Now()
 		waitReady(http.StatusOK, "degraded: "+b.name+" unreachable from every member")
 		t.Logf("%s stopped: /readyz said degraded after %v", b.name, time.Since(stopped).Round(time.Millisecond))
@@ -395,15 +390,11 @@ func TestReadiness(t *testing.T) {
 		if code, _, err := nodetest.TryGet(n.URL() + "/healthz"); err != nil || code != http.StatusOK {
 			t.Fatalf("/healthz = %d, %v while %s is stopped; want 200", code, err, b.name)
 		}
-		if err := b.p.Signal(syscall.SIGCONT); err != nil {
-			t.Fatal(err)
-		}
+		b.p.Resume(t)
 		waitReady(http.StatusOK, "ready\n")
 	}
 
-	if err := n.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	n.Terminate(t)
 	term := time.Now()
 	waitReady(http.StatusServiceUnavailable, "draining")
 	if code, _, err := nodetest.TryGet(n.URL() + "/healthz"); err != nil || code != http.StatusOK {

@@ -102,53 +102,48 @@ func (m *Memory) Subscribe(ctx context.Context, id, channel string, max int) (Su
 }
 
 // SubscribeFrom implements Channels.
-func (m *Memory) SubscribeFrom(ctx context.Context, id, channel string, max int, from uint64) (SubscribeResult, error) {
-	if err := ctx.Err(); err != nil {
-		return SubscribeResult{}, err
-	}
+func (m *Memory) SubscribeFrom(ctx context.Context, id, channel string, max int, from uint64) (res SubscribeResult, err error) {
 	if err := CheckChannel(channel); err != nil {
 		return SubscribeResult{}, err
 	}
-	sh := m.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	s, ok := sh.sessions[id]
-	if !ok {
-		return SubscribeResult{}, ErrNotFound
-	}
-	if s.state == StateClosed {
-		return SubscribeResult{}, ErrClosed
-	}
-	now := time.Now()
-	var res SubscribeResult
-	if s.leaseLive(now) {
-		res.ReceiverNode = s.leaseNode
-	}
-	c := &m.channels
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.sweep(now)
-	subs := c.subs[id]
-	if cur, ok := subs[channel]; ok {
-		res.Cursor = cur
-		return res, nil
-	}
-	if max > 0 && len(subs) >= max {
-		return SubscribeResult{}, ErrTooManySubscriptions
-	}
-	l := c.log(channel, true, now)
-	l.touched = now
-	l.members[id] = struct{}{}
-	if subs == nil {
-		if c.subs == nil {
-			c.subs = make(map[string]map[string]uint64)
+	err = m.with(ctx, id, func(s *memSession) error {
+		if s.state == StateClosed {
+			return ErrClosed
 		}
-		subs = make(map[string]uint64)
-		c.subs[id] = subs
+		now := time.Now()
+		if s.leaseLive(now) {
+			res.ReceiverNode = s.leaseNode
+		}
+		c := &m.channels
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.sweep(now)
+		subs := c.subs[id]
+		if cur, ok := subs[channel]; ok {
+			res.Cursor = cur
+			return nil
+		}
+		if max > 0 && len(subs) >= max {
+			return ErrTooManySubscriptions
+		}
+		l := c.log(channel, true, now)
+		l.touched = now
+		l.members[id] = struct{}{}
+		if subs == nil {
+			if c.subs == nil {
+				c.subs = make(map[string]map[string]uint64)
+			}
+			subs = make(map[string]uint64)
+			c.subs[id] = subs
+		}
+		cursor := min(from, l.head)
+		subs[channel] = cursor
+		res.Cursor, res.Created = cursor, true
+		return nil
+	})
+	if err != nil {
+		return SubscribeResult{}, err
 	}
-	cursor := min(from, l.head)
-	subs[channel] = cursor
-	res.Cursor, res.Created = cursor, true
 	return res, nil
 }
 

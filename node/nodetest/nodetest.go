@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +45,43 @@ func (p *Process) Exited() bool {
 
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// mustSignal sends sig and fails the test if it cannot.
+func (p *Process) mustSignal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := p.Signal(sig); err != nil {
+		t.Fatalf("nodetest: signal %s to %s: %v", sig, p.Name, err)
+	}
+}
+
+// Kill ends the process without a word (SIGKILL) and waits until it is gone.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	p.mustSignal(t, syscall.SIGKILL)
+	if err := p.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Terminate asks the process to end (SIGTERM): a node drains first, so the
+// caller watches the drain and then Waits.
+func (p *Process) Terminate(t testing.TB) {
+	t.Helper()
+	p.mustSignal(t, syscall.SIGTERM)
+}
+
+// Pause freezes the process (SIGSTOP): it keeps its sockets but answers
+// nothing until Resume.
+func (p *Process) Pause(t testing.TB) {
+	t.Helper()
+	p.mustSignal(t, syscall.SIGSTOP)
+}
+
+// Resume thaws a paused process (SIGCONT).
+func (p *Process) Resume(t testing.TB) {
+	t.Helper()
+	p.mustSignal(t, syscall.SIGCONT)
+}
 
 // Wait waits up to d for the process to end.
 func (p *Process) Wait(d time.Duration) error {

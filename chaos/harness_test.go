@@ -474,9 +474,7 @@ func (c *cluster) startHA(t *testing.T) {
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
-	if out, err := exec.Command(testenv.LookPath(t, "redis-cli"), args...).CombinedOutput(); err != nil {
-		t.Fatalf("chaos: redis-cli --cluster create: %v\n%s", err, out)
-	}
+	testenv.Run(t, testenv.LookPath(t, "redis-cli"), args...)
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		for _, a := range addrs {
 			if info := redisCLI(t, a, "cluster", "info"); !strings.Contains(info, "cluster_state:ok") {

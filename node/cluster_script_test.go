@@ -21,29 +21,23 @@ func TestClusterScriptRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	env := append(os.Environ(),
-		"SHOAL_CLUSTER_DIR="+dir,
-		"SHOAL_CLUSTER_BIN="+nodetest.Binary(t),
-		"SHOAL_CLUSTER_LB="+testenv.FreeAddr(t),
-		"SHOAL_CLUSTER_STATS="+testenv.FreeAddr(t),
+	env := []string{
+		"SHOAL_CLUSTER_DIR=" + dir,
+		"SHOAL_CLUSTER_BIN=" + nodetest.Binary(t),
+		"SHOAL_CLUSTER_LB=" + testenv.FreeAddr(t),
+		"SHOAL_CLUSTER_STATS=" + testenv.FreeAddr(t),
 		fmt.Sprintf("SHOAL_CLUSTER_REDIS_PORT=%d", testenv.FreePort(t)),
 		fmt.Sprintf("SHOAL_CLUSTER_NATS_PORT=%d", testenv.PortWithOffsets(t, 4000)),
 		fmt.Sprintf("SHOAL_CLUSTER_NODE_PORT=%d", testenv.PortWithOffsets(t, 1)),
 		fmt.Sprintf("SHOAL_CLUSTER_GOSSIP_PORT=%d", testenv.PortWithOffsets(t, 1)),
-	)
+	}
 	script := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(filepath.Join(root, "scripts", "cluster"), args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("scripts/cluster %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
+		return testenv.RunEnv(t, env, filepath.Join(root, "scripts", "cluster"), args...)
 	}
 	t.Cleanup(func() {
 		cmd := exec.Command(filepath.Join(root, "scripts", "cluster"), "down")
-		cmd.Env = env
+		cmd.Env = append(os.Environ(), env...)
 		cmd.Run()
 	})
 	script("up", "2")

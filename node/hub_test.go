@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,11 +34,7 @@ for p in sys.argv[4:]:
     print(signing.dumps(json.loads(p), salt=sys.argv[2]))
 `
 	args := append([]string{"-c", script, secret, salt, fmt.Sprint(age)}, payloads...)
-	out, err := exec.Command(py, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("django: %v\n%s", err, out)
-	}
-	return strings.Fields(string(out))
+	return strings.Fields(testenv.Run(t, py, args...))
 }
 
 // hubSession is a websocket hub session on a node process, read message

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -15,17 +14,14 @@ import (
 
 // --help exits 0 and names every flag's SHOAL_* variable.
 func TestHelp(t *testing.T) {
-	out, err := exec.Command(nodetest.Binary(t), "--help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("--help: %v\n%s", err, out)
-	}
+	out := testenv.Run(t, nodetest.Binary(t), "--help")
 	for _, want := range []string{"--listen", "SHOAL_LISTEN", "--admin-listen", "SHOAL_ADMIN_LISTEN", "SHOAL_REDIS", "SHOAL_LOG_FORMAT"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("--help does not mention %s:\n%s", want, out)
 		}
 	}
-	if out, err := exec.Command(nodetest.Binary(t), "--version").Output(); err != nil || !strings.HasPrefix(string(out), "shoal ") {
-		t.Errorf("--version: %q, %v", out, err)
+	if out := testenv.Run(t, nodetest.Binary(t), "--version"); !strings.HasPrefix(out, "shoal ") {
+		t.Errorf("--version: %q", out)
 	}
 }
 

@@ -10,6 +10,8 @@ package testenv
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -124,6 +126,25 @@ func WaitTCP(t testing.TB, addr string) {
 		}
 		return err
 	})
+}
+
+// Run runs name with args and returns what it printed (stdout and stderr);
+// if it fails, the test fails with that output.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	return RunEnv(t, nil, name, args...)
+}
+
+// RunEnv is Run with extra environment variables (KEY=value).
+func RunEnv(t testing.TB, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // LastLines is the last n lines of s: a process's output in a failure

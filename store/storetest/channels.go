@@ -60,6 +60,16 @@ func mustSubscribe(t *testing.T, s ChannelStore, id, channel string) store.Subsc
 	return res
 }
 
+// mustJoin creates session id with the given disconnect delay and
+// subscribes it to channels.
+func mustJoin(t *testing.T, s ChannelStore, id string, delay time.Duration, channels ...string) {
+	t.Helper()
+	mustCreate(t, s, id, delay)
+	for _, c := range channels {
+		mustSubscribe(t, s, id, c)
+	}
+}
+
 func mustPublish(t *testing.T, s ChannelStore, channel, msg string) uint64 {
 	t.Helper()
 	off, err := s.AppendChannel(ctx(t), channel, msg, store.LogOptions{Keep: long})
@@ -314,10 +324,8 @@ func testSubscribeLimitRace(t *testing.T, s ChannelStore) {
 }
 
 func testUnsubscribe(t *testing.T, s ChannelStore) {
-	mustCreate(t, s, "a", long)
-	mustCreate(t, s, "b", long)
-	mustSubscribe(t, s, "a", "c")
-	mustSubscribe(t, s, "b", "c")
+	mustJoin(t, s, "a", long, "c")
+	mustJoin(t, s, "b", long, "c")
 	if m, _ := s.Members(ctx(t), "c"); !slices.Equal(sorted(m), []string{"a", "b"}) {
 		t.Fatalf("Members = %q, want [a b]", m)
 	}
@@ -344,10 +352,7 @@ func testUnsubscribe(t *testing.T, s ChannelStore) {
 }
 
 func testUnsubscribeAll(t *testing.T, s ChannelStore) {
-	mustCreate(t, s, "a", long)
-	for _, c := range []string{"c1", "c2", "c3"} {
-		mustSubscribe(t, s, "a", c)
-	}
+	mustJoin(t, s, "a", long, "c1", "c2", "c3")
 	got, err := s.UnsubscribeAll(ctx(t), "a")
 	if err != nil || !slices.Equal(sorted(got), []string{"c1", "c2", "c3"}) {
 		t.Fatalf("UnsubscribeAll = %q, %v", got, err)
@@ -362,8 +367,7 @@ func testUnsubscribeAll(t *testing.T, s ChannelStore) {
 		t.Fatalf("second UnsubscribeAll = %q, %v; want none", got, err)
 	}
 	// A closed session (OnClose runs before it is reaped) leaves too.
-	mustCreate(t, s, "b", long)
-	mustSubscribe(t, s, "b", "c1")
+	mustJoin(t, s, "b", long, "c1")
 	if _, err := s.Close(ctx(t), "b", 3000, "x"); err != nil {
 		t.Fatal(err)
 	}
@@ -374,10 +378,8 @@ func testUnsubscribeAll(t *testing.T, s ChannelStore) {
 }
 
 func testUnsubscribeAllAfterReap(t *testing.T, s ChannelStore) {
-	mustCreate(t, s, "r", short)
-	mustCreate(t, s, "stay", long)
-	mustSubscribe(t, s, "r", "c")
-	mustSubscribe(t, s, "stay", "c")
+	mustJoin(t, s, "r", short, "c")
+	mustJoin(t, s, "stay", long, "c")
 	reapUntilGone(t, s, "r")
 	// The reaped session is no member any more...
 	if m, _ := s.Members(ctx(t), "c"); !slices.Equal(m, []string{"stay"}) {
@@ -615,8 +617,7 @@ func testChannelsIndependent(t *testing.T, s ChannelStore) {
 }
 
 func testChannelsCanceledContext(t *testing.T, s ChannelStore) {
-	mustCreate(t, s, "cx", long)
-	mustSubscribe(t, s, "cx", "c")
+	mustJoin(t, s, "cx", long, "c")
 	c, cancel := context.WithCancel(context.Background())
 	cancel()
 	calls := map[string]func() error{

@@ -108,13 +108,33 @@ func (s *suite) testJSessionID(t *testing.T) {
 	})
 }
 
+// greet sends GET /echo with Connection: Keep-Alive over HTTP/proto on c
+// and checks it is answered 200; the body stays on the wire.
+func (s *suite) greet(t *testing.T, c *rawConn, proto string) *rawResponse {
+	t.Helper()
+	r := c.request("GET", s.url("/echo"), proto, "", "Connection", "Keep-Alive")
+	wantStatus(t, "GET /echo HTTP/"+proto, r.status, 200)
+	return r
+}
+
+// wantSizedGreeting reads a greeting framed by its Content-Length (19).
+func (c *rawConn) wantSizedGreeting(r *rawResponse, what string) {
+	c.t.Helper()
+	if n, _ := strconv.Atoi(r.Get("Content-Length")); n != 19 {
+		c.t.Errorf("Content-Length %q, want 19", r.Get("Content-Length"))
+	}
+	body, err := c.readN(19)
+	if err != nil {
+		c.t.Fatalf("reading greeting: %v", err)
+	}
+	wantBody(c.t, what, body, "Welcome to SockJS!\n")
+}
+
 // testHTTP10: HTTP/1.0 clients get no chunking.
 func (s *suite) testHTTP10(t *testing.T) {
 	t.Run("greeting with keep-alive is framed by length or close", func(t *testing.T) {
 		c := s.dialRaw(t)
-		u := s.url("/echo")
-		r := c.request("GET", u, "1.0", "", "Connection", "Keep-Alive")
-		wantStatus(t, "GET HTTP/1.0", r.status, 200)
+		r := s.greet(t, c, "1.0")
 		if r.proto != "1.0" && r.proto != "1.1" {
 			t.Errorf("response version %q", r.proto)
 		}
@@ -128,14 +148,7 @@ func (s *suite) testHTTP10(t *testing.T) {
 			c.wantClosed("HTTP/1.0 greeting")
 			return
 		}
-		if n, _ := strconv.Atoi(r.Get("Content-Length")); n != 19 {
-			t.Errorf("Content-Length %q, want 19", r.Get("Content-Length"))
-		}
-		body, err := c.readN(19)
-		if err != nil {
-			t.Fatalf("reading greeting: %v", err)
-		}
-		wantBody(t, "HTTP/1.0 greeting", body, "Welcome to SockJS!\n")
+		c.wantSizedGreeting(r, "HTTP/1.0 greeting")
 		if len(conn) == 0 || slices.Contains(conn, "close") {
 			c.wantClosed("HTTP/1.0 without keep-alive")
 			return
@@ -143,8 +156,7 @@ func (s *suite) testHTTP10(t *testing.T) {
 		if !slices.Contains(conn, "keep-alive") {
 			t.Fatalf("Connection %q, want keep-alive, close or nothing", r.Get("Connection"))
 		}
-		r = c.request("GET", u, "1.0", "", "Connection", "Keep-Alive")
-		wantStatus(t, "second request on the kept-alive connection", r.status, 200)
+		s.greet(t, c, "1.0") // again on the kept-alive connection
 	})
 	t.Run("streaming is unchunked, unsized and closes after the close frame", func(t *testing.T) {
 		c := s.dialRaw(t)
@@ -171,22 +183,13 @@ func (s *suite) testHTTP10(t *testing.T) {
 func (s *suite) testHTTP11(t *testing.T) {
 	t.Run("greeting keeps the connection alive", func(t *testing.T) {
 		c := s.dialRaw(t)
-		u := s.url("/echo")
-		r := c.request("GET", u, "1.1", "", "Connection", "Keep-Alive")
-		wantStatus(t, "GET HTTP/1.1", r.status, 200)
+		r := s.greet(t, c, "1.1")
 		if conn := r.connectionTokens(); len(conn) > 0 && !slices.Contains(conn, "keep-alive") {
 			t.Errorf("Connection %q, want keep-alive or nothing", r.Get("Connection"))
 		}
 		if r.Get("Content-Length") != "" {
-			if n, _ := strconv.Atoi(r.Get("Content-Length")); n != 19 {
-				t.Errorf("Content-Length %q, want 19", r.Get("Content-Length"))
-			}
 			wantNoHeader(t, "sized response", r, "Transfer-Encoding")
-			body, err := c.readN(19)
-			if err != nil {
-				t.Fatalf("reading greeting: %v", err)
-			}
-			wantBody(t, "greeting", body, "Welcome to SockJS!\n")
+			c.wantSizedGreeting(r, "greeting")
 		} else {
 			if !r.chunked() {
 				t.Fatalf("neither Content-Length nor chunked (Transfer-Encoding %q)", r.Get("Transfer-Encoding"))
@@ -195,8 +198,7 @@ func (s *suite) testHTTP11(t *testing.T) {
 			st.want("Welcome to SockJS!\n")
 			st.wantEnd()
 		}
-		r = c.request("GET", u, "1.1", "", "Connection", "Keep-Alive")
-		wantStatus(t, "second request on the same connection", r.status, 200)
+		s.greet(t, c, "1.1") // again on the same connection
 	})
 	t.Run("streaming is chunked, one frame per chunk, and ends", func(t *testing.T) {
 		st := s.openStream(t, "POST", s.sessionURL("/close")+"/xhr_streaming", "Connection", "Keep-Alive")

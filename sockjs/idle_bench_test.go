@@ -8,16 +8,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // BenchmarkIdleWebsocketMemory holds idleSessions websockets open on a
 // node with nothing to send and reports what the process's heap and
-// stacks grew by, per session. The clients are raw TCP connections that
-// did the handshake and read "o": a few hundred bytes each of the
-// figure, the rest is the server's.
+// stacks grew by, per session, once the sockets are quiet (their readers
+// gave their goroutines up, WebsocketQuietAfter, here shortened). The
+// clients are raw TCP connections that did the handshake and read "o": a
+// few hundred bytes each of the figure, the rest is the server's.
 func BenchmarkIdleWebsocketMemory(b *testing.B) {
 	const idleSessions = 1000
-	_, _, base := newCluster(b).node(b, HandlerFuncs{}, Settings{})
+	_, _, base := newCluster(b).node(b, HandlerFuncs{}, Settings{}, func(cfg *NodeConfig) {
+		cfg.WebsocketQuietAfter = 50 * time.Millisecond
+	})
 	addr := strings.TrimPrefix(strings.TrimSuffix(base, "/t"), "http://")
 	for b.Loop() {
 		heap0, stacks0 := heapAndStacks()
@@ -25,12 +30,38 @@ func BenchmarkIdleWebsocketMemory(b *testing.B) {
 		for i := range idleSessions {
 			conns = append(conns, dialIdleWebsocket(b, addr, fmt.Sprintf("/t/0/s%d/websocket", i)))
 		}
+		if readPollSupported {
+			waitNoReaders(b)
+		}
 		heap1, stacks1 := heapAndStacks()
 		b.ReportMetric(float64(heap1-heap0+stacks1-stacks0)/idleSessions, "B/session")
 		b.ReportMetric(float64(stacks1-stacks0)/idleSessions, "stack-B/session")
 		for _, c := range conns {
 			c.Close()
 		}
+		waitNoReaders(b) // the next round starts from no websocket
+	}
+}
+
+// waitNoReaders waits until no websocket reader holds a goroutine.
+func waitNoReaders(b *testing.B) {
+	testenv.CheckFor(b, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := readerGoroutines(); n > 0 {
+			return fmt.Errorf("%d websocket readers still hold a goroutine", n)
+		}
+		return nil
+	})
+}
+
+// readerGoroutines counts the goroutines running a websocket's reads.
+func readerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "(*wsReader).run(")
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }
 

@@ -42,6 +42,13 @@ type NodeConfig struct {
 	// from another node): checking rarely saves one store call per second
 	// per socket. Default 10 s.
 	WebsocketRecheckInterval time.Duration
+	// WebsocketQuietAfter is how long a websocket's client may send
+	// nothing before its reader gives its goroutine up: the socket then
+	// waits in the node's one poller (Linux; elsewhere the goroutine
+	// stays), and an idle websocket holds no goroutine and no stack. Long
+	// enough that a client sending steadily keeps its goroutine (handing
+	// over costs a few system calls and a goroutine start). Default 2 s.
+	WebsocketQuietAfter time.Duration
 	// QuietRecheckInterval replaces RecheckInterval for an HTTP receiver
 	// while the bus vouches for its wake-ups (bus.LossCounter: connected,
 	// and nothing lost since the receiver last looked at the store): a
@@ -107,6 +114,10 @@ type Node struct {
 	bodies   byteBudget // incoming bodies being read or handled (BodyBudget)
 	newPerIP ipLimiter  // NewSessionsPerIP
 
+	// polls watches quiet websockets (wsReader), made by the first that
+	// goes quiet; guarded by mu.
+	polls      *readPoller
+	pollsErr   bool // the poller could not be made: do not try again
 	stopListen func()
 	done       chan struct{} // closed by Close: every receiver ends
 	wg         sync.WaitGroup
@@ -127,6 +138,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	orDefault(&cfg.LeaseTTL, store.DefaultLeaseTTL)
 	orDefault(&cfg.RecheckInterval, time.Second)
 	orDefault(&cfg.WebsocketRecheckInterval, 10*time.Second)
+	orDefault(&cfg.WebsocketQuietAfter, 2*time.Second)
 	orDefault(&cfg.QuietRecheckInterval, 10*time.Second)
 	orDefault(&cfg.ReapInterval, time.Second)
 	orDefault(&cfg.HolderTimeout, defaultHolderTimeout)
@@ -181,7 +193,13 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.closed = true
 	close(n.done)
+	polls := n.polls
 	n.mu.Unlock()
+	if polls != nil {
+		// Its goroutine ends; the websockets it watched are ended by
+		// their writers, kicked below.
+		polls.close()
+	}
 	n.stopListen()
 	// Websocket writers run only when kicked, and HTTP receivers wait
 	// for their signals: tell them.
@@ -245,6 +263,38 @@ func (n *Node) enter() bool {
 }
 
 func (n *Node) exit() { n.wg.Done() }
+
+// readPoller returns the node's poller of quiet websockets, made and
+// started at the first call; nil once the node is closing, or where there
+// is none (not Linux, or epoll refused).
+func (n *Node) readPoller() *readPoller {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.polls != nil || n.closed || n.pollsErr || !readPollSupported {
+		return n.polls
+	}
+	p, err := newReadPoller()
+	if err != nil {
+		n.pollsErr = true
+		n.log.Warn("sockjs: idle websockets keep their reading goroutines", "err", err)
+		return nil
+	}
+	n.polls = p
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		p.run()
+	}()
+	return p
+}
+
+// pollerIfAny returns the node's poller of quiet websockets if it has
+// one.
+func (n *Node) pollerIfAny() *readPoller {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.polls
+}
 
 // afterFunc runs f after d on a goroutine of the node's lifecycle: not at
 // all once the node is closed, and Close waits for it when it runs. Stop

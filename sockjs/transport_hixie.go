@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -112,6 +113,10 @@ type hixieConn struct {
 	writeMu sync.Mutex // serializes writes and the close frame
 	once    sync.Once
 }
+
+// A Hixie-76 connection's reader waits in its read (it is rare enough).
+func (c *hixieConn) waitReadable(time.Duration) bool { return false }
+func (c *hixieConn) socket() syscall.RawConn         { return nil }
 
 func (c *hixieConn) readMessage() ([]byte, error) {
 	for {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +35,14 @@ type wsConn interface {
 	// error ends the connection. A read waiting for the client ends when
 	// close is called.
 	readMessage() ([]byte, error)
+	// waitReadable returns once the client has sent something or the
+	// connection has ended (false), or, with idleAfter > 0, once it
+	// has been quiet for up to idleAfter (true). A connection without
+	// a socket (socket) returns false at once.
+	waitReadable(idleAfter time.Duration) (idle bool)
+	// socket returns the connection's socket, for the node's
+	// readPoller, or nil: its reader then keeps its goroutine.
+	socket() syscall.RawConn
 	// writeFrame sends wire, one text message framed by wsFrame (a
 	// Hixie-76 connection frames its payload its own way), failing if
 	// the client has not taken it within d. A nil wire only finishes
@@ -62,8 +71,13 @@ type rfc6455Conn struct {
 	once  sync.Once
 }
 
+func (c *rfc6455Conn) waitReadable(idleAfter time.Duration) bool {
+	return c.nc.waitReadable(idleAfter)
+}
+
+func (c *rfc6455Conn) socket() syscall.RawConn { return c.nc.raw }
+
 func (c *rfc6455Conn) readMessage() ([]byte, error) {
-	c.nc.waitReadable()
 	typ, r, err := c.c.Reader(context.Background())
 	if err != nil {
 		return nil, err
@@ -248,8 +262,8 @@ type wsWriter struct {
 
 	// en is the receiver engine: its lease and localReceiver are the
 	// websocket's, set when the writer is made; the rest at start.
-	en          receiverEngine
-	stopReading context.CancelFunc
+	en     receiverEngine
+	reader *wsReader
 
 	finishOnce  sync.Once
 	closeCode   int // websocket close code, set before stop is closed
@@ -415,7 +429,9 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	id := newULID()
 	key := e.keyOf(id)
 	info, _ := json.Marshal(newConnectionInfo(r, transport, e.settings.InfoHeaders))
-	readCtx, stopReading := context.WithCancel(context.Background())
+	rd := &wsReader{e: e, ww: nil, conn: conn, raw: raw}
+	rd.ctx, rd.cancel = context.WithCancel(context.Background())
+	rd.poll.raw, rd.poll.fd, rd.poll.wake = conn.socket(), -1, rd.run
 	ww := &wsWriter{
 		e: e, conn: conn, raw: raw, key: key,
 		stop: make(chan struct{}),
@@ -423,14 +439,15 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		running: true,
 	}
 	ww.en.lease = store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true}
-	lr := newLocalReceiver(key, readCtx, ww)
+	rd.ww = ww
+	lr := newLocalReceiver(key, rd.ctx, ww)
 	ww.en.lr = lr
 	lr.chans = e.newReceiverChannels(lr, ww)
 	n.register(lr)
 	// ended undoes the above when the websocket has ended.
 	ended := func() {
 		n.unregister(lr)
-		stopReading()
+		rd.stop()
 		n.exit()
 	}
 	// The session is new: it is created with the lease taken, one store
@@ -467,31 +484,75 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 			return
 		}
 	}
-	ww.start(stopReading)
+	ww.start(rd)
 
 	// The reads run on a goroutine of their own and this one, net/http's,
 	// returns: its stack, grown by the handshake, the store calls and
 	// OnOpen, ends with it, and so does what net/http kept of the
-	// connection. An idle socket holds a small stack and its own buffers.
+	// connection. An idle socket holds its own small buffers, and no
+	// goroutine once it has been quiet for a while (wsReader).
+	rd.sess = sess
 	end := ended
-	ended = nil // the reads end it now
-	read := func() {
-		defer end()
-		defer unholding()
-		e.readWebsocket(sess, ww, conn, raw, readCtx)
+	rd.end = func() {
+		unholding()
+		end()
 	}
-	if !n.goFunc(read) {
-		read() // the node is closing: the writer ends the socket
+	ended = nil // the reads end it now
+	if !n.goFunc(rd.run) {
+		rd.run() // the node is closing: the writer ends the socket
 	}
 }
 
-// readWebsocket hands what the client sends to the handler until the
-// connection ends, then ends the websocket's session.
-func (e *Endpoint) readWebsocket(sess *Session, ww *wsWriter, conn wsConn, raw bool, readCtx context.Context) {
+// wsReader is the reading side of a websocket: it hands what the client
+// sends to the handler and ends the websocket when the connection ends.
+// It holds a goroutine only while the client sends: once the socket has
+// been quiet for NodeConfig.WebsocketQuietAfter, the node's readPoller watches it instead and
+// starts run again when something comes (Linux, a connection that is the
+// socket itself; elsewhere the goroutine stays). Its goroutines belong to
+// the node's lifecycle: runWebsocket entered the node for the websocket,
+// and the last run exits it (end).
+type wsReader struct {
+	e      *Endpoint
+	sess   *Session
+	ww     *wsWriter
+	conn   wsConn
+	raw    bool
+	ctx    context.Context // ends when the websocket has ended (stop)
+	cancel context.CancelFunc
+	end    func() // runWebsocket's part of the websocket's end
+	poll   pollReader
+}
+
+// stop tells the reader the connection is done with: a reader waiting in
+// the poller runs once more and meets the connection's end.
+func (rd *wsReader) stop() {
+	rd.cancel()
+	if rd.poll.raw != nil {
+		if p := rd.e.node.pollerIfAny(); p != nil {
+			p.stop(&rd.poll)
+		}
+	}
+}
+
+// run reads and hands on messages until the socket has been quiet for
+// WebsocketQuietAfter (it returns, armed in the poller) or the connection ends (it
+// ends the websocket's session).
+func (rd *wsReader) run() {
 	code, reason := CodeInterrupted, ReasonInterrupted
+	idleAfter := time.Duration(0)
+	if rd.poll.raw != nil && readPollSupported {
+		idleAfter = rd.e.node.cfg.WebsocketQuietAfter
+	}
 	for {
-		ww.waitForRoom(readCtx)
-		msg, err := conn.readMessage()
+		rd.ww.waitForRoom(rd.ctx)
+		if rd.conn.waitReadable(idleAfter) {
+			if p := rd.e.node.readPoller(); p != nil && p.arm(&rd.poll) {
+				return // the poller starts run again
+			}
+			idleAfter = 0 // stopped or closing: wait here
+			continue
+		}
+		msg, err := rd.conn.readMessage()
 		if err != nil {
 			switch {
 			case errors.Is(err, errMessageTooBig):
@@ -507,10 +568,10 @@ func (e *Endpoint) readWebsocket(sess *Session, ww *wsWriter, conn wsConn, raw b
 			}
 			break
 		}
-		if raw {
+		if rd.raw {
 			text := string(msg)
 			putReadBuffer(msg)
-			e.runOnMessage(sess, text)
+			rd.e.runOnMessage(rd.sess, text)
 			continue
 		}
 		msgs, err := decodeWebsocketMessages(msg) // copies what it keeps
@@ -520,11 +581,12 @@ func (e *Endpoint) readWebsocket(sess *Session, ww *wsWriter, conn wsConn, raw b
 			break
 		}
 		for _, m := range msgs {
-			e.runOnMessage(sess, m)
+			rd.e.runOnMessage(rd.sess, m)
 		}
 	}
-	ww.finish(code, reason)
-	e.endWebsocket(sess, ww, code, reason)
+	rd.ww.finish(code, reason)
+	rd.e.endWebsocket(rd.sess, rd.ww, code, reason)
+	rd.end()
 }
 
 // endWebsocket closes the session of a websocket that ended (it cannot be
@@ -559,9 +621,9 @@ const (
 
 // start arms the writer's timers and lets it handle events, those that
 // came before (what OnOpen sent) first.
-func (ww *wsWriter) start(stopReading context.CancelFunc) {
+func (ww *wsWriter) start(reader *wsReader) {
 	e, n := ww.e, ww.e.node
-	ww.stopReading = stopReading
+	ww.reader = reader
 	ww.en.n, ww.en.sink = n, ww
 	ww.en.clientGone = ww.stop
 	ww.en.recheck = n.cfg.WebsocketRecheckInterval
@@ -699,7 +761,7 @@ func (ww *wsWriter) end(why receiverEnd) {
 	}
 	ww.closed.Store(true)
 	ww.conn.close(code, reason)
-	ww.stopReading()
+	ww.reader.stop()
 	ww.markFinished()
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -57,7 +58,8 @@ func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// holds them, and net/http's (4 KiB each) go with its goroutine (see
 	// runWebsocket).
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	gc := &guardedConn{Conn: conn, raw: rawSocket(conn), fr: frameReader{r: conn, limit: g.limit}}
+	gc := &guardedConn{Conn: conn, raw: rawSocket(conn), fr: frameReader{limit: g.limit}}
+	gc.fr.r = socketReader{gc}
 	gc.fr.unread(bytes.Clone(buffered))
 	g.conn = gc
 	return gc, bufio.NewReadWriter(bufio.NewReaderSize(gc, wsReadBuffer), bufio.NewWriterSize(gc, wsControlBuffer)), nil
@@ -110,6 +112,9 @@ type guardedConn struct {
 	werr error
 	try  *socketWrite // made at the first tryWriteFrame
 	peek *socketPeek  // made at the first waitReadable; the reader's
+	// idleDeadline: waitReadable has set a read deadline, which only
+	// its wait may meet.
+	idleDeadline atomic.Bool
 }
 
 // socketWrite is one non-blocking write attempt, kept with its connection:
@@ -146,22 +151,57 @@ func (p *socketPeek) ready(fd uintptr) bool {
 }
 
 // waitReadable returns once the client has sent something or the
-// connection has ended. The reader calls it between messages and waits
-// there, a few calls deep, instead of deep in the library's read: the
-// runtime shrinks the stack of an idle socket's goroutine to its minimum
-// (it keeps a stack that is a quarter used). Between messages the
-// library's read buffer is empty (frameReader hands it one frame at a
+// connection has ended (false), or, with idleAfter > 0, once the socket
+// has stayed quiet for up to idleAfter (true): the reader may then give
+// its goroutine up to the node's readPoller. The reader calls it between
+// messages and waits there, a few calls deep, instead of deep in the
+// library's read: the runtime shrinks the stack of a waiting goroutine to
+// its minimum (it keeps a stack that is a quarter used). Between messages
+// the library's read buffer is empty (frameReader hands it one frame at a
 // time), so anything sent is in the socket or the frameReader's stash.
-func (c *guardedConn) waitReadable() {
+func (c *guardedConn) waitReadable(idleAfter time.Duration) (idle bool) {
 	if c.raw == nil || c.fr.stashed.Load() {
-		return
+		return false
 	}
 	if c.peek == nil {
 		c.peek = &socketPeek{}
 		c.peek.fn = c.peek.ready
 	}
 	c.peek.waited = false
-	c.raw.Read(c.peek.fn) // an error: the library's read meets it too
+	if idleAfter > 0 && !c.idleDeadline.Swap(true) {
+		// Set once per quiet spell, not per message: while messages
+		// come, the deadline stays, and the library's reads never see
+		// it (socketReader).
+		c.Conn.SetReadDeadline(time.Now().Add(idleAfter))
+	}
+	err := c.raw.Read(c.peek.fn) // another error: the library's read meets it too
+	if idleAfter > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.clearIdleDeadline()
+		return true
+	}
+	return false
+}
+
+// clearIdleDeadline lifts waitReadable's deadline.
+func (c *guardedConn) clearIdleDeadline() {
+	c.idleDeadline.Store(false)
+	c.Conn.SetReadDeadline(time.Time{})
+}
+
+// socketReader reads the socket for frameReader. The deadline of
+// waitReadable's wait may pass while the library reads a message: the
+// read then goes on without it.
+type socketReader struct{ c *guardedConn }
+
+func (r socketReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.c.Conn.Read(p)
+		if n == 0 && r.c.idleDeadline.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			r.c.clearIdleDeadline()
+			continue
+		}
+		return n, err
+	}
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) { return c.fr.Read(p) }

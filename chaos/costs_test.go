@@ -34,6 +34,11 @@ func readCounters(t *testing.T, c *cluster) counters {
 	for _, r := range c.redisNodes {
 		redisAddrs = append(redisAddrs, r.addr)
 	}
+	if c.sentinel != nil {
+		for _, r := range c.sentinel.Servers {
+			redisAddrs = append(redisAddrs, r.Addr)
+		}
+	}
 	for _, a := range redisAddrs {
 		// redis-cli, not testenv.ReadRedisInfo: a server down for the
 		// fault reads as zeros here instead of failing the test.

@@ -175,10 +175,9 @@ func (n *node) waitReady(t *testing.T, d time.Duration) {
 // three masters with a replica each and a cluster of three NATS servers.
 type cluster struct {
 	redis, nats *server // the single servers (not ha)
-	// ha: the Redis Cluster's (or Sentinel's master and replicas) and the
-	// NATS cluster's servers.
+	// ha: the Redis Cluster's and the NATS cluster's servers.
 	redisNodes, natsNodes []*server
-	sentinels             []*server // Sentinel: the Sentinels
+	sentinel              *testenv.SentinelGroup // Sentinel: master, replicas, Sentinels
 	redisURL, natsURL     string
 	natsMonitors          []string // host:port of each NATS server's monitoring
 	nodes                 []*node
@@ -271,7 +270,7 @@ func (c *cluster) startNodes(t *testing.T, s settings, nsNet *nodetest.HostNet) 
 			"--gossip-listen", gossip[i], "--join", strings.Join(gossip, ","),
 			"--log-level", "warn",
 		}}
-		if len(c.redisNodes) > 0 && !s.full || len(c.sentinels) > 0 {
+		if len(c.redisNodes) > 0 && !s.full || c.sentinel != nil {
 			// The lean failovers of CI run beside every other package on
 			// a loaded machine, where an election may outlast the
 			// default 5 s; and with Sentinel the slowest request waited

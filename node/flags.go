@@ -56,6 +56,8 @@ type config struct {
 	// ends its receivers; DrainTimeout bounds the rest of the drain.
 	DrainDelay   time.Duration
 	DrainTimeout time.Duration
+	// GCPercent is the collector's target (gcpolicy.go).
+	GCPercent int
 	// RedisOutageWait bounds how long a request waits for Redis during an
 	// outage (a restart, a failover) before it fails.
 	RedisOutageWait time.Duration
@@ -96,6 +98,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.RedisOutageWait, "redis-outage-wait", redisstore.DefaultOutageWait, "how long a request waits for Redis to come back (a restart, a failover) before it fails; only commands Redis surely did not run are sent again; 0: do not wait")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", defaultDrainTimeout, "after the drain delay, the bound on ending receivers, finishing requests and leaving the cluster")
 	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", defaultGCPercent, gcPolicyHelp)
 	cfg.Hub.register(fs)
 	cfg.Security.register(fs)
 	cfg.Backend.register(fs)

@@ -54,6 +54,9 @@ func run(cfg config) error {
 		return err
 	}
 	version := buildVersion()
+	if did := applyGCPolicy(cfg.GCPercent, os.Getenv, os.ReadFile); len(did) > 0 {
+		log.Info("shoal: garbage collector", did...)
+	}
 
 	// The first SIGTERM or SIGINT starts the drain (and aborts a start-up
 	// still waiting for its backends); a second one cuts the drain delay

@@ -13,15 +13,17 @@ import (
 	redisstore "github.com/shoal-rt/shoal/store/redis"
 )
 
-// benchStore returns a Store on a fresh redis-server with one open session
-// "s", and the hook counting its round trips.
-func benchStore(b *testing.B) (*redisstore.Store, *countHook) {
-	s, hook, _ := benchStoreServer(b)
-	return s, hook
+// benchServer is a Store on a fresh redis-server of its own, the hook
+// counting its round trips, and the server's address (to read what the
+// server itself spent).
+type benchServer struct {
+	hook *countHook
+	addr string
 }
 
-// benchStoreServer is benchStore that also returns the server's address.
-func benchStoreServer(b *testing.B) (*redisstore.Store, *countHook, string) {
+// benchStore returns a Store on a fresh redis-server with one open session
+// "s".
+func benchStore(b *testing.B) (*redisstore.Store, benchServer) {
 	addr := testenv.Redis(b).Addr
 	c := newClient(b, addr)
 	hook := &countHook{}
@@ -30,7 +32,7 @@ func benchStoreServer(b *testing.B) (*redisstore.Store, *countHook, string) {
 	if _, err := s.Create(context.Background(), "s", store.CreateOptions{DisconnectDelay: time.Hour}); err != nil {
 		b.Fatal(err)
 	}
-	return s, hook, addr
+	return s, benchServer{hook, addr}
 }
 
 // commandsRun returns how many commands the server at addr has run, those
@@ -44,29 +46,34 @@ func commandsRun(b *testing.B, addr string) int64 {
 }
 
 // run times op after one warm-up call (which loads the script) and reports
-// round trips per op.
-func run(b *testing.B, hook *countHook, op func() error) {
+// round trips per op, the commands Redis ran per op (scripts' commands
+// included) and the CPU it spent per op (INFO cpu: its syscalls too).
+func run(b *testing.B, srv benchServer, op func() error) {
 	if err := op(); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cmds, cpu := commandsRun(b, srv.addr), testenv.ReadRedisInfo(b, srv.addr, "cpu").CPU()
 	b.ResetTimer()
-	before := hook.n.Load()
+	before := srv.hook.n.Load()
 	for b.Loop() {
 		if err := op(); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(hook.n.Load()-before)/float64(b.N), "roundtrips/op")
+	b.StopTimer()
+	b.ReportMetric(float64(srv.hook.n.Load()-before)/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(testenv.ReadRedisInfo(b, srv.addr, "cpu").CPU()-cpu)/float64(time.Microsecond)/float64(b.N), "redis-µs/op")
+	b.ReportMetric(float64(commandsRun(b, srv.addr)-cmds-1)/float64(b.N), "commands/op")
 }
 
 // BenchmarkAttachDetach is one receiving request: take the lease and drain
 // (one script), then release it.
 func BenchmarkAttachDetach(b *testing.B) {
-	s, hook := benchStore(b)
+	s, srv := benchStore(b)
 	ctx := context.Background()
 	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
-	run(b, hook, func() error {
+	run(b, srv, func() error {
 		if _, err := s.Attach(ctx, "s", l); err != nil {
 			return err
 		}
@@ -85,7 +92,7 @@ func BenchmarkPollCycle(b *testing.B) { benchPollCycle(b, false) }
 func BenchmarkPollCycleHeld(b *testing.B) { benchPollCycle(b, true) }
 
 func benchPollCycle(b *testing.B, held bool) {
-	s, hook := benchStore(b)
+	s, srv := benchStore(b)
 	ctx := context.Background()
 	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
 	msg := []string{`"hello"`}
@@ -93,7 +100,7 @@ func benchPollCycle(b *testing.B, held bool) {
 	if held {
 		opts = append(opts, store.Hold())
 	}
-	run(b, hook, func() error {
+	run(b, srv, func() error {
 		if _, err := s.Append(ctx, "s", msg, store.QueueLimits{Messages: 1000}); err != nil {
 			return err
 		}
@@ -117,7 +124,7 @@ func benchPollCycle(b *testing.B, held bool) {
 // message to the poll; the poll writes it and commits with detach.
 // commands/op counts what Redis ran, scripts' commands included.
 func BenchmarkPollCycleHandOff(b *testing.B) {
-	s, hook, addr := benchStoreServer(b)
+	s, srv := benchStore(b)
 	ctx := context.Background()
 	l := store.Lease{Node: "n1", Token: "t1", TTL: time.Minute}
 	msg := []string{`"hello"`}
@@ -137,17 +144,14 @@ func BenchmarkPollCycleHandOff(b *testing.B) {
 		}
 		return s.CommitHandOff(ctx, "s", "t1", res.HandOff.Batch, true)
 	}
-	cmds, cpu := commandsRun(b, addr), testenv.ReadRedisInfo(b, addr, "cpu").CPU()
-	run(b, hook, cycle)
-	b.ReportMetric(float64(testenv.ReadRedisInfo(b, addr, "cpu").CPU()-cpu)/float64(time.Microsecond)/float64(b.N+1), "redis-µs/op")
-	b.ReportMetric(float64(commandsRun(b, addr)-cmds-1)/float64(b.N+1), "commands/op")
+	run(b, srv, cycle)
 }
 
 func BenchmarkAppend(b *testing.B) {
-	s, hook := benchStore(b)
+	s, srv := benchStore(b)
 	ctx := context.Background()
 	msg := []string{`"hello"`}
-	run(b, hook, func() error {
+	run(b, srv, func() error {
 		_, err := s.Append(ctx, "s", msg, store.QueueLimits{})
 		return err
 	})
@@ -155,12 +159,12 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkDrain is a streaming receiver's drain after a wake-up.
 func BenchmarkDrain(b *testing.B) {
-	s, hook := benchStore(b)
+	s, srv := benchStore(b)
 	ctx := context.Background()
 	if _, err := s.Attach(ctx, "s", store.Lease{Node: "n1", Token: "t1", TTL: time.Hour}); err != nil {
 		b.Fatal(err)
 	}
-	run(b, hook, func() error {
+	run(b, srv, func() error {
 		_, err := s.Drain(ctx, "s", "t1")
 		return err
 	})
@@ -169,7 +173,7 @@ func BenchmarkDrain(b *testing.B) {
 // BenchmarkAppendParallel appends to many sessions from many goroutines,
 // as the senders of a busy node do.
 func BenchmarkAppendParallel(b *testing.B) {
-	s, hook := benchStore(b)
+	s, srv := benchStore(b)
 	ctx := context.Background()
 	const sessions = 100
 	for i := range sessions {
@@ -181,7 +185,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	before := hook.n.Load()
+	before := srv.hook.n.Load()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := fmt.Sprint(next.Add(1) % sessions)
@@ -191,5 +195,15 @@ func BenchmarkAppendParallel(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(hook.n.Load()-before)/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(srv.hook.n.Load()-before)/float64(b.N), "roundtrips/op")
+}
+
+// BenchmarkGet is a send's session lookup.
+func BenchmarkGet(b *testing.B) {
+	s, srv := benchStore(b)
+	ctx := context.Background()
+	run(b, srv, func() error {
+		_, err := s.Get(ctx, "s")
+		return err
+	})
 }

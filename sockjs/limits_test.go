@@ -246,12 +246,7 @@ func TestOversizedBodyClosesSession(t *testing.T) {
 			}()
 			resp, _ := do(t, "POST", b+s+tc.send, tc.body, "Content-Type", tc.ctype)
 			want(t, "oversized send", resp.StatusCode, 413)
-			select {
-			case body := <-parked:
-				want(t, "parked poll", body, tc.closed)
-			case <-time.After(5 * time.Second):
-				t.Fatal("the parked poll got nothing within 5s")
-			}
+			wantPolled(t, "parked poll", parked, 5*time.Second, tc.closed)
 			_, body = do(t, tc.method, b+s+tc.poll, "")
 			want(t, "next poll", body, tc.closed)
 			testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {

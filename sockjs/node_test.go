@@ -199,12 +199,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 	if err := n.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case body := <-polled:
-		want(t, "parked poll answered", body, "h\n")
-	case <-time.After(2 * time.Second):
-		t.Fatal("parked poll not answered")
-	}
+	wantPolled(t, "parked poll answered", polled, 2*time.Second, "h\n")
 	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
 		t.Fatalf("stream did not end cleanly: %q, %v", rest, err)
 	}
@@ -537,12 +532,7 @@ func TestPollAnsweredBeforeCommit(t *testing.T) {
 
 	held.hold.Store(true)
 	defer close(held.release)
-	select {
-	case body := <-pollAsync(t, u+"/xhr"):
-		want(t, "poll", body, `a["a"]`+"\n")
-	case <-time.After(5 * time.Second):
-		t.Fatal("the poll's response waited for its commit")
-	}
+	wantPolled(t, "poll", pollAsync(t, u+"/xhr"), 5*time.Second, `a["a"]`+"\n")
 }
 
 // pollAgainWhileCommitting: a poll is answered while its commit waits;
@@ -576,12 +566,7 @@ func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
 	}
 	release()
 	do(t, "POST", baseA+"/000/s1/xhr_send", `["b"]`)
-	select {
-	case body := <-second:
-		want(t, "second poll", body, `a["b"]`+"\n")
-	case <-time.After(5 * time.Second):
-		t.Fatal("second poll never served")
-	}
+	wantPolled(t, "second poll", second, 5*time.Second, `a["b"]`+"\n")
 }
 
 func TestPollAgainWhileCommitting(t *testing.T) {

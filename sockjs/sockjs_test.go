@@ -141,6 +141,17 @@ func pollAsync(t testing.TB, url string) <-chan string {
 	return ch
 }
 
+// wantPolled wants the body a poll (pollAsync) answers within d.
+func wantPolled(t testing.TB, what string, polled <-chan string, d time.Duration, body string) {
+	t.Helper()
+	select {
+	case got := <-polled:
+		want(t, what, got, body)
+	case <-time.After(d):
+		t.Fatalf("%s: no answer within %v", what, d)
+	}
+}
+
 func TestStaticURLs(t *testing.T) {
 	t.Parallel()
 	_, _, base := newCluster(t).node(t, &recorder{}, Settings{SockJSURL: "/sockjs.js"})
@@ -220,12 +231,7 @@ func TestXHRPolling(t *testing.T) {
 	_, body = do(t, "POST", u+"/xhr", "")
 	want(t, "second receiver", body, "c[2010,\"Another connection still open\"]\n")
 	do(t, "POST", u+"/xhr_send", `["x"]`)
-	select {
-	case body := <-first:
-		want(t, "parked poll", body, `a["x"]`+"\n")
-	case <-time.After(2 * time.Second):
-		t.Fatal("parked poll not woken")
-	}
+	wantPolled(t, "parked poll", first, 2*time.Second, `a["x"]`+"\n")
 }
 
 func TestCloseFromOnOpen(t *testing.T) {
@@ -283,12 +289,7 @@ func TestCrossNodeDelivery(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // let the poll park (a late send is drained at attach anyway)
 	resp, _ := do(t, "POST", b+"/0/s/xhr_send", `["hop"]`)
 	want(t, "send on B", resp.StatusCode, 204)
-	select {
-	case body := <-got:
-		want(t, "delivered on A", body, `a["hop"]`+"\n")
-	case <-time.After(5 * time.Second):
-		t.Fatal("cross-node send not delivered")
-	}
+	wantPolled(t, "delivered on A", got, 5*time.Second, `a["hop"]`+"\n")
 	// The next poll may land on B: the session is not tied to A.
 	_, body = do(t, "POST", b+"/0/s/xhr", "")
 	want(t, "poll on B", body, "h\n")

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -127,25 +124,17 @@ func startAssets(t *testing.T) *assetServer {
 // runBrowser runs driver.js once (one browser launch) against base.
 func runBrowser(t *testing.T, assets *assetServer, base string) browserResult {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("%v: run scripts/test, which runs npm ci in %s", err, browserDir)
-	}
-	cfg, _ := json.Marshal(map[string]any{
-		"chromium":  testenv.LookPath(t, "chromium"),
+	cfg := map[string]any{
+		"chromium":  chromium(t),
 		"page":      assets.URL + "/page.html",
 		"base":      base,
 		"echo":      map[string]any{"endpoint": "/echo", "transports": browserTransports, "count": browserEchoCount},
 		"broadcast": map[string]any{"endpoint": "/broadcast", "groups": browserGroups, "count": browserBroadcastCount},
 		"oversize":  map[string]any{"endpoint": "/echo", "transports": browserOversize, "bytes": browserOversizeBytes},
 		"timeoutMs": 90000,
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	start := time.Now()
-	out, err := nodetest.NodeJS(t, ctx, filepath.Join(browserDir, "driver.js"), string(cfg)).Output()
-	if err != nil {
-		t.Fatalf("driver: %v\nstdout: %s", err, out) // stderr: logged at the end
 	}
+	start := time.Now()
+	out := runDriver(t, browserDir, "driver.js", cfg, 90*time.Second)
 	var r browserResult
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("driver output %q: %v", out, err)

@@ -6,13 +6,26 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
 const clientDir = "testdata/client"
+
+// chromium is Debian's Chromium for the playwright drivers in browserDir;
+// it fails the test if scripts/test has not installed playwright-core.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core")); err != nil {
+		t.Fatalf("%v: run scripts/test, which runs npm ci in %s", err, browserDir)
+	}
+	return testenv.LookPath(t, "chromium")
+}
 
 // transports sockjs-client can use in Node.js.
 var transports = []string{"websocket", "xhr-streaming", "xhr-polling", "eventsource"}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
 
@@ -125,6 +124,9 @@ func checkHubResults(t *testing.T, results hubResults, transports []string) {
 	}
 }
 
+// runDriver runs the Node.js script in dir with cfg (JSON) as its argument
+// and returns its standard output; timeout is what the script allows
+// itself, the process gets 30 s more.
 func runDriver(t *testing.T, dir, script string, cfg any, timeout time.Duration) []byte {
 	t.Helper()
 	arg, _ := json.Marshal(cfg)
@@ -202,12 +204,9 @@ func TestHubCluster(t *testing.T) {
 	})
 
 	t.Run("chromium", func(t *testing.T) {
-		if _, err := os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core")); err != nil {
-			t.Fatalf("%v: run scripts/test, which runs npm ci in %s", err, browserDir)
-		}
 		start := time.Now()
 		out := runDriver(t, browserDir, "hub.js", with(map[string]any{
-			"chromium": testenv.LookPath(t, "chromium"), "transports": browserHubTransports(), "timeoutMs": 240000, "scenarioMs": 30000,
+			"chromium": chromium(t), "transports": browserHubTransports(), "timeoutMs": 240000, "scenarioMs": 30000,
 			"chat": map[string]any{"room": "room-chat", "screenshotDir": os.TempDir()},
 		}), 240*time.Second)
 		var r struct {

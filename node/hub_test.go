@@ -6,8 +6,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,14 +126,11 @@ func dataOf(m map[string]any) map[string]any {
 // subscribe, publish, events and disconnects; a slow backend and a dead
 // one give clients "Backend unavailable", never a stalled session.
 func TestWebhooksThroughNode(t *testing.T) {
-	backendAddr := testenv.FreeAddr(t)
-	_, port, _ := net.SplitHostPort(backendAddr)
-	nodetest.Start(t, "python3", "apps/hub/webhook/testdata/backend.py", port, "hook-secret")
-	testenv.WaitTCP(t, backendAddr)
+	backend := nodetest.StartWebhookBackend(t, "hook-secret")
 	cfg := filepath.Join(t.TempDir(), "hub.json")
 	os.WriteFile(cfg, []byte(`{"channels":[{"pattern":"room-*","subscribe":"backend","publish":"backend"},{"pattern":"private-*","subscribe":"backend"}],"backend_timeout":"1s"}`), 0o644)
 	n := nodetest.StartNode(t, "hook1", "--apps", "hub", "--config", cfg,
-		"--webhook-url", "http://"+backendAddr+"/hook", "--webhook-secret", "hook-secret", "--webhook-timeout", "1s")
+		"--webhook-url", "http://"+backend.Addr+"/hook", "--webhook-secret", "hook-secret", "--webhook-timeout", "1s")
 	dead := nodetest.StartNode(t, "hook2", "--apps", "hub", "--config", cfg,
 		"--webhook-url", "http://"+testenv.FreeAddr(t)+"/hook", "--webhook-secret", "x")
 
@@ -188,15 +183,10 @@ func TestWebhooksThroughNode(t *testing.T) {
 	// retries, the third attempt lands.
 	a.Close()
 	testenv.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		resp, err := http.Get("http://" + backendAddr + "/")
+		st, err := backend.Seen()
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		var st struct {
-			Disconnects []string `json:"disconnects"`
-		}
-		json.NewDecoder(resp.Body).Decode(&st)
 		if len(st.Disconnects) == 0 {
 			return fmt.Errorf("no disconnect yet: %+v", st)
 		}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
@@ -15,17 +13,6 @@ import (
 	"github.com/shoal-rt/shoal/node/apps/hub"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
-
-// startBackend runs testdata/backend.py, a real HTTP server in another
-// process, and returns its URL.
-func startBackend(t *testing.T, secret string) string {
-	t.Helper()
-	addr := testenv.FreeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	nodetest.Start(t, "python3", "testdata/backend.py", port, secret)
-	testenv.WaitTCP(t, addr)
-	return "http://" + addr + "/shoal/webhook"
-}
 
 func newWebhook(t *testing.T, c Config) *Webhook {
 	t.Helper()
@@ -38,7 +25,8 @@ func newWebhook(t *testing.T, c Config) *Webhook {
 }
 
 func TestWebhookAgainstBackend(t *testing.T) {
-	url := startBackend(t, "s3cret")
+	backend := nodetest.StartWebhookBackend(t, "s3cret")
+	url := "http://" + backend.Addr + "/shoal/webhook"
 	w := newWebhook(t, Config{URL: url, Secret: "s3cret", Timeout: time.Second, RetryBase: 20 * time.Millisecond})
 	ctx := context.Background()
 	client := hub.Client{Session: "sess-1", User: "42", IP: "10.0.0.1"}
@@ -90,16 +78,10 @@ func TestWebhookAgainstBackend(t *testing.T) {
 	// one, after backoff, is accepted.
 	w.Disconnect(hub.DisconnectRequest{Client: client, Code: 3000, Reason: "Go away!"})
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		var st struct {
-			Disconnects []string       `json:"disconnects"`
-			Attempts    map[string]int `json:"attempts"`
-		}
-		resp, err := http.Get(url)
+		st, err := backend.Seen()
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		json.NewDecoder(resp.Body).Decode(&st)
 		if len(st.Disconnects) != 1 || st.Disconnects[0] != "sess-1" || st.Attempts["sess-1"] != 3 {
 			return fmt.Errorf("backend saw %+v", st)
 		}
@@ -130,7 +112,7 @@ func TestWebhookBackendDown(t *testing.T) {
 }
 
 func TestWebhookBoundsInFlight(t *testing.T) {
-	url := startBackend(t, "k")
+	url := "http://" + nodetest.StartWebhookBackend(t, "k").Addr + "/shoal/webhook"
 	w := newWebhook(t, Config{URL: url, Secret: "k", MaxInFlight: 1, Timeout: 5 * time.Second})
 	slow := make(chan error)
 	go func() {

@@ -98,7 +98,7 @@ func frameHeaderTooBig(b []byte, limit int64) (at, size int, ends []int) {
 
 // FuzzFrameReader: the guard passes a client's bytes through unchanged up
 // to the first data frame whose header announces more than the limit, and
-// never the whole of that header (so the library never acts on it), let
+// never the whole of that header (so the reader never acts on it), let
 // alone its payload; however the bytes arrive. No read hands on bytes past
 // the end of a frame (what waitReadable relies on).
 func FuzzFrameReader(f *testing.F) {
@@ -117,7 +117,7 @@ func FuzzFrameReader(f *testing.F) {
 		var err error
 		// Reads smaller than a chunk go through frameReader's pooled
 		// chunk, bigger ones straight from the socket.
-		buf := make([]byte, []int{wsReadBuffer, 64, 2 * wsReadChunk}[int(chunk/16)%3])
+		buf := make([]byte, []int{16, 64, 2 * wsReadChunk}[int(chunk/16)%3])
 		for err == nil {
 			var n int
 			n, err = fr.Read(buf)

@@ -215,12 +215,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 			t.Fatalf("%s after drain: %+v, %v; want open and released", key, st, err)
 		}
 	}
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
-		if _, closed := rec.counts(); closed != 1 {
-			return fmt.Errorf("OnClose ran %d times, want 1 (the websocket)", closed)
-		}
-		return nil
-	})
+	rec.waitClosed(t, 1) // the websocket
 }
 
 // TestNothingReadsTheStoreAfterClose: once Node.Close has returned, none

@@ -162,11 +162,7 @@ func TestWebsocketInvalidUTF8(t *testing.T) {
 		cancel()
 		want(t, path+" close status", websocket.CloseStatus(err), websocket.StatusInvalidFramePayloadData)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.messages) != 0 {
-		t.Fatalf("invalid text reached the handler: %q", rec.messages)
-	}
+	rec.wantNoMessages(t)
 }
 
 // rawWebsocket opens an RFC 6455 connection by hand, for frames no client
@@ -262,11 +258,7 @@ func TestHixieInvalidUTF8(t *testing.T) {
 	if rest, err := io.ReadAll(br); err != nil || !strings.HasSuffix(string(rest), "\xff\x00") {
 		t.Fatalf("after invalid UTF-8: %q, %v", rest, err)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.messages) != 0 {
-		t.Fatalf("invalid text reached the handler: %q", rec.messages)
-	}
+	rec.wantNoMessages(t)
 }
 
 func TestTrustedProxies(t *testing.T) {

@@ -63,6 +63,27 @@ func (r *recorder) counts() (opened, closed int) {
 	return len(r.opened), len(r.closed)
 }
 
+// waitClosed waits until OnClose has run n times in all.
+func (r *recorder) waitClosed(t *testing.T, n int) {
+	t.Helper()
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if _, closed := r.counts(); closed != n {
+			return fmt.Errorf("OnClose ran %d times, want %d", closed, n)
+		}
+		return nil
+	})
+}
+
+// wantNoMessages fails t if a message reached the handler.
+func (r *recorder) wantNoMessages(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.messages) != 0 {
+		t.Fatalf("messages reached the handler: %q", r.messages)
+	}
+}
+
 // cluster is nodes sharing one memory store and bus, each with its own
 // HTTP server: what a cluster of processes looks like, in one.
 type cluster struct {
@@ -246,12 +267,7 @@ func TestCloseFromOnOpen(t *testing.T) {
 		_, body = do(t, "POST", u+"/xhr", "")
 		want(t, "close frame", body, `c[3000,"Go away!"]`+"\n")
 	}
-	testenv.CheckFor(t, time.Second, 5*time.Millisecond, func() error {
-		if _, closed := rec.counts(); closed != 1 {
-			return fmt.Errorf("OnClose ran %d times", closed)
-		}
-		return nil
-	})
+	rec.waitClosed(t, 1)
 
 	// OnOpen returning an error closes with CodeOpenRejected, and OnClose
 	// does not run for the session it rejected (Node.Close waits for the

@@ -14,9 +14,8 @@ import (
 )
 
 // Hixie-76 (and its predecessor Hixie-75), the websocket drafts that the
-// SockJS 0.3.3 protocol suite still checks. coder/websocket speaks only RFC
-// 6455, so these are served on the hijacked connection, as far as SockJS
-// needs: text frames (0x00 <utf-8> 0xFF) and the closing handshake.
+// SockJS 0.3.3 protocol suite still checks, served on the hijacked
+// connection as far as SockJS needs: text frames (0x00 <utf-8> 0xFF) and the closing handshake.
 
 const hixieHandshakeTimeout = 10 * time.Second
 
@@ -117,6 +116,7 @@ type hixieConn struct {
 // A Hixie-76 connection's reader waits in its read (it is rare enough).
 func (c *hixieConn) waitReadable(time.Duration) bool { return false }
 func (c *hixieConn) socket() syscall.RawConn         { return nil }
+func (c *hixieConn) finishClose()                    {}
 
 func (c *hixieConn) readMessage() ([]byte, error) {
 	for {

@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
-
-	"github.com/coder/websocket"
 
 	"github.com/shoal-rt/shoal/store"
 )
@@ -27,7 +24,7 @@ import (
 // session id. Its receiver lease is sticky: its node is where senders
 // elsewhere wake it. Messages sent on this node skip the store (wsWriter).
 
-// wsConn is one accepted websocket, RFC 6455 (coder/websocket) or Hixie-76.
+// wsConn is one accepted websocket, RFC 6455 (rfc6455.go) or Hixie-76.
 type wsConn interface {
 	// readMessage returns the next message, which the caller may hand to
 	// putReadBuffer once done with it. errMessageTooBig when it exceeds
@@ -53,102 +50,15 @@ type wsConn interface {
 	// for the next writeFrame. Not taken: nothing was written.
 	tryWriteFrame(wire []byte) (taken, pending bool, err error)
 	// close sends a close (code and reason where the protocol has them)
-	// and releases the connection. Only the first call counts.
+	// and starts releasing the connection. Only the first call counts.
 	close(code int, reason string)
+	// finishClose ends what close started (an RFC 6455 closing
+	// handshake waits, bounded, for the client's close frame), closing
+	// first if no one has. The websocket's last reader calls it.
+	finishClose()
 }
 
 var errMessageTooBig = errors.New("sockjs: websocket message too big")
-
-// rfc6455Conn adapts a coder/websocket connection. Its reads pass the
-// library a context that never ends: a context with a cancel costs the
-// library a context.AfterFunc per frame; a read ends with close instead.
-// Text messages are written to the hijacked connection, framed already
-// (see wsguard.go), and bounded by its write deadline.
-type rfc6455Conn struct {
-	c     *websocket.Conn
-	nc    *guardedConn // the hijacked connection
-	limit int64
-	once  sync.Once
-}
-
-func (c *rfc6455Conn) waitReadable(idleAfter time.Duration) bool {
-	return c.nc.waitReadable(idleAfter)
-}
-
-func (c *rfc6455Conn) socket() syscall.RawConn { return c.nc.raw }
-
-func (c *rfc6455Conn) readMessage() ([]byte, error) {
-	typ, r, err := c.c.Reader(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	// Into a pooled buffer, taken only now: a reader waiting for the
-	// client holds none.
-	b := (*readBuffers.Get().(*[]byte))[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):min(int64(cap(b)), c.limit+1)])
-		b = b[:len(b)+n]
-		switch {
-		case int64(len(b)) > c.limit:
-			putReadBuffer(b)
-			return nil, errMessageTooBig
-		case err == io.EOF:
-			if typ == websocket.MessageText && !utf8.Valid(b) {
-				putReadBuffer(b)
-				return nil, errInvalidUTF8
-			}
-			return b, nil
-		case err != nil:
-			putReadBuffer(b)
-			return nil, err
-		}
-	}
-}
-
-// readBuffers holds the buffers websocket messages are read into, and the
-// chunks of socket bytes frameReader fills (each a *[]byte).
-var readBuffers = sync.Pool{New: func() any { b := make([]byte, 0, wsReadChunk); return &b }}
-
-// putReadBuffer gives b, read by readMessage, back once nothing refers to
-// it any more; a big one is let go.
-func putReadBuffer(b []byte) {
-	if cap(b) <= 64<<10 {
-		readBuffers.Put(&b)
-	}
-}
-
-func (c *rfc6455Conn) writeFrame(wire []byte, d time.Duration) error {
-	return c.nc.writeFrame(wire, d)
-}
-
-func (c *rfc6455Conn) tryWriteFrame(wire []byte) (bool, bool, error) {
-	return c.nc.tryWriteFrame(wire)
-}
-
-func (c *rfc6455Conn) close(code int, reason string) {
-	c.once.Do(func() {
-		if !validCloseCode(code) {
-			code = CodeNormal
-		}
-		if len(reason) > 120 { // a close frame's payload is at most 125 bytes
-			reason = reason[:120]
-		}
-		// Close waits (bounded) for the client's close frame; a client
-		// that is gone is released by CloseNow.
-		if c.c.Close(websocket.StatusCode(code), reason) != nil {
-			c.c.CloseNow()
-		}
-	})
-}
-
-// validCloseCode reports whether code may be sent in a websocket close
-// frame (RFC 6455 section 7.4).
-func validCloseCode(code int) bool {
-	return code >= 1000 && code <= 1003 || code >= 1007 && code <= 1011 || code >= 3000 && code <= 4999
-}
 
 // headerHasToken reports whether a comma-separated header holds token.
 func headerHasToken(h http.Header, name, token string) bool {
@@ -192,15 +102,13 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request, raw bo
 		// version number differs.
 		r.Header.Set("Sec-WebSocket-Version", "13")
 	}
-	// Origins are checked above; the guard refuses oversized frames at
-	// their header (wsguard.go).
-	guard := &frameGuard{ResponseWriter: w, limit: e.settings.MaxMessageSize}
-	c, err := websocket.Accept(guard, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	// Origins are checked above; the frame reader refuses oversized
+	// frames at their header (wsguard.go).
+	nc, err := acceptWebsocket(w, r, e.settings.MaxMessageSize)
 	if err != nil {
-		return // Accept has answered the request
+		return // acceptWebsocket has answered the request
 	}
-	c.SetReadLimit(e.settings.MaxMessageSize + 1)
-	e.runWebsocket(r, &rfc6455Conn{c: c, nc: guard.conn, limit: e.settings.MaxMessageSize}, raw)
+	e.runWebsocket(r, &rfc6455Conn{nc: nc, limit: e.settings.MaxMessageSize}, raw)
 }
 
 // openWire is the open frame, framed for the wire.
@@ -424,6 +332,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	// Close waits for the websocket to close its session and detach.
 	if !n.enter() {
 		conn.close(CodeGoingAway, ReasonGoingAway)
+		conn.finishClose()
 		return
 	}
 	id := newULID()
@@ -460,6 +369,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	if err != nil || !created {
 		n.log.Warn("sockjs: websocket session not created", "err", err)
 		conn.close(1011, "Session store unavailable")
+		conn.finishClose()
 		ended()
 		return
 	}
@@ -481,6 +391,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 			ww.endUnstarted()
 			conn.close(CodeInterrupted, ReasonInterrupted)
 			e.endWebsocket(sess, ww, CodeInterrupted, ReasonInterrupted)
+			conn.finishClose()
 			return
 		}
 	}
@@ -527,6 +438,7 @@ type wsReader struct {
 // the poller runs once more and meets the connection's end.
 func (rd *wsReader) stop() {
 	rd.cancel()
+	rd.poll.stopped.Store(true)
 	if rd.poll.raw != nil {
 		if p := rd.e.node.pollerIfAny(); p != nil {
 			p.stop(&rd.poll)
@@ -562,7 +474,8 @@ func (rd *wsReader) run() {
 			case errors.Is(err, io.EOF):
 				code, reason = CodeNormal, ReasonNormal
 			default:
-				if s := websocket.CloseStatus(err); s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway {
+				var ce *wsCloseError
+				if errors.As(err, &ce) && (ce.code == 1000 || ce.code == 1001) {
 					code, reason = CodeNormal, ReasonNormal
 				}
 			}
@@ -586,6 +499,7 @@ func (rd *wsReader) run() {
 	}
 	rd.ww.finish(code, reason)
 	rd.e.endWebsocket(rd.sess, rd.ww, code, reason)
+	rd.conn.finishClose()
 	rd.end()
 }
 

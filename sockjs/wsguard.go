@@ -1,14 +1,12 @@
 package sockjs
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -16,23 +14,23 @@ import (
 	"time"
 )
 
-// Input checks of websocket frames that coder/websocket does not make.
+// The hijacked connection of an RFC 6455 websocket (rfc6455.go reads and
+// closes it).
 //
-// Its read limit counts bytes as they arrive: a frame header announcing
-// 2^62 bytes is only refused after limit bytes of payload were read. A
-// frameGuard sits between the hijacked connection and the library and
-// refuses such a frame at its header. Compression is not negotiated (the
-// AcceptOptions default), so a frame's length is its message bytes. The
-// library does not check that text messages are UTF-8 either (RFC 6455
-// section 8.1); readMessage does and closes with CodeInvalidUTF8.
+// The read side: a frameReader follows the client's frames as their bytes
+// pass and refuses a data frame whose header announces more than the read
+// limit, before any of its payload is read (a limit counted as bytes
+// arrive would read limit bytes of a 2^62-byte frame first). Compression
+// is not negotiated, so a frame's length is its message bytes. It hands
+// on at most the rest of one frame per read, so between messages anything
+// the client sent is in the socket or its stash (waitReadable).
 //
-// The write side: Shoal frames its outgoing text messages itself (wsFrame)
-// and the library writes only its control frames (pong, close). The
-// library cannot write a prepared message, and a channel message's frame,
-// header included, is then encoded once and the same bytes go to every
-// subscriber; and a frame can be offered to the socket without blocking
-// (tryWriteFrame), so the fan-out writes to an idle socket itself, with one
-// syscall and no goroutine woken.
+// The write side: Shoal frames its outgoing text messages itself
+// (wsFrame): a channel message's frame, header included, is encoded once
+// and the same bytes go to every subscriber; and a frame can be offered
+// to the socket without blocking (tryWriteFrame), so the fan-out writes to
+// an idle socket itself, with one syscall and no goroutine woken. Control
+// frames (pong, close) go through writeControl; nothing follows a close.
 
 // errInvalidUTF8: a text message that is not UTF-8.
 var errInvalidUTF8 = errors.New("sockjs: websocket text message is not UTF-8")
@@ -40,42 +38,10 @@ var errInvalidUTF8 = errors.New("sockjs: websocket text message is not UTF-8")
 // errFrameTooBig: a frame header announced more than the read limit.
 var errFrameTooBig = fmt.Errorf("sockjs: websocket frame header announces too many bytes: %w", errMessageTooBig)
 
-// frameGuard is the ResponseWriter given to websocket.Accept: its Hijack
-// hands the library a connection whose reads pass a frameReader.
-type frameGuard struct {
-	http.ResponseWriter
-	limit int64
-	conn  *guardedConn // set by Hijack
-}
-
-func (g *frameGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(g.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	// What the server had buffered beyond the handshake goes through the
-	// guard too. The socket gets small buffers of its own: an idle one
-	// holds them, and net/http's (4 KiB each) go with its goroutine (see
-	// runWebsocket).
-	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	gc := &guardedConn{Conn: conn, raw: rawSocket(conn), fr: frameReader{limit: g.limit}}
-	gc.fr.r = socketReader{gc}
-	gc.fr.unread(bytes.Clone(buffered))
-	g.conn = gc
-	return gc, bufio.NewReadWriter(bufio.NewReaderSize(gc, wsReadBuffer), bufio.NewWriterSize(gc, wsControlBuffer)), nil
-}
-
-// A websocket's buffers. The library reads frame headers and small
-// payloads through its read buffer (bufio's smallest), filled from a
-// pooled chunk of the socket's bytes (frameReader.fill); a read of a
-// chunk or more goes straight into the message. The library writes only
-// control frames (at most 127 bytes for a server) through its write
-// buffer; messages are written to the connection directly.
-const (
-	wsReadBuffer    = 16
-	wsReadChunk     = 512
-	wsControlBuffer = 128
-)
+// A websocket's read chunk: the frame reader takes what the socket has
+// into a pooled chunk of this size (frameReader.fill), kept only while its
+// bytes wait; a read of a chunk or more goes straight into the message.
+const wsReadChunk = 512
 
 // rawSocket returns conn's descriptor for writes that must not block and
 // for waiting until it is readable, or nil. Only a connection that is
@@ -93,8 +59,8 @@ func rawSocket(conn net.Conn) syscall.RawConn {
 	return raw
 }
 
-// guardedConn is the hijacked connection as the library and the
-// websocket's writer see it.
+// guardedConn is the hijacked connection as the websocket's reader and
+// writer see it.
 type guardedConn struct {
 	net.Conn
 	fr  frameReader
@@ -104,11 +70,11 @@ type guardedConn struct {
 	// it guards rest, closeSent and werr.
 	wmu       sync.Mutex
 	rest      []byte // the end of a frame tryWriteFrame began, not yet taken by the socket
-	closeSent bool   // the library has written its close frame: no frame may follow
+	closeSent bool   // the close frame is written: no frame may follow
 	// werr is the first write error: part of a frame may have gone out,
-	// so nothing more can be written (the library's close then fails at
-	// once and releases the connection, instead of waiting on a client
-	// that reads nothing).
+	// so nothing more can be written (the close then fails at once and
+	// ends the socket, instead of waiting on a client that reads
+	// nothing).
 	werr error
 	try  *socketWrite // made at the first tryWriteFrame
 	peek *socketPeek  // made at the first waitReadable; the reader's
@@ -141,7 +107,7 @@ type socketPeek struct {
 
 // ready is asked by the poller whether to stop waiting: at first only if
 // the socket has something (or an error) to read; after a wake-up, yes
-// (a spurious one only means the library's read waits instead).
+// (a spurious one only means the message's read waits instead).
 func (p *socketPeek) ready(fd uintptr) bool {
 	if p.waited {
 		return true
@@ -154,11 +120,8 @@ func (p *socketPeek) ready(fd uintptr) bool {
 // connection has ended (false), or, with idleAfter > 0, once the socket
 // has stayed quiet for up to idleAfter (true): the reader may then give
 // its goroutine up to the node's readPoller. The reader calls it between
-// messages and waits there, a few calls deep, instead of deep in the
-// library's read: the runtime shrinks the stack of a waiting goroutine to
-// its minimum (it keeps a stack that is a quarter used). Between messages
-// the library's read buffer is empty (frameReader hands it one frame at a
-// time), so anything sent is in the socket or the frameReader's stash.
+// messages, not inside a message's read: anything sent since the last
+// message is in the socket or the frameReader's stash.
 func (c *guardedConn) waitReadable(idleAfter time.Duration) (idle bool) {
 	if c.raw == nil || c.fr.stashed.Load() {
 		return false
@@ -170,11 +133,11 @@ func (c *guardedConn) waitReadable(idleAfter time.Duration) (idle bool) {
 	c.peek.waited = false
 	if idleAfter > 0 && !c.idleDeadline.Swap(true) {
 		// Set once per quiet spell, not per message: while messages
-		// come, the deadline stays, and the library's reads never see
+		// come, the deadline stays, and the messages' reads never see
 		// it (socketReader).
 		c.Conn.SetReadDeadline(time.Now().Add(idleAfter))
 	}
-	err := c.raw.Read(c.peek.fn) // another error: the library's read meets it too
+	err := c.raw.Read(c.peek.fn) // another error: the message's read meets it too
 	if idleAfter > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.clearIdleDeadline()
 		return true
@@ -189,8 +152,8 @@ func (c *guardedConn) clearIdleDeadline() {
 }
 
 // socketReader reads the socket for frameReader. The deadline of
-// waitReadable's wait may pass while the library reads a message: the
-// read then goes on without it.
+// waitReadable's wait may pass while a message is read: the read then
+// goes on without it.
 type socketReader struct{ c *guardedConn }
 
 func (r socketReader) Read(p []byte) (int, error) {
@@ -206,19 +169,26 @@ func (r socketReader) Read(p []byte) (int, error) {
 
 func (c *guardedConn) Read(p []byte) (int, error) { return c.fr.Read(p) }
 
-// Write is the library's: one control frame per call (its write buffer
-// holds a control frame whole, and it flushes after each). Its deadline
-// is the library's own.
-func (c *guardedConn) Write(p []byte) (int, error) {
+// writeControl writes a control frame (a pong, a close) with payload,
+// at most 125 bytes, unless the close frame is out already.
+func (c *guardedConn) writeControl(op byte, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.writeRest(); err != nil {
-		return 0, err
+	if c.closeSent {
+		return net.ErrClosed
 	}
-	if len(p) > 0 && p[0]&0x0f == wsOpClose {
+	if op == wsOpClose {
 		c.closeSent = true
 	}
-	return c.write(p)
+	c.Conn.SetWriteDeadline(time.Now().Add(wsCloseWait))
+	defer c.Conn.SetWriteDeadline(time.Time{})
+	if err := c.writeRest(); err != nil {
+		return err
+	}
+	var frame [2 + wsMaxControl]byte
+	frame[0], frame[1] = wsFin|op, byte(len(payload))
+	_, err := c.write(frame[:2+copy(frame[2:], payload)])
+	return err
 }
 
 // write writes p, or fails with the first write error. wmu should be held.
@@ -242,8 +212,8 @@ func (c *guardedConn) writeFrame(wire []byte, d time.Duration) error {
 	if c.closeSent {
 		return net.ErrClosed
 	}
-	// Cleared after the write: the library's own writes (a pong, a
-	// close) must not meet a deadline long past.
+	// Cleared after the write: a deadline long past must not meet
+	// the next write.
 	c.Conn.SetWriteDeadline(time.Now().Add(d))
 	defer c.Conn.SetWriteDeadline(time.Time{})
 	if err := c.writeRest(); err != nil || wire == nil {
@@ -384,7 +354,7 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	var n int
 	var err error
 	if len(f.stash) == 0 && len(p) < wsReadChunk {
-		// A small read (the library's, into its small buffer) takes what
+		// A small read (a frame header, a small payload) takes what
 		// the socket has into a pooled chunk, kept only while its bytes
 		// wait: an idle socket holds no read buffer.
 		f.fill()
@@ -498,7 +468,7 @@ func (f *frameReader) endHeader() error {
 		length = int64(u)
 	}
 	opcode := f.hdr[0] & 0x0f
-	// Control frames (8 and up) are bounded by the library (125 bytes).
+	// Control frames (8 and up) are bounded by readHeader (125 bytes).
 	if opcode < 8 && f.limit > 0 && length > f.limit {
 		return errFrameTooBig
 	}

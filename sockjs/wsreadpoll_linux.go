@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -33,12 +34,14 @@ type readPoller struct {
 
 // pollReader is a websocket reader as the poller sees it.
 type pollReader struct {
-	raw  syscall.RawConn // the socket
-	fd   int32           // its descriptor once registered; -1 before
-	wake func()          // started on a goroutine of its own when readable, or when stopped while armed
-	// Guarded by the poller's mu: armed, the poller will start wake;
-	// stopped, the socket is done with and must not be armed again.
-	armed, stopped bool
+	raw   syscall.RawConn // the socket
+	fd    int32           // its descriptor once registered; -1 before
+	wake  func()          // started on a goroutine of its own when readable, or when stopped while armed
+	armed bool            // the poller will start wake; guarded by the poller's mu
+	// stopped: the socket is done with and must not be armed again. Set
+	// before the poller is looked for (wsReader.stop): a reader that made
+	// the poller after that look finds it set.
+	stopped atomic.Bool
 }
 
 const readPollSupported = true
@@ -100,7 +103,7 @@ func (p *readPoller) run() {
 func (p *readPoller) arm(r *pollReader) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if r.stopped {
+	if r.stopped.Load() {
 		return false
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
@@ -127,12 +130,12 @@ func (p *readPoller) arm(r *pollReader) bool {
 	return true
 }
 
-// stop ends the watch of r for good, and starts r's wake if it was armed
-// (its socket closed: nothing else would).
+// stop ends the watch of r (stopped already), and starts r's wake if it
+// was armed (its socket may close: nothing else would).
 func (p *readPoller) stop(r *pollReader) {
 	p.mu.Lock()
 	wasArmed := r.armed
-	r.armed, r.stopped = false, true
+	r.armed = false
 	if r.fd >= 0 && p.watched[r.fd] == r {
 		delete(p.watched, r.fd)
 		// A socket still open leaves the set; a closed one already has.

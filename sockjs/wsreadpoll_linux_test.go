@@ -70,12 +70,7 @@ func TestQuietWebsocketsHoldNoGoroutine(t *testing.T) {
 
 	// A client that leaves while quiet: its session closes.
 	conns[0].Close(websocket.StatusNormalClosure, "")
-	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if _, closed := rec.counts(); closed != 1 {
-			return fmt.Errorf("OnClose ran %d times, want 1", closed)
-		}
-		return nil
-	})
+	rec.waitClosed(t, 1)
 	quiet(2)
 
 	// Node.Close ends the quiet ones: 1001 and the close frame, and it

@@ -4,6 +4,7 @@ package sockjs
 
 import (
 	"errors"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -15,9 +16,10 @@ const readPollSupported = false
 type readPoller struct{}
 
 type pollReader struct {
-	raw  syscall.RawConn
-	fd   int32
-	wake func()
+	raw     syscall.RawConn
+	fd      int32
+	wake    func()
+	stopped atomic.Bool
 }
 
 func newReadPoller() (*readPoller, error) { return nil, errors.ErrUnsupported }

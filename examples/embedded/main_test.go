@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -73,14 +71,12 @@ func TestEmbeddedServesAndDrains(t *testing.T) {
 	// "Going away", run returns.
 	a.cancel()
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		resp, err := http.Get("http://" + a.addr + "/readyz")
+		code, body, err := nodetest.TryGet("http://" + a.addr + "/readyz")
 		if err != nil {
 			return err
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 503 || string(body) != "not ready: draining\n" {
-			return fmt.Errorf("/readyz = %d %q", resp.StatusCode, body)
+		if code != 503 || body != "not ready: draining\n" {
+			return fmt.Errorf("/readyz = %d %q", code, body)
 		}
 		return nil
 	})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,10 +85,9 @@ type client struct {
 	conn *websocket.Conn
 	msgs chan map[string]any
 	raw  chan string
-	done chan struct{}
+	done chan struct{} // closed when the reader ends, after closed is set
 
-	mu     sync.Mutex
-	closed string
+	closed string // the close frame, if one came
 }
 
 var clientSeq atomic.Int64
@@ -128,9 +126,7 @@ func (c *client) read() {
 				c.msgs <- v
 			}
 		case f[0] == 'c':
-			c.mu.Lock()
 			c.closed = f
-			c.mu.Unlock()
 			return
 		}
 	}
@@ -177,10 +173,14 @@ func (c *client) none(d time.Duration) {
 	}
 }
 
+// closedWith is the close frame once the reader has ended ("" before).
 func (c *client) closedWith() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
+	select {
+	case <-c.done:
+		return c.closed
+	default:
+		return ""
+	}
 }
 
 // waitClosed waits for the close frame and returns it.

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -308,13 +308,12 @@ func (c *cluster) startNodes(t *testing.T, s settings, nsNet *nodetest.HostNet) 
 	})
 }
 
-// driver is the Node.js load (testdata/driver.js).
+// driver is the Node.js load (testdata/driver.js); nodetest.NodeJS keeps
+// its standard error and logs it if the test fails.
 type driver struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan string
-	errs  strings.Builder
-	mu    sync.Mutex
 }
 
 // transportReport is one transport's figures from driver.js.
@@ -339,7 +338,8 @@ func startDriver(t *testing.T, s settings, url string) *driver {
 		t.Fatalf("chaos: sockjs-client not installed: run scripts/test (or npm ci in %s)", client)
 	}
 	d := &driver{lines: make(chan string, 4)}
-	d.cmd = exec.Command("node", filepath.Join(root(t), "chaos", "testdata", "driver.js"),
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cmd = nodetest.NodeJS(t, ctx, filepath.Join(root(t), "chaos", "testdata", "driver.js"),
 		url, strings.Join(s.transports, ","), strconv.Itoa(s.sessions), strconv.FormatInt(s.interval.Milliseconds(), 10))
 	d.cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(client, "node_modules"))
 	var err error
@@ -350,14 +350,6 @@ func startDriver(t *testing.T, s settings, url string) *driver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.errs.Len() < 64<<10 {
-			d.errs.Write(p)
-		}
-		return len(p), nil
-	})
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("chaos: start node driver.js: %v", err)
 	}
@@ -369,24 +361,18 @@ func startDriver(t *testing.T, s settings, url string) *driver {
 		}
 		close(d.lines)
 	}()
-	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
+	t.Cleanup(func() { cancel(); d.cmd.Wait() })
 	select {
 	case line, ok := <-d.lines:
 		var r struct{ Ready, Of int }
 		if !ok || json.Unmarshal([]byte(line), &r) != nil {
-			t.Fatalf("chaos: driver.js did not start: %q\n%s", line, d.stderr())
+			t.Fatalf("chaos: driver.js did not start: %q", line) // stderr: logged at the end
 		}
 		t.Logf("load: %d of %d sessions open over %s, one message each per %v", r.Ready, r.Of, strings.Join(s.transports, ", "), s.interval)
 	case <-time.After(90 * time.Second):
-		t.Fatalf("chaos: driver.js opened no sessions in 90 s\n%s", d.stderr())
+		t.Fatal("chaos: driver.js opened no sessions in 90 s")
 	}
 	return d
-}
-
-func (d *driver) stderr() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.errs.String()
 }
 
 // stop ends the load and returns the figures per transport.
@@ -401,21 +387,17 @@ func (d *driver) stop(t *testing.T) map[string]*transportReport {
 			Error      string
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Error != "" {
-			t.Fatalf("chaos: driver.js: %q %v\n%s", line, err, d.stderr())
+			t.Fatalf("chaos: driver.js: %q %v", line, err)
 		}
 		for _, dup := range r.Duplicates {
 			t.Logf("duplicate: %s", dup)
 		}
 		return r.Transports
 	case <-time.After(60 * time.Second):
-		t.Fatalf("chaos: driver.js gave no report 60 s after stop\n%s", d.stderr())
+		t.Fatal("chaos: driver.js gave no report 60 s after stop")
 	}
 	return nil
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // newHostNet gives the nodes hosts of their own (nodetest.HostNet), node
 // i at <subnet>.(10+i), so that one's address can vanish. It needs root.

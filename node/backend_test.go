@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -273,11 +272,11 @@ func TestMeasureBackendPublish(t *testing.T) {
 	if os.Getenv("SHOAL_MEASURE") == "" {
 		t.Skip("a measurement, not a test: set SHOAL_MEASURE=1 (see docs/backends.md)")
 	}
-	subs := envInt("SHOAL_MEASURE_SUBS", 1000)
-	msgs := envInt("SHOAL_MEASURE_MSGS", 200)
+	subs := testenv.EnvInt("SHOAL_MEASURE_SUBS", 1000)
+	msgs := testenv.EnvInt("SHOAL_MEASURE_MSGS", 200)
 	// Messages per second: at 1,000 subscribers 10/s is 10,000 deliveries
 	// a second, which a shared 2-core machine carries without queueing.
-	rate := envInt("SHOAL_MEASURE_RATE", 10)
+	rate := testenv.EnvInt("SHOAL_MEASURE_RATE", 10)
 	gap := time.Second / time.Duration(rate)
 	bin := nodetest.PlainBinary(t)
 	redisURL, natsURL := nodetest.Redis(t), nodetest.NATS(t)
@@ -400,13 +399,6 @@ func TestMeasureBackendPublish(t *testing.T) {
 			cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(len(ls)))
 	}
 	cancel()
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
 }
 
 // cpuOf sums user + system CPU of the node processes (/proc/<pid>/stat).

@@ -128,6 +128,15 @@ func WaitTCP(t testing.TB, addr string) {
 	})
 }
 
+// EnvInt is the positive whole number in environment variable name, or
+// def when it is unset or not one: how a measuring test takes its sizes.
+func EnvInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
 // Run runs name with args and returns what it printed (stdout and stderr);
 // if it fails, the test fails with that output.
 func Run(t testing.TB, name string, args ...string) string {

@@ -44,13 +44,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 // benchResult is what the client process reports.
 type benchResult struct {
 	Received int64   `json:"received"`
@@ -69,9 +62,9 @@ type benchResult struct {
 // timeout passes, then prints RESULT and its JSON.
 func benchClient() int {
 	urls := strings.Split(os.Getenv("SHOAL_BENCH_URLS"), ",")
-	n := envInt("SHOAL_BENCH_N", 1)
-	msgs := envInt("SHOAL_BENCH_MSGS", 1)
-	timeout := time.Duration(envInt("SHOAL_BENCH_TIMEOUT_S", 120)) * time.Second
+	n := testenv.EnvInt("SHOAL_BENCH_N", 1)
+	msgs := testenv.EnvInt("SHOAL_BENCH_MSGS", 1)
+	timeout := time.Duration(testenv.EnvInt("SHOAL_BENCH_TIMEOUT_S", 120)) * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
@@ -212,8 +205,8 @@ func TestChannelsBenchmark(t *testing.T) {
 		}
 		counts = append(counts, n)
 	}
-	target := envInt("SHOAL_CHANNEL_BENCH_DELIVERIES", 40000)
-	seconds := envInt("SHOAL_CHANNEL_BENCH_SECONDS", 10)
+	target := testenv.EnvInt("SHOAL_CHANNEL_BENCH_DELIVERIES", 40000)
+	seconds := testenv.EnvInt("SHOAL_CHANNEL_BENCH_SECONDS", 10)
 	var report []string
 	for _, subs := range counts {
 		for _, setup := range []string{"3 nodes, Redis+NATS", "1 node, Redis+NATS", "1 node, memory"} {

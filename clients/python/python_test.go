@@ -2,8 +2,6 @@ package python
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,11 +17,7 @@ const secret = "py-secret"
 // mint makes a token with the Python package.
 func mint(t *testing.T, py, expr string) string {
 	t.Helper()
-	out, err := exec.Command(py, "-c", "import sys; sys.path.insert(0, '.'); import shoal; print("+expr+")").CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", expr, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(testenv.Run(t, py, "-c", "import sys; sys.path.insert(0, '.'); import shoal; print("+expr+")"))
 }
 
 // TestPythonClient runs the Python tests against a node with Redis: a
@@ -53,11 +47,9 @@ func TestPythonClient(t *testing.T) {
 		mint(t, py, `shoal.django_token("py-room", "`+secret+`")`)))
 	c.WaitFor(t, nodetest.Typed("auth", 0))
 
-	cmd := exec.Command(py, "tests/test_shoal.py", "-v")
-	cmd.Env = append(os.Environ(), "SHOAL_TEST_URL="+n.URL(), "SHOAL_TEST_API_KEY=k", "SHOAL_TEST_REDIS="+redisURL)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("python tests: %v\n%s", err, out)
-	} else if !regexp.MustCompile(`test_publish_paths .*\.\.\. ok`).Match(out) {
+	out := testenv.RunEnv(t, []string{"SHOAL_TEST_URL=" + n.URL(), "SHOAL_TEST_API_KEY=k", "SHOAL_TEST_REDIS=" + redisURL},
+		py, "tests/test_shoal.py", "-v")
+	if !regexp.MustCompile(`test_publish_paths .*\.\.\. ok`).MatchString(out) {
 		t.Fatalf("python node tests did not run:\n%s", out)
 	}
 	want := []string{`http 0`, `http 1`, `redis 2`, `data not json`, `stream 3`}

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -150,7 +149,7 @@ func decodeStrict[T any](t *testing.T, where string, doc []byte, v *T) *T {
 // "  -name type" with "(default 5s)" ending the usage line.
 func nodeFlags(t *testing.T) map[string]string {
 	t.Helper()
-	out, _ := exec.Command(nodetest.Binary(t), "--help").CombinedOutput() // exits 0 or 2 depending on the version
+	out := testenv.Run(t, nodetest.Binary(t), "--help")
 	var (
 		flagLine   = regexp.MustCompile(`^\s+--?([a-z][a-z0-9-]*)\b`)
 		envDefault = regexp.MustCompile(`\(env SHOAL_[A-Z0-9_]+, default ([^)]*)\)\s*$`)
@@ -158,7 +157,7 @@ func nodeFlags(t *testing.T) map[string]string {
 	)
 	flags := map[string]string{}
 	var last string
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		if m := flagLine.FindStringSubmatch(line); m != nil {
 			last = m[1]
 			flags[last] = ""

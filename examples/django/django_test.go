@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,25 +37,16 @@ func TestDjangoExample(t *testing.T) {
 	}
 	c := nodetest.StartCluster(t, 3, "--apps", "hub", "--api-key", apiKey,
 		"--django-secret-key", secret, "--config", "hub.json", "--sockjs-client", sockjsClient)
-	env := append(os.Environ(), "DJANGO_SECRET_KEY="+secret, "SHOAL_HUB="+c.URL(), "SHOAL_REDIS="+c.Redis,
-		"SHOAL_API_KEY="+apiKey, "CHAT_DB="+filepath.Join(t.TempDir(), "db.sqlite3"))
+	env := []string{"DJANGO_SECRET_KEY=" + secret, "SHOAL_HUB=" + c.URL(), "SHOAL_REDIS=" + c.Redis,
+		"SHOAL_API_KEY=" + apiKey, "CHAT_DB=" + filepath.Join(t.TempDir(), "db.sqlite3")}
 	manage := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(py, append([]string{"manage.py"}, args...)...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("manage.py %v: %v\n%s", args, err, out)
-		}
-		return string(out)
+		return testenv.RunEnv(t, env, py, append([]string{"manage.py"}, args...)...)
 	}
 	manage("migrate", "-v0")
 	for _, user := range []string{"ann", "bob"} {
-		cmd := exec.Command(py, "manage.py", "createsuperuser", "--noinput", "--username", user, "--email", user+"@example.com")
-		cmd.Env = append(env, "DJANGO_SUPERUSER_PASSWORD="+user+"-password")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("createsuperuser %s: %v\n%s", user, err, out)
-		}
+		testenv.RunEnv(t, append(env, "DJANGO_SUPERUSER_PASSWORD="+user+"-password"),
+			py, "manage.py", "createsuperuser", "--noinput", "--username", user, "--email", user+"@example.com")
 	}
 	addr := testenv.FreeAddr(t)
 	nodetest.StartEnv(t, env, py, "manage.py", "runserver", "--noreload", addr)

@@ -52,6 +52,12 @@ type CompareConfig struct {
 	// messages is back, at the closed-loop presets' sizes, so the
 	// servers' CPU is the bottleneck. Churn and idle keep their presets.
 	ClosedLoop bool
+	// ServerShare, when above 0, limits the servers of every run to that
+	// share of one CPU together (a cgroup CPU quota; root only): on a
+	// 2-core machine a closed loop then saturates the servers, not the
+	// load generator, whose CPU costs about as much per message.
+	ServerShare float64
+	quota       *cpuQuota
 }
 
 // preset is a scenario's default size in a comparison: modest, so that the
@@ -91,20 +97,23 @@ var closedLoopPresets = map[string]preset{
 // CompareReport is what a comparison measured; it is the comparison's JSON
 // file and the source of its HTML and Markdown.
 type CompareReport struct {
-	StartedAt  time.Time    `json:"started_at"`
-	Elapsed    float64      `json:"elapsed_s"`
-	Command    string       `json:"command"`
-	Machine    string       `json:"machine"`
-	ServerCPUs string       `json:"server_cpus"`
-	LoadCPUs   string       `json:"load_cpus"`
-	Targets    []TargetInfo `json:"targets"`
-	Scenarios  []string     `json:"scenarios"`
-	Runs       []CompareRun `json:"runs"`
-	Notes      []string     `json:"notes,omitempty"`
-	Ratios     []RatioRow   `json:"ratios"`
-	Dir        string       `json:"-"`
-	HTMLPath   string       `json:"-"`
-	JSONPath   string       `json:"-"`
+	StartedAt  time.Time `json:"started_at"`
+	Elapsed    float64   `json:"elapsed_s"`
+	Command    string    `json:"command"`
+	Machine    string    `json:"machine"`
+	ServerCPUs string    `json:"server_cpus"`
+	LoadCPUs   string    `json:"load_cpus"`
+	// ServerShare is CompareConfig.ServerShare (0: the servers had their
+	// CPUs whole).
+	ServerShare float64      `json:"server_share,omitempty"`
+	Targets     []TargetInfo `json:"targets"`
+	Scenarios   []string     `json:"scenarios"`
+	Runs        []CompareRun `json:"runs"`
+	Notes       []string     `json:"notes,omitempty"`
+	Ratios      []RatioRow   `json:"ratios"`
+	Dir         string       `json:"-"`
+	HTMLPath    string       `json:"-"`
+	JSONPath    string       `json:"-"`
 }
 
 // TargetInfo says what a target is and whether it could run.
@@ -261,6 +270,14 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 			return nil, fmt.Errorf("loadtest: compare: unknown scenario %q", s)
 		}
 	}
+	if c.ServerShare > 0 {
+		q, err := newCPUQuota(c.ServerShare)
+		if err != nil {
+			return nil, err
+		}
+		defer q.remove()
+		c.quota = q
+	}
 	root, err := filepath.Abs(c.RepoRoot)
 	if err != nil {
 		return nil, err
@@ -268,14 +285,18 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 	c.RepoRoot = root
 	server, load := defaultCPUs(c)
 	rep := &CompareReport{
-		StartedAt:  started.UTC().Round(time.Second),
-		Command:    strings.Join(os.Args, " "),
-		Machine:    machineText(),
-		ServerCPUs: server,
-		LoadCPUs:   load,
-		Scenarios:  c.Scenarios,
+		StartedAt:   started.UTC().Round(time.Second),
+		Command:     strings.Join(os.Args, " "),
+		Machine:     machineText(),
+		ServerCPUs:  server,
+		ServerShare: c.ServerShare,
+		LoadCPUs:    load,
+		Scenarios:   c.Scenarios,
 	}
 	rep.Notes = append(rep.Notes, c.Notes...)
+	if c.ServerShare > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("servers limited to %g of one CPU together (a cgroup CPU quota, %d µs period): CPU per message is what they spent, busy at most %g", c.ServerShare, quotaPeriodUs, c.ServerShare))
+	}
 	if c.ClosedLoop {
 		rep.Notes = append(rep.Notes, "closed loop: each sender sends its next message when one in flight is back (echo and broadcast scenarios at their closed-loop sizes); the servers' CPU is meant to be the bottleneck, see its utilisation per run")
 	}
@@ -378,6 +399,11 @@ func runOne(ctx context.Context, c CompareConfig, tr *targetRunner, scen, logDir
 	}
 	if err != nil {
 		return nil, err
+	}
+	if c.quota != nil {
+		if err := c.quota.add(rt.pids()); err != nil {
+			return nil, err
+		}
 	}
 	cfg := c.Base
 	cfg.URL = rt.url

@@ -68,7 +68,7 @@ func (rep *CompareReport) table() []compareRow {
 				lat = append(lat, cell{Text: fmt.Sprintf("%s / %s", fmtMicros(r.Connect.P50), fmtMicros(r.Connect.P99))})
 				del = append(del, cell{Text: fmt.Sprintf("%d of %d open", r.Counts.Open, r.Sessions), Class: boolClass(r.Counts.Open >= int64(r.Sessions))})
 			} else {
-				busy = append(busy, busyCell(r))
+				busy = append(busy, busyCell(r, rep.ServerShare))
 				lat = append(lat, cell{Text: fmt.Sprintf("%s / %s", fmtMicros(r.Latency.P50), fmtMicros(r.Latency.P99))})
 				del = append(del, cell{Text: fmt.Sprintf("%.1f%% (%s/s)", 100*r.DeliveryRatio, fmtNumber(r.ReceiveRate)), Class: boolClass(r.DeliveryRatio >= 0.99 && r.Counts.Errors == 0)})
 			}
@@ -111,13 +111,17 @@ func fmtMetric(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
-// saturated is how busy, in cores, the servers of a closed-loop run must be
-// for it to count as measured at saturation; below it the client was the
-// limit and the cell is marked.
+// saturated is how busy the servers of a closed-loop run must be, as a
+// share of what they had (one core, or the report's ServerShare), for it to
+// count as measured at saturation; below it the client was the limit and
+// the cell is marked.
 const saturated = 0.9
 
 // busyCell says how many cores the servers and the load generator kept busy.
-func busyCell(r *Result) cell {
+func busyCell(r *Result, share float64) cell {
+	if share <= 0 {
+		share = 1
+	}
 	if r.Server == nil {
 		return cell{Text: "n/a"}
 	}
@@ -125,7 +129,7 @@ func busyCell(r *Result) cell {
 	if r.Client != nil {
 		txt += fmt.Sprintf(" / %.2f", r.Client.CPUUtilization)
 	}
-	return cell{Text: txt, Class: boolClass(r.Rate > 0 || r.Server.CPUUtilization >= saturated)}
+	return cell{Text: txt, Class: boolClass(r.Rate > 0 || r.Server.CPUUtilization >= saturated*share)}
 }
 
 // loadText describes the load a run offered.

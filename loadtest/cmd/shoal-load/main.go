@@ -75,6 +75,7 @@ func run() error {
 	fs.StringVar(&cc.LoadCPUs, "load-cpus", "", "compare: CPU list this program pins itself to (default: all but the servers')")
 	fs.IntVar(&cc.IdleSessions, "idle-sessions", 0, "compare: sessions the idle scenario holds (default 2000)")
 	fs.BoolVar(&cc.ClosedLoop, "closed-loop", false, "compare: run echo and broadcast at saturation (rate 0, closed-loop sizes; default scenarios: those five)")
+	fs.Float64Var(&cc.ServerShare, "server-share", 0, "compare: limit the servers to this share of one CPU together (cgroup quota, root only), so a closed loop saturates them rather than the load generator")
 	fs.Float64Var(&cc.Scale, "scale", 1, "compare: multiply the default sessions and rates (bigger machines)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -483,10 +483,7 @@ func testNodeStarts(t *testing.T, objs objects, c corev1.Container) {
 	if !ok {
 		t.Fatal("no hub config file")
 	}
-	cfgFile := filepath.Join(t.TempDir(), "hub.json")
-	if err := os.WriteFile(cfgFile, []byte(hubJSON), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := testenv.TempFile(t, "hub.json", hubJSON)
 	httpAddr := testenv.FreeAddr(t)
 	env = podEnv(t, objs, c, map[string]string{
 		"SHOAL_LISTEN":         httpAddr,

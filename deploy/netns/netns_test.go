@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -69,10 +68,7 @@ func TestMultiHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := testenv.TempFile(t, "haproxy.cfg", cfg)
 	h.Start("haproxy", []string{haproxy.EnvBind + "=0.0.0.0:8080", haproxy.EnvStatsBind + "=0.0.0.0:8404"},
 		testenv.LookPath(t, "haproxy"), "-db", "-f", cfgPath)
 	lbStarted := time.Now()

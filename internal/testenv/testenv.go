@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -126,6 +127,18 @@ func WaitTCP(t testing.TB, addr string) {
 		}
 		return err
 	})
+}
+
+// TempFile writes content to a file called name in a directory of the
+// test's own, removed when the test ends, and returns its path: a
+// configuration file for a process the test starts.
+func TempFile(t testing.TB, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return path
 }
 
 // EnvInt is the positive whole number in environment variable name, or

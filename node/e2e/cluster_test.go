@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -74,10 +72,7 @@ backend shoal_nodes
 	for _, n := range nodes {
 		fmt.Fprintf(&cfg, "    server %s %s\n", n.ID, n.Addr)
 	}
-	path := filepath.Join(t.TempDir(), "haproxy-tcp.cfg")
-	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testenv.TempFile(t, "haproxy-tcp.cfg", cfg.String())
 	nodetest.Start(t, testenv.LookPath(t, "haproxy"), "-db", "-f", path)
 	testenv.WaitTCP(t, addr)
 	return addr

@@ -275,10 +275,7 @@ func HAProxyWith(t testing.TB, nodes []*Node, edit func(cfg string) string) (p *
 	if edit != nil {
 		cfg = edit(cfg)
 	}
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testenv.TempFile(t, "haproxy.cfg", cfg)
 	addr = testenv.FreeAddr(t)
 	stats = testenv.FreeAddr(t)
 	p = StartEnv(t, []string{haproxy.EnvBind + "=" + addr, haproxy.EnvStatsBind + "=" + stats},

@@ -4,14 +4,12 @@ package main
 // with tokens real Django signed, and its webhooks to a real backend.
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/nodetest"
 )
@@ -53,17 +51,14 @@ func (s *hubSession) next() string {
 	s.t.Helper()
 	for {
 		f := s.ws.Next(s.t)
-		switch f[0] {
-		case 'o', 'h':
-			continue
-		case 'c':
-			return f
+		switch fr := sockjstest.ParseFrame(s.t, f); {
+		case fr.Close != "":
+			return fr.Close
+		case len(fr.Msgs) == 1:
+			return fr.Msgs[0]
+		case len(fr.Msgs) > 1:
+			s.t.Fatalf("frame %q: want one message", f)
 		}
-		var msgs []string
-		if err := json.Unmarshal([]byte(f[1:]), &msgs); err != nil || len(msgs) != 1 {
-			s.t.Fatalf("frame %q", f)
-		}
-		return msgs[0]
 	}
 }
 
@@ -73,10 +68,7 @@ func (s *hubSession) send(msg string) { s.ws.Send(s.t, msg) }
 // SHOAL_* variables verifies tokens real Django signed: ok, bad, expired,
 // a string payload joining its channel, and the config file's rules.
 func TestHubWithDjangoTokens(t *testing.T) {
-	cfgFile := filepath.Join(t.TempDir(), "hub.json")
-	if err := os.WriteFile(cfgFile, []byte(`{"channels":[{"pattern":"user-{user}","subscribe":"owner"},{"pattern":"*"}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := testenv.TempFile(t, "hub.json", `{"channels":[{"pattern":"user-{user}","subscribe":"owner"},{"pattern":"*"}]}`)
 	t.Setenv("SHOAL_DJANGO_SALT", "shoal")
 	t.Setenv("SHOAL_CONFIG", cfgFile)
 	n := nodetest.StartNode(t, "hub1", "--apps", "hub", "--hub-prefix", "/rt", "--django-secret-key", "s3cret", "--django-max-age", "5m")
@@ -127,8 +119,7 @@ func dataOf(m map[string]any) map[string]any {
 // one give clients "Backend unavailable", never a stalled session.
 func TestWebhooksThroughNode(t *testing.T) {
 	backend := nodetest.StartWebhookBackend(t, "hook-secret")
-	cfg := filepath.Join(t.TempDir(), "hub.json")
-	os.WriteFile(cfg, []byte(`{"channels":[{"pattern":"room-*","subscribe":"backend","publish":"backend"},{"pattern":"private-*","subscribe":"backend"}],"backend_timeout":"1s"}`), 0o644)
+	cfg := testenv.TempFile(t, "hub.json", `{"channels":[{"pattern":"room-*","subscribe":"backend","publish":"backend"},{"pattern":"private-*","subscribe":"backend"}],"backend_timeout":"1s"}`)
 	n := nodetest.StartNode(t, "hook1", "--apps", "hub", "--config", cfg,
 		"--webhook-url", "http://"+backend.Addr+"/hook", "--webhook-secret", "hook-secret", "--webhook-timeout", "1s")
 	dead := nodetest.StartNode(t, "hook2", "--apps", "hub", "--config", cfg,

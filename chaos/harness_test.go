@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -338,8 +337,8 @@ func startDriver(t *testing.T, s settings, url string) *driver {
 		t.Fatalf("chaos: sockjs-client not installed: run scripts/test (or npm ci in %s)", client)
 	}
 	d := &driver{lines: make(chan string, 4)}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cmd = nodetest.NodeJS(t, ctx, filepath.Join(root(t), "chaos", "testdata", "driver.js"),
+	// t.Context ends when the scenario does: driver.js gets SIGTERM then.
+	d.cmd = nodetest.NodeJS(t, t.Context(), filepath.Join(root(t), "chaos", "testdata", "driver.js"),
 		url, strings.Join(s.transports, ","), strconv.Itoa(s.sessions), strconv.FormatInt(s.interval.Milliseconds(), 10))
 	d.cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(client, "node_modules"))
 	var err error
@@ -361,7 +360,7 @@ func startDriver(t *testing.T, s settings, url string) *driver {
 		}
 		close(d.lines)
 	}()
-	t.Cleanup(func() { cancel(); d.cmd.Wait() })
+	t.Cleanup(func() { d.cmd.Wait() })
 	select {
 	case line, ok := <-d.lines:
 		var r struct{ Ready, Of int }

@@ -42,7 +42,7 @@ type hubSession struct {
 
 func dialHubSession(t *testing.T, url string) *hubSession {
 	t.Helper()
-	return &hubSession{t: t, ws: nodetest.DialWS(t, "ws"+strings.TrimPrefix(url, "http")+"/0/x/websocket")}
+	return &hubSession{t: t, ws: nodetest.DialWS(t, url+"/0/x/websocket")}
 }
 
 // next returns the next hub message (heartbeats and the open frame

@@ -1,7 +1,6 @@
 package apps
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/shoal-rt/shoal/bus"
@@ -20,7 +19,7 @@ func TestBroadcastAcrossNodes(t *testing.T) {
 	for range 2 {
 		bases = append(bases, serveOn(t, st, b, Options{}, "conformance")+"/broadcast")
 	}
-	ws := nodetest.DialWS(t, "ws"+strings.TrimPrefix(bases[1], "http")+"/0/w/websocket")
+	ws := nodetest.DialWS(t, bases[1]+"/0/w/websocket")
 	if got := ws.Next(t); got != "o" {
 		t.Fatalf("websocket open: %q", got)
 	}

@@ -15,8 +15,8 @@ type WS struct {
 	*websocket.Conn
 }
 
-// DialWS opens url (ws://host/<prefix>/<server>/<session>/websocket); the
-// connection closes when the test ends.
+// DialWS opens url (ws://host/<prefix>/<server>/<session>/websocket, or
+// http://, which becomes ws://); the connection closes when the test ends.
 func DialWS(t testing.TB, url string) *WS {
 	t.Helper()
 	return &WS{sockjstest.DialWS(t, url)}

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/sockjs"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
@@ -86,12 +86,7 @@ func runDelivery(b *testing.B, subs int, bases []string, hello []string, publish
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	for i := range subs {
-		url := "ws" + strings.TrimPrefix(bases[i%len(bases)], "http") + fmt.Sprintf("/0/b%d/websocket", i)
-		conn, _, err := websocket.Dial(ctx, url, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { conn.CloseNow() })
+		conn := sockjstest.DialWS(b, bases[i%len(bases)]+fmt.Sprintf("/0/b%d/websocket", i))
 		for _, m := range hello {
 			if err := conn.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf("[%q]", m))); err != nil {
 				b.Fatal(err)

@@ -8,7 +8,6 @@
 package compose
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -229,22 +228,13 @@ func startClient(t *testing.T, script string, args ...string) func() string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sc := testenv.StartReading(t, cmd)
 	t.Cleanup(func() { cmd.Process.Kill() })
 	lines := make(chan string, 1)
 	var rest bytes.Buffer
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 16<<20)
 		first := true
 		for sc.Scan() {
 			if first {

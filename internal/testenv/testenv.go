@@ -8,6 +8,7 @@
 package testenv
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -167,6 +168,24 @@ func RunEnv(t testing.TB, env []string, name string, args ...string) string {
 		t.Fatalf("testenv: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// StartReading starts cmd, its standard error going to the test's, and
+// returns a scanner over its standard output (lines up to 16 MiB): a
+// helper process that reports line by line. Ending it is the caller's.
+func StartReading(t testing.TB, cmd *exec.Cmd) *bufio.Scanner {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start %s: %v", cmd.Path, err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 16<<20)
+	return sc
 }
 
 // LastLines is the last n lines of s: a process's output in a failure

@@ -1,7 +1,6 @@
 package clustertest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -262,17 +261,8 @@ func runChannelBench(t *testing.T, setup string, subs, target, seconds int) stri
 		"SHOAL_BENCH_MSGS="+strconv.Itoa(msgs),
 		"SHOAL_BENCH_TIMEOUT_S="+strconv.Itoa(seconds+120),
 	)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	lines := testenv.StartReading(t, cmd)
 	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(nil, 1<<20)
 	next := func(prefix string) string {
 		for lines.Scan() {
 			if rest, ok := strings.CutPrefix(lines.Text(), prefix); ok {

@@ -11,11 +11,11 @@ import (
 // The node's garbage collector policy.
 //
 // A node's heap is mostly the state of its connections (an idle websocket
-// holds ~5 KiB of it), long-lived, while what a message allocates is small
+// holds ~3 KiB of it), long-lived, while what a message allocates is small
 // and dies at once. Go's default GOGC=100 lets the heap grow to twice the
 // live heap before a collection: the connections' memory, doubled. At 50
-// the heap stays within 1.5 times: idle websockets cost ~15% less RSS
-// (loadtest idle, 2,000 sessions: 11.6 -> 9.9 KiB each), and the
+// the heap stays within 1.5 times: idle websockets cost ~15-20% less RSS
+// (loadtest idle, 2,000 sessions: 9.5 -> 7.7-7.9 KiB each), and the
 // collector's CPU went from 0.2% to 0.6% of the server's in ws-echo and
 // from 1.1% to 2.1% in broadcast (1,000 subscribers): what a message costs
 // did not move beyond noise. An operator's GOGC or GOMEMLIMIT wins.

@@ -115,32 +115,27 @@ func TestBackendPathsAcrossCluster(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for _, r := range rooms {
-		wg.Add(4)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < 10; i++ {
 				rdb.Publish(ctx, "shoal:"+r, fmt.Sprintf(`{"src":"redis","n":%d}`, i))
 			}
-		}()
-		go func() {
-			defer wg.Done()
+		})
+		wg.Go(func() {
 			for i := 0; i < 10; i++ {
 				apiCall(t, c.Nodes[i%3], "k", "/api/publish", fmt.Sprintf(`{"channel":%q,"data":{"src":"api","n":%d}}`, r, i))
 			}
-		}()
-		go func() {
-			defer wg.Done()
+		})
+		wg.Go(func() {
 			for i := 0; i < 5; i++ {
 				nc.Publish("shoal.bridge."+r, fmt.Appendf(nil, `{"src":"nats","n":%d}`, i))
 			}
 			nc.Flush()
-		}()
-		go func() {
-			defer wg.Done()
+		})
+		wg.Go(func() {
 			for i := 0; i < 5; i++ {
 				rdb.XAdd(ctx, &redis.XAddArgs{Stream: testStream, Values: []any{"channel", r, "data", fmt.Sprintf(`{"src":"stream","n":%d}`, i)}})
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	want := map[string]int{"redis": 10, "api": 10, "nats": 5, "stream": 5}
@@ -308,9 +303,7 @@ func TestMeasureBackendPublish(t *testing.T) {
 		sub, _ := json.Marshal([]string{`{"data_type":"subscribe","id":1,"data":{"channel":"bench"}}`})
 		conn.Write(ctx, websocket.MessageText, sub)
 		ready := make(chan struct{})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			once := sync.OnceFunc(func() { close(ready) })
 			for {
 				_, b, err := conn.Read(ctx)
@@ -341,7 +334,7 @@ func TestMeasureBackendPublish(t *testing.T) {
 					}
 				}
 			}
-		}()
+		})
 		<-ready
 	}
 	rdb := redis.NewClient(mustParseRedis(t, redisURL))

@@ -81,9 +81,7 @@ func TestFloodOfBigSendsStaysBounded(t *testing.T) {
 	codes := make(chan int, sends)
 	work := make(chan struct{})
 	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range work {
 				resp, err := http.Post(base+"/0/flood/xhr_send", "text/plain", bytes.NewReader(body))
 				if err != nil {
@@ -93,7 +91,7 @@ func TestFloodOfBigSendsStaysBounded(t *testing.T) {
 				resp.Body.Close()
 				codes <- resp.StatusCode
 			}
-		}()
+		})
 	}
 	for range sends {
 		work <- struct{}{}

@@ -142,25 +142,22 @@ func runBackendRooms(t *testing.T, c *nodetest.Cluster, cfg map[string]any) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, room := range hubBackendRooms {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < hubBackendEach; i++ {
 				msg := fmt.Sprintf(`{"data_type":"backend","src":"redis","room":%q,"n":%d}`, room, i)
 				if err := rdb.Publish(context.Background(), hubBridgePrefix+room, msg).Err(); err != nil {
 					t.Errorf("PUBLISH %s%s: %v", hubBridgePrefix, room, err)
 				}
 			}
-		}()
-		go func() {
-			defer wg.Done()
+		})
+		wg.Go(func() {
 			for i := 0; i < hubBackendEach; i++ {
 				body := fmt.Sprintf(`{"channel":%q,"data":{"data_type":"backend","src":"api","room":%q,"n":%d}}`, room, room, i)
 				if _, err := nodetest.HubAPI(c.URL(), hubAPIKey, "/api/publish", body); err != nil {
 					t.Errorf("through the balancer: %v", err)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	published := time.Since(start)

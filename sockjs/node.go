@@ -347,10 +347,6 @@ type localReceiver struct {
 	// the batch handed to it, waiting for its engine.
 	handOffToken string
 	handOff      atomic.Pointer[handOffBatch]
-	// finishing is set once a poll has answered and commits what it took:
-	// a second receiver then waits for the lease rather than getting 2010
-	// (see takeover.go).
-	finishing atomic.Bool
 }
 
 // handOffBatch is what a sender's Append handed to a parked poll.
@@ -512,12 +508,12 @@ func (n *Node) onBusMessage(msg []byte) {
 		}
 		n.onAsk(node, key, id)
 	case envelopeAnswer:
-		id, st, ok := decodeAnswer(msg[1:])
+		id, serving, ok := decodeAnswer(msg[1:])
 		if !ok {
 			n.log.Warn("sockjs: malformed holder answer", "len", len(msg))
 			return
 		}
-		n.onAnswer(id, st)
+		n.onAnswer(id, serving)
 	default:
 		n.log.Warn("sockjs: unknown bus message", "kind", msg[0])
 	}

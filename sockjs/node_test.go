@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -485,87 +484,4 @@ func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
 	do(t, "POST", baseB+"/0/s/xhr_send", `["next"]`)
 	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
 	want(t, "next poll: no duplicate", body, `a["next"]`+"\n")
-}
-
-// heldCommits is the memory store whose commits wait, while hold is set,
-// until release is closed.
-type heldCommits struct {
-	*store.Memory
-	hold    atomic.Bool
-	release chan struct{}
-}
-
-func (h *heldCommits) wait() {
-	if h.hold.Load() {
-		<-h.release
-	}
-}
-
-func (h *heldCommits) Commit(ctx context.Context, id, token string, detach bool) error {
-	h.wait()
-	return h.Memory.Commit(ctx, id, token, detach)
-}
-
-func (h *heldCommits) CommitHandOff(ctx context.Context, id, token string, batch uint64, detach bool) error {
-	h.wait()
-	return h.Memory.CommitHandOff(ctx, id, token, batch, detach)
-}
-
-// A poll's messages leave the store's in-flight hold only once its
-// response is on its way: a node killed between the two then sends
-// them again (the lease expires) rather than losing them. So the client
-// has the whole response while the commit still waits.
-func TestPollAnsweredBeforeCommit(t *testing.T) {
-	t.Parallel()
-	held := &heldCommits{Memory: store.NewMemory(), release: make(chan struct{})}
-	c := newCluster(t)
-	_, _, base := c.node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) { cfg.Store = held })
-	u := base + "/000/s1"
-	_, body := do(t, "POST", u+"/xhr", "")
-	want(t, "open", body, "o\n")
-	do(t, "POST", u+"/xhr_send", `["a"]`)
-
-	held.hold.Store(true)
-	defer close(held.release)
-	wantPolled(t, "poll", pollAsync(t, u+"/xhr"), 5*time.Second, `a["a"]`+"\n")
-}
-
-// pollAgainWhileCommitting: a poll is answered while its commit waits;
-// its client polls again, on the same node or another (second), and must
-// not get 2010: the new poll waits for the commit (longer than busyGrace
-// and than HolderTimeout, so the holder is asked again), then serves.
-func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
-	held := &heldCommits{Memory: store.NewMemory(), release: make(chan struct{})}
-	c := newCluster(t)
-	useHeld := func(cfg *NodeConfig) { cfg.Store = held }
-	_, _, baseA := c.node(t, &recorder{}, Settings{}, useHeld)
-	baseB := baseA
-	if !sameNode {
-		_, _, baseB = c.node(t, &recorder{}, Settings{}, useHeld)
-	}
-	_, body := do(t, "POST", baseA+"/000/s1/xhr", "")
-	want(t, "open", body, "o\n")
-	do(t, "POST", baseA+"/000/s1/xhr_send", `["a"]`)
-
-	held.hold.Store(true)
-	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(func() { held.hold.Store(false); close(held.release) }) }
-	t.Cleanup(release) // before the nodes close: they wait for the commit
-	want(t, "poll", <-pollAsync(t, baseA+"/000/s1/xhr"), `a["a"]`+"\n")
-	second := pollAsync(t, baseB+"/000/s1/xhr")
-	wait := 3 * defaultHolderTimeout
-	select {
-	case body := <-second:
-		t.Fatalf("second poll answered %q while the first committed", body)
-	case <-time.After(wait):
-	}
-	release()
-	do(t, "POST", baseA+"/000/s1/xhr_send", `["b"]`)
-	wantPolled(t, "second poll", second, 5*time.Second, `a["b"]`+"\n")
-}
-
-func TestPollAgainWhileCommitting(t *testing.T) {
-	t.Parallel()
-	t.Run("same node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, true) })
-	t.Run("other node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, false) })
 }

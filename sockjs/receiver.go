@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/shoal-rt/shoal/store"
@@ -71,10 +70,6 @@ func (hr *httpSink) start() error {
 	}
 	hr.started = true
 	hr.setDeadline()
-	if hr.polling {
-		// A poll's status goes out with its one frame (writeFrame).
-		return nil
-	}
 	if hr.closeDelimited {
 		// net/http then writes no chunked framing and closes the
 		// connection after the response.
@@ -109,37 +104,18 @@ func (hr *httpSink) writeFrame(frame []byte) (done bool, err error) {
 	}
 	hr.buf = hr.wrap(hr.buf[:0], frame)
 	hr.setDeadline()
-	if hr.polling {
-		return true, hr.answerPoll()
-	}
 	if _, err := hr.w.Write(hr.buf); err != nil {
 		return true, err
 	}
 	hr.written += len(hr.buf)
+	if hr.polling {
+		// Unflushed, so the response gets a Content-Length.
+		return true, nil
+	}
 	if err := hr.rc.Flush(); err != nil {
 		return true, err
 	}
 	return hr.written >= hr.limit, nil
-}
-
-// errPollAnswered: a poll's response is its one frame.
-var errPollAnswered = errors.New("sockjs: poll already answered")
-
-// answerPoll sends hr.buf as the whole response of a poll, with its
-// length, and flushes it before the poll's commit (which follows when the
-// handler ends): a node killed after its commit has handed the frame to
-// its kernel already, which still delivers it.
-func (hr *httpSink) answerPoll() error {
-	if hr.written > 0 {
-		return errPollAnswered
-	}
-	hr.written = len(hr.buf)
-	hr.w.Header().Set("Content-Length", strconv.Itoa(len(hr.buf)))
-	hr.w.WriteHeader(http.StatusOK)
-	if _, err := hr.w.Write(hr.buf); err != nil {
-		return err
-	}
-	return hr.rc.Flush()
 }
 
 // HeaderStreamEnd, set to "close" on a request by the balancer in front
@@ -224,12 +200,9 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 			lr.chans.saveCursors(ctx)
 		}
 		// A poll commits what it took in the same step: only now, its
-		// response sent, are those messages the client's. The client
-		// may be polling again already: finishing tells its new
-		// receiver to wait for this commit rather than answer 2010.
-		if !interrupted {
-			lr.finishing.Store(true)
-		}
+		// response written, are those messages the client's. The
+		// handler has not returned, so the client cannot poll again
+		// before the lease is free.
 		var err error
 		if hc, ok := n.store.(store.HandOffCommitter); ok && handedOff != 0 {
 			err = hc.CommitHandOff(ctx, key, lease.Token, handedOff, true)
@@ -480,15 +453,6 @@ func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Leas
 			case <-old.done:
 				res, err = n.store.Attach(ctx, key, lease, opts...)
 			case <-time.After(busyGrace):
-				if old.finishing.Load() {
-					// A poll that answered commits: wait for it
-					// (takeover.go).
-					select {
-					case <-old.done:
-						res, err = n.store.Attach(ctx, key, lease, opts...)
-					case <-ctx.Done():
-					}
-				}
 			}
 		} else if old == nil {
 			res, err = e.retryBusy(r.Context(), ctx, key, lease, opts)
@@ -508,35 +472,23 @@ const busyRetry = 10 * time.Millisecond
 // should then learn 1002, as it would from one node, rather than 2010.
 // Meanwhile it asks the holder whether it still serves the session, and
 // takes the lease over when it does not, or does not answer within
-// HolderTimeout: it died (see takeover.go). A holder finishing a poll is
-// waited for, beyond busyGrace (ctx bounds it), and asked again every
-// HolderTimeout.
+// HolderTimeout: it died (see takeover.go).
 func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease store.Lease, opts []store.DrainOption) (res store.AttachResult, err error) {
 	n := e.node
 	res.Status = store.Busy
-	var answer <-chan holderState
-	var silence, reask <-chan time.Time
+	var answer <-chan bool
+	var silence <-chan time.Time
 	holder := ""
-	stopAsk := func() {}
-	defer func() { stopAsk() }()
-	// ask asks holder again; a question that cannot be sent (the bus is
-	// down) proves nothing, and forgets the holder.
-	ask := func() {
-		a, cancel, ok := n.askHolder(ctx, holder, key)
-		if !ok {
-			holder = ""
-			return
-		}
-		answer = a
-		t := time.NewTimer(n.cfg.HolderTimeout)
-		silence = t.C
-		prev := stopAsk
-		stopAsk = func() { prev(); cancel(); t.Stop() }
-	}
 	if lt, ok := n.store.(store.LeaseTaker); ok {
 		if st, err := n.store.Get(ctx, key); err == nil && st.ReceiverNode != "" && st.ReceiverNode != n.id && !st.ReceiverSticky {
-			holder = st.ReceiverNode
-			ask()
+			var cancel func()
+			if answer, cancel, ok = n.askHolder(ctx, st.ReceiverNode, key); ok {
+				defer cancel()
+				holder = st.ReceiverNode
+				t := time.NewTimer(n.cfg.HolderTimeout)
+				defer t.Stop()
+				silence = t.C
+			}
 		}
 		defer func() {
 			if err == nil && res.Status == store.Busy && holder != "" {
@@ -561,25 +513,14 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 				return res, nil
 			}
 			continue
-		case st := <-answer:
-			switch st {
-			case holderGone:
+		case serving := <-answer:
+			if !serving {
 				return res, nil // the deferred take-over runs
-			case holderFinishing:
-				// Its commit frees the lease; ask again later, in
-				// case it dies first.
-				answer, silence = nil, nil
-				reask = time.After(n.cfg.HolderTimeout)
-				continue
 			}
 			holder, answer, silence = "", nil, nil
 			if graceOver {
 				return res, nil
 			}
-			continue
-		case <-reask:
-			reask = nil
-			ask()
 			continue
 		case <-silence:
 			return res, nil // the deferred take-over runs

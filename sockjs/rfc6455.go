@@ -133,6 +133,8 @@ func (c *rfc6455Conn) waitReadable(idleAfter time.Duration) bool {
 
 func (c *rfc6455Conn) socket() syscall.RawConn { return c.nc.raw }
 
+func (c *rfc6455Conn) messageBuffered() bool { return c.nc.fr.wholeMessageStashed() }
+
 func (c *rfc6455Conn) writeFrame(wire []byte, d time.Duration) error {
 	return c.nc.writeFrame(wire, d)
 }

@@ -196,3 +196,36 @@ func FuzzRFC6455Read(f *testing.F) {
 		t.Fatalf("%x: more messages than bytes", in)
 	})
 }
+
+// TestWebsocketRepliesBatched: the replies to messages a client sent
+// together go out in order, several to a frame (wsWriter.cork).
+func TestWebsocketRepliesBatched(t *testing.T) {
+	t.Parallel()
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{})
+	conn, br := openRaw(t, base)
+	const n = 20
+	var burst []byte
+	for i := range n {
+		burst = append(burst, clientFrame(true, wsOpText, fmt.Appendf(nil, `["m%d"]`, i), false)...)
+	}
+	conn.Write(burst) // one write: the server reads the messages together
+	var got []string
+	frames := 0
+	for len(got) < n {
+		op, p := readServerFrame(t, br)
+		if op != wsOpText || len(p) < 2 || p[0] != 'a' {
+			t.Fatalf("frame %d %q", op, p)
+		}
+		frames++
+		for m := range strings.SplitSeq(strings.Trim(string(p[1:]), "[]"), ",") {
+			got = append(got, strings.Trim(m, `"`))
+		}
+	}
+	for i, m := range got {
+		want(t, "reply in order", m, fmt.Sprintf("m%d", i))
+	}
+	if frames >= n {
+		t.Fatalf("%d replies took %d frames: none batched", n, frames)
+	}
+	t.Logf("%d replies in %d frames", n, frames)
+}

@@ -117,6 +117,7 @@ type hixieConn struct {
 func (c *hixieConn) waitReadable(time.Duration) bool { return false }
 func (c *hixieConn) socket() syscall.RawConn         { return nil }
 func (c *hixieConn) finishClose()                    {}
+func (c *hixieConn) messageBuffered() bool           { return false }
 
 func (c *hixieConn) readMessage() ([]byte, error) {
 	for {

@@ -40,6 +40,9 @@ type wsConn interface {
 	// socket returns the connection's socket, for the node's
 	// readPoller, or nil: its reader then keeps its goroutine.
 	socket() syscall.RawConn
+	// messageBuffered reports whether a whole message has been read
+	// from the socket already: readMessage returns it without waiting.
+	messageBuffered() bool
 	// writeFrame sends wire, one text message framed by wsFrame (a
 	// Hixie-76 connection frames its payload its own way), failing if
 	// the client has not taken it within d. A nil wire only finishes
@@ -201,6 +204,48 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 	ww.overflowed.Store(true)
 	ww.kick(wsEvLocal)
 	return ErrQueueOverflow
+}
+
+// cork takes the writer's part for the websocket's reader while it
+// handles messages the client sent together: what is sent meanwhile
+// queues (writeNow finds the writer running), and uncork writes it as
+// one frame. false: the writer is busy or ended, and sends go as usual.
+// The reader must uncork before it waits for anything (waitForRoom, the
+// socket).
+func (ww *wsWriter) cork() bool {
+	ww.evMu.Lock()
+	defer ww.evMu.Unlock()
+	if ww.running || ww.ended || ww.events != 0 {
+		return false
+	}
+	ww.running = true
+	return true
+}
+
+// uncork writes what was queued while corked, on the reader's goroutine
+// when that is all there is to do, and gives the writer's part back (to
+// a writer goroutine if other events came meanwhile, as kick would).
+func (ww *wsWriter) uncork() {
+	ww.evMu.Lock()
+	local := ww.events == wsEvLocal
+	if local {
+		ww.events = 0
+	}
+	ww.evMu.Unlock()
+	if local {
+		if end, stop := ww.en.wrote(ww.writeLocal()); stop {
+			ww.end(end)
+			return
+		}
+	}
+	ww.evMu.Lock()
+	if ww.events == 0 {
+		ww.running = false
+		ww.evMu.Unlock()
+		return
+	}
+	ww.evMu.Unlock()
+	go ww.handleEvents()
 }
 
 // writeNow writes an item on the caller's goroutine (the fan-out's, a
@@ -455,9 +500,19 @@ func (rd *wsReader) run() {
 	if rd.poll.raw != nil && readPollSupported {
 		idleAfter = rd.e.node.cfg.WebsocketQuietAfter
 	}
+	// corked: the reader holds the writer (wsWriter.cork) while it
+	// handles messages the client sent together, so that their replies
+	// go out as one frame (uncork), one write instead of one each.
+	corked := false
 	for {
-		rd.ww.waitForRoom(rd.ctx)
-		if rd.conn.waitReadable(idleAfter) {
+		if corked && !rd.conn.messageBuffered() {
+			rd.ww.uncork()
+			corked = false
+		}
+		if !corked {
+			rd.ww.waitForRoom(rd.ctx)
+		}
+		if !corked && rd.conn.waitReadable(idleAfter) {
 			if p := rd.e.node.readPoller(); p != nil && p.arm(&rd.poll) {
 				return // the poller starts run again
 			}
@@ -493,9 +548,15 @@ func (rd *wsReader) run() {
 			code, reason = CodeBrokenFraming, ReasonBrokenFraming
 			break
 		}
+		if !corked && (len(msgs) > 1 || rd.conn.messageBuffered()) {
+			corked = rd.ww.cork()
+		}
 		for _, m := range msgs {
 			rd.e.runOnMessage(rd.sess, m)
 		}
+	}
+	if corked {
+		rd.ww.uncork()
 	}
 	rd.ww.finish(code, reason)
 	rd.e.endWebsocket(rd.sess, rd.ww, code, reason)

@@ -423,6 +423,38 @@ func (f *frameReader) fill() {
 	f.stashed.Store(true)
 }
 
+// wholeMessageStashed reports whether, between frames, the stash starts
+// with a whole data frame that is a message by itself (final, text or
+// binary): reading it needs nothing more from the socket.
+func (f *frameReader) wholeMessageStashed() bool {
+	s := f.stash
+	if f.hdrLen != 0 || f.payload != 0 || len(s) < 2 || s[0]&wsFin == 0 {
+		return false
+	}
+	if op := s[0] & 0x0f; op != wsOpText && op != wsOpBinary {
+		return false
+	}
+	n, length := 2, uint64(s[1]&0x7f)
+	switch length {
+	case 126:
+		n += 2
+		if len(s) < n {
+			return false
+		}
+		length = uint64(binary.BigEndian.Uint16(s[2:]))
+	case 127:
+		n += 8
+		if len(s) < n {
+			return false
+		}
+		length = binary.BigEndian.Uint64(s[2:])
+	}
+	if s[1]&0x80 != 0 {
+		n += 4 // the masking key
+	}
+	return len(s) >= n && uint64(len(s)-n) >= length
+}
+
 // unread makes b what the next reads hand on first.
 func (f *frameReader) unread(b []byte) {
 	if len(b) == 0 {

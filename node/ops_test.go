@@ -365,16 +365,7 @@ func TestReadiness(t *testing.T) {
 
 	waitReady := func(wantCode int, wantBody string) {
 		t.Helper()
-		testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-			code, body, err := nodetest.TryGet(n.URL() + "/readyz")
-			if err != nil {
-				return err
-			}
-			if code != wantCode || !strings.Contains(body, wantBody) {
-				return fmt.Errorf("/readyz = %d %q, want %d %q", code, body, wantCode, wantBody)
-			}
-			return nil
-		})
+		nodetest.WaitGet(t, 10*time.Second, n.URL()+"/readyz", wantCode, wantBody)
 	}
 	for _, b := range []struct {
 		name string
@@ -445,27 +436,12 @@ func TestReadinessAlone(t *testing.T) {
 		proxy *cutProxy
 	}{{"redis", redisProxy}, {"nats", natsProxy}} {
 		b.proxy.cut(true)
-		testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
-			code, body, err := nodetest.TryGet(alone.URL() + "/readyz")
-			if err != nil {
-				return err
-			}
-			if code != http.StatusServiceUnavailable || !strings.Contains(body, b.name+" unreachable") {
-				return fmt.Errorf("/readyz of the cut node = %d %q, want 503 %s unreachable", code, body, b.name)
-			}
-			return nil
-		})
+		nodetest.WaitGet(t, 15*time.Second, alone.URL()+"/readyz", http.StatusServiceUnavailable, b.name+" unreachable")
 		if code, body, err := nodetest.TryGet(c.nodes[0].URL() + "/readyz"); err != nil || code != http.StatusOK || body != "ready\n" {
 			t.Fatalf("/readyz of the other node = %d %q, %v; want 200 ready", code, body, err)
 		}
 		b.proxy.cut(false)
-		testenv.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
-			code, body, err := nodetest.TryGet(alone.URL() + "/readyz")
-			if err != nil || code != http.StatusOK || body != "ready\n" {
-				return fmt.Errorf("/readyz after the cut healed = %d %q, %v", code, body, err)
-			}
-			return nil
-		})
+		nodetest.WaitGet(t, 15*time.Second, alone.URL()+"/readyz", http.StatusOK, "ready\n")
 	}
 }
 

@@ -35,16 +35,7 @@ func TestStartupWaitsVisibly(t *testing.T) {
 	admin := testenv.FreeAddr(t)
 	n := nodetest.Start(t, nodetest.Binary(t), "--listen", public, "--admin-listen", admin, "--node-id", "starting",
 		"--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--log-format", "json")
-	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
-		code, body, err := nodetest.TryGet("http://" + admin + "/readyz")
-		if err != nil {
-			return err
-		}
-		if code != 503 || !strings.Contains(body, "waiting for redis at redis://127.0.0.1:") || !strings.Contains(body, "refused") {
-			return fmt.Errorf("/readyz = %d %q", code, body)
-		}
-		return nil
-	})
+	nodetest.WaitGet(t, 20*time.Second, "http://"+admin+"/readyz", 503, "waiting for redis at redis://127.0.0.1:", "refused")
 	if code, _, err := nodetest.TryGet("http://" + admin + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("/healthz while waiting for Redis = %d, %v", code, err)
 	}
@@ -53,13 +44,7 @@ func TestStartupWaitsVisibly(t *testing.T) {
 	}
 
 	testenv.RedisOn(t, redisPort)
-	testenv.CheckFor(t, 20*time.Second, 25*time.Millisecond, func() error {
-		code, body, err := nodetest.TryGet("http://" + admin + "/readyz")
-		if err != nil || code != 200 {
-			return fmt.Errorf("/readyz = %d %q, %v", code, body, err)
-		}
-		return nil
-	})
+	nodetest.WaitGet(t, 20*time.Second, "http://"+admin+"/readyz", 200)
 	if code, _, err := nodetest.TryGet("http://" + public + "/echo/info"); err != nil || code != 200 {
 		t.Fatalf("/echo/info once ready = %d, %v", code, err)
 	}

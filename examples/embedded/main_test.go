@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -70,16 +69,7 @@ func TestEmbeddedServesAndDrains(t *testing.T) {
 	// The drain: /readyz says so during the delay, the websocket gets
 	// "Going away", run returns.
 	a.cancel()
-	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		code, body, err := nodetest.TryGet("http://" + a.addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		if code != 503 || body != "not ready: draining\n" {
-			return fmt.Errorf("/readyz = %d %q", code, body)
-		}
-		return nil
-	})
+	nodetest.WaitGet(t, 5*time.Second, "http://"+a.addr+"/readyz", 503, "not ready: draining\n")
 	if got := ws.Next(t); got != `c[1001,"Going away"]` {
 		t.Fatalf("websocket on a draining node got %q", got)
 	}

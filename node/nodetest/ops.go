@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // opsClient reads a node's operations endpoints; a node that does not
@@ -24,6 +27,28 @@ func GetJSON(url string, v any) error {
 		return fmt.Errorf("nodetest: GET %s: %d %s", url, code, body)
 	}
 	return json.Unmarshal([]byte(body), v)
+}
+
+// WaitGet polls GET url until it answers code with a body that contains
+// each of want, and fails the test if that has not happened within d: a
+// node's /readyz through startup, an outage or a drain, say.
+func WaitGet(t testing.TB, d time.Duration, url string, code int, want ...string) {
+	t.Helper()
+	testenv.CheckFor(t, d, 25*time.Millisecond, func() error {
+		got, body, err := TryGet(url)
+		if err != nil {
+			return err
+		}
+		if got != code {
+			return fmt.Errorf("GET %s = %d %q, want %d", url, got, body, code)
+		}
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return fmt.Errorf("GET %s = %d %q, want %q in it", url, got, body, w)
+			}
+		}
+		return nil
+	})
 }
 
 // AliveMembers reads the /_shoal/cluster of the node at base

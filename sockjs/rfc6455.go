@@ -122,6 +122,9 @@ type rfc6455Conn struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	ended bool
+	// refused: a message over the limit was refused mid-frame; what the
+	// client still sends of it cannot be parsed, only dropped (finishClose).
+	refused bool
 }
 
 func (c *rfc6455Conn) waitReadable(idleAfter time.Duration) bool {
@@ -157,6 +160,9 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 		}
 		return nil, err
 	}
+	if c.refused {
+		return nil, errMessageTooBig // the reader's position is lost
+	}
 	for {
 		fin, opcode, length, key, err := c.readHeader()
 		if err != nil {
@@ -181,6 +187,7 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 			op = opcode
 		}
 		if int64(len(msg))+length > c.limit {
+			c.refused = true
 			return fail(errMessageTooBig)
 		}
 		if msg == nil {
@@ -364,6 +371,14 @@ func (c *rfc6455Conn) finishClose() {
 	c.close(CodeNormal, ReasonNormal) // if no one has
 	for {
 		if _, err := c.readMessage(); err != nil {
+			if errors.Is(err, errMessageTooBig) {
+				// The client may still be sending the message that was
+				// refused: drop what comes, unparsed, until it closes or
+				// the timer ends the socket. Closed with bytes unread, the
+				// socket would be reset, and a reset can overtake the
+				// close frame (the client then sees 1006, not 1009).
+				io.Copy(io.Discard, c.nc.fr.r)
+			}
 			break // the client's close frame, the timer's end of the socket, or an error
 		}
 	}

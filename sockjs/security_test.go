@@ -225,6 +225,64 @@ func TestWebsocketFrameHeaderTooBig(t *testing.T) {
 	}
 }
 
+// TestWebsocketOversizeMessageClosedCleanly: a client sending a message
+// over the limit gets close 1009, and the server reads and drops the rest
+// of what it sends until it closes: a socket closed with bytes unread is
+// reset, and the reset can overtake the close frame (Chromium then reported
+// 1006).
+func TestWebsocketOversizeMessageClosedCleanly(t *testing.T) {
+	t.Parallel()
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{MaxMessageSize: 1024})
+	for _, fragmented := range []bool{false, true} {
+		conn, br := rawWebsocket(t, base, "/000/s/websocket")
+		if op, p := readServerFrame(t, br); op != 1 || string(p) != "o" {
+			t.Fatalf("open frame: %d %q", op, p)
+		}
+		const size = 256 << 10
+		sent := make(chan error, 1)
+		go func() {
+			// One frame announcing it all, or (fragmented) frames of 1000
+			// bytes whose sum passes the limit; then the client's close
+			// frame, and the end of what it sends.
+			var out []byte
+			if fragmented {
+				for i := 0; i < size/1000; i++ {
+					op := byte(0x00)
+					if i == 0 {
+						op = 0x01
+					}
+					out = append(out, op, 0x80|126, 1000>>8, 1000&0xff, 0, 0, 0, 0)
+					out = append(out, make([]byte, 1000)...)
+				}
+			} else {
+				hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+				binary.BigEndian.PutUint64(hdr[2:10], size)
+				out = append(append(out, hdr...), make([]byte, size)...)
+			}
+			out = append(out, 0x88, 0x82, 0, 0, 0, 0, 0x03, 0xf1) // close 1009, zero mask
+			_, err := conn.Write(out)
+			if err == nil {
+				err = conn.(*net.TCPConn).CloseWrite()
+			}
+			sent <- err
+		}()
+		op, p := readServerFrame(t, br)
+		for op == 1 { // the SockJS close frame may come first
+			op, p = readServerFrame(t, br)
+		}
+		if op != 8 || len(p) < 2 || binary.BigEndian.Uint16(p) != 1009 {
+			t.Fatalf("fragmented %v: frame %d %q, want close 1009", fragmented, op, p)
+		}
+		if err := <-sent; err != nil {
+			t.Fatalf("fragmented %v: the server stopped reading what the client sent: %v", fragmented, err)
+		}
+		if rest, err := io.ReadAll(br); err != nil {
+			t.Fatalf("fragmented %v: after the close frame: %q, %v (want a clean end)", fragmented, rest, err)
+		}
+		conn.Close()
+	}
+}
+
 func TestFrameReaderPassesFramesThrough(t *testing.T) {
 	t.Parallel()
 	// Two frames (16-bit length, then 7-bit) split at every byte.

@@ -229,3 +229,42 @@ func TestWebsocketRepliesBatched(t *testing.T) {
 	}
 	t.Logf("%d replies in %d frames", n, frames)
 }
+
+// TestWebsocketSlowHandlerUncorks: a handler slower than wsSlowHandler
+// does not hold back the replies to the messages after it: the reader
+// stops batching them.
+func TestWebsocketSlowHandlerUncorks(t *testing.T) {
+	t.Parallel()
+	const pause = 300 * time.Millisecond
+	h := HandlerFuncs{Message: func(s *Session, m string) {
+		if m == "slow" {
+			time.Sleep(pause) // the handler's own work, not a wait for the test
+		}
+		s.Send(m)
+	}}
+	_, _, base := newCluster(t).node(t, h, Settings{})
+	conn, br := openRaw(t, base)
+	var burst []byte
+	for _, m := range []string{"a", "slow", "b", "slow", "c"} {
+		burst = append(burst, clientFrame(true, wsOpText, fmt.Appendf(nil, `[%q]`, m), false)...)
+	}
+	conn.Write(burst)
+	// "a" and the first "slow" may come together (held back once); after
+	// it the reader batches no more: "b" comes before the second pause.
+	var got []string
+	arrived := map[string]time.Time{}
+	for len(got) < 5 {
+		_, p := readServerFrame(t, br)
+		for m := range strings.SplitSeq(strings.Trim(string(p[1:]), "[]"), ",") {
+			m = strings.Trim(m, `"`)
+			got = append(got, m)
+			if _, ok := arrived[m]; !ok {
+				arrived[m] = time.Now()
+			}
+		}
+	}
+	want(t, "replies", strings.Join(got, ","), "a,slow,b,slow,c")
+	if d := arrived["c"].Sub(arrived["b"]); d < pause/2 {
+		t.Fatalf("b came %v before c: held back over the second slow handler", d)
+	}
+}

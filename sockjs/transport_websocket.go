@@ -206,6 +206,11 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 	return ErrQueueOverflow
 }
 
+// wsSlowHandler: a websocket's reader that saw a handler take longer
+// while it held back replies (wsWriter.cork) holds them back no more, so
+// that a slow handler delays the replies before it once at most.
+const wsSlowHandler = 100 * time.Microsecond
+
 // cork takes the writer's part for the websocket's reader while it
 // handles messages the client sent together: what is sent meanwhile
 // queues (writeNow finds the writer running), and uncork writes it as
@@ -502,8 +507,10 @@ func (rd *wsReader) run() {
 	}
 	// corked: the reader holds the writer (wsWriter.cork) while it
 	// handles messages the client sent together, so that their replies
-	// go out as one frame (uncork), one write instead of one each.
-	corked := false
+	// go out as one frame (uncork), one write instead of one each. slow:
+	// a handler took more than wsSlowHandler while corked, holding back
+	// the replies before it: this reader corks no more.
+	corked, slow := false, false
 	for {
 		if corked && !rd.conn.messageBuffered() {
 			rd.ww.uncork()
@@ -548,11 +555,20 @@ func (rd *wsReader) run() {
 			code, reason = CodeBrokenFraming, ReasonBrokenFraming
 			break
 		}
-		if !corked && (len(msgs) > 1 || rd.conn.messageBuffered()) {
+		if !corked && !slow && (len(msgs) > 1 || rd.conn.messageBuffered()) {
 			corked = rd.ww.cork()
 		}
 		for _, m := range msgs {
+			if !corked {
+				rd.e.runOnMessage(rd.sess, m)
+				continue
+			}
+			start := time.Now()
 			rd.e.runOnMessage(rd.sess, m)
+			if time.Since(start) > wsSlowHandler {
+				rd.ww.uncork()
+				corked, slow = false, true
+			}
 		}
 	}
 	if corked {

@@ -268,3 +268,27 @@ func TestWebsocketSlowHandlerUncorks(t *testing.T) {
 		t.Fatalf("b came %v before c: held back over the second slow handler", d)
 	}
 }
+
+// TestWebsocketManyMessagesInOneFrame: a frame of more messages than the
+// write queue holds gets every reply (held-back replies are written
+// before the queue fills).
+func TestWebsocketManyMessagesInOneFrame(t *testing.T) {
+	t.Parallel()
+	_, _, base := newCluster(t).node(t, &recorder{}, Settings{MaxQueuedMessages: 16})
+	conn, br := openRaw(t, base)
+	const n = 100
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("%q", fmt.Sprint(i))
+	}
+	conn.Write(clientFrame(true, wsOpText, []byte("["+strings.Join(msgs, ",")+"]"), false))
+	var got []string
+	for len(got) < n {
+		op, p := readServerFrame(t, br)
+		if op != wsOpText || p[0] != 'a' {
+			t.Fatalf("frame %d %q after %d replies", op, p, len(got))
+		}
+		got = append(got, strings.Split(strings.Trim(string(p[1:]), "[]"), ",")...)
+	}
+	want(t, "replies", strings.Join(got, ","), strings.Join(msgs, ","))
+}

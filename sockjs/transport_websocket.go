@@ -345,7 +345,7 @@ func (ww *wsWriter) release(items []wsItem) {
 func (ww *wsWriter) waitForRoom(ctx context.Context) {
 	for !ww.closed.Load() {
 		ww.mu.Lock()
-		if len(ww.items) <= ww.e.settings.MaxQueuedMessages/2 && ww.itemBytes <= ww.e.settings.MaxQueuedBytes/2 {
+		if !ww.halfFullLocked() {
 			ww.mu.Unlock()
 			return
 		}
@@ -362,6 +362,20 @@ func (ww *wsWriter) waitForRoom(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// halfFullLocked reports whether the queue is more than half full, in
+// items or bytes. mu must be held.
+func (ww *wsWriter) halfFullLocked() bool {
+	return len(ww.items) > ww.e.settings.MaxQueuedMessages/2 || ww.itemBytes > ww.e.settings.MaxQueuedBytes/2
+}
+
+// halfFull is halfFullLocked for the reader while it holds replies back
+// (cork): past half, it writes them, as it would wait for room otherwise.
+func (ww *wsWriter) halfFull() bool {
+	ww.mu.Lock()
+	defer ww.mu.Unlock()
+	return ww.halfFullLocked()
 }
 
 // finish tells the writer the reader has ended, and how to close.
@@ -565,9 +579,15 @@ func (rd *wsReader) run() {
 			}
 			start := time.Now()
 			rd.e.runOnMessage(rd.sess, m)
-			if time.Since(start) > wsSlowHandler {
+			switch {
+			case time.Since(start) > wsSlowHandler:
 				rd.ww.uncork()
 				corked, slow = false, true
+			case rd.ww.halfFull():
+				// A frame of many messages: their replies must not
+				// overflow the queue they wait in.
+				rd.ww.uncork()
+				corked = rd.ww.cork()
 			}
 		}
 	}

@@ -61,38 +61,32 @@ type CompareConfig struct {
 }
 
 // preset is a scenario's default size in a comparison: modest, so that the
-// whole comparison fits a 2-core machine in a few minutes.
+// whole comparison fits a 2-core machine in a few minutes. closed is its
+// size in a closed-loop comparison (rate 0: enough senders and messages in
+// flight to keep the servers busy); zero for a scenario without a closed
+// loop (churn, idle).
 type preset struct {
 	sessions int
 	rate     float64
-	inflight int // closed loop: messages each sender keeps in flight
+	closed   closedLoop
 }
 
+type closedLoop struct{ sessions, inflight int }
+
 var comparePresets = map[string]preset{
-	"ws-echo":       {sessions: 50, rate: 4000},
-	"xhr-polling":   {sessions: 20, rate: 1000},
-	"broadcast":     {sessions: 200, rate: 20},
-	"xhr-streaming": {sessions: 100, rate: 20},
-	"eventsource":   {sessions: 100, rate: 20},
+	"ws-echo":       {sessions: 50, rate: 4000, closed: closedLoop{100, 4}},
+	"xhr-polling":   {sessions: 20, rate: 1000, closed: closedLoop{50, 1}},
+	"broadcast":     {sessions: 200, rate: 20, closed: closedLoop{1000, 1}},
+	"xhr-streaming": {sessions: 100, rate: 20, closed: closedLoop{100, 1}},
+	"eventsource":   {sessions: 100, rate: 20, closed: closedLoop{100, 1}},
 	"churn":         {sessions: 50, rate: 50},
 	"idle":          {sessions: 2000},
-	"echo":          {sessions: 50, rate: 4000},
+	"echo":          {sessions: 50, rate: 4000, closed: closedLoop{100, 4}},
 }
 
 // ClosedLoopScenarios are the scenarios a closed-loop comparison runs by
 // default: those that have a closed loop.
 var ClosedLoopScenarios = []string{"ws-echo", "xhr-polling", "xhr-streaming", "eventsource", "broadcast"}
-
-// closedLoopPresets size the scenarios of a closed-loop comparison (rate
-// 0): enough senders and messages in flight to keep one server CPU busy.
-var closedLoopPresets = map[string]preset{
-	"ws-echo":       {sessions: 100, inflight: 4},
-	"echo":          {sessions: 100, inflight: 4},
-	"xhr-polling":   {sessions: 50, inflight: 1},
-	"broadcast":     {sessions: 1000, inflight: 1},
-	"xhr-streaming": {sessions: 100, inflight: 1},
-	"eventsource":   {sessions: 100, inflight: 1},
-}
 
 // CompareReport is what a comparison measured; it is the comparison's JSON
 // file and the source of its HTML and Markdown.
@@ -416,11 +410,11 @@ func runOne(ctx context.Context, c CompareConfig, tr *targetRunner, scen, logDir
 	if scen == "idle" {
 		p.sessions = c.IdleSessions
 	}
-	if cp, ok := closedLoopPresets[scen]; ok && c.ClosedLoop {
-		p = cp
+	if c.ClosedLoop && p.closed.sessions > 0 {
+		p = preset{sessions: p.closed.sessions}
 		cfg.Rate = 0
 		if cfg.Inflight == 0 {
-			cfg.Inflight = p.inflight
+			cfg.Inflight = comparePresets[scen].closed.inflight
 		}
 	}
 	if cfg.Sessions == 0 {

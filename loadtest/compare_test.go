@@ -108,8 +108,8 @@ func TestCompareClosedLoopRunsAtRateZero(t *testing.T) {
 	if r == nil {
 		t.Fatalf("run failed: %s", rep.Runs[0].Error)
 	}
-	if r.Rate != 0 || r.Inflight != closedLoopPresets["ws-echo"].inflight || r.Counts.Received == 0 || r.DeliveryRatio < 0.99 {
-		t.Errorf("want a closed-loop run with %d in flight: %s", closedLoopPresets["ws-echo"].inflight, r.Summary())
+	if r.Rate != 0 || r.Inflight != comparePresets["ws-echo"].closed.inflight || r.Counts.Received == 0 || r.DeliveryRatio < 0.99 {
+		t.Errorf("want a closed-loop run with %d in flight: %s", comparePresets["ws-echo"].closed.inflight, r.Summary())
 	}
 	md := rep.Markdown()
 	for _, want := range []string{"× 4 in flight, closed loop", "servers busy / client busy (cores)", "closed loop: each sender"} {

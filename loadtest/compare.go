@@ -57,7 +57,6 @@ type CompareConfig struct {
 	// 2-core machine a closed loop then saturates the servers, not the
 	// load generator, whose CPU costs about as much per message.
 	ServerShare float64
-	quota       *cpuQuota
 }
 
 // preset is a scenario's default size in a comparison: modest, so that the
@@ -264,13 +263,14 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 			return nil, fmt.Errorf("loadtest: compare: unknown scenario %q", s)
 		}
 	}
+	var quota *cpuQuota // nil: the servers have their CPUs whole
 	if c.ServerShare > 0 {
 		q, err := newCPUQuota(c.ServerShare)
 		if err != nil {
 			return nil, err
 		}
 		defer q.remove()
-		c.quota = q
+		quota = q
 	}
 	root, err := filepath.Abs(c.RepoRoot)
 	if err != nil {
@@ -332,7 +332,7 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 				continue
 			}
 			fmt.Fprintf(c.Log, "== %s against %s\n", scen, tr.info.Name)
-			res, err := runOne(ctx, c, tr, scen, filepath.Join(rep.Dir, "logs"))
+			res, err := runOne(ctx, c, quota, tr, scen, filepath.Join(rep.Dir, "logs"))
 			if err != nil {
 				run.Error = err.Error()
 				if errors.Is(err, errExited) && !rep.hasResult(tr.info.Name) {
@@ -385,8 +385,9 @@ func indent(s string) string {
 	return "   " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n   ") + "\n"
 }
 
-// runOne starts the target, runs one scenario against it and stops it.
-func runOne(ctx context.Context, c CompareConfig, tr *targetRunner, scen, logDir string) (*Result, error) {
+// runOne starts the target (in quota, when set), runs one scenario against
+// it and stops it.
+func runOne(ctx context.Context, c CompareConfig, quota *cpuQuota, tr *targetRunner, scen, logDir string) (*Result, error) {
 	rt, err := tr.start(ctx, filepath.Join(logDir, scen+"-"+tr.info.Name))
 	if rt != nil {
 		defer rt.stop()
@@ -394,8 +395,8 @@ func runOne(ctx context.Context, c CompareConfig, tr *targetRunner, scen, logDir
 	if err != nil {
 		return nil, err
 	}
-	if c.quota != nil {
-		if err := c.quota.add(rt.pids()); err != nil {
+	if quota != nil {
+		if err := quota.add(rt.pids()); err != nil {
 			return nil, err
 		}
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // Fuzzers of the decoders of client input that other files do not fuzz:
-// jsonp_send bodies, websocket frames as bytes (the frame guard), Hixie-76
+// jsonp_send bodies, websocket frame headers, Hixie-76
 // frames, and X-Forwarded-For. xhr_send bodies and websocket messages are
 // FuzzDecodeFrame's (decode_test.go), the wire between nodes FuzzWire's,
 // escaping FuzzEscape's. scripts/test runs each for a few seconds; seeds
@@ -56,7 +56,7 @@ func FuzzJSONPBody(f *testing.F) {
 	})
 }
 
-// frameHeaderTooBig is an independent reading of what frameReader must
+// frameHeaderTooBig is an independent reading of what readHeader must
 // refuse: the offset and size of the first data frame header announcing
 // more than limit bytes; -1 if there is none. ends are the offsets where
 // the whole frames before it end.
@@ -96,49 +96,52 @@ func frameHeaderTooBig(b []byte, limit int64) (at, size int, ends []int) {
 	return -1, 0, ends
 }
 
-// FuzzFrameReader: the guard passes a client's bytes through unchanged up
-// to the first data frame whose header announces more than the limit, and
-// never the whole of that header (so the reader never acts on it), let
-// alone its payload; however the bytes arrive. No read hands on bytes past
-// the end of a frame (what waitReadable relies on).
-func FuzzFrameReader(f *testing.F) {
+// FuzzRFC6455Headers: reading a client's frames, however their bytes
+// arrive, each header ends where an independent reading says, and the
+// first data frame header announcing more than the limit is refused once
+// read, before any of its payload, whatever else is wrong with it.
+func FuzzRFC6455Headers(f *testing.F) {
 	f.Add([]byte("\x81\x83\x01\x02\x03\x04abc\x88\x80\x00\x00\x00\x00"), int64(16), uint8(1))
 	f.Add([]byte("\x82\xfe\x01\x00\x00\x00\x00\x00"), int64(255), uint8(3))
 	f.Add([]byte("\x81\xff\x40\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04"), int64(1<<20), uint8(7))
 	f.Add([]byte("\x89\x7e\x00\x10"), int64(4), uint8(2))
+	f.Add([]byte("\x01\x7f\x00\x00\x00\x00\x00\x00\x01\x00"), int64(255), uint8(5))
 	f.Fuzz(func(t *testing.T, in []byte, limit int64, chunk uint8) {
 		if limit <= 0 {
 			limit = 1
 		}
-		step := int(chunk%16) + 1
-		fr := frameReader{r: &chunkReader{b: in, step: step}, limit: limit}
+		socket := &chunkReader{b: in, step: int(chunk%16) + 1}
+		c := &rfc6455Conn{in: stashReader{r: socket}, limit: limit}
+		read := func() int { return len(in) - len(socket.b) - len(c.in.stash) }
 		refuse, size, ends := frameHeaderTooBig(in, limit)
-		var out []byte
-		var err error
-		// Reads smaller than a chunk go through frameReader's pooled
-		// chunk, bigger ones straight from the socket.
+		// Payloads are skipped in reads smaller than a chunk (through the
+		// pooled chunk) or bigger (straight from the socket).
 		buf := make([]byte, []int{16, 64, 2 * wsReadChunk}[int(chunk/16)%3])
-		for err == nil {
-			var n int
-			n, err = fr.Read(buf)
-			for _, e := range ends {
-				if len(out) < e && e < len(out)+n {
-					t.Fatalf("%x: a read of [%d, %d) goes past the frame end at %d", in, len(out), len(out)+n, e)
+		for frame := 0; ; frame++ {
+			at := read()
+			h, err := c.readHeader()
+			if at == refuse {
+				if !errors.Is(err, errMessageTooBig) || read() != refuse+size {
+					t.Fatalf("%x (limit %d): the header at %d: %v, %d bytes read; want refused after %d", in, limit, at, err, read(), refuse+size)
 				}
+				return
 			}
-			out = append(out, buf[:n]...)
-		}
-		if err == io.EOF {
-			err = nil
-		}
-		if refuse < 0 {
-			if err != nil || !bytes.Equal(out, in) {
-				t.Fatalf("%x (limit %d): %d of %d bytes through, %v; want all", in, limit, len(out), len(in), err)
+			if errors.Is(err, errMessageTooBig) {
+				t.Fatalf("%x (limit %d): the header at %d refused", in, limit, at)
 			}
-			return
-		}
-		if !errors.Is(err, errMessageTooBig) || len(out) >= refuse+size || !bytes.Equal(out, in[:len(out)]) {
-			t.Fatalf("%x (limit %d): %d bytes through, %v; want fewer than %d, refused", in, limit, len(out), err, refuse+size)
+			if err != nil && !errors.Is(err, errProtocol) {
+				return // the end of the bytes: checked where the frames before it ended
+			}
+			for left := h.length; left > 0; {
+				n, err := c.in.Read(buf[:min(uint64(len(buf)), left)])
+				if err != nil {
+					return
+				}
+				left -= uint64(n)
+			}
+			if frame >= len(ends) || read() != ends[frame] {
+				t.Fatalf("%x (limit %d): frame %d ends at %d; want the ends %v", in, limit, frame, read(), ends)
+			}
 		}
 	})
 }

@@ -43,6 +43,12 @@ const (
 // errProtocol: the client broke RFC 6455 (the socket is closed with 1002).
 var errProtocol = errors.New("sockjs: websocket protocol violation")
 
+// errFrameTooBig: a frame header announced more than the read limit.
+var errFrameTooBig = fmt.Errorf("sockjs: websocket frame header announces too many bytes: %w", errMessageTooBig)
+
+// errInvalidUTF8: a text message that is not UTF-8.
+var errInvalidUTF8 = errors.New("sockjs: websocket text message is not UTF-8")
+
 // errClosing: the server's close frame is out; the client's answer or
 // the socket's end is awaited.
 var errClosing = errors.New("sockjs: websocket closing")
@@ -59,10 +65,10 @@ func (e *wsCloseError) Error() string {
 
 // acceptWebsocket checks the rest of r's handshake (Upgrade and
 // Connection are checked), answers 101 and returns the hijacked
-// connection, whose data frames may announce at most limit bytes. On an
+// websocket, whose data frames may announce at most limit bytes. On an
 // error it has answered r.
-func acceptWebsocket(w http.ResponseWriter, r *http.Request, limit int64) (*guardedConn, error) {
-	fail := func(code int, msg string) (*guardedConn, error) {
+func acceptWebsocket(w http.ResponseWriter, r *http.Request, limit int64) (*rfc6455Conn, error) {
+	fail := func(code int, msg string) (*rfc6455Conn, error) {
 		http.Error(w, msg, code)
 		return nil, fmt.Errorf("sockjs: websocket handshake: %s", msg)
 	}
@@ -96,21 +102,25 @@ func acceptWebsocket(w http.ResponseWriter, r *http.Request, limit int64) (*guar
 	if err != nil {
 		return nil, fmt.Errorf("sockjs: websocket hijack: %w", err)
 	}
-	// What the server had buffered beyond the handshake goes through the
-	// frame reader too. net/http's buffers (4 KiB each) go with its
-	// goroutine (see runWebsocket).
+	// What the server had buffered beyond the handshake is read first.
+	// net/http's buffers (4 KiB each) go with its goroutine (see
+	// runWebsocket).
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	gc := &guardedConn{Conn: conn, raw: rawSocket(conn), fr: frameReader{limit: limit}}
-	gc.fr.r = socketReader{gc}
-	gc.fr.unread(bytes.Clone(buffered))
-	return gc, nil
+	nc := &guardedConn{Conn: conn, raw: rawSocket(conn)}
+	c := &rfc6455Conn{nc: nc, in: stashReader{r: socketReader{nc}}, limit: limit}
+	if len(buffered) > 0 {
+		c.in.stash = bytes.Clone(buffered)
+	}
+	return c, nil
 }
 
 // rfc6455Conn is an accepted RFC 6455 websocket. Its messages are read by
-// one reader at a time (the websocket's wsReader); its frames are
-// written through the guarded connection, whatever the goroutine.
+// one reader at a time (the websocket's wsReader), which alone parses
+// frame headers (readHeader); its frames are written through the guarded
+// connection, whatever the goroutine.
 type rfc6455Conn struct {
 	nc    *guardedConn
+	in    stashReader // the client's bytes; the reader's
 	limit int64
 	hdr   [14]byte // the frame header being read; the reader's
 	// closing: the server's close frame is out (or the socket broke);
@@ -128,15 +138,22 @@ type rfc6455Conn struct {
 }
 
 func (c *rfc6455Conn) waitReadable(idleAfter time.Duration) bool {
-	if c.closing.Load() {
-		return false // the client's close frame, or the socket's end, is read at once
+	if c.closing.Load() || len(c.in.stash) > 0 {
+		return false // the client's close frame, the socket's end, or stashed bytes are read at once
 	}
 	return c.nc.waitReadable(idleAfter)
 }
 
 func (c *rfc6455Conn) socket() syscall.RawConn { return c.nc.raw }
 
-func (c *rfc6455Conn) messageBuffered() bool { return c.nc.fr.wholeMessageStashed() }
+// messageBuffered: the stash starts with a whole data frame that is a
+// message by itself (final, text or binary). The reader asks between
+// messages, so the stash starts with a frame header.
+func (c *rfc6455Conn) messageBuffered() bool {
+	h, size, ok := parseFrameHeader(c.in.stash)
+	return ok && h.fin && (h.opcode == wsOpText || h.opcode == wsOpBinary) &&
+		uint64(len(c.in.stash)-size) >= h.length
+}
 
 func (c *rfc6455Conn) writeFrame(wire []byte, d time.Duration) error {
 	return c.nc.writeFrame(wire, d)
@@ -164,29 +181,29 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 		return nil, errMessageTooBig // the reader's position is lost
 	}
 	for {
-		fin, opcode, length, key, err := c.readHeader()
+		h, err := c.readHeader()
 		if err != nil {
 			if errors.Is(err, errProtocol) {
 				c.fail()
 			}
 			return fail(err)
 		}
-		if opcode >= 0x8 {
-			if err := c.readControl(opcode, int(length), key); err != nil {
+		if h.opcode >= 0x8 {
+			if err := c.readControl(h); err != nil {
 				return fail(err)
 			}
 			continue
 		}
 		switch {
-		case opcode == wsOpContinuation && op == 0,
-			opcode != wsOpContinuation && op != 0,
-			opcode != wsOpContinuation && opcode != wsOpText && opcode != wsOpBinary:
+		case h.opcode == wsOpContinuation && op == 0,
+			h.opcode != wsOpContinuation && op != 0,
+			h.opcode != wsOpContinuation && h.opcode != wsOpText && h.opcode != wsOpBinary:
 			c.fail()
 			return fail(errProtocol)
-		case opcode != wsOpContinuation:
-			op = opcode
+		case h.opcode != wsOpContinuation:
+			op = h.opcode
 		}
-		if int64(len(msg))+length > c.limit {
+		if uint64(len(msg))+h.length > uint64(c.limit) {
 			c.refused = true
 			return fail(errMessageTooBig)
 		}
@@ -194,12 +211,12 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 			msg = (*readBuffers.Get().(*[]byte))[:0]
 		}
 		start := len(msg)
-		msg = grow(msg, int(length))
-		if _, err := io.ReadFull(&c.nc.fr, msg[start:]); err != nil {
+		msg = grow(msg, int(h.length))
+		if _, err := io.ReadFull(&c.in, msg[start:]); err != nil {
 			return fail(err)
 		}
-		unmask(msg[start:], key)
-		if !fin {
+		unmask(msg[start:], h.key)
+		if !h.fin {
 			continue
 		}
 		if c.closing.Load() {
@@ -222,50 +239,86 @@ func grow(b []byte, n int) []byte {
 	return b[:len(b)+n]
 }
 
-// readHeader reads one frame header. A frame from a client must be
-// masked, with no reserved bit (no extension is negotiated); a control
-// frame must be whole and at most 125 bytes.
-func (c *rfc6455Conn) readHeader() (fin bool, opcode byte, length int64, key [4]byte, err error) {
-	h := c.hdr[:]
-	if _, err = io.ReadFull(&c.nc.fr, h[:2]); err != nil {
-		return
+// frameHeader is a client frame's header.
+type frameHeader struct {
+	fin      bool
+	opcode   byte
+	reserved bool // an RSV bit is set
+	masked   bool
+	length   uint64 // of the payload
+	key      [4]byte
+}
+
+// parseFrameHeader decodes the frame header b starts with: 2 bytes, the
+// 16- or 64-bit length the 7-bit one may announce, the masking key if
+// masked. size, the header's, is known from b's first two bytes; ok is
+// false while b holds less.
+func parseFrameHeader(b []byte) (h frameHeader, size int, ok bool) {
+	if len(b) < 2 {
+		return h, 2, false
 	}
-	fin, opcode = h[0]&wsFin != 0, h[0]&0x0f
-	masked := h[1]&0x80 != 0
-	n := 4 // the masking key
-	switch h[1] & 0x7f {
+	size = 2
+	switch b[1] & 0x7f {
 	case 126:
-		n += 2
+		size += 2
 	case 127:
-		n += 8
+		size += 8
 	}
-	if _, err = io.ReadFull(&c.nc.fr, h[2:2+n]); err != nil {
-		return
+	h.masked = b[1]&0x80 != 0
+	if h.masked {
+		size += 4
 	}
-	switch h[1] & 0x7f {
+	if len(b) < size {
+		return h, size, false
+	}
+	h.fin, h.opcode, h.reserved = b[0]&wsFin != 0, b[0]&0x0f, b[0]&0x70 != 0
+	switch h.length = uint64(b[1] & 0x7f); h.length {
 	case 126:
-		length = int64(binary.BigEndian.Uint16(h[2:]))
+		h.length = uint64(binary.BigEndian.Uint16(b[2:]))
 	case 127:
-		length = int64(binary.BigEndian.Uint64(h[2:]))
-	default:
-		length = int64(h[1] & 0x7f)
+		h.length = binary.BigEndian.Uint64(b[2:])
 	}
-	copy(key[:], h[2+n-4:])
-	if h[0]&0x70 != 0 || !masked || length < 0 || opcode >= 0x8 && (!fin || length > wsMaxControl) {
-		err = errProtocol
+	if h.masked {
+		copy(h.key[:], b[size-4:size])
 	}
-	return
+	return h, size, true
+}
+
+// readHeader reads one frame header and checks it: a data frame may
+// announce at most the limit, and no header more than 2^62 bytes
+// (errFrameTooBig, before any of the payload is read, and whatever else
+// is wrong with it); a client's frame must be masked, with no reserved
+// bit (no extension is negotiated); a control frame must be whole and at
+// most 125 bytes (errProtocol).
+func (c *rfc6455Conn) readHeader() (h frameHeader, err error) {
+	if _, err = io.ReadFull(&c.in, c.hdr[:2]); err != nil {
+		return h, err
+	}
+	_, size, _ := parseFrameHeader(c.hdr[:2])
+	if _, err = io.ReadFull(&c.in, c.hdr[2:size]); err != nil {
+		return h, err
+	}
+	h, _, _ = parseFrameHeader(c.hdr[:size])
+	switch {
+	case h.length > 1<<62, h.opcode < 0x8 && h.length > uint64(c.limit):
+		c.refused = true // the reader's position is lost
+		return h, errFrameTooBig
+	case h.reserved || !h.masked || h.opcode >= 0x8 && (!h.fin || h.length > wsMaxControl):
+		return h, errProtocol
+	}
+	return h, nil
 }
 
 // readControl reads a control frame's payload and acts on it.
-func (c *rfc6455Conn) readControl(opcode byte, n int, key [4]byte) error {
+func (c *rfc6455Conn) readControl(h frameHeader) error {
 	var buf [wsMaxControl]byte
+	n := int(h.length)
 	p := buf[:n]
-	if _, err := io.ReadFull(&c.nc.fr, p); err != nil {
+	if _, err := io.ReadFull(&c.in, p); err != nil {
 		return err
 	}
-	unmask(p, key)
-	switch opcode {
+	unmask(p, h.key)
+	switch h.opcode {
 	case wsOpPing:
 		return c.nc.writeControl(wsOpPong, p)
 	case wsOpPong:
@@ -302,8 +355,54 @@ func (c *rfc6455Conn) readControl(opcode byte, n int, key [4]byte) error {
 }
 
 // readBuffers holds the buffers websocket messages are read into, and the
-// chunks of socket bytes frameReader fills (each a *[]byte).
+// chunks of socket bytes stashReader fills (each a *[]byte).
 var readBuffers = sync.Pool{New: func() any { b := make([]byte, 0, wsReadChunk); return &b }}
+
+// A websocket's read chunk: a small read takes what the socket has into a
+// pooled chunk of this size (stashReader.fill), kept only while its bytes
+// wait; a read of a chunk or more goes straight into the message.
+const wsReadChunk = 512
+
+// stashReader reads the client's bytes for readHeader and readMessage,
+// which ask for no more than the rest of a header or a payload: between
+// messages, whatever the client sent is in the socket or the stash
+// (waitReadable, messageBuffered).
+type stashReader struct {
+	r     io.Reader // the socket (socketReader)
+	stash []byte    // read from r, not handed on yet
+	chunk *[]byte   // the pooled buffer stash is in (fill), or nil
+}
+
+func (s *stashReader) Read(p []byte) (int, error) {
+	if len(s.stash) == 0 && len(p) < wsReadChunk {
+		s.fill() // an idle socket holds no read buffer
+	}
+	if len(s.stash) == 0 {
+		return s.r.Read(p)
+	}
+	n := copy(p, s.stash)
+	s.stash = s.stash[n:]
+	if len(s.stash) == 0 {
+		s.stash = nil
+		if s.chunk != nil {
+			readBuffers.Put(s.chunk)
+			s.chunk = nil
+		}
+	}
+	return n, nil
+}
+
+// fill reads what the socket has into a pooled chunk, the stash. An
+// error is left for the next read of the socket to meet again.
+func (s *stashReader) fill() {
+	chunk := readBuffers.Get().(*[]byte)
+	n, _ := s.r.Read((*chunk)[:cap(*chunk)])
+	if n == 0 {
+		readBuffers.Put(chunk)
+		return
+	}
+	s.chunk, s.stash = chunk, (*chunk)[:n]
+}
 
 // putReadBuffer gives b, read by readMessage, back once nothing refers to
 // it any more; a big one is let go.
@@ -377,7 +476,7 @@ func (c *rfc6455Conn) finishClose() {
 				// the timer ends the socket. Closed with bytes unread, the
 				// socket would be reset, and a reset can overtake the
 				// close frame (the client then sees 1006, not 1009).
-				io.Copy(io.Discard, c.nc.fr.r)
+				io.Copy(io.Discard, c.in.r)
 			}
 			break // the client's close frame, the timer's end of the socket, or an error
 		}

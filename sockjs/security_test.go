@@ -2,15 +2,18 @@ package sockjs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -283,24 +286,37 @@ func TestWebsocketOversizeMessageClosedCleanly(t *testing.T) {
 	}
 }
 
-func TestFrameReaderPassesFramesThrough(t *testing.T) {
+// TestRFC6455FramesSplitAnywhere: frames are read whole however their
+// bytes arrive, and a frame over the limit is refused at its header,
+// before any of its payload is read.
+func TestRFC6455FramesSplitAnywhere(t *testing.T) {
 	t.Parallel()
 	// Two frames (16-bit length, then 7-bit) split at every byte.
 	var in []byte
 	in = append(in, 0x82, 0x80|126, 0x01, 0x00, 9, 9, 9, 9)
 	in = append(in, make([]byte, 256)...)
 	in = append(in, 0x81, 0x80|3, 1, 2, 3, 4, 'a', 'b', 'c')
-	for split := 1; split < len(in); split++ {
-		f := frameReader{r: io.MultiReader(strings.NewReader(string(in[:split])), strings.NewReader(string(in[split:]))), limit: 256}
-		out, err := io.ReadAll(&f)
-		if err != nil || string(out) != string(in) {
-			t.Fatalf("split %d: %d bytes, %v", split, len(out), err)
+	read := func(r io.Reader, limit int64) (c *rfc6455Conn, msgs []string, err error) {
+		c = &rfc6455Conn{in: stashReader{r: r}, limit: limit}
+		for {
+			msg, err := c.readMessage()
+			if err != nil {
+				return c, msgs, err
+			}
+			msgs = append(msgs, string(msg))
 		}
 	}
-	f := frameReader{r: strings.NewReader(string(in)), limit: 255}
-	out, err := io.ReadAll(&f)
-	if err == nil || len(out) != 0 {
-		t.Fatalf("over the limit: %d bytes through, %v", len(out), err)
+	want := []string{strings.Repeat("\x09", 256), "```"} // unmasked
+	for split := 1; split < len(in); split++ {
+		_, msgs, err := read(io.MultiReader(bytes.NewReader(in[:split]), bytes.NewReader(in[split:])), 256)
+		if err != io.EOF || !slices.Equal(msgs, want) {
+			t.Fatalf("split %d: %q, %v", split, msgs, err)
+		}
+	}
+	socket := bytes.NewReader(in)
+	c, msgs, err := read(socket, 255)
+	if n := len(in) - socket.Len() - len(c.in.stash); !errors.Is(err, errMessageTooBig) || len(msgs) != 0 || n != 8 {
+		t.Fatalf("over the limit: %q, %v, %d bytes read; want refused after the 8 of the header", msgs, err, n)
 	}
 }
 

@@ -105,13 +105,13 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request, raw bo
 		// version number differs.
 		r.Header.Set("Sec-WebSocket-Version", "13")
 	}
-	// Origins are checked above; the frame reader refuses oversized
-	// frames at their header (wsguard.go).
-	nc, err := acceptWebsocket(w, r, e.settings.MaxMessageSize)
+	// Origins are checked above; oversized frames are refused at their
+	// header (rfc6455Conn.readHeader).
+	conn, err := acceptWebsocket(w, r, e.settings.MaxMessageSize)
 	if err != nil {
 		return // acceptWebsocket has answered the request
 	}
-	e.runWebsocket(r, &rfc6455Conn{nc: nc, limit: e.settings.MaxMessageSize}, raw)
+	e.runWebsocket(r, conn, raw)
 }
 
 // openWire is the open frame, framed for the wire.

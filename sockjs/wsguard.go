@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -14,16 +12,11 @@ import (
 	"time"
 )
 
-// The hijacked connection of an RFC 6455 websocket (rfc6455.go reads and
-// closes it).
+// The hijacked connection of an RFC 6455 websocket (rfc6455.go parses
+// its frames and closes it).
 //
-// The read side: a frameReader follows the client's frames as their bytes
-// pass and refuses a data frame whose header announces more than the read
-// limit, before any of its payload is read (a limit counted as bytes
-// arrive would read limit bytes of a 2^62-byte frame first). Compression
-// is not negotiated, so a frame's length is its message bytes. It hands
-// on at most the rest of one frame per read, so between messages anything
-// the client sent is in the socket or its stash (waitReadable).
+// The read side: the socket's reads (socketReader) and the wait until it
+// has something to read (waitReadable).
 //
 // The write side: Shoal frames its outgoing text messages itself
 // (wsFrame): a channel message's frame, header included, is encoded once
@@ -31,17 +24,6 @@ import (
 // to the socket without blocking (tryWriteFrame), so the fan-out writes to
 // an idle socket itself, with one syscall and no goroutine woken. Control
 // frames (pong, close) go through writeControl; nothing follows a close.
-
-// errInvalidUTF8: a text message that is not UTF-8.
-var errInvalidUTF8 = errors.New("sockjs: websocket text message is not UTF-8")
-
-// errFrameTooBig: a frame header announced more than the read limit.
-var errFrameTooBig = fmt.Errorf("sockjs: websocket frame header announces too many bytes: %w", errMessageTooBig)
-
-// A websocket's read chunk: the frame reader takes what the socket has
-// into a pooled chunk of this size (frameReader.fill), kept only while its
-// bytes wait; a read of a chunk or more goes straight into the message.
-const wsReadChunk = 512
 
 // rawSocket returns conn's descriptor for writes that must not block and
 // for waiting until it is readable, or nil. Only a connection that is
@@ -63,7 +45,6 @@ func rawSocket(conn net.Conn) syscall.RawConn {
 // writer see it.
 type guardedConn struct {
 	net.Conn
-	fr  frameReader
 	raw syscall.RawConn // the socket, for writes that must not block; nil without
 
 	// wmu is held while a frame is written, so frames never interleave;
@@ -123,10 +104,9 @@ func (p *socketPeek) ready(fd uintptr) bool {
 // connection has ended (false), or, with idleAfter > 0, once the socket
 // has stayed quiet for up to idleAfter (true): the reader may then give
 // its goroutine up to the node's readPoller. The reader calls it between
-// messages, not inside a message's read: anything sent since the last
-// message is in the socket or the frameReader's stash.
+// messages, with nothing stashed (rfc6455Conn.waitReadable).
 func (c *guardedConn) waitReadable(idleAfter time.Duration) (idle bool) {
-	if c.raw == nil || c.fr.stashed.Load() {
+	if c.raw == nil {
 		return false
 	}
 	if c.peek == nil {
@@ -154,7 +134,7 @@ func (c *guardedConn) clearIdleDeadline() {
 	c.Conn.SetReadDeadline(time.Time{})
 }
 
-// socketReader reads the socket for frameReader. The deadline of
+// socketReader reads the socket for stashReader. The deadline of
 // waitReadable's wait may pass while a message is read: the read then
 // goes on without it.
 type socketReader struct{ c *guardedConn }
@@ -169,8 +149,6 @@ func (r socketReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 }
-
-func (c *guardedConn) Read(p []byte) (int, error) { return c.fr.Read(p) }
 
 // writeControl writes a control frame (a pong, a close) with payload,
 // at most 125 bytes, unless the close frame is out already.
@@ -330,183 +308,4 @@ func wsPayload(wire []byte) []byte {
 		return wire[10:]
 	}
 	return wire[2:]
-}
-
-// frameReader passes a client's RFC 6455 byte stream through unchanged
-// while following its frame boundaries; a data frame whose header
-// announces more than limit payload bytes ends the stream with
-// errFrameTooBig before any of that payload is read. A read hands on at
-// most the rest of one frame: what the socket gave beyond it waits in the
-// stash for the next read.
-type frameReader struct {
-	r       io.Reader
-	limit   int64
-	hdr     [14]byte // the header being read
-	hdrLen  int
-	payload int64 // payload bytes left in the current frame
-	err     error
-	stash   []byte      // read from r, not handed on yet
-	chunk   *[]byte     // the pooled buffer stash is in (fill), or nil
-	stashed atomic.Bool // len(stash) > 0, for waitReadable outside the library's reads
-}
-
-func (f *frameReader) Read(p []byte) (int, error) {
-	if f.err != nil {
-		return 0, f.err
-	}
-	var n int
-	var err error
-	if len(f.stash) == 0 && len(p) < wsReadChunk {
-		// A small read (a frame header, a small payload) takes what
-		// the socket has into a pooled chunk, kept only while its bytes
-		// wait: an idle socket holds no read buffer.
-		f.fill()
-	}
-	fromStash := len(f.stash) > 0
-	if fromStash {
-		n = copy(p, f.stash)
-	} else {
-		n, err = f.r.Read(p)
-	}
-	// Follow the frames in what was read; hand on only what comes before
-	// a refused header, and nothing past the end of a frame.
-	start := 0 // where the header being parsed began in p (0: in an earlier read)
-	end := n
-	for i := 0; i < n; {
-		if f.payload > 0 {
-			skip := int(min(f.payload, int64(n-i)))
-			f.payload -= int64(skip)
-			i += skip
-			if f.payload == 0 {
-				end = i
-				break
-			}
-			continue
-		}
-		if f.hdrLen == 0 {
-			start = i
-		}
-		f.hdr[f.hdrLen] = p[i]
-		f.hdrLen++
-		i++
-		if f.headerNeed() > 0 {
-			continue
-		}
-		if ferr := f.endHeader(); ferr != nil {
-			f.err = ferr
-			return start, ferr
-		}
-		if f.payload == 0 {
-			end = i
-			break
-		}
-	}
-	if fromStash {
-		f.unread(f.stash[end:])
-	} else if end < n {
-		f.unread(bytes.Clone(p[end:n]))
-	}
-	return end, err
-}
-
-// fill reads what the socket has into a pooled chunk, the stash. An
-// error is left for the next read of the socket to meet again.
-func (f *frameReader) fill() {
-	chunk := readBuffers.Get().(*[]byte)
-	n, _ := f.r.Read((*chunk)[:cap(*chunk)])
-	if n == 0 {
-		readBuffers.Put(chunk)
-		return
-	}
-	f.chunk = chunk
-	f.stash = (*chunk)[:n]
-	f.stashed.Store(true)
-}
-
-// wholeMessageStashed reports whether, between frames, the stash starts
-// with a whole data frame that is a message by itself (final, text or
-// binary): reading it needs nothing more from the socket.
-func (f *frameReader) wholeMessageStashed() bool {
-	s := f.stash
-	if f.hdrLen != 0 || f.payload != 0 || len(s) < 2 || s[0]&wsFin == 0 {
-		return false
-	}
-	if op := s[0] & 0x0f; op != wsOpText && op != wsOpBinary {
-		return false
-	}
-	n, length := 2, uint64(s[1]&0x7f)
-	switch length {
-	case 126:
-		n += 2
-		if len(s) < n {
-			return false
-		}
-		length = uint64(binary.BigEndian.Uint16(s[2:]))
-	case 127:
-		n += 8
-		if len(s) < n {
-			return false
-		}
-		length = binary.BigEndian.Uint64(s[2:])
-	}
-	if s[1]&0x80 != 0 {
-		n += 4 // the masking key
-	}
-	return len(s) >= n && uint64(len(s)-n) >= length
-}
-
-// unread makes b what the next reads hand on first.
-func (f *frameReader) unread(b []byte) {
-	if len(b) == 0 {
-		b = nil // an idle socket keeps no buffer
-		if f.chunk != nil {
-			readBuffers.Put(f.chunk)
-			f.chunk = nil
-		}
-	}
-	f.stash = b
-	f.stashed.Store(b != nil)
-}
-
-// headerNeed is how many more bytes the current header needs (its size is
-// known once its first two bytes are).
-func (f *frameReader) headerNeed() int {
-	if f.hdrLen < 2 {
-		return 2 - f.hdrLen
-	}
-	size := 2
-	switch f.hdr[1] & 0x7f {
-	case 126:
-		size += 2
-	case 127:
-		size += 8
-	}
-	if f.hdr[1]&0x80 != 0 {
-		size += 4 // masking key
-	}
-	return size - f.hdrLen
-}
-
-func (f *frameReader) endHeader() error {
-	length := int64(f.hdr[1] & 0x7f)
-	switch length {
-	case 126:
-		length = int64(f.hdr[2])<<8 | int64(f.hdr[3])
-	case 127:
-		var u uint64
-		for _, b := range f.hdr[2:10] {
-			u = u<<8 | uint64(b)
-		}
-		if u > 1<<62 {
-			return errFrameTooBig
-		}
-		length = int64(u)
-	}
-	opcode := f.hdr[0] & 0x0f
-	// Control frames (8 and up) are bounded by readHeader (125 bytes).
-	if opcode < 8 && f.limit > 0 && length > f.limit {
-		return errFrameTooBig
-	}
-	f.hdrLen, f.payload = 0, length
-	return nil
 }

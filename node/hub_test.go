@@ -118,16 +118,23 @@ func dataOf(m map[string]any) map[string]any {
 // subscribe, publish, events and disconnects; a slow backend and a dead
 // one give clients "Backend unavailable", never a stalled session.
 func TestWebhooksThroughNode(t *testing.T) {
+	// timeout bounds the backend calls (the hub's and the webhook's own);
+	// slowBackend is how long backend.py sleeps on the token "slow", and
+	// the default --webhook-timeout: an answer to it sooner comes from
+	// timeout.
+	const timeout, slowBackend = time.Second, 3 * time.Second
 	backend := nodetest.StartWebhookBackend(t, "hook-secret")
-	cfg := testenv.TempFile(t, "hub.json", `{"channels":[{"pattern":"room-*","subscribe":"backend","publish":"backend"},{"pattern":"private-*","subscribe":"backend"}],"backend_timeout":"1s"}`)
+	cfg := testenv.TempFile(t, "hub.json", fmt.Sprintf(`{"channels":[{"pattern":"room-*","subscribe":"backend","publish":"backend"},{"pattern":"private-*","subscribe":"backend"}],"backend_timeout":%q}`, timeout))
 	n := nodetest.StartNode(t, "hook1", "--apps", "hub", "--config", cfg,
-		"--webhook-url", "http://"+backend.Addr+"/hook", "--webhook-secret", "hook-secret", "--webhook-timeout", "1s")
+		"--webhook-url", "http://"+backend.Addr+"/hook", "--webhook-secret", "hook-secret", "--webhook-timeout", timeout.String())
 	dead := nodetest.StartNode(t, "hook2", "--apps", "hub", "--config", cfg,
 		"--webhook-url", "http://"+testenv.FreeAddr(t)+"/hook", "--webhook-secret", "x")
 
+	var authSent time.Time // when auth last sent a token
 	auth := func(n *nodetest.Node, tok string) *nodetest.HubClient {
 		c := nodetest.DialHub(t, n.Addr)
 		c.WaitFor(t, nodetest.Typed("request_auth", 0))
+		authSent = time.Now()
 		c.Send(t, fmt.Sprintf(`{"data_type":"auth","id":1,"data":{"token":%q}}`, tok))
 		return c
 	}
@@ -138,9 +145,13 @@ func TestWebhooksThroughNode(t *testing.T) {
 	if d := dataOf(auth(n, "forged").WaitFor(t, nodetest.Typed("auth_error", 1))); d["message"] != "Token refused" {
 		t.Fatalf("connect refused: %v", d)
 	}
-	start := time.Now()
-	if d := dataOf(auth(n, "slow").WaitFor(t, nodetest.Typed("auth_error", 1))); d["message"] != "Backend unavailable" || time.Since(start) > 2500*time.Millisecond {
-		t.Fatalf("slow backend: %v after %v", d, time.Since(start))
+	// Timed from the token's send, not the dial (a loaded machine once
+	// took 2.5 s from before the dial): the node waits for timeout, then
+	// answers before the backend (its answer would be "Token refused")
+	// or the default timeout could.
+	d := dataOf(auth(n, "slow").WaitFor(t, nodetest.Typed("auth_error", 1)))
+	if took := time.Since(authSent); d["message"] != "Backend unavailable" || took < timeout || took >= slowBackend {
+		t.Fatalf("slow backend: %v after %v; want Backend unavailable after %v to %v", d, took, timeout, slowBackend)
 	}
 	if d := dataOf(auth(dead, "good").WaitFor(t, nodetest.Typed("auth_error", 1))); d["message"] != "Backend unavailable" {
 		t.Fatalf("backend down: %v", d)

@@ -11,8 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/shoal-rt/shoal/haproxy"
 )
 
 // readyTimeout bounds a target's start: processes up and /echo/info served.
@@ -206,8 +207,8 @@ func waitTCP(ctx context.Context, procs []*proc, addr string) error {
 // stopped; it is nil only when nothing was.
 func startCluster(ctx context.Context, logBase, bin string, tools map[string]string, cpus string, gossip bool) (rt *running, err error) {
 	rt = &running{}
-	ports := make([]int, 0, 10)
-	for range 10 {
+	ports := make([]int, 0, 11)
+	for range 11 {
 		p, err := freePort()
 		if err != nil {
 			return rt, err
@@ -218,6 +219,7 @@ func startCluster(ctx context.Context, logBase, bin string, tools map[string]str
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	lbAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	natsMonitor := fmt.Sprintf("127.0.0.1:%d", ports[9])
+	statsAddr := fmt.Sprintf("127.0.0.1:%d", ports[10])
 
 	redis, err := startProc("redis-server", logBase+"-redis.log", "", cpus, nil,
 		tools["redis-server"], "--port", fmt.Sprint(ports[0]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
@@ -264,10 +266,14 @@ func startCluster(ctx context.Context, logBase, bin string, tools map[string]str
 		}
 	}
 	cfgPath := logBase + "-haproxy.cfg"
-	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(lbAddr, nodeAddrs)), 0o644); err != nil {
+	cfg, err := haproxyConfig(nodeAddrs)
+	if err != nil {
 		return rt, err
 	}
-	lb, err := startProc("haproxy", logBase+"-haproxy.log", "", cpus, nil, tools["haproxy"], "-db", "-f", cfgPath)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return rt, err
+	}
+	lb, err := startProc("haproxy", logBase+"-haproxy.log", "", cpus, haproxyEnv(lbAddr, statsAddr), tools["haproxy"], "-db", "-f", cfgPath)
 	if err != nil {
 		return rt, err
 	}
@@ -305,45 +311,20 @@ func natsCounters(monitor string) Counters {
 	}
 }
 
-// haproxyMaxConn is as many connections as the open-files limit lets
-// HAProxy hold: two descriptors each, client side and server side.
-func haproxyMaxConn() uint64 {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur < 1024 {
-		return 400
+// haproxyConfig is the shipped haproxy/haproxy.cfg (what docker-compose.yml
+// runs: per-request round robin, L7 retries, send ids, forwarded-for,
+// health checks) with nodes as its servers, so the cluster is measured
+// behind the balancer its users deploy. Where it listens comes from the
+// environment haproxyEnv gives.
+func haproxyConfig(nodes []string) (string, error) {
+	servers := make([]haproxy.Server, len(nodes))
+	for i, n := range nodes {
+		servers[i] = haproxy.Server{Name: fmt.Sprintf("node%d", i+1), Addr: n}
 	}
-	return min(50_000, (l.Cur-100)/2)
+	return haproxy.Derive(servers)
 }
 
-// haproxyConfig balances every request to the next node in turn: no
-// stickiness, so polling sessions hop between nodes as DESIGN.md intends.
-// http-no-delay sends each streamed frame at once: without it HAProxy holds
-// chunks back for more data and xhr-streaming and eventsource frames arrive
-// up to 200 ms late (measured: 110 ms p50 latency, 210 ms stream opens).
-func haproxyConfig(listen string, nodes []string) string {
-	var b strings.Builder
-	b.WriteString(`global
-    maxconn ` + fmt.Sprint(haproxyMaxConn()) + `
-    nbthread 1
-
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout tunnel 1h
-    timeout http-keep-alive 30s
-    option http-no-delay
-
-frontend sockjs
-    bind ` + listen + `
-    default_backend nodes
-
-backend nodes
-    balance roundrobin
-`)
-	for i, n := range nodes {
-		fmt.Fprintf(&b, "    server node%d %s check inter 2s\n", i+1, n)
-	}
-	return b.String()
+// haproxyEnv sets where haproxyConfig's balancer and statistics page listen.
+func haproxyEnv(listen, stats string) []string {
+	return []string{haproxy.EnvBind + "=" + listen, haproxy.EnvStatsBind + "=" + stats}
 }

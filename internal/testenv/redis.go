@@ -50,7 +50,9 @@ func RedisOn(t testing.TB, port int, args ...string) *RedisServer {
 	t.Helper()
 	r := &RedisServer{
 		Addr: "127.0.0.1:" + strconv.Itoa(port), Prefix: Prefix(t),
-		t: t, port: port, args: args,
+		// A directory of its own (args may name another): a replica's
+		// sync or a SAVE writes an RDB file there, never into the package.
+		t: t, port: port, args: append([]string{"--dir", t.TempDir()}, args...),
 	}
 	if !r.Start() {
 		return nil

@@ -135,6 +135,9 @@ type rfc6455Conn struct {
 	// refused: a message over the limit was refused mid-frame; what the
 	// client still sends of it cannot be parsed, only dropped (finishClose).
 	refused bool
+	// msgBuf: the pooled buffer of the message being read, or of the one
+	// readMessage returned, until releaseMessage; the reader's.
+	msgBuf *[]byte
 }
 
 func (c *rfc6455Conn) waitReadable(idleAfter time.Duration) bool {
@@ -167,13 +170,13 @@ func (c *rfc6455Conn) tryWriteFrame(wire []byte) (bool, bool, error) {
 // drops pongs, and on the client's close frame answers it, closes the
 // socket and returns a *wsCloseError. A protocol violation closes with
 // 1002 and returns errProtocol. The message is in a pooled buffer (see
-// putReadBuffer).
+// releaseMessage).
 func (c *rfc6455Conn) readMessage() ([]byte, error) {
 	var msg []byte
 	var op byte // the message's opcode, set by its first frame
 	fail := func(err error) ([]byte, error) {
 		if msg != nil {
-			putReadBuffer(msg)
+			c.releaseMessage(msg)
 		}
 		return nil, err
 	}
@@ -208,7 +211,8 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 			return fail(errMessageTooBig)
 		}
 		if msg == nil {
-			msg = (*readBuffers.Get().(*[]byte))[:0]
+			c.msgBuf = readBuffers.Get().(*[]byte)
+			msg = (*c.msgBuf)[:0]
 		}
 		start := len(msg)
 		msg = grow(msg, int(h.length))
@@ -220,7 +224,7 @@ func (c *rfc6455Conn) readMessage() ([]byte, error) {
 			continue
 		}
 		if c.closing.Load() {
-			putReadBuffer(msg) // after the close frame nothing is handed on
+			c.releaseMessage(msg) // after the close frame nothing is handed on
 			msg, op = nil, 0
 			continue
 		}
@@ -404,12 +408,19 @@ func (s *stashReader) fill() {
 	s.chunk, s.stash = chunk, (*chunk)[:n]
 }
 
-// putReadBuffer gives b, read by readMessage, back once nothing refers to
-// it any more; a big one is let go.
-func putReadBuffer(b []byte) {
-	if cap(b) <= 64<<10 {
-		readBuffers.Put(&b)
+// releaseMessage gives the pooled buffer of msg, the message readMessage
+// returned, back once nothing refers to it any more. A big one is let go
+// (the pooled buffer it outgrew goes back instead). The pointer the pool
+// gave is put back as it came, so giving back allocates nothing.
+func (c *rfc6455Conn) releaseMessage(msg []byte) {
+	if c.msgBuf == nil {
+		return
 	}
+	if cap(msg) <= 64<<10 {
+		*c.msgBuf = msg[:0]
+	}
+	readBuffers.Put(c.msgBuf)
+	c.msgBuf = nil
 }
 
 // unmask XORs p with the masking key (from its first byte).

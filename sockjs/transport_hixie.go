@@ -119,6 +119,9 @@ func (c *hixieConn) socket() syscall.RawConn         { return nil }
 func (c *hixieConn) finishClose()                    {}
 func (c *hixieConn) messageBuffered() bool           { return false }
 
+// A Hixie-76 message is a buffer of its own, let go by the GC.
+func (c *hixieConn) releaseMessage([]byte) {}
+
 func (c *hixieConn) readMessage() ([]byte, error) {
 	for {
 		typ, err := c.br.ReadByte()

@@ -27,11 +27,14 @@ import (
 // wsConn is one accepted websocket, RFC 6455 (rfc6455.go) or Hixie-76.
 type wsConn interface {
 	// readMessage returns the next message, which the caller may hand to
-	// putReadBuffer once done with it. errMessageTooBig when it exceeds
+	// releaseMessage once done with it. errMessageTooBig when it exceeds
 	// the limit, errInvalidUTF8 for text that is not UTF-8; any other
 	// error ends the connection. A read waiting for the client ends when
 	// close is called.
 	readMessage() ([]byte, error)
+	// releaseMessage takes back the message readMessage returned last,
+	// whose bytes the caller no longer refers to.
+	releaseMessage(msg []byte)
 	// waitReadable returns once the client has sent something or the
 	// connection has ended (false), or, with idleAfter > 0, once it
 	// has been quiet for up to idleAfter (true). A connection without
@@ -559,12 +562,12 @@ func (rd *wsReader) run() {
 		}
 		if rd.raw {
 			text := string(msg)
-			putReadBuffer(msg)
+			rd.conn.releaseMessage(msg)
 			rd.e.runOnMessage(rd.sess, text)
 			continue
 		}
 		msgs, err := decodeWebsocketMessages(msg) // copies what it keeps
-		putReadBuffer(msg)
+		rd.conn.releaseMessage(msg)
 		if err != nil {
 			code, reason = CodeBrokenFraming, ReasonBrokenFraming
 			break

@@ -20,7 +20,7 @@ import (
 // The server side of RFC 6455 on the hijacked connection: the handshake,
 // the client's frames (unmasked, fragments joined, pings answered) and the
 // closing handshake. Shoal writes its messages itself (wsFrame,
-// guardedConn). A websocket library's connection held ~2 KiB of heap per
+// wsSocket). A websocket library's connection held ~2 KiB of heap per
 // socket (its struct, eight mutexes with their channels, readers, writers
 // and their buffers), the largest share of an idle websocket; this one
 // holds a few words and, between messages, no buffer.
@@ -28,7 +28,7 @@ import (
 // websocketGUID is what RFC 6455 appends to the client's key.
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// Opcodes and bounds of RFC 6455 beside wsOpText and wsOpClose (wsguard.go).
+// Opcodes and bounds of RFC 6455 beside wsOpText and wsOpClose (wssocket.go).
 const (
 	wsOpContinuation = 0x0
 	wsOpBinary       = 0x2
@@ -106,7 +106,7 @@ func acceptWebsocket(w http.ResponseWriter, r *http.Request, limit int64) (*rfc6
 	// net/http's buffers (4 KiB each) go with its goroutine (see
 	// runWebsocket).
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	nc := &guardedConn{Conn: conn, raw: rawSocket(conn)}
+	nc := &wsSocket{Conn: conn, raw: rawSocket(conn)}
 	c := &rfc6455Conn{nc: nc, in: stashReader{r: socketReader{nc}}, limit: limit}
 	if len(buffered) > 0 {
 		c.in.stash = bytes.Clone(buffered)
@@ -116,10 +116,10 @@ func acceptWebsocket(w http.ResponseWriter, r *http.Request, limit int64) (*rfc6
 
 // rfc6455Conn is an accepted RFC 6455 websocket. Its messages are read by
 // one reader at a time (the websocket's wsReader), which alone parses
-// frame headers (readHeader); its frames are written through the guarded
-// connection, whatever the goroutine.
+// frame headers (readHeader); its frames are written through its socket
+// (wsSocket), whatever the goroutine.
 type rfc6455Conn struct {
-	nc    *guardedConn
+	nc    *wsSocket
 	in    stashReader // the client's bytes; the reader's
 	limit int64
 	hdr   [14]byte // the frame header being read; the reader's

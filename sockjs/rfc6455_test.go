@@ -182,7 +182,7 @@ func FuzzRFC6455Read(f *testing.F) {
 		server, client := net.Pipe()
 		defer client.Close()
 		go io.Copy(io.Discard, client) // pongs and close frames
-		c := &rfc6455Conn{nc: &guardedConn{Conn: server}, in: stashReader{r: &chunkReader{b: in, step: int(chunk%16) + 1}}, limit: limit}
+		c := &rfc6455Conn{nc: &wsSocket{Conn: server}, in: stashReader{r: &chunkReader{b: in, step: int(chunk%16) + 1}}, limit: limit}
 		defer c.finishClose()
 		for range len(in) + 1 {
 			msg, err := c.readMessage()

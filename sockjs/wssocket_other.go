@@ -4,7 +4,7 @@ package sockjs
 
 import "errors"
 
-// See wsguard_linux.go: without these calls, rawSocket finds no socket and
+// See wssocket_linux.go: without these calls, rawSocket finds no socket and
 // neither is called.
 
 const nonblockingSupported = false

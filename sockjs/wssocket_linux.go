@@ -2,7 +2,7 @@ package sockjs
 
 import "syscall"
 
-// The socket calls behind guardedConn's writes that must not block and its
+// The socket calls behind wsSocket's writes that must not block and its
 // wait for something to read (see rawSocket); Linux only, elsewhere a
 // websocket takes its writer's path.
 

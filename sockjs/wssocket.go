@@ -41,9 +41,9 @@ func rawSocket(conn net.Conn) syscall.RawConn {
 	return raw
 }
 
-// guardedConn is the hijacked connection as the websocket's reader and
+// wsSocket is the hijacked connection as the websocket's reader and
 // writer see it.
-type guardedConn struct {
+type wsSocket struct {
 	net.Conn
 	raw syscall.RawConn // the socket, for writes that must not block; nil without
 
@@ -70,7 +70,7 @@ type guardedConn struct {
 // for the socket, so it needs the descriptor held open (Control's
 // reference), not the poller's write lock and reset (in a broadcast
 // profile RawConn.Write cost 7% on top of the write system call); the
-// connection's writes are serialized by guardedConn.wmu.
+// connection's writes are serialized by wsSocket.wmu.
 type socketWrite struct {
 	fn   func(fd uintptr) // do, bound once
 	wire []byte
@@ -105,7 +105,7 @@ func (p *socketPeek) ready(fd uintptr) bool {
 // has stayed quiet for up to idleAfter (true): the reader may then give
 // its goroutine up to the node's readPoller. The reader calls it between
 // messages, with nothing stashed (rfc6455Conn.waitReadable).
-func (c *guardedConn) waitReadable(idleAfter time.Duration) (idle bool) {
+func (c *wsSocket) waitReadable(idleAfter time.Duration) (idle bool) {
 	if c.raw == nil {
 		return false
 	}
@@ -129,7 +129,7 @@ func (c *guardedConn) waitReadable(idleAfter time.Duration) (idle bool) {
 }
 
 // clearIdleDeadline lifts waitReadable's deadline.
-func (c *guardedConn) clearIdleDeadline() {
+func (c *wsSocket) clearIdleDeadline() {
 	c.idleDeadline.Store(false)
 	c.Conn.SetReadDeadline(time.Time{})
 }
@@ -137,7 +137,7 @@ func (c *guardedConn) clearIdleDeadline() {
 // socketReader reads the socket for stashReader. The deadline of
 // waitReadable's wait may pass while a message is read: the read then
 // goes on without it.
-type socketReader struct{ c *guardedConn }
+type socketReader struct{ c *wsSocket }
 
 func (r socketReader) Read(p []byte) (int, error) {
 	for {
@@ -152,7 +152,7 @@ func (r socketReader) Read(p []byte) (int, error) {
 
 // writeControl writes a control frame (a pong, a close) with payload,
 // at most 125 bytes, unless the close frame is out already.
-func (c *guardedConn) writeControl(op byte, payload []byte) error {
+func (c *wsSocket) writeControl(op byte, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent {
@@ -173,7 +173,7 @@ func (c *guardedConn) writeControl(op byte, payload []byte) error {
 }
 
 // write writes p, or fails with the first write error. wmu should be held.
-func (c *guardedConn) write(p []byte) (int, error) {
+func (c *wsSocket) write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
@@ -187,7 +187,7 @@ func (c *guardedConn) write(p []byte) (int, error) {
 // writeFrame writes wire, a whole frame (wsFrame), after what an earlier
 // tryWriteFrame left; it fails if the client has not taken them within
 // d. A nil wire writes only the rest.
-func (c *guardedConn) writeFrame(wire []byte, d time.Duration) error {
+func (c *wsSocket) writeFrame(wire []byte, d time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent {
@@ -205,7 +205,7 @@ func (c *guardedConn) writeFrame(wire []byte, d time.Duration) error {
 }
 
 // writeRest writes what tryWriteFrame left. wmu should be held.
-func (c *guardedConn) writeRest() error {
+func (c *wsSocket) writeRest() error {
 	if len(c.rest) == 0 {
 		return nil
 	}
@@ -220,7 +220,7 @@ func (c *guardedConn) writeRest() error {
 // sure one follows). Not taken: nothing was written (no descriptor, a
 // frame being written, a full socket buffer), so the caller writes it the
 // blocking way.
-func (c *guardedConn) tryWriteFrame(wire []byte) (taken, pending bool, err error) {
+func (c *wsSocket) tryWriteFrame(wire []byte) (taken, pending bool, err error) {
 	if c.raw == nil || !c.wmu.TryLock() {
 		return false, false, nil
 	}

@@ -42,9 +42,37 @@ func TestKeysExpire(t *testing.T) {
 	if err != nil || len(keys) != 4 {
 		t.Fatalf("keys = %v, %v; want session, queue, attributes, index", keys, err)
 	}
+	wantTTL := func(deadline time.Duration) {
+		t.Helper()
+		keys, err := raw.Keys(ctx, "{"+prefix+":*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if ttl, err := raw.PTTL(ctx, k).Result(); err != nil || ttl <= deadline+margin-time.Second || ttl > deadline+2*margin {
+				t.Errorf("PTTL %s = %v, %v; want (%v, %v]", k, ttl, err, deadline+margin-time.Second, deadline+2*margin)
+			}
+		}
+	}
+	wantTTL(delay)
+	// Keys are extended lazily: a lease that moves the deadline well past
+	// them extends every key; detaching moves it back, and keys never
+	// expire before it.
+	// (The attach takes the queued message: the queue is gone.)
+	const lease = 2 * time.Hour
+	if _, err := s.Attach(ctx, "x", store.Lease{Node: "a", Token: "t", TTL: lease}); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL(lease + delay)
+	if err := s.Detach(ctx, "x", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err = raw.Keys(ctx, "{"+prefix+":*").Result(); err != nil || len(keys) != 3 {
+		t.Fatalf("keys = %v, %v; want session, attributes, index", keys, err)
+	}
 	for _, k := range keys {
-		if ttl, err := raw.PTTL(ctx, k).Result(); err != nil || ttl <= delay || ttl > delay+margin {
-			t.Errorf("PTTL %s = %v, %v; want (%v, %v]", k, ttl, err, delay, delay+margin)
+		if ttl, err := raw.PTTL(ctx, k).Result(); err != nil || ttl <= delay+margin {
+			t.Errorf("after detach: PTTL %s = %v, %v; want over %v", k, ttl, err, delay+margin)
 		}
 	}
 

@@ -20,9 +20,11 @@
 // now given to Reap only picks candidates from the index; the per-session
 // script decides with the server's clock.
 //
-// Every key carries a TTL of the session's deadline plus Config.KeyTTLMargin,
-// refreshed by each transition that moves the deadline: if every node dies,
-// Redis forgets the sessions by itself.
+// Every key carries a TTL of at least the session's deadline plus
+// Config.KeyTTLMargin, extended (to two margins past it) when a transition
+// moves the deadline past that: if every node dies, Redis forgets the
+// sessions by itself, and a session polled many times a second extends its
+// keys about once a margin.
 //
 // Calls honour their context only as far as the client does: create the
 // client with ContextTimeoutEnabled so a stuck server cannot hold a caller

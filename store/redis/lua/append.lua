@@ -8,7 +8,7 @@
 -- commit (commit.lua). A tagged append whose tag repeats
 -- the last one's id with a seq at or below its seq appends nothing
 -- (store.OnceAppender); fields ai, as keep that tag.
-local v = redis.call('HMGET', KEYS[1], 'st', 'ln', 'lt', 'lu', 'qb', 'lh', 'ai', 'as', 'ft', 'dl', 'hq')
+local v = redis.call('HMGET', KEYS[1], 'st', 'ln', 'lt', 'lu', 'qb', 'lh', 'ai', 'as', 'ft', 'kx', 'hq')
 if not v[1] then return {0} end
 if v[1] == '2' then return {-2} end
 local now = now_ms()
@@ -33,9 +33,9 @@ if n > 0 then
   end
   set[#set + 1], set[#set + 2] = 'qb', qb + size
   -- The queue lives exactly as long as its session: set_deadline made
-  -- the hash expire at dl + margin.
+  -- the hash expire at kx (a hash written before kx existed: its PTTL).
   local ttl
-  if v[10] then ttl = tonumber(v[10]) + tonumber(ARGV[2]) - now else ttl = redis.call('PTTL', KEYS[1]) end
+  if v[10] then ttl = tonumber(v[10]) - now else ttl = redis.call('PTTL', KEYS[1]) end
   if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
 if tag ~= '' then

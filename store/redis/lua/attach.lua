@@ -9,7 +9,7 @@
 -- a live lease, what was queued before the close (after what a dead taker
 -- left in flight) is taken, so the client gets it before the close frame.
 -- {0} no such session.
-local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb', 'hb', 'ft')
+local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb', 'hb', 'ft', 'kx')
 if not v[1] then return {0} end
 local now = now_ms()
 if v[1] == '2' then
@@ -29,7 +29,7 @@ if live(v[4], v[5], now) and v[4] ~= ARGV[4] then
   if from == '' or v[7] ~= from or v[8] == '1' then return {-5} end
 end
 local lu = now + tonumber(ARGV[5])
-local ttl = set_deadline(lu + tonumber(v[6]), now, 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu, 'lh', ARGV[9])
+local ttl = set_deadline(lu + tonumber(v[6]), now, v[12], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu, 'lh', ARGV[9])
 hold(ARGV[3], v[7], ttl)
 local msgs, more = take_queue(tonumber(ARGV[7]), v[9], v[10])
 if ARGV[10] == '1' then msgs = keep_in_flight(ARGV[4], msgs, v[11]) end

@@ -2,7 +2,7 @@
 -- wrote (0: none; see append.lua): still at the head of the queue, it is
 -- taken off. Forgets what token holds in flight (see keep_in_flight).
 -- Reply 1 ok, 0 no such session, -1 token does not hold the live lease.
-local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu', 'dy', 'ln', 'ft', 'hb', 'hn', 'qb', 'hz')
+local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu', 'dy', 'ln', 'ft', 'hb', 'hn', 'qb', 'hz', 'kx')
 if not v[1] then return 0 end
 local now = now_ms()
 if not live(v[2], v[3], now) or v[2] ~= ARGV[3] then return -1 end
@@ -28,7 +28,7 @@ end
 if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
 if ARGV[4] == '1' then
   unhold(v[5])
-  if qb then set_deadline(now + tonumber(v[4]), now, 'qb', qb) else set_deadline(now + tonumber(v[4]), now) end
+  if qb then set_deadline(now + tonumber(v[4]), now, v[11], 'qb', qb) else set_deadline(now + tonumber(v[4]), now, v[11]) end
 elseif qb then
   redis.call('HSET', KEYS[1], 'qb', qb)
 end

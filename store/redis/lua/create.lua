@@ -6,9 +6,9 @@ local now = now_ms()
 redis.call('DEL', KEYS[2], KEYS[3])
 if ARGV[6] then
   local lu = now + tonumber(ARGV[7])
-  hold(ARGV[5], nil, set_deadline(lu + tonumber(ARGV[3]), now, 'st', 1, 'dy', ARGV[3], 'in', ARGV[4],
+  hold(ARGV[5], nil, set_deadline(lu + tonumber(ARGV[3]), now, nil, 'st', 1, 'dy', ARGV[3], 'in', ARGV[4],
     'ln', ARGV[5], 'lt', ARGV[6], 'ls', ARGV[8], 'lu', lu))
 else
-  set_deadline(now + tonumber(ARGV[3]), now, 'st', 1, 'dy', ARGV[3], 'in', ARGV[4])
+  set_deadline(now + tonumber(ARGV[3]), now, nil, 'st', 1, 'dy', ARGV[3], 'in', ARGV[4])
 end
 return 1

@@ -12,7 +12,8 @@
 -- of the last tagged append (append.lua, store.OnceAppender), fl/ft the
 -- messages in flight and their taker's token (keep_in_flight), hb/hn/hz
 -- the hand-off batch at the head of the queue, its message count and
--- bytes, hq the last batch number (append.lua).
+-- bytes, hq the last batch number (append.lua), kx the time every key
+-- of the session expires at (set_deadline).
 --
 -- Replies use integer codes, mapped to store results in scripts.go:
 -- 1 ok, 0 no such session, -1 lease not held, -2 closed, -3 queue full,
@@ -29,15 +30,26 @@ end
 local function live(token, until_ms, now)
   return token and token ~= '' and tonumber(until_ms or 0) > now
 end
--- set_deadline records when the session may be reaped and makes every key
--- outlive it by the margin (so each key expires at dl + margin, which
--- append.lua relies on); the index lives as long as its longest session.
--- The field/value pairs given after now are set in the same HSET. It
--- returns that key TTL.
-local function set_deadline(dl, now, ...)
-  redis.call('HSET', KEYS[1], 'dl', dl, ...)
+-- set_deadline records when the session may be reaped (field dl and the
+-- index) and makes every key outlive it by at least the margin. kx is the
+-- hash's field kx as the caller read it: the time the keys expire at. Only
+-- a deadline that passes kx - margin extends them, to dl + 2 margins, so a
+-- session whose deadline moves on every poll extends its keys about once
+-- per margin instead of with 4-5 commands on every call. The index lives
+-- as long as its longest session. The field/value pairs given after kx are
+-- set in the same HSET. It returns the keys' TTL.
+local function set_deadline(dl, now, kx, ...)
+  local margin = tonumber(ARGV[2])
+  kx = tonumber(kx or 0)
+  if dl + margin <= kx then
+    redis.call('HSET', KEYS[1], 'dl', dl, ...)
+    redis.call('ZADD', KEYS[4], dl, ARGV[1])
+    return kx - now
+  end
+  kx = dl + 2 * margin
+  redis.call('HSET', KEYS[1], 'dl', dl, 'kx', kx, ...)
   redis.call('ZADD', KEYS[4], dl, ARGV[1])
-  local ttl = dl - now + tonumber(ARGV[2])
+  local ttl = kx - now
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
   if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
   return ttl

@@ -3,7 +3,7 @@
 -- ARGV[5] close reason. Reply 1: released a sticky lease and closed the
 -- open session (the caller runs OnClose); 2: released a live lease;
 -- 0: nothing live held by node (gone, moved on, or expired).
-local v = redis.call('HMGET', KEYS[1], 'st', 'ln', 'lt', 'lu', 'ls', 'dy')
+local v = redis.call('HMGET', KEYS[1], 'st', 'ln', 'lt', 'lu', 'ls', 'dy', 'kx')
 redis.call('SREM', holders(ARGV[3]), ARGV[1])
 if not v[1] or v[2] ~= ARGV[3] then return 0 end
 redis.call('HDEL', KEYS[1], 'ln', 'lt', 'ls', 'lu')
@@ -15,5 +15,5 @@ if v[5] == '1' and v[1] == '1' then
   redis.call('HSET', KEYS[1], 'st', 2, 'cd', ARGV[4], 'rs', ARGV[5])
   reply = 1
 end
-set_deadline(now + tonumber(v[6]), now)
+set_deadline(now + tonumber(v[6]), now, v[7])
 return reply

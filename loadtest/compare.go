@@ -21,7 +21,19 @@ const (
 	TargetSockJSGo     = "sockjs-go"
 	TargetShoal        = "shoal"
 	TargetShoalCluster = "shoal-cluster"
+	// TargetSockJSNodeSticky is what a Shoal cluster replaces: three
+	// sockjs-node processes behind the same HAProxy, each session pinned to
+	// one of them. It runs the echo scenarios only: sockjs-node has no
+	// broadcast across processes.
+	TargetSockJSNodeSticky = "sockjs-node-sticky"
 )
+
+// notRun starts the error of a run its target skips (targetRunner.skip).
+const notRun = "not run: "
+
+// ratioPeers are the peers Shoal's ratios are taken against, in report
+// order; the sticky trio only against the cluster, its like.
+var ratioPeers = []string{TargetSockJSNode, TargetSockJSGo, TargetSockJSNodeSticky}
 
 // CompareConfig describes a comparison run. A zero field is a default.
 type CompareConfig struct {
@@ -30,7 +42,7 @@ type CompareConfig struct {
 	// replace every scenario's preset.
 	Base      Config
 	Scenarios []string // default all seven
-	Targets   []string // default all four
+	Targets   []string // default all five
 	RepoRoot  string   // the Shoal repository: ./node and loadtest/peers are built from it
 	// ShoalBin is a node program to run instead of building ./node.
 	ShoalBin string
@@ -143,6 +155,8 @@ type RatioRow struct {
 type targetRunner struct {
 	info  TargetInfo
 	start func(ctx context.Context, dir string) (*running, error)
+	// skip, when set, says why the target does not run a scenario ("" runs it).
+	skip func(scenario string) string
 }
 
 // running is a started target: the URL to load and the processes to measure.
@@ -247,7 +261,7 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 		c.Scenarios = []string{"ws-echo", "xhr-polling", "xhr-streaming", "eventsource", "broadcast", "churn", "idle"}
 	}
 	if len(c.Targets) == 0 {
-		c.Targets = []string{TargetSockJSNode, TargetSockJSGo, TargetShoal, TargetShoalCluster}
+		c.Targets = []string{TargetSockJSNode, TargetSockJSGo, TargetShoal, TargetShoalCluster, TargetSockJSNodeSticky}
 	}
 	if c.IdleSessions == 0 {
 		c.IdleSessions = comparePresets["idle"].sessions
@@ -330,6 +344,13 @@ func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 				run.Error = "unavailable: " + tr.info.Reason
 				rep.Runs = append(rep.Runs, run)
 				continue
+			}
+			if tr.skip != nil {
+				if why := tr.skip(scen); why != "" {
+					run.Error = notRun + why
+					rep.Runs = append(rep.Runs, run)
+					continue
+				}
 			}
 			fmt.Fprintf(c.Log, "== %s against %s\n", scen, tr.info.Name)
 			res, err := runOne(ctx, c, quota, tr, scen, filepath.Join(rep.Dir, "logs"))
@@ -494,7 +515,10 @@ func (rep *CompareReport) ratios() []RatioRow {
 			if !ok {
 				continue
 			}
-			for _, peer := range []string{TargetSockJSNode, TargetSockJSGo} {
+			for _, peer := range ratioPeers {
+				if peer == TargetSockJSNodeSticky && s != TargetShoalCluster {
+					continue
+				}
 				_, pv, ok := metricOf(scen, rep.result(scen, peer))
 				if !ok {
 					continue

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side comparison: runs every scenario against sockjs-node 0.3.24,
-# sockjs-go v3.0.3, Shoal on one node and Shoal as three nodes with Redis,
-# NATS and round-robin HAProxy, on this machine, and writes
+# sockjs-go v3.0.3, Shoal on one node, Shoal as three nodes with Redis,
+# NATS and round-robin HAProxy, and what that cluster replaces: three sticky
+# sockjs-node processes behind the same HAProxy; on this machine, and writes
 # loadtest/results/compare-*/compare.{html,json,md}.
 #
 # Shoal's node program is built from the committed HEAD (not from

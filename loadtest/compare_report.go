@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -42,6 +43,9 @@ func (rep *CompareReport) table() []compareRow {
 				txt := "—"
 				if run != nil && run.Error != "" {
 					txt = "failed"
+					if strings.HasPrefix(run.Error, notRun) {
+						txt = "not run"
+					}
 					if strings.HasPrefix(run.Error, "unavailable") || !t.Available {
 						txt = "unavailable"
 					}
@@ -196,21 +200,18 @@ func (rep *CompareReport) Markdown() string {
 		b.WriteString("\n")
 	}
 	if len(rep.Ratios) > 0 {
-		b.WriteString("\nShoal ÷ peer on the metric above (below 1: Shoal spends less):\n\n| scenario | metric | Shoal | ÷ sockjs-node | ÷ sockjs-go |\n|---|---|---|---:|---:|\n")
-		for _, scen := range rep.Scenarios {
-			for _, s := range []string{TargetShoal, TargetShoalCluster} {
-				node, goR := rep.ratio(scen, s, TargetSockJSNode), rep.ratio(scen, s, TargetSockJSGo)
-				if node == "" && goR == "" {
-					continue
-				}
-				metric := ""
-				for _, r := range rep.Ratios {
-					if r.Scenario == scen && r.Shoal == s {
-						metric = r.Metric
-					}
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", scen, metric, s, orDash(node), orDash(goR))
+		peers := rep.ratioPeers()
+		b.WriteString("\nShoal ÷ peer on the metric above (below 1: Shoal spends less):\n\n| scenario | metric | Shoal |")
+		for _, p := range peers {
+			fmt.Fprintf(&b, " ÷ %s |", p)
+		}
+		b.WriteString("\n|---|---|---|" + strings.Repeat("---:|", len(peers)) + "\n")
+		for _, l := range rep.ratioLines(peers) {
+			fmt.Fprintf(&b, "| %s | %s | %s |", l.Scenario, l.Metric, l.Shoal)
+			for _, c := range l.Cells {
+				fmt.Fprintf(&b, " %s |", orDash(c.Text))
 			}
+			b.WriteString("\n")
 		}
 	}
 	b.WriteString(rep.backendsMarkdown())
@@ -223,7 +224,7 @@ func (rep *CompareReport) Markdown() string {
 		}
 	}
 	for _, r := range rep.Runs {
-		if r.Error != "" && !strings.HasPrefix(r.Error, "unavailable") {
+		if r.failed() {
 			fmt.Fprintf(&b, "- %s against %s failed: %s\n", r.Scenario, r.Target, oneLine(r.Error, 300))
 		}
 	}
@@ -233,16 +234,10 @@ func (rep *CompareReport) Markdown() string {
 	return b.String()
 }
 
-func (rep *CompareReport) ratio(scen, shoal, peer string) string {
-	for _, r := range rep.Ratios {
-		if r.Scenario == scen && r.Shoal == shoal && r.Peer == peer {
-			if r.Caveat != "" {
-				return fmt.Sprintf("%.2f (%s)", r.Ratio, r.Caveat)
-			}
-			return fmt.Sprintf("%.2f", r.Ratio)
-		}
-	}
-	return ""
+// failed says whether the run failed, rather than its target being
+// unavailable or not running this scenario.
+func (r CompareRun) failed() bool {
+	return r.Error != "" && !strings.HasPrefix(r.Error, "unavailable") && !strings.HasPrefix(r.Error, notRun)
 }
 
 func orDash(s string) string {
@@ -273,8 +268,10 @@ type comparePage struct {
 	Targets []TargetInfo
 	Rows    []compareRow
 	Ratios  []ratioLine
-	Charts  []scenarioCharts
-	Failed  []CompareRun
+	// RatioPeers head the ratio table's columns.
+	RatioPeers []string
+	Charts     []scenarioCharts
+	Failed     []CompareRun
 }
 
 // scenarioCharts are one scenario's panels: cost and p99 bars on the
@@ -286,9 +283,55 @@ type scenarioCharts struct {
 	RightHasChart bool
 }
 
+// ratioLine is one Shoal target's ratios in one scenario, a cell per peer
+// (empty where that peer has no result).
 type ratioLine struct {
 	Scenario, Metric, Shoal string
-	Node, Go                cell
+	Cells                   []cell
+}
+
+// ratioPeers are the peers of ratioPeers that some ratio is taken against.
+func (rep *CompareReport) ratioPeers() []string {
+	var out []string
+	for _, p := range ratioPeers {
+		for _, r := range rep.Ratios {
+			if r.Peer == p {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// ratioLines lays the ratios out by scenario and Shoal target, a cell per
+// peer of peers.
+func (rep *CompareReport) ratioLines(peers []string) []ratioLine {
+	var out []ratioLine
+	for _, scen := range rep.Scenarios {
+		for _, s := range []string{TargetShoal, TargetShoalCluster} {
+			l := ratioLine{Scenario: scen, Shoal: s, Cells: make([]cell, len(peers))}
+			for _, r := range rep.Ratios {
+				i := slices.Index(peers, r.Peer)
+				if r.Scenario != scen || r.Shoal != s || i < 0 {
+					continue
+				}
+				l.Metric = r.Metric
+				c := cell{Text: fmt.Sprintf("%.2f", r.Ratio), Class: "good"}
+				if r.Ratio > 1 {
+					c.Class = "worse"
+				}
+				if r.Caveat != "" {
+					c.Text += " (" + r.Caveat + ")"
+				}
+				l.Cells[i] = c
+			}
+			if l.Metric != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
 
 var compareTmpl = template.Must(template.New("compare").Parse(`<!doctype html>
@@ -299,8 +342,8 @@ var compareTmpl = template.Must(template.New("compare").Parse(`<!doctype html>
 <p class="sub">{{.R.StartedAt.Format "2006-01-02 15:04 UTC"}} · {{.R.Machine}} · servers on CPU {{.R.ServerCPUs}}, load generator on CPU {{.R.LoadCPUs}} · {{.R.Elapsed}} s</p>
 <h2>Shoal ÷ peer</h2>
 <p class="muted">Server CPU per message (all server processes summed: nodes, Redis, NATS, HAProxy) or memory per idle session, Shoal's divided by the peer's. Below 1: Shoal spends less.</p>
-<table><tr><th>scenario</th><th class="t">metric</th><th class="t">Shoal</th><th>÷ sockjs-node</th><th>÷ sockjs-go</th></tr>
-{{range .Ratios}}<tr><td>{{.Scenario}}</td><td class="t">{{.Metric}}</td><td class="t">{{.Shoal}}</td><td class="{{.Node.Class}}">{{.Node.Text}}</td><td class="{{.Go.Class}}">{{.Go.Text}}</td></tr>{{end}}
+<table><tr><th>scenario</th><th class="t">metric</th><th class="t">Shoal</th>{{range .RatioPeers}}<th>÷ {{.}}</th>{{end}}</tr>
+{{range .Ratios}}<tr><td>{{.Scenario}}</td><td class="t">{{.Metric}}</td><td class="t">{{.Shoal}}</td>{{range .Cells}}<td class="{{.Class}}">{{.Text}}</td>{{end}}</tr>{{end}}
 </table>
 <h2>Results</h2>
 <table><tr><th>scenario</th><th class="t">load</th><th class="t">metric</th>{{range .Targets}}<th>{{.Name}}</th>{{end}}</tr>
@@ -317,32 +360,8 @@ var compareTmpl = template.Must(template.New("compare").Parse(`<!doctype html>
 
 func (rep *CompareReport) writeHTML(path string) error {
 	page := comparePage{R: rep, CSS: template.CSS(reportCSS), Targets: rep.Targets, Rows: rep.table()}
-	for _, scen := range rep.Scenarios {
-		for _, s := range []string{TargetShoal, TargetShoalCluster} {
-			l := ratioLine{Scenario: scen, Shoal: s}
-			for _, r := range rep.Ratios {
-				if r.Scenario != scen || r.Shoal != s {
-					continue
-				}
-				l.Metric = r.Metric
-				c := cell{Text: fmt.Sprintf("%.2f", r.Ratio), Class: "good"}
-				if r.Ratio > 1 {
-					c.Class = "worse"
-				}
-				if r.Caveat != "" {
-					c.Text += " (" + r.Caveat + ")"
-				}
-				if r.Peer == TargetSockJSNode {
-					l.Node = c
-				} else {
-					l.Go = c
-				}
-			}
-			if l.Metric != "" {
-				page.Ratios = append(page.Ratios, l)
-			}
-		}
-	}
+	page.RatioPeers = rep.ratioPeers()
+	page.Ratios = rep.ratioLines(page.RatioPeers)
 	for _, scen := range rep.Scenarios {
 		var bars, p99 []hbar
 		var names, colors []string
@@ -385,7 +404,7 @@ func (rep *CompareReport) writeHTML(path string) error {
 		}
 	}
 	for _, r := range rep.Runs {
-		if r.Error != "" && !strings.HasPrefix(r.Error, "unavailable") {
+		if r.failed() {
 			page.Failed = append(page.Failed, r)
 		}
 	}

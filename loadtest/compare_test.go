@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,39 +11,51 @@ import (
 	"time"
 )
 
-// TestHAProxyConfigParses checks the comparison's balancer config, the
-// shipped one with the load test's nodes, with the real haproxy (installed
-// by scripts/test).
+// TestHAProxyConfigParses checks the comparison's balancer configs, the
+// shipped one with the load test's nodes and its sticky variant for the
+// sockjs-node trio, with the real haproxy (installed by scripts/test).
 func TestHAProxyConfigParses(t *testing.T) {
 	t.Parallel()
 	hp, err := lookPathSbin("haproxy")
 	if err != nil {
 		t.Fatal("haproxy is not installed; scripts/test installs it")
 	}
-	cfg, err := haproxyConfig([]string{"127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	check := exec.Command(hp, "-c", "-f", path)
-	check.Env = append(os.Environ(), haproxyEnv("127.0.0.1:18080", "127.0.0.1:18084")...)
-	out, err := check.CombinedOutput()
-	if err != nil {
-		t.Fatalf("haproxy -c: %v\n%s", err, out)
-	}
-	// The rules themselves (round robin, no stickiness, http-no-delay) are
-	// haproxy/haproxy_test.go's: here, only that the nodes replaced the
-	// shipped servers.
-	for i, want := range []string{"server node1 127.0.0.1:18081", "server node2 127.0.0.1:18082", "server node3 127.0.0.1:18083"} {
-		if !strings.Contains(cfg, want) {
-			t.Errorf("server %d: %q missing from the derived config", i+1, want)
+	nodes := []string{"127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083"}
+	parse := func(name, cfg string) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), name+".cfg")
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		check := exec.Command(hp, "-c", "-f", path)
+		check.Env = append(os.Environ(), haproxyEnv("127.0.0.1:18080", "127.0.0.1:18084")...)
+		if out, err := check.CombinedOutput(); err != nil {
+			t.Fatalf("%s: haproxy -c: %v\n%s", name, err, out)
+		}
+		// The rules themselves (round robin, no stickiness, http-no-delay)
+		// are haproxy/haproxy_test.go's: here, only that the nodes replaced
+		// the shipped servers.
+		for i, n := range nodes {
+			if want := fmt.Sprintf("server node%d %s", i+1, n); !strings.Contains(cfg, want) {
+				t.Errorf("%s: %q missing", name, want)
+			}
+		}
+		if strings.Contains(cfg, "node1:8080") {
+			t.Errorf("%s: the shipped servers are still there", name)
 		}
 	}
-	if strings.Contains(cfg, "node1:8080") {
-		t.Errorf("the shipped servers are still there:\n%s", cfg)
+	cfg, err := haproxyConfig(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse("shoal", cfg)
+	sticky, err := stickyHAProxyConfig(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse("sticky", sticky)
+	if !strings.Contains(sticky, "balance uri depth 3") || strings.Contains(sticky, "balance roundrobin") || !strings.Contains(sticky, "uri /echo/info") {
+		t.Errorf("the sockjs-node trio's balancer must pin sessions by URL and check /echo/info:\n%s", sticky)
 	}
 }
 

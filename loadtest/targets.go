@@ -30,32 +30,34 @@ func prepareTarget(ctx context.Context, c CompareConfig, name, binDir, cpus stri
 	}
 	peers := filepath.Join(c.RepoRoot, "loadtest", "peers")
 	switch name {
-	case TargetSockJSNode:
+	case TargetSockJSNode, TargetSockJSNodeSticky:
 		dir := filepath.Join(peers, "sockjs-node")
-		node, err := exec.LookPath("node")
+		node, version, why := prepareSockJSNode(ctx, dir)
+		if why != "" {
+			return unavailable("%s", why)
+		}
+		if name == TargetSockJSNode {
+			tr.info.Description = fmt.Sprintf("sockjs-node %s on Node.js %s, one process", version, nodeVersion(node))
+			tr.start = func(ctx context.Context, logBase string) (*running, error) {
+				return startSingle(ctx, "sockjs-node", logBase, dir, cpus, nil, func(addr string) []string {
+					return []string{node, "server.js", addr}
+				})
+			}
+			break
+		}
+		hp, err := lookPathSbin("haproxy")
 		if err != nil {
-			return unavailable("node (Node.js) is not installed")
+			return unavailable("haproxy is not installed")
 		}
-		pkg := filepath.Join(dir, "node_modules", "sockjs", "package.json")
-		if _, err := os.Stat(pkg); err != nil {
-			npm, err := exec.LookPath("npm")
-			if err != nil {
-				return unavailable("npm is not installed")
-			}
-			if err := runCommand(ctx, 5*time.Minute, dir, widen(npm, "install", "--no-audit", "--no-fund")...); err != nil {
-				return unavailable("npm install: %v", err)
-			}
-		}
-		version := packageVersion(pkg)
-		if version != "0.3.24" {
-			return unavailable("sockjs %q installed in %s, want 0.3.24", version, dir)
-		}
-		nodeVersion, _ := exec.Command(node, "--version").Output()
-		tr.info.Description = fmt.Sprintf("sockjs-node %s on Node.js %s, one process", version, strings.TrimSpace(string(nodeVersion)))
+		tr.info.Description = fmt.Sprintf("3 sockjs-node %s processes (Node.js %s) behind the shipped HAProxy, each session pinned to one by its URL (balance uri), all on the server CPUs; echo scenarios only (no broadcast across processes)", version, nodeVersion(node))
 		tr.start = func(ctx context.Context, logBase string) (*running, error) {
-			return startSingle(ctx, "sockjs-node", logBase, dir, cpus, nil, func(addr string) []string {
-				return []string{node, "server.js", addr}
-			})
+			return startStickyTrio(ctx, logBase, dir, node, hp, cpus)
+		}
+		tr.skip = func(scen string) string {
+			if kind, _, _ := ParseScenario(scen, ""); kind == KindBroadcast {
+				return "sockjs-node has no broadcast across processes"
+			}
+			return ""
 		}
 	case TargetSockJSGo:
 		bin := filepath.Join(binDir, "sockjsgo-peer")
@@ -120,6 +122,35 @@ func prepareTarget(ctx context.Context, c CompareConfig, name, binDir, cpus stri
 	}
 	tr.info.Available = true
 	return tr, nil
+}
+
+// prepareSockJSNode installs sockjs-node 0.3.24 in dir when it is not
+// there; why says what is missing when it cannot be had.
+func prepareSockJSNode(ctx context.Context, dir string) (node, version, why string) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return "", "", "node (Node.js) is not installed"
+	}
+	pkg := filepath.Join(dir, "node_modules", "sockjs", "package.json")
+	if _, err := os.Stat(pkg); err != nil {
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			return "", "", "npm is not installed"
+		}
+		if err := runCommand(ctx, 5*time.Minute, dir, widen(npm, "install", "--no-audit", "--no-fund")...); err != nil {
+			return "", "", fmt.Sprintf("npm install: %v", err)
+		}
+	}
+	version = packageVersion(pkg)
+	if version != "0.3.24" {
+		return "", "", fmt.Sprintf("sockjs %q installed in %s, want 0.3.24", version, dir)
+	}
+	return node, version, ""
+}
+
+func nodeVersion(node string) string {
+	out, _ := exec.Command(node, "--version").Output()
+	return strings.TrimSpace(string(out))
 }
 
 // widen runs argv on every CPU: builds need not suffer the load
@@ -260,29 +291,36 @@ func startCluster(ctx context.Context, logBase, bin string, tools map[string]str
 		rt.procs = append(rt.procs, p)
 		nodeAddrs = append(nodeAddrs, addr)
 	}
-	for _, a := range nodeAddrs {
-		if err := waitHTTP(ctx, rt.procs, "http://"+a); err != nil {
-			return rt, fmt.Errorf("shoal cluster node %s: %w", a, err)
-		}
-	}
-	cfgPath := logBase + "-haproxy.cfg"
 	cfg, err := haproxyConfig(nodeAddrs)
 	if err != nil {
 		return rt, err
 	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return rt, err
+	return rt, rt.startBalancer(ctx, "shoal cluster node", nodeAddrs, logBase, tools["haproxy"], cpus, cfg, lbAddr, statsAddr)
+}
+
+// startBalancer waits for the servers at addrs (what names them in an
+// error) to answer, then starts HAProxy with cfg in front of them, pinned
+// to cpus, and makes its address rt's URL.
+func (rt *running) startBalancer(ctx context.Context, what string, addrs []string, logBase, hp, cpus, cfg, listen, stats string) error {
+	for _, a := range addrs {
+		if err := waitHTTP(ctx, rt.procs, "http://"+a); err != nil {
+			return fmt.Errorf("%s %s: %w", what, a, err)
+		}
 	}
-	lb, err := startProc("haproxy", logBase+"-haproxy.log", "", cpus, haproxyEnv(lbAddr, statsAddr), tools["haproxy"], "-db", "-f", cfgPath)
+	cfgPath := logBase + "-haproxy.cfg"
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	lb, err := startProc("haproxy", logBase+"-haproxy.log", "", cpus, haproxyEnv(listen, stats), hp, "-db", "-f", cfgPath)
 	if err != nil {
-		return rt, err
+		return err
 	}
 	rt.procs = append(rt.procs, lb)
-	rt.url = "http://" + lbAddr
+	rt.url = "http://" + listen
 	if err := waitHTTP(ctx, rt.procs, rt.url); err != nil {
-		return rt, fmt.Errorf("haproxy: %w", err)
+		return fmt.Errorf("haproxy: %w", err)
 	}
-	return rt, nil
+	return nil
 }
 
 // natsCounters reads the in and out message counts of the NATS server
@@ -327,4 +365,58 @@ func haproxyConfig(nodes []string) (string, error) {
 // haproxyEnv sets where haproxyConfig's balancer and statistics page listen.
 func haproxyEnv(listen, stats string) []string {
 	return []string{haproxy.EnvBind + "=" + listen, haproxy.EnvStatsBind + "=" + stats}
+}
+
+// stickyHAProxyConfig is haproxyConfig turned into what sockjs-node needs:
+// every request of a session to the same process, chosen by hashing the
+// URL up to the session id (/echo/<server>/<session>), the way SockJS's own
+// docs suggest; and a health check sockjs-node answers.
+func stickyHAProxyConfig(nodes []string) (string, error) {
+	cfg, err := haproxyConfig(nodes)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range [][2]string{
+		{"    balance roundrobin\n", "    balance uri depth 3\n    hash-type consistent\n"},
+		{" uri /readyz ", " uri /echo/info "},
+	} {
+		if !strings.Contains(cfg, r[0]) {
+			return "", fmt.Errorf("loadtest: haproxy.cfg has no %q to make sticky", strings.TrimSpace(r[0]))
+		}
+		cfg = strings.Replace(cfg, r[0], r[1], 1)
+	}
+	return cfg, nil
+}
+
+// startStickyTrio starts three sockjs-node processes and HAProxy in front
+// (stickyHAProxyConfig), all pinned to cpus.
+func startStickyTrio(ctx context.Context, logBase, dir, node, hp, cpus string) (rt *running, err error) {
+	rt = &running{}
+	var addrs []string
+	for i := range 3 {
+		port, err := freePort()
+		if err != nil {
+			return rt, err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		p, err := startProc(fmt.Sprintf("sockjs-node %d", i+1), fmt.Sprintf("%s-node%d.log", logBase, i+1), dir, cpus, nil, node, "server.js", addr)
+		if err != nil {
+			return rt, err
+		}
+		rt.procs = append(rt.procs, p)
+		addrs = append(addrs, addr)
+	}
+	var lbAddr, statsAddr string
+	for _, a := range []*string{&lbAddr, &statsAddr} {
+		port, err := freePort()
+		if err != nil {
+			return rt, err
+		}
+		*a = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	cfg, err := stickyHAProxyConfig(addrs)
+	if err != nil {
+		return rt, err
+	}
+	return rt, rt.startBalancer(ctx, "sockjs-node", addrs, logBase, hp, cpus, cfg, lbAddr, statsAddr)
 }

@@ -66,7 +66,7 @@ func run() error {
 	render := fs.String("render", "", "redraw the HTML and Markdown of a comparison from its compare.json, measuring nothing")
 	fs.BoolVar(&compare, "compare", false, "start each target, run the scenarios against it, and report Shoal's ratios to the peers")
 	fs.StringVar(&scens, "scenarios", "ws-echo,xhr-polling,xhr-streaming,eventsource,broadcast,churn,idle", "compare: scenarios to run")
-	fs.StringVar(&targets, "targets", "sockjs-node,sockjs-go,shoal,shoal-cluster", "compare: targets to run")
+	fs.StringVar(&targets, "targets", "sockjs-node,sockjs-go,shoal,shoal-cluster,sockjs-node-sticky", "compare: targets to run")
 	fs.StringVar(&cc.RepoRoot, "repo", ".", "compare: the Shoal repository root (builds ./node and the peers from it)")
 	fs.StringVar(&cc.ShoalBin, "shoal-bin", "", "compare: a built node program to run instead of building ./node")
 	note := fs.String("note", "", "compare: a line to add to the report's notes")

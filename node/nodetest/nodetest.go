@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -161,7 +162,7 @@ func PlainBinary(t testing.TB) string {
 func (b *nodeBuild) binary(t testing.TB, flags ...string) string {
 	t.Helper()
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "shoal-node-")
+		dir, err := buildDir()
 		if err != nil {
 			b.err = err
 			return
@@ -176,6 +177,26 @@ func (b *nodeBuild) binary(t testing.TB, flags ...string) string {
 		t.Fatalf("nodetest: build node: %v", b.err)
 	}
 	return b.path
+}
+
+// buildDir makes the directory this test process builds the node into,
+// named after the process, after removing those of test processes that
+// are gone: a build is shared by all of a process's tests, so nothing can
+// remove it when the last one ends, and each left 44 MB behind (hundreds
+// of them filled a disk). The age guard spares a live process whose
+// directory predates the pid in its name (MkdirTemp's random suffix).
+func buildDir() (string, error) {
+	tmp := os.TempDir()
+	old, _ := filepath.Glob(filepath.Join(tmp, "shoal-node-*"))
+	for _, d := range old {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "shoal-node-"), "-")
+		n, err := strconv.Atoi(pid)
+		st, statErr := os.Stat(d)
+		if err == nil && statErr == nil && syscall.Kill(n, 0) == syscall.ESRCH && time.Since(st.ModTime()) > 10*time.Minute {
+			os.RemoveAll(d)
+		}
+	}
+	return os.MkdirTemp(tmp, fmt.Sprintf("shoal-node-%d-", os.Getpid()))
 }
 
 // Node is one running Shoal node.

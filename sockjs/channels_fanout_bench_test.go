@@ -3,8 +3,12 @@ package sockjs
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // BenchmarkChannelPublishWebsocket: one publish on a node (memory store and
@@ -21,14 +25,30 @@ func BenchmarkChannelPublishWebsocket(b *testing.B) {
 }
 
 // BenchmarkChannelPublishXHRStreaming: the same with 100 xhr-streaming
-// subscribers: each message goes into its stream's queue and the stream's
-// goroutine writes it as one chunk.
+// subscribers: the fan-out writes each message to its idle stream's
+// socket itself, as one chunk (stream_direct.go).
 func BenchmarkChannelPublishXHRStreaming(b *testing.B) {
 	benchChannelPublish(b, Settings{ResponseLimit: 1 << 30}, func(base string, i int) func() string {
 		_, br := stream(b, "POST", fmt.Sprintf("%s/0/s%d/xhr_streaming", base, i))
 		readLine(b, br) // the prelude
 		want(b, "open", readLine(b, br), "o\n")
 		return func() string { return strings.TrimSuffix(readLine(b, br), "\n") }
+	})
+}
+
+// BenchmarkChannelPublishEventSource: the same with 100 eventsource
+// subscribers.
+func BenchmarkChannelPublishEventSource(b *testing.B) {
+	benchChannelPublish(b, Settings{ResponseLimit: 1 << 30}, func(base string, i int) func() string {
+		_, br := stream(b, "GET", fmt.Sprintf("%s/0/s%d/eventsource", base, i))
+		readLine(b, br) // the prelude
+		want(b, "open", readLine(b, br), "data: o\r\n")
+		readLine(b, br)
+		return func() string {
+			event := readLine(b, br)
+			readLine(b, br) // the blank line that ends it
+			return strings.TrimSuffix(strings.TrimPrefix(event, "data: "), "\r\n")
+		}
 	})
 }
 
@@ -48,6 +68,7 @@ func benchChannelPublish(b *testing.B, settings Settings, subscribe func(base st
 	const msg = "a 40 byte message for every subscriber."
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu := processCPU(b)
 	for b.Loop() {
 		if err := e.Publish(ctx, "room", msg); err != nil {
 			b.Fatal(err)
@@ -58,4 +79,16 @@ func benchChannelPublish(b *testing.B, settings Settings, subscribe func(base st
 			}
 		}
 	}
+	// The process's CPU, not the wall clock: the server's work and its
+	// clients' reads, whichever goroutines and CPUs they ran on.
+	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// processCPU is the CPU time this process has used (user and system).
+func processCPU(b *testing.B) time.Duration {
+	d, err := testenv.ProcessCPU(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }

@@ -198,6 +198,12 @@ type receiverChannels struct {
 	since    time.Time         // when the receiver started
 	gen      uint64            // counts subscription changes
 	changed  map[string]uint64 // channel → gen of its last change
+	// direct writes a message to an idle stream at once (nil without:
+	// polls, websockets, streams on an unknown connection); set before
+	// the stream's engine starts. parked: the engine waits for a signal
+	// and writes nothing, so deliver may write through direct.
+	direct *directStream
+	parked bool
 }
 
 type chanNote struct {
@@ -453,6 +459,22 @@ func (r *receiverChannels) deliver(s *chanSub, off uint64, msg string, frame []b
 	if r.overflow || r.finished {
 		return
 	}
+	if r.parked && !skip && len(r.queue) == 0 {
+		switch r.direct.write(msg) {
+		case directWritten:
+			r.markWritten(s, off)
+			if r.direct.hr.written >= r.direct.hr.limit {
+				r.parked = false // the engine ends the response
+				r.lr.signal(lrLocal)
+			}
+			return
+		case directPartial:
+			r.direct.restItem = chanItem{sub: s, offset: off, msg: msg}
+			r.parked = false // the engine writes the rest first
+			r.lr.signal(lrLocal)
+			return
+		}
+	}
 	if len(r.queue) >= r.max {
 		// The response ends; the client's next request catches up from
 		// the log (cursors count only what was written).
@@ -489,14 +511,44 @@ func (r *receiverChannels) wrote(items []chanItem) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, it := range items {
-		if s := it.sub; !s.left && it.offset > s.written {
-			s.written = it.offset
-		}
+		r.markWritten(it.sub, it.offset)
 	}
 	if cap(items) <= 64 { // a burst's slice is let go
 		clear(items)
 		r.spare = items[:0]
 	}
+}
+
+// markWritten records that s's message at off reached the client.
+// receiverChannels.mu must be held.
+func (r *receiverChannels) markWritten(s *chanSub, off uint64) {
+	if !s.left && off > s.written {
+		s.written = off
+	}
+}
+
+// park tells deliver that the stream's engine waits for a signal: until
+// unpark, deliver may write to the stream directly. A no-op without
+// direct writes.
+func (r *receiverChannels) park() {
+	if r == nil || r.direct == nil {
+		return
+	}
+	r.mu.Lock()
+	// Not with the rest of a write still to go (deliver also writes
+	// nothing while messages are queued: they go first).
+	r.parked = !r.finished && len(r.direct.rest) == 0
+	r.mu.Unlock()
+}
+
+// unpark ends what park allowed; a direct write under way ends first.
+func (r *receiverChannels) unpark() {
+	if r == nil || r.direct == nil {
+		return
+	}
+	r.mu.Lock()
+	r.parked = false
+	r.mu.Unlock()
 }
 
 // lost closes the session, whose channel messages are gone.

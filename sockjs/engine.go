@@ -122,7 +122,12 @@ func (en *receiverEngine) run() receiverEnd {
 	}
 	en.look() // the attach read the store just before
 	for {
+		// While parked, the fan-out may write channel messages to a
+		// stream itself (stream_direct.go); unparked before the signals
+		// are read, so those a direct write sent are among them.
+		en.lr.chans.park()
 		<-en.lr.wakeCh
+		en.lr.chans.unpark()
 		what := en.lr.signals.Swap(0)
 		switch {
 		case what&lrClientGone != 0:

@@ -38,6 +38,7 @@ type httpSink struct {
 	msgs           []string          // writeLocal's, reused
 	chans          *receiverChannels // the receiver's channels, nil without
 	commit         func()            // a stream's commit of what it took; nil for polls
+	direct         *directStream     // a stream's direct writes (stream_direct.go); nil without
 	stats          *nodeStats
 }
 
@@ -54,8 +55,10 @@ func (e *Endpoint) newHTTPSink(w http.ResponseWriter, polling bool, wrap func(ds
 // deadline moved less than an eighth of writeTimeout ago is left as it
 // is (moving it is a runtime timer change, per message on a busy
 // stream), so a write gets at least seven eighths of writeTimeout.
-func (hr *httpSink) setDeadline() {
-	now := time.Now()
+func (hr *httpSink) setDeadline() { hr.setDeadlineAt(time.Now()) }
+
+// setDeadlineAt is setDeadline at now.
+func (hr *httpSink) setDeadlineAt(now time.Time) {
 	if now.Sub(hr.deadlineSet) < hr.writeTimeout/8 {
 		return
 	}
@@ -100,6 +103,9 @@ func (hr *httpSink) storeUnavailable() {
 // (a poll answered, a stream past its limit).
 func (hr *httpSink) writeFrame(frame []byte) (done bool, err error) {
 	if err := hr.start(); err != nil {
+		return true, err
+	}
+	if err := hr.finishDirect(); err != nil {
 		return true, err
 	}
 	hr.buf = hr.wrap(hr.buf[:0], frame)
@@ -278,6 +284,10 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		quietRechecks:  true,
 		drainOpts:      e.takeOptions(false),
 	}
+	if lr.chans != nil && !hr.polling {
+		hr.direct = newDirectStream(r, hr.w, hr, &en.lastWrite)
+		lr.chans.direct = hr.direct
+	}
 	end := en.run()
 	handedOff = en.handedOff
 	switch end {
@@ -346,6 +356,12 @@ func (hr *httpSink) committed() {
 // messages. A queue that overflowed ends the response: the client comes
 // back and catches up from the log.
 func (hr *httpSink) writeLocal() (bool, error) {
+	if err := hr.finishDirect(); err != nil {
+		return true, err
+	}
+	if hr.direct != nil && hr.written >= hr.limit {
+		return true, nil // direct writes completed the response
+	}
 	msgs, items, overflow := hr.chans.take(hr.msgs[:0])
 	defer func() {
 		clear(msgs)
@@ -365,6 +381,16 @@ func (hr *httpSink) writeLocal() (bool, error) {
 		hr.chans.wrote(items)
 	}
 	return overflow, nil
+}
+
+// finishDirect writes the rest of a direct write the socket took only part
+// of, before anything else goes out.
+func (hr *httpSink) finishDirect() error {
+	item, ok, err := hr.direct.finishRest()
+	if ok {
+		hr.chans.wrote([]chanItem{item})
+	}
+	return err
 }
 
 // writeHeartbeat implements receiverSink.

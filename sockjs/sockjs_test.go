@@ -137,9 +137,13 @@ func (c *cluster) node(t testing.TB, h Handler, s Settings, tweak ...func(*NodeC
 		if err := n.Close(ctx); err != nil {
 			t.Errorf("node close: %v", err)
 		}
-	})
+	}, withConnContext)
 	return n, e, url + s.Prefix
 }
+
+// withConnContext serves as a node program does (ops.NewServer): streams
+// may take direct writes.
+func withConnContext(s *http.Server) { s.ConnContext = ConnContext }
 
 // The clients of every test here, shared with the tests on the real
 // backends (sockjs/clustertest).

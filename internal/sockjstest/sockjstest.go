@@ -47,11 +47,15 @@ func Want(t testing.TB, what string, got, exp any) {
 	}
 }
 
-// Serve serves a node's handler h on a new HTTP server and returns its
-// URL. When the test ends it cuts the clients off, closes the node with
-// closeNode (given 5 s) and then the server.
-func Serve(t testing.TB, h http.Handler, closeNode func(context.Context)) string {
-	srv := httptest.NewServer(h)
+// Serve serves a node's handler h on a new HTTP server, set up further by
+// configure, and returns its URL. When the test ends it cuts the clients
+// off, closes the node with closeNode (given 5 s) and then the server.
+func Serve(t testing.TB, h http.Handler, closeNode func(context.Context), configure ...func(*http.Server)) string {
+	srv := httptest.NewUnstartedServer(h)
+	for _, f := range configure {
+		f(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

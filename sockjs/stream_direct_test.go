@@ -1,0 +1,138 @@
+package sockjs
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
+)
+
+// TestStreamDirectWritesSlowClient: channel messages written to idle
+// streams by the fan-out itself (stream_direct.go) to a client that stops
+// reading, until its socket takes only parts of them and then nothing,
+// all arrive once, in order, in a response that still parses (chunked
+// for xhr-streaming, events for eventsource), after what the engine
+// writes in between.
+func TestStreamDirectWritesSlowClient(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		transport, method string
+		prelude           int // lines before the open frame
+		message           func(line string) (string, bool)
+	}{
+		{"xhr_streaming", "POST", 1, func(line string) (string, bool) { return line, true }},
+		{"eventsource", "GET", 1, func(line string) (string, bool) {
+			m, ok := strings.CutPrefix(line, "data: ")
+			return m, ok
+		}},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			t.Parallel()
+			const msgs, size = 800, 8 << 10
+			cc := newChannelCluster(t, 1, Settings{ResponseLimit: 1 << 30, MaxQueuedMessages: 2 * msgs}, ChannelConfig{Pattern: "room"}, joinRoom)
+			n, e := cc.nodes[0], cc.eps[0]
+			br := slowStream(t, tc.method, cc.bases[0]+"/0/s/"+tc.transport)
+			lines := func() string {
+				t.Helper()
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						t.Fatalf("read: %v (got %q)", err, line)
+					}
+					line = strings.TrimRight(line, "\r\n")
+					if m, ok := tc.message(line); ok {
+						return m
+					}
+				}
+			}
+			for range tc.prelude {
+				br.ReadString('\n')
+			}
+			want(t, "open", lines(), "o")
+			if nonblockingSupported {
+				waitParked(t, n, e.keyOf(idFromClientSession("s")))
+			}
+
+			pad := strings.Repeat("x", size)
+			for i := range msgs {
+				if err := e.Publish(context.Background(), "room", fmt.Sprintf("%d %s", i, pad)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Frames hold one message or, from the engine, several.
+			for next := 0; next < msgs; {
+				frame := lines()
+				var got []string
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(frame, "a")), &got); err != nil || frame[0] != 'a' {
+					t.Fatalf("frame %.40q…: %v", frame, err)
+				}
+				for _, m := range got {
+					if want := fmt.Sprintf("%d %s", next, pad); m != want {
+						t.Fatalf("message %d: got %.20q… (%d bytes), want %.20q…", next, m, len(m), want)
+					}
+					next++
+				}
+			}
+		})
+	}
+}
+
+// slowStream opens a stream with a small receive buffer, so that the
+// server's socket fills soon while the test does not read, and returns
+// its body.
+func slowStream(t *testing.T, method, url string) *bufio.Reader {
+	t.Helper()
+	// Before the connect: a buffer shrunk after it stalls the transfer.
+	smallBuffer := func(_, _ string, c syscall.RawConn) (err error) {
+		if cerr := c.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	d := &net.Dialer{Control: smallBuffer}
+	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return bufio.NewReader(resp.Body)
+}
+
+// waitParked waits until the stream of key on n is idle with direct
+// writes on.
+func waitParked(t *testing.T, n *Node, key string) {
+	t.Helper()
+	testenv.CheckFor(t, 5*time.Second, 2*time.Millisecond, func() error {
+		sh := n.shard(key)
+		sh.mu.RLock()
+		var chans *receiverChannels
+		for _, lr := range sh.m[key] {
+			chans = lr.chans
+		}
+		sh.mu.RUnlock()
+		if chans == nil {
+			return fmt.Errorf("no receiver with channels")
+		}
+		chans.mu.Lock()
+		defer chans.mu.Unlock()
+		if !chans.parked {
+			return fmt.Errorf("stream not parked for direct writes")
+		}
+		return nil
+	})
+}

@@ -289,6 +289,11 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		lr.chans.direct = hr.direct
 	}
 	end := en.run()
+	if end != endClientGone && end != endWriteFailed && hr.finishDirect() != nil {
+		// (The rest of a direct write the engine stopped before: the
+		// response must not end inside a frame.)
+		end = endWriteFailed
+	}
 	handedOff = en.handedOff
 	switch end {
 	case endClientGone, endWriteFailed:

@@ -347,6 +347,13 @@ type localReceiver struct {
 	// the batch handed to it, waiting for its engine.
 	handOffToken string
 	handOff      atomic.Pointer[handOffBatch]
+	// entered: the receiver counts in the node's life (Node.enter), until
+	// it leaves (Node.leave). HTTP receivers only.
+	entered bool
+	// finishing is set as a poll's answer leaves: it then commits what it
+	// took and releases the lease, its request over (receive). A second
+	// receiver waits for that rather than getting 2010 (see takeover.go).
+	finishing atomic.Bool
 }
 
 // handOffBatch is what a sender's Append handed to a parked poll.
@@ -425,6 +432,15 @@ func (n *Node) unregister(lr *localReceiver) {
 	lr.chans.finish()
 	if lr.done != nil {
 		close(lr.done)
+	}
+}
+
+// leave takes an HTTP receiver out of the node once it holds no lease:
+// out of the registry, and of the node's life if it entered it.
+func (n *Node) leave(lr *localReceiver) {
+	n.unregister(lr)
+	if lr.entered {
+		n.exit()
 	}
 }
 
@@ -508,12 +524,12 @@ func (n *Node) onBusMessage(msg []byte) {
 		}
 		n.onAsk(node, key, id)
 	case envelopeAnswer:
-		id, serving, ok := decodeAnswer(msg[1:])
+		id, st, ok := decodeAnswer(msg[1:])
 		if !ok {
 			n.log.Warn("sockjs: malformed holder answer", "len", len(msg))
 			return
 		}
-		n.onAnswer(id, serving)
+		n.onAnswer(id, st)
 	default:
 		n.log.Warn("sockjs: unknown bus message", "kind", msg[0])
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,15 +163,16 @@ func TestCloseDrainsReceivers(t *testing.T) {
 	c := newCluster(t)
 	rec := &recorder{}
 	n, e, base := c.node(t, rec, Settings{})
+	pollKey, streamKey := e.keyOf(idFromClientSession("p")), e.keyOf(idFromClientSession("s"))
 	_, body := do(t, "POST", base+"/0/p/xhr", "")
 	want(t, "poll open", body, "o\n")
+	waitLeaseFree(t, c.store, pollKey) // the open poll's
 	polled := pollAsync(t, base+"/0/p/xhr")
 	_, br := stream(t, "POST", base+"/0/s/xhr_streaming")
 	readLine(t, br)
 	want(t, "stream open", readLine(t, br), "o\n")
 	conn := dialWS(t, base+"/0/w/websocket")
 	want(t, "ws open", readWS(t, conn), "o")
-	pollKey, streamKey := e.keyOf(idFromClientSession("p")), e.keyOf(idFromClientSession("s"))
 	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if st := n.Stats(); st.SessionsActive != 3 {
 			return fmt.Errorf("%d receivers live, want 3", st.SessionsActive)
@@ -281,6 +284,11 @@ type killableStore struct {
 	// dieOnDrain kills the node right after a Drain took messages: it
 	// dies before writing them.
 	dieOnDrain atomic.Bool
+	// freezeAfterCommit stops the node right after a Commit that took
+	// messages off the store: the caller never gets on (its process is
+	// stopped) until thaw is closed, and frozen is closed.
+	freezeAfterCommit atomic.Bool
+	frozen, thaw      chan struct{}
 }
 
 var errKilled = errors.New("test: node killed")
@@ -351,7 +359,18 @@ func (s *killableStore) Commit(ctx context.Context, id, token string, detach boo
 	if s.isDead() {
 		return errKilled
 	}
-	return s.Store.(store.Committer).Commit(ctx, id, token, detach)
+	err := s.Store.(store.Committer).Commit(ctx, id, token, detach)
+	if err == nil && s.freezeAfterCommit.Load() {
+		if st, _ := s.Store.Get(ctx, id); st.ReceiverNode == "" {
+			// The commit released the lease: it was a poll's, whose
+			// messages it took off the store.
+			s.dead.Store(true)
+			close(s.frozen)
+			<-s.thaw
+			return errKilled
+		}
+	}
+	return err
 }
 
 func (s *killableStore) TakeOver(ctx context.Context, id, from string, l store.Lease, opts ...store.DrainOption) (store.AttachResult, error) {
@@ -396,35 +415,80 @@ type parkedPoll struct {
 	ks        *killableStore // A's store
 	baseB     string
 	abortPoll context.CancelFunc // ends the parked poll's request
+	// polled gets the parked poll's response body, "" if it got none.
+	polled <-chan string
+	// cutA closes A's connections, as its kernel does when it is killed.
+	cutA func()
 }
 
 func parkPollOnA(t *testing.T) parkedPoll {
 	t.Helper()
 	c := newCluster(t)
-	ks := &killableStore{Store: c.store}
+	ks := &killableStore{Store: c.store, frozen: make(chan struct{}), thaw: make(chan struct{})}
 	settings := Settings{HeartbeatDelay: time.Minute}
-	a, _, baseA := c.node(t, &recorder{}, settings, func(cfg *NodeConfig) { cfg.Store = ks })
+	a, err := NewNode(NodeConfig{Store: ks, Bus: c.bus, ReapInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.NewEndpoint(&recorder{}, Settings{Prefix: "/t", HeartbeatDelay: settings.HeartbeatDelay}); err != nil {
+		t.Fatal(err)
+	}
+	srvA := httptest.NewServer(a.Handler(nil))
+	t.Cleanup(func() {
+		close(ks.thaw) // a frozen node's calls return, so that it can close
+		srvA.CloseClientConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.Close(ctx); err != nil {
+			t.Errorf("node A close: %v", err)
+		}
+		srvA.Close()
+	})
+	baseA := srvA.URL + "/t"
 	_, eB, baseB := c.node(t, &recorder{}, settings)
+	key := eB.keyOf(idFromClientSession("s"))
 	_, body := do(t, "POST", baseA+"/0/s/xhr", "")
 	want(t, "open on A", body, "o\n")
+	waitLeaseFree(t, c.store, key) // the open poll's, which may outlive its response
 
 	pollCtx, abortPoll := context.WithCancel(context.Background())
 	t.Cleanup(abortPoll)
+	polled := make(chan string, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(pollCtx, "POST", baseA+"/0/s/xhr", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			polled <- ""
+			return
 		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		polled <- string(b)
 	}()
-	key := eB.keyOf(idFromClientSession("s"))
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
 			return fmt.Errorf("poll not parked on A: %+v, %v", st, err)
 		}
 		return nil
 	})
-	return parkedPoll{a: a, ks: ks, baseB: baseB, abortPoll: abortPoll}
+	cutA := func() {
+		a.stopListen()
+		srvA.CloseClientConnections()
+	}
+	return parkedPoll{a: a, ks: ks, baseB: baseB, abortPoll: abortPoll, polled: polled, cutA: cutA}
+}
+
+// waitLeaseFree waits until no receiver holds the lease of key: a poll's
+// lease outlives its response by its commit, so a test that wants to see
+// the next poll hold it waits for this one's to go first.
+func waitLeaseFree(t testing.TB, st store.Store, key string) {
+	t.Helper()
+	testenv.CheckFor(t, 5*time.Second, 2*time.Millisecond, func() error {
+		if s, err := st.Get(context.Background(), key); err != nil || s.ReceiverNode != "" {
+			return fmt.Errorf("lease still held: %+v, %v", s, err)
+		}
+		return nil
+	})
 }
 
 // TestTakeOverFromDeadHolder: a node dies (no store, no bus, no cleanup)
@@ -484,4 +548,101 @@ func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
 	do(t, "POST", baseB+"/0/s/xhr_send", `["next"]`)
 	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
 	want(t, "next poll: no duplicate", body, `a["next"]`+"\n")
+}
+
+// TestAnsweredPollSurvivesHolderDeath: the node holding a parked poll
+// takes a message off the queue, writes it, commits it, and dies right
+// after the commit (its process stops: killableStore.freezeAfterCommit;
+// then its kernel closes its connections). The client has the message
+// all the same, exactly once: the poll's response left the node before
+// its commit. (With the commit first, the response left only after it,
+// and a node killed in between had taken the message off the store for
+// nothing.)
+func TestAnsweredPollSurvivesHolderDeath(t *testing.T) {
+	t.Parallel()
+	p := parkPollOnA(t)
+	p.ks.freezeAfterCommit.Store(true)
+	resp, _ := do(t, "POST", p.baseB+"/0/s/xhr_send", `["taken"]`)
+	want(t, "send on B", resp.StatusCode, http.StatusNoContent)
+	select {
+	case <-p.ks.frozen:
+	case <-time.After(5 * time.Second):
+		t.Fatal("A never committed the message")
+	}
+	p.cutA()
+	got := <-p.polled
+	// The client polls again on a survivor (as HAProxy does after a
+	// connection cut before any response byte).
+	do(t, "POST", p.baseB+"/0/s/xhr_send", `["next"]`)
+	_, body := do(t, "POST", p.baseB+"/0/s/xhr", "")
+	want(t, "what the client got", got+body, `a["taken"]`+"\n"+`a["next"]`+"\n")
+}
+
+// heldCommits is the memory store whose commits wait, while hold is set,
+// until release is closed.
+type heldCommits struct {
+	*store.Memory
+	hold    atomic.Bool
+	release chan struct{}
+}
+
+func (h *heldCommits) wait() {
+	if h.hold.Load() {
+		<-h.release
+	}
+}
+
+func (h *heldCommits) Commit(ctx context.Context, id, token string, detach bool) error {
+	h.wait()
+	return h.Memory.Commit(ctx, id, token, detach)
+}
+
+func (h *heldCommits) CommitHandOff(ctx context.Context, id, token string, batch uint64, detach bool) error {
+	h.wait()
+	return h.Memory.CommitHandOff(ctx, id, token, batch, detach)
+}
+
+// pollAgainWhileCommitting: a poll is answered while its commit waits;
+// its client polls again, on the same node or another (second), and must
+// not get 2010: the new poll waits for the commit (longer than busyGrace
+// and than HolderTimeout, so the holder is asked again), then serves.
+func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
+	held := &heldCommits{Memory: store.NewMemory(), release: make(chan struct{})}
+	c := newCluster(t)
+	useHeld := func(cfg *NodeConfig) { cfg.Store = held }
+	_, _, baseA := c.node(t, &recorder{}, Settings{}, useHeld)
+	baseB := baseA
+	if !sameNode {
+		_, _, baseB = c.node(t, &recorder{}, Settings{}, useHeld)
+	}
+	_, body := do(t, "POST", baseA+"/000/s1/xhr", "")
+	want(t, "open", body, "o\n")
+	do(t, "POST", baseA+"/000/s1/xhr_send", `["a"]`)
+
+	held.hold.Store(true)
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { held.hold.Store(false); close(held.release) }) }
+	t.Cleanup(release) // before the nodes close: they wait for the commit
+	want(t, "poll", <-pollAsync(t, baseA+"/000/s1/xhr"), `a["a"]`+"\n")
+	second := pollAsync(t, baseB+"/000/s1/xhr")
+	wait := 3 * defaultHolderTimeout
+	select {
+	case body := <-second:
+		t.Fatalf("second poll answered %q while the first committed", body)
+	case <-time.After(wait):
+	}
+	release()
+	do(t, "POST", baseA+"/000/s1/xhr_send", `["b"]`)
+	select {
+	case body := <-second:
+		want(t, "second poll", body, `a["b"]`+"\n")
+	case <-time.After(5 * time.Second):
+		t.Fatal("second poll never served")
+	}
+}
+
+func TestPollAgainWhileCommitting(t *testing.T) {
+	t.Parallel()
+	t.Run("same node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, true) })
+	t.Run("other node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, false) })
 }

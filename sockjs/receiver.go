@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-rt/shoal/store"
@@ -39,7 +41,10 @@ type httpSink struct {
 	chans          *receiverChannels // the receiver's channels, nil without
 	commit         func()            // a stream's commit of what it took; nil for polls
 	direct         *directStream     // a stream's direct writes (stream_direct.go); nil without
-	stats          *nodeStats
+	// finishing is the poll's localReceiver.finishing, set as its answer
+	// leaves (answerPoll).
+	finishing *atomic.Bool
+	stats     *nodeStats
 }
 
 func (e *Endpoint) newHTTPSink(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpSink {
@@ -73,6 +78,10 @@ func (hr *httpSink) start() error {
 	}
 	hr.started = true
 	hr.setDeadline()
+	if hr.polling {
+		// A poll's status goes out with its one frame (answerPoll).
+		return nil
+	}
 	if hr.closeDelimited {
 		// net/http then writes no chunked framing and closes the
 		// connection after the response.
@@ -110,18 +119,41 @@ func (hr *httpSink) writeFrame(frame []byte) (done bool, err error) {
 	}
 	hr.buf = hr.wrap(hr.buf[:0], frame)
 	hr.setDeadline()
+	if hr.polling {
+		return true, hr.answerPoll()
+	}
 	if _, err := hr.w.Write(hr.buf); err != nil {
 		return true, err
 	}
 	hr.written += len(hr.buf)
-	if hr.polling {
-		// Unflushed, so the response gets a Content-Length.
-		return true, nil
-	}
 	if err := hr.rc.Flush(); err != nil {
 		return true, err
 	}
 	return hr.written >= hr.limit, nil
+}
+
+// errPollAnswered: a poll's response is its one frame.
+var errPollAnswered = errors.New("sockjs: poll already answered")
+
+// answerPoll sends hr.buf as the whole response of a poll, with its
+// length, before the poll commits what it took (receive): a node killed
+// after its commit has handed the frame to its kernel already, which
+// still delivers it. Its client may poll again from now on, while the
+// lease is still held: the receiver is finishing.
+func (hr *httpSink) answerPoll() error {
+	if hr.written > 0 {
+		return errPollAnswered
+	}
+	hr.written = len(hr.buf)
+	if hr.finishing != nil {
+		hr.finishing.Store(true)
+	}
+	hr.w.Header().Set("Content-Length", strconv.Itoa(len(hr.buf)))
+	hr.w.WriteHeader(http.StatusOK)
+	if _, err := hr.w.Write(hr.buf); err != nil {
+		return err
+	}
+	return hr.rc.Flush()
 }
 
 // HeaderStreamEnd, set to "close" on a request by the balancer in front
@@ -153,13 +185,23 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	if handOffs && hr.polling {
 		lr.handOffToken = lease.Token
 	}
+	if hr.polling {
+		hr.finishing = &lr.finishing
+	}
 	// Close waits for the receiver to detach; one that starts while the
-	// node closes finds n.done closed at once and detaches all the same.
-	if n.enter() {
-		defer n.exit()
+	// node closes finds n.done closed at once and detaches all the same,
+	// and tells its client to take its next request elsewhere.
+	lr.entered = n.enter()
+	if !lr.entered {
+		hr.w.Header().Set("Connection", "close")
 	}
 	n.register(lr)
-	defer n.unregister(lr)
+	held := false // the lease is held: releaseLease leaves the node
+	defer func() {
+		if !held {
+			n.leave(lr)
+		}
+	}()
 
 	res, created, info, err := e.attach(r, lr, lease, transport)
 	if errors.Is(err, errTooManyNewSessions) {
@@ -187,7 +229,8 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
 		return
 	}
-	defer n.stats.holding(transport)()
+	held = true
+	stopHolding := n.stats.holding(transport)
 	if res.More {
 		lr.wake() // what the attach left queued goes in the next write
 	}
@@ -195,31 +238,16 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	interrupted := false
 	var handedOff uint64 // the hand-off batch the poll wrote
 	defer func() {
-		ctx, cancel := n.opContext()
-		defer cancel()
-		if interrupted {
-			// The protocol: a receiver whose client went away takes the
-			// session with it (messages may have been lost).
-			sess.closeWith(ctx, CodeInterrupted, ReasonInterrupted)
-		} else {
-			// Before the detach, so the next receiver goes on from here.
-			lr.chans.saveCursors(ctx)
+		if lr.finishing.Load() && !interrupted && lr.entered {
+			// The poll's answer has left (answerPoll): the request ends
+			// now, so that net/http has the connection back at once, as
+			// after any response (the client's next request on it is read,
+			// not cut by a shutdown under way), and the release follows,
+			// within the node's life (Close waits for it).
+			go e.releaseLease(lr, sess, lease.Token, handedOff, false, stopHolding)
+			return
 		}
-		// A poll commits what it took in the same step: only now, its
-		// response written, are those messages the client's. The
-		// handler has not returned, so the client cannot poll again
-		// before the lease is free.
-		var err error
-		if hc, ok := n.store.(store.HandOffCommitter); ok && handedOff != 0 {
-			err = hc.CommitHandOff(ctx, key, lease.Token, handedOff, true)
-		} else if committer, ok := n.store.(store.Committer); ok {
-			err = committer.Commit(ctx, key, lease.Token, true)
-		} else {
-			err = n.store.Detach(ctx, key, lease.Token)
-		}
-		if err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
-			n.log.Warn("sockjs: detach failed", "err", err)
-		}
+		e.releaseLease(lr, sess, lease.Token, handedOff, interrupted, stopHolding)
 	}()
 	if committer, ok := n.store.(store.Committer); ok && !hr.polling {
 		// A stream commits after each write: it stays open.
@@ -300,12 +328,46 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		interrupted = true
 	case endNodeClosing:
 		// The node is draining: a parked poll is answered so the client
-		// polls again (elsewhere); a stream just ends, which makes the
-		// client reopen it. The deferred Detach releases the lease
-		// before the client sees the response end.
+		// polls again elsewhere (on another connection); a stream just
+		// ends, which makes the client reopen it. A stream's lease is
+		// released before the client sees its response end; a poll's
+		// holder is finishing until then (takeover.go).
 		if hr.polling {
+			hr.w.Header().Set("Connection", "close")
 			hr.writeFrame([]byte(heartbeatFrame))
 		}
+	}
+}
+
+// releaseLease ends a poll or a stream that held the lease of sess, whose
+// token it is: it commits what the receiver took (handedOff: the hand-off
+// batch a poll wrote, 0 for none) and detaches in one step, then takes
+// the receiver out of the node (stopHolding: out of the stats). Only now
+// are those messages the client's: a poll calls it once its response
+// left. interrupted: the client went away, which takes the session with
+// it (the protocol: messages may have been lost).
+func (e *Endpoint) releaseLease(lr *localReceiver, sess *Session, token string, handedOff uint64, interrupted bool, stopHolding func()) {
+	n := e.node
+	defer n.leave(lr)
+	defer stopHolding()
+	ctx, cancel := n.opContext()
+	defer cancel()
+	if interrupted {
+		sess.closeWith(ctx, CodeInterrupted, ReasonInterrupted)
+	} else {
+		// Before the detach, so the next receiver goes on from here.
+		lr.chans.saveCursors(ctx)
+	}
+	var err error
+	if hc, ok := n.store.(store.HandOffCommitter); ok && handedOff != 0 {
+		err = hc.CommitHandOff(ctx, lr.key, token, handedOff, true)
+	} else if committer, ok := n.store.(store.Committer); ok {
+		err = committer.Commit(ctx, lr.key, token, true)
+	} else {
+		err = n.store.Detach(ctx, lr.key, token)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+		n.log.Warn("sockjs: detach failed", "err", err)
 	}
 }
 
@@ -471,25 +533,45 @@ func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Leas
 	case store.Busy:
 		// The holder may be a receiver here whose client has just gone
 		// (a browser reconnecting after an abort) without the server
-		// having noticed yet: give it a moment to close the session, so
-		// the client learns 1002 rather than 2010.
+		// having noticed yet, or a poll that answered and is finishing.
 		if old := n.otherReceiver(key, self); old != nil && old.ws == nil {
-			select {
-			case <-old.reqCtx.Done():
-				select {
-				case <-old.done:
-				case <-time.After(time.Second):
-				}
+			if waitForLocal(ctx, old) {
 				res, err = n.store.Attach(ctx, key, lease, opts...)
-			case <-old.done:
-				res, err = n.store.Attach(ctx, key, lease, opts...)
-			case <-time.After(busyGrace):
 			}
 		} else if old == nil {
 			res, err = e.retryBusy(r.Context(), ctx, key, lease, opts)
 		}
 	}
 	return res, created, info, err
+}
+
+// waitForLocal waits for old, another receiver of the same key here, to
+// end, and reports whether it may have. A poll finishing (takeover.go) is
+// waited for while ctx lasts: its commit frees the lease. One whose client
+// has gone, a second at most: it closes the session, so the client learns
+// 1002 rather than 2010. Any other, busyGrace: it may be on its way out.
+func waitForLocal(ctx context.Context, old *localReceiver) bool {
+	grace := time.NewTimer(busyGrace)
+	defer grace.Stop()
+	select {
+	case <-old.done:
+		return true
+	case <-old.reqCtx.Done():
+	case <-grace.C:
+		if !old.finishing.Load() {
+			return false
+		}
+	}
+	var limit <-chan time.Time
+	if !old.finishing.Load() {
+		limit = time.After(time.Second)
+	}
+	select {
+	case <-old.done:
+	case <-limit:
+	case <-ctx.Done():
+	}
+	return true
 }
 
 // busyRetry is how often a second receiver asks the store again while the
@@ -503,23 +585,35 @@ const busyRetry = 10 * time.Millisecond
 // should then learn 1002, as it would from one node, rather than 2010.
 // Meanwhile it asks the holder whether it still serves the session, and
 // takes the lease over when it does not, or does not answer within
-// HolderTimeout: it died (see takeover.go).
+// HolderTimeout: it died (see takeover.go). A holder finishing a poll is
+// waited for beyond busyGrace (ctx bounds it), and asked again every
+// HolderTimeout.
 func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease store.Lease, opts []store.DrainOption) (res store.AttachResult, err error) {
 	n := e.node
 	res.Status = store.Busy
-	var answer <-chan bool
-	var silence <-chan time.Time
+	var answer <-chan holderState
+	var silence, reask <-chan time.Time
 	holder := ""
+	stopAsk := func() {}
+	defer func() { stopAsk() }()
+	// ask asks holder; a question that cannot be sent (the bus is down)
+	// proves nothing, and forgets the holder.
+	ask := func() {
+		a, cancel, ok := n.askHolder(ctx, holder, key)
+		if !ok {
+			holder = ""
+			return
+		}
+		answer = a
+		t := time.NewTimer(n.cfg.HolderTimeout)
+		silence = t.C
+		prev := stopAsk
+		stopAsk = func() { prev(); cancel(); t.Stop() }
+	}
 	if lt, ok := n.store.(store.LeaseTaker); ok {
 		if st, err := n.store.Get(ctx, key); err == nil && st.ReceiverNode != "" && st.ReceiverNode != n.id && !st.ReceiverSticky {
-			var cancel func()
-			if answer, cancel, ok = n.askHolder(ctx, st.ReceiverNode, key); ok {
-				defer cancel()
-				holder = st.ReceiverNode
-				t := time.NewTimer(n.cfg.HolderTimeout)
-				defer t.Stop()
-				silence = t.C
-			}
+			holder = st.ReceiverNode
+			ask()
 		}
 		defer func() {
 			if err == nil && res.Status == store.Busy && holder != "" {
@@ -544,14 +638,25 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 				return res, nil
 			}
 			continue
-		case serving := <-answer:
-			if !serving {
+		case st := <-answer:
+			switch st {
+			case holderGone:
 				return res, nil // the deferred take-over runs
+			case holderFinishing:
+				// Its commit frees the lease; ask again later, in
+				// case it dies first.
+				answer, silence = nil, nil
+				reask = time.After(n.cfg.HolderTimeout)
+				continue
 			}
 			holder, answer, silence = "", nil, nil
 			if graceOver {
 				return res, nil
 			}
+			continue
+		case <-reask:
+			reask = nil
+			ask()
 			continue
 		case <-silence:
 			return res, nil // the deferred take-over runs

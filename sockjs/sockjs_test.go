@@ -245,9 +245,11 @@ func TestXHRPolling(t *testing.T) {
 	want(t, "unknown session", resp.StatusCode, 404)
 
 	// A second receiver while one is parked gets 2010.
+	key := e.keyOf(idFromClientSession("s1"))
+	waitLeaseFree(t, c.store, key) // the echo poll's
 	first := pollAsync(t, u+"/xhr")
 	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
-		st, err := c.store.Get(context.Background(), e.keyOf(idFromClientSession("s1")))
+		st, err := c.store.Get(context.Background(), key)
 		if err != nil || st.ReceiverNode == "" {
 			return fmt.Errorf("poll not parked: %v", err)
 		}

@@ -16,7 +16,7 @@ import "encoding/binary"
 //	hand-off  'h' str(key) str(token) uv(batch) str(msg)...   messages handed to the poll holding lease token (store.HandOffCommitter)
 //	channels  'c' op str(key) str(channel) uv(cursor)   a subscription note
 //	ask       'q' str(node) str(key) uv(id)     does the receiver of key still live here? answer node
-//	answer    'a' uv(id) serving                 the answer to ask id; serving is 1 or 0
+//	answer    'a' uv(id) state                   the answer to ask id: 0 gone, 1 serving, 2 finishing (holderState)
 //
 // A message on a channel (bus.Publish) is uv(offset) then a log entry; a
 // log entry (what store.Channels keeps) is str(except) then the message,
@@ -217,18 +217,15 @@ func decodeAsk(b []byte) (node, key string, id uint64, ok bool) {
 	return node, key, id, !r.failed
 }
 
-func appendAnswerEnvelope(dst []byte, id uint64, serving bool) []byte {
-	dst = binary.AppendUvarint(append(dst, envelopeAnswer), id)
-	if serving {
-		return append(dst, 1)
-	}
-	return append(dst, 0)
+func appendAnswerEnvelope(dst []byte, id uint64, st holderState) []byte {
+	return append(binary.AppendUvarint(append(dst, envelopeAnswer), id), byte(st))
 }
 
-// decodeAnswer reads an answer without its kind byte.
-func decodeAnswer(b []byte) (id uint64, serving bool, ok bool) {
+// decodeAnswer reads an answer without its kind byte. (A node older than
+// holderFinishing drops an answer of 2 as malformed: to it, silence.)
+func decodeAnswer(b []byte) (id uint64, st holderState, ok bool) {
 	r := wireReader{b: string(b)}
 	id = r.uvarint()
-	c := r.byte()
-	return id, c == 1, !r.failed && c <= 1
+	c := holderState(r.byte())
+	return id, c, !r.failed && c <= holderFinishing
 }

@@ -47,8 +47,13 @@ func TestWireRoundTrips(t *testing.T) {
 	if !ok || node != "n1" || key != "/p/s" || id != 1<<33 {
 		t.Fatalf("ask: %q %q %d %v", node, key, id, ok)
 	}
-	if id, serving, ok := decodeAnswer(appendAnswerEnvelope(nil, 5, true)[1:]); !ok || id != 5 || !serving {
-		t.Fatalf("answer: %d %v %v", id, serving, ok)
+	for _, st := range []holderState{holderGone, holderServing, holderFinishing} {
+		if id, got, ok := decodeAnswer(appendAnswerEnvelope(nil, 5, st)[1:]); !ok || id != 5 || got != st {
+			t.Fatalf("answer %d: %d %v %v", st, id, got, ok)
+		}
+	}
+	if _, _, ok := decodeAnswer([]byte{5, 3}); ok {
+		t.Fatal("answer 3 decoded")
 	}
 	key, token, batch, msgs, ok := decodeHandOffEnvelope(appendHandOffEnvelope(nil, "/p/s", "tok", 1<<35, []string{"a", ""})[1:])
 	if !ok || key != "/p/s" || token != "tok" || batch != 1<<35 || !slices.Equal(msgs, []string{"a", ""}) {
@@ -68,7 +73,7 @@ func FuzzWire(f *testing.F) {
 	f.Add(encodeBusEntry(12, encodeEntry("/p/x", "msg")))
 	f.Add(appendAskEnvelope(nil, "node", "/p/s", 9)[1:])
 	f.Add(appendHandOffEnvelope(nil, "/t/k", "tok", 3, []string{"a", "ü"})[1:])
-	f.Add(appendAnswerEnvelope(nil, 9, true)[1:])
+	f.Add(appendAnswerEnvelope(nil, 9, holderFinishing)[1:])
 	f.Add([]byte{0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if key, msgs, ok := decodeFramesEnvelope(b); ok {

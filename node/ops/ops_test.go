@@ -3,6 +3,7 @@ package ops_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -98,13 +99,19 @@ func TestDrain(t *testing.T) {
 	if got := nodetest.Post(t, public.URL+"/echo/000/s1/xhr", ""); got != "o\n" {
 		t.Fatalf("open: %q", got)
 	}
-	parked := nodetest.PostAsync(public.URL+"/echo/000/s1/xhr", "")
-	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if node.Stats().SessionsActive != 1 {
-			return errors.New("poll not parked yet")
+	active := func(want int64) func() error {
+		return func() error {
+			if got := node.Stats().SessionsActive; got != want {
+				return fmt.Errorf("%d receivers hold a session, want %d", got, want)
+			}
+			return nil
 		}
-		return nil
-	})
+	}
+	// The open poll holds its lease until it has committed, after its
+	// response: the parked poll is the next one.
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, active(0))
+	parked := nodetest.PostAsync(public.URL+"/echo/000/s1/xhr", "")
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, active(1))
 
 	skip := make(chan struct{})
 	done := make(chan time.Duration)

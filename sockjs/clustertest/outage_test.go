@@ -203,6 +203,14 @@ func TestClusterNATSDownUp(t *testing.T) {
 	wsID := c.h.nextOpen(t)
 	parkAndSend := func(msg string) time.Duration {
 		t.Helper()
+		// The last poll holds its lease until it has committed, after
+		// its response: the poll parked below is the next one.
+		testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+			if st, err := c.nodes[1].store.Get(context.Background(), "/t/"+id); err != nil || st.ReceiverNode != "" {
+				return fmt.Errorf("last poll's lease still held: %+v %v", st, err)
+			}
+			return nil
+		})
 		parked := make(chan string, 1)
 		go func() {
 			resp, err := http.Post(c.node(0).base+sess+"/xhr", "text/plain", nil)

@@ -28,6 +28,10 @@ const (
 	TargetSockJSNodeSticky = "sockjs-node-sticky"
 )
 
+// compareAPIKey is the --api-key Shoal's targets run with: the hub
+// scenario's backend publishes with it.
+const compareAPIKey = "shoal-load"
+
 // notRun starts the error of a run its target skips (targetRunner.skip).
 const notRun = "not run: "
 
@@ -41,7 +45,7 @@ type CompareConfig struct {
 	// payload, source addresses, progress. Sessions and Rate, when set,
 	// replace every scenario's preset.
 	Base      Config
-	Scenarios []string // default all seven
+	Scenarios []string // default all eight
 	Targets   []string // default all five
 	RepoRoot  string   // the Shoal repository: ./node and loadtest/peers are built from it
 	// ShoalBin is a node program to run instead of building ./node.
@@ -80,6 +84,7 @@ type preset struct {
 	sessions int
 	rate     float64
 	closed   closedLoop
+	room     int // hub: sessions per room
 }
 
 type closedLoop struct{ sessions, inflight int }
@@ -92,12 +97,15 @@ var comparePresets = map[string]preset{
 	"eventsource":   {sessions: 100, rate: 20, closed: closedLoop{100, 1}},
 	"churn":         {sessions: 50, rate: 50},
 	"idle":          {sessions: 2000},
-	"echo":          {sessions: 50, rate: 4000, closed: closedLoop{100, 4}},
+	// Chat rooms of ten, as a Django site has them; the closed loop keeps
+	// 8 publishes in flight, as one room's fan-out is small.
+	"hub":  {sessions: 200, rate: 200, room: 10, closed: closedLoop{1000, 8}},
+	"echo": {sessions: 50, rate: 4000, closed: closedLoop{100, 4}},
 }
 
 // ClosedLoopScenarios are the scenarios a closed-loop comparison runs by
 // default: those that have a closed loop.
-var ClosedLoopScenarios = []string{"ws-echo", "xhr-polling", "xhr-streaming", "eventsource", "broadcast"}
+var ClosedLoopScenarios = []string{"ws-echo", "xhr-polling", "xhr-streaming", "eventsource", "broadcast", "hub"}
 
 // CompareReport is what a comparison measured; it is the comparison's JSON
 // file and the source of its HTML and Markdown.
@@ -258,7 +266,7 @@ func PinSelf(c CompareConfig) (bool, error) {
 func Compare(ctx context.Context, c CompareConfig) (*CompareReport, error) {
 	started := time.Now()
 	if len(c.Scenarios) == 0 {
-		c.Scenarios = []string{"ws-echo", "xhr-polling", "xhr-streaming", "eventsource", "broadcast", "churn", "idle"}
+		c.Scenarios = []string{"ws-echo", "xhr-polling", "xhr-streaming", "eventsource", "broadcast", "hub", "churn", "idle"}
 	}
 	if len(c.Targets) == 0 {
 		c.Targets = []string{TargetSockJSNode, TargetSockJSGo, TargetShoal, TargetShoalCluster, TargetSockJSNodeSticky}
@@ -433,7 +441,7 @@ func runOne(ctx context.Context, c CompareConfig, quota *cpuQuota, tr *targetRun
 		p.sessions = c.IdleSessions
 	}
 	if c.ClosedLoop && p.closed.sessions > 0 {
-		p = preset{sessions: p.closed.sessions}
+		p = preset{sessions: p.closed.sessions, room: p.room}
 		cfg.Rate = 0
 		if cfg.Inflight == 0 {
 			cfg.Inflight = comparePresets[scen].closed.inflight
@@ -445,6 +453,11 @@ func runOne(ctx context.Context, c CompareConfig, quota *cpuQuota, tr *targetRun
 	if cfg.Rate == 0 && p.rate > 0 {
 		cfg.Rate = p.rate * c.Scale
 	}
+	if p.room > 0 && cfg.Rooms == 0 {
+		cfg.Rooms = max(1, cfg.Sessions/p.room)
+		cfg.Sessions = cfg.Rooms * p.room
+	}
+	cfg.APIKey = compareAPIKey
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		for _, pr := range rt.procs {

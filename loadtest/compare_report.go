@@ -143,12 +143,16 @@ func loadText(r *Result) string {
 		return fmt.Sprintf("%d %s sessions × %d in flight, closed loop", r.Sessions, r.Transport, r.Inflight)
 	case r.Kind == KindBroadcast && r.Rate == 0:
 		return fmt.Sprintf("%d %s subscribers, publishes closed loop", r.Sessions, r.Transport)
+	case r.Kind == KindHub && r.Rate == 0:
+		return fmt.Sprintf("%d %s hub sessions in %d rooms, API publishes closed loop", r.Sessions, r.Transport, r.Rooms)
 	}
 	switch r.Kind {
 	case KindEcho:
 		return fmt.Sprintf("%d %s sessions, %s msg/s", r.Sessions, r.Transport, fmtNumber(r.Rate))
 	case KindBroadcast:
 		return fmt.Sprintf("%d %s subscribers, %s publishes/s", r.Sessions, r.Transport, fmtNumber(r.Rate))
+	case KindHub:
+		return fmt.Sprintf("%d %s hub sessions in %d rooms, %s API publishes/s", r.Sessions, r.Transport, r.Rooms, fmtNumber(r.Rate))
 	case KindChurn:
 		return fmt.Sprintf("%s %s sessions/s", fmtNumber(r.Rate), r.Transport)
 	case KindIdle:

@@ -13,6 +13,7 @@ const (
 	KindBroadcast = "broadcast" // one publisher on /broadcast, every session receives every message
 	KindChurn     = "churn"     // sessions opened per second, each echoes one message and closes
 	KindIdle      = "idle"      // sessions held open, server memory per session measured
+	KindHub       = "hub"       // sessions join rooms on the hub, a backend publishes through its HTTP API
 )
 
 // Bounds on every run, whatever the flags say: a load test must stop by
@@ -40,10 +41,11 @@ var scenarioAliases = map[string]struct {
 	"eventsource":   {KindBroadcast, TransportEventSource},
 	"churn":         {KindChurn, ""},
 	"idle":          {KindIdle, ""},
+	"hub":           {KindHub, ""},
 }
 
 // ScenarioNames lists the names ParseScenario accepts.
-var ScenarioNames = []string{"ws-echo", "xhr-polling", "broadcast", "xhr-streaming", "eventsource", "churn", "idle", "echo"}
+var ScenarioNames = []string{"ws-echo", "xhr-polling", "broadcast", "xhr-streaming", "eventsource", "churn", "idle", "hub", "echo"}
 
 // ParseScenario resolves a scenario name and an optional transport to a
 // kind and the transport its sessions use.
@@ -107,6 +109,13 @@ type Config struct {
 	EchoPrefix      string // "/echo"
 	BroadcastPrefix string // "/broadcast"
 
+	// The hub scenario: HubPrefix is the hub's endpoint ("/hub"); Rooms is
+	// how many channels its sessions are spread over, evenly (default 1);
+	// APIKey is the node's --api-key, which the backend's publishes carry.
+	HubPrefix string
+	Rooms     int
+	APIKey    string
+
 	// ServerPIDs are the server's processes (all of them: nodes, Redis,
 	// NATS, balancer) whose CPU and memory the run reports; their
 	// descendants at the start of the run are measured too.
@@ -120,7 +129,7 @@ type Config struct {
 }
 
 // kindSessions are the default session counts per kind.
-var kindSessions = map[string]int{KindEcho: 10, KindBroadcast: 100, KindChurn: 20, KindIdle: 1000}
+var kindSessions = map[string]int{KindEcho: 10, KindBroadcast: 100, KindChurn: 20, KindIdle: 1000, KindHub: 100}
 
 // defaultChurnRate is sessions opened per second when churn has no rate.
 const defaultChurnRate = 20
@@ -177,6 +186,12 @@ func (c Config) normalize() (Config, string, error) {
 	if c.BroadcastPrefix == "" {
 		c.BroadcastPrefix = "/broadcast"
 	}
+	if c.HubPrefix == "" {
+		c.HubPrefix = "/hub"
+	}
+	if c.Rooms == 0 {
+		c.Rooms = 1
+	}
 	if c.Label == "" {
 		c.Label = c.URL
 	}
@@ -201,6 +216,10 @@ func (c Config) normalize() (Config, string, error) {
 		return c, "", fmt.Errorf("loadtest: open timeout ≤ 1m, ramp timeout ≤ 30m, settle ≤ 5m")
 	case c.SourceIPs < 0 || c.SourceIPs > maxSourceIPs:
 		return c, "", fmt.Errorf("loadtest: source ips %d: want 0..%d", c.SourceIPs, maxSourceIPs)
+	case kind == KindHub && (c.Rooms < 1 || c.Sessions%c.Rooms != 0):
+		return c, "", fmt.Errorf("loadtest: hub: %d sessions do not split evenly into %d rooms", c.Sessions, c.Rooms)
+	case kind == KindHub && c.APIKey == "":
+		return c, "", fmt.Errorf("loadtest: hub: no API key (the node's --api-key), which the backend's publishes need")
 	}
 	return c, kind, nil
 }

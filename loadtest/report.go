@@ -150,7 +150,7 @@ func rateText(r *Result) string {
 	if r.Rate == 0 {
 		return "closed loop"
 	}
-	unit := map[string]string{KindEcho: "messages/s", KindBroadcast: "publishes/s", KindChurn: "sessions/s"}[r.Kind]
+	unit := map[string]string{KindEcho: "messages/s", KindBroadcast: "publishes/s", KindHub: "publishes/s", KindChurn: "sessions/s"}[r.Kind]
 	return fmt.Sprintf("%g %s", r.Rate, unit)
 }
 

@@ -21,6 +21,7 @@ type Result struct {
 	Rate     float64 `json:"rate"`
 	Payload  int     `json:"payload"`
 	Inflight int     `json:"inflight"`
+	Rooms    int     `json:"rooms,omitempty"` // hub: the channels the sessions were spread over
 	WarmupS  float64 `json:"warmup_s"`
 	WindowS  float64 `json:"window_s"` // the measured window as it ran
 

@@ -57,8 +57,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer client.CloseIdle()
 	prefix := cfg.EchoPrefix
-	if kind == KindBroadcast {
+	switch kind {
+	case KindBroadcast:
 		prefix = cfg.BroadcastPrefix
+	case KindHub:
+		prefix = cfg.HubPrefix
 	}
 	if err := client.Info(ctx, prefix); err != nil {
 		return nil, fmt.Errorf("loadtest: server not ready at %s%s: %w", cfg.URL, cleanPrefix(prefix), err)
@@ -84,6 +87,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = r.runChurn(ctx)
 	case KindIdle:
 		err = r.runIdle(ctx)
+	case KindHub:
+		err = r.runHub(ctx)
 	}
 	stopProgress()
 	if err != nil {
@@ -336,6 +341,7 @@ func (r *runner) result(started time.Time) *Result {
 		Rate:      r.cfg.Rate,
 		Payload:   r.cfg.Payload,
 		Inflight:  r.cfg.Inflight,
+		Rooms:     r.rooms(),
 		WarmupS:   r.cfg.Warmup.Seconds(),
 		WindowS:   math.Round(r.window.Seconds()*1000) / 1000,
 		Counts: Counts{
@@ -367,7 +373,7 @@ func (r *runner) result(started time.Time) *Result {
 	res.Ops, res.OpsName = w.received, "message"
 	res.Expected, res.Delivered = rec.sent.Load(), rec.received.Load()
 	switch r.kind {
-	case KindBroadcast:
+	case KindBroadcast, KindHub:
 		res.Expected *= r.receivers
 	case KindChurn:
 		res.OpsName = "session"

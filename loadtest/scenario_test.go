@@ -32,6 +32,8 @@ func TestBoundsAreEnforced(t *testing.T) {
 		{URL: "http://127.0.0.1:1", Payload: MaxPayload + 1},
 		{URL: "http://127.0.0.1:1", Scenario: "nope"},
 		{URL: "http://127.0.0.1:1", Scenario: "xhr-polling", Transport: TransportWebsocket},
+		{URL: "http://127.0.0.1:1", Scenario: "hub", Sessions: 10, Rooms: 3, APIKey: "k"},
+		{URL: "http://127.0.0.1:1", Scenario: "hub", Sessions: 10},
 	} {
 		if _, _, err := c.normalize(); err == nil {
 			t.Errorf("config %+v accepted", c)

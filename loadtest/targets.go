@@ -57,7 +57,7 @@ func prepareTarget(ctx context.Context, c CompareConfig, name, binDir, cpus stri
 			if kind, _, _ := ParseScenario(scen, ""); kind == KindBroadcast {
 				return "sockjs-node has no broadcast across processes"
 			}
-			return ""
+			return peerSkips(scen)
 		}
 	case TargetSockJSGo:
 		bin := filepath.Join(binDir, "sockjsgo-peer")
@@ -81,10 +81,10 @@ func prepareTarget(ctx context.Context, c CompareConfig, name, binDir, cpus stri
 			}
 		}
 		if name == TargetShoal {
-			tr.info.Description = "Shoal, one node, in-memory store and bus (--apps conformance)"
+			tr.info.Description = "Shoal, one node, in-memory store and bus (--apps conformance,hub)"
 			tr.start = func(ctx context.Context, logBase string) (*running, error) {
 				return startSingle(ctx, "shoal", logBase, "", cpus, nil, func(addr string) []string {
-					return []string{bin, "--listen", addr, "--apps", "conformance"}
+					return []string{bin, "--listen", addr, "--apps", "conformance,hub", "--api-key", compareAPIKey}
 				})
 			}
 			break
@@ -120,8 +120,20 @@ func prepareTarget(ctx context.Context, c CompareConfig, name, binDir, cpus stri
 	default:
 		return nil, fmt.Errorf("loadtest: compare: unknown target %q (want %s, %s, %s or %s)", name, TargetSockJSNode, TargetSockJSGo, TargetShoal, TargetShoalCluster)
 	}
+	if tr.skip == nil && name != TargetShoal && name != TargetShoalCluster {
+		tr.skip = peerSkips
+	}
 	tr.info.Available = true
 	return tr, nil
+}
+
+// peerSkips says why a peer does not run a scenario: the hub is Shoal's own
+// application, the peers have no such server.
+func peerSkips(scen string) string {
+	if kind, _, _ := ParseScenario(scen, ""); kind == KindHub {
+		return "the hub is Shoal's own application"
+	}
+	return ""
 }
 
 // prepareSockJSNode installs sockjs-node 0.3.24 in dir when it is not
@@ -275,7 +287,7 @@ func startCluster(ctx context.Context, logBase, bin string, tools map[string]str
 	var nodeAddrs []string
 	for i := range 3 {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
-		argv := []string{bin, "--listen", addr, "--apps", "conformance",
+		argv := []string{bin, "--listen", addr, "--apps", "conformance,hub", "--api-key", compareAPIKey,
 			"--redis", "redis://" + redisAddr, "--nats", "nats://" + natsAddr,
 			"--node-id", fmt.Sprintf("load-%d", i+1)}
 		if gossip {

@@ -2,11 +2,14 @@ package apps
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/shoal-rt/shoal/loadtest"
+	"github.com/shoal-rt/shoal/node/apps/hub"
+	"github.com/shoal-rt/shoal/node/apps/hub/api"
 )
 
 // The load generator's scenarios against the conformance app: here, not in
@@ -15,24 +18,31 @@ import (
 // TestScenariosAgainstShoal runs every scenario briefly against a real
 // node and checks that what was sent arrived, timed, with no error.
 func TestScenariosAgainstShoal(t *testing.T) {
-	url := serve(t, "conformance")
+	const key = "load-key"
+	url := serveOn(t, nil, nil, Options{HubReady: func(h *hub.Hub, mux *http.ServeMux) error {
+		mux.Handle("/api/", api.New(h, api.Config{Key: key}))
+		return nil
+	}}, "conformance", "hub")
 	tests := []struct {
 		scenario  string
 		transport loadtest.Transport
 		sessions  int
 		rate      float64
+		rooms     int
 	}{
-		{"ws-echo", "", 4, 200},
-		{"ws-echo", "", 2, 0}, // closed loop
-		{"xhr-polling", "", 3, 60},
-		{"broadcast", "", 5, 20},
-		{"xhr-streaming", "", 3, 20},
-		{"eventsource", "", 3, 20},
+		{"ws-echo", "", 4, 200, 0},
+		{"ws-echo", "", 2, 0, 0}, // closed loop
+		{"xhr-polling", "", 3, 60, 0},
+		{"broadcast", "", 5, 20, 0},
+		{"xhr-streaming", "", 3, 20, 0},
+		{"eventsource", "", 3, 20, 0},
 		// /echo ends streams at 4 KiB: these reopen them many times.
-		{"echo", loadtest.TransportXHRStreaming, 2, 200},
-		{"echo", loadtest.TransportEventSource, 2, 200},
-		{"churn", "", 4, 20},
-		{"idle", "", 30, 0},
+		{"echo", loadtest.TransportXHRStreaming, 2, 200, 0},
+		{"echo", loadtest.TransportEventSource, 2, 200, 0},
+		{"churn", "", 4, 20, 0},
+		{"idle", "", 30, 0, 0},
+		{"hub", "", 20, 50, 4},
+		{"hub", loadtest.TransportXHRStreaming, 6, 0, 2}, // closed loop
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario+"/"+string(tt.transport), func(t *testing.T) {
@@ -41,7 +51,8 @@ func TestScenariosAgainstShoal(t *testing.T) {
 			res, err := loadtest.Run(ctx, loadtest.Config{
 				URL: url, Scenario: tt.scenario, Transport: tt.transport, Sessions: tt.sessions, Rate: tt.rate,
 				Duration: time.Second, Warmup: 200 * time.Millisecond, Settle: 100 * time.Millisecond,
-				Payload:    100,
+				Payload: 100,
+				Rooms:   tt.rooms, APIKey: key,
 				ServerPIDs: []int{os.Getpid()}, Label: "in-process shoal",
 			})
 			if err != nil {

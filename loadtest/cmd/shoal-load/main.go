@@ -57,6 +57,9 @@ func run() error {
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "permit a target that is not a loopback address")
 	fs.StringVar(&cfg.EchoPrefix, "echo-prefix", "/echo", "echo endpoint prefix")
 	fs.StringVar(&cfg.BroadcastPrefix, "broadcast-prefix", "/broadcast", "broadcast endpoint prefix")
+	fs.StringVar(&cfg.HubPrefix, "hub-prefix", "/hub", "hub endpoint prefix (scenario hub)")
+	fs.IntVar(&cfg.Rooms, "rooms", 0, "hub: channels the sessions are spread over, evenly (default 1; compare: one per 10 sessions)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "hub: the node's --api-key, for the backend's publishes (POST /api/publish)")
 	fs.DurationVar(&cfg.Settle, "settle", 0, "idle: wait after opening before measuring (default 2s)")
 	fs.StringVar(&pids, "server-pids", "", "comma list of server process ids to measure CPU and RSS of (all of them: nodes, Redis, NATS, balancer)")
 	fs.StringVar(&cfg.Label, "label", "", "target name in reports (default the URL)")
@@ -65,7 +68,7 @@ func run() error {
 
 	render := fs.String("render", "", "redraw the HTML and Markdown of a comparison from its compare.json, measuring nothing")
 	fs.BoolVar(&compare, "compare", false, "start each target, run the scenarios against it, and report Shoal's ratios to the peers")
-	fs.StringVar(&scens, "scenarios", "ws-echo,xhr-polling,xhr-streaming,eventsource,broadcast,churn,idle", "compare: scenarios to run")
+	fs.StringVar(&scens, "scenarios", "ws-echo,xhr-polling,xhr-streaming,eventsource,broadcast,hub,churn,idle", "compare: scenarios to run")
 	fs.StringVar(&targets, "targets", "sockjs-node,sockjs-go,shoal,shoal-cluster,sockjs-node-sticky", "compare: targets to run")
 	fs.StringVar(&cc.RepoRoot, "repo", ".", "compare: the Shoal repository root (builds ./node and the peers from it)")
 	fs.StringVar(&cc.ShoalBin, "shoal-bin", "", "compare: a built node program to run instead of building ./node")

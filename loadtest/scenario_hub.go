@@ -1,0 +1,173 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// runHub: the path a Django or Rails site takes. Sessions open on the hub
+// (open mode: no token), each subscribes to one of Rooms channels, evenly;
+// a backend publishes stamped strings through the hub's HTTP API
+// (POST /api/publish), to each room in turn. One more hub session, on a
+// websocket, is in every room: it paces a closed loop (rate 0: the next
+// publish once the previous one came back to it). Rate is publishes per
+// second over all rooms.
+func (r *runner) runHub(ctx context.Context) error {
+	rooms := r.rooms()
+	subscribed := make(chan int, r.cfg.Sessions+rooms)
+	hubHandler := func(onData func(string)) SessionHandler {
+		return SessionHandler{OnMessage: func(msg string) {
+			var m hubMessage
+			if err := json.Unmarshal([]byte(msg), &m); err != nil {
+				r.rec.Error(fmt.Errorf("hub: undecodable message %.80q: %w", msg, err))
+				return
+			}
+			switch m.Type {
+			case "data":
+				var stamp string
+				if err := json.Unmarshal(m.Data, &stamp); err != nil {
+					r.rec.Error(fmt.Errorf("hub: a published string arrived as %.80s", m.Data))
+					return
+				}
+				onData(stamp)
+			case "subscribe":
+				subscribed <- 1
+			default:
+				r.rec.Error(fmt.Errorf("hub: %s: %.120s", m.Type, m.Data))
+			}
+		}}
+	}
+	subs, err := r.openSessions(ctx, r.cfg.HubPrefix, r.cfg.Transport, r.cfg.Sessions, func(int) SessionHandler {
+		return hubHandler(func(stamp string) { r.rec.Received(stamp) })
+	})
+	if err != nil {
+		return err
+	}
+	defer r.closeAll(subs)
+	slots := make(inflight, r.cfg.Inflight)
+	pacers, err := r.openSessions(ctx, r.cfg.HubPrefix, TransportWebsocket, 1, func(int) SessionHandler {
+		return hubHandler(func(stamp string) {
+			r.rec.Received(stamp)
+			slots.release()
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("loadtest: hub pacing session: %w", err)
+	}
+	defer r.closeAll(pacers)
+
+	// Join the rooms, and wait until every subscribe is answered: a
+	// publish before that would reach only part of its room.
+	for i, s := range subs {
+		if err := s.Send(ctx, subscribeMessage(i%rooms)); err != nil {
+			return fmt.Errorf("loadtest: hub subscribe: %w", err)
+		}
+	}
+	for i := range rooms {
+		if err := pacers[0].Send(ctx, subscribeMessage(i)); err != nil {
+			return fmt.Errorf("loadtest: hub subscribe: %w", err)
+		}
+	}
+	wait, cancel := context.WithTimeout(ctx, r.cfg.RampTimeout)
+	defer cancel()
+	for n := 0; n < len(subs)+rooms; n++ {
+		select {
+		case <-subscribed:
+		case <-wait.Done():
+			return fmt.Errorf("loadtest: hub: %d of %d subscribes answered", n, len(subs)+rooms)
+		}
+	}
+	r.receivers = int64(len(subs)/rooms) + 1
+
+	backend := &apiPublisher{client: r.client, key: r.cfg.APIKey, rooms: rooms}
+	tctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.sendLoop(tctx, backend, slots, r.cfg.Rate, 0)
+	}()
+	err = r.measure(ctx)
+	stop()
+	wg.Wait()
+	r.drain(ctx, r.receivers)
+	return err
+}
+
+// rooms is how many channels the hub scenario spreads its sessions over
+// (0 for the other scenarios).
+func (r *runner) rooms() int {
+	if r.kind != KindHub {
+		return 0
+	}
+	return r.cfg.Rooms
+}
+
+// hubMessage is the hub's envelope (docs/hub-protocol.md).
+type hubMessage struct {
+	Type string          `json:"data_type"`
+	Data json.RawMessage `json:"data"`
+}
+
+func roomName(i int) string { return fmt.Sprintf("load-%d", i) }
+
+func subscribeMessage(room int) string {
+	return fmt.Sprintf(`{"data_type":"subscribe","data":{"channel":%q}}`, roomName(room))
+}
+
+// apiPublisher is the backend: each Send publishes its message through the
+// hub's HTTP API, to the rooms in turn. It is a Session only so that the
+// scenarios' send loop can drive it.
+type apiPublisher struct {
+	client *Client
+	key    string
+	rooms  int
+	next   atomic.Int64
+}
+
+func (p *apiPublisher) Send(ctx context.Context, msgs ...string) error {
+	for _, m := range msgs {
+		room := int(p.next.Add(1)-1) % p.rooms
+		body, err := json.Marshal(map[string]string{"channel": roomName(room), "data": m})
+		if err != nil {
+			return err
+		}
+		if err := p.client.publish(ctx, p.key, body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *apiPublisher) Close() {}
+
+// Done never closes: the publisher has no session to lose.
+func (p *apiPublisher) Done() <-chan struct{} { return nil }
+
+// publish posts body to the hub's /api/publish with key.
+func (c *Client) publish(ctx context.Context, key string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, c.reqTO)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.String()+"/api/publish", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "apikey "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("loadtest: hub publish: %w", err)
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("loadtest: hub publish: %s: %s", resp.Status, bytes.TrimSpace(reply))
+	}
+	return nil
+}

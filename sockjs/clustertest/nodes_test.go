@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,7 +41,9 @@ func startNode(t testing.TB, cfg sockjs.NodeConfig, h sockjs.Handler, s sockjs.S
 			t.Fatal(err)
 		}
 	}
-	url := sockjstest.Serve(t, n.Handler(nil), func(ctx context.Context) { n.Close(ctx) })
+	url := sockjstest.Serve(t, n.Handler(nil), func(ctx context.Context) { n.Close(ctx) }, func(srv *http.Server) {
+		srv.ConnContext = sockjs.ConnContext // as ops.NewServer: streams take direct writes
+	})
 	return n, e, url + "/t"
 }
 

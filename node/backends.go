@@ -36,7 +36,10 @@ func backends(ctx context.Context, cfg config, log *slog.Logger, progress *start
 		}
 	}()
 
-	st = store.NewMemoryWithConfig(cfg.Security.memoryConfig())
+	// Without --redis the store is this node's alone, and dies with it.
+	mc := cfg.Security.memoryConfig()
+	mc.NodeBound = true
+	st = store.NewMemoryWithConfig(mc)
 	if cfg.Redis != "" {
 		client, err := redisClient(cfg.Redis, cfg.RedisOutageWait)
 		if err != nil {

@@ -94,6 +94,9 @@ type Node struct {
 	bus   bus.Bus
 	log   *slog.Logger
 	cfg   NodeConfig
+	// answerFirst: a poll's answer leaves before it commits what it took,
+	// as the store outlives this node (store.NodeBound says otherwise).
+	answerFirst bool
 
 	mu        sync.Mutex // guards endpoints and closed
 	endpoints map[string]*Endpoint
@@ -156,6 +159,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		done:      make(chan struct{}),
 		bodies:    byteBudget{max: cfg.BodyBudget},
 		newPerIP:  ipLimiter{perMinute: cfg.NewSessionsPerIP},
+	}
+	if b, ok := cfg.Store.(store.NodeBound); !ok || !b.NodeBound() {
+		n.answerFirst = true
 	}
 	for i := range n.receivers {
 		n.receivers[i].m = make(map[string][]*localReceiver)

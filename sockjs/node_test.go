@@ -641,6 +641,39 @@ func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
 	}
 }
 
+// TestNodeBoundStorePollCommitsFirst: on a store bound to its one node
+// (store.NodeBound: the node program without --redis) a poll commits what
+// it took before its answer leaves, as nothing outlives the node; the
+// answer waits for the commit. (With a store that outlives the node,
+// pollAgainWhileCommitting's first poll is answered while its commit
+// waits.)
+func TestNodeBoundStorePollCommitsFirst(t *testing.T) {
+	t.Parallel()
+	held := &heldCommits{Memory: store.NewMemoryWithConfig(store.MemoryConfig{NodeBound: true}), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { held.hold.Store(false); close(held.release) }) }
+	c := newCluster(t)
+	_, _, base := c.node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) { cfg.Store = held })
+	t.Cleanup(release) // before the node closes: it waits for the commit
+	_, body := do(t, "POST", base+"/000/s1/xhr", "")
+	want(t, "open", body, "o\n")
+	do(t, "POST", base+"/000/s1/xhr_send", `["a"]`)
+	held.hold.Store(true)
+	poll := pollAsync(t, base+"/000/s1/xhr")
+	select {
+	case body := <-poll:
+		t.Fatalf("poll answered %q before its commit", body)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	select {
+	case body := <-poll:
+		want(t, "poll", body, `a["a"]`+"\n")
+	case <-time.After(5 * time.Second):
+		t.Fatal("poll never answered")
+	}
+}
+
 func TestPollAgainWhileCommitting(t *testing.T) {
 	t.Parallel()
 	t.Run("same node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, true) })

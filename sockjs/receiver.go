@@ -139,17 +139,21 @@ var errPollAnswered = errors.New("sockjs: poll already answered")
 // length, before the poll commits what it took (receive): a node killed
 // after its commit has handed the frame to its kernel already, which
 // still delivers it. Its client may poll again from now on, while the
-// lease is still held: the receiver is finishing.
+// lease is still held: the receiver is finishing. Without finishing (a
+// store bound to this node: nothing outlives it) the frame waits in
+// net/http's buffer for the commit, and leaves as the request ends.
 func (hr *httpSink) answerPoll() error {
 	if hr.written > 0 {
 		return errPollAnswered
 	}
 	hr.written = len(hr.buf)
-	if hr.finishing != nil {
-		hr.finishing.Store(true)
-	}
 	hr.w.Header().Set("Content-Length", strconv.Itoa(len(hr.buf)))
 	hr.w.WriteHeader(http.StatusOK)
+	if hr.finishing == nil {
+		_, err := hr.w.Write(hr.buf)
+		return err
+	}
+	hr.finishing.Store(true)
 	if _, err := hr.w.Write(hr.buf); err != nil {
 		return err
 	}
@@ -185,7 +189,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	if handOffs && hr.polling {
 		lr.handOffToken = lease.Token
 	}
-	if hr.polling {
+	if hr.polling && n.answerFirst {
 		hr.finishing = &lr.finishing
 	}
 	// Close waits for the receiver to detach; one that starts while the

@@ -26,6 +26,17 @@ type Committer interface {
 	Commit(ctx context.Context, id, token string, detach bool) error
 }
 
+// NodeBound is an optional Store capability: the store lives and dies with
+// the one node that uses it (the node program's in-memory store, without
+// --redis). Nothing it holds outlives that node, so a poll may commit what
+// it took before its answer leaves: the order that costs a second poll no
+// wait for a finishing one (see sockjs's answerPoll). Every other store,
+// a Memory shared by several nodes in one process included, is taken to
+// outlive the node, and a poll answers first.
+type NodeBound interface {
+	NodeBound() bool
+}
+
 // Hold makes Attach or Drain keep what it takes in flight until Commit
 // (see Committer); messages taken with Hold and never committed, by an
 // earlier lease or by the same token, come first. A store without

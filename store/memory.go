@@ -20,6 +20,9 @@ type MemoryConfig struct {
 	// gets ErrQueueFull, like one that passes its session's limits.
 	// Zero means DefaultMemoryMaxBytes; negative, no bound.
 	MaxBytes int64
+	// NodeBound says that one node uses the store, in its own process
+	// (see store.NodeBound); false: several nodes may share it.
+	NodeBound bool
 }
 
 // Memory is the in-process Store of a single node (the embedded default).
@@ -31,6 +34,7 @@ type Memory struct {
 
 	maxBytes    int64
 	queuedBytes atomic.Int64 // message bytes in every session's queue
+	nodeBound   bool
 }
 
 var (
@@ -95,12 +99,15 @@ func NewMemoryWithConfig(c MemoryConfig) *Memory {
 	if c.MaxBytes == 0 {
 		c.MaxBytes = DefaultMemoryMaxBytes
 	}
-	m := &Memory{maxBytes: c.MaxBytes}
+	m := &Memory{maxBytes: c.MaxBytes, nodeBound: c.NodeBound}
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[string]*memSession)
 	}
 	return m
 }
+
+// NodeBound implements NodeBound: as MemoryConfig.NodeBound said.
+func (m *Memory) NodeBound() bool { return m.nodeBound }
 
 func (m *Memory) shard(id string) *memoryShard {
 	h := fnv.New32a()

@@ -114,7 +114,7 @@ func (ds *directStream) write(msg string) directOutcome {
 	now := time.Now()
 	hr.setDeadlineAt(now) // so that net/http's end of the response has one
 	ds.lastWrite.Store(int64(now.Sub(engineEpoch)))
-	hr.written += len(wire)
+	hr.written += len(ds.body) // as writeFrame counts: without the chunk's framing
 	hr.stats.sent.Add(1)
 	if n < len(wire) {
 		ds.rest = wire[n:]

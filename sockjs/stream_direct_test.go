@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -83,6 +84,56 @@ func TestStreamDirectWritesSlowClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStreamDirectWritesEndAtLimit: a direct write that completes the
+// response limit ends the response cleanly, and the next stream of the
+// session goes on from there: what was published in between once, then
+// what follows.
+func TestStreamDirectWritesEndAtLimit(t *testing.T) {
+	t.Parallel()
+	cc := newChannelCluster(t, 1, Settings{ResponseLimit: 300}, ChannelConfig{Pattern: "room"}, joinRoom)
+	n, e, u := cc.nodes[0], cc.eps[0], cc.bases[0]+"/0/s/xhr_streaming"
+	key := e.keyOf(idFromClientSession("s"))
+	pad := strings.Repeat("x", 100)
+	publish := func(i int) string {
+		t.Helper()
+		m := fmt.Sprintf("%d %s", i, pad)
+		if err := e.Publish(context.Background(), "room", m); err != nil {
+			t.Fatal(err)
+		}
+		return `a["` + m + `"]` + "\n"
+	}
+	_, br := stream(t, "POST", u)
+	readLine(t, br) // the prelude
+	want(t, "open", readLine(t, br), "o\n")
+	// Three frames of 108 bytes after "o\n" pass 300.
+	for i := range 3 {
+		if nonblockingSupported {
+			waitParked(t, n, key)
+		}
+		sent := publish(i)
+		want(t, fmt.Sprint("message ", i), readLine(t, br), sent)
+	}
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Fatalf("after the limit: %q, %v; want the response's clean end", rest, err)
+	}
+	testenv.CheckFor(t, 5*time.Second, 2*time.Millisecond, func() error {
+		if st, err := cc.store.Get(context.Background(), key); err != nil || st.ReceiverNode != "" {
+			return fmt.Errorf("the first stream still holds the session: %+v, %v", st, err)
+		}
+		return nil
+	})
+	between := publish(3)
+
+	_, br = stream(t, "POST", u)
+	readLine(t, br) // the prelude
+	want(t, "published between the streams", readLine(t, br), between)
+	if nonblockingSupported {
+		waitParked(t, n, key)
+	}
+	sent := publish(4)
+	want(t, "message 4", readLine(t, br), sent)
 }
 
 // slowStream opens a stream with a small receive buffer, so that the

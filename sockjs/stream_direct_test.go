@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"testing"
@@ -134,6 +135,59 @@ func TestStreamDirectWritesEndAtLimit(t *testing.T) {
 	}
 	sent := publish(4)
 	want(t, "message 4", readLine(t, br), sent)
+}
+
+// TestStreamDirectWritesUnchunked: a response net/http does not chunk (to
+// an HTTP/1.0 client, or one that asked for HeaderStreamEnd "close", as
+// the balancer does) gets its direct writes unchunked too.
+func TestStreamDirectWritesUnchunked(t *testing.T) {
+	t.Parallel()
+	cc := newChannelCluster(t, 1, Settings{}, ChannelConfig{Pattern: "room"}, joinRoom)
+	n, e := cc.nodes[0], cc.eps[0]
+	base, err := url.Parse(cc.bases[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, request := range []string{
+		"GET %s/eventsource HTTP/1.0\r\n\r\n",
+		"GET %s/eventsource HTTP/1.1\r\nHost: x\r\n" + HeaderStreamEnd + ": close\r\n\r\n",
+	} {
+		sid := fmt.Sprint("s", i)
+		conn, err := net.Dial("tcp", base.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, request, base.Path+"/0/"+sid)
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.TransferEncoding) > 0 {
+			t.Fatalf("%q: transfer encoding %q", request, resp.TransferEncoding)
+		}
+		// The raw bytes: the prelude, the open frame, then what follows.
+		want(t, "prelude and open", readN(t, br, len("\r\ndata: o\r\n\r\n")), "\r\ndata: o\r\n\r\n")
+		if nonblockingSupported {
+			waitParked(t, n, e.keyOf(idFromClientSession(sid)))
+		}
+		if err := e.Publish(context.Background(), "room", "hi"); err != nil {
+			t.Fatal(err)
+		}
+		event := "data: " + `a["hi"]` + "\r\n\r\n"
+		want(t, fmt.Sprintf("%q: event", request), readN(t, br, len(event)), event)
+	}
+}
+
+// readN reads n bytes from br.
+func readN(t *testing.T, br *bufio.Reader, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(br, b); err != nil {
+		t.Fatalf("read: %v (got %q)", err, b)
+	}
+	return string(b)
 }
 
 // slowStream opens a stream with a small receive buffer, so that the

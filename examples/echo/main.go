@@ -36,7 +36,9 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	o.Mount(mux) // /healthz, /readyz, /metrics, /_shoal/stats, /_shoal/cluster
-	srv := &http.Server{Addr: addr(), Handler: node.Handler(mux), ConnState: node.ConnState}
+	// ConnState counts connections; ConnContext lets streams take
+	// channel messages without waking their goroutines.
+	srv := &http.Server{Addr: addr(), Handler: node.Handler(mux), ConnState: node.ConnState, ConnContext: sockjs.ConnContext}
 	drained := make(chan struct{})
 	go func() {
 		<-ctx.Done()

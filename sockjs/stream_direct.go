@@ -44,8 +44,6 @@ type directStream struct {
 	raw     syscall.RawConn
 	chunked bool // the response is chunked (else it ends with the connection)
 	try     socketWrite
-	frame   []byte
-	body    []byte
 	// rest is the end of a write the socket took only part of, and
 	// restItem its message: the engine writes it before anything else.
 	rest     []byte
@@ -88,21 +86,28 @@ const (
 	directPartial                      // the socket took part of it: rest holds the end
 )
 
+// chunkRoom is what a chunk's header takes at most (the size in hex,
+// CRLF), left free before the body so the header goes in front of it
+// without a copy of the body.
+const chunkRoom = 8 + 2
+
 // write tries to write msg as one frame without blocking; the caller holds
-// receiverChannels.mu with the engine parked.
+// receiverChannels.mu with the engine parked. (The sink's buffers are the
+// engine's only while it is unparked.)
 func (ds *directStream) write(msg string) directOutcome {
 	hr := ds.hr
-	ds.frame = appendMessageFrame(ds.frame[:0], []string{msg})
-	ds.body = hr.wrap(ds.body[:0], ds.frame)
-	wire := hr.buf[:0]
+	hr.frame = appendMessageFrame(hr.frame[:0], []string{msg})
+	var room [chunkRoom]byte
+	hr.buf = hr.wrap(append(hr.buf[:0], room[:]...), hr.frame)
+	body := len(hr.buf) - chunkRoom
+	wire := hr.buf[chunkRoom:]
 	if ds.chunked {
-		wire = strconv.AppendInt(wire, int64(len(ds.body)), 16)
-		wire = append(wire, '\r', '\n')
-		wire = append(append(wire, ds.body...), '\r', '\n')
-	} else {
-		wire = append(wire, ds.body...)
+		header := append(strconv.AppendInt(room[:0], int64(body), 16), '\r', '\n')
+		start := chunkRoom - len(header)
+		copy(hr.buf[start:], header)
+		hr.buf = append(hr.buf, '\r', '\n')
+		wire = hr.buf[start:]
 	}
-	hr.buf = wire
 	ds.try.wire = wire
 	err := ds.raw.Control(ds.try.fn)
 	n, werr := ds.try.n, ds.try.err
@@ -114,7 +119,7 @@ func (ds *directStream) write(msg string) directOutcome {
 	now := time.Now()
 	hr.setDeadlineAt(now) // so that net/http's end of the response has one
 	ds.lastWrite.Store(int64(now.Sub(engineEpoch)))
-	hr.written += len(ds.body) // as writeFrame counts: without the chunk's framing
+	hr.written += body // as writeFrame counts: without the chunk's framing
 	hr.stats.sent.Add(1)
 	if n < len(wire) {
 		ds.rest = wire[n:]

@@ -26,7 +26,7 @@ import (
 
 func apiCall(t *testing.T, n *nodetest.Node, key, path, body string) map[string]any {
 	t.Helper()
-	out, err := nodetest.HubAPI(n.URL(), key, path, body)
+	out, err := nodetest.HubAPI(t, n.URL(), key, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestMeasureBackendPublish(t *testing.T) {
 		{"http api", func(p string) error {
 			req, _ := http.NewRequest("POST", nodes[0].URL()+"/api/publish", strings.NewReader(`{"channel":"bench","data":`+p+`}`))
 			req.Header.Set("Authorization", "apikey k")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testenv.HTTPClient(t).Do(req)
 			if err != nil {
 				return err
 			}

@@ -289,7 +289,7 @@ func TestStatsAgreeWithTraffic(t *testing.T) {
 	if err := p.PollOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(p.URL("xhr_send"), "text/plain", strings.NewReader(`["a","b","c","d","e"]`))
+	resp, err := testenv.HTTPClient(t).Post(p.URL("xhr_send"), "text/plain", strings.NewReader(`["a","b","c","d","e"]`))
 	if err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("xhr_send: %v %v", resp, err)
 	}

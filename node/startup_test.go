@@ -58,7 +58,7 @@ func TestStartupWaitsVisibly(t *testing.T) {
 	}
 
 	// Latency histograms: store operations by script name, the bus probe.
-	if code, body, err := nodetest.TryPost("http://"+public+"/echo/000/metrics/xhr", ""); err != nil || code != 200 || body != "o\n" {
+	if code, body, err := nodetest.TryPost(t, "http://"+public+"/echo/000/metrics/xhr", ""); err != nil || code != 200 || body != "o\n" {
 		t.Fatalf("open a session: %d %q, %v", code, body, err)
 	}
 	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {

@@ -83,7 +83,7 @@ func TestFloodOfBigSendsStaysBounded(t *testing.T) {
 	for range concurrency {
 		wg.Go(func() {
 			for range work {
-				resp, err := http.Post(base+"/0/flood/xhr_send", "text/plain", bytes.NewReader(body))
+				resp, err := testenv.HTTPClient(t).Post(base+"/0/flood/xhr_send", "text/plain", bytes.NewReader(body))
 				if err != nil {
 					t.Error(err)
 					return
@@ -233,7 +233,7 @@ func TestOversizedBodyClosesSession(t *testing.T) {
 			parked := make(chan string, 1)
 			go func() {
 				req, _ := http.NewRequest(tc.method, a+s+tc.poll, nil)
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := testenv.HTTPClient(t).Do(req)
 				if err != nil {
 					parked <- err.Error()
 					return

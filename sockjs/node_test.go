@@ -456,7 +456,7 @@ func parkPollOnA(t *testing.T) parkedPoll {
 	polled := make(chan string, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(pollCtx, "POST", baseA+"/0/s/xhr", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testenv.HTTPClient(t).Do(req)
 		if err != nil {
 			polled <- ""
 			return

@@ -375,7 +375,7 @@ func TestQueueOverflow(t *testing.T) {
 func stream(t testing.TB, method, url string) (*http.Response, *bufio.Reader) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.HTTPClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func TestStreamEndBehindBalancer(t *testing.T) {
 		if balanced {
 			req.Header.Set(HeaderStreamEnd, "close")
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testenv.HTTPClient(t).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // Do sends a request with header pairs hdr (name, value, ...) and
@@ -27,7 +29,7 @@ func Do(t testing.TB, method, url, body string, hdr ...string) (*http.Response, 
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.HTTPClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func (s *Subscriber) RunWS(ctx context.Context, t testing.TB, base string) {
 // RunPolling polls the session with xhr, each poll on the next of bases,
 // until ctx ends or the session closes.
 func (s *Subscriber) RunPolling(ctx context.Context, t testing.TB, bases []string) {
-	s.requestEach(ctx, bases, "xhr", func(i int, body io.Reader) bool {
+	s.requestEach(ctx, testenv.HTTPClient(t), bases, "xhr", func(i int, body io.Reader) bool {
 		b, err := io.ReadAll(body)
 		if err != nil {
 			return true
@@ -120,7 +120,7 @@ func (s *Subscriber) RunPolling(ctx context.Context, t testing.TB, bases []strin
 // RunStreaming reads xhr_streaming responses, each on the next of bases
 // (a small ResponseLimit makes them end often), until ctx ends.
 func (s *Subscriber) RunStreaming(ctx context.Context, t testing.TB, bases []string) {
-	s.requestEach(ctx, bases, "xhr_streaming", func(i int, body io.Reader) bool {
+	s.requestEach(ctx, testenv.HTTPClient(t), bases, "xhr_streaming", func(i int, body io.Reader) bool {
 		br := bufio.NewReader(body)
 		br.ReadString('\n') // prelude
 		closed := false
@@ -142,11 +142,11 @@ func (s *Subscriber) RunStreaming(ctx context.Context, t testing.TB, bases []str
 // requestEach posts to the session's transport, request i on the next of
 // bases, and hands each response's body to read, until ctx ends, a request
 // fails or read returns true (the session closed).
-func (s *Subscriber) requestEach(ctx context.Context, bases []string, transport string, read func(i int, body io.Reader) (stop bool)) {
+func (s *Subscriber) requestEach(ctx context.Context, client *http.Client, bases []string, transport string, read func(i int, body io.Reader) (stop bool)) {
 	go func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			req, _ := http.NewRequestWithContext(ctx, "POST", bases[i%len(bases)]+"/0/"+s.name+"/"+transport, nil)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				return
 			}

@@ -2,11 +2,11 @@ package apps
 
 import (
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
 
@@ -42,7 +42,7 @@ func TestMountRejectsUnknownApp(t *testing.T) {
 
 func TestEchoAndDemoPage(t *testing.T) {
 	base := serve(t, "echo,conformance")
-	resp, err := http.Get(base + "/")
+	resp, err := testenv.HTTPClient(t).Get(base + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,13 +88,13 @@ func TestConformanceApps(t *testing.T) {
 		t.Fatalf("ticker: %q", got)
 	}
 	// disabled websocket and cookie_needed flags.
-	resp, _ := http.Get(base + "/disabled_websocket_echo/info")
+	resp, _ := testenv.HTTPClient(t).Get(base + "/disabled_websocket_echo/info")
 	info, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if !strings.Contains(string(info), `"websocket":false`) {
 		t.Fatalf("disabled websocket info: %s", info)
 	}
-	resp, _ = http.Get(base + "/cookie_needed_echo/info")
+	resp, _ = testenv.HTTPClient(t).Get(base + "/cookie_needed_echo/info")
 	info, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if !strings.Contains(string(info), `"cookie_needed":true`) {

@@ -91,7 +91,7 @@ func TestStreamingLatency(t *testing.T) {
 		t.Run(tc.transport, func(t *testing.T) {
 			session := c.URL() + "/echo/000/" + tc.transport + fmt.Sprint(time.Now().UnixNano())
 			req, _ := http.NewRequest(tc.method, session+"/"+tc.transport, nil)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testenv.HTTPClient(t).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func TestStreamingLatency(t *testing.T) {
 			for i := range 9 {
 				msg := fmt.Sprintf("m%d", i)
 				start := time.Now()
-				resp, err := http.Post(session+"/xhr_send", "text/plain", strings.NewReader(`["`+msg+`"]`))
+				resp, err := testenv.HTTPClient(t).Post(session+"/xhr_send", "text/plain", strings.NewReader(`["`+msg+`"]`))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -153,7 +153,7 @@ func runBackendRooms(t *testing.T, c *nodetest.Cluster, cfg map[string]any) {
 		wg.Go(func() {
 			for i := 0; i < hubBackendEach; i++ {
 				body := fmt.Sprintf(`{"channel":%q,"data":{"data_type":"backend","src":"api","room":%q,"n":%d}}`, room, room, i)
-				if _, err := nodetest.HubAPI(c.URL(), hubAPIKey, "/api/publish", body); err != nil {
+				if _, err := nodetest.HubAPI(t, c.URL(), hubAPIKey, "/api/publish", body); err != nil {
 					t.Errorf("through the balancer: %v", err)
 				}
 			}

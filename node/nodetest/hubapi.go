@@ -15,7 +15,7 @@ import (
 // HubAPI makes one call to the hub's HTTP API at base (http://host:port)
 // with key: a GET, or a POST of body when there is one. A status other
 // than 200 is an error.
-func HubAPI(base, key, path, body string) (map[string]any, error) {
+func HubAPI(t testing.TB, base, key, path, body string) (map[string]any, error) {
 	method := http.MethodGet
 	if body != "" {
 		method = http.MethodPost
@@ -25,7 +25,7 @@ func HubAPI(base, key, path, body string) (map[string]any, error) {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "apikey "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.HTTPClient(t).Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func Bridging(t testing.TB, nodes []*Node, key, name string) int {
 			if n.Exited() {
 				continue
 			}
-			info, err := HubAPI(n.URL(), key, "/api/info", "")
+			info, err := HubAPI(t, n.URL(), key, "/api/info", "")
 			if err != nil {
 				return err // a node still starting answers 503
 			}

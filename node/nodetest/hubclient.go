@@ -65,10 +65,11 @@ func DialHub(t testing.TB, addr string) *HubClient {
 func DialHubHTTP(t testing.TB, addr, transport string) *HubClient {
 	t.Helper()
 	base := "http://" + hubSessionPath(addr)
+	client := testenv.HTTPClient(t)
 	opened := make(chan struct{})
 	var openOnce sync.Once
 	c := &HubClient{send: func(msg []byte) error {
-		resp, err := http.Post(base+"/xhr_send", "text/plain", strings.NewReader(string(msg)))
+		resp, err := client.Post(base+"/xhr_send", "text/plain", strings.NewReader(string(msg)))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusNoContent {
@@ -83,7 +84,7 @@ func DialHubHTTP(t testing.TB, addr, transport string) *HubClient {
 			method = http.MethodGet
 		}
 		req, _ := http.NewRequestWithContext(ctx, method, base+"/"+transport, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-rt/shoal/bus"
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/sockjs"
 	"github.com/shoal-rt/shoal/store"
 )
@@ -62,7 +63,7 @@ func Serve(t testing.TB, node *sockjs.Node, h http.Handler) string {
 // Get returns the status and body of a GET of url.
 func Get(t testing.TB, url string) (int, string) {
 	t.Helper()
-	code, body, err := reply(http.Get(url))
+	code, body, err := reply(testenv.HTTPClient(t).Get(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func Get(t testing.TB, url string) (int, string) {
 // returns the reply's body.
 func Post(t testing.TB, url, body string) string {
 	t.Helper()
-	_, got, err := TryPost(url, body)
+	_, got, err := TryPost(t, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,10 +83,10 @@ func Post(t testing.TB, url, body string) string {
 
 // PostAsync posts body to url in the background (a poll that parks, say);
 // the channel gets the reply's body, or the error's text.
-func PostAsync(url, body string) <-chan string {
+func PostAsync(t testing.TB, url, body string) <-chan string {
 	replied := make(chan string, 1)
 	go func() {
-		_, got, err := TryPost(url, body)
+		_, got, err := TryPost(t, url, body)
 		if err != nil {
 			got = err.Error()
 		}
@@ -94,9 +95,10 @@ func PostAsync(url, body string) <-chan string {
 	return replied
 }
 
-// TryPost posts body to url and returns the reply's status and body.
-func TryPost(url, body string) (int, string, error) {
-	return reply(http.Post(url, "text/plain", strings.NewReader(body)))
+// TryPost posts body to url on t's client, from any goroutine, and
+// returns the reply's status and body.
+func TryPost(t testing.TB, url, body string) (int, string, error) {
+	return reply(testenv.HTTPClient(t).Post(url, "text/plain", strings.NewReader(body)))
 }
 
 // TryGet returns the status and body of a GET of url, which must answer

@@ -235,7 +235,7 @@ func startNode(t testing.TB, id, addr string, ready bool, flags []string) *Node 
 		if n.Exited() {
 			t.Fatalf("nodetest: node %s exited:\n%s", id, testenv.LastLines(n.Output(), 40))
 		}
-		resp, err := http.Get(n.URL() + path)
+		resp, err := testenv.HTTPClient(t).Get(n.URL() + path)
 		if err != nil {
 			return err
 		}

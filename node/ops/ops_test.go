@@ -110,7 +110,7 @@ func TestDrain(t *testing.T) {
 	// The open poll holds its lease until it has committed, after its
 	// response: the parked poll is the next one.
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, active(0))
-	parked := nodetest.PostAsync(public.URL+"/echo/000/s1/xhr", "")
+	parked := nodetest.PostAsync(t, public.URL+"/echo/000/s1/xhr", "")
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, active(1))
 
 	skip := make(chan struct{})

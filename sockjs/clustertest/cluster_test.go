@@ -277,17 +277,17 @@ func urlQueryEscape(s string) string {
 // (prelude and envelopes removed) on a channel, closed at the end.
 func streamFrames(t testing.TB, method, url, transport string) <-chan string {
 	t.Helper()
-	frames, err := openFrames(method, url, transport)
+	frames, err := openFrames(testenv.HTTPClient(t), method, url, transport)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return frames
 }
 
-// openFrames is streamFrames for any goroutine.
-func openFrames(method, url, transport string) (<-chan string, error) {
+// openFrames is streamFrames for any goroutine, on client.
+func openFrames(client *http.Client, method, url, transport string) (<-chan string, error) {
 	req, _ := http.NewRequest(method, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -475,10 +475,11 @@ func TestClusterOpenRace(t *testing.T) {
 		firsts := make(chan string, 3)
 		var start sync.WaitGroup
 		start.Add(1)
+		client := testenv.HTTPClient(t)
 		for i := range 3 {
 			go func() {
 				start.Wait()
-				frames, err := openFrames("POST", c.node(i).base+sess+"/xhr_streaming", sockjs.TransportXHRStreaming)
+				frames, err := openFrames(client, "POST", c.node(i).base+sess+"/xhr_streaming", sockjs.TransportXHRStreaming)
 				if err != nil {
 					firsts <- err.Error()
 					return

@@ -122,7 +122,7 @@ func checkOutage(t *testing.T, results []outageResult, bound time.Duration) {
 // settleGoroutines waits until the goroutine count is back near base.
 func settleGoroutines(t *testing.T, base int) {
 	t.Helper()
-	http.DefaultClient.CloseIdleConnections()
+	testenv.HTTPClient(t).CloseIdleConnections()
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := runtime.NumGoroutine(); n > base+10 {
 			return fmt.Errorf("%d goroutines, %d before the outage", n, base)
@@ -157,7 +157,7 @@ func TestClusterRedisDownUp(t *testing.T) {
 	sess := newClientSession()
 	_, body := sockjstest.Do(t, "POST", c.node(0).base+sess+"/xhr", "")
 	sockjstest.Want(t, "open", body, "o\n")
-	http.DefaultClient.CloseIdleConnections()
+	testenv.HTTPClient(t).CloseIdleConnections()
 	base := runtime.NumGoroutine()
 
 	// Stopped: every call waits for its timeout.
@@ -213,7 +213,7 @@ func TestClusterNATSDownUp(t *testing.T) {
 		})
 		parked := make(chan string, 1)
 		go func() {
-			resp, err := http.Post(c.node(0).base+sess+"/xhr", "text/plain", nil)
+			resp, err := testenv.HTTPClient(t).Post(c.node(0).base+sess+"/xhr", "text/plain", nil)
 			if err != nil {
 				parked <- err.Error()
 				return
@@ -277,7 +277,7 @@ func TestClusterNATSDownUp(t *testing.T) {
 func waitStatus(t *testing.T, what, url, body string, status int) {
 	t.Helper()
 	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+		resp, err := testenv.HTTPClient(t).Post(url, "text/plain", strings.NewReader(body))
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/shoal-rt/shoal/internal/testenv"
 	"github.com/shoal-rt/shoal/node/apps/hub"
 )
 
@@ -70,7 +71,7 @@ func TestAPI(t *testing.T) {
 		if key != "" {
 			req.Header.Set("Authorization", key)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testenv.HTTPClient(t).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 func TestMount(t *testing.T) {
@@ -14,7 +16,7 @@ func TestMount(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	get := func(path string) (int, string, string) {
-		resp, err := http.Get(srv.URL + path)
+		resp, err := testenv.HTTPClient(t).Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +38,7 @@ func TestMount(t *testing.T) {
 	Mount(mux, Options{SockJSURL: "/s.js", HubPrefix: "/hub"})
 	srv2 := httptest.NewServer(mux)
 	defer srv2.Close()
-	resp, err := http.Get(srv2.URL + DemoPath)
+	resp, err := testenv.HTTPClient(t).Get(srv2.URL + DemoPath)
 	if err != nil {
 		t.Fatal(err)
 	}

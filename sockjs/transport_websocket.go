@@ -575,8 +575,13 @@ func (rd *wsReader) run() {
 		if !corked && !slow && (len(msgs) > 1 || rd.conn.messageBuffered()) {
 			corked = rd.ww.cork()
 		}
-		for _, m := range msgs {
+		for i, m := range msgs {
 			if !corked {
+				if i > 0 {
+					// A frame of many messages, not corked (the writer was
+					// busy): their replies must not overflow the queue.
+					rd.ww.waitForRoom(rd.ctx)
+				}
 				rd.e.runOnMessage(rd.sess, m)
 				continue
 			}
@@ -645,15 +650,23 @@ func (ww *wsWriter) start(reader *wsReader) {
 		ww.en.heartbeatDelay = e.settings.HeartbeatDelay
 	}
 	ww.en.startClock(func() { ww.kick(wsEvClock) })
+	ww.evMu.Lock()
 	select {
 	case <-n.done:
 		// Node.Close kicks the writers it finds registered; this one may
 		// have registered after it looked.
-		ww.evMu.Lock()
 		ww.events |= wsEvNodeClosing
-		ww.evMu.Unlock()
 	default:
 	}
+	if ww.events == 0 {
+		// Nothing waits (OnOpen sent nothing): the writer is idle before
+		// the reader starts, so a first frame of several messages finds
+		// it free to cork, whenever a writer goroutine would have run.
+		ww.running = false
+		ww.evMu.Unlock()
+		return
+	}
+	ww.evMu.Unlock()
 	go ww.handleEvents()
 }
 

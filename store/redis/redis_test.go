@@ -59,9 +59,12 @@ func TestTwoNodes(t *testing.T) {
 		count = map[string]*tally{}
 		wg    sync.WaitGroup
 	)
+	// Every tally exists before the first goroutine reads the map.
+	for i := range sessions {
+		count[fmt.Sprint("s", i)] = &tally{}
+	}
 	for i := range sessions {
 		id := fmt.Sprint("s", i)
-		count[id] = &tally{}
 		for n, s := range nodes {
 			for g := range perNode {
 				wg.Go(func() {

@@ -586,6 +586,14 @@ type heldCommits struct {
 	release chan struct{}
 }
 
+// holdCommits wraps mem so that its commits wait while hold is set, until
+// release (safe to call more than once).
+func holdCommits(mem *store.Memory) (*heldCommits, func()) {
+	h := &heldCommits{Memory: mem, release: make(chan struct{})}
+	var once sync.Once
+	return h, func() { once.Do(func() { h.hold.Store(false); close(h.release) }) }
+}
+
 func (h *heldCommits) wait() {
 	if h.hold.Load() {
 		<-h.release
@@ -607,7 +615,7 @@ func (h *heldCommits) CommitHandOff(ctx context.Context, id, token string, batch
 // not get 2010: the new poll waits for the commit (longer than busyGrace
 // and than HolderTimeout, so the holder is asked again), then serves.
 func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
-	held := &heldCommits{Memory: store.NewMemory(), release: make(chan struct{})}
+	held, release := holdCommits(store.NewMemory())
 	c := newCluster(t)
 	useHeld := func(cfg *NodeConfig) { cfg.Store = held }
 	_, _, baseA := c.node(t, &recorder{}, Settings{}, useHeld)
@@ -620,25 +628,13 @@ func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
 	do(t, "POST", baseA+"/000/s1/xhr_send", `["a"]`)
 
 	held.hold.Store(true)
-	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(func() { held.hold.Store(false); close(held.release) }) }
 	t.Cleanup(release) // before the nodes close: they wait for the commit
 	want(t, "poll", <-pollAsync(t, baseA+"/000/s1/xhr"), `a["a"]`+"\n")
 	second := pollAsync(t, baseB+"/000/s1/xhr")
-	wait := 3 * defaultHolderTimeout
-	select {
-	case body := <-second:
-		t.Fatalf("second poll answered %q while the first committed", body)
-	case <-time.After(wait):
-	}
+	wantUnpolled(t, "second poll while the first committed", second, 3*defaultHolderTimeout)
 	release()
 	do(t, "POST", baseA+"/000/s1/xhr_send", `["b"]`)
-	select {
-	case body := <-second:
-		want(t, "second poll", body, `a["b"]`+"\n")
-	case <-time.After(5 * time.Second):
-		t.Fatal("second poll never served")
-	}
+	wantPolled(t, "second poll", second, 5*time.Second, `a["b"]`+"\n")
 }
 
 // TestNodeBoundStorePollCommitsFirst: on a store bound to its one node
@@ -649,9 +645,7 @@ func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
 // waits.)
 func TestNodeBoundStorePollCommitsFirst(t *testing.T) {
 	t.Parallel()
-	held := &heldCommits{Memory: store.NewMemoryWithConfig(store.MemoryConfig{NodeBound: true}), release: make(chan struct{})}
-	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(func() { held.hold.Store(false); close(held.release) }) }
+	held, release := holdCommits(store.NewMemoryWithConfig(store.MemoryConfig{NodeBound: true}))
 	c := newCluster(t)
 	_, _, base := c.node(t, &recorder{}, Settings{}, func(cfg *NodeConfig) { cfg.Store = held })
 	t.Cleanup(release) // before the node closes: it waits for the commit
@@ -660,18 +654,9 @@ func TestNodeBoundStorePollCommitsFirst(t *testing.T) {
 	do(t, "POST", base+"/000/s1/xhr_send", `["a"]`)
 	held.hold.Store(true)
 	poll := pollAsync(t, base+"/000/s1/xhr")
-	select {
-	case body := <-poll:
-		t.Fatalf("poll answered %q before its commit", body)
-	case <-time.After(300 * time.Millisecond):
-	}
+	wantUnpolled(t, "poll before its commit", poll, 300*time.Millisecond)
 	release()
-	select {
-	case body := <-poll:
-		want(t, "poll", body, `a["a"]`+"\n")
-	case <-time.After(5 * time.Second):
-		t.Fatal("poll never answered")
-	}
+	wantPolled(t, "poll", poll, 5*time.Second, `a["a"]`+"\n")
 }
 
 func TestPollAgainWhileCommitting(t *testing.T) {

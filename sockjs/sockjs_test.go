@@ -177,6 +177,16 @@ func wantPolled(t testing.TB, what string, polled <-chan string, d time.Duration
 	}
 }
 
+// wantUnpolled wants a poll (pollAsync) still unanswered after d.
+func wantUnpolled(t testing.TB, what string, polled <-chan string, d time.Duration) {
+	t.Helper()
+	select {
+	case got := <-polled:
+		t.Fatalf("%s answered %q", what, got)
+	case <-time.After(d):
+	}
+}
+
 func TestStaticURLs(t *testing.T) {
 	t.Parallel()
 	_, _, base := newCluster(t).node(t, &recorder{}, Settings{SockJSURL: "/sockjs.js"})

@@ -18,9 +18,12 @@ type cell struct {
 	Class  string
 }
 
+// compareRow is one line of a table: a scenario's metric, a cell per
+// target (the results) or per peer (the ratios). Label is what else names
+// the line: the load the results offered, the Shoal target of the ratios.
 type compareRow struct {
-	Scenario, Load, Metric string
-	Cells                  []cell
+	Scenario, Label, Metric string
+	Cells                   []cell
 }
 
 // table lays out, per scenario, the compared metric, latency and delivery
@@ -84,7 +87,7 @@ func (rep *CompareReport) table() []compareRow {
 		if strings.HasPrefix(scen, "idle") {
 			latName, delName = "connect p50 / p99", "sessions held"
 		}
-		rows = append(rows, compareRow{Scenario: scen, Load: load, Metric: metric, Cells: m})
+		rows = append(rows, compareRow{Scenario: scen, Label: load, Metric: metric, Cells: m})
 		if closedLoop {
 			rows = append(rows, compareRow{Metric: "servers busy / client busy (cores)", Cells: busy})
 		}
@@ -197,7 +200,7 @@ func (rep *CompareReport) Markdown() string {
 	}
 	b.WriteString("\n")
 	for _, row := range rep.table() {
-		fmt.Fprintf(&b, "| %s | %s | %s |", row.Scenario, row.Load, row.Metric)
+		fmt.Fprintf(&b, "| %s | %s | %s |", row.Scenario, row.Label, row.Metric)
 		for _, c := range row.Cells {
 			fmt.Fprintf(&b, " %s |", c.Text)
 		}
@@ -211,7 +214,7 @@ func (rep *CompareReport) Markdown() string {
 		}
 		b.WriteString("\n|---|---|---|" + strings.Repeat("---:|", len(peers)) + "\n")
 		for _, l := range rep.ratioLines(peers) {
-			fmt.Fprintf(&b, "| %s | %s | %s |", l.Scenario, l.Metric, l.Shoal)
+			fmt.Fprintf(&b, "| %s | %s | %s |", l.Scenario, l.Metric, l.Label)
 			for _, c := range l.Cells {
 				fmt.Fprintf(&b, " %s |", orDash(c.Text))
 			}
@@ -271,7 +274,7 @@ type comparePage struct {
 	CSS     template.CSS
 	Targets []TargetInfo
 	Rows    []compareRow
-	Ratios  []ratioLine
+	Ratios  []compareRow
 	// RatioPeers head the ratio table's columns.
 	RatioPeers []string
 	Charts     []scenarioCharts
@@ -285,13 +288,6 @@ type scenarioCharts struct {
 	Left          []template.HTML
 	Right         template.HTML
 	RightHasChart bool
-}
-
-// ratioLine is one Shoal target's ratios in one scenario, a cell per peer
-// (empty where that peer has no result).
-type ratioLine struct {
-	Scenario, Metric, Shoal string
-	Cells                   []cell
 }
 
 // ratioPeers are the peers of ratioPeers that some ratio is taken against.
@@ -308,13 +304,13 @@ func (rep *CompareReport) ratioPeers() []string {
 	return out
 }
 
-// ratioLines lays the ratios out by scenario and Shoal target, a cell per
-// peer of peers.
-func (rep *CompareReport) ratioLines(peers []string) []ratioLine {
-	var out []ratioLine
+// ratioLines lays the ratios out by scenario and Shoal target (the rows'
+// Label), a cell per peer of peers (empty where that peer has no result).
+func (rep *CompareReport) ratioLines(peers []string) []compareRow {
+	var out []compareRow
 	for _, scen := range rep.Scenarios {
 		for _, s := range []string{TargetShoal, TargetShoalCluster} {
-			l := ratioLine{Scenario: scen, Shoal: s, Cells: make([]cell, len(peers))}
+			l := compareRow{Scenario: scen, Label: s, Cells: make([]cell, len(peers))}
 			for _, r := range rep.Ratios {
 				i := slices.Index(peers, r.Peer)
 				if r.Scenario != scen || r.Shoal != s || i < 0 {
@@ -347,11 +343,11 @@ var compareTmpl = template.Must(template.New("compare").Parse(`<!doctype html>
 <h2>Shoal ÷ peer</h2>
 <p class="muted">Server CPU per message (all server processes summed: nodes, Redis, NATS, HAProxy) or memory per idle session, Shoal's divided by the peer's. Below 1: Shoal spends less.</p>
 <table><tr><th>scenario</th><th class="t">metric</th><th class="t">Shoal</th>{{range .RatioPeers}}<th>÷ {{.}}</th>{{end}}</tr>
-{{range .Ratios}}<tr><td>{{.Scenario}}</td><td class="t">{{.Metric}}</td><td class="t">{{.Shoal}}</td>{{range .Cells}}<td class="{{.Class}}">{{.Text}}</td>{{end}}</tr>{{end}}
+{{range .Ratios}}<tr><td>{{.Scenario}}</td><td class="t">{{.Metric}}</td><td class="t">{{.Label}}</td>{{range .Cells}}<td class="{{.Class}}">{{.Text}}</td>{{end}}</tr>{{end}}
 </table>
 <h2>Results</h2>
 <table><tr><th>scenario</th><th class="t">load</th><th class="t">metric</th>{{range .Targets}}<th>{{.Name}}</th>{{end}}</tr>
-{{range .Rows}}<tr><td>{{.Scenario}}</td><td class="t">{{.Load}}</td><td class="t">{{.Metric}}</td>{{range .Cells}}<td class="{{.Class}}">{{if .Report}}<a href="{{.Report}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
+{{range .Rows}}<tr><td>{{.Scenario}}</td><td class="t">{{.Label}}</td><td class="t">{{.Metric}}</td>{{range .Cells}}<td class="{{.Class}}">{{if .Report}}<a href="{{.Report}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
 {{end}}</table>
 {{range .Charts}}<h2>{{.Title}}</h2><div class="charts"><div class="panel">{{range .Left}}{{.}}{{end}}</div>{{if .RightHasChart}}<div class="panel">{{.Right}}</div>{{end}}</div>
 {{end}}

@@ -36,7 +36,7 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 // directStream is a stream's side of direct writes. Its fields, and the
-// httpSink's it touches (written, deadlineSet, buf), belong to whoever
+// httpSink's it touches (written, deadlineSet, buf, frame), belong to whoever
 // may write: the fan-out while the engine is parked, the engine otherwise.
 type directStream struct {
 	hr      *httpSink

@@ -247,6 +247,12 @@ func (ww *wsWriter) uncork() {
 		}
 	}
 	ww.evMu.Lock()
+	ww.handOn()
+}
+
+// handOn, called with evMu held (and released), gives the writer's part
+// to a writer goroutine when events wait, or leaves the writer idle.
+func (ww *wsWriter) handOn() {
 	if ww.events == 0 {
 		ww.running = false
 		ww.evMu.Unlock()
@@ -658,16 +664,10 @@ func (ww *wsWriter) start(reader *wsReader) {
 		ww.events |= wsEvNodeClosing
 	default:
 	}
-	if ww.events == 0 {
-		// Nothing waits (OnOpen sent nothing): the writer is idle before
-		// the reader starts, so a first frame of several messages finds
-		// it free to cork, whenever a writer goroutine would have run.
-		ww.running = false
-		ww.evMu.Unlock()
-		return
-	}
-	ww.evMu.Unlock()
-	go ww.handleEvents()
+	// With nothing waiting (OnOpen sent nothing) the writer is idle before
+	// the reader starts, so a first frame of several messages finds it
+	// free to cork, whenever a writer goroutine would have run.
+	ww.handOn()
 }
 
 // endUnstarted ends a writer that never started.

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,15 +42,48 @@ func CheckFor(t testing.TB, total, step time.Duration, f func() error) {
 
 // FreePort returns a loopback TCP port that was free a moment ago. Another
 // process may take it before the caller binds it: starters that bind a port
-// they did not choose themselves retry (see Redis).
+// they did not choose themselves retry (see Redis). It never returns a port
+// it returned before in this process: a server a test killed may still be
+// looked for at its port (by Sentinels, by a node's reconnects), and must
+// not find another test's server there.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: free port: %v", err)
+	return newPorts(t, 1)[0]
+}
+
+// handedOut are the ports FreePort and FreePorts returned in this process.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// newPorts returns n distinct free loopback ports, none handed out before:
+// all are held at once while chosen.
+func newPorts(t testing.TB, n int) []int {
+	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("testenv: no free port not handed out before")
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: free port: %v", err)
+		}
+		defer l.Close()
+		p := l.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[p] {
+			continue
+		}
+		handedOut.ports[p] = true
+		ports = append(ports, p)
+	}
+	return ports
 }
 
 // FreeAddr returns 127.0.0.1:<a free port>, for a server to listen on.
@@ -60,19 +94,10 @@ func FreeAddr(t testing.TB) string {
 
 // FreePorts returns n distinct loopback TCP ports that were free a moment
 // ago: all are held at once while chosen, so none is handed out twice, as
-// separate FreePort calls may do once the port they returned is closed.
+// FreePort never hands out a port again either.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testenv: free port: %v", err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
+	return newPorts(t, n)
 }
 
 // ClusterPort returns a free loopback port whose Redis Cluster bus port

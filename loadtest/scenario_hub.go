@@ -14,13 +14,13 @@ import (
 // runHub: the path a Django or Rails site takes. Sessions open on the hub
 // (open mode: no token), each subscribes to one of Rooms channels, evenly;
 // a backend publishes stamped strings through the hub's HTTP API
-// (POST /api/publish), to each room in turn. One more hub session, on a
-// websocket, is in every room: it paces a closed loop (rate 0: the next
-// publish once the previous one came back to it). Rate is publishes per
-// second over all rooms.
+// (POST /api/publish), to each room in turn. A publish is back when the
+// first member of its room has it: that frees its in-flight slot, and
+// paces the closed loop (rate 0). Rate is publishes per second over all
+// rooms.
 func (r *runner) runHub(ctx context.Context) error {
 	rooms := r.rooms()
-	subscribed := make(chan int, r.cfg.Sessions+rooms)
+	subscribed := make(chan int, r.cfg.Sessions)
 	hubHandler := func(onData func(string)) SessionHandler {
 		return SessionHandler{OnMessage: func(msg string) {
 			var m hubMessage
@@ -43,24 +43,20 @@ func (r *runner) runHub(ctx context.Context) error {
 			}
 		}}
 	}
+	slots := make(inflight, r.cfg.Inflight)
+	var pending sync.Map // stamps published and not yet back: see apiPublisher
 	subs, err := r.openSessions(ctx, r.cfg.HubPrefix, r.cfg.Transport, r.cfg.Sessions, func(int) SessionHandler {
-		return hubHandler(func(stamp string) { r.rec.Received(stamp) })
+		return hubHandler(func(stamp string) {
+			r.rec.Received(stamp)
+			if _, first := pending.LoadAndDelete(stamp); first {
+				slots.release()
+			}
+		})
 	})
 	if err != nil {
 		return err
 	}
 	defer r.closeAll(subs)
-	slots := make(inflight, r.cfg.Inflight)
-	pacers, err := r.openSessions(ctx, r.cfg.HubPrefix, TransportWebsocket, 1, func(int) SessionHandler {
-		return hubHandler(func(stamp string) {
-			r.rec.Received(stamp)
-			slots.release()
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("loadtest: hub pacing session: %w", err)
-	}
-	defer r.closeAll(pacers)
 
 	// Join the rooms, and wait until every subscribe is answered: a
 	// publish before that would reach only part of its room.
@@ -69,23 +65,18 @@ func (r *runner) runHub(ctx context.Context) error {
 			return fmt.Errorf("loadtest: hub subscribe: %w", err)
 		}
 	}
-	for i := range rooms {
-		if err := pacers[0].Send(ctx, subscribeMessage(i)); err != nil {
-			return fmt.Errorf("loadtest: hub subscribe: %w", err)
-		}
-	}
 	wait, cancel := context.WithTimeout(ctx, r.cfg.RampTimeout)
 	defer cancel()
-	for n := 0; n < len(subs)+rooms; n++ {
+	for n := range len(subs) {
 		select {
 		case <-subscribed:
 		case <-wait.Done():
-			return fmt.Errorf("loadtest: hub: %d of %d subscribes answered", n, len(subs)+rooms)
+			return fmt.Errorf("loadtest: hub: %d of %d subscribes answered", n, len(subs))
 		}
 	}
-	r.receivers = int64(len(subs)/rooms) + 1
+	r.receivers = int64(len(subs) / rooms)
 
-	backend := &apiPublisher{client: r.client, key: r.cfg.APIKey, rooms: rooms}
+	backend := &apiPublisher{client: r.client, key: r.cfg.APIKey, rooms: rooms, pending: &pending}
 	tctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -122,13 +113,15 @@ func subscribeMessage(room int) string {
 }
 
 // apiPublisher is the backend: each Send publishes its message through the
-// hub's HTTP API, to the rooms in turn. It is a Session only so that the
-// scenarios' send loop can drive it.
+// hub's HTTP API, to the rooms in turn, and notes it pending until a member
+// of the room has it. It is a Session only so that the scenarios' send loop
+// can drive it.
 type apiPublisher struct {
-	client *Client
-	key    string
-	rooms  int
-	next   atomic.Int64
+	client  *Client
+	key     string
+	rooms   int
+	next    atomic.Int64
+	pending *sync.Map
 }
 
 func (p *apiPublisher) Send(ctx context.Context, msgs ...string) error {
@@ -138,7 +131,9 @@ func (p *apiPublisher) Send(ctx context.Context, msgs ...string) error {
 		if err != nil {
 			return err
 		}
+		p.pending.Store(m, struct{}{})
 		if err := p.client.publish(ctx, p.key, body); err != nil {
+			p.pending.Delete(m)
 			return err
 		}
 	}

@@ -250,8 +250,9 @@ func (c *Client) Info(ctx context.Context, prefix string) error {
 	return nil
 }
 
-// post sends one bounded request and returns the body, read whole.
-func (c *Client) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
+// post sends one bounded request and returns the body, read whole. A body
+// goes as text/plain, unless header (added to the request) says otherwise.
+func (c *Client) post(ctx context.Context, path string, body []byte, header http.Header) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.reqTO)
 	defer cancel()
 	var r io.Reader
@@ -264,6 +265,9 @@ func (c *Client) post(ctx context.Context, path string, body []byte) (int, []byt
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -282,7 +286,7 @@ func (c *Client) post(ctx context.Context, path string, body []byte) (int, []byt
 
 // send posts messages to xhr_send, the sending half of every HTTP transport.
 func (c *Client) send(ctx context.Context, path string, msgs []string) error {
-	code, body, err := c.post(ctx, path+"/xhr_send", encodeMessages(msgs))
+	code, body, err := c.post(ctx, path+"/xhr_send", encodeMessages(msgs), nil)
 	if err != nil {
 		return fmt.Errorf("loadtest: xhr_send: %w", err)
 	}

@@ -30,7 +30,7 @@ func openXHRPolling(ctx context.Context, c *Client, path string, h SessionHandle
 
 // poll makes one xhr request and parses the frame it returns.
 func (c *Client) poll(ctx context.Context, path string) (frame, error) {
-	code, body, err := c.post(ctx, path+"/xhr", nil)
+	code, body, err := c.post(ctx, path+"/xhr", nil, nil)
 	if err != nil {
 		return frame{}, err
 	}

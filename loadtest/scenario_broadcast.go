@@ -31,15 +31,21 @@ func (r *runner) runBroadcast(ctx context.Context) error {
 	}
 	defer r.closeAll(pubs)
 	r.receivers = int64(len(subs)) + 1
+	return r.publishAndMeasure(ctx, pubs[0], slots)
+}
 
+// publishAndMeasure runs pub's send loop at the configured rate (slots
+// bounding what is in flight) through the warmup and the measured window,
+// then waits for every message to reach its r.receivers sessions.
+func (r *runner) publishAndMeasure(ctx context.Context, pub Session, slots inflight) error {
 	tctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r.sendLoop(tctx, pubs[0], slots, r.cfg.Rate, 0)
+		r.sendLoop(tctx, pub, slots, r.cfg.Rate, 0)
 	}()
-	err = r.measure(ctx)
+	err := r.measure(ctx)
 	stop()
 	wg.Wait()
 	r.drain(ctx, r.receivers)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -20,8 +19,10 @@ import (
 // rooms.
 func (r *runner) runHub(ctx context.Context) error {
 	rooms := r.rooms()
-	subscribed := make(chan int, r.cfg.Sessions)
-	hubHandler := func(onData func(string)) SessionHandler {
+	subscribed := make(chan struct{}, r.cfg.Sessions)
+	slots := make(inflight, r.cfg.Inflight)
+	var pending sync.Map // stamps published and not yet back: see apiPublisher
+	subs, err := r.openSessions(ctx, r.cfg.HubPrefix, r.cfg.Transport, r.cfg.Sessions, func(int) SessionHandler {
 		return SessionHandler{OnMessage: func(msg string) {
 			var m hubMessage
 			if err := json.Unmarshal([]byte(msg), &m); err != nil {
@@ -35,23 +36,16 @@ func (r *runner) runHub(ctx context.Context) error {
 					r.rec.Error(fmt.Errorf("hub: a published string arrived as %.80s", m.Data))
 					return
 				}
-				onData(stamp)
+				r.rec.Received(stamp)
+				if _, first := pending.LoadAndDelete(stamp); first {
+					slots.release()
+				}
 			case "subscribe":
-				subscribed <- 1
+				subscribed <- struct{}{}
 			default:
 				r.rec.Error(fmt.Errorf("hub: %s: %.120s", m.Type, m.Data))
 			}
 		}}
-	}
-	slots := make(inflight, r.cfg.Inflight)
-	var pending sync.Map // stamps published and not yet back: see apiPublisher
-	subs, err := r.openSessions(ctx, r.cfg.HubPrefix, r.cfg.Transport, r.cfg.Sessions, func(int) SessionHandler {
-		return hubHandler(func(stamp string) {
-			r.rec.Received(stamp)
-			if _, first := pending.LoadAndDelete(stamp); first {
-				slots.release()
-			}
-		})
 	})
 	if err != nil {
 		return err
@@ -77,18 +71,7 @@ func (r *runner) runHub(ctx context.Context) error {
 	r.receivers = int64(len(subs) / rooms)
 
 	backend := &apiPublisher{client: r.client, key: r.cfg.APIKey, rooms: rooms, pending: &pending}
-	tctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r.sendLoop(tctx, backend, slots, r.cfg.Rate, 0)
-	}()
-	err = r.measure(ctx)
-	stop()
-	wg.Wait()
-	r.drain(ctx, r.receivers)
-	return err
+	return r.publishAndMeasure(ctx, backend, slots)
 }
 
 // rooms is how many channels the hub scenario spreads its sessions over
@@ -147,22 +130,14 @@ func (p *apiPublisher) Done() <-chan struct{} { return nil }
 
 // publish posts body to the hub's /api/publish with key.
 func (c *Client) publish(ctx context.Context, key string, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, c.reqTO)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.String()+"/api/publish", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "apikey "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	code, reply, err := c.post(ctx, "/api/publish", body, http.Header{
+		"Authorization": {"apikey " + key}, "Content-Type": {"application/json"},
+	})
 	if err != nil {
 		return fmt.Errorf("loadtest: hub publish: %w", err)
 	}
-	defer resp.Body.Close()
-	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("loadtest: hub publish: %s: %s", resp.Status, bytes.TrimSpace(reply))
+	if code != http.StatusOK {
+		return fmt.Errorf("loadtest: hub publish: %d: %.200s", code, bytes.TrimSpace(reply))
 	}
 	return nil
 }

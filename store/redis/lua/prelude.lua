@@ -41,17 +41,19 @@ end
 local function set_deadline(dl, now, kx, ...)
   local margin = tonumber(ARGV[2])
   kx = tonumber(kx or 0)
-  if dl + margin <= kx then
+  local extend = dl + margin > kx
+  if extend then
+    kx = dl + 2 * margin
+    redis.call('HSET', KEYS[1], 'kx', kx, 'dl', dl, ...)
+  else
     redis.call('HSET', KEYS[1], 'dl', dl, ...)
-    redis.call('ZADD', KEYS[4], dl, ARGV[1])
-    return kx - now
   end
-  kx = dl + 2 * margin
-  redis.call('HSET', KEYS[1], 'dl', dl, 'kx', kx, ...)
   redis.call('ZADD', KEYS[4], dl, ARGV[1])
   local ttl = kx - now
-  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
-  if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+  if extend then
+    for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+    if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+  end
   return ttl
 end
 -- holders names the holder index of node in this bucket (same hash tag as

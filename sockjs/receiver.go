@@ -600,19 +600,20 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 	holder := ""
 	stopAsk := func() {}
 	defer func() { stopAsk() }()
-	// ask asks holder; a question that cannot be sent (the bus is down)
-	// proves nothing, and forgets the holder.
+	// ask asks holder, done with the question before (it was answered);
+	// a question that cannot be sent (the bus is down) proves nothing,
+	// and forgets the holder.
 	ask := func() {
+		stopAsk()
 		a, cancel, ok := n.askHolder(ctx, holder, key)
 		if !ok {
-			holder = ""
+			holder, stopAsk = "", func() {}
 			return
 		}
 		answer = a
 		t := time.NewTimer(n.cfg.HolderTimeout)
 		silence = t.C
-		prev := stopAsk
-		stopAsk = func() { prev(); cancel(); t.Stop() }
+		stopAsk = func() { cancel(); t.Stop() }
 	}
 	if lt, ok := n.store.(store.LeaseTaker); ok {
 		if st, err := n.store.Get(ctx, key); err == nil && st.ReceiverNode != "" && st.ReceiverNode != n.id && !st.ReceiverSticky {

@@ -15,9 +15,9 @@ import (
 // once for all transports. It renews the lease, sends heartbeats, writes
 // what arrives in memory, and drains the store's queue when woken or when
 // its re-check timer fires, until the response is complete, the client or
-// the lease is gone, the session closes, or the node closes. How frames
-// reach the client, and what each ending means, is the transport's
-// receiverSink.
+// the lease is gone, the session closes, or the node closes; a poll or a
+// stream then releases the lease (release). How frames reach the client,
+// and what each ending means, is the transport's receiverSink.
 
 // receiverSink is a transport's side of the engine. The engine calls it
 // from one goroutine.
@@ -88,7 +88,7 @@ type receiverEngine struct {
 	// poll's or a stream's write; the rest goes in the next), Hold.
 	drainOpts []store.DrainOption
 	// handedOff is the hand-off batch the receiver wrote (0: none), for
-	// its commit (store.HandOffCommitter).
+	// release's commit (store.HandOffCommitter).
 	handedOff uint64
 }
 
@@ -260,6 +260,40 @@ func (en *receiverEngine) renew() (receiverEnd, bool) {
 		return endLeaseLost, true
 	}
 	return 0, false
+}
+
+// release ends a poll's or a stream's hold of the lease of sess: it
+// commits what the receiver took (handedOff: the hand-off batch a poll
+// wrote, or what its drains held) and detaches in one step, then takes
+// the receiver out of the node (stopHolding: out of the stats). Only now
+// are those messages the client's: a poll calls it once its response
+// left. interrupted: the client went away, which takes the session with
+// it (the protocol: messages may have been lost). (A websocket cannot be
+// resumed: its end closes the session and detaches, see endWebsocket.)
+func (en *receiverEngine) release(sess *Session, interrupted bool, stopHolding func()) {
+	n := en.n
+	defer n.leave(en.lr)
+	defer stopHolding()
+	ctx, cancel := n.opContext()
+	defer cancel()
+	if interrupted {
+		sess.closeWith(ctx, CodeInterrupted, ReasonInterrupted)
+	} else {
+		// Before the detach, so the next receiver goes on from here.
+		en.lr.chans.saveCursors(ctx)
+	}
+	key, token := en.lr.key, en.lease.Token
+	var err error
+	if hc, ok := n.store.(store.HandOffCommitter); ok && en.handedOff != 0 {
+		err = hc.CommitHandOff(ctx, key, token, en.handedOff, true)
+	} else if committer, ok := n.store.(store.Committer); ok {
+		err = committer.Commit(ctx, key, token, true)
+	} else {
+		err = n.store.Detach(ctx, key, token)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+		n.log.Warn("sockjs: detach failed", "err", err)
+	}
 }
 
 // drain writes what the store's queue holds, and the close frame of a

@@ -200,7 +200,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		hr.w.Header().Set("Connection", "close")
 	}
 	n.register(lr)
-	held := false // the lease is held: releaseLease leaves the node
+	held := false // the lease is held: its release leaves the node
 	defer func() {
 		if !held {
 			n.leave(lr)
@@ -239,8 +239,15 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		lr.wake() // what the attach left queued goes in the next write
 	}
 
+	en := receiverEngine{
+		n: n, lr: lr, lease: lease, sink: hr,
+		clientGone:     reqCtx.Done(),
+		recheck:        n.cfg.RecheckInterval,
+		heartbeatDelay: e.settings.HeartbeatDelay,
+		quietRechecks:  true,
+		drainOpts:      e.takeOptions(false),
+	}
 	interrupted := false
-	var handedOff uint64 // the hand-off batch the poll wrote
 	defer func() {
 		if lr.finishing.Load() && !interrupted && lr.entered {
 			// The poll's answer has left (answerPoll): the request ends
@@ -248,10 +255,10 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 			// after any response (the client's next request on it is read,
 			// not cut by a shutdown under way), and the release follows,
 			// within the node's life (Close waits for it).
-			go e.releaseLease(lr, sess, lease.Token, handedOff, false, stopHolding)
+			go en.release(sess, false, stopHolding)
 			return
 		}
-		e.releaseLease(lr, sess, lease.Token, handedOff, interrupted, stopHolding)
+		en.release(sess, interrupted, stopHolding)
 	}()
 	if committer, ok := n.store.(store.Committer); ok && !hr.polling {
 		// A stream commits after each write: it stays open.
@@ -308,14 +315,6 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		lr.chans.wrote(items)
 	}
 
-	en := receiverEngine{
-		n: n, lr: lr, lease: lease, sink: hr,
-		clientGone:     reqCtx.Done(),
-		recheck:        n.cfg.RecheckInterval,
-		heartbeatDelay: e.settings.HeartbeatDelay,
-		quietRechecks:  true,
-		drainOpts:      e.takeOptions(false),
-	}
 	if lr.chans != nil && !hr.polling {
 		hr.direct = newDirectStream(r, hr.w, hr, &en.lastWrite)
 		lr.chans.direct = hr.direct
@@ -326,7 +325,6 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		// response must not end inside a frame.)
 		end = endWriteFailed
 	}
-	handedOff = en.handedOff
 	switch end {
 	case endClientGone, endWriteFailed:
 		interrupted = true
@@ -340,38 +338,6 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 			hr.w.Header().Set("Connection", "close")
 			hr.writeFrame([]byte(heartbeatFrame))
 		}
-	}
-}
-
-// releaseLease ends a poll or a stream that held the lease of sess, whose
-// token it is: it commits what the receiver took (handedOff: the hand-off
-// batch a poll wrote, 0 for none) and detaches in one step, then takes
-// the receiver out of the node (stopHolding: out of the stats). Only now
-// are those messages the client's: a poll calls it once its response
-// left. interrupted: the client went away, which takes the session with
-// it (the protocol: messages may have been lost).
-func (e *Endpoint) releaseLease(lr *localReceiver, sess *Session, token string, handedOff uint64, interrupted bool, stopHolding func()) {
-	n := e.node
-	defer n.leave(lr)
-	defer stopHolding()
-	ctx, cancel := n.opContext()
-	defer cancel()
-	if interrupted {
-		sess.closeWith(ctx, CodeInterrupted, ReasonInterrupted)
-	} else {
-		// Before the detach, so the next receiver goes on from here.
-		lr.chans.saveCursors(ctx)
-	}
-	var err error
-	if hc, ok := n.store.(store.HandOffCommitter); ok && handedOff != 0 {
-		err = hc.CommitHandOff(ctx, lr.key, token, handedOff, true)
-	} else if committer, ok := n.store.(store.Committer); ok {
-		err = committer.Commit(ctx, lr.key, token, true)
-	} else {
-		err = n.store.Detach(ctx, lr.key, token)
-	}
-	if err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
-		n.log.Warn("sockjs: detach failed", "err", err)
 	}
 }
 

@@ -1,12 +1,16 @@
 package sockjs
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/shoal-rt/shoal/store"
 )
 
 // Single-node echo round trips over loopback: what one message costs end
@@ -17,10 +21,12 @@ import (
 var chatMessage = []byte(`["hello, this is a 40 byte chat message"]`)
 
 // echoBench starts a node whose handler echoes and returns its endpoint's
-// URL; b reports allocations and chatMessage's bytes per op.
+// URL; b reports allocations and chatMessage's bytes per op. Its store is
+// bound to the node, as the node program's without --redis.
 func echoBench(b *testing.B) string {
 	b.Helper()
 	c := newCluster(b)
+	c.store = store.NewMemoryWithConfig(store.MemoryConfig{NodeBound: true})
 	_, _, base := c.node(b, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
 	b.ReportAllocs()
 	b.SetBytes(int64(len(chatMessage)))
@@ -107,6 +113,43 @@ func BenchmarkXHRPollingEcho(b *testing.B) {
 			b.Fatalf("poll got %q", got)
 		}
 	}
+}
+
+// BenchmarkXHRPollingEchoParked is the polling echo a browser makes: a poll
+// is already waiting when the send arrives, so the echo is handed to it
+// (store.HandOffCommitter) and the next poll goes out as soon as one is
+// answered.
+func BenchmarkXHRPollingEchoParked(b *testing.B) {
+	u := echoBench(b) + "/0/s"
+	do(b, "POST", u+"/xhr", "")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	post := func(url, body string) []byte {
+		resp, err := client.Post(url, "text/plain", strings.NewReader(body))
+		if err != nil {
+			b.Error(err)
+			return nil
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		if err != nil {
+			b.Error(err)
+		}
+		return got
+	}
+	polls := make(chan []byte)
+	poll := func() { polls <- post(u+"/xhr", "") }
+	go poll()
+	msg := string(chatMessage)
+	for b.Loop() {
+		post(u+"/xhr_send", msg)
+		if got := <-polls; !bytes.HasPrefix(got, []byte("a[")) {
+			b.Fatalf("poll got %q", got)
+		}
+		go poll()
+	}
+	b.StopTimer()
+	post(u+"/xhr_send", msg)
+	<-polls
 }
 
 // BenchmarkWebsocketEchoParallel runs one websocket per benchmark

@@ -352,7 +352,21 @@ func httpError(w http.ResponseWriter, status int, msg string) {
 	w.Write([]byte(msg))
 }
 
-func noCache(h http.Header) { h.Set("Cache-Control", noCacheValue) }
+// Header values every response of a kind sets, made once: assigned
+// straight into the header map (under canonical keys), they cost no slice
+// and no key canonicalisation per response. net/http copies them as it
+// writes the header; nothing changes them in place, and an Add after them
+// appends to a copy (each has no room to grow).
+var (
+	noCacheHeader          = []string{noCacheValue}
+	contentTypeJSHeader    = []string{contentTypeJS}
+	contentTypePlainHeader = []string{contentTypePlain}
+	anyOriginHeader        = []string{"*"}
+	credentialsHeader      = []string{"true"}
+	varyOriginHeader       = []string{"Origin"}
+)
+
+func noCache(h http.Header) { h["Cache-Control"] = noCacheHeader }
 
 func cacheForAYear(h http.Header) {
 	h.Set("Cache-Control", "public, max-age="+oneYearSeconds)
@@ -365,12 +379,16 @@ func cacheForAYear(h http.Header) {
 // are allowed.
 func cors(h http.Header, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin != "" {
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Credentials", "true")
+		h["Access-Control-Allow-Origin"] = []string{origin}
+		h["Access-Control-Allow-Credentials"] = credentialsHeader
 	} else {
-		h.Set("Access-Control-Allow-Origin", "*")
+		h["Access-Control-Allow-Origin"] = anyOriginHeader
 	}
-	h.Add("Vary", "Origin")
+	if vary, ok := h["Vary"]; ok {
+		h["Vary"] = append(vary, "Origin")
+	} else {
+		h["Vary"] = varyOriginHeader
+	}
 	if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
 		h.Set("Access-Control-Allow-Headers", rh)
 	}

@@ -57,7 +57,9 @@ type receiverEngine struct {
 	// clientGone is closed when the client has gone (the request's
 	// context, the websocket's reader).
 	clientGone <-chan struct{}
-	// recheck is how often the store's queue is read without a wake-up.
+	// recheck is how often the store's queue is read without a wake-up;
+	// 0: never (a store bound to this node: every wake-up is in memory,
+	// and none is lost).
 	recheck time.Duration
 	// lookedAt is when the store was last read (the attach, a drain) and
 	// losses the bus's bus.LossCounter count just before: while the bus
@@ -197,7 +199,9 @@ func (en *receiverEngine) tickAndDrain(woken, clock bool) (receiverEnd, bool) {
 func (en *receiverEngine) startClock(fire func()) {
 	now := time.Since(engineEpoch)
 	en.due[dutyRenew] = now + en.n.cfg.LeaseTTL/3
-	en.due[dutyRecheck] = now + en.recheck
+	if en.recheck > 0 {
+		en.due[dutyRecheck] = now + en.recheck
+	}
 	if en.heartbeatDelay > 0 {
 		en.due[dutyHeartbeat] = now + en.heartbeatDelay
 	}
@@ -224,7 +228,7 @@ func (en *receiverEngine) clockDuties() (recheck bool, _ receiverEnd, _ bool) {
 	if at := en.due[dutyRenew]; at <= now {
 		renew, en.due[dutyRenew] = true, now+en.n.cfg.LeaseTTL/3
 	}
-	if at := en.due[dutyRecheck]; at <= now {
+	if at := en.due[dutyRecheck]; at != 0 && at <= now {
 		recheck, en.due[dutyRecheck] = true, now+en.recheck
 	}
 	if at := en.due[dutyHeartbeat]; at != 0 && at <= now {

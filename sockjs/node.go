@@ -94,9 +94,11 @@ type Node struct {
 	bus   bus.Bus
 	log   *slog.Logger
 	cfg   NodeConfig
-	// answerFirst: a poll's answer leaves before it commits what it took,
-	// as the store outlives this node (store.NodeBound says otherwise).
-	answerFirst bool
+	// nodeBound: the store is this node's own, in its memory, and dies
+	// with it (store.NodeBound). Otherwise it outlives the node, and a
+	// poll's answer leaves before it commits what it took (answerPoll).
+	// See also opContext and the HTTP receivers' re-checks.
+	nodeBound bool
 
 	mu        sync.Mutex // guards endpoints and closed
 	endpoints map[string]*Endpoint
@@ -160,8 +162,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		bodies:    byteBudget{max: cfg.BodyBudget},
 		newPerIP:  ipLimiter{perMinute: cfg.NewSessionsPerIP},
 	}
-	if b, ok := cfg.Store.(store.NodeBound); !ok || !b.NodeBound() {
-		n.answerFirst = true
+	if b, ok := cfg.Store.(store.NodeBound); ok && b.NodeBound() {
+		n.nodeBound = true
 	}
 	for i := range n.receivers {
 		n.receivers[i].m = make(map[string][]*localReceiver)
@@ -315,10 +317,19 @@ func (n *Node) afterFunc(d time.Duration, f func()) *time.Timer {
 	})
 }
 
-// opContext bounds an operation that has no caller context.
+// opContext bounds an operation that has no caller context. A store
+// bound to this node (store.NodeBound) answers from memory at once, and
+// every receiver of its sessions is on this node, so no wake-up waits on
+// the bus: its operations go unbounded, as a context with a timeout costs
+// a timer and three allocations per call (several per polling message).
 func (n *Node) opContext() (context.Context, context.CancelFunc) {
+	if n.nodeBound {
+		return context.Background(), noCancel
+	}
 	return context.WithTimeout(context.Background(), n.cfg.OpTimeout)
 }
+
+func noCancel() {}
 
 func newULID() string { return ulid.MustNew(ulid.Now(), rand.Reader).String() }
 

@@ -189,7 +189,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	if handOffs && hr.polling {
 		lr.handOffToken = lease.Token
 	}
-	if hr.polling && n.answerFirst {
+	if hr.polling && !n.nodeBound {
 		hr.finishing = &lr.finishing
 	}
 	// Close waits for the receiver to detach; one that starts while the
@@ -239,10 +239,14 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		lr.wake() // what the attach left queued goes in the next write
 	}
 
+	recheck := n.cfg.RecheckInterval
+	if n.nodeBound {
+		recheck = 0
+	}
 	en := receiverEngine{
 		n: n, lr: lr, lease: lease, sink: hr,
 		clientGone:     reqCtx.Done(),
-		recheck:        n.cfg.RecheckInterval,
+		recheck:        recheck,
 		heartbeatDelay: e.settings.HeartbeatDelay,
 		quietRechecks:  true,
 		drainOpts:      e.takeOptions(false),

@@ -34,7 +34,7 @@ func (e *Endpoint) serveXHRPolling(w http.ResponseWriter, r *http.Request, sid s
 	if !e.xhrHeaders(w, r) {
 		return
 	}
-	w.Header().Set("Content-Type", contentTypeJS)
+	w.Header()["Content-Type"] = contentTypeJSHeader
 	e.receive(r, sid, TransportXHR, e.newHTTPSink(w, true, appendXHRFrame))
 }
 
@@ -42,7 +42,7 @@ func (e *Endpoint) serveXHRStreaming(w http.ResponseWriter, r *http.Request, sid
 	if !e.xhrHeaders(w, r) {
 		return
 	}
-	w.Header().Set("Content-Type", contentTypeJS)
+	w.Header()["Content-Type"] = contentTypeJSHeader
 	hr := e.newHTTPSink(w, false, appendXHRFrame)
 	hr.prelude = xhrStreamingPrelude
 	e.receive(r, sid, TransportXHRStreaming, hr)
@@ -61,6 +61,6 @@ func (e *Endpoint) serveXHRSend(w http.ResponseWriter, r *http.Request, sid stri
 		return
 	}
 	// Firefox takes a 204 without a content type for XML and complains.
-	w.Header().Set("Content-Type", contentTypePlain)
+	w.Header()["Content-Type"] = contentTypePlainHeader
 	w.WriteHeader(http.StatusNoContent)
 }

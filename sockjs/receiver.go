@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -661,10 +662,12 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) 
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, e.settings.MaxMessageSize), b: &e.node.bodies}
-	body, err := io.ReadAll(br)
+	buf := bodyBuffers.Get().(*[]byte)
+	body, err := readAll(br, (*buf)[:0])
 	rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		br.release()
+		putBodyBuffer(buf, body)
 		var tooBig *http.MaxBytesError
 		if errors.Is(err, errOverBudget) {
 			e.node.log.Warn("sockjs: send refused, node body budget spent", "budget", e.node.cfg.BodyBudget)
@@ -679,7 +682,44 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) 
 		}
 		return nil, func() {}, false
 	}
-	return body, br.release, true
+	return body, func() {
+		br.release()
+		putBodyBuffer(buf, body)
+	}, true
+}
+
+// bodyBuffers hold the bodies readBody reads, for reuse once handled: the
+// decoders copy the messages out of them.
+var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBody bounds the buffers bodyBuffers keeps: a rare big body
+// does not hold its memory after it.
+const maxPooledBody = 64 << 10
+
+func putBodyBuffer(buf *[]byte, body []byte) {
+	if cap(body) > maxPooledBody {
+		return
+	}
+	*buf = body[:0]
+	bodyBuffers.Put(buf)
+}
+
+// readAll is io.ReadAll into buf, which it grows as needed; a buffer
+// whose room runs out starts at 512 bytes, as io.ReadAll's.
+func readAll(r *budgetReader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, max(512, cap(buf)))...)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // HeaderSendID, set by the balancer on each send (haproxy.cfg: an id

@@ -144,7 +144,7 @@ type Session struct {
 
 	infoOnce sync.Once
 	infoRaw  []byte
-	info     ConnectionInfo
+	info     *ConnectionInfo // decoded by Info; a pointer keeps handles small
 
 	// send tags the appends made through this handle while the messages
 	// of a send carrying HeaderSendID are handled; nil otherwise.
@@ -170,6 +170,7 @@ func (s *Session) Endpoint() *Endpoint { return s.ep }
 // the one that created the session it may cost a store read.
 func (s *Session) Info() ConnectionInfo {
 	s.infoOnce.Do(func() {
+		s.info = new(ConnectionInfo)
 		raw := s.infoRaw
 		if raw == nil {
 			ctx, cancel := s.ep.node.opContext()
@@ -180,11 +181,11 @@ func (s *Session) Info() ConnectionInfo {
 			}
 			raw = sess.Info
 		}
-		if err := json.Unmarshal(raw, &s.info); err != nil {
+		if err := json.Unmarshal(raw, s.info); err != nil {
 			s.ep.node.log.Warn("sockjs: bad connection info in store", "key", s.key, "err", err)
 		}
 	})
-	return s.info
+	return *s.info
 }
 
 // Send is SendContext bounded by the node's OpTimeout.

@@ -163,7 +163,7 @@ func (m *Memory) Get(ctx context.Context, id string) (out Session, err error) {
 			State:  s.state,
 			Code:   s.code,
 			Reason: s.reason,
-			Info:   append([]byte(nil), s.info...),
+			Info:   s.info, // never changed after Create: shared, read-only
 		}
 		if s.leaseLive(time.Now()) {
 			out.ReceiverNode = s.leaseNode

@@ -85,7 +85,7 @@ type Session struct {
 	State  State
 	Code   int    // close code, when State is StateClosed
 	Reason string // close reason, when State is StateClosed
-	Info   []byte
+	Info   []byte // CreateOptions.Info; read-only (a store may share it)
 	// ReceiverNode and ReceiverSticky describe the live lease; both are
 	// zero when no receiver is attached. The lease token is never exposed.
 	ReceiverNode   string

@@ -142,8 +142,11 @@ func (h redisTimer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func opName(cmd redis.Cmder) string {
 	op := cmd.Name()
 	if args := cmd.Args(); op == "evalsha" && len(args) > 1 {
-		if name := redisstore.ScriptName(fmt.Sprint(args[1])); name != "" {
-			op = name
+		// (go-redis passes the script's SHA as a string.)
+		if sha, ok := args[1].(string); ok {
+			if name := redisstore.ScriptName(sha); name != "" {
+				op = name
+			}
 		}
 	}
 	return op

@@ -23,11 +23,30 @@ type Latency struct {
 	store   *prometheus.HistogramVec
 	bus     *prometheus.HistogramVec
 	deliver prometheus.Histogram
+	// The bus's two sends, one per wake-up and per publish, have their
+	// series looked up once, here, not at every send.
+	sendNode, publish busOp
+}
+
+// busOp is one bus operation's two series, by result.
+type busOp struct{ ok, failed prometheus.Observer }
+
+func newBusOp(vec *prometheus.HistogramVec, op string) busOp {
+	return busOp{vec.WithLabelValues(op, resultOK), vec.WithLabelValues(op, resultError)}
+}
+
+// observe records one send that started at start.
+func (o busOp) observe(start time.Time, err error) {
+	if err != nil {
+		o.failed.Observe(time.Since(start).Seconds())
+		return
+	}
+	o.ok.Observe(time.Since(start).Seconds())
 }
 
 // NewLatency returns empty histograms.
 func NewLatency() *Latency {
-	return &Latency{
+	l := &Latency{
 		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "shoal_store_op_duration_seconds", Buckets: latencyBuckets,
 			Help: "Store operations (one Redis script or command each), by operation and result.",
@@ -41,17 +60,25 @@ func NewLatency() *Latency {
 			Help: "From a publish on the bus to its delivery on this node, measured by a probe every node publishes every few seconds (clocks of different hosts must agree).",
 		}),
 	}
+	l.sendNode, l.publish = newBusOp(l.bus, "send_node"), newBusOp(l.bus, "publish")
+	return l
 }
 
 func (l *Latency) collectors() []prometheus.Collector {
 	return []prometheus.Collector{l.store, l.bus, l.deliver}
 }
 
+// The values of the result label.
+const (
+	resultOK    = "ok"
+	resultError = "error"
+)
+
 func result(err error) string {
 	if err != nil {
-		return "error"
+		return resultError
 	}
-	return "ok"
+	return resultOK
 }
 
 // ObserveStore records one store operation that took d.
@@ -87,14 +114,14 @@ func (t timedBus) Losses() (n uint64, up bool) {
 func (t timedBus) SendNode(ctx context.Context, node string, msg []byte) error {
 	start := time.Now()
 	err := t.Bus.SendNode(ctx, node, msg)
-	t.l.bus.WithLabelValues("send_node", result(err)).Observe(time.Since(start).Seconds())
+	t.l.sendNode.observe(start, err)
 	return err
 }
 
 func (t timedBus) Publish(ctx context.Context, channel string, msg []byte) error {
 	start := time.Now()
 	err := t.Bus.Publish(ctx, channel, msg)
-	t.l.bus.WithLabelValues("publish", result(err)).Observe(time.Since(start).Seconds())
+	t.l.publish.observe(start, err)
 	return err
 }
 

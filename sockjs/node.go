@@ -126,6 +126,8 @@ type Node struct {
 	stopListen func()
 	done       chan struct{} // closed by Close: every receiver ends
 	wg         sync.WaitGroup
+	// releases runs polls' releases after their answer left (warm.go).
+	releases *warmGoroutines
 }
 
 // NewNode starts a node: it begins listening on the bus for its ID and
@@ -159,6 +161,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg:       cfg,
 		endpoints: make(map[string]*Endpoint),
 		done:      make(chan struct{}),
+		releases:  newWarmGoroutines(time.Second),
 		bodies:    byteBudget{max: cfg.BodyBudget},
 		newPerIP:  ipLimiter{perMinute: cfg.NewSessionsPerIP},
 	}

@@ -260,7 +260,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 			// after any response (the client's next request on it is read,
 			// not cut by a shutdown under way), and the release follows,
 			// within the node's life (Close waits for it).
-			go en.release(sess, false, stopHolding)
+			n.releases.Go(func() { en.release(sess, false, stopHolding) })
 			return
 		}
 		en.release(sess, interrupted, stopHolding)

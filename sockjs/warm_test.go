@@ -1,0 +1,63 @@
+package sockjs
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
+)
+
+// TestWarmGoroutinesNeverQueue: functions given at once all run at once
+// (each waits for all the others), so a slow release never delays another.
+func TestWarmGoroutinesNeverQueue(t *testing.T) {
+	w := newWarmGoroutines(time.Minute)
+	const n = 50
+	var started, all sync.WaitGroup
+	started.Add(n)
+	all.Add(n)
+	for range n {
+		w.Go(func() {
+			started.Done()
+			started.Wait()
+			all.Done()
+		})
+	}
+	done := make(chan struct{})
+	go func() { all.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not every function ran at once")
+	}
+}
+
+// TestWarmGoroutinesReusedThenGone: one after another, functions run on
+// the goroutine the first one started; it ends once nothing comes for keep.
+func TestWarmGoroutinesReusedThenGone(t *testing.T) {
+	w := newWarmGoroutines(200 * time.Millisecond)
+	ran := make(chan struct{})
+	waitingFor := func(want int64) {
+		testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+			if n := w.waiting.Load(); n != want {
+				return fmt.Errorf("%d goroutines waiting for work, want %d", n, want)
+			}
+			return nil
+		})
+	}
+	for range 20 {
+		w.Go(func() { ran <- struct{}{} })
+		<-ran
+		waitingFor(1)
+	}
+	if n := w.started.Load(); n != 1 {
+		t.Fatalf("20 functions one after another started %d goroutines, want 1", n)
+	}
+	waitingFor(0) // keep passed: it ended
+	w.Go(func() { ran <- struct{}{} })
+	<-ran
+	if n := w.started.Load(); n != 2 {
+		t.Fatalf("after the idle one ended, %d goroutines started, want 2", n)
+	}
+}

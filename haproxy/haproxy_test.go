@@ -175,6 +175,7 @@ func TestCompose(t *testing.T) {
 		"SHOAL_NATS: nats://nats:4222",
 		"SHOAL_NODE_ID: node3",
 		"condition: service_healthy",
+		"GLIBC_TUNABLES: "+strings.TrimPrefix(MallocTunables, "GLIBC_TUNABLES="),
 	)
 }
 
@@ -207,4 +208,16 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("bad HAProxy time %q", s)
 	}
 	return time.Duration(n) * unit, nil
+}
+
+// TestMallocTunablesEverywhere: the script that starts a native cluster
+// runs HAProxy with MallocTunables too (docker-compose.yml: TestCompose).
+func TestMallocTunablesEverywhere(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "scripts", "cluster"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(script), MallocTunables+` \`+"\n\t\tstart haproxy ") {
+		t.Errorf("scripts/cluster does not start haproxy with %s", MallocTunables)
+	}
 }

@@ -376,7 +376,7 @@ func haproxyConfig(nodes []string) (string, error) {
 
 // haproxyEnv sets where haproxyConfig's balancer and statistics page listen.
 func haproxyEnv(listen, stats string) []string {
-	return []string{haproxy.EnvBind + "=" + listen, haproxy.EnvStatsBind + "=" + stats}
+	return haproxy.Env(listen, stats)
 }
 
 // stickyHAProxyConfig is haproxyConfig turned into what sockjs-node needs:

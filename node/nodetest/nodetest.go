@@ -299,7 +299,7 @@ func HAProxyWith(t testing.TB, nodes []*Node, edit func(cfg string) string) (p *
 	path := testenv.TempFile(t, "haproxy.cfg", cfg)
 	addr = testenv.FreeAddr(t)
 	stats = testenv.FreeAddr(t)
-	p = StartEnv(t, []string{haproxy.EnvBind + "=" + addr, haproxy.EnvStatsBind + "=" + stats},
+	p = StartEnv(t, haproxy.Env(addr, stats),
 		testenv.LookPath(t, "haproxy"), "-db", "-f", path)
 	testenv.WaitTCP(t, addr)
 	return p, addr, stats

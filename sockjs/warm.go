@@ -7,7 +7,7 @@ import (
 
 // warmGoroutines runs functions on goroutines that wait a while for the
 // next one when they finish, instead of on a new goroutine each. A poll's
-// release (releaseLease) goes down go-redis's deep call chain: begun on a
+// release (receiverEngine.release) goes down go-redis's deep call chain: begun on a
 // fresh goroutine, every release grew its stack from the runtime's start
 // size again (runtime.newstack and copystack were 9% of a cluster node's
 // CPU on polling echo). A warm goroutine keeps its grown stack from one

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -57,7 +58,8 @@ type wsSocket struct {
 	// ends the socket, instead of waiting on a client that reads
 	// nothing).
 	werr error
-	try  *socketWrite // made at the first tryWriteFrame
+	try  *socketWrite // made at the first write
+	rd   *socketRead  // made at the first read; the reader's
 	peek *socketPeek  // made at the first waitReadable; the reader's
 	// idleDeadline: waitReadable has set a read deadline, which only
 	// its wait may meet.
@@ -141,13 +143,58 @@ type socketReader struct{ c *wsSocket }
 
 func (r socketReader) Read(p []byte) (int, error) {
 	for {
-		n, err := r.c.Conn.Read(p)
+		n, err := r.c.read(p)
 		if n == 0 && r.c.idleDeadline.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 			r.c.clearIdleDeadline()
 			continue
 		}
 		return n, err
 	}
+}
+
+// socketRead is one read of the socket, kept with its connection as
+// socketWrite is.
+type socketRead struct {
+	fn  func(fd uintptr) bool // do, bound once
+	buf []byte
+	n   int
+	err error
+}
+
+// do reads what the socket has; false: nothing yet, the poller waits.
+func (r *socketRead) do(fd uintptr) bool {
+	n, err := readNonblocking(fd, r.buf)
+	if err == syscall.EAGAIN {
+		return false
+	}
+	r.n, r.err = max(n, 0), err
+	return true
+}
+
+// read reads the socket as net.Conn.Read does (io.EOF at its end), the
+// read itself made by readNonblocking (see there why) when the connection
+// is the socket.
+func (c *wsSocket) read(p []byte) (int, error) {
+	if c.raw == nil || len(p) == 0 {
+		return c.Conn.Read(p)
+	}
+	if c.rd == nil {
+		c.rd = &socketRead{}
+		c.rd.fn = c.rd.do
+	}
+	c.rd.buf, c.rd.n, c.rd.err = p, 0, nil
+	err := c.raw.Read(c.rd.fn) // the connection's read deadline and close end the wait
+	n, rerr := c.rd.n, c.rd.err
+	c.rd.buf, c.rd.err = nil, nil
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, os.NewSyscallError("read", rerr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // writeControl writes a control frame (a pong, a close) with payload,
@@ -161,27 +208,9 @@ func (c *wsSocket) writeControl(op byte, payload []byte) error {
 	if op == wsOpClose {
 		c.closeSent = true
 	}
-	c.Conn.SetWriteDeadline(time.Now().Add(wsCloseWait))
-	defer c.Conn.SetWriteDeadline(time.Time{})
-	if err := c.writeRest(); err != nil {
-		return err
-	}
 	var frame [2 + wsMaxControl]byte
 	frame[0], frame[1] = wsFin|op, byte(len(payload))
-	_, err := c.write(frame[:2+copy(frame[2:], payload)])
-	return err
-}
-
-// write writes p, or fails with the first write error. wmu should be held.
-func (c *wsSocket) write(p []byte) (int, error) {
-	if c.werr != nil {
-		return 0, c.werr
-	}
-	n, err := c.Conn.Write(p)
-	if err != nil {
-		c.werr = err
-	}
-	return n, err
+	return c.writeBounded(frame[:2+copy(frame[2:], payload)], wsCloseWait)
 }
 
 // writeFrame writes wire, a whole frame (wsFrame), after what an earlier
@@ -193,25 +222,72 @@ func (c *wsSocket) writeFrame(wire []byte, d time.Duration) error {
 	if c.closeSent {
 		return net.ErrClosed
 	}
+	return c.writeBounded(wire, d)
+}
+
+// writeBounded writes what tryWriteFrame left, then p, or fails with the
+// first write error (part of a frame may have gone out, so nothing more
+// can be written) or once the client has not taken them within d. A
+// socket with room takes them at once, and no deadline is set: a write
+// deadline costs two runtime timer updates per write. wmu should be held.
+func (c *wsSocket) writeBounded(p []byte, d time.Duration) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	rest := c.rest
+	c.rest = nil
+	if c.raw != nil {
+		var err error
+		if rest, err = c.writeOnce(rest); err == nil && len(rest) == 0 {
+			p, err = c.writeOnce(p)
+		}
+		if err != nil {
+			c.werr = err
+			return err
+		}
+		if len(rest) == 0 && len(p) == 0 {
+			return nil
+		}
+	}
 	// Cleared after the write: a deadline long past must not meet
 	// the next write.
 	c.Conn.SetWriteDeadline(time.Now().Add(d))
 	defer c.Conn.SetWriteDeadline(time.Time{})
-	if err := c.writeRest(); err != nil || wire == nil {
-		return err
+	for _, b := range [2][]byte{rest, p} {
+		if len(b) == 0 {
+			continue
+		}
+		if _, err := c.Conn.Write(b); err != nil {
+			c.werr = err
+			return err
+		}
 	}
-	_, err := c.write(wire)
-	return err
+	return nil
 }
 
-// writeRest writes what tryWriteFrame left. wmu should be held.
-func (c *wsSocket) writeRest() error {
-	if len(c.rest) == 0 {
-		return nil
+// writeOnce offers p to the socket without blocking and returns what it
+// did not take; a full socket buffer is no error. wmu should be held.
+func (c *wsSocket) writeOnce(p []byte) ([]byte, error) {
+	if len(p) == 0 {
+		return p, nil
 	}
-	_, err := c.write(c.rest)
-	c.rest = nil
-	return err
+	if c.try == nil {
+		c.try = &socketWrite{}
+		c.try.fn = c.try.do
+	}
+	c.try.wire = p
+	err := c.raw.Control(c.try.fn)
+	n, werr := c.try.n, c.try.err
+	c.try.wire, c.try.err = nil, nil
+	switch {
+	case err != nil:
+		return p, err
+	case werr == syscall.EAGAIN:
+		return p, nil
+	case werr != nil:
+		return p, werr
+	}
+	return p[n:], nil
 }
 
 // tryWriteFrame offers wire, a whole frame, to the socket without ever
@@ -234,25 +310,15 @@ func (c *wsSocket) tryWriteFrame(wire []byte) (taken, pending bool, err error) {
 	if len(c.rest) > 0 {
 		return false, false, nil
 	}
-	if c.try == nil {
-		c.try = &socketWrite{}
-		c.try.fn = c.try.do
-	}
-	c.try.wire = wire
-	err = c.raw.Control(c.try.fn)
-	n, werr := c.try.n, c.try.err
-	c.try.wire, c.try.err = nil, nil
-	if err != nil {
-		return false, false, err
-	}
+	left, err := c.writeOnce(wire)
 	switch {
-	case werr == syscall.EAGAIN:
-		return false, false, nil
-	case werr != nil:
-		c.werr = werr
-		return false, false, werr
-	case n < len(wire):
-		c.rest = bytes.Clone(wire[n:]) // wire is shared with other sockets
+	case err != nil:
+		c.werr = err
+		return false, false, err
+	case len(left) == len(wire):
+		return false, false, nil // the socket buffer is full
+	case len(left) > 0:
+		c.rest = bytes.Clone(left) // wire is shared with other sockets
 		return true, true, nil
 	}
 	return true, false, nil

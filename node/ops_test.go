@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -421,11 +419,11 @@ func TestReadiness(t *testing.T) {
 // connection is back, so is the node.
 func TestReadinessAlone(t *testing.T) {
 	c := startGossipCluster(t, 1)
-	redisProxy := startCutProxy(t, strings.TrimSuffix(strings.TrimPrefix(c.redis, "redis://"), "/0"))
-	natsProxy := startCutProxy(t, strings.TrimPrefix(c.nats, "nats://"))
+	redisProxy := testenv.NewProxy(t, strings.TrimSuffix(strings.TrimPrefix(c.redis, "redis://"), "/0"), nil)
+	natsProxy := testenv.NewProxy(t, strings.TrimPrefix(c.nats, "nats://"), nil)
 	gossip := testenv.FreeAddr(t)
 	alone := nodetest.StartNodeAt(t, "alone", testenv.FreeAddr(t),
-		"--redis", "redis://"+redisProxy.addr+"/0", "--nats", "nats://"+natsProxy.addr, "--apps", "echo",
+		"--redis", "redis://"+redisProxy.Addr+"/0", "--nats", "nats://"+natsProxy.Addr, "--apps", "echo",
 		"--gossip-listen", gossip, "--join", c.nodes[0].gossip)
 	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		var v ops.ClusterView
@@ -439,72 +437,14 @@ func TestReadinessAlone(t *testing.T) {
 	})
 	for _, b := range []struct {
 		name  string
-		proxy *cutProxy
+		proxy *testenv.Proxy
 	}{{"redis", redisProxy}, {"nats", natsProxy}} {
-		b.proxy.cut(true)
+		b.proxy.Cut(true)
 		nodetest.WaitGet(t, 15*time.Second, alone.URL()+"/readyz", http.StatusServiceUnavailable, b.name+" unreachable")
 		if code, body, err := nodetest.TryGet(c.nodes[0].URL() + "/readyz"); err != nil || code != http.StatusOK || body != "ready\n" {
 			t.Fatalf("/readyz of the other node = %d %q, %v; want 200 ready", code, body, err)
 		}
-		b.proxy.cut(false)
+		b.proxy.Cut(false)
 		nodetest.WaitGet(t, 15*time.Second, alone.URL()+"/readyz", http.StatusOK, "ready\n")
-	}
-}
-
-// cutProxy forwards TCP connections to a backend until cut: then it closes
-// them all and refuses new ones (closes them at once) until healed.
-type cutProxy struct {
-	addr string
-	mu   sync.Mutex
-	down bool
-	open map[net.Conn]bool
-}
-
-func startCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{addr: l.Addr().String(), open: map[net.Conn]bool{}}
-	t.Cleanup(func() { l.Close(); p.cut(true) })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				in.Close()
-				continue
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.open[in], p.open[out] = true, true
-			p.mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
-		}
-	}()
-	return p
-}
-
-// cut stops (true) or resumes (false) forwarding.
-func (p *cutProxy) cut(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.open {
-			c.Close()
-		}
-		clear(p.open)
 	}
 }

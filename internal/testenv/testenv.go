@@ -8,14 +8,11 @@
 package testenv
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,7 +45,7 @@ func CheckFor(t testing.TB, total, step time.Duration, f func() error) {
 // not find another test's server there.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	return newPorts(t, 1)[0]
+	return FreePorts(t, 1)[0]
 }
 
 // handedOut are the ports FreePort and FreePorts returned in this process.
@@ -57,9 +54,10 @@ var handedOut struct {
 	ports map[int]bool
 }
 
-// newPorts returns n distinct free loopback ports, none handed out before:
-// all are held at once while chosen.
-func newPorts(t testing.TB, n int) []int {
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago: all are held at once while chosen, so none is handed out twice, as
+// FreePort never hands out a port again either.
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	handedOut.Lock()
 	defer handedOut.Unlock()
@@ -90,14 +88,6 @@ func newPorts(t testing.TB, n int) []int {
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
-}
-
-// FreePorts returns n distinct loopback TCP ports that were free a moment
-// ago: all are held at once while chosen, so none is handed out twice, as
-// FreePort never hands out a port again either.
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	return newPorts(t, n)
 }
 
 // ClusterPort returns a free loopback port whose Redis Cluster bus port
@@ -174,51 +164,4 @@ func EnvInt(name string, def int) int {
 		return v
 	}
 	return def
-}
-
-// Run runs name with args and returns what it printed (stdout and stderr);
-// if it fails, the test fails with that output.
-func Run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	return RunEnv(t, nil, name, args...)
-}
-
-// RunEnv is Run with extra environment variables (KEY=value).
-func RunEnv(t testing.TB, env []string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("testenv: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// StartReading starts cmd, its standard error going to the test's, and
-// returns a scanner over its standard output (lines up to 16 MiB): a
-// helper process that reports line by line. Ending it is the caller's.
-func StartReading(t testing.TB, cmd *exec.Cmd) *bufio.Scanner {
-	t.Helper()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start %s: %v", cmd.Path, err)
-	}
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(nil, 16<<20)
-	return sc
-}
-
-// LastLines is the last n lines of s: a process's output in a failure
-// report.
-func LastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -77,3 +77,45 @@ func TestFreePortsAreDistinct(t *testing.T) {
 		seen[p] = true
 	}
 }
+
+// TestProxyCuts: a proxy to a real Redis forwards until cut; cut, it
+// closes the connection it forwarded and every new one; healed, it
+// forwards again.
+func TestProxyCuts(t *testing.T) {
+	p := testenv.NewProxy(t, testenv.Redis(t).Addr, nil)
+	ping := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("PING\r\n")); err != nil {
+			return err
+		}
+		b := make([]byte, 7)
+		n, err := c.Read(b)
+		if err == nil && string(b[:n]) != "+PONG\r\n" {
+			err = errors.New("reply " + string(b[:n]))
+		}
+		return err
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c := dial()
+	if err := ping(c); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	p.Cut(true)
+	if err := ping(c); err == nil {
+		t.Fatal("a connection forwarded before the cut still answers")
+	}
+	if err := ping(dial()); err == nil {
+		t.Fatal("a connection made while cut answers")
+	}
+	p.Cut(false)
+	if err := ping(dial()); err != nil {
+		t.Fatalf("after healing: %v", err)
+	}
+}

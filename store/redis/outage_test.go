@@ -152,11 +152,11 @@ func TestOutageNoResend(t *testing.T) {
 func TestOutageBrokenConnection(t *testing.T) {
 	srv := testenv.Redis(t)
 	var breakNext atomic.Bool
-	addr := proxyTo(t, srv.Addr, func(in, out net.Conn) {
+	addr := testenv.NewProxy(t, srv.Addr, func(in, out net.Conn) {
 		go io.Copy(in, out)
 		// After breakNext, the command is read and the connection breaks.
 		forward(in, out, func() bool { return breakNext.CompareAndSwap(true, false) })
-	})
+	}).Addr
 	s := redisstore.New(outageClient(t, addr, 3*time.Second, 1), redisstore.Config{Prefix: testenv.Prefix(t)})
 	ctx := context.Background()
 	if _, err := s.Create(ctx, "sess", store.CreateOptions{}); err != nil {
@@ -186,7 +186,7 @@ func TestOutageBrokenConnection(t *testing.T) {
 func lossyProxy(t *testing.T, addr string) (proxyAddr string, lose func()) {
 	t.Helper()
 	var loseNext atomic.Bool
-	proxyAddr = proxyTo(t, addr, func(in, out net.Conn) {
+	proxyAddr = testenv.NewProxy(t, addr, func(in, out net.Conn) {
 		var lost atomic.Bool
 		go func() {
 			defer in.Close()
@@ -198,7 +198,7 @@ func lossyProxy(t *testing.T, addr string) (proxyAddr string, lose func()) {
 			}
 			return false
 		})
-	})
+	}).Addr
 	return proxyAddr, func() { loseNext.Store(true) }
 }
 
@@ -215,36 +215,6 @@ func forward(from, to net.Conn, stop func() bool) {
 			return
 		}
 	}
-}
-
-// proxyTo listens on a loopback port and, for each connection, dials
-// addr and runs pipe between the two until it returns; both are closed
-// then.
-func proxyTo(t *testing.T, addr string, pipe func(in, out net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", addr)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				pipe(in, out)
-			}()
-		}
-	}()
-	return l.Addr().String()
 }
 
 // TestOutageLostTakeReply: a take with Hold whose reply is lost (Redis ran

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"io/fs"
 	"math"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
+	"time"
+
+	"github.com/shoal-rt/shoal/internal/testenv"
 )
 
 // TestGCPolicy: --gc-percent applies unless GOGC is set; a container's
@@ -52,4 +58,50 @@ func TestGCPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGCPercentFor: a small live heap gets at least gcHeadroomFloor of
+// room before a collection (the runtime's goal is the larger of
+// live×(1+p/100) and 4 MiB×p/100); from 6 MiB live on, the base.
+func TestGCPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	goal := func(p int, live uint64) uint64 {
+		return max(live+live*uint64(p)/100, runtimeMinHeap*uint64(p)/100)
+	}
+	for _, live := range []uint64{0, 100 << 10, mib / 2, mib, 2 * mib, 4 * mib, 6 * mib, 64 * mib, 1 << 30} {
+		p := gcPercentFor(50, live)
+		if p < 50 || p%10 != 0 {
+			t.Errorf("live %d: percent %d, want a multiple of 10, at least 50", live, p)
+		}
+		if g := goal(p, live); g < live+gcHeadroomFloor && p != 50 {
+			t.Errorf("live %d: percent %d gives goal %d, less than %d of room", live, p, g, gcHeadroomFloor)
+		}
+		if live >= 6*mib && p != 50 {
+			t.Errorf("live %d: percent %d, want the base 50", live, p)
+		}
+		if g := goal(p, live); g > live+gcHeadroomFloor+live/10+runtimeMinHeap/10 && p != 50 {
+			t.Errorf("live %d: percent %d gives goal %d, far more than %d of room", live, p, g, gcHeadroomFloor)
+		}
+	}
+	if p := gcPercentFor(200, mib); p != 200 {
+		t.Errorf("base 200, 1 MiB live: percent %d, want 200", p)
+	}
+}
+
+// TestKeepGCHeadroom: after a collection the target is raised above a
+// base that leaves a test's heap (well under 30 MiB live) less than
+// gcHeadroomFloor of room; once stopped, it is left alone.
+func TestKeepGCHeadroom(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	stop := keepGCHeadroom(10)
+	defer stop()
+	sample := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		runtime.GC()
+		metrics.Read(sample)
+		if p := sample[0].Value.Uint64(); p <= 10 {
+			return fmt.Errorf("percent %d, want more than the base 10", p)
+		}
+		return nil
+	})
 }

@@ -54,8 +54,12 @@ func run(cfg config) error {
 		return err
 	}
 	version := buildVersion()
-	if did := applyGCPolicy(cfg.GCPercent, os.Getenv, os.ReadFile); len(did) > 0 {
+	did, gcPercent := applyGCPolicy(cfg.GCPercent, os.Getenv, os.ReadFile)
+	if len(did) > 0 {
 		log.Info("shoal: garbage collector", did...)
+	}
+	if gcPercent > 0 {
+		defer keepGCHeadroom(gcPercent)()
 	}
 
 	// The first SIGTERM or SIGINT starts the drain (and aborts a start-up

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -113,13 +112,7 @@ func TestReleaseNode(t *testing.T) {
 	_, body := do(t, "POST", baseA+"/0/p/xhr", "")
 	want(t, "poll open", body, "o\n")
 	parked := pollAsync(t, baseA+"/0/p/xhr") // parks on A
-	key := eb.keyOf(idFromClientSession("p"))
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
-		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
-			return fmt.Errorf("poll not parked on A: %+v %v", st, err)
-		}
-		return nil
-	})
+	waitHolder(t, c.store, eb.keyOf(idFromClientSession("p")), a.ID())
 	_, body = do(t, "POST", baseB+"/0/p/xhr", "")
 	want(t, "poll on B while A holds it", body, `c[2010,"Another connection still open"]`+"\n")
 
@@ -166,7 +159,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 	pollKey, streamKey := e.keyOf(idFromClientSession("p")), e.keyOf(idFromClientSession("s"))
 	_, body := do(t, "POST", base+"/0/p/xhr", "")
 	want(t, "poll open", body, "o\n")
-	waitLeaseFree(t, c.store, pollKey) // the open poll's
+	waitHolder(t, c.store, pollKey, "") // the open poll's
 	polled := pollAsync(t, base+"/0/p/xhr")
 	_, br := stream(t, "POST", base+"/0/s/xhr_streaming")
 	readLine(t, br)
@@ -202,9 +195,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPolled(t, "parked poll answered", polled, 2*time.Second, "h\n")
-	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
-		t.Fatalf("stream did not end cleanly: %q, %v", rest, err)
-	}
+	wantStreamEnd(t, "stream", br)
 	end := <-wsEnded
 	want(t, "ws close frame", end.frame, `c[1001,"Going away"]`)
 	want(t, "ws close code", end.code, websocket.StatusGoingAway)
@@ -449,46 +440,17 @@ func parkPollOnA(t *testing.T) parkedPoll {
 	key := eB.keyOf(idFromClientSession("s"))
 	_, body := do(t, "POST", baseA+"/0/s/xhr", "")
 	want(t, "open on A", body, "o\n")
-	waitLeaseFree(t, c.store, key) // the open poll's, which may outlive its response
+	waitHolder(t, c.store, key, "") // the open poll's, which may outlive its response
 
 	pollCtx, abortPoll := context.WithCancel(context.Background())
 	t.Cleanup(abortPoll)
-	polled := make(chan string, 1)
-	go func() {
-		req, _ := http.NewRequestWithContext(pollCtx, "POST", baseA+"/0/s/xhr", nil)
-		resp, err := testenv.HTTPClient(t).Do(req)
-		if err != nil {
-			polled <- ""
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		polled <- string(b)
-	}()
-	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if st, err := c.store.Get(context.Background(), key); err != nil || st.ReceiverNode != a.ID() {
-			return fmt.Errorf("poll not parked on A: %+v, %v", st, err)
-		}
-		return nil
-	})
+	polled := pollAsyncCtx(pollCtx, t, baseA+"/0/s/xhr")
+	waitHolder(t, c.store, key, a.ID())
 	cutA := func() {
 		a.stopListen()
 		srvA.CloseClientConnections()
 	}
 	return parkedPoll{a: a, ks: ks, baseB: baseB, abortPoll: abortPoll, polled: polled, cutA: cutA}
-}
-
-// waitLeaseFree waits until no receiver holds the lease of key: a poll's
-// lease outlives its response by its commit, so a test that wants to see
-// the next poll hold it waits for this one's to go first.
-func waitLeaseFree(t testing.TB, st store.Store, key string) {
-	t.Helper()
-	testenv.CheckFor(t, 5*time.Second, 2*time.Millisecond, func() error {
-		if s, err := st.Get(context.Background(), key); err != nil || s.ReceiverNode != "" {
-			return fmt.Errorf("lease still held: %+v, %v", s, err)
-		}
-		return nil
-	})
 }
 
 // TestTakeOverFromDeadHolder: a node dies (no store, no bus, no cleanup)

@@ -158,12 +158,50 @@ var (
 // pollAsync sends a POST to url (a poll) on a goroutine and returns where
 // its body arrives.
 func pollAsync(t testing.TB, url string) <-chan string {
+	return pollAsyncCtx(context.Background(), t, url)
+}
+
+// pollAsyncCtx is pollAsync until ctx ends: a poll ctx aborts answers "".
+func pollAsyncCtx(ctx context.Context, t testing.TB, url string) <-chan string {
 	ch := make(chan string, 1)
 	go func() {
-		_, body := do(t, "POST", url, "")
-		ch <- body
+		req, _ := http.NewRequestWithContext(ctx, "POST", url, nil)
+		resp, err := testenv.HTTPClient(t).Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("poll %s: %v", url, err)
+			}
+			ch <- ""
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ch <- string(b)
 	}()
 	return ch
+}
+
+// wantStreamEnd wants the stream br reads to end cleanly, with nothing
+// more.
+func wantStreamEnd(t testing.TB, what string, br *bufio.Reader) {
+	t.Helper()
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Fatalf("%s: %q, %v; want the response's clean end", what, rest, err)
+	}
+}
+
+// waitHolder waits until node holds the lease of key or, with node "",
+// until no receiver does: a poll's lease outlives its response by its
+// commit, so a test that wants to see the next poll hold it waits for this
+// one's to go first.
+func waitHolder(t testing.TB, st store.Store, key, node string) {
+	t.Helper()
+	testenv.CheckFor(t, 5*time.Second, 2*time.Millisecond, func() error {
+		if s, err := st.Get(context.Background(), key); err != nil || s.ReceiverNode != node {
+			return fmt.Errorf("lease of %s held by %q, want %q (%v)", key, s.ReceiverNode, node, err)
+		}
+		return nil
+	})
 }
 
 // wantPolled wants the body a poll (pollAsync) answers within d.
@@ -234,7 +272,7 @@ func TestXHRPolling(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	rec := &recorder{}
-	_, e, base := c.node(t, rec, Settings{JSessionID: DefaultJSessionID})
+	n, e, base := c.node(t, rec, Settings{JSessionID: DefaultJSessionID})
 	u := base + "/000/s1"
 	resp, body := do(t, "POST", u+"/xhr", "")
 	want(t, "open", body, "o\n")
@@ -256,15 +294,9 @@ func TestXHRPolling(t *testing.T) {
 
 	// A second receiver while one is parked gets 2010.
 	key := e.keyOf(idFromClientSession("s1"))
-	waitLeaseFree(t, c.store, key) // the echo poll's
+	waitHolder(t, c.store, key, "") // the echo poll's
 	first := pollAsync(t, u+"/xhr")
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
-		st, err := c.store.Get(context.Background(), key)
-		if err != nil || st.ReceiverNode == "" {
-			return fmt.Errorf("poll not parked: %v", err)
-		}
-		return nil
-	})
+	waitHolder(t, c.store, key, n.ID())
 	_, body = do(t, "POST", u+"/xhr", "")
 	want(t, "second receiver", body, "c[2010,\"Another connection still open\"]\n")
 	do(t, "POST", u+"/xhr_send", `["x"]`)

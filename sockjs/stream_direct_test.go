@@ -116,15 +116,8 @@ func TestStreamDirectWritesEndAtLimit(t *testing.T) {
 		sent := publish(i)
 		want(t, fmt.Sprint("message ", i), readLine(t, br), sent)
 	}
-	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
-		t.Fatalf("after the limit: %q, %v; want the response's clean end", rest, err)
-	}
-	testenv.CheckFor(t, 5*time.Second, 2*time.Millisecond, func() error {
-		if st, err := cc.store.Get(context.Background(), key); err != nil || st.ReceiverNode != "" {
-			return fmt.Errorf("the first stream still holds the session: %+v, %v", st, err)
-		}
-		return nil
-	})
+	wantStreamEnd(t, "after the limit", br)
+	waitHolder(t, cc.store, key, "") // the first stream's
 	between := publish(3)
 
 	_, br = stream(t, "POST", u)

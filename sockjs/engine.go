@@ -295,9 +295,16 @@ func (en *receiverEngine) release(sess *Session, interrupted bool, stopHolding f
 	} else {
 		err = n.store.Detach(ctx, key, token)
 	}
-	if err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !leaseGone(err) {
 		n.log.Warn("sockjs: detach failed", "err", err)
 	}
+}
+
+// leaseGone reports that a store call failed because the receiver's lease
+// is no longer its own (another holds it, or the session is gone): what
+// it meant to end has ended already, and the receiver stops.
+func leaseGone(err error) bool {
+	return errors.Is(err, store.ErrNotHolder) || errors.Is(err, store.ErrNotFound)
 }
 
 // drain writes what the store's queue holds, and the close frame of a
@@ -329,7 +336,7 @@ func (en *receiverEngine) drain() (receiverEnd, bool) {
 		en.lr.wake() // the rest of the queue goes in the next write
 	}
 	if err != nil {
-		if errors.Is(err, store.ErrNotHolder) || errors.Is(err, store.ErrNotFound) {
+		if leaseGone(err) {
 			return endLeaseLost, true
 		}
 		n.log.Warn("sockjs: drain failed", "err", err)

@@ -270,7 +270,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		hr.commit = func() {
 			ctx, cancel := n.opContext()
 			defer cancel()
-			if err := committer.Commit(ctx, key, lease.Token, false); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+			if err := committer.Commit(ctx, key, lease.Token, false); err != nil && !leaseGone(err) {
 				n.log.Warn("sockjs: commit failed", "err", err)
 			}
 		}

@@ -626,7 +626,7 @@ func (e *Endpoint) endWebsocket(sess *Session, ww *wsWriter, code int, reason st
 	case <-ww.writerDone():
 	case <-time.After(e.settings.WriteTimeout + 5*time.Second):
 	}
-	if err := e.node.store.Detach(ctx, sess.key, ww.en.lease.Token); err != nil && !errors.Is(err, store.ErrNotHolder) && !errors.Is(err, store.ErrNotFound) {
+	if err := e.node.store.Detach(ctx, sess.key, ww.en.lease.Token); err != nil && !leaseGone(err) {
 		e.node.log.Warn("sockjs: detach failed", "err", err)
 	}
 }

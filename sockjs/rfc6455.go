@@ -144,7 +144,7 @@ func (c *rfc6455Conn) waitReadable(idleAfter time.Duration) bool {
 	if c.closing.Load() || len(c.in.stash) > 0 {
 		return false // the client's close frame, the socket's end, or stashed bytes are read at once
 	}
-	return c.nc.waitReadable(idleAfter)
+	return c.nc.waitReadable(idleAfter, &c.in)
 }
 
 func (c *rfc6455Conn) socket() syscall.RawConn { return c.nc.raw }
@@ -374,10 +374,14 @@ const wsReadChunk = 512
 type stashReader struct {
 	r     io.Reader // the socket (socketReader)
 	stash []byte    // read from r, not handed on yet
-	chunk *[]byte   // the pooled buffer stash is in (fill), or nil
+	chunk *[]byte   // the pooled buffer stash is in (fill, took), or nil
+	err   error     // what the socket answered a wait's read (took) with instead of bytes
 }
 
 func (s *stashReader) Read(p []byte) (int, error) {
+	if len(s.stash) == 0 && s.err != nil {
+		return 0, s.err
+	}
 	if len(s.stash) == 0 && len(p) < wsReadChunk {
 		s.fill() // an idle socket holds no read buffer
 	}
@@ -403,6 +407,17 @@ func (s *stashReader) fill() {
 	n, _ := s.r.Read((*chunk)[:cap(*chunk)])
 	if n == 0 {
 		readBuffers.Put(chunk)
+		return
+	}
+	s.chunk, s.stash = chunk, (*chunk)[:n]
+}
+
+// took stashes what a wait read into chunk (wsSocket.waitReadable), a
+// pooled buffer: n bytes, or the error the next read returns.
+func (s *stashReader) took(chunk *[]byte, n int, err error) {
+	if err != nil {
+		readBuffers.Put(chunk)
+		s.err = err
 		return
 	}
 	s.chunk, s.stash = chunk, (*chunk)[:n]

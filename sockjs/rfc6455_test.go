@@ -308,3 +308,30 @@ func TestWebsocketManyMessagesInOneFrame(t *testing.T) {
 	}
 	want(t, "replies", strings.Join(got, ","), strings.Join(msgs, ","))
 }
+
+// TestWebsocketClientLeavesWithoutClose: a client that sends a message
+// and shuts its side at once, with no close frame, gets its echo, and its
+// session closes: the reader's wait reads the message and then meets the
+// socket's end (stashReader.took). Its handle's sends fail from then on.
+func TestWebsocketClientLeavesWithoutClose(t *testing.T) {
+	t.Parallel()
+	opened := make(chan *Session, 1)
+	rec := &recorder{onOpen: func(s *Session) error { opened <- s; return nil }}
+	_, _, base := newCluster(t).node(t, rec, Settings{})
+	conn, br := openRaw(t, base)
+	sess := <-opened
+	if err := sess.Send("before"); err != nil {
+		t.Fatalf("send to the open websocket: %v", err)
+	}
+	op, p := readServerFrame(t, br)
+	want(t, "sent", fmt.Sprintf("%d %s", op, p), fmt.Sprintf(`%d a["before"]`, wsOpText))
+
+	conn.Write(clientFrame(true, wsOpText, []byte(`["bye"]`), false))
+	conn.(*net.TCPConn).CloseWrite()
+	op, p = readServerFrame(t, br)
+	want(t, "echo", fmt.Sprintf("%d %s", op, p), fmt.Sprintf(`%d a["bye"]`, wsOpText))
+	rec.waitClosed(t, 1)
+	if err := sess.Send("after"); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("send after the websocket ended: %v, want ErrSessionClosed", err)
+	}
+}

@@ -149,6 +149,20 @@ type Session struct {
 	// send tags the appends made through this handle while the messages
 	// of a send carrying HeaderSendID are handled; nil otherwise.
 	send atomic.Pointer[sendTag]
+
+	// ws is the websocket of the handle its transport made (the one
+	// its handler gets), set before the handler sees it: its sends skip
+	// the node's receiver lookup. nil for other handles.
+	ws *wsWriter
+}
+
+// localWebsocket returns the writer of the session's websocket if it
+// runs on this node, or nil.
+func (s *Session) localWebsocket() *wsWriter {
+	if s.ws != nil {
+		return s.ws // once ended, closed: sends get ErrSessionClosed as the store would answer
+	}
+	return s.ep.node.websocketReceiver(s.key)
 }
 
 // sendTag numbers the appends one send's handlers make, so that a repeat
@@ -192,7 +206,7 @@ func (s *Session) Info() ConnectionInfo {
 func (s *Session) Send(msgs ...string) error {
 	// A websocket here needs no context (one with a timeout costs a
 	// timer per send).
-	if ws := s.ep.node.websocketReceiver(s.key); ws != nil && len(msgs) > 0 {
+	if ws := s.localWebsocket(); ws != nil && len(msgs) > 0 {
 		return ws.enqueue(wsItem{msgs: msgs})
 	}
 	ctx, cancel := s.ep.node.opContext()
@@ -210,7 +224,7 @@ func (s *Session) SendContext(ctx context.Context, msgs ...string) error {
 		return nil
 	}
 	n := s.ep.node
-	if ws := n.websocketReceiver(s.key); ws != nil {
+	if ws := s.localWebsocket(); ws != nil {
 		return ws.enqueue(wsItem{msgs: msgs})
 	}
 	if isWebsocketID(s.id) && n.sendToRemoteWebsocket(ctx, s.key, msgs) {
@@ -288,7 +302,7 @@ func (s *Session) closeWith(ctx context.Context, code int, reason string) error 
 
 // IsClosed reports whether the session is closed or gone.
 func (s *Session) IsClosed(ctx context.Context) bool {
-	if ws := s.ep.node.websocketReceiver(s.key); ws != nil && !ws.isClosed() {
+	if ws := s.localWebsocket(); ws != nil && !ws.isClosed() {
 		return false
 	}
 	sess, err := s.ep.node.store.Get(ctx, s.key)
@@ -331,7 +345,7 @@ func Broadcast(sessions []*Session, msg string) error {
 	var ctx context.Context
 	for _, s := range sessions {
 		var err error
-		if ws := s.ep.node.websocketReceiver(s.key); ws != nil {
+		if ws := s.localWebsocket(); ws != nil {
 			err = ws.enqueue(wsItem{msgs: msgs, frame: frame})
 		} else {
 			if ctx == nil {

@@ -447,6 +447,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 		return
 	}
 	sess := e.sessionFor(id, key, info)
+	sess.ws = ww
 	unholding := n.stats.holding(transport)
 	defer func() {
 		if ended != nil {

@@ -60,7 +60,7 @@ type wsSocket struct {
 	werr error
 	try  *socketWrite // made at the first write
 	rd   *socketRead  // made at the first read; the reader's
-	peek *socketPeek  // made at the first waitReadable; the reader's
+	wait *socketWait  // made at the first waitReadable; the reader's
 	// idleDeadline: waitReadable has set a read deadline, which only
 	// its wait may meet.
 	idleDeadline atomic.Bool
@@ -84,45 +84,52 @@ func (w *socketWrite) do(fd uintptr) {
 	w.n, w.err = writeNonblocking(fd, w.wire)
 }
 
-// socketPeek is waitReadable's wait, kept like socketWrite.
-type socketPeek struct {
-	fn     func(fd uintptr) bool // ready, bound once
-	waited bool
-	buf    [1]byte
+// socketWait is waitReadable's wait, kept like socketWrite.
+type socketWait struct {
+	fn   func(fd uintptr) bool // ready, bound once
+	into *stashReader          // the reader's stash, empty while it waits
 }
 
-// ready is asked by the poller whether to stop waiting: at first only if
-// the socket has something (or an error) to read; after a wake-up, yes
-// (a spurious one only means the message's read waits instead).
-func (p *socketPeek) ready(fd uintptr) bool {
-	if p.waited {
-		return true
+// ready is asked by the poller whether to stop waiting: it reads what the
+// socket has into a pooled chunk, the stash of the message's read, and
+// says no only if there was nothing (a spurious wake-up waits on). One
+// system call then both ends the wait and reads, where a peek that found
+// bytes was followed by their read.
+func (w *socketWait) ready(fd uintptr) bool {
+	chunk := readBuffers.Get().(*[]byte)
+	n, err := readNonblocking(fd, (*chunk)[:cap(*chunk)])
+	if err == syscall.EAGAIN {
+		readBuffers.Put(chunk)
+		return false
 	}
-	p.waited = true
-	return !peekWouldBlock(fd, p.buf[:])
+	n, err = readResult(n, err)
+	w.into.took(chunk, n, err)
+	return true
 }
 
 // waitReadable returns once the client has sent something or the
 // connection has ended (false), or, with idleAfter > 0, once the socket
 // has stayed quiet for up to idleAfter (true): the reader may then give
 // its goroutine up to the node's readPoller. The reader calls it between
-// messages, with nothing stashed (rfc6455Conn.waitReadable).
-func (c *wsSocket) waitReadable(idleAfter time.Duration) (idle bool) {
+// messages, with nothing in into, its stash (rfc6455Conn.waitReadable),
+// where what the wait read goes.
+func (c *wsSocket) waitReadable(idleAfter time.Duration, into *stashReader) (idle bool) {
 	if c.raw == nil {
 		return false
 	}
-	if c.peek == nil {
-		c.peek = &socketPeek{}
-		c.peek.fn = c.peek.ready
+	if c.wait == nil {
+		c.wait = &socketWait{}
+		c.wait.fn = c.wait.ready
 	}
-	c.peek.waited = false
 	if idleAfter > 0 && !c.idleDeadline.Swap(true) {
 		// Set once per quiet spell, not per message: while messages
 		// come, the deadline stays, and the messages' reads never see
 		// it (socketReader).
 		c.Conn.SetReadDeadline(time.Now().Add(idleAfter))
 	}
-	err := c.raw.Read(c.peek.fn) // another error: the message's read meets it too
+	c.wait.into = into
+	err := c.raw.Read(c.wait.fn) // another error: the message's read meets it too
+	c.wait.into = nil
 	if idleAfter > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.clearIdleDeadline()
 		return true
@@ -186,11 +193,18 @@ func (c *wsSocket) read(p []byte) (int, error) {
 	err := c.raw.Read(c.rd.fn) // the connection's read deadline and close end the wait
 	n, rerr := c.rd.n, c.rd.err
 	c.rd.buf, c.rd.err = nil, nil
+	if err != nil {
+		return 0, err
+	}
+	return readResult(n, rerr)
+}
+
+// readResult is what net.Conn.Read returns for n bytes read and err,
+// readNonblocking's.
+func readResult(n int, err error) (int, error) {
 	switch {
 	case err != nil:
-		return 0, err
-	case rerr != nil:
-		return 0, os.NewSyscallError("read", rerr)
+		return 0, os.NewSyscallError("read", err)
 	case n == 0:
 		return 0, io.EOF
 	}

@@ -5,9 +5,10 @@ import (
 	"unsafe"
 )
 
-// The socket calls behind wsSocket's reads, its writes that must not
-// block and its wait for something to read (see rawSocket); Linux only,
-// elsewhere a websocket takes its writer's path and net.Conn's reads.
+// The socket calls behind wsSocket's reads (its wait for something to
+// read reads it too) and its writes that must not block (see rawSocket);
+// Linux only, elsewhere a websocket takes its writer's path and
+// net.Conn's reads.
 //
 // Each is one system call on a non-blocking socket, which never sleeps in
 // the kernel, made raw: without the runtime's entersyscall, which wakes
@@ -29,13 +30,6 @@ func writeNonblocking(fd uintptr, b []byte) (int, error) {
 // error at the socket's end.
 func readNonblocking(fd uintptr, b []byte) (int, error) {
 	return socketCall(syscall.SYS_RECVFROM, fd, b, syscall.MSG_DONTWAIT)
-}
-
-// peekWouldBlock reports whether fd, a non-blocking socket, has nothing
-// to read yet (no byte, no end, no error); buf takes the byte peeked at.
-func peekWouldBlock(fd uintptr, buf []byte) bool {
-	_, err := socketCall(syscall.SYS_RECVFROM, fd, buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return err == syscall.EAGAIN
 }
 
 // socketCall makes sendto or recvfrom (trap) of b, not empty, on fd

@@ -11,6 +11,4 @@ const nonblockingSupported = false
 
 func writeNonblocking(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }
 
-func peekWouldBlock(uintptr, []byte) bool { return false }
-
 func readNonblocking(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }

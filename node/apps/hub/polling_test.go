@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/internal/testenv"
 
 	"github.com/shoal-rt/shoal/node/nodetest"
@@ -38,15 +39,8 @@ func TestClusterRecoveryPolling(t *testing.T) {
 	var got []map[string]any
 	deadline := time.Now().Add(10 * time.Second)
 	for len(got) < 4 && time.Now().Before(deadline) {
-		f := nodetest.Post(t, hubs[2].base+sid+"xhr", "")
-		if !strings.HasPrefix(f, "a") {
-			continue
-		}
-		var msgs []string
-		if err := json.Unmarshal([]byte(f[1:]), &msgs); err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
+		f := sockjstest.ParseFrame(t, nodetest.Post(t, hubs[2].base+sid+"xhr", ""))
+		for _, m := range f.Msgs {
 			var v map[string]any
 			if err := json.Unmarshal([]byte(m), &v); err != nil {
 				t.Fatal(err)

@@ -3,14 +3,12 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/shoal-rt/shoal/internal/testenv"
+	"github.com/shoal-rt/shoal/internal/sockjstest"
 	"github.com/shoal-rt/shoal/node/apps/hub"
 )
 
@@ -67,23 +65,14 @@ func TestAPI(t *testing.T) {
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 	call := func(method, path, key, body string) (int, string) {
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if key != "" {
-			req.Header.Set("Authorization", key)
-		}
-		resp, err := testenv.HTTPClient(t).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := sockjstest.Do(t, method, srv.URL+path, body, "Authorization", key)
 		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("%s %s: content type %q", method, path, ct)
 		}
-		if !json.Valid(b) {
+		if !json.Valid([]byte(b)) {
 			t.Errorf("%s %s: reply not JSON: %s", method, path, b)
 		}
-		return resp.StatusCode, strings.TrimSpace(string(b))
+		return resp.StatusCode, strings.TrimSpace(b)
 	}
 	const key = "apikey s3cret"
 	for _, c := range []struct {

@@ -247,9 +247,7 @@ func testSubscribeReceiverNode(t *testing.T, s ChannelStore) {
 	if err != nil || !removed || node != "n7" {
 		t.Fatalf("Unsubscribe = %v, %q, %v; want true, n7", removed, node, err)
 	}
-	if err := s.Detach(ctx(t), "a", "t"); err != nil {
-		t.Fatal(err)
-	}
+	mustDetach(t, s, "a", "t")
 	removed, node, err = s.Unsubscribe(ctx(t), "a", "c1")
 	if err != nil || !removed || node != "" {
 		t.Fatalf("Unsubscribe after detach = %v, %q, %v; want true, no node", removed, node, err)

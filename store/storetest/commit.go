@@ -63,9 +63,7 @@ func commitOnward(t *testing.T, s store.Store, c store.Committer, id, token stri
 // the one after gets nothing.
 func redeliveredOnce(t *testing.T, s store.Store, c store.Committer, want ...string) {
 	t.Helper()
-	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
-		t.Fatal(err)
-	}
+	mustDetach(t, s, "p", "t1")
 	mustAttachHeld(t, s, "p", lease("n2", "t2", long), want...)
 	mustCommit(t, c, "p", "t2", true)
 	mustAttachHeld(t, s, "p", lease("n2", "t3", long))
@@ -86,9 +84,7 @@ func testRedeliveredAfterCrash(t *testing.T, s store.Store, c store.Committer) {
 	mustAttachHeld(t, s, "p", lease("n1", "t1", long))
 	mustAppend(t, s, "p", "m1")
 	mustDrainHeld(t, s, "p", "t1", "m1")
-	if err := s.Detach(ctx(t), "p", "t1"); err != nil { // what a lease that runs out does
-		t.Fatal(err)
-	}
+	mustDetach(t, s, "p", "t1") // what a lease that runs out does
 	mustAppend(t, s, "p", "m2")
 	mustAttachHeld(t, s, "p", lease("n2", "t2", long), "m1", "m2")
 	commitOnward(t, s, c, "p", "t2", lease("n3", "t3", long))
@@ -125,9 +121,7 @@ func testCommitNotHolder(t *testing.T, s store.Store, c store.Committer) {
 	wantErr(t, "Commit by another token", c.Commit(ctx(t), "p", "t2", true), store.ErrNotHolder)
 	wantErr(t, "Commit of a missing session", c.Commit(ctx(t), "none", "t1", false), store.ErrNotFound)
 	// t1 still holds m1 in flight: a new receiver after t1 gets it.
-	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
-		t.Fatal(err)
-	}
+	mustDetach(t, s, "p", "t1")
 	mustAttachHeld(t, s, "p", lease("n2", "t3", long), "m1")
 }
 
@@ -138,9 +132,7 @@ func testDrainWithoutHold(t *testing.T, s store.Store, c store.Committer) {
 	if res, err := s.Drain(ctx(t), "p", "t1"); err != nil || !slices.Equal(res.Messages, []string{"m1"}) {
 		t.Fatalf("Drain = %+v, %v", res, err)
 	}
-	if err := s.Detach(ctx(t), "p", "t1"); err != nil {
-		t.Fatal(err)
-	}
+	mustDetach(t, s, "p", "t1")
 	mustAttachHeld(t, s, "p", lease("n2", "t2", long))
 }
 

@@ -128,9 +128,7 @@ func testReleaseOnlyThatNode(t *testing.T, s store.Store, r store.NodeReleaser) 
 func testReleaseSkipsDetachedAndExpired(t *testing.T, s store.Store, r store.NodeReleaser) {
 	mustCreate(t, s, "det", long)
 	mustAttach(t, s, "det", lease("dead", "t1", long))
-	if err := s.Detach(ctx(t), "det", "t1"); err != nil {
-		t.Fatal(err)
-	}
+	mustDetach(t, s, "det", "t1")
 	mustCreate(t, s, "exp", short)
 	mustAttach(t, s, "exp", store.Lease{Node: "dead", Token: "t2", TTL: short, Sticky: true})
 	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {

@@ -133,6 +133,13 @@ func mustAttach(t *testing.T, s store.Store, id string, l store.Lease) store.Att
 	return res
 }
 
+func mustDetach(t *testing.T, s store.Store, id, token string) {
+	t.Helper()
+	if err := s.Detach(ctx(t), id, token); err != nil {
+		t.Fatalf("Detach(%q, %q) = %v", id, token, err)
+	}
+}
+
 func mustAppend(t *testing.T, s store.Store, id string, msgs ...string) store.AppendResult {
 	t.Helper()
 	res, err := s.Append(ctx(t), id, msgs, store.QueueLimits{})
@@ -256,9 +263,7 @@ func testCreateAttached(t *testing.T, s store.Store) {
 	if d, err := s.Drain(ctx(t), "c", "t1"); err != nil || !slices.Equal(d.Messages, []string{"m"}) {
 		t.Fatalf("creator's Drain = %+v, %v; want [m]", d, err)
 	}
-	if err := s.Detach(ctx(t), "c", "t1"); err != nil {
-		t.Fatalf("creator's Detach: %v", err)
-	}
+	mustDetach(t, s, "c", "t1")
 	created, err = s.Create(ctx(t), "c", store.CreateOptions{DisconnectDelay: long, Lease: &store.Lease{Node: "n3", Token: "t3", TTL: long}})
 	if err != nil || created {
 		t.Fatalf("Create of an existing session = %v, %v; want false", created, err)
@@ -392,9 +397,7 @@ func testDetach(t *testing.T, s store.Store) {
 	wantErr(t, "Detach with no lease", s.Detach(ctx(t), "d", "t1"), store.ErrNotHolder)
 	mustAttach(t, s, "d", lease("n1", "t1", long))
 	wantErr(t, "Detach by other token", s.Detach(ctx(t), "d", "t2"), store.ErrNotHolder)
-	if err := s.Detach(ctx(t), "d", "t1"); err != nil {
-		t.Fatalf("Detach: %v", err)
-	}
+	mustDetach(t, s, "d", "t1")
 	wantErr(t, "second Detach", s.Detach(ctx(t), "d", "t1"), store.ErrNotHolder)
 	got, err := s.Get(ctx(t), "d")
 	if err != nil || got.ReceiverNode != "" || got.State != store.StateOpen {
@@ -628,9 +631,7 @@ func testAttachClosedTakesQueue(t *testing.T, s store.Store) {
 	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || len(res.Messages) != 0 {
 		t.Fatalf("Attach closed beside a live lease = %+v, %v; want closed, no messages", res, err)
 	}
-	if err := s.Detach(ctx(t), "cq", "t1"); err != nil {
-		t.Fatal(err)
-	}
+	mustDetach(t, s, "cq", "t1")
 	res, err = s.Attach(ctx(t), "cq", lease("n2", "t3", long), store.MaxBytes(4))
 	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || res.Reason != "Policy violation" ||
 		!slices.Equal(res.Messages, []string{"pong"}) || !res.More {
@@ -659,9 +660,7 @@ func testCloseRace(t *testing.T, s store.Store) {
 func testReapAfterDetach(t *testing.T, s store.Store) {
 	mustCreate(t, s, "rd", short)
 	mustAttach(t, s, "rd", lease("n1", "t1", long))
-	if err := s.Detach(ctx(t), "rd", "t1"); err != nil {
-		t.Fatal(err)
-	}
+	mustDetach(t, s, "rd", "t1")
 	if reaped := reapUntilGone(t, s, "rd"); !slices.Equal(reaped, []string{"rd"}) {
 		t.Fatalf("reaped %q, want [rd]", reaped)
 	}
@@ -698,9 +697,7 @@ func testReapClosedSilently(t *testing.T, s store.Store) {
 	if won, err := s.Close(ctx(t), "rc", 3000, "Go away!"); err != nil || !won {
 		t.Fatalf("Close = %v, %v", won, err)
 	}
-	if err := s.Detach(ctx(t), "rc", "t1"); err != nil {
-		t.Fatalf("Detach closed: %v", err)
-	}
+	mustDetach(t, s, "rc", "t1")
 	// A later receiver still learns why until the session expires.
 	res, err := s.Attach(ctx(t), "rc", lease("n2", "t2", long))
 	if err != nil || res.Status != store.AttachClosed || res.Code != 3000 {

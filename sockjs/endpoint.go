@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"html"
 	"math/rand/v2"
 	"net/http"
@@ -97,9 +98,26 @@ func (e *Endpoint) keyOf(id string) string { return e.settings.Prefix + "/" + id
 // never reaches the application. 22 base64url characters; websocket
 // sessions get 26-character ULIDs, so the two never collide.
 func idFromClientSession(sid string) string {
+	slot := &sessionIDs[maphash.String(sessionIDSeed, sid)%uint64(len(sessionIDs))]
+	if p := slot.Load(); p != nil && p.sid == sid {
+		return p.id
+	}
 	sum := sha256.Sum256([]byte(sid))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+	id := base64.RawURLEncoding.EncodeToString(sum[:16])
+	slot.Store(&derivedID{sid: sid, id: id})
+	return id
 }
+
+// sessionIDs remembers recent derivations of idFromClientSession, one per
+// slot of a hash of the client's id: each message of a polling session
+// costs two (its send and its poll), a SHA-256 and an encoding each.
+// Entries are never changed, only replaced.
+var (
+	sessionIDs    [4096]atomic.Pointer[derivedID]
+	sessionIDSeed = maphash.MakeSeed()
+)
+
+type derivedID struct{ sid, id string }
 
 // isWebsocketID tells websocket session IDs (ULIDs) from the others.
 func isWebsocketID(id string) bool { return len(id) == ulid.EncodedSize }

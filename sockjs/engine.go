@@ -159,8 +159,11 @@ func (en *receiverEngine) quiet() bool {
 }
 
 // look notes that the store is being read now, and the bus's count of
-// losses before it.
+// losses before it (for quiet; nothing to note without re-checks).
 func (en *receiverEngine) look() {
+	if en.recheck == 0 {
+		return
+	}
 	en.lookedAt = time.Now()
 	if lc, ok := en.n.bus.(bus.LossCounter); ok {
 		en.losses, _ = lc.Losses()

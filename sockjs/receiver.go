@@ -185,7 +185,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	lr := newLocalReceiver(key, reqCtx, nil)
 	lr.chans = e.newReceiverChannels(lr, nil)
 	hr.chans = lr.chans
-	lease := store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL}
+	lease := store.Lease{Node: n.id, Token: n.newLeaseToken(), TTL: n.cfg.LeaseTTL}
 	_, handOffs := n.store.(store.HandOffCommitter)
 	if handOffs && hr.polling {
 		lr.handOffToken = lease.Token

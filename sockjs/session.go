@@ -157,10 +157,15 @@ type Session struct {
 }
 
 // localWebsocket returns the writer of the session's websocket if it
-// runs on this node, or nil.
+// runs on this node, or nil. Only websocket sessions have one: the
+// registry is not searched for the others (polling and streaming
+// sessions, whose ids are no ULIDs).
 func (s *Session) localWebsocket() *wsWriter {
 	if s.ws != nil {
 		return s.ws // once ended, closed: sends get ErrSessionClosed as the store would answer
+	}
+	if !isWebsocketID(s.id) {
+		return nil
 	}
 	return s.ep.node.websocketReceiver(s.key)
 }
@@ -204,14 +209,17 @@ func (s *Session) Info() ConnectionInfo {
 
 // Send is SendContext bounded by the node's OpTimeout.
 func (s *Session) Send(msgs ...string) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	// A websocket here needs no context (one with a timeout costs a
 	// timer per send).
-	if ws := s.localWebsocket(); ws != nil && len(msgs) > 0 {
+	if ws := s.localWebsocket(); ws != nil {
 		return ws.enqueue(wsItem{msgs: msgs})
 	}
 	ctx, cancel := s.ep.node.opContext()
 	defer cancel()
-	return s.SendContext(ctx, msgs...)
+	return s.sendAway(ctx, msgs)
 }
 
 // SendContext queues messages for the client, in order; ctx bounds the
@@ -223,11 +231,15 @@ func (s *Session) SendContext(ctx context.Context, msgs ...string) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	n := s.ep.node
 	if ws := s.localWebsocket(); ws != nil {
 		return ws.enqueue(wsItem{msgs: msgs})
 	}
-	if isWebsocketID(s.id) && n.sendToRemoteWebsocket(ctx, s.key, msgs) {
+	return s.sendAway(ctx, msgs)
+}
+
+// sendAway sends msgs to a session that has no websocket on this node.
+func (s *Session) sendAway(ctx context.Context, msgs []string) error {
+	if isWebsocketID(s.id) && s.ep.node.sendToRemoteWebsocket(ctx, s.key, msgs) {
 		return nil
 	}
 	return s.appendAndWake(ctx, msgs)

@@ -2,7 +2,10 @@ package sockjs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -155,5 +158,22 @@ func TestClosedStreamSendsAllPending(t *testing.T) {
 	if !strings.Contains(all, strings.Repeat("a", 1500)) || !strings.Contains(all, strings.Repeat("b", 3000)) ||
 		!strings.HasSuffix(all, `c[4008,"Policy violation"]`+"\n") {
 		t.Fatalf("frames %.200q, want both messages then the close", frames)
+	}
+}
+
+// TestIDFromClientSessionRemembered: the remembered derivations answer as
+// the derivation itself, for ids that share a slot too.
+func TestIDFromClientSessionRemembered(t *testing.T) {
+	derive := func(sid string) string {
+		sum := sha256.Sum256([]byte(sid))
+		return base64.RawURLEncoding.EncodeToString(sum[:16])
+	}
+	for round := 0; round < 2; round++ {
+		for i := range 3 * len(sessionIDs) {
+			sid := strconv.Itoa(i)
+			if got, want := idFromClientSession(sid), derive(sid); got != want {
+				t.Fatalf("round %d: id of %q = %q, want %q", round, sid, got, want)
+			}
+		}
 	}
 }

@@ -72,7 +72,7 @@ type CreateOptions struct {
 // session. Only one lease is live per session at a time.
 type Lease struct {
 	Node  string        // node holding the live socket
-	Token string        // unique per receiving request (a ULID)
+	Token string        // unique per receiving request, cluster-wide
 	TTL   time.Duration // lease expires unless renewed within TTL; zero: DefaultLeaseTTL
 	// Sticky marks a receiver that cannot move to another node (a websocket):
 	// senders elsewhere address that node directly.

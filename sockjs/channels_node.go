@@ -451,7 +451,7 @@ func (r *receiverChannels) deliver(s *chanSub, off uint64, msg string, frame []b
 		}
 		// An overflow closes the session (the writer sees it); a closed
 		// writer means the session is ending anyway.
-		r.ws.enqueue(wsItem{msgs: []string{msg}, frame: frame})
+		r.ws.enqueue(oneItem(msg, frame))
 		return
 	}
 	r.mu.Lock()

@@ -141,7 +141,7 @@ type rfc6455Conn struct {
 }
 
 func (c *rfc6455Conn) waitReadable(idleAfter time.Duration) bool {
-	if c.closing.Load() || len(c.in.stash) > 0 {
+	if c.closing.Load() || len(c.in.stash) > 0 || c.in.err != nil {
 		return false // the client's close frame, the socket's end, or stashed bytes are read at once
 	}
 	return c.nc.waitReadable(idleAfter, &c.in)

@@ -121,10 +121,33 @@ func (e *Endpoint) serveWebsocket(w http.ResponseWriter, r *http.Request, raw bo
 var openWire = wsFrameOf([]byte(openFrame))
 
 // wsItem is one Send or Broadcast to a live websocket. frame, when set, is
-// the frame of msgs, encoded once for many sessions (wsFrame).
+// the frame of its messages, encoded once for many sessions (wsFrame).
+// A channel message is one (oneItem), not a slice of one: the fan-out
+// would allocate that for each subscriber.
 type wsItem struct {
-	msgs  []string
-	frame []byte
+	msgs   []string
+	one    string // the message, when single
+	single bool
+	frame  []byte
+}
+
+// oneItem is the item of one message and its frame.
+func oneItem(msg string, frame []byte) wsItem { return wsItem{one: msg, single: true, frame: frame} }
+
+// count is how many messages it holds.
+func (it *wsItem) count() int {
+	if it.single {
+		return 1
+	}
+	return len(it.msgs)
+}
+
+// appendTo appends its messages to msgs.
+func (it *wsItem) appendTo(msgs []string) []string {
+	if it.single {
+		return append(msgs, it.one)
+	}
+	return append(msgs, it.msgs...)
 }
 
 // wsWriter is the single writer of one websocket: sends on this node go
@@ -191,7 +214,7 @@ func (ww *wsWriter) enqueue(it wsItem) error {
 	if ww.writeNow(it) {
 		return nil
 	}
-	size := 0
+	size := len(it.one)
 	for _, m := range it.msgs {
 		size += len(m)
 	}
@@ -279,16 +302,21 @@ func (ww *wsWriter) writeNow(it wsItem) bool {
 	ww.evMu.Unlock()
 	var taken, pending bool
 	var err error
-	if n, _ := ww.queued(); n == 0 && (!ww.raw || len(it.msgs) == 1) {
+	if n, _ := ww.queued(); n == 0 && (!ww.raw || it.count() == 1) {
 		// The writer's buffer is this goroutine's while it holds the
 		// writer's part.
 		wire := it.frame
 		switch {
+		case ww.raw && it.single:
+			ww.buf = append(append(ww.buf[:0], wsRoom[:]...), it.one...)
+			wire = wsFrame(ww.buf)
 		case ww.raw:
 			ww.buf = append(append(ww.buf[:0], wsRoom[:]...), it.msgs[0]...)
 			wire = wsFrame(ww.buf)
 		case wire == nil:
-			wire = ww.encode(it.msgs)
+			ww.batch = it.appendTo(ww.batch[:0])
+			wire = ww.encode(ww.batch)
+			clear(ww.batch)
 		}
 		taken, pending, err = ww.conn.tryWriteFrame(wire)
 		if cap(ww.buf) > 64<<10 {
@@ -297,7 +325,7 @@ func (ww *wsWriter) writeNow(it wsItem) bool {
 	}
 	if taken {
 		ww.en.noteWrite()
-		ww.e.node.stats.sent.Add(uint64(len(it.msgs)))
+		ww.e.node.stats.sent.Add(uint64(it.count()))
 	}
 	ww.evMu.Lock()
 	switch {
@@ -858,12 +886,12 @@ func (ww *wsWriter) writeItems(items []wsItem) error {
 		if err := ww.writeWire(items[0].frame); err != nil {
 			return err
 		}
-		ww.e.node.stats.sent.Add(uint64(len(items[0].msgs)))
+		ww.e.node.stats.sent.Add(uint64(items[0].count()))
 		return nil
 	}
 	batch := ww.batch[:0]
-	for _, it := range items {
-		batch = append(batch, it.msgs...)
+	for i := range items {
+		batch = items[i].appendTo(batch)
 	}
 	if ww.raw {
 		for _, m := range batch {

@@ -315,7 +315,9 @@ func (e *Endpoint) serveSession(w http.ResponseWriter, r *http.Request, sid, tra
 // allowMethods answers 405 with an Allow header (and no body) unless
 // r.Method is in allowed, a ", " separated list.
 func allowMethods(w http.ResponseWriter, r *http.Request, allowed string) bool {
-	for m := range strings.SplitSeq(allowed, ", ") {
+	for rest := allowed; rest != ""; {
+		var m string
+		m, rest, _ = strings.Cut(rest, ", ")
 		if r.Method == m {
 			return true
 		}
@@ -396,7 +398,9 @@ func cacheForAYear(h http.Header) {
 // * without credentials when the request has no Origin; requested headers
 // are allowed.
 func cors(h http.Header, r *http.Request) {
-	if origin := r.Header.Get("Origin"); origin != "" {
+	// Request header keys are canonical (net/http reads them so): indexed
+	// directly, without Header.Get's canonicalisation.
+	if origin := firstValue(r.Header["Origin"]); origin != "" {
 		h["Access-Control-Allow-Origin"] = []string{origin}
 		h["Access-Control-Allow-Credentials"] = credentialsHeader
 	} else {
@@ -407,9 +411,17 @@ func cors(h http.Header, r *http.Request) {
 	} else {
 		h["Vary"] = varyOriginHeader
 	}
-	if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+	if rh := firstValue(r.Header["Access-Control-Request-Headers"]); rh != "" {
 		h.Set("Access-Control-Allow-Headers", rh)
 	}
+}
+
+// firstValue is the first of a header's values, "" without any.
+func firstValue(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 func (e *Endpoint) jsessionid(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,9 +105,9 @@ type Node struct {
 
 	mu     sync.Mutex // guards closed, and serialises changes of endpoints
 	closed bool
-	// endpoints maps prefixes to endpoints; replaced whole (under mu) when
-	// one is added, so every request reads it without a lock.
-	endpoints atomic.Pointer[map[string]*Endpoint]
+	// endpoints are the mounted endpoints; replaced whole (under mu) when
+	// one is added, so every request reads them without a lock.
+	endpoints atomic.Pointer[endpointTable]
 
 	receivers [receiverShards]receiverShard
 	// opening holds, per store key, a channel closed when OnOpen returns;
@@ -173,7 +174,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		bodies:   byteBudget{max: cfg.BodyBudget},
 		newPerIP: ipLimiter{perMinute: cfg.NewSessionsPerIP},
 	}
-	n.endpoints.Store(&map[string]*Endpoint{})
+	n.endpoints.Store(&endpointTable{byPrefix: map[string]*Endpoint{}})
 	n.leaseTokenPrefix = newULID() + "."
 	if b, ok := cfg.Store.(store.NodeBound); ok && b.NodeBound() {
 		n.nodeBound = true
@@ -656,19 +657,26 @@ func (n *Node) addEndpoint(e *Endpoint) error {
 	if n.closed {
 		return errors.New("sockjs: node closed")
 	}
-	old := *n.endpoints.Load()
-	if _, ok := old[e.settings.Prefix]; ok {
+	old := n.endpoints.Load()
+	if _, ok := old.byPrefix[e.settings.Prefix]; ok {
 		return fmt.Errorf("sockjs: prefix %q already mounted", e.settings.Prefix)
 	}
-	m := maps.Clone(old)
-	m[e.settings.Prefix] = e
-	n.endpoints.Store(&m)
+	t := &endpointTable{byPrefix: maps.Clone(old.byPrefix), longestFirst: append(slices.Clip(old.longestFirst), e)}
+	t.byPrefix[e.settings.Prefix] = e
+	slices.SortStableFunc(t.longestFirst, func(a, b *Endpoint) int { return len(b.settings.Prefix) - len(a.settings.Prefix) })
+	n.endpoints.Store(t)
 	return nil
+}
+
+// endpointTable is a node's endpoints, never changed once made.
+type endpointTable struct {
+	byPrefix     map[string]*Endpoint
+	longestFirst []*Endpoint // by prefix length, longest first
 }
 
 // Endpoint returns the endpoint mounted at prefix, or nil.
 func (n *Node) Endpoint(prefix string) *Endpoint {
-	return (*n.endpoints.Load())[prefix]
+	return n.endpoints.Load().byPrefix[prefix]
 }
 
 // Handler routes requests to the node's endpoints by prefix (the longest
@@ -689,18 +697,17 @@ func (n *Node) Handler(fallback http.Handler) http.Handler {
 	})
 }
 
+// endpointForPath finds the endpoint whose prefix is path or path's part
+// before one of its slashes, the longest if several are; a node mounts a
+// handful, so comparing each costs less than a map lookup per part.
 func (n *Node) endpointForPath(path string) *Endpoint {
-	endpoints := *n.endpoints.Load()
-	for p := path; ; {
-		if e, ok := endpoints[p]; ok {
+	for _, e := range n.endpoints.Load().longestFirst {
+		p := e.settings.Prefix
+		if strings.HasPrefix(path, p) && (len(path) == len(p) || path[len(p)] == '/') {
 			return e
 		}
-		i := strings.LastIndexByte(p, '/')
-		if i < 0 {
-			return nil
-		}
-		p = p[:i]
 	}
+	return nil
 }
 
 // endpointForKey finds the endpoint a store key belongs to.
@@ -709,7 +716,7 @@ func (n *Node) endpointForKey(key string) (*Endpoint, string) {
 	if i < 0 {
 		return nil, ""
 	}
-	return (*n.endpoints.Load())[key[:i]], key[i+1:]
+	return n.endpoints.Load().byPrefix[key[:i]], key[i+1:]
 }
 
 const reapBatch = 512

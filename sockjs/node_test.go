@@ -626,3 +626,30 @@ func TestPollAgainWhileCommitting(t *testing.T) {
 	t.Run("same node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, true) })
 	t.Run("other node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, false) })
 }
+
+// TestEndpointForPath: a path goes to the endpoint of its longest prefix
+// that ends at a slash or at its end, whatever order they were mounted in.
+func TestEndpointForPath(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	n, a, _ := c.node(t, HandlerFuncs{}, Settings{Prefix: "/a"})
+	ab, err := n.NewEndpoint(HandlerFuncs{}, Settings{Prefix: "/a/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := n.NewEndpoint(HandlerFuncs{}, Settings{Prefix: "/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]*Endpoint{
+		"/a": a, "/a/": a, "/a/info": a, "/a/bc/info": a, "/a/b": ab, "/a/b/info": ab,
+		"/a/b/1/2/xhr": ab, "/x/1/2/xhr_send": x, "/ab": nil, "/": nil, "": nil, "/y/a": nil,
+	} {
+		if got := n.endpointForPath(path); got != want {
+			t.Errorf("%q: endpoint %v, want %v", path, got, want)
+		}
+	}
+	if n.Endpoint("/a/b") != ab || n.Endpoint("/a/b/") != nil {
+		t.Error("Endpoint by prefix: wrong endpoint")
+	}
+}

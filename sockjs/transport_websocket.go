@@ -563,10 +563,16 @@ func (rd *wsReader) run() {
 	// a handler took more than wsSlowHandler while corked, holding back
 	// the replies before it: this reader corks no more.
 	corked, slow := false, false
+	// mark: the engine's clock when the last corked handler ended (or
+	// the first began); 0 when there is none. The time between two
+	// handlers (reading the next frame from the stash) counts as the
+	// next one's: one clock reading per message, not time.Now's two
+	// and time.Since's one.
+	var mark time.Duration
 	for {
 		if corked && !rd.conn.messageBuffered() {
 			rd.ww.uncork()
-			corked = false
+			corked, mark = false, 0
 		}
 		if !corked {
 			rd.ww.waitForRoom(rd.ctx)
@@ -620,17 +626,22 @@ func (rd *wsReader) run() {
 				rd.e.runOnMessage(rd.sess, m)
 				continue
 			}
-			start := time.Now()
+			if mark == 0 {
+				mark = time.Since(engineEpoch)
+			}
 			rd.e.runOnMessage(rd.sess, m)
+			end := time.Since(engineEpoch)
+			took := end - mark
+			mark = end
 			switch {
-			case time.Since(start) > wsSlowHandler:
+			case took > wsSlowHandler:
 				rd.ww.uncork()
-				corked, slow = false, true
+				corked, slow, mark = false, true, 0
 			case rd.ww.halfFull():
 				// A frame of many messages: their replies must not
 				// overflow the queue they wait in.
 				rd.ww.uncork()
-				corked = rd.ww.cork()
+				corked, mark = rd.ww.cork(), 0
 			}
 		}
 	}

@@ -40,6 +40,8 @@ type Endpoint struct {
 
 	takeOptsOnce          sync.Once // see takeOptions
 	takeOpts, handOffOpts []store.DrainOption
+
+	clientSessions [1024]atomic.Pointer[clientSessionIDs] // see clientSession
 }
 
 // NewEndpoint mounts handler on the node with settings (zero fields take
@@ -98,26 +100,30 @@ func (e *Endpoint) keyOf(id string) string { return e.settings.Prefix + "/" + id
 // never reaches the application. 22 base64url characters; websocket
 // sessions get 26-character ULIDs, so the two never collide.
 func idFromClientSession(sid string) string {
-	slot := &sessionIDs[maphash.String(sessionIDSeed, sid)%uint64(len(sessionIDs))]
-	if p := slot.Load(); p != nil && p.sid == sid {
-		return p.id
-	}
 	sum := sha256.Sum256([]byte(sid))
-	id := base64.RawURLEncoding.EncodeToString(sum[:16])
-	slot.Store(&derivedID{sid: sid, id: id})
-	return id
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// sessionIDs remembers recent derivations of idFromClientSession, one per
-// slot of a hash of the client's id: each message of a polling session
-// costs two (its send and its poll), a SHA-256 and an encoding each.
-// Entries are never changed, only replaced.
-var (
-	sessionIDs    [4096]atomic.Pointer[derivedID]
-	sessionIDSeed = maphash.MakeSeed()
-)
+// clientSession returns the session ID (idFromClientSession) and store key
+// of the client's session id sid. Recent ones are remembered, one per slot
+// of a hash of sid: each message of a polling session costs two (its send
+// and its poll), a SHA-256, an encoding and a concatenation each.
+func (e *Endpoint) clientSession(sid string) (id, key string) {
+	slot := &e.clientSessions[maphash.String(clientSessionSeed, sid)%uint64(len(e.clientSessions))]
+	if p := slot.Load(); p != nil && p.sid == sid {
+		return p.id, p.key
+	}
+	id = idFromClientSession(sid)
+	key = e.keyOf(id)
+	slot.Store(&clientSessionIDs{sid: sid, id: id, key: key})
+	return id, key
+}
 
-type derivedID struct{ sid, id string }
+var clientSessionSeed = maphash.MakeSeed()
+
+// clientSessionIDs is a remembered clientSession; never changed, only
+// replaced.
+type clientSessionIDs struct{ sid, id, key string }
 
 // isWebsocketID tells websocket session IDs (ULIDs) from the others.
 func isWebsocketID(id string) bool { return len(id) == ulid.EncodedSize }

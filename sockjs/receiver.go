@@ -178,8 +178,7 @@ const HeaderStreamEnd = "X-Shoal-Stream-End"
 // is complete, the session closes, or the client goes away.
 func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink) {
 	n := e.node
-	id := idFromClientSession(sid)
-	key := e.keyOf(id)
+	id, key := e.clientSession(sid)
 	reqCtx := r.Context()
 	hr.closeDelimited = !hr.polling && r.Header.Get(HeaderStreamEnd) == "close"
 	lr := newLocalReceiver(key, reqCtx, nil)
@@ -655,19 +654,18 @@ const bodyReadTimeout = 30 * time.Second
 // CodeMessageTooBig, as an oversized websocket frame does: its messages are
 // lost, and a jsonp-polling client cannot even read the 413 it gets (it
 // posts a form into a hidden iframe), so the close frame at its next poll
-// is how it learns. ok is false when the body was refused. The body counts
-// against the node's BodyBudget until release is called (also when ok is
-// false).
-func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) (body []byte, release func(), ok bool) {
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, e.settings.MaxMessageSize), b: &e.node.bodies}
-	buf := bodyBuffers.Get().(*[]byte)
-	body, err := readAll(br, (*buf)[:0])
-	rc.SetReadDeadline(time.Time{})
+// is how it learns. ok is false when the body was refused (and body
+// released). The body counts against the node's BodyBudget until
+// body.release.
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string, body *sendBody) (ok bool) {
+	setReadDeadline(w, time.Now().Add(bodyReadTimeout))
+	body.budget = budgetReader{r: http.MaxBytesReader(w, r.Body, e.settings.MaxMessageSize), b: &e.node.bodies}
+	body.buf = bodyBuffers.Get().(*[]byte)
+	var err error
+	body.data, err = readAll(&body.budget, (*body.buf)[:0])
+	setReadDeadline(w, time.Time{})
 	if err != nil {
-		br.release()
-		putBodyBuffer(buf, body)
+		body.release()
 		var tooBig *http.MaxBytesError
 		if errors.Is(err, errOverBudget) {
 			e.node.log.Warn("sockjs: send refused, node body budget spent", "budget", e.node.cfg.BodyBudget)
@@ -680,12 +678,39 @@ func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, sid string) 
 		} else {
 			httpError(w, http.StatusBadRequest, "Broken request body.")
 		}
-		return nil, func() {}, false
+		return false
 	}
-	return body, func() {
-		br.release()
-		putBodyBuffer(buf, body)
-	}, true
+	return true
+}
+
+// sendBody is the body of a send (readBody): its bytes in a pooled buffer,
+// counted against the node's BodyBudget until release. A value the
+// handler keeps on its stack: a closure to release it cost two
+// allocations per send.
+type sendBody struct {
+	data   []byte
+	buf    *[]byte // data's buffer, from bodyBuffers; nil once released
+	budget budgetReader
+}
+
+// release gives the body's bytes back to the budget and its buffer back
+// for reuse; data is gone then. Releasing twice does nothing.
+func (b *sendBody) release() {
+	b.budget.release()
+	if b.buf != nil {
+		putBodyBuffer(b.buf, b.data)
+		b.buf, b.data = nil, nil
+	}
+}
+
+// setReadDeadline is http.ResponseController's, without making one (an
+// allocation per send) when w has the method itself, as net/http's own
+// response does.
+func setReadDeadline(w http.ResponseWriter, t time.Time) error {
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return d.SetReadDeadline(t)
+	}
+	return http.NewResponseController(w).SetReadDeadline(t)
 }
 
 // bodyBuffers hold the bodies readBody reads, for reuse once handled: the
@@ -739,8 +764,7 @@ const HeaderSendID = "X-Shoal-Send-Id"
 // what it is sent without decoding it, so a flood into a session its queue
 // bound closed costs no more than reading it.
 func (e *Endpoint) deliver(w http.ResponseWriter, r *http.Request, sid string, body []byte, decode func([]byte) ([]string, error)) bool {
-	id := idFromClientSession(sid)
-	key := e.keyOf(id)
+	id, key := e.clientSession(sid)
 	ctx, cancel := e.node.opContext()
 	st, err := e.node.store.Get(ctx, key)
 	cancel()

@@ -161,18 +161,21 @@ func TestClosedStreamSendsAllPending(t *testing.T) {
 	}
 }
 
-// TestIDFromClientSessionRemembered: the remembered derivations answer as
-// the derivation itself, for ids that share a slot too.
-func TestIDFromClientSessionRemembered(t *testing.T) {
+// TestClientSessionRemembered: the remembered derivations answer as the
+// derivation itself, for ids that share a slot too.
+func TestClientSessionRemembered(t *testing.T) {
+	t.Parallel()
+	e := &Endpoint{settings: Settings{Prefix: "/p"}}
 	derive := func(sid string) string {
 		sum := sha256.Sum256([]byte(sid))
 		return base64.RawURLEncoding.EncodeToString(sum[:16])
 	}
 	for round := 0; round < 2; round++ {
-		for i := range 3 * len(sessionIDs) {
+		for i := range 3 * len(e.clientSessions) {
 			sid := strconv.Itoa(i)
-			if got, want := idFromClientSession(sid), derive(sid); got != want {
-				t.Fatalf("round %d: id of %q = %q, want %q", round, sid, got, want)
+			id, key := e.clientSession(sid)
+			if want := derive(sid); id != want || key != "/p/"+want {
+				t.Fatalf("round %d: %q: id %q key %q, want %q", round, sid, id, key, want)
 			}
 		}
 	}

@@ -30,13 +30,13 @@ func (e *Endpoint) serveJSONPSend(w http.ResponseWriter, r *http.Request, sid st
 	h := w.Header()
 	e.jsessionid(w, r)
 	noCache(h)
-	body, release, ok := e.readBody(w, r, sid)
-	defer release()
-	if !ok {
+	var body sendBody
+	defer body.release()
+	if !e.readBody(w, r, sid, &body) {
 		return
 	}
 	decode := func(body []byte) ([]string, error) { return decodeFormOrJSON(r, body) }
-	if !e.deliver(w, r, sid, body, decode) {
+	if !e.deliver(w, r, sid, body.data, decode) {
 		return
 	}
 	// "ok" rather than 204: Konqueror mishandles empty answers here.

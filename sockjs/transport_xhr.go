@@ -52,12 +52,12 @@ func (e *Endpoint) serveXHRSend(w http.ResponseWriter, r *http.Request, sid stri
 	if !e.xhrHeaders(w, r) {
 		return
 	}
-	body, release, ok := e.readBody(w, r, sid)
-	defer release()
-	if !ok {
+	var body sendBody
+	defer body.release()
+	if !e.readBody(w, r, sid, &body) {
 		return
 	}
-	if !e.deliver(w, r, sid, body, decodeMessages) {
+	if !e.deliver(w, r, sid, body.data, decodeMessages) {
 		return
 	}
 	// Firefox takes a 204 without a content type for XML and complains.

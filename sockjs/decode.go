@@ -40,7 +40,7 @@ func decodeMessages(body []byte) ([]string, error) {
 		}
 		return nil, errPayloadExpected
 	}
-	msgs, err := d.array()
+	msgs, err := d.array(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -52,8 +52,9 @@ func decodeMessages(body []byte) ([]string, error) {
 
 // decodeWebsocketMessages parses one frame received on a SockJS websocket:
 // an array of messages, or a single JSON value. An empty frame carries
-// nothing.
-func decodeWebsocketMessages(frame []byte) ([]string, error) {
+// nothing. The messages go into into's array when it has room (the
+// reader's, reused from one frame to the next).
+func decodeWebsocketMessages(frame []byte, into []string) ([]string, error) {
 	d := decoder{buf: frame}
 	if d.skipSpace(); d.pos == len(d.buf) {
 		return nil, nil
@@ -61,11 +62,11 @@ func decodeWebsocketMessages(frame []byte) ([]string, error) {
 	var msgs []string
 	var err error
 	if d.buf[d.pos] == '[' {
-		msgs, err = d.array()
+		msgs, err = d.array(into)
 	} else {
 		var m string
 		m, err = d.value(0)
-		msgs = []string{m}
+		msgs = append(into[:0], m)
 	}
 	if err != nil {
 		return nil, err
@@ -94,9 +95,9 @@ func (d *decoder) skipSpace() {
 }
 
 // array parses '[' value, ... ']' at pos.
-func (d *decoder) array() ([]string, error) {
+func (d *decoder) array(into []string) ([]string, error) {
 	d.pos++ // '['
-	var msgs []string
+	msgs := into[:0]
 	d.skipSpace()
 	if d.pos < len(d.buf) && d.buf[d.pos] == ']' {
 		d.pos++

@@ -64,7 +64,7 @@ func TestDecodeWebsocketMessages(t *testing.T) {
 		{`"a" "b"`, nil, false},
 	}
 	for _, c := range cases {
-		got, err := decodeWebsocketMessages([]byte(c.in))
+		got, err := decodeWebsocketMessages([]byte(c.in), nil)
 		if (err == nil) != c.ok || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("decodeWebsocketMessages(%q) = %q, %v", c.in, got, err)
 		}
@@ -80,7 +80,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		msgs, err := decodeMessages(body)
-		_, _ = decodeWebsocketMessages(body)
+		_, _ = decodeWebsocketMessages(body, nil)
 		var ref []json.RawMessage
 		refErr := json.Unmarshal(body, &ref)
 		if err == nil && refErr != nil {

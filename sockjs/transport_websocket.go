@@ -534,6 +534,7 @@ type wsReader struct {
 	cancel context.CancelFunc
 	end    func() // runWebsocket's part of the websocket's end
 	poll   pollReader
+	msgs   []string // the last frame's messages' slice, for the next frame's
 }
 
 // stop tells the reader the connection is done with: a reader waiting in
@@ -607,7 +608,7 @@ func (rd *wsReader) run() {
 			rd.e.runOnMessage(rd.sess, text)
 			continue
 		}
-		msgs, err := decodeWebsocketMessages(msg) // copies what it keeps
+		msgs, err := decodeWebsocketMessages(msg, rd.msgs) // copies what it keeps
 		rd.conn.releaseMessage(msg)
 		if err != nil {
 			code, reason = CodeBrokenFraming, ReasonBrokenFraming
@@ -643,6 +644,14 @@ func (rd *wsReader) run() {
 				rd.ww.uncork()
 				corked, mark = rd.ww.cork(), 0
 			}
+		}
+		// The handlers have the messages: keep the slice, not them, and
+		// not a big frame's.
+		clear(msgs)
+		if cap(msgs) <= 64 {
+			rd.msgs = msgs[:0]
+		} else {
+			rd.msgs = nil
 		}
 	}
 	if corked {

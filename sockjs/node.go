@@ -377,10 +377,16 @@ type localReceiver struct {
 	// lrClock, lrClientGone, lrNodeClosing): one channel for the
 	// engine's loop to wait on, not several.
 	signals atomic.Uint32
-	reqCtx  context.Context   // the receiving request's context
-	done    chan struct{}     // closed when the receiver has finished (HTTP receivers; nil for a websocket, which nothing waits for)
-	ws      *wsWriter         // set for websockets: in-memory delivery
-	chans   *receiverChannels // channel state, nil without channels
+	reqCtx  context.Context // the receiving request's context
+	// done is closed when the receiver has left the registry; made by
+	// finished, when a second receiver first waits for this one (most are
+	// never waited for: a channel per poll for nothing). Guarded by
+	// doneMu, with left.
+	done   chan struct{}
+	doneMu sync.Mutex
+	left   bool
+	ws     *wsWriter         // set for websockets: in-memory delivery
+	chans  *receiverChannels // channel state, nil without channels
 	// handOffToken is the lease token of a poll that takes hand-offs
 	// (store.HandOffCommitter), empty for other receivers; handOff is
 	// the batch handed to it, waiting for its engine.
@@ -407,9 +413,21 @@ func newLocalReceiver(key string, reqCtx context.Context, ws *wsWriter) *localRe
 	lr := &localReceiver{key: key, reqCtx: reqCtx, ws: ws}
 	if ws == nil {
 		lr.wakeCh = make(chan struct{}, 1)
-		lr.done = make(chan struct{})
 	}
 	return lr
+}
+
+// finished returns a channel closed once lr has left the registry.
+func (lr *localReceiver) finished() <-chan struct{} {
+	lr.doneMu.Lock()
+	defer lr.doneMu.Unlock()
+	if lr.done == nil {
+		lr.done = make(chan struct{})
+		if lr.left {
+			close(lr.done)
+		}
+	}
+	return lr.done
 }
 
 // What an HTTP receiver's engine is signalled for.
@@ -469,9 +487,12 @@ func (n *Node) unregister(lr *localReceiver) {
 	}
 	sh.mu.Unlock()
 	lr.chans.finish()
+	lr.doneMu.Lock()
+	lr.left = true
 	if lr.done != nil {
 		close(lr.done)
 	}
+	lr.doneMu.Unlock()
 }
 
 // leave takes an HTTP receiver out of the node once it holds no lease:

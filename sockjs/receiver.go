@@ -133,6 +133,11 @@ func (hr *httpSink) writeFrame(frame []byte) (done bool, err error) {
 	return hr.written >= hr.limit, nil
 }
 
+// netHTTPBuffered is what net/http keeps of a response body before it
+// sends the header (its bufferBeforeChunkingSize): a response written
+// whole within it, and not flushed, gets its Content-Length from net/http.
+const netHTTPBuffered = 2048
+
 // errPollAnswered: a poll's response is its one frame.
 var errPollAnswered = errors.New("sockjs: poll already answered")
 
@@ -148,6 +153,14 @@ func (hr *httpSink) answerPoll() error {
 		return errPollAnswered
 	}
 	hr.written = len(hr.buf)
+	if hr.finishing == nil && len(hr.buf) <= netHTTPBuffered {
+		// The answer stays in net/http's buffer until the request ends,
+		// and net/http then sets its Content-Length itself, without the
+		// two allocations of ours.
+		hr.w.WriteHeader(http.StatusOK)
+		_, err := hr.w.Write(hr.buf)
+		return err
+	}
 	hr.w.Header().Set("Content-Length", strconv.Itoa(len(hr.buf)))
 	hr.w.WriteHeader(http.StatusOK)
 	if hr.finishing == nil {
@@ -525,10 +538,11 @@ func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Leas
 // has gone, a second at most: it closes the session, so the client learns
 // 1002 rather than 2010. Any other, busyGrace: it may be on its way out.
 func waitForLocal(ctx context.Context, old *localReceiver) bool {
+	done := old.finished()
 	grace := time.NewTimer(busyGrace)
 	defer grace.Stop()
 	select {
-	case <-old.done:
+	case <-done:
 		return true
 	case <-old.reqCtx.Done():
 	case <-grace.C:
@@ -541,7 +555,7 @@ func waitForLocal(ctx context.Context, old *localReceiver) bool {
 		limit = time.After(time.Second)
 	}
 	select {
-	case <-old.done:
+	case <-done:
 	case <-limit:
 	case <-ctx.Done():
 	}

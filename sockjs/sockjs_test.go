@@ -903,3 +903,40 @@ func TestSendToWebsocketFromOtherNode(t *testing.T) {
 	}
 	want(t, "close frame", readWS(t, conn), `c[3001,"bye"]`)
 }
+
+// TestNodeBoundPollContentLength: with a store bound to the node, a poll's
+// answer leaves as the request ends: net/http counts a small one's length,
+// the poll a big one's (past net/http's buffer); both have it.
+func TestNodeBoundPollContentLength(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.store = store.NewMemoryWithConfig(store.MemoryConfig{NodeBound: true})
+	_, _, base := c.node(t, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
+	client := testenv.HTTPClient(t)
+	poll := func() (*http.Response, string) {
+		t.Helper()
+		resp, err := client.Post(base+"/0/cl/xhr", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(body)
+	}
+	for _, size := range []int{0, 100, 2048, 5000} {
+		var resp *http.Response
+		var body string
+		if size == 0 {
+			resp, body = poll()
+		} else {
+			do(t, "POST", base+"/0/cl/xhr_send", `["`+strings.Repeat("x", size)+`"]`)
+			resp, body = poll()
+		}
+		if resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) > 0 {
+			t.Errorf("answer of %d bytes: Content-Length %d, Transfer-Encoding %q", len(body), resp.ContentLength, resp.TransferEncoding)
+		}
+	}
+}

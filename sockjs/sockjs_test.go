@@ -912,29 +912,11 @@ func TestNodeBoundPollContentLength(t *testing.T) {
 	c := newCluster(t)
 	c.store = store.NewMemoryWithConfig(store.MemoryConfig{NodeBound: true})
 	_, _, base := c.node(t, HandlerFuncs{Message: func(s *Session, m string) { s.Send(m) }}, Settings{})
-	client := testenv.HTTPClient(t)
-	poll := func() (*http.Response, string) {
-		t.Helper()
-		resp, err := client.Post(base+"/0/cl/xhr", "text/plain", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, string(body)
-	}
 	for _, size := range []int{0, 100, 2048, 5000} {
-		var resp *http.Response
-		var body string
-		if size == 0 {
-			resp, body = poll()
-		} else {
+		if size > 0 {
 			do(t, "POST", base+"/0/cl/xhr_send", `["`+strings.Repeat("x", size)+`"]`)
-			resp, body = poll()
 		}
+		resp, body := do(t, "POST", base+"/0/cl/xhr", "")
 		if resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) > 0 {
 			t.Errorf("answer of %d bytes: Content-Length %d, Transfer-Encoding %q", len(body), resp.ContentLength, resp.TransferEncoding)
 		}

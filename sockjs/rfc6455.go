@@ -49,10 +49,6 @@ var errFrameTooBig = fmt.Errorf("sockjs: websocket frame header announces too ma
 // errInvalidUTF8: a text message that is not UTF-8.
 var errInvalidUTF8 = errors.New("sockjs: websocket text message is not UTF-8")
 
-// errClosing: the server's close frame is out; the client's answer or
-// the socket's end is awaited.
-var errClosing = errors.New("sockjs: websocket closing")
-
 // wsCloseError is the client's close frame, as readMessage's error.
 type wsCloseError struct {
 	code   int // 1005 when the frame had no code

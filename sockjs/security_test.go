@@ -67,7 +67,7 @@ func TestAllowedOrigins(t *testing.T) {
 	// a session; a poll from an allowed page works.
 	resp, _ := do(t, "OPTIONS", base+"/000/s/xhr_send", "", "Origin", "https://evil.example")
 	want(t, "preflight from elsewhere", resp.StatusCode, 403)
-	resp, body := do(t, "POST", base+"/000/s/xhr", "", "Origin", "https://good.example")
+	_, body := do(t, "POST", base+"/000/s/xhr", "", "Origin", "https://good.example")
 	want(t, "poll from an allowed page", body, "o\n")
 	resp, _ = do(t, "POST", base+"/000/s/xhr_send", `["x"]`, "Origin", "https://evil.example")
 	want(t, "send from elsewhere", resp.StatusCode, 403)

@@ -155,7 +155,7 @@ func testClosedRedelivers(t *testing.T, s store.Store, c store.Committer) {
 	testenv.CheckFor(t, wait, 5*time.Millisecond, func() error {
 		res, err := s.Attach(ctx(t), "cr", lease("n2", "t2", long), store.Hold())
 		if err != nil || res.Status != store.AttachClosed || !slices.Equal(res.Messages, []string{"a", "b"}) {
-			return fmt.Errorf("Attach closed after the taker's lease ran out = %+v, %v; want closed with [a b]", res, err)
+			return fmt.Errorf("attach of the closed session after the taker's lease ran out = %+v, %v; want closed with [a b]", res, err)
 		}
 		return nil
 	})

@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -457,11 +457,13 @@ func (lr *localReceiver) signal(what uint32) {
 	}
 }
 
+// shard is key's shard of the registry, by a hash of key (maphash: no
+// allocation, unlike fnv over a []byte copy of the key).
 func (n *Node) shard(key string) *receiverShard {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return &n.receivers[h.Sum32()%receiverShards]
+	return &n.receivers[maphash.String(receiverShardSeed, key)%receiverShards]
 }
+
+var receiverShardSeed = maphash.MakeSeed()
 
 func (n *Node) register(lr *localReceiver) {
 	sh := n.shard(lr.key)

@@ -380,11 +380,9 @@ type localReceiver struct {
 	reqCtx  context.Context // the receiving request's context
 	// done is closed when the receiver has left the registry; made by
 	// finished, when a second receiver first waits for this one (most are
-	// never waited for: a channel per poll for nothing). Guarded by
-	// doneMu, with left.
-	done   chan struct{}
-	doneMu sync.Mutex
-	left   bool
+	// never waited for: a channel per poll for nothing).
+	done   doneOnDemand
+	doneMu sync.Mutex        // guards done
 	ws     *wsWriter         // set for websockets: in-memory delivery
 	chans  *receiverChannels // channel state, nil without channels
 	// handOffToken is the lease token of a poll that takes hand-offs
@@ -421,13 +419,37 @@ func newLocalReceiver(key string, reqCtx context.Context, ws *wsWriter) *localRe
 func (lr *localReceiver) finished() <-chan struct{} {
 	lr.doneMu.Lock()
 	defer lr.doneMu.Unlock()
-	if lr.done == nil {
-		lr.done = make(chan struct{})
-		if lr.left {
-			close(lr.done)
+	return lr.done.wait()
+}
+
+// doneOnDemand is a channel closed when something has finished, made only
+// when someone waits for it: most things are never waited for, and a
+// channel each would be an allocation for nothing. Its owner's lock
+// guards it.
+type doneOnDemand struct {
+	ch       chan struct{}
+	finished bool
+}
+
+// wait returns the channel, closed already if finish was called. Lock
+// should be held.
+func (d *doneOnDemand) wait() <-chan struct{} {
+	if d.ch == nil {
+		d.ch = make(chan struct{})
+		if d.finished {
+			close(d.ch)
 		}
 	}
-	return lr.done
+	return d.ch
+}
+
+// finish closes the channel of those who wait, and of those who will.
+// Lock should be held.
+func (d *doneOnDemand) finish() {
+	d.finished = true
+	if d.ch != nil {
+		close(d.ch)
+	}
 }
 
 // What an HTTP receiver's engine is signalled for.
@@ -490,10 +512,7 @@ func (n *Node) unregister(lr *localReceiver) {
 	sh.mu.Unlock()
 	lr.chans.finish()
 	lr.doneMu.Lock()
-	lr.left = true
-	if lr.done != nil {
-		close(lr.done)
-	}
+	lr.done.finish()
 	lr.doneMu.Unlock()
 }
 

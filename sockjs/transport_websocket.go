@@ -187,15 +187,14 @@ type wsWriter struct {
 
 	// evMu guards events, running and ended: the events not yet
 	// handled, whether a goroutine is handling them, and whether the
-	// writer has ended (events are ignored from then on); and done and
-	// finished: a channel for endWebsocket to wait on, made only then
-	// (an idle socket holds none), and whether the writer has finished.
-	evMu     sync.Mutex
-	events   wsEvent
-	running  bool
-	ended    bool
-	finished bool
-	done     chan struct{} // closed when the writer has finished
+	// writer has ended (events are ignored from then on); and done,
+	// closed when the writer has finished, its channel made only when
+	// endWebsocket waits (an idle socket holds none).
+	evMu    sync.Mutex
+	events  wsEvent
+	running bool
+	ended   bool
+	done    doneOnDemand
 
 	// en is the receiver engine: its lease and localReceiver are the
 	// websocket's, set when the writer is made; the rest at start.
@@ -732,23 +731,14 @@ func (ww *wsWriter) endUnstarted() {
 func (ww *wsWriter) writerDone() <-chan struct{} {
 	ww.evMu.Lock()
 	defer ww.evMu.Unlock()
-	if ww.done == nil {
-		ww.done = make(chan struct{})
-		if ww.finished {
-			close(ww.done)
-		}
-	}
-	return ww.done
+	return ww.done.wait()
 }
 
 // markFinished records that the writer has finished, for writerDone.
 func (ww *wsWriter) markFinished() {
 	ww.evMu.Lock()
 	defer ww.evMu.Unlock()
-	ww.finished = true
-	if ww.done != nil {
-		close(ww.done)
-	}
+	ww.done.finish()
 }
 
 // kick records ev and starts a goroutine to handle it unless one runs.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -185,6 +186,45 @@ func (rep *CompareReport) backendsMarkdown() string {
 	return b.String()
 }
 
+// processesMarkdown tables where the server CPU per op of the targets that
+// run several processes (the cluster, the sticky trio) goes: each
+// process kind's share of the CPU per op, the same processes summed.
+// Empty without such runs.
+func (rep *CompareReport) processesMarkdown() string {
+	var b strings.Builder
+	for _, r := range rep.Runs {
+		res := r.Result
+		if res == nil || res.Server == nil || len(res.Server.Processes) < 2 || res.Server.CPUSeconds <= 0 || res.Kind == KindIdle {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\nWhere the server CPU per op of the several-process targets goes (µs per op, by process; ×n: n processes summed):\n\n" +
+				"| scenario | target | per | all | by process |\n|---|---|---|---:|---|\n")
+		}
+		var names []string
+		sums, counts := map[string]float64{}, map[string]int{}
+		for _, p := range res.Server.Processes {
+			if counts[p.Name] == 0 {
+				names = append(names, p.Name)
+			}
+			sums[p.Name] += p.CPUSeconds
+			counts[p.Name]++
+		}
+		sort.SliceStable(names, func(i, j int) bool { return sums[names[i]] > sums[names[j]] })
+		perOp := res.Server.CPUPerOpMicros / res.Server.CPUSeconds
+		var parts []string
+		for _, n := range names {
+			label := n
+			if counts[n] > 1 {
+				label = fmt.Sprintf("%s ×%d", n, counts[n])
+			}
+			parts = append(parts, fmt.Sprintf("%s %s", label, fmtMetric(sums[n]*perOp)))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.Scenario, r.Target, res.OpsName, fmtMetric(res.Server.CPUPerOpMicros), strings.Join(parts, " · "))
+	}
+	return b.String()
+}
+
 // Markdown renders the comparison as tables for BENCHMARKS.md.
 func (rep *CompareReport) Markdown() string {
 	var b strings.Builder
@@ -221,6 +261,7 @@ func (rep *CompareReport) Markdown() string {
 			b.WriteString("\n")
 		}
 	}
+	b.WriteString(rep.processesMarkdown())
 	b.WriteString(rep.backendsMarkdown())
 	b.WriteString("\nTargets:\n\n")
 	for _, t := range rep.Targets {

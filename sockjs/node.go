@@ -170,10 +170,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		log:      cfg.Logger.With("node", cfg.ID),
 		cfg:      cfg,
 		done:     make(chan struct{}),
-		releases: newWarmGoroutines(time.Second),
 		bodies:   byteBudget{max: cfg.BodyBudget},
 		newPerIP: ipLimiter{perMinute: cfg.NewSessionsPerIP},
 	}
+	n.releases = newWarmGoroutines(time.Second, n.done)
 	n.endpoints.Store(&endpointTable{byPrefix: map[string]*Endpoint{}})
 	n.leaseTokenPrefix = newULID() + "."
 	if b, ok := cfg.Store.(store.NodeBound); ok && b.NodeBound() {

@@ -14,17 +14,19 @@ import (
 // release to the next (the collector may halve it while it waits).
 //
 // Nothing queues: a function goes to a goroutine waiting for work, or to
-// a new one, so as many run at once as before.
+// a new one, so as many run at once as before. The goroutines waiting end
+// when stop closes (the node's Close), not a keep later.
 type warmGoroutines struct {
 	work chan func() // unbuffered: a send succeeds only into a waiting goroutine
 	keep time.Duration
+	stop <-chan struct{}
 	// started and waiting count the goroutines begun and those waiting
 	// for work now (for tests).
 	started, waiting atomic.Int64
 }
 
-func newWarmGoroutines(keep time.Duration) *warmGoroutines {
-	return &warmGoroutines{work: make(chan func()), keep: keep}
+func newWarmGoroutines(keep time.Duration, stop <-chan struct{}) *warmGoroutines {
+	return &warmGoroutines{work: make(chan func()), keep: keep, stop: stop}
 }
 
 // Go runs f on a waiting goroutine, or on a new one if none waits.
@@ -53,6 +55,10 @@ func (w *warmGoroutines) run(f func()) {
 			w.waiting.Add(-1)
 		case <-idle.C:
 			w.waiting.Add(-1)
+			return
+		case <-w.stop:
+			w.waiting.Add(-1)
+			idle.Stop()
 			return
 		}
 	}

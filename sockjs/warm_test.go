@@ -12,7 +12,7 @@ import (
 // TestWarmGoroutinesNeverQueue: functions given at once all run at once
 // (each waits for all the others), so a slow release never delays another.
 func TestWarmGoroutinesNeverQueue(t *testing.T) {
-	w := newWarmGoroutines(time.Minute)
+	w := newWarmGoroutines(time.Minute, nil)
 	const n = 50
 	var started, all sync.WaitGroup
 	started.Add(n)
@@ -36,28 +36,44 @@ func TestWarmGoroutinesNeverQueue(t *testing.T) {
 // TestWarmGoroutinesReusedThenGone: one after another, functions run on
 // the goroutine the first one started; it ends once nothing comes for keep.
 func TestWarmGoroutinesReusedThenGone(t *testing.T) {
-	w := newWarmGoroutines(200 * time.Millisecond)
+	w := newWarmGoroutines(200*time.Millisecond, nil)
 	ran := make(chan struct{})
-	waitingFor := func(want int64) {
-		testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
-			if n := w.waiting.Load(); n != want {
-				return fmt.Errorf("%d goroutines waiting for work, want %d", n, want)
-			}
-			return nil
-		})
-	}
 	for range 20 {
 		w.Go(func() { ran <- struct{}{} })
 		<-ran
-		waitingFor(1)
+		waitingFor(t, w, 1)
 	}
 	if n := w.started.Load(); n != 1 {
 		t.Fatalf("20 functions one after another started %d goroutines, want 1", n)
 	}
-	waitingFor(0) // keep passed: it ended
+	waitingFor(t, w, 0) // keep passed: it ended
 	w.Go(func() { ran <- struct{}{} })
 	<-ran
 	if n := w.started.Load(); n != 2 {
 		t.Fatalf("after the idle one ended, %d goroutines started, want 2", n)
 	}
+}
+
+// TestWarmGoroutinesEndAtStop: a waiting goroutine ends when stop closes,
+// long before keep.
+func TestWarmGoroutinesEndAtStop(t *testing.T) {
+	stop := make(chan struct{})
+	w := newWarmGoroutines(time.Hour, stop)
+	ran := make(chan struct{})
+	w.Go(func() { ran <- struct{}{} })
+	<-ran
+	waitingFor(t, w, 1)
+	close(stop)
+	waitingFor(t, w, 0)
+}
+
+// waitingFor waits until want of w's goroutines wait for work.
+func waitingFor(t *testing.T, w *warmGoroutines, want int64) {
+	t.Helper()
+	testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if n := w.waiting.Load(); n != want {
+			return fmt.Errorf("%d goroutines waiting for work, want %d", n, want)
+		}
+		return nil
+	})
 }

@@ -33,19 +33,30 @@ func TestWarmGoroutinesNeverQueue(t *testing.T) {
 	}
 }
 
-// TestWarmGoroutinesReusedThenGone: one after another, functions run on
-// the goroutine the first one started; it ends once nothing comes for keep.
-func TestWarmGoroutinesReusedThenGone(t *testing.T) {
-	w := newWarmGoroutines(200*time.Millisecond, nil)
+// TestWarmGoroutinesReused: one after another, functions run on the
+// goroutine the first one started.
+func TestWarmGoroutinesReused(t *testing.T) {
+	w := newWarmGoroutines(time.Hour, nil)
 	ran := make(chan struct{})
 	for range 20 {
 		w.Go(func() { ran <- struct{}{} })
 		<-ran
+		// The goroutine waits for the next function before Go sends it.
 		waitingFor(t, w, 1)
 	}
 	if n := w.started.Load(); n != 1 {
 		t.Fatalf("20 functions one after another started %d goroutines, want 1", n)
 	}
+}
+
+// TestWarmGoroutinesGoneAfterKeep: a goroutine that gets nothing for keep
+// ends; the next function starts another.
+func TestWarmGoroutinesGoneAfterKeep(t *testing.T) {
+	w := newWarmGoroutines(50*time.Millisecond, nil)
+	ran := make(chan struct{})
+	w.Go(func() { ran <- struct{}{} })
+	<-ran
+	waitingFor(t, w, 1)
 	waitingFor(t, w, 0) // keep passed: it ended
 	w.Go(func() { ran <- struct{}{} })
 	<-ran

@@ -259,6 +259,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	en := receiverEngine{
 		n: n, lr: lr, lease: lease, sink: hr,
 		clientGone:     reqCtx.Done(),
+		selectsGone:    hr.polling,
 		recheck:        recheck,
 		heartbeatDelay: e.settings.HeartbeatDelay,
 		quietRechecks:  true,

@@ -408,11 +408,18 @@ type handOffBatch struct {
 // newLocalReceiver returns the registry entry of a receiver; ws is set
 // for a websocket, whose writer gets its wake-ups as events.
 func newLocalReceiver(key string, reqCtx context.Context, ws *wsWriter) *localReceiver {
-	lr := &localReceiver{key: key, reqCtx: reqCtx, ws: ws}
+	lr := new(localReceiver)
+	lr.init(key, reqCtx, ws)
+	return lr
+}
+
+// init makes lr, zero, the entry newLocalReceiver returns, where it lives
+// in something bigger (an httpSink).
+func (lr *localReceiver) init(key string, reqCtx context.Context, ws *wsWriter) {
+	lr.key, lr.reqCtx, lr.ws = key, reqCtx, ws
 	if ws == nil {
 		lr.wakeCh = make(chan struct{}, 1)
 	}
-	return lr
 }
 
 // finished returns a channel closed once lr has left the registry.

@@ -46,6 +46,11 @@ type httpSink struct {
 	// leaves (answerPoll).
 	finishing *atomic.Bool
 	stats     *nodeStats
+
+	// The receiver's registry entry and engine (receive), kept here: one
+	// allocation per receiving request instead of three.
+	lr localReceiver
+	en receiverEngine
 }
 
 func (e *Endpoint) newHTTPSink(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpSink {
@@ -194,7 +199,8 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	id, key := e.clientSession(sid)
 	reqCtx := r.Context()
 	hr.closeDelimited = !hr.polling && r.Header.Get(HeaderStreamEnd) == "close"
-	lr := newLocalReceiver(key, reqCtx, nil)
+	lr := &hr.lr
+	lr.init(key, reqCtx, nil)
 	lr.chans = e.newReceiverChannels(lr, nil)
 	hr.chans = lr.chans
 	lease := store.Lease{Node: n.id, Token: n.newLeaseToken(), TTL: n.cfg.LeaseTTL}
@@ -256,7 +262,8 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	if n.nodeBound {
 		recheck = 0
 	}
-	en := receiverEngine{
+	en := &hr.en
+	*en = receiverEngine{
 		n: n, lr: lr, lease: lease, sink: hr,
 		clientGone:     reqCtx.Done(),
 		selectsGone:    hr.polling,

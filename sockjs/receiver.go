@@ -253,7 +253,8 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		return
 	}
 	held = true
-	stopHolding := n.stats.holding(transport)
+	holding := n.stats.gauge(transport) // counted down by the release
+	holding.Add(1)
 	if res.More {
 		lr.wake() // what the attach left queued goes in the next write
 	}
@@ -280,10 +281,10 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 			// after any response (the client's next request on it is read,
 			// not cut by a shutdown under way), and the release follows,
 			// within the node's life (Close waits for it).
-			n.releases.Go(func() { en.release(sess, false, stopHolding) })
+			n.releases.Go(func() { en.release(sess, false, holding) })
 			return
 		}
-		en.release(sess, interrupted, stopHolding)
+		en.release(sess, interrupted, holding)
 	}()
 	if committer, ok := n.store.(store.Committer); ok && !hr.polling {
 		// A stream commits after each write: it stays open.

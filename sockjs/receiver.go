@@ -38,6 +38,7 @@ type httpSink struct {
 	deadlineSet    time.Time // when setDeadline last moved the write deadline
 	buf            []byte
 	frame          []byte
+	pooled         *frameBuffers     // a poll's buf and frame come from pollBuffers (recycle)
 	msgs           []string          // writeLocal's, reused
 	chans          *receiverChannels // the receiver's channels, nil without
 	commit         func()            // a stream's commit of what it took; nil for polls
@@ -54,11 +55,36 @@ type httpSink struct {
 }
 
 func (e *Endpoint) newHTTPSink(w http.ResponseWriter, polling bool, wrap func(dst, frame []byte) []byte) *httpSink {
-	return &httpSink{
+	hr := &httpSink{
 		w: w, rc: http.NewResponseController(w), wrap: wrap, polling: polling,
 		limit: e.settings.ResponseLimit, writeTimeout: e.settings.WriteTimeout,
 		stats: &e.node.stats,
 	}
+	if polling {
+		hr.pooled = pollBuffers.Get().(*frameBuffers)
+		hr.frame, hr.buf = hr.pooled.frame, hr.pooled.buf
+	}
+	return hr
+}
+
+// pollBuffers are the frame buffers of polls, reused from poll to poll: a
+// poll writes its one frame synchronously (into net/http's buffer, or
+// through it to the socket), so they are free once its request ends.
+// (A stream's stay its own: its direct writes borrow them.)
+var pollBuffers = sync.Pool{New: func() any { return new(frameBuffers) }}
+
+// frameBuffers are an httpSink's frame and buf, kept in pollBuffers.
+type frameBuffers struct{ frame, buf []byte }
+
+// recycle gives a poll's frame buffers back for the next poll; buffers
+// past maxPooledBody (a rare big answer) are let go.
+func (hr *httpSink) recycle() {
+	if hr.pooled == nil || cap(hr.frame) > maxPooledBody || cap(hr.buf) > maxPooledBody {
+		return
+	}
+	hr.pooled.frame, hr.pooled.buf = hr.frame[:0], hr.buf[:0]
+	pollBuffers.Put(hr.pooled)
+	hr.pooled, hr.frame, hr.buf = nil, nil, nil
 }
 
 // setDeadline bounds the next write: a client that stops reading is
@@ -195,6 +221,7 @@ const HeaderStreamEnd = "X-Shoal-Stream-End"
 // it is new, takes the receiver lease, and writes frames until the response
 // is complete, the session closes, or the client goes away.
 func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink) {
+	defer hr.recycle() // after every other deferred step: the response is written then
 	n := e.node
 	id, key := e.clientSession(sid)
 	reqCtx := r.Context()

@@ -287,14 +287,15 @@ func (en *receiverEngine) renew() (receiverEnd, bool) {
 	return 0, false
 }
 
-// release ends a poll's or a stream's hold of the lease of sess: it
-// commits what the receiver took (handedOff: the hand-off batch a poll
-// wrote, or what its drains held) and detaches in one step, then takes
-// the receiver out of the node and of the stats (holding: its
-// transport's gauge, counted down). Only now are those messages the
-// client's: a poll calls it once its response left. interrupted: the client went away, which takes the session with
-// it (the protocol: messages may have been lost). (A websocket cannot be
-// resumed: its end closes the session and detaches, see endWebsocket.)
+// release ends a poll's or a stream's hold of the lease: it commits what
+// the receiver took (handedOff: the hand-off batch a poll wrote, or what
+// its drains held) and detaches in one step, then takes the receiver out
+// of the node and of the stats (holding: its transport's gauge, counted
+// down). Only now are those messages the client's: a poll calls it once
+// its response left. interrupted: the client went away, which takes the
+// session (sess, needed only then) with it (the protocol: messages may
+// have been lost). (A websocket cannot be resumed: its end closes the
+// session and detaches, see endWebsocket.)
 func (en *receiverEngine) release(sess *Session, interrupted bool, holding *atomic.Int64) {
 	n := en.n
 	defer n.leave(en.lr)

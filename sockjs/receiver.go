@@ -263,7 +263,12 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		hr.storeUnavailable()
 		return
 	}
-	sess := e.sessionFor(id, key, info)
+	// The session's handle, for OnOpen or to close it if the client goes
+	// (most polls need neither: made only then).
+	var sess *Session
+	if created {
+		sess = e.sessionFor(id, key, info)
+	}
 	switch res.Status {
 	case store.Attached:
 	case store.Busy:
@@ -308,8 +313,11 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 			// after any response (the client's next request on it is read,
 			// not cut by a shutdown under way), and the release follows,
 			// within the node's life (Close waits for it).
-			n.releases.Go(func() { en.release(sess, false, holding) })
+			n.releases.Go(func() { en.release(nil, false, holding) })
 			return
+		}
+		if interrupted && sess == nil {
+			sess = e.sessionFor(id, key, info)
 		}
 		en.release(sess, interrupted, holding)
 	}()

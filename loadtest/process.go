@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,14 +97,46 @@ func (p *proc) logTail(n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// freePort asks the kernel for a free loopback port.
+// freePort returns a loopback port that was free a moment ago, chosen below
+// the kernel's ephemeral range: the load generator opens thousands of
+// client connections, whose local ports come from that range, and one of
+// them once took a port picked for a cluster node's gossip before the node
+// bound it ("address already in use"). Where the range is unknown, or no
+// port below it is free, the kernel picks one.
 func freePort() (int, error) {
+	if low := ephemeralLow(); low > 2048 {
+		for range 100 {
+			port := 1024 + rand.IntN(low-1024)
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				l.Close()
+				return port, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("loadtest: free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// ip_local_port_range), 0 when unknown.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return low
 }
 
 // errExited is returned while waiting for a process that ended instead.

@@ -69,3 +69,23 @@ func TestDescendantsAreMeasured(t *testing.T) {
 		t.Errorf("descendant is %q, want sleep", name)
 	}
 }
+
+// TestFreePortBelowEphemeralRange: ports for the servers come from below
+// the kernel's ephemeral range, where the load generator's own client
+// connections never take them.
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	t.Parallel()
+	low := ephemeralLow()
+	if low == 0 {
+		t.Fatal("no ephemeral port range in /proc/sys/net/ipv4/ip_local_port_range")
+	}
+	for range 20 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port < 1024 || port >= low {
+			t.Fatalf("freePort = %d, want one in [1024, %d)", port, low)
+		}
+	}
+}

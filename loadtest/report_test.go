@@ -168,7 +168,7 @@ func TestCompareReportRatios(t *testing.T) {
 	rep.Runs[2].Result.Server.CPUSeconds = 3
 	rep.Runs[2].Result.Server.Processes = []ProcessSample{{Name: "haproxy", CPUSeconds: 1}, {Name: "shoal-node", CPUSeconds: 1.5}, {Name: "shoal-node", CPUSeconds: 0.5}}
 	md := rep.Markdown()
-	for _, s := range []string{"| ws-echo | shoal | message | 6.50 | shoal-node ×2 4.33 · haproxy 2.17 |","| ws-echo | 50 websocket sessions, 4k msg/s | server CPU per message (µs) | 26.0 | 13.0 | 6.50 | unavailable |",
+	for _, s := range []string{"| ws-echo | shoal | message | 6.50 | shoal-node ×2 4.33 · haproxy 2.17 |", "| ws-echo | 50 websocket sessions, 4k msg/s | server CPU per message (µs) | 26.0 | 13.0 | 6.50 | unavailable |",
 		"| ws-echo | shoal | message | 33.2 | 4.00 | 210 | 0.50 | 0.50 |",
 		"| idle | shoal memory", "0.25", "1.25", "unavailable: node rejected --redis"} {
 		if s == "| idle | shoal memory" {

@@ -7,11 +7,12 @@ import (
 
 // warmGoroutines runs functions on goroutines that wait a while for the
 // next one when they finish, instead of on a new goroutine each. A poll's
-// release (receiverEngine.release) goes down go-redis's deep call chain: begun on a
-// fresh goroutine, every release grew its stack from the runtime's start
-// size again (runtime.newstack and copystack were 9% of a cluster node's
-// CPU on polling echo). A warm goroutine keeps its grown stack from one
-// release to the next (the collector may halve it while it waits).
+// release (receiverEngine.release) goes down go-redis's deep call chain:
+// begun on a fresh goroutine, every release grew its stack from the
+// runtime's start size again (runtime.newstack and copystack were 9% of a
+// cluster node's CPU on polling echo). A warm goroutine keeps its grown
+// stack from one release to the next (the collector may halve it while it
+// waits).
 //
 // Nothing queues: a function goes to a goroutine waiting for work, or to
 // a new one, so as many run at once as before. The goroutines waiting end
@@ -50,15 +51,14 @@ func (w *warmGoroutines) run(f func()) {
 			idle.Reset(w.keep)
 		}
 		w.waiting.Add(1)
+		f = nil
 		select {
 		case f = <-w.work:
-			w.waiting.Add(-1)
 		case <-idle.C:
-			w.waiting.Add(-1)
-			return
 		case <-w.stop:
-			w.waiting.Add(-1)
-			idle.Stop()
+		}
+		w.waiting.Add(-1)
+		if f == nil {
 			return
 		}
 	}

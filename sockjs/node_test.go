@@ -416,7 +416,7 @@ func parkPollOnA(t *testing.T) parkedPoll {
 	c := newCluster(t)
 	ks := &killableStore{Store: c.store, frozen: make(chan struct{}), thaw: make(chan struct{})}
 	settings := Settings{HeartbeatDelay: time.Minute}
-	a, err := NewNode(NodeConfig{Store: ks, Bus: c.bus, ReapInterval: 20 * time.Millisecond})
+	a, err := NewNode(NodeConfig{Store: ks, Bus: c.bus, ReapInterval: 20 * time.Millisecond, HolderTimeout: testHolderTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +474,7 @@ func TestTakeOverFromDeadHolder(t *testing.T) {
 	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
 	took := time.Since(start)
 	want(t, "poll on B after A died", body, `a["after"]`+"\n")
-	if limit := 5 * defaultHolderTimeout; took > limit {
+	if limit := 3 * testHolderTimeout; took > limit {
 		t.Fatalf("take-over took %v, more than %v", took, limit)
 	}
 	t.Logf("poll on the survivor served %v after it began", took.Round(time.Millisecond))
@@ -590,7 +590,7 @@ func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
 	t.Cleanup(release) // before the nodes close: they wait for the commit
 	want(t, "poll", <-pollAsync(t, baseA+"/000/s1/xhr"), `a["a"]`+"\n")
 	second := pollAsync(t, baseB+"/000/s1/xhr")
-	wantUnpolled(t, "second poll while the first committed", second, 3*defaultHolderTimeout)
+	wantUnpolled(t, "second poll while the first committed", second, 2*testHolderTimeout)
 	release()
 	do(t, "POST", baseA+"/000/s1/xhr_send", `["b"]`)
 	wantPolled(t, "second poll", second, 5*time.Second, `a["b"]`+"\n")

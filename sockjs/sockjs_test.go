@@ -109,6 +109,13 @@ func openPolling(t *testing.T, settings Settings, sid string) (*Session, string)
 	return <-sessions, u
 }
 
+// testHolderTimeout is the tests' NodeConfig.HolderTimeout. A live holder
+// that answers later than it loses its lease to the asker; under -race on
+// a busy two-core machine an answer took more than the default 500 ms
+// (TestReleaseNode got a parked poll instead of 2010), so the tests give
+// it four times that.
+const testHolderTimeout = 4 * defaultHolderTimeout
+
 func newCluster(t testing.TB) *cluster {
 	c := &cluster{store: store.NewMemory(), bus: bus.NewMemory()}
 	t.Cleanup(func() { c.bus.Close() })
@@ -118,7 +125,7 @@ func newCluster(t testing.TB) *cluster {
 // node starts a node serving h under settings.Prefix ("/t" if empty).
 func (c *cluster) node(t testing.TB, h Handler, s Settings, tweak ...func(*NodeConfig)) (*Node, *Endpoint, string) {
 	t.Helper()
-	cfg := NodeConfig{Store: c.store, Bus: c.bus, ReapInterval: 20 * time.Millisecond}
+	cfg := NodeConfig{Store: c.store, Bus: c.bus, ReapInterval: 20 * time.Millisecond, HolderTimeout: testHolderTimeout}
 	for _, f := range tweak {
 		f(&cfg)
 	}

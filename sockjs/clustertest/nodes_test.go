@@ -78,7 +78,9 @@ var joinRoom = sockjs.HandlerFuncs{Open: func(s *sockjs.Session) error {
 func backendConfig(t testing.TB, redisAddr, natsURL, prefix string, tune ...func(*redis.Options)) (sockjs.NodeConfig, *backendtest.Node) {
 	t.Helper()
 	bn := backendtest.Connect(t, redisAddr, natsURL, prefix, tune...)
-	return sockjs.NodeConfig{Store: bn.Store, Bus: bn.Bus, Logger: slog.New(slog.DiscardHandler)}, bn
+	// A live holder answering later than HolderTimeout loses its lease:
+	// slack for -race on a busy two-core machine (the default is 500 ms).
+	return sockjs.NodeConfig{Store: bn.Store, Bus: bn.Bus, Logger: slog.New(slog.DiscardHandler), HolderTimeout: 2 * time.Second}, bn
 }
 
 // backendCluster starts nodes on Redis and NATS, each serving endpoint

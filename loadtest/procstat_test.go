@@ -41,6 +41,48 @@ func TestSampleOwnProcess(t *testing.T) {
 	}
 }
 
+// TestCPUTimeFinerThanTicks: a busy process's CPU time is read to better
+// than the stat's 10 ms ticks (successive readings a few milliseconds
+// apart differ by other than whole ticks), and never strays from the
+// stat's own figure by more than the ticks it rounds away.
+func TestCPUTimeFinerThanTicks(t *testing.T) {
+	t.Parallel()
+	busy := exec.Command("sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { busy.Process.Kill(); busy.Wait() }()
+	pid := busy.Process.Pid
+	time.Sleep(50 * time.Millisecond)
+	finer := false
+	last := time.Duration(-1)
+	for range 20 {
+		used, err := cpuTime(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticks, err := readProc(pid, "stat", parseStatTicks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The stat is read after: it may have moved on by up to a tick.
+		if low := time.Duration(ticks) * tick; used < low-tick || used > low+2*tick {
+			t.Fatalf("cpuTime %v, stat %v: further apart than its rounding", used, low)
+		}
+		if used < last {
+			t.Fatalf("cpuTime went back from %v to %v", last, used)
+		}
+		if last >= 0 && used > last && (used-last)%tick != 0 {
+			finer = true
+		}
+		last = used
+		time.Sleep(3 * time.Millisecond)
+	}
+	if !finer {
+		t.Fatal("every reading moved by whole ticks: no finer source than /proc/<pid>/stat")
+	}
+}
+
 func TestDescendantsAreMeasured(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command("sh", "-c", "sleep 30 & wait")

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -173,4 +175,47 @@ func BenchmarkWebsocketEchoParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkWebsocketSession is connection churn: a websocket opened by
+// hand (a client that costs little), one message echoed, the closing
+// handshake, the connection's end.
+func BenchmarkWebsocketSession(b *testing.B) {
+	base := echoBench(b)
+	u, err := url.Parse(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	handshake := []byte("GET " + u.Path + "/000/s/websocket HTTP/1.1\r\nHost: " + u.Host + "\r\nConnection: Upgrade\r\n" +
+		"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	send := clientFrame(true, wsOpText, chatMessage, false)
+	bye := clientFrame(true, wsOpClose, []byte{0x03, 0xe8}, false)
+	buf := make([]byte, 4096)
+	// readUntil reads until what came so far ends with suffix.
+	readUntil := func(conn net.Conn, suffix string) {
+		got := 0
+		for got < len(suffix) || !bytes.HasSuffix(buf[:got], []byte(suffix)) {
+			n, err := conn.Read(buf[got:])
+			if err != nil {
+				b.Fatalf("waiting for %q after %q: %v", suffix, buf[:got], err)
+			}
+			got += n
+		}
+	}
+	for b.Loop() {
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn.Write(handshake)
+		readUntil(conn, "\r\n\r\n\x81\x01o")
+		conn.Write(send)
+		readUntil(conn, `a["hello, this is a 40 byte chat message"]`)
+		conn.Write(bye)
+		readUntil(conn, "\x88\x02\x03\xe8")
+		if _, err := conn.Read(buf); err != io.EOF {
+			b.Fatalf("after the close handshake: %v", err)
+		}
+		conn.Close()
+	}
 }

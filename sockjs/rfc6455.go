@@ -87,13 +87,19 @@ func acceptWebsocket(w http.ResponseWriter, r *http.Request, limit int64) (*rfc6
 		return fail(http.StatusBadRequest, "WebSocket protocol violation: Sec-WebSocket-Key must be 16 bytes in base64")
 	}
 	sum := sha1.Sum([]byte(key + websocketGUID))
-	h := w.Header()
-	h.Set("Upgrade", "websocket")
-	h.Set("Connection", "Upgrade")
-	h.Set("Sec-WebSocket-Accept", base64.StdEncoding.EncodeToString(sum[:]))
-	// net/http writes the 101 (with what the endpoint set, cookies,
-	// CORS) when the connection is hijacked.
-	w.WriteHeader(http.StatusSwitchingProtocols)
+	// The 101 leaves with the first frame, the open frame or a close
+	// (wsSocket.handshake): one write and one segment instead of two, and
+	// none of net/http's header machinery. A 101 needs no Date.
+	resp := make([]byte, 0, 256)
+	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	resp = base64.StdEncoding.AppendEncode(resp, sum[:])
+	resp = append(resp, "\r\n"...)
+	if h := w.Header(); len(h) > 0 { // what the endpoint set: cookies
+		var b bytes.Buffer
+		h.Write(&b)
+		resp = append(resp, b.Bytes()...)
+	}
+	resp = append(resp, "\r\n"...)
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, fmt.Errorf("sockjs: websocket hijack: %w", err)
@@ -102,7 +108,7 @@ func acceptWebsocket(w http.ResponseWriter, r *http.Request, limit int64) (*rfc6
 	// net/http's buffers (4 KiB each) go with its goroutine (see
 	// runWebsocket).
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	nc := &wsSocket{Conn: conn, raw: rawSocket(conn)}
+	nc := &wsSocket{Conn: conn, raw: rawSocket(conn), handshake: resp}
 	c := &rfc6455Conn{nc: nc, in: stashReader{r: socketReader{nc}}, limit: limit}
 	if len(buffered) > 0 {
 		c.in.stash = bytes.Clone(buffered)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -72,6 +74,44 @@ func wantClose(t *testing.T, conn net.Conn, br *bufio.Reader, code int) {
 	if n, err := br.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after the close frame: %d bytes, %v; want the connection's end", n, err)
 	}
+}
+
+// TestRFC6455HandshakeResponse: the 101 carries the accept key of the
+// RFC's own example and what a middleware set (a cookie), and the open
+// frame follows it.
+func TestRFC6455HandshakeResponse(t *testing.T) {
+	t.Parallel()
+	n, _, _ := newCluster(t).node(t, &recorder{}, Settings{})
+	h := n.Handler(nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "trace", Value: "t1"})
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(conn, "GET /t/000/s/websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "status", resp.StatusCode, http.StatusSwitchingProtocols)
+	for k, v := range map[string]string{
+		"Sec-WebSocket-Accept": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", // RFC 6455 section 1.3
+		"Upgrade":              "websocket",
+		"Connection":           "Upgrade",
+		"Set-Cookie":           "trace=t1",
+	} {
+		want(t, k, resp.Header.Get(k), v)
+	}
+	op, p := readServerFrame(t, br)
+	want(t, "open frame", fmt.Sprintf("%d %s", op, p), fmt.Sprintf("%d o", wsOpText))
 }
 
 // TestRFC6455Reading: fragments are joined (a ping between them answered

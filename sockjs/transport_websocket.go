@@ -487,14 +487,16 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	// broadcast app must have registered the session first). What OnOpen
 	// sends waits in the writer's queue until after "o".
 	e.runOnOpen(sess)
-	if !raw {
-		if err := conn.writeFrame(openWire, e.settings.WriteTimeout); err != nil {
-			ww.endUnstarted()
-			conn.close(CodeInterrupted, ReasonInterrupted)
-			e.endWebsocket(sess, ww, CodeInterrupted, ReasonInterrupted)
-			conn.finishClose()
-			return
-		}
+	open := openWire // with the 101 before it
+	if raw {
+		open = nil // the 101 alone
+	}
+	if err := conn.writeFrame(open, e.settings.WriteTimeout); err != nil {
+		ww.endUnstarted()
+		conn.close(CodeInterrupted, ReasonInterrupted)
+		e.endWebsocket(sess, ww, CodeInterrupted, ReasonInterrupted)
+		conn.finishClose()
+		return
 	}
 	ww.start(rd)
 

@@ -52,6 +52,9 @@ type wsSocket struct {
 	// it guards rest, closeSent and werr.
 	wmu       sync.Mutex
 	rest      []byte // the end of a frame tryWriteFrame began, not yet taken by the socket
+	// handshake: the 101 response, written with the first frame (or
+	// alone by a writeFrame of nil); its buffer has room for that frame.
+	handshake []byte
 	closeSent bool   // the close frame is written: no frame may follow
 	// werr is the first write error: part of a frame may have gone out,
 	// so nothing more can be written (the close then fails at once and
@@ -248,6 +251,10 @@ func (c *wsSocket) writeBounded(p []byte, d time.Duration) error {
 	if c.werr != nil {
 		return c.werr
 	}
+	if c.handshake != nil {
+		p = append(c.handshake, p...)
+		c.handshake = nil
+	}
 	rest := c.rest
 	c.rest = nil
 	if c.raw != nil {
@@ -321,7 +328,7 @@ func (c *wsSocket) tryWriteFrame(wire []byte) (taken, pending bool, err error) {
 	if c.werr != nil {
 		return false, false, c.werr
 	}
-	if len(c.rest) > 0 {
+	if len(c.rest) > 0 || c.handshake != nil {
 		return false, false, nil
 	}
 	left, err := c.writeOnce(wire)

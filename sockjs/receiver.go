@@ -263,25 +263,8 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		hr.storeUnavailable()
 		return
 	}
-	// The session's handle, for OnOpen or to close it if the client goes
-	// (most polls need neither: made only then).
-	var sess *Session
-	if created {
-		sess = e.sessionFor(id, key, info)
-	}
-	switch res.Status {
-	case store.Attached:
-	case store.Busy:
-		hr.writeFrame(closeFrame(CodeAnotherConnection, ReasonAnotherConnection))
-		if created {
-			e.runOnOpen(sess)
-		}
-		return
-	case store.AttachClosed:
-		e.writeClosed(hr, key, lease, res)
-		return
-	default:
-		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
+	if res.Status != store.Attached {
+		e.answerUnattached(hr, key, lease, res)
 		return
 	}
 	held = true
@@ -290,20 +273,12 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	if res.More {
 		lr.wake() // what the attach left queued goes in the next write
 	}
-
-	recheck := n.cfg.RecheckInterval
-	if n.nodeBound {
-		recheck = 0
-	}
-	en := &hr.en
-	*en = receiverEngine{
-		n: n, lr: lr, lease: lease, sink: hr,
-		clientGone:     reqCtx.Done(),
-		selectsGone:    hr.polling,
-		recheck:        recheck,
-		heartbeatDelay: e.settings.HeartbeatDelay,
-		quietRechecks:  true,
-		drainOpts:      e.takeOptions(false),
+	en := e.httpEngine(hr, lease, reqCtx)
+	// The session's handle, for OnOpen or to close it if the client goes
+	// (most polls need neither: made only then).
+	var sess *Session
+	if created {
+		sess = e.sessionFor(id, key, info)
 	}
 	interrupted := false
 	defer func() {
@@ -322,14 +297,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		en.release(sess, interrupted, holding)
 	}()
 	if committer, ok := n.store.(store.Committer); ok && !hr.polling {
-		// A stream commits after each write: it stays open.
-		hr.commit = func() {
-			ctx, cancel := n.opContext()
-			defer cancel()
-			if err := committer.Commit(ctx, key, lease.Token, false); err != nil && !leaseGone(err) {
-				n.log.Warn("sockjs: commit failed", "err", err)
-			}
-		}
+		hr.commit = n.streamCommit(committer, key, lease.Token)
 	}
 	// The store has answered: the status and a stream's prelude go out
 	// now, whether or not a frame follows soon.
@@ -337,50 +305,100 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		interrupted = true
 		return
 	}
-
-	if created {
-		// Nothing to load: channels OnOpen joins arrive as notes.
-		lr.chans.markLoaded()
-		// OnOpen first: see the websocket transport. What it queues is
-		// drained by the loop below.
-		e.runOnOpen(sess)
-		done, err := hr.writeFrame([]byte(openFrame))
-		if done || err != nil {
-			return
-		}
-	} else {
-		// What the session's channels had while it was away goes out
-		// with what was queued for it.
-		ctx, cancel := n.opContext()
-		lr.chans.load(ctx)
-		cancel()
+	if done, err := e.writeFirst(hr, sess, res.Messages); done || err != nil {
+		return
 	}
-	if msgs, items, overflow := lr.chans.take(res.Messages); len(msgs) > 0 || overflow {
-		if len(msgs) > 0 {
-			done, err := hr.writeFrame(appendMessageFrame(nil, msgs))
-			if err == nil {
-				lr.chans.wrote(items)
-				n.stats.sent.Add(uint64(len(msgs)))
-				if len(res.Messages) > 0 {
-					hr.committed()
-				}
-			}
-			if done || err != nil {
-				return
-			}
-		}
-		if overflow {
-			return
-		}
-	} else {
-		lr.chans.wrote(items)
-	}
-
 	if lr.chans != nil && !hr.polling {
 		hr.direct = newDirectStream(r, hr.w, hr, &en.lastWrite)
 		lr.chans.direct = hr.direct
 	}
-	end := en.run()
+	interrupted = hr.ended(en.run())
+}
+
+// answerUnattached answers a receiver that did not get the lease: 2010 to
+// a second receiver, what a closed session had left and its close frame,
+// and 1002 when the session is gone.
+func (e *Endpoint) answerUnattached(hr *httpSink, key string, lease store.Lease, res store.AttachResult) {
+	switch res.Status {
+	case store.Busy:
+		hr.writeFrame(closeFrame(CodeAnotherConnection, ReasonAnotherConnection))
+	case store.AttachClosed:
+		e.writeClosed(hr, key, lease, res)
+	default:
+		hr.writeFrame(closeFrame(CodeInterrupted, ReasonInterrupted))
+	}
+}
+
+// httpEngine readies hr's receiver engine for the lease it holds.
+func (e *Endpoint) httpEngine(hr *httpSink, lease store.Lease, reqCtx context.Context) *receiverEngine {
+	recheck := e.node.cfg.RecheckInterval
+	if e.node.nodeBound {
+		recheck = 0 // nothing changes the store behind the node's back
+	}
+	hr.en = receiverEngine{
+		n: e.node, lr: &hr.lr, lease: lease, sink: hr,
+		clientGone:     reqCtx.Done(),
+		selectsGone:    hr.polling,
+		recheck:        recheck,
+		heartbeatDelay: e.settings.HeartbeatDelay,
+		quietRechecks:  true,
+		drainOpts:      e.takeOptions(false),
+	}
+	return &hr.en
+}
+
+// streamCommit is a stream's commit after each write: unlike a poll's,
+// its response goes on.
+func (n *Node) streamCommit(committer store.Committer, key, token string) func() {
+	return func() {
+		ctx, cancel := n.opContext()
+		defer cancel()
+		if err := committer.Commit(ctx, key, token, false); err != nil && !leaseGone(err) {
+			n.log.Warn("sockjs: commit failed", "err", err)
+		}
+	}
+}
+
+// writeFirst writes what a receiver that took the lease has at once: the
+// open frame of the session it created (sess, after OnOpen), or else what
+// the session's channels had while it was away; then what that and the
+// attach (queued) brought. done: the response is complete.
+func (e *Endpoint) writeFirst(hr *httpSink, sess *Session, queued []string) (done bool, err error) {
+	lr := &hr.lr
+	if sess != nil {
+		// Nothing to load: channels OnOpen joins arrive as notes.
+		lr.chans.markLoaded()
+		// OnOpen first: see the websocket transport. What it queues is
+		// drained by the engine.
+		e.runOnOpen(sess)
+		if done, err := hr.writeFrame([]byte(openFrame)); done || err != nil {
+			return done, err
+		}
+	} else {
+		ctx, cancel := e.node.opContext()
+		lr.chans.load(ctx)
+		cancel()
+	}
+	msgs, items, overflow := lr.chans.take(queued)
+	if len(msgs) == 0 {
+		lr.chans.wrote(items)
+		return overflow, nil
+	}
+	done, err = hr.writeFrame(appendMessageFrame(nil, msgs))
+	if err != nil {
+		return true, err
+	}
+	lr.chans.wrote(items)
+	e.node.stats.sent.Add(uint64(len(msgs)))
+	if len(queued) > 0 {
+		hr.committed()
+	}
+	return done || overflow, nil
+}
+
+// ended finishes a response whose engine stopped with end, and reports
+// whether the client was interrupted (it went, or a write failed).
+func (hr *httpSink) ended(end receiverEnd) (interrupted bool) {
 	if end != endClientGone && end != endWriteFailed && hr.finishDirect() != nil {
 		// (The rest of a direct write the engine stopped before: the
 		// response must not end inside a frame.)
@@ -388,7 +406,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 	}
 	switch end {
 	case endClientGone, endWriteFailed:
-		interrupted = true
+		return true
 	case endNodeClosing:
 		// The node is draining: a parked poll is answered so the client
 		// polls again elsewhere (on another connection); a stream just
@@ -400,6 +418,7 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 			hr.writeFrame([]byte(heartbeatFrame))
 		}
 	}
+	return false
 }
 
 // writeClosed answers a receiver of a closed session: what was queued

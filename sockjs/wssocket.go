@@ -50,12 +50,12 @@ type wsSocket struct {
 
 	// wmu is held while a frame is written, so frames never interleave;
 	// it guards rest, closeSent and werr.
-	wmu       sync.Mutex
-	rest      []byte // the end of a frame tryWriteFrame began, not yet taken by the socket
+	wmu  sync.Mutex
+	rest []byte // the end of a frame tryWriteFrame began, not yet taken by the socket
 	// handshake: the 101 response, written with the first frame (or
 	// alone by a writeFrame of nil); its buffer has room for that frame.
 	handshake []byte
-	closeSent bool   // the close frame is written: no frame may follow
+	closeSent bool // the close frame is written: no frame may follow
 	// werr is the first write error: part of a frame may have gone out,
 	// so nothing more can be written (the close then fails at once and
 	// ends the socket, instead of waiting on a client that reads

@@ -551,35 +551,24 @@ func (rd *wsReader) stop() {
 }
 
 // run reads and hands on messages until the socket has been quiet for
-// WebsocketQuietAfter (it returns, armed in the poller) or the connection ends (it
-// ends the websocket's session).
+// WebsocketQuietAfter (it returns, armed in the poller) or the connection
+// ends (it ends the websocket's session).
 func (rd *wsReader) run() {
 	code, reason := CodeInterrupted, ReasonInterrupted
 	idleAfter := time.Duration(0)
 	if rd.poll.raw != nil && readPollSupported {
 		idleAfter = rd.e.node.cfg.WebsocketQuietAfter
 	}
-	// corked: the reader holds the writer (wsWriter.cork) while it
-	// handles messages the client sent together, so that their replies
-	// go out as one frame (uncork), one write instead of one each. slow:
-	// a handler took more than wsSlowHandler while corked, holding back
-	// the replies before it: this reader corks no more.
-	corked, slow := false, false
-	// mark: the engine's clock when the last corked handler ended (or
-	// the first began); 0 when there is none. The time between two
-	// handlers (reading the next frame from the stash) counts as the
-	// next one's: one clock reading per message, not time.Now's two
-	// and time.Since's one.
-	var mark time.Duration
+	var c wsCork
 	for {
-		if corked && !rd.conn.messageBuffered() {
+		if c.corked && !rd.conn.messageBuffered() {
 			rd.ww.uncork()
-			corked, mark = false, 0
+			c.corked, c.mark = false, 0
 		}
-		if !corked {
+		if !c.corked {
 			rd.ww.waitForRoom(rd.ctx)
 		}
-		if !corked && rd.conn.waitReadable(idleAfter) {
+		if !c.corked && rd.conn.waitReadable(idleAfter) {
 			if p := rd.e.node.readPoller(); p != nil && p.arm(&rd.poll) {
 				return // the poller starts run again
 			}
@@ -588,19 +577,7 @@ func (rd *wsReader) run() {
 		}
 		msg, err := rd.conn.readMessage()
 		if err != nil {
-			switch {
-			case errors.Is(err, errMessageTooBig):
-				code, reason = CodeMessageTooBig, ReasonMessageTooBig
-			case errors.Is(err, errInvalidUTF8):
-				code, reason = CodeInvalidUTF8, ReasonInvalidUTF8
-			case errors.Is(err, io.EOF):
-				code, reason = CodeNormal, ReasonNormal
-			default:
-				var ce *wsCloseError
-				if errors.As(err, &ce) && (ce.code == 1000 || ce.code == 1001) {
-					code, reason = CodeNormal, ReasonNormal
-				}
-			}
+			code, reason = readEnd(err)
 			break
 		}
 		if rd.raw {
@@ -615,37 +592,10 @@ func (rd *wsReader) run() {
 			code, reason = CodeBrokenFraming, ReasonBrokenFraming
 			break
 		}
-		if !corked && !slow && (len(msgs) > 1 || rd.conn.messageBuffered()) {
-			corked = rd.ww.cork()
+		if !c.corked && !c.slow && (len(msgs) > 1 || rd.conn.messageBuffered()) {
+			c.corked = rd.ww.cork()
 		}
-		for i, m := range msgs {
-			if !corked {
-				if i > 0 {
-					// A frame of many messages, not corked (the writer was
-					// busy): their replies must not overflow the queue.
-					rd.ww.waitForRoom(rd.ctx)
-				}
-				rd.e.runOnMessage(rd.sess, m)
-				continue
-			}
-			if mark == 0 {
-				mark = time.Since(engineEpoch)
-			}
-			rd.e.runOnMessage(rd.sess, m)
-			end := time.Since(engineEpoch)
-			took := end - mark
-			mark = end
-			switch {
-			case took > wsSlowHandler:
-				rd.ww.uncork()
-				corked, slow, mark = false, true, 0
-			case rd.ww.halfFull():
-				// A frame of many messages: their replies must not
-				// overflow the queue they wait in.
-				rd.ww.uncork()
-				corked, mark = rd.ww.cork(), 0
-			}
-		}
+		rd.handle(msgs, &c)
 		// The handlers have the messages: keep the slice, not them, and
 		// not a big frame's.
 		clear(msgs)
@@ -655,13 +605,79 @@ func (rd *wsReader) run() {
 			rd.msgs = nil
 		}
 	}
-	if corked {
+	if c.corked {
 		rd.ww.uncork()
 	}
 	rd.ww.finish(code, reason)
 	rd.e.endWebsocket(rd.sess, rd.ww, code, reason)
 	rd.conn.finishClose()
 	rd.end()
+}
+
+// wsCork is the reader's hold on its writer (wsWriter.cork) while it
+// handles messages the client sent together, so that their replies go out
+// as one frame (uncork), one write instead of one each.
+type wsCork struct {
+	corked bool
+	// slow: a handler took more than wsSlowHandler while corked, holding
+	// back the replies before it: this reader corks no more.
+	slow bool
+	// mark: the engine's clock when the last corked handler ended (or
+	// the first began); 0 when there is none. The time between two
+	// handlers (reading the next frame from the stash) counts as the
+	// next one's: one clock reading per message, not time.Now's two
+	// and time.Since's one.
+	mark time.Duration
+}
+
+// handle hands msgs, one frame's, to the handler, corked or not (c).
+func (rd *wsReader) handle(msgs []string, c *wsCork) {
+	for i, m := range msgs {
+		if !c.corked {
+			if i > 0 {
+				// A frame of many messages, not corked (the writer was
+				// busy): their replies must not overflow the queue.
+				rd.ww.waitForRoom(rd.ctx)
+			}
+			rd.e.runOnMessage(rd.sess, m)
+			continue
+		}
+		if c.mark == 0 {
+			c.mark = time.Since(engineEpoch)
+		}
+		rd.e.runOnMessage(rd.sess, m)
+		end := time.Since(engineEpoch)
+		took := end - c.mark
+		c.mark = end
+		switch {
+		case took > wsSlowHandler:
+			rd.ww.uncork()
+			c.corked, c.slow, c.mark = false, true, 0
+		case rd.ww.halfFull():
+			// A frame of many messages: their replies must not
+			// overflow the queue they wait in.
+			rd.ww.uncork()
+			c.corked, c.mark = rd.ww.cork(), 0
+		}
+	}
+}
+
+// readEnd is the close code and reason for the error that ended a
+// websocket's reads.
+func readEnd(err error) (code int, reason string) {
+	switch {
+	case errors.Is(err, errMessageTooBig):
+		return CodeMessageTooBig, ReasonMessageTooBig
+	case errors.Is(err, errInvalidUTF8):
+		return CodeInvalidUTF8, ReasonInvalidUTF8
+	case errors.Is(err, io.EOF):
+		return CodeNormal, ReasonNormal
+	}
+	var ce *wsCloseError
+	if errors.As(err, &ce) && (ce.code == 1000 || ce.code == 1001) {
+		return CodeNormal, ReasonNormal
+	}
+	return CodeInterrupted, ReasonInterrupted
 }
 
 // endWebsocket closes the session of a websocket that ended (it cannot be

@@ -438,20 +438,7 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	id := newULID()
 	key := e.keyOf(id)
 	info, _ := json.Marshal(newConnectionInfo(r, transport, e.settings.InfoHeaders))
-	rd := &wsReader{e: e, ww: nil, conn: conn, raw: raw}
-	rd.ctx, rd.cancel = context.WithCancel(context.Background())
-	rd.poll.raw, rd.poll.fd, rd.poll.wake = conn.socket(), -1, rd.run
-	ww := &wsWriter{
-		e: e, conn: conn, raw: raw, key: key,
-		stop: make(chan struct{}),
-		// Events wait until start: what OnOpen sends goes after "o".
-		running: true,
-	}
-	ww.en.lease = store.Lease{Node: n.id, Token: newULID(), TTL: n.cfg.LeaseTTL, Sticky: true}
-	rd.ww = ww
-	lr := newLocalReceiver(key, rd.ctx, ww)
-	ww.en.lr = lr
-	lr.chans = e.newReceiverChannels(lr, ww)
+	rd, ww, lr := e.newWebsocket(conn, raw, key)
 	n.register(lr)
 	// ended undoes the above when the websocket has ended.
 	ended := func() {
@@ -515,6 +502,26 @@ func (e *Endpoint) runWebsocket(r *http.Request, conn wsConn, raw bool) {
 	if !n.goFunc(rd.run) {
 		rd.run() // the node is closing: the writer ends the socket
 	}
+}
+
+// newWebsocket makes the reader, the writer and the registry entry of a
+// websocket whose session is key.
+func (e *Endpoint) newWebsocket(conn wsConn, raw bool, key string) (*wsReader, *wsWriter, *localReceiver) {
+	rd := &wsReader{e: e, conn: conn, raw: raw}
+	rd.ctx, rd.cancel = context.WithCancel(context.Background())
+	rd.poll.raw, rd.poll.fd, rd.poll.wake = conn.socket(), -1, rd.run
+	ww := &wsWriter{
+		e: e, conn: conn, raw: raw, key: key,
+		stop: make(chan struct{}),
+		// Events wait until start: what OnOpen sends goes after "o".
+		running: true,
+	}
+	ww.en.lease = store.Lease{Node: e.node.id, Token: newULID(), TTL: e.node.cfg.LeaseTTL, Sticky: true}
+	rd.ww = ww
+	lr := newLocalReceiver(key, rd.ctx, ww)
+	ww.en.lr = lr
+	lr.chans = e.newReceiverChannels(lr, ww)
+	return rd, ww, lr
 }
 
 // wsReader is the reading side of a websocket: it hands what the client

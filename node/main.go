@@ -42,6 +42,7 @@ func main() {
 		fmt.Println("shoal", buildVersion())
 		return
 	}
+	quietSysmon() // may run the program again, from the start
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "shoal:", err)
 		os.Exit(1)
@@ -58,6 +59,8 @@ func run(cfg config) error {
 	if len(did) > 0 {
 		log.Info("shoal: garbage collector", did...)
 	}
+	log.Debug("shoal: runtime", "godebug", os.Getenv("GODEBUG")) // quietSysmon's
+
 	if gcPercent > 0 {
 		defer keepGCHeadroom(gcPercent)()
 	}

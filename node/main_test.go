@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +113,60 @@ func TestBackendsReal(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no message over NATS")
+	}
+}
+
+func TestGodebugNames(t *testing.T) {
+	named := []string{"schedtrace=0", "gctrace=1, schedtrace=1000"}
+	unnamed := []string{"", "gctrace=1,scheddetail=1", "madvdontneed=1,schedtracex=1"}
+	for _, godebug := range append(named, unnamed...) {
+		want := slices.Contains(named, godebug)
+		if godebugNames(godebug, "schedtrace") != want {
+			t.Errorf("godebugNames(%q) is not %v", godebug, want)
+		}
+	}
+	env := withEnv([]string{"A=1", "GODEBUG=x=1", "B=2"}, "GODEBUG", "x=1,y=2")
+	if got := strings.Join(env, " "); got != "A=1 B=2 GODEBUG=x=1,y=2" {
+		t.Errorf("withEnv = %s", got)
+	}
+}
+
+// TestNodeRunsWithQuietSysmon: the node program runs itself again, in the
+// same process, with schedtrace in GODEBUG, keeping what GODEBUG held; an
+// operator's schedtrace is left alone.
+func TestNodeRunsWithQuietSysmon(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ given, want string }{
+		{"", quietSysmonSetting},
+		{"gctrace=0", "gctrace=0," + quietSysmonSetting},
+		{"schedtrace=0", "schedtrace=0"},
+	} {
+		addr := testenv.FreeAddr(t)
+		p := nodetest.StartEnv(t, []string{"GODEBUG=" + tc.given}, nodetest.Binary(t), "--listen", addr)
+		testenv.CheckFor(t, 30*time.Second, 25*time.Millisecond, func() error {
+			if p.Exited() {
+				t.Fatalf("node exited:\n%s", p.Output())
+			}
+			resp, err := testenv.HTTPClient(t).Get("http://" + addr + "/healthz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			return nil
+		})
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.Cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var godebug []string
+		for kv := range bytes.SplitSeq(environ, []byte{0}) {
+			if v, ok := bytes.CutPrefix(kv, []byte("GODEBUG=")); ok {
+				godebug = append(godebug, string(v))
+			}
+		}
+		if len(godebug) != 1 || godebug[0] != tc.want {
+			t.Errorf("GODEBUG %q: the node runs with %q, want %q", tc.given, godebug, tc.want)
+		}
+		p.Terminate(t)
 	}
 }

@@ -42,7 +42,7 @@ func main() {
 		fmt.Println("shoal", buildVersion())
 		return
 	}
-	quietSysmon() // may run the program again, from the start
+	ops.QuietSysmon() // may run the program again, from the start
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "shoal:", err)
 		os.Exit(1)
@@ -59,7 +59,7 @@ func run(cfg config) error {
 	if len(did) > 0 {
 		log.Info("shoal: garbage collector", did...)
 	}
-	log.Debug("shoal: runtime", "godebug", os.Getenv("GODEBUG")) // quietSysmon's
+	log.Debug("shoal: runtime", "godebug", os.Getenv("GODEBUG")) // ops.QuietSysmon's
 
 	if gcPercent > 0 {
 		defer keepGCHeadroom(gcPercent)()

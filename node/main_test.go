@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,29 +115,14 @@ func TestBackendsReal(t *testing.T) {
 	}
 }
 
-func TestGodebugNames(t *testing.T) {
-	named := []string{"schedtrace=0", "gctrace=1, schedtrace=1000"}
-	unnamed := []string{"", "gctrace=1,scheddetail=1", "madvdontneed=1,schedtracex=1"}
-	for _, godebug := range append(named, unnamed...) {
-		want := slices.Contains(named, godebug)
-		if godebugNames(godebug, "schedtrace") != want {
-			t.Errorf("godebugNames(%q) is not %v", godebug, want)
-		}
-	}
-	env := withEnv([]string{"A=1", "GODEBUG=x=1", "B=2"}, "GODEBUG", "x=1,y=2")
-	if got := strings.Join(env, " "); got != "A=1 B=2 GODEBUG=x=1,y=2" {
-		t.Errorf("withEnv = %s", got)
-	}
-}
-
 // TestNodeRunsWithQuietSysmon: the node program runs itself again, in the
 // same process, with schedtrace in GODEBUG, keeping what GODEBUG held; an
 // operator's schedtrace is left alone.
 func TestNodeRunsWithQuietSysmon(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ given, want string }{
-		{"", quietSysmonSetting},
-		{"gctrace=0", "gctrace=0," + quietSysmonSetting},
+		{"", ops.QuietSysmonSetting},
+		{"gctrace=0", "gctrace=0," + ops.QuietSysmonSetting},
 		{"schedtrace=0", "schedtrace=0"},
 	} {
 		addr := testenv.FreeAddr(t)

@@ -48,6 +48,7 @@ func main() {
 	flag.StringVar(&cfg.Prefix, "key-prefix", "embedded", "Redis key and NATS subject prefix, shared by the cluster")
 	flag.DurationVar(&cfg.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long /readyz says draining before receivers end")
 	flag.Parse()
+	ops.QuietSysmon() // as the shoal program: Go's monitor thread left asleep (may run the program again)
 	// SIGTERM or Ctrl-C starts the drain.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

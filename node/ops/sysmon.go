@@ -1,4 +1,4 @@
-package main
+package ops
 
 import (
 	"os"
@@ -21,22 +21,25 @@ import (
 // µs of server CPU per round trip. The price: an idle node looks 100 times
 // a second, 3.4 ms of CPU per second instead of 0.2 (0.3% of a core).
 //
-// The runtime reads GODEBUG once, at its start, so the node program runs
-// itself again with it (exec: the same process, the same pid). The trace
+// The runtime reads GODEBUG once, at its start, so a program calls
+// QuietSysmon first thing and runs itself again with it (exec: the same
+// process, the same pid); the node program does, and so can a Go program
+// embedding sockjs. The trace
 // period is the largest the runtime takes, 2^31-1 ms (24.8 days): the one
 // line of trace it prints goes to stderr each time the machine's uptime
 // passes a multiple of that, and with the stacks of a fatal error. An
 // operator's GODEBUG that names schedtrace is left as it is
 // (GODEBUG=schedtrace=0 turns this off).
 
-// quietSysmonSetting is the GODEBUG setting the node program runs with.
-const quietSysmonSetting = "schedtrace=2147483647"
+// QuietSysmonSetting is the GODEBUG setting QuietSysmon adds.
+const QuietSysmonSetting = "schedtrace=2147483647"
 
-// quietSysmon runs the program again with quietSysmonSetting added to
+// QuietSysmon runs the program again with QuietSysmonSetting added to
 // GODEBUG, unless GODEBUG names schedtrace already (an operator's setting,
 // or this function's own after the exec). It returns only when it did not
-// exec: the program then runs on as it is.
-func quietSysmon() {
+// exec: the program then runs on as it is. Call it before anything else
+// (flags may be parsed first: they are parsed again).
+func QuietSysmon() {
 	env := os.Getenv("GODEBUG")
 	if godebugNames(env, "schedtrace") {
 		return
@@ -48,7 +51,7 @@ func quietSysmon() {
 	if env != "" {
 		env += ","
 	}
-	syscall.Exec(exe, os.Args, withEnv(os.Environ(), "GODEBUG", env+quietSysmonSetting))
+	syscall.Exec(exe, os.Args, withEnv(os.Environ(), "GODEBUG", env+QuietSysmonSetting))
 }
 
 // godebugNames reports whether a GODEBUG value sets key.

@@ -2,13 +2,13 @@ package loadtest
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"html/template"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -210,7 +210,7 @@ func (rep *CompareReport) processesMarkdown() string {
 			sums[p.Name] += p.CPUSeconds
 			counts[p.Name]++
 		}
-		sort.SliceStable(names, func(i, j int) bool { return sums[names[i]] > sums[names[j]] })
+		slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(sums[b], sums[a]) })
 		perOp := res.Server.CPUPerOpMicros / res.Server.CPUSeconds
 		var parts []string
 		for _, n := range names {

@@ -142,6 +142,14 @@ func (it *wsItem) count() int {
 	return len(it.msgs)
 }
 
+// first is its first message.
+func (it *wsItem) first() string {
+	if it.single {
+		return it.one
+	}
+	return it.msgs[0]
+}
+
 // appendTo appends its messages to msgs.
 func (it *wsItem) appendTo(msgs []string) []string {
 	if it.single {
@@ -306,11 +314,8 @@ func (ww *wsWriter) writeNow(it wsItem) bool {
 		// writer's part.
 		wire := it.frame
 		switch {
-		case ww.raw && it.single:
-			ww.buf = append(append(ww.buf[:0], wsRoom[:]...), it.one...)
-			wire = wsFrame(ww.buf)
 		case ww.raw:
-			ww.buf = append(append(ww.buf[:0], wsRoom[:]...), it.msgs[0]...)
+			ww.buf = append(append(ww.buf[:0], wsRoom[:]...), it.first()...)
 			wire = wsFrame(ww.buf)
 		case wire == nil:
 			ww.batch = it.appendTo(ww.batch[:0])

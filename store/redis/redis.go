@@ -14,6 +14,8 @@
 //	{p:b}:q:<id>  list: the outgoing queue
 //	{p:b}:a:<id>  hash: attributes
 //	{p:b}:due     sorted set: session id -> deadline (ms), for Reap
+//	{p:b}:h:<n>   set: sessions whose lease names node n, for ReleaseNode
+//	{p:b}:ch:<id> hash: the session's channels and their cursors
 //
 // Clock. Lease and disconnect deadlines are judged by the Redis server's
 // clock (TIME inside the scripts), so the nodes' clocks do not matter. The

@@ -6,7 +6,8 @@
 --
 -- Session hash fields: st state (1 open, 2 closed), cd close code, rs close
 -- reason, in info, qb bytes queued (message lengths summed), dy disconnect
--- delay ms, ln/lt/ls/lu lease node, token, sticky (1/0) and expiry ms, dl
+-- delay ms, ln/lt/ls/lu lease node, token, sticky (1/0) and expiry ms, lh
+-- the bytes the lease takes by hand-off (append.lua), dl
 -- deadline ms (while a lease is held, lease expiry + delay, so a receiver
 -- that vanishes still lets the session expire), ai/as the tag id and seq
 -- of the last tagged append (append.lua, store.OnceAppender), fl/ft the

@@ -57,7 +57,7 @@ type Config struct {
 	MaxInFlight int
 	// Disconnect notifications wait in a queue of QueueSize (default
 	// 10,000; when full a new one is dropped and counted)
-	// and are retried Retries times (default 5) with a backoff doubling
+	// and are tried Retries times in all (default 5) with a backoff doubling
 	// from RetryBase (default 200 ms).
 	QueueSize int
 	Retries   int

@@ -814,8 +814,6 @@ func (ww *wsWriter) handleEvents() {
 func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 	en := &ww.en
 	switch {
-	case ev&wsEvStop != 0:
-		return endClientGone, true
 	case ev&wsEvNodeClosing != 0:
 		return endNodeClosing, true
 	case ev&wsEvWriteFailed != 0:
@@ -827,9 +825,14 @@ func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 		}
 	}
 	if ev&wsEvLocal != 0 {
+		// Before the client's end too: a client that stops sending may
+		// still read what the handlers of its last messages replied.
 		if end, stop := en.wrote(ww.writeLocal()); stop {
 			return end, true
 		}
+	}
+	if ev&wsEvStop != 0 {
+		return endClientGone, true
 	}
 	return en.tickAndDrain(ev&wsEvWake != 0, ev&wsEvClock != 0)
 }

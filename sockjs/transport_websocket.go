@@ -813,10 +813,7 @@ func (ww *wsWriter) handleEvents() {
 // handle does what ev asks, in the order the engine's loop would.
 func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 	en := &ww.en
-	switch {
-	case ev&wsEvNodeClosing != 0:
-		return endNodeClosing, true
-	case ev&wsEvWriteFailed != 0:
+	if ev&wsEvWriteFailed != 0 {
 		return endWriteFailed, true
 	}
 	if ev&wsEvFlush != 0 {
@@ -825,14 +822,19 @@ func (ww *wsWriter) handle(ev wsEvent) (receiverEnd, bool) {
 		}
 	}
 	if ev&wsEvLocal != 0 {
-		// Before the client's end too: a client that stops sending may
-		// still read what the handlers of its last messages replied.
+		// Before an end too: what was sent before it goes out before the
+		// close frame. A client that stops sending may still read the
+		// replies to its last messages; a draining node's clients get
+		// what was sent to them before its 1001.
 		if end, stop := en.wrote(ww.writeLocal()); stop {
 			return end, true
 		}
 	}
-	if ev&wsEvStop != 0 {
+	switch {
+	case ev&wsEvStop != 0:
 		return endClientGone, true
+	case ev&wsEvNodeClosing != 0:
+		return endNodeClosing, true
 	}
 	return en.tickAndDrain(ev&wsEvWake != 0, ev&wsEvClock != 0)
 }

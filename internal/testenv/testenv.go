@@ -9,6 +9,7 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,9 +38,11 @@ func CheckFor(t testing.TB, total, step time.Duration, f func() error) {
 	}
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago. Another
-// process may take it before the caller binds it: starters that bind a port
-// they did not choose themselves retry (see Redis). It never returns a port
+// FreePort returns a loopback TCP port that was free a moment ago. It picks
+// it below the kernel's ephemeral range (freePortRange), where no outgoing
+// connection of any process can take it before the caller binds it; only
+// another test's explicit bind can, which starters that bind a port they did
+// not choose themselves retry (see Redis). It never returns a port
 // it returned before in this process: a server a test killed may still be
 // looked for at its port (by Sentinels, by a node's reconnects), and must
 // not find another test's server there.
@@ -69,9 +72,9 @@ func FreePorts(t testing.TB, n int) []int {
 		if tries == 1000 {
 			t.Fatalf("testenv: no free port not handed out before")
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := listenFree()
 		if err != nil {
-			t.Fatalf("testenv: free port: %v", err)
+			continue // taken: draw again
 		}
 		defer l.Close()
 		p := l.Addr().(*net.TCPAddr).Port
@@ -82,6 +85,33 @@ func FreePorts(t testing.TB, n int) []int {
 		ports = append(ports, p)
 	}
 	return ports
+}
+
+// listenFree listens on a loopback port drawn from freePortRange, or on one
+// the kernel picks when there is no such range.
+func listenFree() (net.Listener, error) {
+	lo, hi := freePortRange()
+	if hi <= lo {
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	return net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(lo+rand.IntN(hi-lo)))
+}
+
+// freePortRange is where FreePort draws ports: from 10000 up to the start
+// of the kernel's ephemeral range (ip_local_port_range, 32768 by default),
+// from which every outgoing connection takes its local port. A port the
+// kernel picked for a listener (port 0) comes from that range too, and in
+// CI a node once lost its chosen port to another package's connection
+// before it bound it. Empty (hi <= lo) when the range starts too low.
+func freePortRange() (lo, hi int) {
+	lo, hi = 10000, 0
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var first, last int
+		if _, err := fmt.Sscan(string(b), &first, &last); err == nil && first > lo+1000 {
+			hi = first
+		}
+	}
+	return lo, hi
 }
 
 // FreeAddr returns 127.0.0.1:<a free port>, for a server to listen on.

@@ -2,7 +2,9 @@ package testenv_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,6 +77,28 @@ func TestFreePortsAreDistinct(t *testing.T) {
 			t.Fatalf("port %d handed out twice (or zero)", p)
 		}
 		seen[p] = true
+	}
+}
+
+// TestFreePortsBelowEphemeralRange: the ports handed out lie below the
+// range outgoing connections take their local ports from, so none of them
+// can take a port between FreePort and the caller's bind.
+func TestFreePortsBelowEphemeralRange(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Skipf("no ephemeral range to stay out of: %v", err)
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(b), &first, &last); err != nil {
+		t.Fatalf("ip_local_port_range %q: %v", b, err)
+	}
+	if first <= 11000 {
+		t.Skipf("ephemeral range starts at %d: FreePort lets the kernel pick", first)
+	}
+	for _, p := range testenv.FreePorts(t, 50) {
+		if p < 10000 || p >= first {
+			t.Fatalf("port %d outside [10000, %d)", p, first)
+		}
 	}
 }
 

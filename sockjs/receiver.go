@@ -591,6 +591,17 @@ func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Leas
 		} else if old == nil {
 			res, err = e.retryBusy(r.Context(), ctx, key, lease, opts)
 		}
+	case store.AttachClosed:
+		// A poll here that has answered holds the lease until its commit,
+		// which follows its response: its client may be polling again
+		// already. What was queued before the close goes to no receiver
+		// beside a live lease (the holder drains it; a finished poll never
+		// will), so wait for that commit rather than answer the close alone.
+		if old := n.otherReceiver(key, self); len(res.Messages) == 0 && old != nil && old.ws == nil && old.finishing.Load() {
+			if waitForLocal(ctx, old) {
+				res, err = n.store.Attach(ctx, key, lease, opts...)
+			}
+		}
 	}
 	return res, created, info, err
 }

@@ -47,21 +47,32 @@ func startNode(t *testing.T, id string, seeds ...string) *cluster.Memberlist {
 }
 
 // startNodeWith starts a node on a free loopback port with cfg's NodeID,
-// Seeds, Kind and SecretKey.
+// Seeds, Kind and SecretKey. The port is testenv's, below the ephemeral
+// range: a port the kernel picks (port 0) comes from that range, where a
+// node's own attempts to join a seed that is down may take it (a
+// connection to a loopback port nobody listens on can connect to itself),
+// and TestMemberlistSeedStartsLater binds the seed's port again.
 func startNodeWith(t *testing.T, cfg cluster.Config) *cluster.Memberlist {
 	t.Helper()
 	id := cfg.NodeID
-	m, err := cluster.Join(cluster.Config{
-		NodeID:         id,
-		BindAddr:       "127.0.0.1:0",
-		HTTPAddr:       "127.0.0.1:80" + id[len(id)-1:],
-		Version:        "test-" + id,
-		Seeds:          cfg.Seeds,
-		RejoinInterval: 200 * time.Millisecond,
-		Logger:         testLogger(t),
-		Kind:           cfg.Kind,
-		SecretKey:      cfg.SecretKey,
-	})
+	var m *cluster.Memberlist
+	var err error
+	for range 3 { // another test may bind the port first: draw again
+		m, err = cluster.Join(cluster.Config{
+			NodeID:         id,
+			BindAddr:       testenv.FreeAddr(t),
+			HTTPAddr:       "127.0.0.1:80" + id[len(id)-1:],
+			Version:        "test-" + id,
+			Seeds:          cfg.Seeds,
+			RejoinInterval: 200 * time.Millisecond,
+			Logger:         testLogger(t),
+			Kind:           cfg.Kind,
+			SecretKey:      cfg.SecretKey,
+		})
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -597,10 +597,11 @@ func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Leas
 		// already. What was queued before the close goes to no receiver
 		// beside a live lease (the holder drains it; a finished poll never
 		// will), so wait for that commit rather than answer the close alone.
-		if old := n.otherReceiver(key, self); len(res.Messages) == 0 && old != nil && old.ws == nil && old.finishing.Load() {
-			if waitForLocal(ctx, old) {
-				res, err = n.store.Attach(ctx, key, lease, opts...)
-			}
+		if len(res.Messages) > 0 {
+			break
+		}
+		if old := n.otherReceiver(key, self); old != nil && old.ws == nil && old.finishing.Load() && waitForLocal(ctx, old) {
+			res, err = n.store.Attach(ctx, key, lease, opts...)
 		}
 	}
 	return res, created, info, err

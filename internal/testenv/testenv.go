@@ -90,7 +90,7 @@ func FreePorts(t testing.TB, n int) []int {
 // listenFree listens on a loopback port drawn from freePortRange, or on one
 // the kernel picks when there is no such range.
 func listenFree() (net.Listener, error) {
-	lo, hi := freePortRange()
+	lo, hi := portRange()
 	if hi <= lo {
 		return net.Listen("tcp", "127.0.0.1:0")
 	}
@@ -103,6 +103,7 @@ func listenFree() (net.Listener, error) {
 // kernel picked for a listener (port 0) comes from that range too, and in
 // CI a node once lost its chosen port to another package's connection
 // before it bound it. Empty (hi <= lo) when the range starts too low.
+// Read once: portRange.
 func freePortRange() (lo, hi int) {
 	lo, hi = 10000, 0
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
@@ -113,6 +114,8 @@ func freePortRange() (lo, hi int) {
 	}
 	return lo, hi
 }
+
+var portRange = sync.OnceValues(freePortRange)
 
 // FreeAddr returns 127.0.0.1:<a free port>, for a server to listen on.
 func FreeAddr(t testing.TB) string {

@@ -1,7 +1,9 @@
 package sockjs
 
 import (
+	"bytes"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -41,8 +43,11 @@ func TestWarmGoroutinesReused(t *testing.T) {
 	for range 20 {
 		w.Go(func() { ran <- struct{}{} })
 		<-ran
-		// The goroutine waits for the next function before Go sends it.
+		// The goroutine waits for the next function before Go sends it:
+		// counted as waiting, and parked in its select (between the two,
+		// Go would find no receiver and rightly start another).
 		waitingFor(t, w, 1)
+		parkedInRun(t)
 	}
 	if n := w.started.Load(); n != 1 {
 		t.Fatalf("20 functions one after another started %d goroutines, want 1", n)
@@ -86,5 +91,21 @@ func waitingFor(t *testing.T, w *warmGoroutines, want int64) {
 			return fmt.Errorf("%d goroutines waiting for work, want %d", n, want)
 		}
 		return nil
+	})
+}
+
+// parkedInRun waits until a goroutine of warmGoroutines.run is parked in
+// its select, where an unbuffered send finds it.
+func parkedInRun(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		n := runtime.Stack(buf, true)
+		for _, g := range bytes.Split(buf[:n], []byte("\n\n")) {
+			if bytes.Contains(g, []byte(" [select")) && bytes.Contains(g, []byte("(*warmGoroutines).run(")) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no goroutine parked in warmGoroutines.run")
 	})
 }

@@ -569,6 +569,26 @@ func (h *heldCommits) CommitHandOff(ctx context.Context, id, token string, batch
 	return h.Memory.CommitHandOff(ctx, id, token, batch, detach)
 }
 
+// heldOpTimeout bounds the store calls of nodes whose commits are held:
+// the second poll's wait for the commit (wantUnpolled's 2 ×
+// testHolderTimeout, then the release) is one call, and with the default
+// 5 s it had 1 s left for its attach after the release, which a loaded
+// machine used up ("Session store unavailable", 1 run in 10 of 4 tests).
+const heldOpTimeout = 5 * testHolderTimeout
+
+// waitUnheld waits until no receiver holds session sid of endpoint "/t":
+// the poll before commits after its answer, and that commit must not be
+// the one held (the next poll would wait for it to the end).
+func waitUnheld(t *testing.T, st store.Store, sid string) {
+	t.Helper()
+	testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if s, err := st.Get(context.Background(), "/t/"+idFromClientSession(sid)); err != nil || s.ReceiverNode != "" {
+			return fmt.Errorf("session = %+v, %v; want no receiver", s, err)
+		}
+		return nil
+	})
+}
+
 // pollAgainWhileCommitting: a poll is answered while its commit waits;
 // its client polls again, on the same node or another (second), and must
 // not get 2010: the new poll waits for the commit (longer than busyGrace
@@ -576,7 +596,7 @@ func (h *heldCommits) CommitHandOff(ctx context.Context, id, token string, batch
 func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
 	held, release := holdCommits(store.NewMemory())
 	c := newCluster(t)
-	useHeld := func(cfg *NodeConfig) { cfg.Store = held }
+	useHeld := func(cfg *NodeConfig) { cfg.Store = held; cfg.OpTimeout = heldOpTimeout }
 	_, _, baseA := c.node(t, &recorder{}, Settings{}, useHeld)
 	baseB := baseA
 	if !sameNode {
@@ -585,6 +605,7 @@ func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
 	_, body := do(t, "POST", baseA+"/000/s1/xhr", "")
 	want(t, "open", body, "o\n")
 	do(t, "POST", baseA+"/000/s1/xhr_send", `["a"]`)
+	waitUnheld(t, held, "s1")
 
 	held.hold.Store(true)
 	t.Cleanup(release) // before the nodes close: they wait for the commit
@@ -616,6 +637,51 @@ func TestNodeBoundStorePollCommitsFirst(t *testing.T) {
 	wantUnpolled(t, "poll before its commit", poll, 300*time.Millisecond)
 	release()
 	wantPolled(t, "poll", poll, 5*time.Second, `a["a"]`+"\n")
+}
+
+// closeWhileCommitting: a poll is answered while its commit waits, and
+// the session gets a message and closes; its client polls again, on the
+// same node or another, and must get that message before the close frame,
+// not the close alone (which lost it): the new poll waits for the commit.
+func closeWhileCommitting(t *testing.T, sameNode bool) {
+	held, release := holdCommits(store.NewMemory())
+	c := newCluster(t)
+	useHeld := func(cfg *NodeConfig) { cfg.Store = held; cfg.OpTimeout = heldOpTimeout }
+	rec, sessions := openedSessions()
+	_, _, baseA := c.node(t, rec, Settings{}, useHeld)
+	baseB := baseA
+	if !sameNode {
+		_, _, baseB = c.node(t, &recorder{}, Settings{}, useHeld)
+	}
+	_, body := do(t, "POST", baseA+"/000/s1/xhr", "")
+	want(t, "open", body, "o\n")
+	sess := <-sessions
+	if err := sess.Send("a"); err != nil {
+		t.Fatal(err)
+	}
+	waitUnheld(t, held, "s1")
+
+	held.hold.Store(true)
+	t.Cleanup(release) // before the nodes close: they wait for the commit
+	want(t, "poll", <-pollAsync(t, baseA+"/000/s1/xhr"), `a["a"]`+"\n")
+	if err := sess.Send("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Close(4008, "Policy violation"); err != nil {
+		t.Fatal(err)
+	}
+	second := pollAsync(t, baseB+"/000/s1/xhr")
+	wantUnpolled(t, "second poll while the first committed", second, 2*testHolderTimeout)
+	release()
+	wantPolled(t, "second poll", second, 5*time.Second, `a["b"]`+"\n")
+	_, body = do(t, "POST", baseB+"/000/s1/xhr", "")
+	want(t, "third poll", body, `c[4008,"Policy violation"]`+"\n")
+}
+
+func TestCloseWhileCommitting(t *testing.T) {
+	t.Parallel()
+	t.Run("same node", func(t *testing.T) { t.Parallel(); closeWhileCommitting(t, true) })
+	t.Run("other node", func(t *testing.T) { t.Parallel(); closeWhileCommitting(t, false) })
 }
 
 func TestPollAgainWhileCommitting(t *testing.T) {

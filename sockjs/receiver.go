@@ -589,18 +589,22 @@ func (e *Endpoint) attach(r *http.Request, self *localReceiver, lease store.Leas
 				res, err = n.store.Attach(ctx, key, lease, opts...)
 			}
 		} else if old == nil {
-			res, err = e.retryBusy(r.Context(), ctx, key, lease, opts)
+			res, err = e.waitForHolder(r.Context(), ctx, key, lease, opts, res)
 		}
 	case store.AttachClosed:
-		// A poll here that has answered holds the lease until its commit,
-		// which follows its response: its client may be polling again
-		// already. What was queued before the close goes to no receiver
-		// beside a live lease (the holder drains it; a finished poll never
-		// will), so wait for that commit rather than answer the close alone.
-		if len(res.Messages) > 0 {
+		// What was queued before the close waits for the live receiver
+		// beside this one (HeldBack). If that is a poll that has answered,
+		// it holds the lease until its commit, which follows its response:
+		// its client may be polling again already, here or on another
+		// node. The poll never drains the queue, so wait for its commit
+		// rather than answer the close alone. A live stream drains it
+		// itself; this receiver gets the close.
+		if !res.HeldBack {
 			break
 		}
-		if old := n.otherReceiver(key, self); old != nil && old.ws == nil && old.finishing.Load() && waitForLocal(ctx, old) {
+		if old := n.otherReceiver(key, self); old == nil {
+			res, err = e.waitForHolder(r.Context(), ctx, key, lease, opts, res)
+		} else if old.ws == nil && old.finishing.Load() && waitForLocal(ctx, old) {
 			res, err = n.store.Attach(ctx, key, lease, opts...)
 		}
 	}
@@ -641,19 +645,27 @@ func waitForLocal(ctx context.Context, old *localReceiver) bool {
 // holder is on another node.
 const busyRetry = 10 * time.Millisecond
 
-// retryBusy asks the store again, for up to busyGrace, whether the lease
-// of key is free. The holder lives on another node, which may be about to
-// notice that its client has gone (a browser reconnecting after an abort,
-// its new request balanced elsewhere) and close the session: the client
-// should then learn 1002, as it would from one node, rather than 2010.
-// Meanwhile it asks the holder whether it still serves the session, and
-// takes the lease over when it does not, or does not answer within
-// HolderTimeout: it died (see takeover.go). A holder finishing a poll is
-// waited for beyond busyGrace (ctx bounds it), and asked again every
-// HolderTimeout.
-func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease store.Lease, opts []store.DrainOption) (res store.AttachResult, err error) {
+// heldOut reports that res keeps a receiver out, waiting for the holder
+// of the lease: Busy, or closed with messages held back for the holder.
+func heldOut(res store.AttachResult) bool {
+	return res.Status == store.Busy || res.Status == store.AttachClosed && res.HeldBack
+}
+
+// waitForHolder asks the store again, for up to busyGrace, whether the
+// lease of key is free; first is what the store answered (heldOut). The
+// holder lives on another node, which may be about to notice that its
+// client has gone (a browser reconnecting after an abort, its new request
+// balanced elsewhere) and close the session: the client should then learn
+// 1002, as it would from one node, rather than 2010. Meanwhile it asks the
+// holder whether it still serves the session, and takes the lease over
+// when it does not, or does not answer within HolderTimeout: it died (see
+// takeover.go). A holder finishing a poll is waited for beyond busyGrace
+// (ctx bounds it), and asked again every HolderTimeout. A closed session's
+// holder that serves drains the queue itself: this receiver gets the
+// close alone.
+func (e *Endpoint) waitForHolder(reqCtx, ctx context.Context, key string, lease store.Lease, opts []store.DrainOption, first store.AttachResult) (res store.AttachResult, err error) {
 	n := e.node
-	res.Status = store.Busy
+	res = first
 	var answer <-chan holderState
 	var silence, reask <-chan time.Time
 	holder := ""
@@ -680,7 +692,7 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 			ask()
 		}
 		defer func() {
-			if err == nil && res.Status == store.Busy && holder != "" {
+			if err == nil && heldOut(res) && holder != "" {
 				res, err = lt.TakeOver(ctx, key, holder, lease, opts...)
 				if err == nil && res.Status == store.Attached {
 					n.log.Info("sockjs: took over the lease of a holder that did not answer", "key", key, "holder", holder)
@@ -693,7 +705,7 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 	tick := time.NewTicker(busyRetry)
 	defer tick.Stop()
 	graceOver := false
-	for res.Status == store.Busy {
+	for heldOut(res) {
 		select {
 		case <-tick.C:
 		case <-grace.C:
@@ -714,7 +726,7 @@ func (e *Endpoint) retryBusy(reqCtx, ctx context.Context, key string, lease stor
 				continue
 			}
 			holder, answer, silence = "", nil, nil
-			if graceOver {
+			if graceOver || res.Status == store.AttachClosed {
 				return res, nil
 			}
 			continue

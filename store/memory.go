@@ -121,6 +121,13 @@ func (s *memSession) leaseLive(now time.Time) bool {
 	return s.leaseToken != "" && now.Before(s.leaseUntil)
 }
 
+// leaseBars reports that a live lease of another receiver keeps the
+// receiver with token from attaching: any, but a lease of node from that
+// is not sticky (TakeOver's holder that did not answer).
+func (s *memSession) leaseBars(token, from string, now time.Time) bool {
+	return s.leaseLive(now) && s.leaseToken != token && (from == "" || s.leaseNode != from || s.leaseSticky)
+}
+
 func (s *memSession) holds(token string, now time.Time) bool {
 	return token != "" && s.leaseToken == token && now.Before(s.leaseUntil)
 }
@@ -209,7 +216,9 @@ func (m *Memory) attach(ctx context.Context, id, from string, lease Lease, opts 
 	now := time.Now()
 	if s.state == StateClosed {
 		res := AttachResult{Status: AttachClosed, Code: s.code, Reason: s.reason}
-		if !s.leaseLive(now) || s.leaseToken == lease.Token {
+		if s.leaseBars(lease.Token, from, now) {
+			res.HeldBack = len(s.queue) > 0
+		} else {
 			// What was queued before the close goes to the first receiver
 			// after it (in flight first: its taker died uncommitted).
 			msgs, more := m.take(s, DrainOptionsOf(opts).MaxBytes)
@@ -221,7 +230,7 @@ func (m *Memory) attach(ctx context.Context, id, from string, lease Lease, opts 
 		}
 		return res, nil
 	}
-	if s.leaseLive(now) && s.leaseToken != lease.Token && (from == "" || s.leaseNode != from || s.leaseSticky) {
+	if s.leaseBars(lease.Token, from, now) {
 		return AttachResult{Status: Busy}, nil
 	}
 	s.takeLease(lease, now)

@@ -104,6 +104,7 @@ const (
 	// Unless another receiver holds a live lease, Messages holds what was
 	// queued before the close (and what a dead receiver left in flight),
 	// taken off the queue: the client gets it before the close frame.
+	// Beside a live lease, HeldBack reports that some are still queued.
 	AttachClosed
 	// Unknown: no such session.
 	Unknown
@@ -119,6 +120,11 @@ type AttachResult struct {
 	Reason   string
 	Messages []string
 	More     bool
+	// HeldBack (AttachClosed only): another receiver holds a live lease
+	// and messages queued before the close wait for it. A poll that has
+	// answered never drains them; once its commit frees the lease, the
+	// next Attach takes them.
+	HeldBack bool
 }
 
 // DrainResult is what Drain returns: the queued messages, oldest first (up

@@ -627,9 +627,11 @@ func testAttachClosedTakesQueue(t *testing.T, s store.Store) {
 	if won, err := s.Close(ctx(t), "cq", 4008, "Policy violation"); err != nil || !won {
 		t.Fatalf("Close = %v, %v", won, err)
 	}
+	// Beside a live lease, the queue waits for its holder (which may be a
+	// poll that has answered: the caller waits for its commit).
 	res, err := s.Attach(ctx(t), "cq", lease("n2", "t2", long))
-	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || len(res.Messages) != 0 {
-		t.Fatalf("Attach closed beside a live lease = %+v, %v; want closed, no messages", res, err)
+	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || len(res.Messages) != 0 || !res.HeldBack {
+		t.Fatalf("Attach closed beside a live lease = %+v, %v; want closed, no messages, held back", res, err)
 	}
 	mustDetach(t, s, "cq", "t1")
 	res, err = s.Attach(ctx(t), "cq", lease("n2", "t3", long), store.MaxBytes(4))
@@ -642,8 +644,18 @@ func testAttachClosedTakesQueue(t *testing.T, s store.Store) {
 		t.Fatalf("Attach closed = %+v, %v; want [error]", res, err)
 	}
 	res, err = s.Attach(ctx(t), "cq", lease("n2", "t5", long))
-	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || len(res.Messages) != 0 || res.More {
+	if err != nil || res.Status != store.AttachClosed || res.Code != 4008 || len(res.Messages) != 0 || res.More || res.HeldBack {
 		t.Fatalf("Attach closed, queue taken = %+v, %v; want the close alone", res, err)
+	}
+	// An empty queue beside a live lease holds nothing back.
+	mustCreate(t, s, "ce", long)
+	mustAttach(t, s, "ce", lease("n1", "t1", long))
+	if _, err := s.Close(ctx(t), "ce", 3000, "Go away!"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.Attach(ctx(t), "ce", lease("n2", "t2", long))
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 || res.HeldBack {
+		t.Fatalf("Attach closed, empty queue, beside a live lease = %+v, %v; want the close alone, nothing held back", res, err)
 	}
 }
 

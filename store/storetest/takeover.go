@@ -70,12 +70,21 @@ func testTakeOverClosedUnknown(t *testing.T, s store.Store, lt store.LeaseTaker)
 	wantTakeOver(t, lt, "none", "dead", lease("alive", "t1", long), store.Unknown)
 	mustCreate(t, s, "c", long)
 	mustAttach(t, s, "c", lease("dead", "t1", long))
+	mustAppend(t, s, "c", "last")
 	if _, err := s.Close(ctx(t), "c", 3000, "bye"); err != nil {
 		t.Fatal(err)
 	}
-	res := wantTakeOver(t, lt, "c", "dead", lease("alive", "t2", long), store.AttachClosed)
-	if res.Code != 3000 || res.Reason != "bye" {
-		t.Fatalf("TakeOver of a closed session = %+v; want 3000 bye", res)
+	// Not from the holder's node: what was queued waits for the holder.
+	res := wantTakeOver(t, lt, "c", "other", lease("alive", "t2", long), store.AttachClosed)
+	if len(res.Messages) != 0 || !res.HeldBack {
+		t.Fatalf("TakeOver of a closed session from another node = %+v; want no messages, held back", res)
+	}
+	// From the holder's node, which did not answer: what was queued
+	// before the close goes with the close, as to a receiver after the
+	// holder.
+	res = wantTakeOver(t, lt, "c", "dead", lease("alive", "t3", long), store.AttachClosed)
+	if res.Code != 3000 || res.Reason != "bye" || !slices.Equal(res.Messages, []string{"last"}) || res.HeldBack {
+		t.Fatalf("TakeOver of a closed session = %+v; want 3000 bye, [last]", res)
 	}
 }
 

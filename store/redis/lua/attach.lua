@@ -5,15 +5,20 @@
 -- hand-off (lh; 0: none; see append.lua). ARGV[10] 1: keep what is taken
 -- in flight (store.Hold); last, as outage.go wants.
 -- Reply {1, messages, more 1/0} attached, {-5} busy (another live lease),
--- {-2, code, reason, messages, more 1/0} closed: unless another token holds
--- a live lease, what was queued before the close (after what a dead taker
--- left in flight) is taken, so the client gets it before the close frame.
+-- {-2, code, reason, messages, more 1/0, held back 1/0} closed: unless
+-- another token holds a live lease, what was queued before the close
+-- (after what a dead taker left in flight) is taken, so the client gets it
+-- before the close frame; beside one, "held back" says some is queued.
 -- {0} no such session.
 local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb', 'hb', 'ft', 'kx')
 if not v[1] then return {0} end
 local now = now_ms()
+-- bars: another live lease keeps this receiver out (a lease of ARGV[8]'s
+-- node that is not sticky does not).
+local from = ARGV[8] or ''
+local bars = live(v[4], v[5], now) and v[4] ~= ARGV[4] and (from == '' or v[7] ~= from or v[8] == '1')
 if v[1] == '2' then
-  if live(v[4], v[5], now) and v[4] ~= ARGV[4] then return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0} end
+  if bars then return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0, redis.call('EXISTS', KEYS[2])} end
   local msgs, more = take_queue(tonumber(ARGV[7]), v[9], v[10])
   local fl = v[11] and redis.call('HGET', KEYS[1], 'fl')
   if fl then
@@ -22,12 +27,9 @@ if v[1] == '2' then
     msgs = all
     redis.call('HDEL', KEYS[1], 'fl', 'ft')
   end
-  return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more}
+  return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, 0}
 end
-if live(v[4], v[5], now) and v[4] ~= ARGV[4] then
-  local from = ARGV[8] or ''
-  if from == '' or v[7] ~= from or v[8] == '1' then return {-5} end
-end
+if bars then return {-5} end
 local lu = now + tonumber(ARGV[5])
 local ttl = set_deadline(lu + tonumber(v[6]), now, v[12], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu, 'lh', ARGV[9])
 hold(ARGV[3], v[7], ttl)

@@ -50,6 +50,7 @@ type Subscriber struct {
 	mu     sync.Mutex
 	msgs   []string
 	closed string
+	ended  error // why its requests stopped before ctx ended (RunPolling, RunStreaming)
 	opened chan struct{}
 }
 
@@ -71,6 +72,20 @@ func (s *Subscriber) add(f Frame) {
 	if f.Close != "" && s.closed == "" {
 		s.closed = f.Close
 	}
+}
+
+func (s *Subscriber) end(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = err
+}
+
+// Ended returns why the subscriber's requests stopped before its context
+// ended (a failed request or body), if they did.
+func (s *Subscriber) Ended() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 // Got returns the messages so far and the close frame, if any.
@@ -106,6 +121,9 @@ func (s *Subscriber) RunPolling(ctx context.Context, t testing.TB, bases []strin
 	s.requestEach(ctx, testenv.HTTPClient(t), bases, "xhr", func(i int, body io.Reader) bool {
 		b, err := io.ReadAll(body)
 		if err != nil {
+			if ctx.Err() == nil {
+				s.end(fmt.Errorf("poll %d: reading the body: %w", i, err))
+			}
 			return true
 		}
 		if i == 0 {
@@ -148,6 +166,9 @@ func (s *Subscriber) requestEach(ctx context.Context, client *http.Client, bases
 			req, _ := http.NewRequestWithContext(ctx, "POST", bases[i%len(bases)]+"/0/"+s.name+"/"+transport, nil)
 			resp, err := client.Do(req)
 			if err != nil {
+				if ctx.Err() == nil {
+					s.end(fmt.Errorf("request %d: %w", i, err))
+				}
 				return
 			}
 			stop := read(i, resp.Body)
@@ -171,6 +192,9 @@ func CheckAll(t *testing.T, subs []*Subscriber, publishers, each int) {
 			msgs, closed := s.Got()
 			if closed != "" {
 				t.Fatalf("%s: closed with %s after %d messages", s.name, closed, len(msgs))
+			}
+			if err := s.Ended(); err != nil {
+				t.Fatalf("%s: stopped after %d messages: %v", s.name, len(msgs), err)
 			}
 			if len(msgs) < publishers*each {
 				return fmt.Errorf("%s: %d of %d messages", s.name, len(msgs), publishers*each)

@@ -247,7 +247,7 @@ func TestOversizedBodyClosesSession(t *testing.T) {
 			wantPolled(t, "parked poll", parked, 5*time.Second, tc.closed)
 			_, body = do(t, tc.method, b+s+tc.poll, "")
 			want(t, "next poll", body, tc.closed)
-			testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+			testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 				if opened, closed := rec.counts(); opened != 1 || closed != 1 {
 					return fmt.Errorf("OnOpen %d times, OnClose %d times, want 1 and 1", opened, closed)
 				}

@@ -30,7 +30,7 @@ func TestStats(t *testing.T) {
 
 	conn := dialWS(t, base+"/0/w/websocket")
 	want(t, "open", readWS(t, conn), "o")
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if st := n.Stats(); st.SessionsActive != 1 || st.Transports[TransportWebsocket] != 1 || st.ConnectionsActive < 1 {
 			return fmt.Errorf("stats with one websocket: %+v", st)
 		}
@@ -47,7 +47,7 @@ func TestStats(t *testing.T) {
 	want(t, "poll echo", body, `a["x","y"]`+"\n")
 	conn.Close(websocket.StatusNormalClosure, "")
 
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		st := n.Stats()
 		if st.PacketsRecv != 7 || st.PacketsSent != 7 || st.SessionsOpened != 2 || st.SessionsClosed != 1 ||
 			st.SessionsActive != 0 || st.Transports[TransportWebsocket] != 0 {
@@ -119,7 +119,7 @@ func TestReleaseNode(t *testing.T) {
 	if err != nil || res.Released != 2 || len(res.Closed) != 1 {
 		t.Fatalf("ReleaseNode = %+v, %v; want 2 released, 1 closed", res, err)
 	}
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if _, closed := recB.counts(); closed != 1 {
 			return fmt.Errorf("OnClose on B ran %d times", closed)
 		}
@@ -165,7 +165,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 	want(t, "stream open", readLine(t, br), "o\n")
 	conn := dialWS(t, base+"/0/w/websocket")
 	want(t, "ws open", readWS(t, conn), "o")
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if st := n.Stats(); st.SessionsActive != 3 {
 			return fmt.Errorf("%d receivers live, want 3", st.SessionsActive)
 		}
@@ -193,7 +193,7 @@ func TestCloseDrainsReceivers(t *testing.T) {
 	if err := n.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantPolled(t, "parked poll answered", polled, 2*time.Second, "h\n")
+	wantPolled(t, "parked poll answered", polled, 10*time.Second, "h\n")
 	wantStreamEnd(t, "stream", br)
 	end := <-wsEnded
 	want(t, "ws close frame", end.frame, `c[1001,"Going away"]`)

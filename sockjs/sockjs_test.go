@@ -307,7 +307,7 @@ func TestXHRPolling(t *testing.T) {
 	_, body = do(t, "POST", u+"/xhr", "")
 	want(t, "second receiver", body, "c[2010,\"Another connection still open\"]\n")
 	do(t, "POST", u+"/xhr_send", `["x"]`)
-	wantPolled(t, "parked poll", first, 2*time.Second, `a["x"]`+"\n")
+	wantPolled(t, "parked poll", first, 10*time.Second, `a["x"]`+"\n")
 }
 
 func TestCloseFromOnOpen(t *testing.T) {
@@ -371,7 +371,7 @@ func TestDisconnectDelayReaps(t *testing.T) {
 	rec := &recorder{}
 	_, _, base := newCluster(t).node(t, rec, Settings{DisconnectDelay: 100 * time.Millisecond})
 	do(t, "POST", base+"/0/s/xhr", "")
-	testenv.CheckFor(t, 3*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
 			return errors.New("not reaped yet")
 		}
@@ -576,7 +576,7 @@ func TestInterruptedReceiverClosesSession(t *testing.T) {
 	readLine(t, br)
 	want(t, "open", readLine(t, br), "o\n")
 	resp.Body.Close()
-	testenv.CheckFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
 			return errors.New("session not closed")
 		}
@@ -691,7 +691,7 @@ func TestWebsocket(t *testing.T) {
 	if err == nil {
 		t.Fatal("broken JSON did not close the websocket")
 	}
-	testenv.CheckFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if _, closed := rec.counts(); closed != 1 {
 			return errors.New("session of the closed websocket not closed")
 		}
@@ -853,7 +853,7 @@ func TestBroadcastAndAttributes(t *testing.T) {
 	want(t, "open", readWS(t, ws), "o")
 	do(t, "POST", base+"/0/p/xhr", "")
 	var sessions []*Session
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(all) != 2 {

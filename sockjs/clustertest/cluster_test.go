@@ -101,7 +101,7 @@ func (h *clusterHandler) nextOpen(t testing.TB) string {
 // waitClosed waits until OnClose of session id ran.
 func (h *clusterHandler) waitClosed(t testing.TB, id string) {
 	t.Helper()
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.closed[id] == 0 {
@@ -213,7 +213,7 @@ func TestClusterPolling(t *testing.T) {
 				_, body := tr.poll(0, sess, "")
 				parked <- body
 			}()
-			testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+			testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 				st, err := c.nodes[0].store.Get(context.Background(), "/t/"+id)
 				if err != nil || st.ReceiverNode != "n0" {
 					return fmt.Errorf("poll not parked on n0: %+v %v", st, err)
@@ -404,7 +404,7 @@ func TestClusterStreaming(t *testing.T) {
 			}
 		})
 	}
-	testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if n := c.h.closedCount(); n != 3 {
 			return fmt.Errorf("%d sessions closed", n)
 		}

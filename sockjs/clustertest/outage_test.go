@@ -215,7 +215,7 @@ func TestClusterNATSDownUp(t *testing.T) {
 		t.Helper()
 		// The last poll holds its lease until it has committed, after
 		// its response: the poll parked below is the next one.
-		testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 			if st, err := c.nodes[1].store.Get(context.Background(), "/t/"+id); err != nil || st.ReceiverNode != "" {
 				return fmt.Errorf("last poll's lease still held: %+v %v", st, err)
 			}
@@ -232,7 +232,7 @@ func TestClusterNATSDownUp(t *testing.T) {
 			resp.Body.Close()
 			parked <- string(b)
 		}()
-		testenv.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 			st, err := c.nodes[1].store.Get(context.Background(), "/t/"+id)
 			if err != nil || st.ReceiverNode != "n0" {
 				return fmt.Errorf("poll not parked on n0: %+v %v", st, err)

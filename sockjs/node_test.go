@@ -403,6 +403,7 @@ func (s *killableStore) Attr(ctx context.Context, id, key string) (string, bool,
 type parkedPoll struct {
 	a         *Node
 	ks        *killableStore // A's store
+	eB        *Endpoint
 	baseB     string
 	abortPoll context.CancelFunc // ends the parked poll's request
 	// polled gets the parked poll's response body, "" if it got none.
@@ -449,7 +450,7 @@ func parkPollOnA(t *testing.T) parkedPoll {
 		a.stopListen()
 		srvA.CloseClientConnections()
 	}
-	return parkedPoll{a: a, ks: ks, baseB: baseB, abortPoll: abortPoll, polled: polled, cutA: cutA}
+	return parkedPoll{a: a, ks: ks, eB: eB, baseB: baseB, abortPoll: abortPoll, polled: polled, cutA: cutA}
 }
 
 // TestTakeOverFromDeadHolder: a node dies (no store, no bus, no cleanup)
@@ -484,29 +485,56 @@ func TestTakeOverFromDeadHolder(t *testing.T) {
 	want(t, "poll after take-over", body, `a["next"]`+"\n") // "after" went once
 }
 
+// killAfterDrain has B send "taken" to p's session and A, holding its
+// parked poll, take it off the queue and die before writing it; the
+// poll's client goes, as the balancer cut it.
+func killAfterDrain(t *testing.T, p parkedPoll) {
+	t.Helper()
+	p.ks.dieOnDrain.Store(true)
+	resp, _ := do(t, "POST", p.baseB+"/0/s/xhr_send", `["taken"]`)
+	want(t, "send on B", resp.StatusCode, http.StatusNoContent)
+	testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if !p.ks.dead.Load() {
+			return errors.New("A has not drained yet")
+		}
+		return nil
+	})
+	p.a.stopListen()
+	p.abortPoll()
+}
+
 // TestDrainedMessagesSurviveHolderDeath: the node holding a parked poll
 // takes a message off the queue and dies before writing it. The client's
 // poll on a survivor gets it (the store kept it in flight), exactly once.
 func TestDrainedMessagesSurviveHolderDeath(t *testing.T) {
 	t.Parallel()
 	p := parkPollOnA(t)
-	a, ks, baseB := p.a, p.ks, p.baseB
-	ks.dieOnDrain.Store(true)
-	resp, _ := do(t, "POST", baseB+"/0/s/xhr_send", `["taken"]`)
-	want(t, "send on B", resp.StatusCode, http.StatusNoContent)
-	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if !ks.dead.Load() {
-			return errors.New("A has not drained yet")
-		}
-		return nil
-	})
-	a.stopListen()
-	p.abortPoll()
-	_, body := do(t, "POST", baseB+"/0/s/xhr", "")
+	killAfterDrain(t, p)
+	_, body := do(t, "POST", p.baseB+"/0/s/xhr", "")
 	want(t, "poll on B after A died holding the message", body, `a["taken"]`+"\n")
-	do(t, "POST", baseB+"/0/s/xhr_send", `["next"]`)
-	_, body = do(t, "POST", baseB+"/0/s/xhr", "")
+	do(t, "POST", p.baseB+"/0/s/xhr_send", `["next"]`)
+	_, body = do(t, "POST", p.baseB+"/0/s/xhr", "")
 	want(t, "next poll: no duplicate", body, `a["next"]`+"\n")
+}
+
+// TestClosedSessionDrainedMessagesSurviveHolderDeath: as
+// TestDrainedMessagesSurviveHolderDeath, and then the session closes
+// (from B: its handler's last reply, then its close). The client's poll
+// on B gets the message A held in flight, then the close frame: beside
+// A's live lease the store holds it back (AttachResult.HeldBack), and B
+// takes the silent holder's lease over. It used to get the close alone:
+// only what was queued counted as held back, not what was in flight.
+func TestClosedSessionDrainedMessagesSurviveHolderDeath(t *testing.T) {
+	t.Parallel()
+	p := parkPollOnA(t)
+	killAfterDrain(t, p)
+	if err := p.eB.Session(idFromClientSession("s")).Close(4008, "Policy violation"); err != nil {
+		t.Fatal(err)
+	}
+	_, body := do(t, "POST", p.baseB+"/0/s/xhr", "")
+	want(t, "poll on B after A died holding the message", body, `a["taken"]`+"\n")
+	_, body = do(t, "POST", p.baseB+"/0/s/xhr", "")
+	want(t, "next poll", body, `c[4008,"Policy violation"]`+"\n")
 }
 
 // TestAnsweredPollSurvivesHolderDeath: the node holding a parked poll

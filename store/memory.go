@@ -217,7 +217,9 @@ func (m *Memory) attach(ctx context.Context, id, from string, lease Lease, opts 
 	if s.state == StateClosed {
 		res := AttachResult{Status: AttachClosed, Code: s.code, Reason: s.reason}
 		if s.leaseBars(lease.Token, from, now) {
-			res.HeldBack = len(s.queue) > 0
+			// In flight counts too: a holder that dies before its
+			// write leaves them to whoever takes its lease over.
+			res.HeldBack = len(s.queue) > 0 || len(s.inFlight) > 0
 		} else {
 			// What was queued before the close goes to the first receiver
 			// after it (in flight first: its taker died uncommitted).

@@ -104,7 +104,8 @@ const (
 	// Unless another receiver holds a live lease, Messages holds what was
 	// queued before the close (and what a dead receiver left in flight),
 	// taken off the queue: the client gets it before the close frame.
-	// Beside a live lease, HeldBack reports that some are still queued.
+	// Beside a live lease, HeldBack reports that some are still queued
+	// or in flight.
 	AttachClosed
 	// Unknown: no such session.
 	Unknown
@@ -121,9 +122,11 @@ type AttachResult struct {
 	Messages []string
 	More     bool
 	// HeldBack (AttachClosed only): another receiver holds a live lease
-	// and messages queued before the close wait for it. A poll that has
-	// answered never drains them; once its commit frees the lease, the
-	// next Attach takes them.
+	// and messages queued before the close wait for it, or it holds some
+	// in flight (Committer). A poll that has answered never drains them;
+	// once its commit frees the lease, the next Attach takes them. A
+	// holder that died before its write leaves what it had in flight to
+	// the receiver that takes its lease over (LeaseTaker).
 	HeldBack bool
 }
 

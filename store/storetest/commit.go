@@ -19,6 +19,7 @@ var committerCases = []capabilityCase[store.Committer]{
 	{"NotHolder", testCommitNotHolder},
 	{"WithoutHold", testDrainWithoutHold},
 	{"ClosedRedelivers", testClosedRedelivers},
+	{"ClosedHeldBackInFlight", testClosedHeldBackInFlight},
 	{"LostDrainRepeats", testLostDrainRepeats},
 	{"LostAttachRepeats", testLostAttachRepeats},
 }
@@ -162,6 +163,29 @@ func testClosedRedelivers(t *testing.T, s store.Store, c store.Committer) {
 	res, err := s.Attach(ctx(t), "cr", lease("n2", "t3", long))
 	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 {
 		t.Fatalf("Attach closed again = %+v, %v; want the close alone", res, err)
+	}
+}
+
+// A session closed while its live receiver holds messages in flight,
+// nothing queued: a receiver beside it is told they are held back (the
+// holder may die before writing them: the caller waits, and takes its
+// lease over then), and once the holder commits, the close comes alone.
+func testClosedHeldBackInFlight(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "ci", long)
+	mustAttachHeld(t, s, "ci", lease("n1", "t1", long))
+	mustAppend(t, s, "ci", "a")
+	mustDrainHeld(t, s, "ci", "t1", "a")
+	if won, err := s.Close(ctx(t), "ci", 3000, "Go away!"); err != nil || !won {
+		t.Fatalf("Close = %v, %v", won, err)
+	}
+	res, err := s.Attach(ctx(t), "ci", lease("n2", "t2", long))
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 || !res.HeldBack {
+		t.Fatalf("Attach closed beside a lease holding [a] in flight = %+v, %v; want closed, no messages, held back", res, err)
+	}
+	mustCommit(t, c, "ci", "t1", true)
+	res, err = s.Attach(ctx(t), "ci", lease("n2", "t3", long))
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 || res.HeldBack {
+		t.Fatalf("Attach closed after the commit = %+v, %v; want the close alone", res, err)
 	}
 }
 

@@ -8,7 +8,8 @@
 -- {-2, code, reason, messages, more 1/0, held back 1/0} closed: unless
 -- another token holds a live lease, what was queued before the close
 -- (after what a dead taker left in flight) is taken, so the client gets it
--- before the close frame; beside one, "held back" says some is queued.
+-- before the close frame; beside one, "held back" says some is queued or
+-- in flight.
 -- {0} no such session.
 local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb', 'hb', 'ft', 'kx')
 if not v[1] then return {0} end
@@ -18,7 +19,13 @@ local now = now_ms()
 local from = ARGV[8] or ''
 local bars = live(v[4], v[5], now) and v[4] ~= ARGV[4] and (from == '' or v[7] ~= from or v[8] == '1')
 if v[1] == '2' then
-  if bars then return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0, redis.call('EXISTS', KEYS[2])} end
+  if bars then
+    -- In flight (ft) counts too: a holder that dies before its write
+    -- leaves them to whoever takes its lease over.
+    local held = 1
+    if not v[11] then held = redis.call('EXISTS', KEYS[2]) end
+    return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0, held}
+  end
   local msgs, more = take_queue(tonumber(ARGV[7]), v[9], v[10])
   local fl = v[11] and redis.call('HGET', KEYS[1], 'fl')
   if fl then

@@ -274,6 +274,9 @@ type killableStore struct {
 	// dieOnDrain kills the node right after a Drain took messages: it
 	// dies before writing them.
 	dieOnDrain atomic.Bool
+	// dieOnClosedTake kills the node right after an Attach took messages
+	// of a closed session: it dies before writing them.
+	dieOnClosedTake atomic.Bool
 	// freezeAfterCommit stops the node right after a Commit that took
 	// messages off the store: the caller never gets on (its process is
 	// stopped) until thaw is closed, and frozen is closed.
@@ -309,7 +312,12 @@ func (s *killableStore) Attach(ctx context.Context, id string, l store.Lease, op
 	if s.isDead() {
 		return store.AttachResult{}, errKilled
 	}
-	return s.Store.Attach(ctx, id, l, opts...)
+	res, err := s.Store.Attach(ctx, id, l, opts...)
+	if err == nil && res.Status == store.AttachClosed && len(res.Messages) > 0 && s.dieOnClosedTake.Load() {
+		s.dead.Store(true)
+		return store.AttachResult{}, errKilled
+	}
+	return res, err
 }
 
 func (s *killableStore) Renew(ctx context.Context, id string, l store.Lease) error {
@@ -399,11 +407,12 @@ func (s *killableStore) Attr(ctx context.Context, id, key string) (string, bool,
 }
 
 // parkedPoll is two nodes on one store, A's store killable, with session
-// "s" opened on A and its next poll parked there.
+// "s" opened on A and (parkPollOnA) its next poll parked there.
 type parkedPoll struct {
 	a         *Node
 	ks        *killableStore // A's store
 	eB        *Endpoint
+	baseA     string
 	baseB     string
 	abortPoll context.CancelFunc // ends the parked poll's request
 	// polled gets the parked poll's response body, "" if it got none.
@@ -412,7 +421,9 @@ type parkedPoll struct {
 	cutA func()
 }
 
-func parkPollOnA(t *testing.T) parkedPoll {
+// openOnA is parkPollOnA without the parked poll: the session is
+// between two polls.
+func openOnA(t *testing.T) parkedPoll {
 	t.Helper()
 	c := newCluster(t)
 	ks := &killableStore{Store: c.store, frozen: make(chan struct{}), thaw: make(chan struct{})}
@@ -441,16 +452,22 @@ func parkPollOnA(t *testing.T) parkedPoll {
 	_, body := do(t, "POST", baseA+"/0/s/xhr", "")
 	want(t, "open on A", body, "o\n")
 	waitHolder(t, c.store, key, "") // the open poll's, which may outlive its response
-
-	pollCtx, abortPoll := context.WithCancel(context.Background())
-	t.Cleanup(abortPoll)
-	polled := pollAsyncCtx(pollCtx, t, baseA+"/0/s/xhr")
-	waitHolder(t, c.store, key, a.ID())
 	cutA := func() {
 		a.stopListen()
 		srvA.CloseClientConnections()
 	}
-	return parkedPoll{a: a, ks: ks, eB: eB, baseB: baseB, abortPoll: abortPoll, polled: polled, cutA: cutA}
+	return parkedPoll{a: a, ks: ks, eB: eB, baseA: baseA, baseB: baseB, abortPoll: func() {}, cutA: cutA}
+}
+
+func parkPollOnA(t *testing.T) parkedPoll {
+	t.Helper()
+	p := openOnA(t)
+	pollCtx, abortPoll := context.WithCancel(context.Background())
+	t.Cleanup(abortPoll)
+	p.abortPoll = abortPoll
+	p.polled = pollAsyncCtx(pollCtx, t, p.baseA+"/0/s/xhr")
+	waitHolder(t, p.ks.Store, p.eB.keyOf(idFromClientSession("s")), p.a.ID())
+	return p
 }
 
 // TestTakeOverFromDeadHolder: a node dies (no store, no bus, no cleanup)
@@ -537,6 +554,35 @@ func TestClosedSessionDrainedMessagesSurviveHolderDeath(t *testing.T) {
 	want(t, "next poll", body, `c[4008,"Policy violation"]`+"\n")
 }
 
+// TestClosedSessionPollSurvivesHolderDeath: a session's handler sends
+// its last message and closes it between two polls; the next poll, on A,
+// takes the message, and A dies before writing it (the balancer sends
+// that poll again elsewhere: it got no byte). The poll on B gets the
+// message, then the close frame: A's take kept it in flight, under a
+// lease B takes over from the silent A. It used to get the close alone:
+// a closed session's queue was taken for good, and lost with A.
+func TestClosedSessionPollSurvivesHolderDeath(t *testing.T) {
+	t.Parallel()
+	p := openOnA(t)
+	sess := p.eB.Session(idFromClientSession("s"))
+	if err := sess.Send("bye"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Close(4008, "Policy violation"); err != nil {
+		t.Fatal(err)
+	}
+	p.ks.dieOnClosedTake.Store(true)
+	do(t, "POST", p.baseA+"/0/s/xhr", "") // A dies: its answer does not count
+	if !p.ks.dead.Load() {
+		t.Fatal("A's poll took nothing")
+	}
+	p.cutA()
+	_, body := do(t, "POST", p.baseB+"/0/s/xhr", "")
+	want(t, "poll on B after A died taking the message", body, `a["bye"]`+"\n")
+	_, body = do(t, "POST", p.baseB+"/0/s/xhr", "")
+	want(t, "next poll: no duplicate", body, `c[4008,"Policy violation"]`+"\n")
+}
+
 // TestAnsweredPollSurvivesHolderDeath: the node holding a parked poll
 // takes a message off the queue, writes it, commits it, and dies right
 // after the commit (its process stops: killableStore.freezeAfterCommit;
@@ -617,30 +663,56 @@ func waitUnheld(t *testing.T, st store.Store, sid string) {
 	})
 }
 
-// pollAgainWhileCommitting: a poll is answered while its commit waits;
-// its client polls again, on the same node or another (second), and must
-// not get 2010: the new poll waits for the commit (longer than busyGrace
-// and than HolderTimeout, so the holder is asked again), then serves.
-func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
-	held, release := holdCommits(store.NewMemory())
+// heldNodes starts node A, serving h, and node B (A itself when
+// sameNode) on a memory store whose commits wait while held.hold is set,
+// until release (holdCommits), and opens session s1 on A.
+func heldNodes(t *testing.T, h Handler, sameNode bool) (held *heldCommits, release func(), baseA, baseB string) {
+	t.Helper()
+	held, release = holdCommits(store.NewMemory())
 	c := newCluster(t)
 	useHeld := func(cfg *NodeConfig) { cfg.Store = held; cfg.OpTimeout = heldOpTimeout }
-	_, _, baseA := c.node(t, &recorder{}, Settings{}, useHeld)
-	baseB := baseA
+	_, _, baseA = c.node(t, h, Settings{}, useHeld)
+	baseB = baseA
 	if !sameNode {
 		_, _, baseB = c.node(t, &recorder{}, Settings{}, useHeld)
 	}
 	_, body := do(t, "POST", baseA+"/000/s1/xhr", "")
 	want(t, "open", body, "o\n")
+	return held, release, baseA, baseB
+}
+
+// answerWhileHeld holds held's commits from now on (until release) and
+// wants the poll of url answered with body: its commit waits.
+func answerWhileHeld(t *testing.T, held *heldCommits, release func(), url, body string) {
+	t.Helper()
+	held.hold.Store(true)
+	t.Cleanup(release) // before the nodes close: they wait for the commit
+	want(t, "poll", <-pollAsync(t, url), body)
+}
+
+// pollWaitsForCommit polls url while a poll before it commits (held):
+// it wants the new poll to wait for that commit, longer than busyGrace
+// and than HolderTimeout (the holder is asked again), then releases the
+// commit and returns where the new poll's answer arrives.
+func pollWaitsForCommit(t *testing.T, url string, release func()) <-chan string {
+	t.Helper()
+	second := pollAsync(t, url)
+	wantUnpolled(t, "second poll while the first committed", second, 2*testHolderTimeout)
+	release()
+	return second
+}
+
+// pollAgainWhileCommitting: a poll is answered while its commit waits;
+// its client polls again, on the same node or another (second), and must
+// not get 2010: the new poll waits for the commit (longer than busyGrace
+// and than HolderTimeout, so the holder is asked again), then serves.
+func pollAgainWhileCommitting(t *testing.T, sameNode bool) {
+	held, release, baseA, baseB := heldNodes(t, &recorder{}, sameNode)
 	do(t, "POST", baseA+"/000/s1/xhr_send", `["a"]`)
 	waitUnheld(t, held, "s1")
 
-	held.hold.Store(true)
-	t.Cleanup(release) // before the nodes close: they wait for the commit
-	want(t, "poll", <-pollAsync(t, baseA+"/000/s1/xhr"), `a["a"]`+"\n")
-	second := pollAsync(t, baseB+"/000/s1/xhr")
-	wantUnpolled(t, "second poll while the first committed", second, 2*testHolderTimeout)
-	release()
+	answerWhileHeld(t, held, release, baseA+"/000/s1/xhr", `a["a"]`+"\n")
+	second := pollWaitsForCommit(t, baseB+"/000/s1/xhr", release)
 	do(t, "POST", baseA+"/000/s1/xhr_send", `["b"]`)
 	wantPolled(t, "second poll", second, 5*time.Second, `a["b"]`+"\n")
 }
@@ -672,38 +744,52 @@ func TestNodeBoundStorePollCommitsFirst(t *testing.T) {
 // same node or another, and must get that message before the close frame,
 // not the close alone (which lost it): the new poll waits for the commit.
 func closeWhileCommitting(t *testing.T, sameNode bool) {
-	held, release := holdCommits(store.NewMemory())
-	c := newCluster(t)
-	useHeld := func(cfg *NodeConfig) { cfg.Store = held; cfg.OpTimeout = heldOpTimeout }
 	rec, sessions := openedSessions()
-	_, _, baseA := c.node(t, rec, Settings{}, useHeld)
-	baseB := baseA
-	if !sameNode {
-		_, _, baseB = c.node(t, &recorder{}, Settings{}, useHeld)
-	}
-	_, body := do(t, "POST", baseA+"/000/s1/xhr", "")
-	want(t, "open", body, "o\n")
+	held, release, baseA, baseB := heldNodes(t, rec, sameNode)
 	sess := <-sessions
 	if err := sess.Send("a"); err != nil {
 		t.Fatal(err)
 	}
 	waitUnheld(t, held, "s1")
 
-	held.hold.Store(true)
-	t.Cleanup(release) // before the nodes close: they wait for the commit
-	want(t, "poll", <-pollAsync(t, baseA+"/000/s1/xhr"), `a["a"]`+"\n")
+	answerWhileHeld(t, held, release, baseA+"/000/s1/xhr", `a["a"]`+"\n")
 	if err := sess.Send("b"); err != nil {
 		t.Fatal(err)
 	}
 	if err := sess.Close(4008, "Policy violation"); err != nil {
 		t.Fatal(err)
 	}
-	second := pollAsync(t, baseB+"/000/s1/xhr")
-	wantUnpolled(t, "second poll while the first committed", second, 2*testHolderTimeout)
-	release()
+	second := pollWaitsForCommit(t, baseB+"/000/s1/xhr", release)
 	wantPolled(t, "second poll", second, 5*time.Second, `a["b"]`+"\n")
-	_, body = do(t, "POST", baseB+"/000/s1/xhr", "")
+	_, body := do(t, "POST", baseB+"/000/s1/xhr", "")
 	want(t, "third poll", body, `c[4008,"Policy violation"]`+"\n")
+}
+
+// closedPollWhileCommitting: a poll of a closed session takes what was
+// queued before the close and answers it while its commit waits; its
+// client polls again, on the same node or another, and must get the
+// close frame alone once that commit is done, not the messages again
+// (they were held in flight: the new poll waits for the commit).
+func closedPollWhileCommitting(t *testing.T, sameNode bool) {
+	rec, sessions := openedSessions()
+	held, release, baseA, baseB := heldNodes(t, rec, sameNode)
+	sess := <-sessions
+	waitUnheld(t, held, "s1")
+	if err := sess.Send("bye"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Close(4008, "Policy violation"); err != nil {
+		t.Fatal(err)
+	}
+	answerWhileHeld(t, held, release, baseA+"/000/s1/xhr", `a["bye"]`+"\n")
+	second := pollWaitsForCommit(t, baseB+"/000/s1/xhr", release)
+	wantPolled(t, "second poll", second, 10*time.Second, `c[4008,"Policy violation"]`+"\n")
+}
+
+func TestClosedPollWhileCommitting(t *testing.T) {
+	t.Parallel()
+	t.Run("same node", func(t *testing.T) { t.Parallel(); closedPollWhileCommitting(t, true) })
+	t.Run("other node", func(t *testing.T) { t.Parallel(); closedPollWhileCommitting(t, false) })
 }
 
 func TestCloseWhileCommitting(t *testing.T) {

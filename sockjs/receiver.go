@@ -296,8 +296,8 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		}
 		en.release(sess, interrupted, holding)
 	}()
-	if committer, ok := n.store.(store.Committer); ok && !hr.polling {
-		hr.commit = n.streamCommit(committer, key, lease.Token)
+	if _, ok := n.store.(store.Committer); ok && !hr.polling {
+		hr.commit = n.streamCommit(key, lease.Token)
 	}
 	// The store has answered: the status and a stream's prelude go out
 	// now, whether or not a frame follows soon.
@@ -349,14 +349,8 @@ func (e *Endpoint) httpEngine(hr *httpSink, lease store.Lease, reqCtx context.Co
 
 // streamCommit is a stream's commit after each write: unlike a poll's,
 // its response goes on.
-func (n *Node) streamCommit(committer store.Committer, key, token string) func() {
-	return func() {
-		ctx, cancel := n.opContext()
-		defer cancel()
-		if err := committer.Commit(ctx, key, token, false); err != nil && !leaseGone(err) {
-			n.log.Warn("sockjs: commit failed", "err", err)
-		}
-	}
+func (n *Node) streamCommit(key, token string) func() {
+	return func() { n.commitTaken(key, token, false) }
 }
 
 // writeFirst writes what a receiver that took the lease has at once: the
@@ -424,27 +418,76 @@ func (hr *httpSink) ended(end receiverEnd) (interrupted bool) {
 // writeClosed answers a receiver of a closed session: what was queued
 // before the close (the attach took it), then the close frame. A poll's
 // response is complete with the messages: its next poll gets the close.
+// What the attach took with Hold stays in flight under the lease it took
+// with them (res.Leased), as an open session's: committed once written,
+// before the next take, and the lease released at the end. A node killed
+// before its write leaves them to the next receiver, and a poll that has
+// answered is finishing until its commit (the next poll waits for it).
 func (e *Endpoint) writeClosed(hr *httpSink, key string, lease store.Lease, res store.AttachResult) {
 	n := e.node
+	leased, written := res.Leased, true
+	defer func() {
+		if leased {
+			n.endClosedTake(key, lease.Token, written)
+		}
+	}()
 	for len(res.Messages) > 0 {
 		done, err := hr.writeMessageFrame(res.Messages)
-		if err == nil {
-			n.stats.sent.Add(uint64(len(res.Messages)))
+		if err != nil {
+			written = false
+			return
 		}
-		if done || err != nil {
+		n.stats.sent.Add(uint64(len(res.Messages)))
+		if done {
 			return
 		}
 		if !res.More {
 			break
 		}
+		if leased && n.commitTaken(key, lease.Token, false) != nil {
+			return // its next take would send them again
+		}
 		ctx, cancel := n.opContext()
-		res, err = n.store.Attach(ctx, key, lease, e.settings.drainLimit())
+		res, err = n.store.Attach(ctx, key, lease, e.takeOptions(false)...)
 		cancel()
 		if err != nil || res.Status != store.AttachClosed {
 			return
 		}
+		leased = leased || res.Leased
 	}
 	hr.writeClose(res.Code, res.Reason)
+}
+
+// endClosedTake ends the lease a receiver of a closed session took with
+// what it took (store.AttachResult.Leased): it commits them when written,
+// and only releases the lease when not, which leaves them in flight for
+// the next receiver.
+func (n *Node) endClosedTake(key, token string, written bool) {
+	if written {
+		n.commitTaken(key, token, true)
+		return
+	}
+	ctx, cancel := n.opContext()
+	defer cancel()
+	if err := n.store.Detach(ctx, key, token); err != nil && !leaseGone(err) {
+		n.log.Warn("sockjs: detach failed", "err", err)
+	}
+}
+
+// commitTaken commits what token took with Hold and wrote, and with
+// detach releases its lease.
+func (n *Node) commitTaken(key, token string, detach bool) error {
+	committer, ok := n.store.(store.Committer)
+	if !ok {
+		return nil // nothing is held without one
+	}
+	ctx, cancel := n.opContext()
+	defer cancel()
+	err := committer.Commit(ctx, key, token, detach)
+	if err != nil && !leaseGone(err) {
+		n.log.Warn("sockjs: commit failed", "err", err)
+	}
+	return err
 }
 
 // writeMessages implements receiverSink: msgs were drained from the

@@ -223,8 +223,19 @@ func (m *Memory) attach(ctx context.Context, id, from string, lease Lease, opts 
 		} else {
 			// What was queued before the close goes to the first receiver
 			// after it (in flight first: its taker died uncommitted).
-			msgs, more := m.take(s, DrainOptionsOf(opts).MaxBytes)
-			if len(s.inFlight) > 0 {
+			o := DrainOptionsOf(opts)
+			msgs, more := m.take(s, o.MaxBytes)
+			switch {
+			case o.Hold:
+				// Held, under a lease of the taker's (Leased): it
+				// commits them once written, and dies leaving them in
+				// flight, as after an open session's take.
+				if msgs = s.hold(lease.Token, msgs); len(msgs) > 0 {
+					s.takeLease(lease, now)
+					s.leaseHandOff = 0
+					res.Leased = true
+				}
+			case len(s.inFlight) > 0:
 				msgs = append(s.inFlight[:len(s.inFlight):len(s.inFlight)], msgs...)
 				s.inFlight, s.inFlightToken = nil, ""
 			}

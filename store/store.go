@@ -105,7 +105,8 @@ const (
 	// queued before the close (and what a dead receiver left in flight),
 	// taken off the queue: the client gets it before the close frame.
 	// Beside a live lease, HeldBack reports that some are still queued
-	// or in flight.
+	// or in flight. With Hold (Committer), what is taken stays in flight
+	// under the caller's lease, which it takes for that (Leased).
 	AttachClosed
 	// Unknown: no such session.
 	Unknown
@@ -128,6 +129,13 @@ type AttachResult struct {
 	// holder that died before its write leaves what it had in flight to
 	// the receiver that takes its lease over (LeaseTaker).
 	HeldBack bool
+	// Leased (AttachClosed with Hold only): Messages were taken and are
+	// held in flight under the lease the caller took with them. It
+	// commits them once written (Committer.Commit, with detach when it
+	// has no more to take), as a receiver of an open session does; a
+	// caller that dies first leaves them to the next receiver, and one
+	// taken again with the same token returns them again.
+	Leased bool
 }
 
 // DrainResult is what Drain returns: the queued messages, oldest first (up

@@ -220,7 +220,7 @@ func (s *Store) attach(ctx context.Context, id, from string, l store.Lease, opts
 		res.Status = store.Busy
 	case replyClosed:
 		res.Status, res.Code, res.Reason = store.AttachClosed, int(d.int()), d.str()
-		res.Messages, res.More, res.HeldBack = d.strs(), d.int() == 1, d.int() == 1
+		res.Messages, res.More, res.HeldBack, res.Leased = d.strs(), d.int() == 1, d.int() == 1, d.int() == 1
 	case replyNoSession:
 		res.Status = store.Unknown
 	default:

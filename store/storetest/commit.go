@@ -20,6 +20,7 @@ var committerCases = []capabilityCase[store.Committer]{
 	{"WithoutHold", testDrainWithoutHold},
 	{"ClosedRedelivers", testClosedRedelivers},
 	{"ClosedHeldBackInFlight", testClosedHeldBackInFlight},
+	{"ClosedTakeHeld", testClosedTakeHeld},
 	{"LostDrainRepeats", testLostDrainRepeats},
 	{"LostAttachRepeats", testLostAttachRepeats},
 }
@@ -160,9 +161,53 @@ func testClosedRedelivers(t *testing.T, s store.Store, c store.Committer) {
 		}
 		return nil
 	})
+	mustCommit(t, c, "cr", "t2", true)
 	res, err := s.Attach(ctx(t), "cr", lease("n2", "t3", long))
-	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 {
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 || res.HeldBack {
 		t.Fatalf("Attach closed again = %+v, %v; want the close alone", res, err)
+	}
+}
+
+// mustAttachClosedHeld attaches to closed session id with Hold and wants
+// its close with msgs, held under the lease l took (Leased).
+func mustAttachClosedHeld(t *testing.T, s store.Store, id string, l store.Lease, msgs ...string) {
+	t.Helper()
+	res, err := s.Attach(ctx(t), id, l, store.Hold())
+	if err != nil || res.Status != store.AttachClosed || !slices.Equal(res.Messages, msgs) || !res.Leased {
+		t.Fatalf("Attach(%q, %q, Hold) of the closed session = %+v, %v; want closed with %q, leased", id, l.Token, res, err, msgs)
+	}
+}
+
+// A closed session's queue taken with Hold stays in flight under the
+// taker's lease until it commits: a taker that dies before writing it
+// (its node killed, or the reply of its take lost) loses nothing. The same
+// token's take repeated gets it again; a receiver beside the lease is
+// told it is held back; once committed, the close comes alone. Without
+// Hold, the take is final and leases nothing.
+func testClosedTakeHeld(t *testing.T, s store.Store, c store.Committer) {
+	mustCreate(t, s, "ct", long)
+	mustAppend(t, s, "ct", "bye")
+	if won, err := s.Close(ctx(t), "ct", 4008, "Policy violation"); err != nil || !won {
+		t.Fatalf("Close = %v, %v", won, err)
+	}
+	if _, err := s.Attach(ctx(t), "ct", lease("n1", "t1", long), store.Hold()); err != nil { // the reply is lost
+		t.Fatal(err)
+	}
+	mustAttachClosedHeld(t, s, "ct", lease("n1", "t1", long), "bye")
+	res, err := s.Attach(ctx(t), "ct", lease("n2", "t2", long), store.Hold())
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 || !res.HeldBack || res.Leased {
+		t.Fatalf("Attach beside the closed session's taker = %+v, %v; want closed, held back", res, err)
+	}
+	// Its taker dies: the next receiver gets them, then commits them.
+	mustDetach(t, s, "ct", "t1")
+	mustAttachClosedHeld(t, s, "ct", lease("n2", "t3", long), "bye")
+	mustCommit(t, c, "ct", "t3", true)
+	res, err = s.Attach(ctx(t), "ct", lease("n2", "t4", long), store.Hold())
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 || res.HeldBack || res.Leased {
+		t.Fatalf("Attach after the commit = %+v, %v; want the close alone, no lease", res, err)
+	}
+	if got, err := s.Get(ctx(t), "ct"); err != nil || got.ReceiverNode != "" {
+		t.Fatalf("Get after the close alone = %+v, %v; want no receiver", got, err)
 	}
 }
 

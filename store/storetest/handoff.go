@@ -140,7 +140,12 @@ func testHandOffClosedRedelivers(t *testing.T, s store.Store, c store.HandOffCom
 	}
 	mustCommit(t, c, "p", "t1", true)
 	res, err := s.Attach(ctx(t), "p", lease("n2", "t2", long), store.Hold())
-	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 1 || res.Messages[0] != "m1" {
-		t.Fatalf("Attach after close = %+v, %v; want closed with m1", res, err)
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 1 || res.Messages[0] != "m1" || !res.Leased {
+		t.Fatalf("Attach after close = %+v, %v; want closed with m1, leased", res, err)
+	}
+	mustCommit(t, c, "p", "t2", true)
+	res, err = s.Attach(ctx(t), "p", lease("n3", "t3", long), store.Hold())
+	if err != nil || res.Status != store.AttachClosed || len(res.Messages) != 0 {
+		t.Fatalf("Attach after the commit = %+v, %v; want the close alone", res, err)
 	}
 }

@@ -5,11 +5,12 @@
 -- hand-off (lh; 0: none; see append.lua). ARGV[10] 1: keep what is taken
 -- in flight (store.Hold); last, as outage.go wants.
 -- Reply {1, messages, more 1/0} attached, {-5} busy (another live lease),
--- {-2, code, reason, messages, more 1/0, held back 1/0} closed: unless
--- another token holds a live lease, what was queued before the close
--- (after what a dead taker left in flight) is taken, so the client gets it
--- before the close frame; beside one, "held back" says some is queued or
--- in flight.
+-- {-2, code, reason, messages, more 1/0, held back 1/0, leased 1/0}
+-- closed: unless another token holds a live lease, what was queued before
+-- the close (after what a dead taker left in flight) is taken, so the
+-- client gets it before the close frame, and with ARGV[10] 1 kept in
+-- flight under a lease the taker takes ("leased"); beside one, "held
+-- back" says some is queued or in flight.
 -- {0} no such session.
 local v = redis.call('HMGET', KEYS[1], 'st', 'cd', 'rs', 'lt', 'lu', 'dy', 'ln', 'ls', 'qb', 'hb', 'ft', 'kx')
 if not v[1] then return {0} end
@@ -24,9 +25,19 @@ if v[1] == '2' then
     -- leaves them to whoever takes its lease over.
     local held = 1
     if not v[11] then held = redis.call('EXISTS', KEYS[2]) end
-    return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0, held}
+    return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0, held, 0}
   end
   local msgs, more = take_queue(tonumber(ARGV[7]), v[9], v[10])
+  if ARGV[10] == '1' then
+    -- Held, under a lease of the taker's (leased): it commits them once
+    -- written, and dies leaving them in flight, as after an open take.
+    msgs = keep_in_flight(ARGV[4], msgs, v[11])
+    if #msgs == 0 then return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, 0, 0} end
+    local lu = now + tonumber(ARGV[5])
+    local ttl = set_deadline(lu + tonumber(v[6]), now, v[12], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu, 'lh', 0)
+    hold(ARGV[3], v[7], ttl)
+    return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, 0, 1}
+  end
   local fl = v[11] and redis.call('HGET', KEYS[1], 'fl')
   if fl then
     local all = cmsgpack.unpack(fl)
@@ -34,7 +45,7 @@ if v[1] == '2' then
     msgs = all
     redis.call('HDEL', KEYS[1], 'fl', 'ft')
   end
-  return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, 0}
+  return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, 0, 0}
 end
 if bars then return {-5} end
 local lu = now + tonumber(ARGV[5])

@@ -161,6 +161,28 @@ func TestClosedStreamSendsAllPending(t *testing.T) {
 	}
 }
 
+// TestClosedSessionStreamTakesOnce: a stream opened on a closed session
+// with more queued than one take (the response limit) gets each message
+// once: a take holds what it took until written and committed, and the
+// stream commits before it takes again (else the store gives it the
+// first again). Its limit reached, the next request gets the close.
+func TestClosedSessionStreamTakesOnce(t *testing.T) {
+	t.Parallel()
+	_, _, base := newCluster(t).node(t, &bigCloser{}, Settings{ResponseLimit: 4096})
+	u := base + "/000/big"
+	_, body := do(t, "POST", u+"/xhr", "")
+	want(t, "open", body, "o\n")
+	do(t, "POST", u+"/xhr_send", `["go"]`)
+	resp, br := stream(t, "POST", u+"/xhr_streaming")
+	defer resp.Body.Close()
+	readLine(t, br) // the prelude
+	want(t, "first take", readLine(t, br), `a["`+strings.Repeat("a", 1500)+`"]`+"\n")
+	want(t, "second take", readLine(t, br), `a["`+strings.Repeat("b", 3000)+`"]`+"\n")
+	wantStreamEnd(t, "stream past its limit", br)
+	_, body = do(t, "POST", u+"/xhr", "")
+	want(t, "next poll", body, `c[4008,"Policy violation"]`+"\n")
+}
+
 // TestClientSessionRemembered: the remembered derivations answer as the
 // derivation itself, for ids that share a slot too.
 func TestClientSessionRemembered(t *testing.T) {

@@ -1,6 +1,7 @@
 package sockjs
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -104,16 +105,24 @@ func TestClosedSessionSendsPendingFirst(t *testing.T) {
 		want(t, "later poll", body, `/**/cb("c[4008,\"Policy violation\"]");`+"\r\n")
 	})
 	t.Run("xhr_streaming", func(t *testing.T) {
-		u := base + "/000/s1"
-		_, body := do(t, "POST", u+"/xhr", "")
-		want(t, "open", body, "o\n")
-		do(t, "POST", u+"/xhr_send", `["bye"]`)
-		resp, br := stream(t, "POST", u+"/xhr_streaming")
-		defer resp.Body.Close()
-		readLine(t, br) // the prelude
+		br := sendThenStream(t, base+"/000/s1", `["bye"]`)
 		want(t, "pending", readLine(t, br), `a["pong","error"]`+"\n")
 		want(t, "then the close", readLine(t, br), closeFrame+"\n")
 	})
+}
+
+// sendThenStream opens session u by a poll, sends msgs to it (the
+// handler's replies, then its close) and opens an xhr_streaming receiver
+// on it; it returns the stream, past its prelude.
+func sendThenStream(t *testing.T, u, msgs string) *bufio.Reader {
+	t.Helper()
+	_, body := do(t, "POST", u+"/xhr", "")
+	want(t, "open", body, "o\n")
+	do(t, "POST", u+"/xhr_send", msgs)
+	resp, br := stream(t, "POST", u+"/xhr_streaming")
+	t.Cleanup(func() { resp.Body.Close() })
+	readLine(t, br) // the prelude
+	return br
 }
 
 // bigCloser sends a small and a big message, then closes: more than one
@@ -170,16 +179,11 @@ func TestClosedSessionStreamTakesOnce(t *testing.T) {
 	t.Parallel()
 	_, _, base := newCluster(t).node(t, &bigCloser{}, Settings{ResponseLimit: 4096})
 	u := base + "/000/big"
-	_, body := do(t, "POST", u+"/xhr", "")
-	want(t, "open", body, "o\n")
-	do(t, "POST", u+"/xhr_send", `["go"]`)
-	resp, br := stream(t, "POST", u+"/xhr_streaming")
-	defer resp.Body.Close()
-	readLine(t, br) // the prelude
+	br := sendThenStream(t, u, `["go"]`)
 	want(t, "first take", readLine(t, br), `a["`+strings.Repeat("a", 1500)+`"]`+"\n")
 	want(t, "second take", readLine(t, br), `a["`+strings.Repeat("b", 3000)+`"]`+"\n")
 	wantStreamEnd(t, "stream past its limit", br)
-	_, body = do(t, "POST", u+"/xhr", "")
+	_, body := do(t, "POST", u+"/xhr", "")
 	want(t, "next poll", body, `c[4008,"Policy violation"]`+"\n")
 }
 

@@ -545,13 +545,30 @@ func TestClosedSessionDrainedMessagesSurviveHolderDeath(t *testing.T) {
 	t.Parallel()
 	p := parkPollOnA(t)
 	killAfterDrain(t, p)
-	if err := p.eB.Session(idFromClientSession("s")).Close(4008, "Policy violation"); err != nil {
+	closeOnB(t, p)
+	wantThenClosed(t, p, `a["taken"]`)
+}
+
+// closeOnB closes p's session from B, sending it msgs first.
+func closeOnB(t *testing.T, p parkedPoll, msgs ...string) {
+	t.Helper()
+	sess := p.eB.Session(idFromClientSession("s"))
+	if err := sess.Send(msgs...); err != nil {
 		t.Fatal(err)
 	}
+	if err := sess.Close(4008, "Policy violation"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantThenClosed wants the client's next poll, on B, to get frame (what
+// A took and died with), and the one after the close frame alone.
+func wantThenClosed(t *testing.T, p parkedPoll, frame string) {
+	t.Helper()
 	_, body := do(t, "POST", p.baseB+"/0/s/xhr", "")
-	want(t, "poll on B after A died holding the message", body, `a["taken"]`+"\n")
+	want(t, "poll on B after A died holding the message", body, frame+"\n")
 	_, body = do(t, "POST", p.baseB+"/0/s/xhr", "")
-	want(t, "next poll", body, `c[4008,"Policy violation"]`+"\n")
+	want(t, "next poll: no duplicate", body, `c[4008,"Policy violation"]`+"\n")
 }
 
 // TestClosedSessionPollSurvivesHolderDeath: a session's handler sends
@@ -564,23 +581,14 @@ func TestClosedSessionDrainedMessagesSurviveHolderDeath(t *testing.T) {
 func TestClosedSessionPollSurvivesHolderDeath(t *testing.T) {
 	t.Parallel()
 	p := openOnA(t)
-	sess := p.eB.Session(idFromClientSession("s"))
-	if err := sess.Send("bye"); err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Close(4008, "Policy violation"); err != nil {
-		t.Fatal(err)
-	}
+	closeOnB(t, p, "bye")
 	p.ks.dieOnClosedTake.Store(true)
 	do(t, "POST", p.baseA+"/0/s/xhr", "") // A dies: its answer does not count
 	if !p.ks.dead.Load() {
 		t.Fatal("A's poll took nothing")
 	}
 	p.cutA()
-	_, body := do(t, "POST", p.baseB+"/0/s/xhr", "")
-	want(t, "poll on B after A died taking the message", body, `a["bye"]`+"\n")
-	_, body = do(t, "POST", p.baseB+"/0/s/xhr", "")
-	want(t, "next poll: no duplicate", body, `c[4008,"Policy violation"]`+"\n")
+	wantThenClosed(t, p, `a["bye"]`)
 }
 
 // TestAnsweredPollSurvivesHolderDeath: the node holding a parked poll
@@ -786,23 +794,19 @@ func closedPollWhileCommitting(t *testing.T, sameNode bool) {
 	wantPolled(t, "second poll", second, 10*time.Second, `c[4008,"Policy violation"]`+"\n")
 }
 
-func TestClosedPollWhileCommitting(t *testing.T) {
+// onSameAndOtherNode runs f in two parallel subtests: the client's next
+// request on the same node (sameNode), and on another.
+func onSameAndOtherNode(t *testing.T, f func(t *testing.T, sameNode bool)) {
 	t.Parallel()
-	t.Run("same node", func(t *testing.T) { t.Parallel(); closedPollWhileCommitting(t, true) })
-	t.Run("other node", func(t *testing.T) { t.Parallel(); closedPollWhileCommitting(t, false) })
+	t.Run("same node", func(t *testing.T) { t.Parallel(); f(t, true) })
+	t.Run("other node", func(t *testing.T) { t.Parallel(); f(t, false) })
 }
 
-func TestCloseWhileCommitting(t *testing.T) {
-	t.Parallel()
-	t.Run("same node", func(t *testing.T) { t.Parallel(); closeWhileCommitting(t, true) })
-	t.Run("other node", func(t *testing.T) { t.Parallel(); closeWhileCommitting(t, false) })
-}
+func TestClosedPollWhileCommitting(t *testing.T) { onSameAndOtherNode(t, closedPollWhileCommitting) }
 
-func TestPollAgainWhileCommitting(t *testing.T) {
-	t.Parallel()
-	t.Run("same node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, true) })
-	t.Run("other node", func(t *testing.T) { t.Parallel(); pollAgainWhileCommitting(t, false) })
-}
+func TestCloseWhileCommitting(t *testing.T) { onSameAndOtherNode(t, closeWhileCommitting) }
+
+func TestPollAgainWhileCommitting(t *testing.T) { onSameAndOtherNode(t, pollAgainWhileCommitting) }
 
 // TestEndpointForPath: a path goes to the endpoint of its longest prefix
 // that ends at a slash or at its end, whatever order they were mounted in.

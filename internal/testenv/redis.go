@@ -127,16 +127,26 @@ func (r *RedisServer) Signal(sig os.Signal) {
 	}
 }
 
-// redisInfo sends INFO <section> over RESP and returns the reply. It
-// speaks the protocol itself so that this package needs no Redis client.
+// redisInfo sends INFO <section> and returns the reply.
 func redisInfo(addr, section string) (string, error) {
+	return redisCommand(addr, "INFO", section)
+}
+
+// redisCommand sends one command over RESP and returns its reply, a bulk
+// or simple string (an error reply is an error). It speaks the protocol
+// itself so that this package needs no Redis client.
+func redisCommand(addr string, args ...string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := fmt.Fprintf(c, "*2\r\n$4\r\nINFO\r\n$%d\r\n%s\r\n", len(section), section); err != nil {
+	req := fmt.Sprintf("*%d\r\n", len(args))
+	for _, a := range args {
+		req += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := io.WriteString(c, req); err != nil {
 		return "", err
 	}
 	br := bufio.NewReader(c)
@@ -144,12 +154,18 @@ func redisInfo(addr, section string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !strings.HasPrefix(head, "$") {
-		return "", fmt.Errorf("testenv: INFO replied %q", strings.TrimSpace(head))
+	head = strings.TrimSpace(head)
+	switch {
+	case strings.HasPrefix(head, "+"):
+		return head[1:], nil
+	case strings.HasPrefix(head, "-"):
+		return "", fmt.Errorf("testenv: %s replied %s", args[0], head[1:])
+	case !strings.HasPrefix(head, "$"):
+		return "", fmt.Errorf("testenv: %s replied %q", args[0], head)
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	n, err := strconv.Atoi(head[1:])
 	if err != nil || n < 0 {
-		return "", fmt.Errorf("testenv: INFO replied %q", strings.TrimSpace(head))
+		return "", fmt.Errorf("testenv: %s replied %q", args[0], head)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(br, body); err != nil {

@@ -17,6 +17,10 @@ import (
 // in between.
 const SentinelDownAfter = 2 * time.Second
 
+// sentinelFailoverTimeout is the Sentinels' failover-timeout: a failover
+// that has not completed by then is aborted.
+const sentinelFailoverTimeout = 10 * time.Second
+
 // SentinelGroup is a Redis master, its replicas and the Sentinels that
 // watch them (redis-server --sentinel), each a RedisServer of the test.
 type SentinelGroup struct {
@@ -74,7 +78,7 @@ func (g *SentinelGroup) startSentinel(t testing.TB, master string, quorum int) *
 	text := fmt.Sprintf("dir %s\n", dir) +
 		fmt.Sprintf("sentinel monitor %s %s %s %d\n", name, host, port, quorum) +
 		fmt.Sprintf("sentinel down-after-milliseconds %s %d\n", name, SentinelDownAfter.Milliseconds()) +
-		fmt.Sprintf("sentinel failover-timeout %s 10000\n", name) +
+		fmt.Sprintf("sentinel failover-timeout %s %d\n", name, sentinelFailoverTimeout.Milliseconds()) +
 		fmt.Sprintf("sentinel parallel-syncs %s 2\n", name)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatalf("testenv: sentinel config: %v", err)
@@ -141,15 +145,49 @@ func (g *SentinelGroup) Master(t testing.TB) *RedisServer {
 // other than old and that server says it is one.
 func (g *SentinelGroup) WaitFailover(t testing.TB, old string, d time.Duration) *RedisServer {
 	t.Helper()
-	CheckFor(t, d, 20*time.Millisecond, func() error {
-		addr := g.MasterAddr()
-		if addr == "" || addr == old {
-			return fmt.Errorf("the Sentinels name %q as master", addr)
-		}
-		if info, err := redisInfo(addr, "replication"); err != nil || !strings.Contains(info, "role:master") {
-			return fmt.Errorf("%s is not master yet (%v)", addr, err)
-		}
-		return nil
-	})
+	CheckFor(t, d, 20*time.Millisecond, func() error { return g.failedOver(old) })
 	return g.Master(t)
+}
+
+// failedOver reports why the failover from old has not happened yet:
+// nil once a majority of the Sentinels names another master and that
+// server says it is one.
+func (g *SentinelGroup) failedOver(old string) error {
+	addr := g.MasterAddr()
+	if addr == "" || addr == old {
+		return fmt.Errorf("the Sentinels name %q as master", addr)
+	}
+	if info, err := redisInfo(addr, "replication"); err != nil || !strings.Contains(info, "role:master") {
+		return fmt.Errorf("%s is not master yet (%v)", addr, err)
+	}
+	return nil
+}
+
+// FailOver asks the Sentinels for a manual failover (SENTINEL FAILOVER)
+// from old, the master now, and returns the server promoted. A Sentinel
+// may abort one: it promotes only a replica whose state it saw lately,
+// and on a loaded machine its view can be older than it allows (the
+// test once waited 30 s with old still named). So it asks again, the
+// next Sentinel, when no new master came within the failover timeout,
+// up to three times, as an operator would.
+func (g *SentinelGroup) FailOver(t testing.TB, old string) *RedisServer {
+	t.Helper()
+	var why error
+	for attempt := range 3 {
+		s := g.Sentinels[attempt%len(g.Sentinels)]
+		reply, err := redisCommand(s.Addr, "SENTINEL", "FAILOVER", g.MasterName)
+		if err != nil && !strings.Contains(err.Error(), "INPROG") {
+			t.Fatalf("testenv: SENTINEL FAILOVER on %s: %q, %v", s.Addr, reply, err)
+		}
+		deadline := time.Now().Add(sentinelFailoverTimeout + 5*time.Second)
+		for why = g.failedOver(old); why != nil && time.Now().Before(deadline); why = g.failedOver(old) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if why == nil {
+			return g.Master(t)
+		}
+		t.Logf("testenv: manual failover %d from %s not done: %v; asking again", attempt+1, old, why)
+	}
+	t.Fatalf("testenv: three manual failovers from %s did not happen: %v", old, why)
+	return nil
 }

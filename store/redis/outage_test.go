@@ -363,12 +363,7 @@ func TestSentinelManualFailover(t *testing.T) {
 	l := startAppendLoad(t, s, 8)
 	l.waitCalls(t, 200)
 	old := g.Master(t)
-	c := redis.NewClient(&redis.Options{Addr: g.Sentinels[0].Addr})
-	defer c.Close()
-	if err := c.Do(context.Background(), "sentinel", "failover", g.MasterName).Err(); err != nil {
-		t.Fatal(err)
-	}
-	promoted := g.WaitFailover(t, old.Addr, 30*time.Second)
+	promoted := g.FailOver(t, old.Addr)
 	waitReplicaOf(t, old, promoted)
 	after := l.mark() // appends from here on must all land
 	l.waitCalls(t, 400)

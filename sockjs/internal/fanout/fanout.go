@@ -166,6 +166,7 @@ type Channel struct {
 	next    uint64            // the offset expected next; 0 until the first is known
 	pending map[uint64]string // early messages: offset → entry
 	filling bool              // a log read is under way
+	again   bool              // a check came due during that read: it reads once more after
 	timer   *time.Timer
 	timerAt time.Time // when timer fires; zero when it is not armed
 	closed  bool
@@ -415,6 +416,11 @@ func (c *Channel) schedule(d time.Duration) {
 func (c *Channel) check() {
 	c.mu.Lock()
 	c.timerAt = time.Time{}
+	if c.filling {
+		// The read under way may predate what this check is for (a
+		// message whose bus copy was lost since): it reads again after.
+		c.again = true
+	}
 	if c.closed || c.next == 0 || c.filling {
 		c.mu.Unlock()
 		return
@@ -431,6 +437,8 @@ func (c *Channel) check() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.filling = false
+	again := c.again
+	c.again = false
 	if c.closed {
 		return
 	}
@@ -459,6 +467,8 @@ func (c *Channel) check() {
 		c.schedule(0)
 	case len(c.pending) > 0:
 		c.schedule(gapWait)
+	case again:
+		c.schedule(0)
 	case found && len(c.subs) > 0:
 		// Activity: look once more later, as after a bus message.
 		c.schedule(cfg.Recheck)

@@ -49,13 +49,23 @@ type env struct {
 
 func newEnv(t *testing.T, recheck time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, recheck, nil)
+}
+
+// newEnvWith is newEnv whose fan-out's Config tweak changes.
+func newEnvWith(t *testing.T, recheck time.Duration, tweak func(e *env, cfg *Config)) *env {
+	t.Helper()
 	e := &env{t: t, store: store.NewMemory(), bus: bus.NewMemory(), log: store.LogOptions{Keep: time.Minute}}
 	t.Cleanup(func() { e.bus.Close() })
-	cs, err := New(Config{
+	cfg := Config{
 		Store: e.store, Bus: e.bus, Recheck: recheck,
 		DecodeBus: decodeBus, DecodeEntry: decodeEntry,
 		Frame: func(msg string) []byte { return []byte("frame:" + msg) },
-	})
+	}
+	if tweak != nil {
+		tweak(e, &cfg)
+	}
+	cs, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +238,58 @@ func TestGapFilledFromLog(t *testing.T) {
 	e.publish("room", "", "after gap")
 	waitMsgs(t, a, "m1", "bus copy lost", "gap", "after gap")
 	waitMsgs(t, b, "m1", "bus copy lost", "gap", "after gap")
+}
+
+// heldReads holds one log read open, once armed: the read is done, then
+// held until released, so it answers what the log held before.
+type heldReads struct {
+	*store.Memory
+	armed atomic.Bool
+	read  chan struct{} // closed when the held read has read the log
+	free  chan struct{} // closed to let it return
+}
+
+func (h *heldReads) ReadChannel(ctx context.Context, channel string, after uint64, max int) (store.ReadResult, error) {
+	res, err := h.Memory.ReadChannel(ctx, channel, after, max)
+	if h.armed.CompareAndSwap(true, false) {
+		close(h.read)
+		<-h.free
+	}
+	return res, err
+}
+
+// TestTrailingCheckDuringRead: a trailing check that comes due while the
+// channel's previous check still reads the log (a slow store) is not
+// dropped: it reads once that one is done, so a message whose bus copy was
+// lost meanwhile is late, not stuck until the channel's next publish.
+func TestTrailingCheckDuringRead(t *testing.T) {
+	t.Parallel()
+	held := &heldReads{read: make(chan struct{}), free: make(chan struct{})}
+	var checked atomic.Int32 // timer runs (checks) that have returned
+	e := newEnvWith(t, 20*time.Millisecond, func(e *env, cfg *Config) {
+		held.Memory = e.store
+		cfg.Store = held
+		cfg.AfterFunc = func(d time.Duration, f func()) *time.Timer {
+			return time.AfterFunc(d, func() { f(); checked.Add(1) })
+		}
+	})
+	_, rec, _ := e.subscribe("room", "a", false)
+	held.armed.Store(true)
+	e.publish("room", "", "m1") // its trailing check reads, and is held
+	<-held.read
+	e.publish("room", "", "m2") // arms the next trailing check
+	waitMsgs(t, rec, "m1", "m2")
+	e.appendLog("room", "", "bus copy lost")
+	// The check m2 armed comes due, and returns, while the first one
+	// still reads.
+	testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if checked.Load() == 0 {
+			return errors.New("the trailing check of m2 has not run")
+		}
+		return nil
+	})
+	close(held.free) // the first check answers what it read before m2
+	waitMsgs(t, rec, "m1", "m2", "bus copy lost")
 }
 
 // TestCatchUp: a subscription reads what the log holds after its cursor,

@@ -98,6 +98,36 @@ func TestChannelsPollingBetweenPolls(t *testing.T) {
 	want(t, "poll on A", body, `a["three"]`+"\n")
 }
 
+// TestChannelsPollOverflowOwnMessages: a poll whose queue overflows with
+// messages its own session published Except itself, and nothing else, has
+// nothing to write but must still answer a frame (an empty answer is no
+// SockJS frame: a jsonp-polling client takes it for a broken script). It
+// answers a heartbeat, and the next poll goes on after those messages.
+func TestChannelsPollOverflowOwnMessages(t *testing.T) {
+	t.Parallel()
+	var id atomic.Value
+	h := HandlerFuncs{Open: func(s *Session) error { id.Store(s.ID()); return joinRoom.Open(s) }}
+	cc := newChannelCluster(t, 1, Settings{MaxQueuedMessages: 2}, ChannelConfig{Pattern: "room"}, h)
+	base := cc.bases[0]
+	_, body := do(t, "POST", base+"/0/own/xhr", "")
+	want(t, "open", body, "o\n")
+	cc.waitMembers(t, "room", 1)
+	ctx := context.Background()
+	own := cc.eps[0].Session(id.Load().(string))
+	for i := range 3 {
+		if err := cc.eps[0].Publish(ctx, "room", fmt.Sprint("own ", i), Except(own)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cc.eps[0].Publish(ctx, "room", "for you"); err != nil {
+		t.Fatal(err)
+	}
+	_, body = do(t, "POST", base+"/0/own/xhr", "")
+	want(t, "poll after an overflow of its own messages", body, "h\n")
+	_, body = do(t, "POST", base+"/0/own/xhr", "")
+	want(t, "next poll", body, `a["for you"]`+"\n")
+}
+
 // TestChannelsSubscribeFromOtherNode: a websocket held by node A is
 // subscribed by code running on node B; a publish on B reaches it live.
 func TestChannelsSubscribeFromOtherNode(t *testing.T) {

@@ -376,7 +376,10 @@ func (e *Endpoint) writeFirst(hr *httpSink, sess *Session, queued []string) (don
 	msgs, items, overflow := lr.chans.take(queued)
 	if len(msgs) == 0 {
 		lr.chans.wrote(items)
-		return overflow, nil
+		if overflow {
+			return hr.endOverflowed()
+		}
+		return false, nil
 	}
 	done, err = hr.writeFrame(appendMessageFrame(nil, msgs))
 	if err != nil {
@@ -539,8 +542,22 @@ func (hr *httpSink) writeLocal() (bool, error) {
 		}
 	} else {
 		hr.chans.wrote(items)
+		if overflow {
+			return hr.endOverflowed()
+		}
 	}
 	return overflow, nil
+}
+
+// endOverflowed ends a response whose channel queue overflowed with nothing
+// to write (it held only messages the session published Except itself): a
+// poll's answer must be a frame (an empty one breaks a jsonp-polling
+// client), so it is a heartbeat; a stream just ends.
+func (hr *httpSink) endOverflowed() (bool, error) {
+	if !hr.polling {
+		return true, nil
+	}
+	return hr.writeHeartbeat()
 }
 
 // finishDirect writes the rest of a direct write the socket took only part

@@ -128,6 +128,9 @@ func (s *Subscriber) RunPolling(ctx context.Context, t testing.TB, bases []strin
 		}
 		if i == 0 {
 			close(s.opened)
+		} else if string(b) == "o\n" {
+			s.end(errReopened(i))
+			return true
 		}
 		f := ParseFrame(t, string(b))
 		s.add(f)
@@ -147,7 +150,11 @@ func (s *Subscriber) RunStreaming(ctx context.Context, t testing.TB, bases []str
 			if err != nil {
 				return closed
 			}
-			if i == 0 && line == "o\n" {
+			if line == "o\n" {
+				if i > 0 {
+					s.end(errReopened(i))
+					return true
+				}
 				close(s.opened)
 			}
 			f := ParseFrame(t, line)
@@ -155,6 +162,12 @@ func (s *Subscriber) RunStreaming(ctx context.Context, t testing.TB, bases []str
 			closed = closed || f.Close != ""
 		}
 	})
+}
+
+// errReopened: request i (not the first) opened the session anew, so the
+// server had lost it (expired or closed) without telling this client.
+func errReopened(i int) error {
+	return fmt.Errorf("request %d: the session opened again (the server had lost it)", i)
 }
 
 // requestEach posts to the session's transport, request i on the next of

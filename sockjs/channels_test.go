@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -126,6 +128,113 @@ func TestChannelsPollOverflowOwnMessages(t *testing.T) {
 	want(t, "poll after an overflow of its own messages", body, "h\n")
 	_, body = do(t, "POST", base+"/0/own/xhr", "")
 	want(t, "next poll", body, `a["for you"]`+"\n")
+}
+
+// heldCursors is the shared store as one node sees it: once armed, its
+// next SetCursors waits until free is closed.
+type heldCursors struct {
+	*store.Memory
+	armed   atomic.Bool
+	entered chan struct{} // closed when the held SetCursors has begun
+	free    chan struct{}
+}
+
+func (h *heldCursors) SetCursors(ctx context.Context, id string, cursors map[string]uint64) error {
+	if h.armed.CompareAndSwap(true, false) {
+		close(h.entered)
+		<-h.free
+	}
+	return h.Memory.SetCursors(ctx, id, cursors)
+}
+
+// requestInBackground sends a body-less request on a goroutine of its own
+// and hands over its response body, or its error's text (not do: no
+// t.Fatal off the test's goroutine).
+func requestInBackground(t *testing.T, method, url string) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(method, url, nil)
+		resp, err := testenv.HTTPClient(t).Do(req)
+		if err != nil {
+			out <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		out <- string(b)
+	}()
+	return out
+}
+
+// receiversOf counts the receivers of key registered on n.
+func receiversOf(n *Node, key string) int {
+	sh := n.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.m[key])
+}
+
+// TestChannelsNextPollWaitsForCursors: a poll that has answered saves its
+// channel cursors before it lets the lease go, and the client's next poll,
+// on another node, waits for that: it gets what follows, never the same
+// messages again from the cursors as they were.
+func TestChannelsNextPollWaitsForCursors(t *testing.T) {
+	t.Parallel()
+	cc := newChannelCluster(t, 1, Settings{}, ChannelConfig{Pattern: "room"}, joinRoom)
+	held := &heldCursors{Memory: cc.store, entered: make(chan struct{}), free: make(chan struct{})}
+	_, onA, a := cc.node(t, joinRoom, Settings{}, func(c *NodeConfig) { c.Store = held })
+	if err := onA.HandleChannels(ChannelConfig{Pattern: "room"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // before the nodes close: a failed test's hold ends too
+		select {
+		case <-held.free:
+		default:
+			close(held.free)
+		}
+	})
+	b := cc.bases[0]
+	_, body := do(t, "POST", b+"/0/p/xhr", "")
+	want(t, "open", body, "o\n")
+	cc.waitMembers(t, "room", 1)
+	ctx := context.Background()
+	if err := cc.eps[0].Publish(ctx, "room", "one"); err != nil {
+		t.Fatal(err)
+	}
+	held.armed.Store(true)
+	_, body = do(t, "POST", a+"/0/p/xhr", "")
+	want(t, "poll on A", body, `a["one"]`+"\n")
+	<-held.entered // A has answered; its cursors are not saved yet
+	if err := cc.eps[0].Publish(ctx, "room", "two"); err != nil {
+		t.Fatal(err)
+	}
+	_, key := cc.eps[0].clientSession("p")
+	testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if n := receiversOf(cc.nodes[0], key); n != 0 {
+			return fmt.Errorf("%d receivers still on B", n)
+		}
+		return nil
+	})
+	next := requestInBackground(t, "POST", b+"/0/p/xhr")
+	// The next poll, on B, is in (waiting for A's lease) before A saves,
+	// or has even answered (wrongly, from the cursors as they were).
+	got := ""
+	testenv.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		select {
+		case got = <-next:
+			return nil
+		default:
+		}
+		if receiversOf(cc.nodes[0], key) == 0 {
+			return errors.New("the next poll is not in yet")
+		}
+		return nil
+	})
+	close(held.free)
+	if got == "" {
+		got = <-next
+	}
+	want(t, "next poll on B", got, `a["two"]`+"\n")
 }
 
 // TestChannelsSubscribeFromOtherNode: a websocket held by node A is

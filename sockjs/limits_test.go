@@ -3,7 +3,6 @@ package sockjs
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -230,18 +229,7 @@ func TestOversizedBodyClosesSession(t *testing.T) {
 			_, body := do(t, tc.method, a+s+tc.poll, "")
 			want(t, "open", body, tc.open)
 
-			parked := make(chan string, 1)
-			go func() {
-				req, _ := http.NewRequest(tc.method, a+s+tc.poll, nil)
-				resp, err := testenv.HTTPClient(t).Do(req)
-				if err != nil {
-					parked <- err.Error()
-					return
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				parked <- string(b)
-			}()
+			parked := requestInBackground(t, tc.method, a+s+tc.poll)
 			resp, _ := do(t, "POST", b+s+tc.send, tc.body, "Content-Type", tc.ctype)
 			want(t, "oversized send", resp.StatusCode, 413)
 			wantPolled(t, "parked poll", parked, 5*time.Second, tc.closed)

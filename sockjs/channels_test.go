@@ -497,7 +497,15 @@ func readWSMessages(t *testing.T, conn *websocket.Conn, n int) []string {
 // other subscribers get everything.
 func TestChannelsSlowSubscriber(t *testing.T) {
 	t.Parallel()
-	cc := newChannelCluster(t, 1, Settings{MaxQueuedMessages: 8, WriteTimeout: 30 * time.Second}, ChannelConfig{Pattern: "room"}, joinRoom)
+	// A minute's DisconnectDelay: the poller reads 512 KiB per response,
+	// and under -race on a loaded machine a gap between two of its polls
+	// could pass the default 5 s; its session then expires, the next poll
+	// opens a new one that joins the room from its head, and the poller
+	// waits for messages that are no longer its (a likely cause of the
+	// one failure seen: stuck at 40 of 200 for 90 s, no close frame).
+	// Expiry is not what this test is about.
+	cc := newChannelCluster(t, 1, Settings{MaxQueuedMessages: 8, WriteTimeout: 30 * time.Second, DisconnectDelay: time.Minute},
+		ChannelConfig{Pattern: "room"}, joinRoom)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	slow := dialWS(t, cc.bases[0]+"/0/slow/websocket")

@@ -79,10 +79,8 @@ func backendConfig(t testing.TB, redisAddr, natsURL, prefix string, tune ...func
 	t.Helper()
 	bn := backendtest.Connect(t, redisAddr, natsURL, prefix, tune...)
 	// A live holder answering later than HolderTimeout loses its lease:
-	// slack for -race on a busy two-core machine (the default is 500 ms;
-	// sockjs's TestReleaseNode once saw an answer later than 2 s in CI).
-	// No test here takes over a silent holder.
-	return sockjs.NodeConfig{Store: bn.Store, Bus: bn.Bus, Logger: slog.New(slog.DiscardHandler), HolderTimeout: 10 * time.Second}, bn
+	// slack for -race on a busy two-core machine (the default is 500 ms).
+	return sockjs.NodeConfig{Store: bn.Store, Bus: bn.Bus, Logger: slog.New(slog.DiscardHandler), HolderTimeout: 2 * time.Second}, bn
 }
 
 // backendCluster starts nodes on Redis and NATS, each serving endpoint

@@ -110,6 +110,12 @@ func TestReleaseNode(t *testing.T) {
 	want(t, "open", readWS(t, conn), "o")
 	_, body := do(t, "POST", baseA+"/0/p/xhr", "")
 	want(t, "poll open", body, "o\n")
+	// The open poll holds the lease until its commit, after its answer:
+	// A as holder must be the parked poll's lease, not that one's.
+	// Otherwise B's poll below met A's finishing poll, waited for its
+	// commit, and could take the lease before the parked poll did (CI at
+	// a694e0b: "h" after 25 s instead of 2010).
+	waitHolder(t, c.store, eb.keyOf(idFromClientSession("p")), "")
 	parked := pollAsync(t, baseA+"/0/p/xhr") // parks on A
 	waitHolder(t, c.store, eb.keyOf(idFromClientSession("p")), a.ID())
 	_, body = do(t, "POST", baseB+"/0/p/xhr", "")

@@ -297,7 +297,9 @@ func (e *Endpoint) receive(r *http.Request, sid, transport string, hr *httpSink)
 		en.release(sess, interrupted, holding)
 	}()
 	if _, ok := n.store.(store.Committer); ok && !hr.polling {
-		hr.commit = n.streamCommit(key, lease.Token)
+		// A stream commits after each write: unlike a poll's, its
+		// response goes on.
+		hr.commit = func() { n.commitTaken(key, lease.Token, false) }
 	}
 	// The store has answered: the status and a stream's prelude go out
 	// now, whether or not a frame follows soon.
@@ -345,12 +347,6 @@ func (e *Endpoint) httpEngine(hr *httpSink, lease store.Lease, reqCtx context.Co
 		drainOpts:      e.takeOptions(false),
 	}
 	return &hr.en
-}
-
-// streamCommit is a stream's commit after each write: unlike a poll's,
-// its response goes on.
-func (n *Node) streamCommit(key, token string) func() {
-	return func() { n.commitTaken(key, token, false) }
 }
 
 // writeFirst writes what a receiver that took the lease has at once: the

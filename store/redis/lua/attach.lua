@@ -19,24 +19,32 @@ local now = now_ms()
 -- node that is not sticky does not).
 local from = ARGV[8] or ''
 local bars = live(v[4], v[5], now) and v[4] ~= ARGV[4] and (from == '' or v[7] ~= from or v[8] == '1')
+-- take_lease gives the lease to this receiver (lh: the bytes it takes by
+-- hand-off).
+local function take_lease(lh)
+  local lu = now + tonumber(ARGV[5])
+  local ttl = set_deadline(lu + tonumber(v[6]), now, v[12], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu, 'lh', lh)
+  hold(ARGV[3], v[7], ttl)
+end
 if v[1] == '2' then
+  local function closed(msgs, more, held, leased)
+    return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, held, leased}
+  end
   if bars then
     -- In flight (ft) counts too: a holder that dies before its write
     -- leaves them to whoever takes its lease over.
     local held = 1
     if not v[11] then held = redis.call('EXISTS', KEYS[2]) end
-    return {-2, tonumber(v[2] or 0), v[3] or '', {}, 0, held, 0}
+    return closed({}, 0, held, 0)
   end
   local msgs, more = take_queue(tonumber(ARGV[7]), v[9], v[10])
   if ARGV[10] == '1' then
     -- Held, under a lease of the taker's (leased): it commits them once
     -- written, and dies leaving them in flight, as after an open take.
     msgs = keep_in_flight(ARGV[4], msgs, v[11])
-    if #msgs == 0 then return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, 0, 0} end
-    local lu = now + tonumber(ARGV[5])
-    local ttl = set_deadline(lu + tonumber(v[6]), now, v[12], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu, 'lh', 0)
-    hold(ARGV[3], v[7], ttl)
-    return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, 0, 1}
+    if #msgs == 0 then return closed(msgs, more, 0, 0) end
+    take_lease(0)
+    return closed(msgs, more, 0, 1)
   end
   local fl = v[11] and redis.call('HGET', KEYS[1], 'fl')
   if fl then
@@ -45,12 +53,10 @@ if v[1] == '2' then
     msgs = all
     redis.call('HDEL', KEYS[1], 'fl', 'ft')
   end
-  return {-2, tonumber(v[2] or 0), v[3] or '', msgs, more, 0, 0}
+  return closed(msgs, more, 0, 0)
 end
 if bars then return {-5} end
-local lu = now + tonumber(ARGV[5])
-local ttl = set_deadline(lu + tonumber(v[6]), now, v[12], 'ln', ARGV[3], 'lt', ARGV[4], 'ls', ARGV[6], 'lu', lu, 'lh', ARGV[9])
-hold(ARGV[3], v[7], ttl)
+take_lease(ARGV[9])
 local msgs, more = take_queue(tonumber(ARGV[7]), v[9], v[10])
 if ARGV[10] == '1' then msgs = keep_in_flight(ARGV[4], msgs, v[11]) end
 return {1, msgs, more}
